@@ -1,0 +1,373 @@
+//! One attack, run inside one process that moves itself into the attack's cgroup.
+//!
+//! Order matters for exact accounting. Everything that is not the flood happens first, outside
+//! the cgroup: threads are spawned and parked, files opened, the report file mapped. Then the
+//! process writes its pid into the cgroup's `cgroup.procs` (that write enters the kernel from
+//! outside the cgroup, so it is not counted), the threads are released, and from then on every
+//! syscall of ours is tallied. The report goes into a shared mapping of the report file, so
+//! writing it issues no syscall; the final `exit_group` is tallied in advance.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use libc::{SYS_close, SYS_exit_group, SYS_openat, SYS_unlinkat};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::flood::{FloodKind, FloodSpec, FloodState};
+use crate::SyscallTally;
+
+/// Size of the report file the harness creates and the worker maps.
+pub const REPORT_BYTES: usize = 64 * 1024;
+
+/// What the worker is told to do.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The flood, or `None` with `cmd` set.
+    pub flood: Option<FloodSpec>,
+    /// Run this program as the producer instead of a flood (truth then comes from the cgroup).
+    pub cmd: Option<Vec<String>>,
+    /// Duration cap for `cmd` (the flood carries its own).
+    pub duration: Duration,
+    /// `cgroup.procs` of the attack's cgroup.
+    pub cgroup_procs: PathBuf,
+    /// File of [`REPORT_BYTES`] bytes, created by the harness, receiving the JSON report.
+    pub report: PathBuf,
+    /// Path of the canary file to create and unlink; must not exist.
+    pub canary_path: PathBuf,
+    /// Directory for the flood's small input file.
+    pub scratch_dir: PathBuf,
+}
+
+/// When and where the canary happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CanaryRecord {
+    pub path: String,
+    /// CLOCK_MONOTONIC, comparable with BPF's bpf_ktime_get_ns().
+    pub ts_ns: u64,
+    /// Whether creating the file succeeded (it is unlinked either way).
+    pub created: bool,
+}
+
+/// What the worker reports back through the shared mapping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttackReport {
+    pub flood: Option<FloodKind>,
+    pub threads: u32,
+    /// Every syscall the worker issued inside the cgroup, by number.
+    pub syscalls: std::collections::BTreeMap<u32, u64>,
+    /// Numbers whose ground truth must equal `syscalls` exactly: `None` means all of them,
+    /// an empty list (a `--cmd` producer) means none can be checked.
+    pub exact_syscalls: Option<Vec<u32>>,
+    pub iterations: u64,
+    pub per_thread_iterations: Vec<u64>,
+    /// CLOCK_MONOTONIC at release and after the last thread finished.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub canary: Option<CanaryRecord>,
+    pub cmd_exit_code: Option<i32>,
+}
+
+impl AttackReport {
+    pub fn flood_secs(&self) -> f64 {
+        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+
+    /// Reads a report from the file the worker mapped (JSON, zero-padded).
+    pub fn read(path: &std::path::Path) -> io::Result<AttackReport> {
+        let bytes = std::fs::read(path)?;
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        if end == 0 {
+            return Err(io::Error::other("the attack worker wrote no report"));
+        }
+        serde_json::from_slice(&bytes[..end]).map_err(io::Error::other)
+    }
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // vDSO: no syscall.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Creates and unlinks the canary file, tallying the three syscalls.
+fn perform_canary(path: &std::ffi::CStr, tally: &mut SyscallTally) -> CanaryRecord {
+    let ts_ns = monotonic_ns();
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL | libc::O_CLOEXEC;
+    // SAFETY: `path` is a valid NUL-terminated string.
+    let fd = unsafe { libc::syscall(SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, 0o600) };
+    tally.add(SYS_openat);
+    if fd >= 0 {
+        unsafe { libc::syscall(SYS_close, fd) };
+        tally.add(SYS_close);
+    }
+    unsafe { libc::syscall(SYS_unlinkat, libc::AT_FDCWD, path.as_ptr(), 0) };
+    tally.add(SYS_unlinkat);
+    CanaryRecord {
+        path: path.to_string_lossy().into_owned(),
+        ts_ns,
+        created: fd >= 0,
+    }
+}
+
+/// When thread 0 performs the canary: a random point in the middle half of its work.
+#[derive(Clone, Copy)]
+struct CanaryDue {
+    after: Duration,
+    after_iterations: Option<u64>,
+}
+
+struct ThreadResult {
+    tally: SyscallTally,
+    iterations: u64,
+    canary: Option<CanaryRecord>,
+}
+
+/// The shared mapping of the report file.
+struct ReportMapping {
+    ptr: *mut u8,
+}
+
+impl ReportMapping {
+    fn map(path: &std::path::Path) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        if file.metadata()?.len() < REPORT_BYTES as u64 {
+            return Err(io::Error::other("report file is smaller than REPORT_BYTES"));
+        }
+        // SAFETY: a fresh shared mapping of a file we hold open; unmapped at process exit.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                REPORT_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { ptr: ptr.cast() })
+    }
+
+    /// Writes without syscalls; page faults are not syscalls.
+    fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.len() >= REPORT_BYTES {
+            return Err(io::Error::other("attack report does not fit the report file"));
+        }
+        // SAFETY: the mapping is REPORT_BYTES long and only this thread writes it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, bytes.len());
+            *self.ptr.add(bytes.len()) = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the attack and exits the process. Returns only on a setup error (before the process
+/// joined the cgroup), which the caller reports.
+pub fn run(config: &WorkerConfig) -> io::Result<std::convert::Infallible> {
+    let mapping = ReportMapping::map(&config.report)?;
+    let canary_path = std::ffi::CString::new(config.canary_path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::other("NUL in canary path"))?;
+    let mut procs = OpenOptions::new().write(true).open(&config.cgroup_procs)?;
+    let pid_line = format!("{}\n", std::process::id());
+
+    let mut report = match (&config.flood, &config.cmd) {
+        (Some(spec), None) => {
+            let small_file = config.scratch_dir.join("small-file");
+            std::fs::write(&small_file, b"provenance\n")?;
+            run_flood(spec, &small_file, &canary_path, || {
+                procs.write_all(pid_line.as_bytes())
+            })?
+        }
+        (None, Some(cmd)) => run_cmd(cmd, config.duration, &canary_path, || {
+            procs.write_all(pid_line.as_bytes())
+        })?,
+        _ => return Err(io::Error::other("exactly one of a flood and a command is needed")),
+    };
+
+    // The exit below is ours too.
+    *report.syscalls.entry(SYS_exit_group as u32).or_default() += 1;
+    let json = serde_json::to_vec(&report).map_err(io::Error::other)?;
+    mapping.write(&json)?;
+    // SAFETY: exit_group without running destructors or atexit handlers (no more syscalls).
+    unsafe { libc::syscall(SYS_exit_group, 0) };
+    unreachable!("exit_group returned")
+}
+
+fn run_flood(
+    spec: &FloodSpec,
+    small_file: &std::path::Path,
+    canary_path: &std::ffi::CStr,
+    join_cgroup: impl FnOnce() -> io::Result<()>,
+) -> io::Result<AttackReport> {
+    let threads = spec.threads.max(1);
+    let mut rng = rand::thread_rng();
+    let fraction = rng.gen_range(0.25..0.75);
+    let canary_due = CanaryDue {
+        after: spec.duration.mul_f64(fraction),
+        after_iterations: spec
+            .count
+            .map(|count| ((count / threads as u64) as f64 * fraction) as u64),
+    };
+    // Parked threads: `ready` once all exist, `go` after the process joined the cgroup.
+    let ready = Arc::new(Barrier::new(threads as usize + 1));
+    let go = Arc::new(Barrier::new(threads as usize + 1));
+    let mut handles = Vec::with_capacity(threads as usize);
+    for index in 0..threads {
+        let state = FloodState::new(spec.kind, small_file)?;
+        let share = spec.count.map(|count| {
+            count / threads as u64 + u64::from((index as u64) < count % threads as u64)
+        });
+        let pace = spec
+            .rate_per_s
+            .filter(|rate| *rate > 0)
+            .map(|rate| Duration::from_secs_f64(threads as f64 / rate as f64));
+        let canary = (index == 0).then(|| (canary_path.to_owned(), canary_due));
+        let (ready, go) = (ready.clone(), go.clone());
+        let duration = spec.duration;
+        let handle = std::thread::Builder::new()
+            .name(format!("flood-{index}"))
+            .spawn(move || {
+                ready.wait();
+                go.wait();
+                flood_thread(state, duration, share, pace, canary)
+            })?;
+        handles.push(handle);
+    }
+    ready.wait();
+    join_cgroup()?;
+    let start_ns = monotonic_ns();
+    go.wait();
+
+    let mut tally = SyscallTally::default();
+    let mut per_thread_iterations = Vec::with_capacity(handles.len());
+    let mut canary = None;
+    for handle in handles {
+        let result = handle
+            .join()
+            .map_err(|_| io::Error::other("a flood thread panicked"))?;
+        tally.merge(&result.tally);
+        per_thread_iterations.push(result.iterations);
+        canary = canary.or(result.canary);
+    }
+    let end_ns = monotonic_ns();
+    Ok(AttackReport {
+        flood: Some(spec.kind),
+        threads,
+        syscalls: tally.to_map(),
+        exact_syscalls: spec.kind.exact_syscalls().map(|nrs| nrs.to_vec()),
+        iterations: per_thread_iterations.iter().sum(),
+        per_thread_iterations,
+        start_ns,
+        end_ns,
+        canary,
+        cmd_exit_code: None,
+    })
+}
+
+fn flood_thread(
+    mut state: FloodState,
+    duration: Duration,
+    share: Option<u64>,
+    pace: Option<Duration>,
+    mut canary: Option<(std::ffi::CString, CanaryDue)>,
+) -> ThreadResult {
+    let mut tally = SyscallTally::default();
+    let mut iterations = 0u64;
+    let mut canary_record = None;
+    let start = Instant::now();
+    loop {
+        if share.is_some_and(|max| iterations >= max) {
+            break;
+        }
+        // Instant::now() is a vDSO call, not a syscall.
+        let elapsed = start.elapsed();
+        if elapsed >= duration {
+            break;
+        }
+        if let Some((path, due)) = &canary {
+            let by_count = due.after_iterations.is_some_and(|at| iterations >= at);
+            if elapsed >= due.after || by_count {
+                canary_record = Some(perform_canary(path, &mut tally));
+                canary = None;
+            }
+        }
+        state.iterate(&mut tally);
+        iterations += 1;
+        if let Some(pace) = pace {
+            let on_schedule = pace * iterations as u32;
+            let elapsed = start.elapsed();
+            if on_schedule > elapsed {
+                std::thread::sleep(on_schedule - elapsed);
+            }
+        }
+    }
+    // A flood shorter than the canary's moment still performs it, at its end.
+    if let Some((path, _)) = canary {
+        canary_record = Some(perform_canary(&path, &mut tally));
+    }
+    drop(state);
+    ThreadResult {
+        tally,
+        iterations,
+        canary: canary_record,
+    }
+}
+
+fn run_cmd(
+    cmd: &[String],
+    duration: Duration,
+    canary_path: &std::ffi::CStr,
+    join_cgroup: impl FnOnce() -> io::Result<()>,
+) -> io::Result<AttackReport> {
+    let (program, args) = cmd
+        .split_first()
+        .ok_or_else(|| io::Error::other("--cmd needs a program"))?;
+    join_cgroup()?;
+    let start_ns = monotonic_ns();
+    let start = Instant::now();
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|err| io::Error::other(format!("cannot start --cmd program '{program}': {err}")))?;
+    let canary_after = duration.mul_f64(rand::thread_rng().gen_range(0.25..0.75));
+    let mut tally = SyscallTally::default();
+    let mut canary = None;
+    let exit_code = loop {
+        if canary.is_none() && start.elapsed() >= canary_after {
+            canary = Some(perform_canary(canary_path, &mut tally));
+        }
+        if let Some(status) = child.try_wait()? {
+            break status.code();
+        }
+        if start.elapsed() >= duration {
+            let _ = child.kill();
+            break child.wait()?.code();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if canary.is_none() {
+        canary = Some(perform_canary(canary_path, &mut tally));
+    }
+    Ok(AttackReport {
+        flood: None,
+        threads: 1,
+        syscalls: tally.to_map(),
+        exact_syscalls: Some(Vec::new()),
+        iterations: 0,
+        per_thread_iterations: Vec::new(),
+        start_ns,
+        end_ns: monotonic_ns(),
+        canary,
+        cmd_exit_code: exit_code,
+    })
+}
