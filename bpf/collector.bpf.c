@@ -57,19 +57,17 @@ static __always_inline void fill_header(struct prov_event *e, struct sys_enter_c
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
-/* Tracepoint context fields need constant offsets, hence the switch. */
-static __always_inline __u64 payload_pointer(struct sys_enter_ctx *ctx, __u8 how)
+/*
+ * The argument that points at the payload. Tracepoint context reads need constant offsets, so
+ * the index is applied to the copy of the arguments already in the record.
+ */
+static __always_inline void *payload_pointer(struct prov_event *e, __u8 how)
 {
-	switch (how & TRACE_ARG_MASK) {
-	case 0:
-		return ctx->args[0];
-	case 1:
-		return ctx->args[1];
-	case 2:
-		return ctx->args[2];
-	default:
+	__u32 arg = how & TRACE_ARG_MASK;
+
+	if (arg > 5)
 		return 0;
-	}
+	return (void *)e->args[arg];
 }
 
 SEC("tracepoint/raw_syscalls/sys_enter")
@@ -90,7 +88,7 @@ int aegis_collect(struct sys_enter_ctx *ctx)
 
 	if (how & (TRACE_PAYLOAD_PATH | TRACE_PAYLOAD_SOCKADDR)) {
 		struct prov_event_with_payload *e;
-		void *user_ptr = (void *)payload_pointer(ctx, how);
+		void *user_ptr;
 		long n;
 
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -99,6 +97,7 @@ int aegis_collect(struct sys_enter_ctx *ctx)
 			return 0;
 		}
 		fill_header(&e->hdr, ctx, (__u32)id, cgroup_id);
+		user_ptr = payload_pointer(&e->hdr, how);
 		if (how & TRACE_PAYLOAD_PATH) {
 			n = bpf_probe_read_user_str(e->payload, sizeof(e->payload), user_ptr);
 			if (n > 0) {

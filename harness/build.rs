@@ -35,7 +35,10 @@ fn main() {
             });
         println!("cargo:rerun-if-changed={}", src.display());
     }
-    println!("cargo:rerun-if-changed={}", bpf_dir.join("intf.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        bpf_dir.join("intf.h").display()
+    );
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
 
     let git_rev = Command::new("git")

@@ -9,7 +9,11 @@ fn flood_rate(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("plain_loop", |b| {
         b.iter(|| unsafe {
-            let fd = libc::openat(libc::AT_FDCWD, c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            let fd = libc::openat(
+                libc::AT_FDCWD,
+                c"/dev/null".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            );
             libc::close(fd);
         })
     });

@@ -152,7 +152,9 @@ impl FloodState {
                 .map_err(|_| io::Error::other("NUL in small file path"))?,
         };
         let mut pipe_fds = [-1; 2];
-        if kind == FloodKind::Rdwr && unsafe { libc::pipe2(pipe_fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        if kind == FloodKind::Rdwr
+            && unsafe { libc::pipe2(pipe_fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0
+        {
             return Err(io::Error::last_os_error());
         }
         let devnull_fd = if kind == FloodKind::Devnull {
@@ -288,12 +290,29 @@ impl FloodState {
     }
 }
 
+impl FloodState {
+    /// Closes the flood's descriptors, tallying the `close` calls (they happen in the cgroup).
+    pub fn close(mut self, tally: &mut SyscallTally) {
+        for fd in self.descriptors() {
+            unsafe { libc::syscall(SYS_close, *fd) };
+            tally.add(SYS_close);
+            *fd = -1;
+        }
+    }
+
+    fn descriptors(&mut self) -> impl Iterator<Item = &mut libc::c_int> {
+        self.pipe_fds
+            .iter_mut()
+            .chain(std::iter::once(&mut self.devnull_fd))
+            .filter(|fd| **fd >= 0)
+    }
+}
+
 impl Drop for FloodState {
+    /// Only for error paths before the flood; a flood ends with [`FloodState::close`].
     fn drop(&mut self) {
-        for fd in self.pipe_fds.into_iter().chain([self.devnull_fd]) {
-            if fd >= 0 {
-                unsafe { libc::close(fd) };
-            }
+        for fd in self.descriptors() {
+            unsafe { libc::close(*fd) };
         }
     }
 }
@@ -308,7 +327,10 @@ mod tests {
             assert_eq!(kind.name().parse::<FloodKind>().unwrap(), kind);
         }
         let err = "opn".parse::<FloodKind>().unwrap_err().to_string();
-        assert!(err.contains("unknown flood 'opn'") && err.contains("openat"), "{err}");
+        assert!(
+            err.contains("unknown flood 'opn'") && err.contains("openat"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -327,7 +349,12 @@ mod tests {
                 FloodKind::OpenReadClose => &[(SYS_openat, 3), (SYS_read, 3), (SYS_close, 3)],
                 FloodKind::Rdwr => &[(SYS_write, 3), (SYS_read, 3)],
                 FloodKind::Devnull => &[(SYS_write, 3)],
-                FloodKind::Execve => &[(SYS_clone, 3), (SYS_execve, 3), (SYS_wait4, 3), (SYS_exit_group, 3)],
+                FloodKind::Execve => &[
+                    (SYS_clone, 3),
+                    (SYS_execve, 3),
+                    (SYS_wait4, 3),
+                    (SYS_exit_group, 3),
+                ],
                 FloodKind::Fork => &[(SYS_clone, 3), (SYS_wait4, 3), (SYS_exit_group, 3)],
                 FloodKind::Connect => &[(SYS_socket, 3), (SYS_connect, 3), (SYS_close, 3)],
                 FloodKind::Stat => &[(SYS_newfstatat, 3)],

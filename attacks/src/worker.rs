@@ -89,7 +89,10 @@ impl AttackReport {
 }
 
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // vDSO: no syscall.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -159,7 +162,9 @@ impl ReportMapping {
     /// Writes without syscalls; page faults are not syscalls.
     fn write(&self, bytes: &[u8]) -> io::Result<()> {
         if bytes.len() >= REPORT_BYTES {
-            return Err(io::Error::other("attack report does not fit the report file"));
+            return Err(io::Error::other(
+                "attack report does not fit the report file",
+            ));
         }
         // SAFETY: the mapping is REPORT_BYTES long and only this thread writes it.
         unsafe {
@@ -190,7 +195,11 @@ pub fn run(config: &WorkerConfig) -> io::Result<std::convert::Infallible> {
         (None, Some(cmd)) => run_cmd(cmd, config.duration, &canary_path, || {
             procs.write_all(pid_line.as_bytes())
         })?,
-        _ => return Err(io::Error::other("exactly one of a flood and a command is needed")),
+        _ => {
+            return Err(io::Error::other(
+                "exactly one of a flood and a command is needed",
+            ))
+        }
     };
 
     // The exit below is ours too.
@@ -314,7 +323,7 @@ fn flood_thread(
     if let Some((path, _)) = canary {
         canary_record = Some(perform_canary(&path, &mut tally));
     }
-    drop(state);
+    state.close(&mut tally);
     ThreadResult {
         tally,
         iterations,
@@ -338,7 +347,9 @@ fn run_cmd(
         .args(args)
         .stdin(std::process::Stdio::null())
         .spawn()
-        .map_err(|err| io::Error::other(format!("cannot start --cmd program '{program}': {err}")))?;
+        .map_err(|err| {
+            io::Error::other(format!("cannot start --cmd program '{program}': {err}"))
+        })?;
     let canary_after = duration.mul_f64(rand::thread_rng().gen_range(0.25..0.75));
     let mut tally = SyscallTally::default();
     let mut canary = None;

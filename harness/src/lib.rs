@@ -1,1 +1,45 @@
+//! aegis-bench: does a provenance collector record every event while an attacker floods the
+//! kernel with syscalls?
+//!
+//! One trial, as data flowing through:
+//! 1. *arm*: create the attack's cgroup, load the ground-truth counter (a BPF program on
+//!    `raw_syscalls/sys_enter` that only increments per (cgroup, syscall)), start the collector
+//!    and wait until it is attached;
+//! 2. *fire*: the attack worker joins the cgroup and floods, tallying its own syscalls, and
+//!    performs the canary mid-flood;
+//! 3. *disarm*: empty the cgroup, drain and stop the collector, detach the counter;
+//! 4. *account*: truth must equal the attack's tally and received + dropped must equal truth
+//!    over the traced syscalls, or the trial fails instead of printing a number;
+//! 5. *export*: a table row, and the trial appended atomically to JSON and CSV.
 
+pub mod bpf_intf;
+pub mod cgroup;
+pub mod cli;
+pub mod collector;
+pub mod doctor;
+pub mod error;
+pub mod export;
+pub mod kernel;
+pub mod mounts;
+pub mod producer;
+pub mod provlog;
+pub mod run;
+pub mod signals;
+pub mod size;
+pub mod syscalls;
+pub mod trial;
+pub mod truth;
+
+/// Generated libbpf-rs skeletons of `bpf/*.bpf.c`.
+pub mod skel {
+    #![allow(clippy::all, missing_docs, non_camel_case_types, dead_code)]
+    pub mod truth {
+        include!(concat!(env!("OUT_DIR"), "/truth.skel.rs"));
+    }
+    pub mod collector {
+        include!(concat!(env!("OUT_DIR"), "/collector.skel.rs"));
+    }
+}
+
+/// The revision this binary was built from (`git describe --always --dirty`).
+pub const GIT_REV: &str = env!("AEGIS_GIT_REV");

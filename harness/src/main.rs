@@ -1,1 +1,105 @@
-fn main() {}
+//! The `aegis-bench` command. See the crate docs of `aegis_bench` for how a trial runs.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use aegis_bench::cli::{Cli, CollectArgs, Command, LogArgs, WorkerArgs};
+use aegis_bench::collector::consumer::{self, ConsumerConfig};
+use aegis_bench::error::exit_status;
+use aegis_bench::provlog::LogReader;
+use aegis_bench::run::{run_attack, Plan};
+use aegis_bench::{doctor, syscalls};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Attack(args) => Plan::from_args(&args)
+            .map_err(anyhow::Error::from)
+            .and_then(|plan| run_attack(&plan).map(|_| ())),
+        Command::Doctor => {
+            doctor::print();
+            Ok(())
+        }
+        Command::Log(args) => print_log(&args),
+        Command::Collect(args) => collect(&args),
+        Command::AttackWorker(args) => attack_worker(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_status(&err) as u8)
+        }
+    }
+}
+
+fn collect(args: &CollectArgs) -> Result<()> {
+    consumer::run(&ConsumerConfig {
+        cgroup_id: args.cgroup_id,
+        ring_bytes: args.ring_bytes,
+        log: args.log.clone(),
+        stats: args.stats.clone(),
+    })
+}
+
+fn attack_worker(args: WorkerArgs) -> Result<()> {
+    let duration = Duration::from_secs_f64(args.duration);
+    let config = attacks::WorkerConfig {
+        flood: args.flood.map(|kind| attacks::FloodSpec {
+            kind,
+            threads: args.threads,
+            duration,
+            count: args.count,
+            rate_per_s: args.rate,
+        }),
+        cmd: (!args.cmd.is_empty()).then_some(args.cmd),
+        duration,
+        cgroup_procs: args.cgroup_procs,
+        report: args.report,
+        canary_path: args.canary,
+        scratch_dir: args.scratch,
+    };
+    match attacks::worker::run(&config) {
+        Ok(never) => match never {},
+        Err(err) => Err(err).context("attack worker"),
+    }
+}
+
+fn print_log(args: &LogArgs) -> Result<()> {
+    let mut reader = LogReader::open(&args.file)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut counts = std::collections::BTreeMap::<u32, u64>::new();
+    let filter = args.path_contains.as_deref().map(str::as_bytes);
+    while let Some(event) = reader.next_event()? {
+        if args.summary {
+            *counts.entry(event.syscall_nr).or_default() += 1;
+            continue;
+        }
+        if let Some(needle) = filter {
+            let hit = event
+                .path()
+                .is_some_and(|path| path.windows(needle.len()).any(|w| w == needle));
+            if !hit {
+                continue;
+            }
+        }
+        if writeln!(out, "{event}").is_err() {
+            // A closed pipe (`| head`) is not an error.
+            return Ok(());
+        }
+    }
+    if args.summary {
+        let total: u64 = counts.values().sum();
+        for (nr, count) in &counts {
+            writeln!(out, "{:>12}  {}", count, syscalls::name(*nr))?;
+        }
+        writeln!(out, "{total:>12}  records")?;
+    }
+    out.flush().ok();
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The command line. Flag and subcommand names are an interface scripts rely on: add, don't
+//! rename.
+
+use std::path::PathBuf;
+
+use attacks::FloodKind;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aegis-bench",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("AEGIS_GIT_REV"), ")"),
+    about = "Does a provenance collector record every event while an attacker floods the kernel?",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Flood syscalls from a cgroup of their own and measure each collector's loss against
+    /// ground truth, under each scheduler.
+    Attack(AttackArgs),
+    /// Say what this machine can run: one line per capability, "ok" or the reason and the fix.
+    Doctor,
+    /// Print a provenance log written by the built-in collector.
+    Log(LogArgs),
+    /// (internal) The built-in collector process.
+    #[command(hide = true)]
+    Collect(CollectArgs),
+    /// (internal) The attack process; joins the attack's cgroup itself.
+    #[command(hide = true)]
+    AttackWorker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttackArgs {
+    /// Syscall pattern to flood with: openat, open-read-close, rdwr, devnull, execve, fork,
+    /// connect, stat.
+    #[arg(long, value_name = "KIND", default_value = "openat")]
+    pub flood: FloodKind,
+    /// Flood threads; a comma list runs one trial per value (e.g. 1,4,8).
+    #[arg(long, value_name = "N", value_delimiter = ',', default_value = "4")]
+    pub threads: Vec<u32>,
+    /// Seconds each flood runs (at most, with --count).
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub duration: f64,
+    /// Stop after N iterations in total, split across the threads.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Pace the flood to this many iterations per second in total.
+    #[arg(long, value_name = "PER_S")]
+    pub rate: Option<u64>,
+    /// Collector ring buffer size (power of two, >= 4KiB), e.g. 64KiB, 8MiB; a comma list
+    /// runs one trial per value.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_delimiter = ',',
+        default_value = "256KiB"
+    )]
+    pub ring_size: Vec<String>,
+    /// Collectors to compare, comma separated.
+    #[arg(
+        long,
+        value_name = "NAME[,NAME..]",
+        value_delimiter = ',',
+        default_value = "builtin"
+    )]
+    pub collector: Vec<String>,
+    /// Schedulers to compare, comma separated (default: this kernel's fair class, eevdf or cfs).
+    #[arg(long, value_name = "NAME[,NAME..]", value_delimiter = ',')]
+    pub scheduler: Vec<String>,
+    /// Run this program as the producer instead of a flood ("PROG ARGS", shell quoting).
+    #[arg(long, value_name = "\"PROG ARGS\"")]
+    pub cmd: Option<String>,
+    /// Repeat every combination this many times, interleaved.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repetitions: u32,
+    /// Write the trials as a JSON list to FILE (rewritten atomically after each trial).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the trials as CSV to FILE (rewritten atomically after each trial).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Keep each trial's provenance log in DIR (default: deleted after the canary lookup).
+    #[arg(long, value_name = "DIR")]
+    pub keep_logs: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// A log written by the built-in collector (`--keep-logs`).
+    pub file: PathBuf,
+    /// Print per-syscall record counts instead of the records.
+    #[arg(long)]
+    pub summary: bool,
+    /// Print only records whose path contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub path_contains: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[arg(long)]
+    pub cgroup_id: u64,
+    #[arg(long)]
+    pub ring_bytes: u64,
+    #[arg(long)]
+    pub log: PathBuf,
+    #[arg(long)]
+    pub stats: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    pub cgroup_procs: PathBuf,
+    #[arg(long)]
+    pub report: PathBuf,
+    #[arg(long)]
+    pub canary: PathBuf,
+    #[arg(long)]
+    pub scratch: PathBuf,
+    #[arg(long)]
+    pub duration: f64,
+    #[arg(long)]
+    pub flood: Option<FloodKind>,
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+    #[arg(long)]
+    pub count: Option<u64>,
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// The producer program, after `--`.
+    #[arg(last = true)]
+    pub cmd: Vec<String>,
+}

@@ -1,0 +1,137 @@
+//! Spawns the built-in collector (`aegis-bench collect`) as its own process.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{CollectorSetup, CollectorStats, RunningCollector};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct BuiltinCollector {
+    child: Option<Child>,
+    log: PathBuf,
+    stats: PathBuf,
+}
+
+/// Common set-up for helper processes: own process group (a terminal's Ctrl-C reaches only the
+/// harness, which stops them in order) and death with the harness, whatever kills it.
+pub fn helper_command(args: &[&std::ffi::OsStr]) -> Result<Command> {
+    let exe = std::env::current_exe().context("locating the aegis-bench binary")?;
+    let mut command = Command::new(exe);
+    command.args(args).process_group(0);
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(command)
+}
+
+impl BuiltinCollector {
+    pub fn start(setup: &CollectorSetup<'_>) -> Result<Self> {
+        let log = setup.work_dir.join("provenance.log");
+        let stats = setup.work_dir.join("collector-stats.json");
+        let cgroup_id = setup.cgroup_id.to_string();
+        let ring = setup.ring_bytes.to_string();
+        let mut child = helper_command(&[
+            "collect".as_ref(),
+            "--cgroup-id".as_ref(),
+            cgroup_id.as_ref(),
+            "--ring-bytes".as_ref(),
+            ring.as_ref(),
+            "--log".as_ref(),
+            log.as_os_str(),
+            "--stats".as_ref(),
+            stats.as_os_str(),
+        ])?
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the built-in collector")?;
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.trim() == "ready" {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        let mut collector = BuiltinCollector {
+            child: Some(child),
+            log,
+            stats,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            crate::signals::check()?;
+            match ready_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(()) => return Ok(collector),
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => {
+                    let status = collector.child.as_mut().unwrap().try_wait()?;
+                    bail!(
+                        "the built-in collector did not attach ({})",
+                        status.map_or("timed out".to_string(), |s| s.to_string())
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl RunningCollector for BuiltinCollector {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |child| child.id())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
+    fn stop(mut self: Box<Self>) -> Result<CollectorStats> {
+        let mut child = self.child.take().expect("collector is running");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the built-in collector did not finish draining within {DRAIN_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if !status.success() {
+            bail!("the built-in collector failed ({status})");
+        }
+        let text = std::fs::read_to_string(&self.stats)
+            .with_context(|| format!("reading {}", self.stats.display()))?;
+        serde_json::from_str(&text).context("parsing the collector's statistics")
+    }
+}
+
+impl Drop for BuiltinCollector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The built-in collector's process (`aegis-bench collect`): loads `collector.bpf.c`, consumes
+//! its ring buffer, decodes every record and appends it to the provenance log.
+//!
+//! Protocol with the harness: prints `ready` on stdout once attached; on SIGTERM or SIGINT it
+//! drains what the ring still holds, writes its [`CollectorStats`] as JSON (atomically) and
+//! exits 0.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+
+use super::CollectorStats;
+use crate::bpf_intf::{traced_syscall_table, MAX_SYSCALL_NR};
+use crate::provlog::{LogWriter, ProvEvent};
+use crate::skel::collector::CollectorSkelBuilder;
+
+pub const PROG_NAME: &str = "aegis_collect";
+
+pub struct ConsumerConfig {
+    pub cgroup_id: u64,
+    pub ring_bytes: u64,
+    pub log: PathBuf,
+    pub stats: PathBuf,
+}
+
+/// Decodes records and writes the log; shared by the ring-buffer callback and the benchmark.
+pub struct Consumer<W: Write> {
+    log: LogWriter<W>,
+    received_by_syscall: Box<[u64; MAX_SYSCALL_NR]>,
+    pub received: u64,
+    pub decode_errors: u64,
+    pub io_error: Option<std::io::Error>,
+}
+
+impl<W: Write> Consumer<W> {
+    pub fn new(log: LogWriter<W>) -> Self {
+        Self {
+            log,
+            received_by_syscall: Box::new([0; MAX_SYSCALL_NR]),
+            received: 0,
+            decode_errors: 0,
+            io_error: None,
+        }
+    }
+
+    /// Handles one ring-buffer record.
+    #[inline]
+    pub fn consume(&mut self, raw: &[u8]) {
+        match ProvEvent::decode(raw) {
+            Ok(event) => {
+                if let Err(err) = self.log.append(&event) {
+                    self.io_error.get_or_insert(err);
+                }
+                self.received += 1;
+                if let Some(count) = self.received_by_syscall.get_mut(event.syscall_nr as usize) {
+                    *count += 1;
+                }
+            }
+            Err(_) => self.decode_errors += 1,
+        }
+    }
+
+    pub fn finish(self) -> Result<(W, CollectorStats)> {
+        if let Some(err) = self.io_error {
+            return Err(err).context("writing the provenance log");
+        }
+        let out = self.log.finish().context("flushing the provenance log")?;
+        let stats = CollectorStats {
+            received: self.received,
+            received_by_syscall: self
+                .received_by_syscall
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(|(nr, count)| (nr as u32, *count))
+                .collect(),
+            decode_errors: self.decode_errors,
+            ..CollectorStats::default()
+        };
+        Ok((out, stats))
+    }
+}
+
+fn rusage_seconds(tv: libc::timeval) -> f64 {
+    tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
+}
+
+/// Runs the collector until SIGTERM/SIGINT.
+pub fn run(config: &ConsumerConfig) -> Result<()> {
+    crate::signals::install()?;
+    let mut object = MaybeUninit::uninit();
+    let mut open = CollectorSkelBuilder::default()
+        .open(&mut object)
+        .context("opening the collector BPF object")?;
+    {
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("collector BPF object has no .rodata")?;
+        rodata.target_cgroup_id = config.cgroup_id;
+        rodata.traced_syscalls = traced_syscall_table();
+    }
+    open.maps
+        .events
+        .set_max_entries(config.ring_bytes as u32)
+        .context("sizing the ring buffer")?;
+    let mut skel = open.load().context("loading the collector BPF program")?;
+    skel.attach()
+        .context("attaching the collector to raw_syscalls/sys_enter")?;
+
+    let consumer = Rc::new(RefCell::new(Consumer::new(LogWriter::create(&config.log)?)));
+    let mut builder = RingBufferBuilder::new();
+    let callback_consumer = consumer.clone();
+    builder.add(&skel.maps.events, move |raw: &[u8]| {
+        callback_consumer.borrow_mut().consume(raw);
+        0
+    })?;
+    let ring = builder.build()?;
+
+    println!("ready");
+    std::io::stdout().flush()?;
+
+    let mut wakeups = 0u64;
+    while crate::signals::received().is_none() {
+        let before = consumer.borrow().received;
+        match ring.poll(Duration::from_millis(100)) {
+            Ok(()) => {}
+            // EINTR: the stop signal arrived during epoll_wait.
+            Err(_) if crate::signals::received().is_some() => break,
+            Err(err) => return Err(err).context("polling the ring buffer"),
+        }
+        if consumer.borrow().received > before {
+            wakeups += 1;
+        }
+    }
+    // Drain: everything reserved before the attack stopped is in the ring by now.
+    ring.consume().context("draining the ring buffer")?;
+    drop(ring);
+    let dropped = read_dropped(&skel.maps.dropped_events)?;
+    drop(skel);
+
+    let consumer = Rc::try_unwrap(consumer)
+        .map_err(|_| anyhow::anyhow!("ring buffer callback still holds the consumer"))?
+        .into_inner();
+    let (log_file, mut stats) = consumer.finish()?;
+    let log_file = log_file.into_inner().map_err(|err| err.into_error())?;
+    log_file.sync_all().ok();
+    stats.log_bytes = log_file.metadata()?.len();
+    stats.dropped = dropped;
+    stats.wakeups = wakeups;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+    stats.cpu_user_s = rusage_seconds(*usage.user_time().as_ref());
+    stats.cpu_system_s = rusage_seconds(*usage.system_time().as_ref());
+    write_json_atomically(&config.stats, &stats)
+}
+
+fn read_dropped(map: &libbpf_rs::MapMut<'_>) -> Result<u64> {
+    let per_cpu = map
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
+        .context("drop counter missing")?;
+    Ok(per_cpu
+        .iter()
+        .map(|value| u64::from_ne_bytes(value[..8].try_into().unwrap()))
+        .sum())
+}
+
+/// Writes JSON to a temporary file beside `path` and renames it into place.
+pub fn write_json_atomically<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(&mut tmp, value)?;
+    tmp.write_all(b"\n")?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

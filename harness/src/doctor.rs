@@ -1,0 +1,232 @@
+//! `aegis-bench doctor`: what this machine can run, one line per capability.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{cgroup, kernel, mounts};
+
+/// One capability: `Ok(detail)` or `Err(reason and fix)`.
+pub struct Check {
+    pub name: &'static str,
+    pub result: Result<String, String>,
+}
+
+fn check(name: &'static str, result: Result<String, String>) -> Check {
+    Check { name, result }
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    Some(
+        String::from_utf8_lossy(&text)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+    )
+    .filter(|_| out.status.success())
+}
+
+fn which(program: &str) -> Option<String> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.is_file())
+        .map(|path| path.display().to_string())
+}
+
+pub fn run_checks() -> Vec<Check> {
+    let release = kernel::release();
+    let root = nix::unistd::geteuid().is_root();
+    let mut checks = vec![
+        check("kernel", Ok(release.clone())),
+        check(
+            "fair class",
+            Ok(format!(
+                "{} (Linux {} the fair class; the native row is `--scheduler {}`)",
+                kernel::fair_class_of(&release),
+                if kernel::fair_class_of(&release) == "eevdf" {
+                    ">= 6.6: EEVDF is"
+                } else {
+                    "< 6.6: CFS is"
+                },
+                kernel::fair_class_of(&release)
+            )),
+        ),
+        check(
+            "root",
+            if root {
+                Ok("yes".into())
+            } else {
+                Err("not root: attack needs root (sudo)".into())
+            },
+        ),
+        check(
+            "sched_ext",
+            match kernel::sched_ext_state() {
+                Some(state) => Ok(format!(
+                    "state {state}; scx_rustland and Aegis can run natively"
+                )),
+                None => Err(format!(
+                    "this kernel ({release}) has no sched_ext (no /sys/kernel/sched_ext, \
+                     CONFIG_SCHED_CLASS_EXT off): scx_rustland and Aegis need a sched_ext guest \
+                     or a bare-metal sched_ext kernel (guest runs are not built yet)"
+                )),
+            },
+        ),
+        check(
+            "cgroup v2",
+            cgroup::cgroup2_root()
+                .map(|root| format!("mounted at {}", root.display()))
+                .map_err(|err| err.0),
+        ),
+        check(
+            "cpu controller",
+            if Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+                Ok("cgroup v1 /sys/fs/cgroup/cpu (for quota baselines)".into())
+            } else if cgroup::cgroup2_root()
+                .ok()
+                .and_then(|root| std::fs::read_to_string(root.join("cgroup.controllers")).ok())
+                .is_some_and(|c| c.split_whitespace().any(|c| c == "cpu"))
+            {
+                Ok("cgroup v2".into())
+            } else {
+                Err("no cpu controller: the attack-quota baseline cannot run".into())
+            },
+        ),
+        check(
+            "BTF",
+            if Path::new("/sys/kernel/btf/vmlinux").exists() {
+                Ok("/sys/kernel/btf/vmlinux".into())
+            } else {
+                Err(
+                    "no /sys/kernel/btf/vmlinux: use a kernel built with CONFIG_DEBUG_INFO_BTF"
+                        .into(),
+                )
+            },
+        ),
+    ];
+    if root {
+        let tracefs = mounts::ensure_tracefs();
+        checks.push(check(
+            "tracefs",
+            match &tracefs {
+                Ok(guard) if guard.mounted_by_us() => Ok(format!(
+                    "not mounted; mountable at {} (attack mounts it for the run)",
+                    mounts::TRACEFS
+                )),
+                Ok(_) => Ok("mounted".into()),
+                Err(err) => Err(err.0.clone()),
+            },
+        ));
+        if tracefs.is_ok() {
+            checks.push(check(
+                "BPF tracepoint + per-CPU hash (ground truth)",
+                bpf_truth_check(),
+            ));
+            checks.push(check(
+                "BPF ring buffer (built-in collector)",
+                bpf_collector_check(),
+            ));
+        }
+    } else {
+        checks.push(check("tracefs", Err("run doctor as root to check".into())));
+        checks.push(check(
+            "BPF programs",
+            Err("run doctor as root to check".into()),
+        ));
+    }
+    checks.push(check(
+        "audit",
+        match which("auditctl") {
+            None => Err(
+                "auditctl not installed: apt-get install auditd (collector not built yet)".into(),
+            ),
+            Some(_) if !root => Err("auditctl installed; run doctor as root to query it".into()),
+            Some(path) => match command_output(&path, &["-s"]) {
+                Some(first) => Ok(format!("auditctl -s: {first} (collector not built yet)")),
+                None => Err("auditctl -s failed: the kernel audit subsystem is unavailable".into()),
+            },
+        },
+    ));
+    checks.push(check(
+        "sysdig",
+        match which("sysdig") {
+            None => Err("not installed (collector not built yet)".into()),
+            Some(_) => {
+                if Path::new("/sys/module/scap").exists() {
+                    Ok("installed, scap module loaded".into())
+                } else {
+                    Err(format!(
+                        "installed but cannot capture: no scap kernel module loaded and none \
+                         built for {release}; needs a kernel with modules or a sysdig with a CO-RE probe"
+                    ))
+                }
+            }
+        },
+    ));
+    checks.push(check(
+        "QEMU",
+        match which("qemu-system-x86_64") {
+            Some(path) => Ok(command_output(&path, &["--version"]).unwrap_or(path)),
+            None => Err("qemu-system-x86_64 not installed; guests are not built yet".into()),
+        },
+    ));
+    checks.push(check(
+        "clang for BPF",
+        match which("clang-19") {
+            Some(path) => Ok(command_output(&path, &["--version"]).unwrap_or(path)),
+            None => Err("clang-19 not installed: `make setup` (apt-get install clang-19)".into()),
+        },
+    ));
+    checks
+}
+
+fn bpf_truth_check() -> Result<String, String> {
+    let mut object = MaybeUninit::uninit();
+    crate::truth::GroundTruth::attach(&mut object, 0)
+        .map(|_| "loads and attaches to raw_syscalls/sys_enter".to_string())
+        .map_err(|err| format!("{err:#}"))
+}
+
+fn bpf_collector_check() -> Result<String, String> {
+    use crate::skel::collector::CollectorSkelBuilder;
+    use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+    let mut object = MaybeUninit::uninit();
+    CollectorSkelBuilder::default()
+        .open(&mut object)
+        .and_then(|open| open.load())
+        .map(|_| "collector loads with its ring buffer".to_string())
+        .map_err(|err| format!("{err:#}"))
+}
+
+/// Prints the checks; returns whether `attack` can run here.
+pub fn print() -> bool {
+    let checks = run_checks();
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in &checks {
+        match &c.result {
+            Ok(detail) => println!("{:width$}  ok    {detail}", c.name),
+            Err(reason) => println!("{:width$}  no    {reason}", c.name),
+        }
+    }
+    let essential = [
+        "root",
+        "cgroup v2",
+        "tracefs",
+        "BPF tracepoint + per-CPU hash (ground truth)",
+        "BPF ring buffer (built-in collector)",
+    ];
+    checks
+        .iter()
+        .filter(|c| essential.contains(&c.name))
+        .all(|c| c.result.is_ok())
+}

@@ -1,0 +1,100 @@
+//! CSV: one row per trial; per-syscall maps are flattened to `name=count;name=count`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Exporter;
+use crate::trial::Trial;
+
+pub struct CsvExporter {
+    path: PathBuf,
+}
+
+impl CsvExporter {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    scheduler: &'a str,
+    sched_ext_ops: &'a str,
+    collector: &'a str,
+    flood: &'a str,
+    cmd: &'a str,
+    threads: u32,
+    ring_size_bytes: u64,
+    repetition: u32,
+    generated: u64,
+    received: u64,
+    dropped: u64,
+    loss_pct: f64,
+    canary_recorded: bool,
+    attack_rate: f64,
+    attack_syscalls: u64,
+    delivered_per_s: f64,
+    collector_cpu_s: f64,
+    collector_wakeups: u64,
+    duration_s: f64,
+    requested_duration_s: f64,
+    incidental_syscalls: u64,
+    truth_by_syscall: String,
+    attack_by_syscall: String,
+    kernel: &'a str,
+    machine: &'a str,
+    git_rev: &'a str,
+    started_at: &'a str,
+}
+
+fn flatten(map: &BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(name, count)| format!("{name}={count}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+impl Exporter for CsvExporter {
+    fn serialize(&self, trials: &[Trial]) -> Result<Vec<u8>> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        for t in trials {
+            writer.serialize(Row {
+                scheduler: &t.scheduler,
+                sched_ext_ops: t.sched_ext_ops.as_deref().unwrap_or(""),
+                collector: &t.collector,
+                flood: &t.flood,
+                cmd: t.cmd.as_deref().unwrap_or(""),
+                threads: t.threads,
+                ring_size_bytes: t.ring_size_bytes,
+                repetition: t.repetition,
+                generated: t.generated,
+                received: t.received,
+                dropped: t.dropped,
+                loss_pct: t.loss_pct,
+                canary_recorded: t.canary_recorded,
+                attack_rate: t.attack_rate,
+                attack_syscalls: t.attack_syscalls,
+                delivered_per_s: t.delivered_per_s,
+                collector_cpu_s: t.collector_cpu_s,
+                collector_wakeups: t.collector_wakeups,
+                duration_s: t.duration_s,
+                requested_duration_s: t.requested_duration_s,
+                incidental_syscalls: t.incidental_syscalls,
+                truth_by_syscall: flatten(&t.truth_by_syscall),
+                attack_by_syscall: flatten(&t.attack_by_syscall),
+                kernel: &t.kernel,
+                machine: &t.machine,
+                git_rev: &t.git_rev,
+                started_at: &t.started_at,
+            })?;
+        }
+        Ok(writer.into_inner()?)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}

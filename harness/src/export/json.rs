@@ -1,0 +1,39 @@
+//! JSON: a list of trial objects (see [`crate::trial::Trial`] for the fields).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::Exporter;
+use crate::trial::Trial;
+
+pub struct JsonExporter {
+    path: PathBuf,
+}
+
+impl JsonExporter {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl Exporter for JsonExporter {
+    fn serialize(&self, trials: &[Trial]) -> Result<Vec<u8>> {
+        let mut bytes = serde_json::to_vec_pretty(trials)?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads a JSON file written by [`JsonExporter`].
+pub fn read(path: &Path) -> Result<Vec<Trial>> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("parsing {} as a list of trials", path.display()))
+}

@@ -1,0 +1,75 @@
+//! The table printed on stdout after a run.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+
+use crate::size::format_size;
+use crate::trial::Trial;
+
+/// Formats a rate as `338.2k/s`.
+pub fn format_rate(per_s: f64) -> String {
+    if per_s >= 1e6 {
+        format!("{:.2}M/s", per_s / 1e6)
+    } else if per_s >= 1e3 {
+        format!("{:.1}k/s", per_s / 1e3)
+    } else {
+        format!("{per_s:.0}/s")
+    }
+}
+
+pub fn render(trials: &[Trial]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "scheduler",
+        "collector",
+        "flood",
+        "threads",
+        "ring",
+        "generated",
+        "received",
+        "dropped",
+        "loss %",
+        "canary",
+        "attack rate",
+        "delivered",
+        "collector CPU",
+        "duration",
+    ]);
+    for t in trials {
+        table.add_row([
+            t.scheduler.clone(),
+            t.collector.clone(),
+            t.flood.clone(),
+            t.threads.to_string(),
+            format_size(t.ring_size_bytes),
+            t.generated.to_string(),
+            t.received.to_string(),
+            t.dropped.to_string(),
+            format!("{:.2}", t.loss_pct),
+            if t.canary_recorded { "yes" } else { "NO" }.to_string(),
+            format_rate(t.attack_rate),
+            format_rate(t.delivered_per_s),
+            format!("{:.2} s", t.collector_cpu_s),
+            format!("{:.2} s", t.duration_s),
+        ]);
+    }
+    for column in 3..=13 {
+        if let Some(col) = table.column_mut(column) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_readable() {
+        assert_eq!(format_rate(338_200.0), "338.2k/s");
+        assert_eq!(format_rate(2_500_000.0), "2.50M/s");
+        assert_eq!(format_rate(12.0), "12/s");
+    }
+}

@@ -1,0 +1,320 @@
+//! The provenance log the built-in collector writes, and its reader (`aegis-bench log FILE`).
+//!
+//! # Format (version 1, all integers little-endian)
+//! ```text
+//! file    := magic record*
+//! magic   := "AEGPROV1"                      8 bytes
+//! record  := len:u32 header payload          len = 96 + payload_len
+//! header  := ts_ns:u64 cgroup_id:u64 pid:u32 tid:u32 syscall_nr:u32
+//!            payload_kind:u16 payload_len:u16 args:[u64; 6] comm:[u8; 16]
+//! payload := payload_len bytes: a path without its NUL (kind 1) or a sockaddr (kind 2)
+//! ```
+//! The header has the layout of `struct prov_event` in `bpf/intf.h`; `ts_ns` is
+//! CLOCK_MONOTONIC at syscall entry, `pid` the thread group id.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use crate::bpf_intf::{offset, EVENT_HEADER_BYTES, PAYLOAD_MAX};
+
+pub const MAGIC: &[u8; 8] = b"AEGPROV1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadKind {
+    None,
+    Path,
+    Sockaddr,
+}
+
+impl PayloadKind {
+    fn from_raw(raw: u16) -> Result<Self, DecodeError> {
+        match raw {
+            0 => Ok(PayloadKind::None),
+            1 => Ok(PayloadKind::Path),
+            2 => Ok(PayloadKind::Sockaddr),
+            other => Err(DecodeError::PayloadKind(other)),
+        }
+    }
+
+    fn to_raw(self) -> u16 {
+        match self {
+            PayloadKind::None => 0,
+            PayloadKind::Path => 1,
+            PayloadKind::Sockaddr => 2,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than the 96-byte header")]
+    Short(usize),
+    #[error("unknown payload kind {0}")]
+    PayloadKind(u16),
+    #[error("payload of {len} bytes does not fit a record of {record} bytes")]
+    PayloadLen { len: usize, record: usize },
+}
+
+/// One decoded record, borrowing its payload from the buffer it was decoded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProvEvent<'a> {
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub syscall_nr: u32,
+    pub payload_kind: PayloadKind,
+    pub args: [u64; 6],
+    pub comm: [u8; 16],
+    pub payload: &'a [u8],
+}
+
+fn u64_at(raw: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(raw[at..at + 8].try_into().unwrap())
+}
+fn u32_at(raw: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(raw[at..at + 4].try_into().unwrap())
+}
+fn u16_at(raw: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(raw[at..at + 2].try_into().unwrap())
+}
+
+impl<'a> ProvEvent<'a> {
+    /// Decodes a record in `struct prov_event` layout (as the ring buffer or the log holds it).
+    pub fn decode(raw: &'a [u8]) -> Result<Self, DecodeError> {
+        if raw.len() < EVENT_HEADER_BYTES {
+            return Err(DecodeError::Short(raw.len()));
+        }
+        let payload_len = u16_at(raw, offset::PAYLOAD_LEN) as usize;
+        if payload_len > PAYLOAD_MAX || EVENT_HEADER_BYTES + payload_len > raw.len() {
+            return Err(DecodeError::PayloadLen {
+                len: payload_len,
+                record: raw.len(),
+            });
+        }
+        let mut args = [0u64; 6];
+        for (i, arg) in args.iter_mut().enumerate() {
+            *arg = u64_at(raw, offset::ARGS + 8 * i);
+        }
+        Ok(ProvEvent {
+            ts_ns: u64_at(raw, offset::TS_NS),
+            cgroup_id: u64_at(raw, offset::CGROUP_ID),
+            pid: u32_at(raw, offset::PID),
+            tid: u32_at(raw, offset::TID),
+            syscall_nr: u32_at(raw, offset::SYSCALL_NR),
+            payload_kind: PayloadKind::from_raw(u16_at(raw, offset::PAYLOAD_KIND))?,
+            args,
+            comm: raw[offset::COMM..offset::COMM + 16].try_into().unwrap(),
+            payload: &raw[EVENT_HEADER_BYTES..EVENT_HEADER_BYTES + payload_len],
+        })
+    }
+
+    /// Writes the header in `struct prov_event` layout into `out`.
+    pub fn encode_header(&self, out: &mut [u8; EVENT_HEADER_BYTES]) {
+        out[offset::TS_NS..][..8].copy_from_slice(&self.ts_ns.to_le_bytes());
+        out[offset::CGROUP_ID..][..8].copy_from_slice(&self.cgroup_id.to_le_bytes());
+        out[offset::PID..][..4].copy_from_slice(&self.pid.to_le_bytes());
+        out[offset::TID..][..4].copy_from_slice(&self.tid.to_le_bytes());
+        out[offset::SYSCALL_NR..][..4].copy_from_slice(&self.syscall_nr.to_le_bytes());
+        out[offset::PAYLOAD_KIND..][..2].copy_from_slice(&self.payload_kind.to_raw().to_le_bytes());
+        out[offset::PAYLOAD_LEN..][..2].copy_from_slice(&(self.payload.len() as u16).to_le_bytes());
+        for (i, arg) in self.args.iter().enumerate() {
+            out[offset::ARGS + 8 * i..][..8].copy_from_slice(&arg.to_le_bytes());
+        }
+        out[offset::COMM..][..16].copy_from_slice(&self.comm);
+    }
+
+    pub fn comm_str(&self) -> String {
+        let end = self.comm.iter().position(|b| *b == 0).unwrap_or(16);
+        String::from_utf8_lossy(&self.comm[..end]).into_owned()
+    }
+
+    pub fn path(&self) -> Option<&'a [u8]> {
+        (self.payload_kind == PayloadKind::Path).then_some(self.payload)
+    }
+}
+
+impl fmt::Display for ProvEvent<'_> {
+    /// `ts_ns pid/tid comm syscall(args) payload`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}/{} {} {}({:#x}, {:#x}, {:#x})",
+            self.ts_ns,
+            self.pid,
+            self.tid,
+            self.comm_str(),
+            crate::syscalls::name(self.syscall_nr),
+            self.args[0],
+            self.args[1],
+            self.args[2],
+        )?;
+        match self.payload_kind {
+            PayloadKind::None => Ok(()),
+            PayloadKind::Path => write!(f, " path={:?}", String::from_utf8_lossy(self.payload)),
+            PayloadKind::Sockaddr => write!(f, " addr={}", format_sockaddr(self.payload)),
+        }
+    }
+}
+
+fn format_sockaddr(raw: &[u8]) -> String {
+    if raw.len() >= 8 && u16::from_le_bytes([raw[0], raw[1]]) == libc::AF_INET as u16 {
+        let port = u16::from_be_bytes([raw[2], raw[3]]);
+        format!("{}.{}.{}.{}:{port}", raw[4], raw[5], raw[6], raw[7])
+    } else {
+        format!("{raw:02x?}")
+    }
+}
+
+/// Appends records to a log file, buffered.
+pub struct LogWriter<W: Write> {
+    out: W,
+    header: [u8; EVENT_HEADER_BYTES],
+}
+
+impl LogWriter<BufWriter<File>> {
+    pub fn create(path: &Path) -> io::Result<Self> {
+        LogWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))
+    }
+}
+
+impl<W: Write> LogWriter<W> {
+    pub fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(MAGIC)?;
+        Ok(Self {
+            out,
+            header: [0; EVENT_HEADER_BYTES],
+        })
+    }
+
+    pub fn append(&mut self, event: &ProvEvent<'_>) -> io::Result<()> {
+        let len = (EVENT_HEADER_BYTES + event.payload.len()) as u32;
+        event.encode_header(&mut self.header);
+        self.out.write_all(&len.to_le_bytes())?;
+        self.out.write_all(&self.header)?;
+        self.out.write_all(event.payload)
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Reads a log back, one record at a time.
+pub struct LogReader<R: Read> {
+    input: R,
+    record: Vec<u8>,
+}
+
+impl LogReader<BufReader<File>> {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("cannot open log {}: {err}", path.display()),
+            )
+        })?;
+        LogReader::new(BufReader::with_capacity(1 << 20, file))
+    }
+}
+
+impl<R: Read> LogReader<R> {
+    pub fn new(mut input: R) -> io::Result<Self> {
+        let mut magic = [0u8; 8];
+        input.read_exact(&mut magic).map_err(|_| bad_magic())?;
+        if &magic != MAGIC {
+            return Err(bad_magic());
+        }
+        Ok(Self {
+            input,
+            record: Vec::with_capacity(EVENT_HEADER_BYTES + PAYLOAD_MAX),
+        })
+    }
+
+    /// The next record, `None` at the end of the log.
+    pub fn next_event(&mut self) -> io::Result<Option<ProvEvent<'_>>> {
+        let mut len = [0u8; 4];
+        match self.input.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(err) => return Err(err),
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if !(EVENT_HEADER_BYTES..=EVENT_HEADER_BYTES + PAYLOAD_MAX).contains(&len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("corrupt log: record length {len}"),
+            ));
+        }
+        self.record.resize(len, 0);
+        self.input.read_exact(&mut self.record)?;
+        ProvEvent::decode(&self.record).map(Some).map_err(|err| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("corrupt log: {err}"))
+        })
+    }
+}
+
+fn bad_magic() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "not an aegis-bench provenance log (expected the AEGPROV1 header)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(payload: &[u8]) -> ProvEvent<'_> {
+        ProvEvent {
+            ts_ns: 123,
+            cgroup_id: 77,
+            pid: 10,
+            tid: 11,
+            syscall_nr: libc::SYS_openat as u32,
+            payload_kind: PayloadKind::Path,
+            args: [1, 2, 3, 4, 5, 6],
+            comm: *b"flood-0\0\0\0\0\0\0\0\0\0",
+            payload,
+        }
+    }
+
+    #[test]
+    fn log_round_trips() {
+        let events = [sample(b"/tmp/x"), sample(b"")];
+        let mut writer = LogWriter::new(Vec::new()).unwrap();
+        for event in &events {
+            writer.append(event).unwrap();
+        }
+        let bytes = writer.finish().unwrap();
+        let mut reader = LogReader::new(&bytes[..]).unwrap();
+        for event in &events {
+            assert_eq!(reader.next_event().unwrap().unwrap(), *event);
+        }
+        assert!(reader.next_event().unwrap().is_none());
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(LogReader::new(&b"NOTALOG!"[..]).is_err());
+        assert_eq!(ProvEvent::decode(&[0; 10]), Err(DecodeError::Short(10)));
+        let mut raw = [0u8; EVENT_HEADER_BYTES];
+        raw[offset::PAYLOAD_LEN] = 50;
+        assert!(matches!(
+            ProvEvent::decode(&raw),
+            Err(DecodeError::PayloadLen { .. })
+        ));
+    }
+
+    #[test]
+    fn displays_path() {
+        let line = sample(b"/tmp/aegis-canary").to_string();
+        assert!(
+            line.contains("openat(") && line.contains("/tmp/aegis-canary"),
+            "{line}"
+        );
+    }
+}

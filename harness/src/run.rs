@@ -1,0 +1,432 @@
+//! `aegis-bench attack`: validate once into a [`Plan`], then arm, fire, disarm and account
+//! each trial, exporting after every one.
+
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use attacks::FloodSpec;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cgroup::{self, AttackCgroup};
+use crate::cli::AttackArgs;
+use crate::collector::{self, CollectorKind, CollectorSetup};
+use crate::error::InputError;
+use crate::export::{table, Exporters};
+use crate::producer::{self, Producer};
+use crate::provlog::LogReader;
+use crate::size::{format_size, parse_ring_size};
+use crate::trial::{account, by_name, now_rfc3339, Measured, Trial};
+use crate::truth::GroundTruth;
+use crate::{kernel, mounts, signals, syscalls};
+
+/// A scheduler choice that this machine can run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SchedulerChoice {
+    /// No sched_ext scheduler: the kernel's fair class, `eevdf` or `cfs`.
+    Fair(&'static str),
+}
+
+impl SchedulerChoice {
+    pub fn name(&self) -> String {
+        match self {
+            SchedulerChoice::Fair(name) => name.to_string(),
+        }
+    }
+}
+
+/// Checks a scheduler name against what this kernel runs.
+pub fn parse_scheduler(name: &str, kernel_release: &str) -> Result<SchedulerChoice, InputError> {
+    let fair = kernel::fair_class_of(kernel_release);
+    match name {
+        "eevdf" | "cfs" if name == fair => Ok(SchedulerChoice::Fair(fair)),
+        "eevdf" | "cfs" => {
+            Err(InputError(format!(
+            "this kernel ({kernel_release}) runs {fair}, not {name}: {name} needs a kernel {}; \
+             run it in a guest with `--vm --vm-kernel {name}` (guest runs are not built yet in \
+             this version)",
+            if name == "cfs" { "older than 6.6" } else { "6.6 or newer" }
+        )))
+        }
+        _ if name.starts_with("eevdf:") || name.starts_with("cfs:") => Err(InputError(format!(
+            "scheduler variant '{name}' is not built yet in this version; use --scheduler {fair}"
+        ))),
+        "scx_rustland" | "aegis" => Err(InputError(format!(
+            "scheduler '{name}' needs sched_ext, which {}; run it in a sched_ext guest with \
+             `--vm` (guest runs are not built yet in this version)",
+            if kernel::has_sched_ext() {
+                "this kernel has, but loading sched_ext schedulers is not built yet".to_string()
+            } else {
+                format!("this kernel ({kernel_release}) lacks (no /sys/kernel/sched_ext)")
+            }
+        ))),
+        _ if name.starts_with("scx:") => Err(InputError(format!(
+            "sched_ext binaries ('{name}') are not supported yet in this version"
+        ))),
+        other => Err(InputError(format!(
+            "unknown scheduler '{other}'; on this kernel use --scheduler {fair}"
+        ))),
+    }
+}
+
+/// What to produce events with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProducerPlan {
+    Flood { threads: Vec<u32>, spec: FloodSpec },
+    Command(Vec<String>),
+}
+
+/// Everything `attack` will do, validated.
+#[derive(Debug)]
+pub struct Plan {
+    pub producer: ProducerPlan,
+    pub duration: Duration,
+    pub ring_sizes: Vec<u64>,
+    pub collectors: Vec<CollectorKind>,
+    pub schedulers: Vec<SchedulerChoice>,
+    pub repetitions: u32,
+    pub json: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    pub keep_logs: Option<PathBuf>,
+}
+
+impl Plan {
+    /// Validates the flags. Fails with an [`InputError`] naming the fix; changes nothing.
+    pub fn from_args(args: &AttackArgs) -> Result<Plan, InputError> {
+        if !(args.duration.is_finite() && args.duration > 0.0) {
+            return Err(InputError(format!(
+                "--duration must be a positive number of seconds, got {}; e.g. --duration 3",
+                args.duration
+            )));
+        }
+        if args.duration > 24.0 * 3600.0 {
+            return Err(InputError(
+                "--duration is longer than a day; e.g. --duration 3".into(),
+            ));
+        }
+        let duration = Duration::from_secs_f64(args.duration);
+        if args.count == Some(0) {
+            return Err(InputError("--count must be at least 1".into()));
+        }
+        if args.rate == Some(0) {
+            return Err(InputError("--rate must be at least 1 per second".into()));
+        }
+        if args.repetitions == 0 {
+            return Err(InputError("--repetitions must be at least 1".into()));
+        }
+        let producer = match &args.cmd {
+            Some(cmd) => {
+                let argv = shell_words::split(cmd).map_err(|err| {
+                    InputError(format!(
+                        "cannot split --cmd \"{cmd}\": {err}; check its quotes"
+                    ))
+                })?;
+                if argv.is_empty() {
+                    return Err(InputError(
+                        "--cmd is empty; give a program, e.g. --cmd \"stress-ng --cpu 2\"".into(),
+                    ));
+                }
+                ProducerPlan::Command(argv)
+            }
+            None => {
+                if let Some(bad) = args.threads.iter().find(|t| **t == 0 || **t > 4096) {
+                    return Err(InputError(format!(
+                        "--threads {bad} is out of range; use 1 to 4096"
+                    )));
+                }
+                ProducerPlan::Flood {
+                    threads: args.threads.clone(),
+                    spec: FloodSpec {
+                        kind: args.flood,
+                        threads: args.threads[0],
+                        duration,
+                        count: args.count,
+                        rate_per_s: args.rate,
+                    },
+                }
+            }
+        };
+        let ring_sizes = args
+            .ring_size
+            .iter()
+            .map(|text| parse_ring_size(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let collectors = args
+            .collector
+            .iter()
+            .map(|name| CollectorKind::parse(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let release = kernel::release();
+        let schedulers = if args.scheduler.is_empty() {
+            vec![SchedulerChoice::Fair(kernel::fair_class_of(&release))]
+        } else {
+            args.scheduler
+                .iter()
+                .map(|name| parse_scheduler(name, &release))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(Plan {
+            producer,
+            duration,
+            ring_sizes,
+            collectors,
+            schedulers,
+            repetitions: args.repetitions,
+            json: args.json.clone(),
+            csv: args.csv.clone(),
+            keep_logs: args.keep_logs.clone(),
+        })
+    }
+
+    /// The trials in run order: repetitions outermost, so combinations interleave.
+    fn trials(&self) -> Vec<TrialSpec> {
+        let threads: Vec<u32> = match &self.producer {
+            ProducerPlan::Flood { threads, .. } => threads.clone(),
+            ProducerPlan::Command(_) => vec![1],
+        };
+        let mut specs = Vec::new();
+        for repetition in 0..self.repetitions {
+            for scheduler in &self.schedulers {
+                for collector in &self.collectors {
+                    for ring_bytes in &self.ring_sizes {
+                        for threads in &threads {
+                            specs.push(TrialSpec {
+                                scheduler: scheduler.clone(),
+                                collector: *collector,
+                                ring_bytes: *ring_bytes,
+                                threads: *threads,
+                                repetition,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        specs
+    }
+}
+
+struct TrialSpec {
+    scheduler: SchedulerChoice,
+    collector: CollectorKind,
+    ring_bytes: u64,
+    threads: u32,
+    repetition: u32,
+}
+
+/// Checks made after the flags and before anything is changed.
+pub fn check_privileges() -> Result<(), InputError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(InputError(
+            "aegis-bench attack loads BPF programs and creates cgroups, which needs root: run it \
+             with sudo (or as root)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the plan and returns the trials (also printed and exported).
+pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
+    check_privileges()?;
+    signals::install()?;
+    let root = cgroup::cgroup2_root()?;
+    let stale = cgroup::remove_stale(&root);
+    if stale > 0 {
+        eprintln!("note: removed {stale} attack cgroup(s) left by an aegis-bench that was killed");
+    }
+    let _tracefs = mounts::ensure_tracefs()?;
+    if let Some(dir) = &plan.keep_logs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let work_dir = tempfile::Builder::new()
+        .prefix("aegis-bench-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let exporters = Exporters::new(plan.json.clone(), plan.csv.clone());
+    let specs = plan.trials();
+    let mut trials = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        signals::check()?;
+        eprintln!(
+            "trial {}/{}: {} / {} / {} x{} / ring {}",
+            index + 1,
+            specs.len(),
+            spec.scheduler.name(),
+            spec.collector.name(),
+            match &plan.producer {
+                ProducerPlan::Flood { spec, .. } => spec.kind.name(),
+                ProducerPlan::Command(_) => "cmd",
+            },
+            spec.threads,
+            format_size(spec.ring_bytes)
+        );
+        let trial = run_trial(plan, spec, &root, work_dir.path(), index as u32)
+            .with_context(|| format!("trial {}", index + 1))?;
+        trials.push(trial);
+        exporters.write(&trials)?;
+    }
+    println!("{}", table::render(&trials));
+    for path in exporters.paths() {
+        println!("wrote {}", path.display());
+    }
+    Ok(trials)
+}
+
+fn progress_bar(duration: Duration) -> ProgressBar {
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("  flooding [{bar:30}] {elapsed_precise}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn run_trial(
+    plan: &Plan,
+    spec: &TrialSpec,
+    root: &Path,
+    work_dir: &Path,
+    serial: u32,
+) -> Result<Trial> {
+    let trial_dir = work_dir.join(format!("trial-{serial}"));
+    std::fs::create_dir_all(&trial_dir)?;
+    let started_at = now_rfc3339();
+
+    // Arm.
+    let cgroup = AttackCgroup::create(root, serial)?;
+    let mut truth_object = MaybeUninit::uninit();
+    let truth = GroundTruth::attach(&mut truth_object, cgroup.id())?;
+    let collector = collector::start(
+        spec.collector,
+        &CollectorSetup {
+            cgroup_id: cgroup.id(),
+            ring_bytes: spec.ring_bytes,
+            work_dir: &trial_dir,
+        },
+    )?;
+    let sched_ext_ops = kernel::sched_ext_ops();
+
+    // Fire.
+    let canary = PathBuf::from(format!("/tmp/aegis-canary-{:016x}", rand::random::<u64>()));
+    let flood_spec = match &plan.producer {
+        ProducerPlan::Flood { spec: base, .. } => Some(FloodSpec {
+            threads: spec.threads,
+            ..base.clone()
+        }),
+        ProducerPlan::Command(_) => None,
+    };
+    let producer = match (&flood_spec, &plan.producer) {
+        (Some(flood), _) => Producer::Flood(flood),
+        (None, ProducerPlan::Command(argv)) => Producer::Command {
+            argv,
+            duration: plan.duration,
+        },
+        (None, ProducerPlan::Flood { .. }) => unreachable!("flood plans carry a spec"),
+    };
+    let bar = progress_bar(plan.duration);
+    let report = producer::run(
+        &producer,
+        &cgroup.procs_file(),
+        &trial_dir,
+        &canary,
+        |elapsed| bar.set_position(elapsed.as_millis() as u64),
+    );
+    bar.finish_and_clear();
+    let report = report?;
+
+    // Disarm: nothing may still run in the cgroup when the counts are read.
+    cgroup.kill_all(Duration::from_secs(10))?;
+    let log_path = collector.log_path();
+    let stats = collector.stop()?;
+    truth.check_complete()?;
+    let truth_counts = truth.counts(cgroup.id())?;
+    drop(truth);
+    drop(cgroup);
+
+    // Account.
+    let accounted = account(&Measured {
+        truth: &truth_counts,
+        attack: &report,
+        collector: &stats,
+    })?;
+    let (create_seen, unlink_seen) = find_canary(&log_path, &canary)?;
+    let kept_log = match &plan.keep_logs {
+        Some(dir) => {
+            let kept = dir.join(format!("trial-{serial}-{}.log", spec.collector.name()));
+            std::fs::copy(&log_path, &kept)
+                .with_context(|| format!("keeping {}", kept.display()))?;
+            Some(kept)
+        }
+        None => None,
+    };
+    std::fs::remove_file(&log_path).ok();
+    if let Some(kept) = kept_log {
+        eprintln!("  log kept in {}", kept.display());
+    }
+
+    let flood_s = report.flood_secs();
+    let attack_syscalls: u64 = report.syscalls.values().sum();
+    let per_s = |n: u64| {
+        if flood_s > 0.0 {
+            n as f64 / flood_s
+        } else {
+            0.0
+        }
+    };
+    Ok(Trial {
+        scheduler: spec.scheduler.name(),
+        sched_ext_ops,
+        collector: spec.collector.name().to_string(),
+        flood: flood_spec
+            .as_ref()
+            .map_or("cmd".to_string(), |flood| flood.kind.name().to_string()),
+        cmd: match &plan.producer {
+            ProducerPlan::Command(argv) => Some(shell_words::join(argv)),
+            ProducerPlan::Flood { .. } => None,
+        },
+        threads: spec.threads,
+        ring_size_bytes: spec.ring_bytes,
+        repetition: spec.repetition,
+        generated: accounted.generated,
+        received: stats.received,
+        dropped: stats.dropped,
+        loss_pct: accounted.loss_pct,
+        canary_recorded: create_seen && unlink_seen,
+        canary_create_recorded: create_seen,
+        canary_unlink_recorded: unlink_seen,
+        canary_path: report.canary.as_ref().map(|c| c.path.clone()),
+        attack_rate: per_s(attack_syscalls),
+        attack_syscalls,
+        delivered_per_s: per_s(stats.received),
+        collector_cpu_s: stats.cpu_s(),
+        collector_wakeups: stats.wakeups,
+        duration_s: flood_s,
+        requested_duration_s: plan.duration.as_secs_f64(),
+        count: flood_spec.as_ref().and_then(|f| f.count),
+        rate: flood_spec.as_ref().and_then(|f| f.rate_per_s),
+        truth_by_syscall: by_name(&truth_counts),
+        attack_by_syscall: by_name(&report.syscalls),
+        incidental_syscalls: accounted.incidental_syscalls,
+        kernel: kernel::release(),
+        machine: kernel::hostname(),
+        git_rev: crate::GIT_REV.to_string(),
+        started_at,
+    })
+}
+
+/// Looks the canary up in the collector's log: (creation recorded, unlink recorded).
+pub fn find_canary(log: &Path, canary: &Path) -> Result<(bool, bool)> {
+    let wanted = canary.as_os_str().as_encoded_bytes();
+    let mut reader = LogReader::open(log)?;
+    let (mut created, mut unlinked) = (false, false);
+    while let Some(event) = reader.next_event()? {
+        if event.path() == Some(wanted) {
+            created |= syscalls::creates_file(event.syscall_nr);
+            unlinked |= syscalls::removes_file(event.syscall_nr);
+        }
+    }
+    Ok((created, unlinked))
+}

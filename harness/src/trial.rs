@@ -1,0 +1,280 @@
+//! One trial's record and its accounting.
+//!
+//! Two identities must hold before a loss figure is believed:
+//! - *truth = tally*: for every syscall the attack tallied (those it can vouch for), the
+//!   ground-truth count in its cgroup is exactly the attack's own count;
+//! - *received + dropped = generated*: over the syscalls the collector traces, every event the
+//!   kernel saw was either recorded or counted as dropped by the collector; and per syscall the
+//!   collector never received more than happened.
+//!
+//! If either fails the trial is an error, not a row.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use attacks::AttackReport;
+use serde::{Deserialize, Serialize};
+
+use crate::collector::CollectorStats;
+use crate::syscalls;
+
+/// One trial as written to JSON and CSV. Field names are an interface: keep them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    pub scheduler: String,
+    /// `/sys/kernel/sched_ext/root/ops` while the trial ran, if a sched_ext scheduler was on.
+    pub sched_ext_ops: Option<String>,
+    pub collector: String,
+    /// Flood kind, or `cmd` for a `--cmd` producer.
+    pub flood: String,
+    pub cmd: Option<String>,
+    pub threads: u32,
+    pub ring_size_bytes: u64,
+    pub repetition: u32,
+    /// Events the collector should have recorded: ground truth over its traced syscalls.
+    pub generated: u64,
+    pub received: u64,
+    pub dropped: u64,
+    pub loss_pct: f64,
+    /// The canary's creation and its unlink are both in the collector's log.
+    pub canary_recorded: bool,
+    pub canary_create_recorded: bool,
+    pub canary_unlink_recorded: bool,
+    pub canary_path: Option<String>,
+    /// Syscalls per second the attack issued (its own tally over its flood time).
+    pub attack_rate: f64,
+    pub attack_syscalls: u64,
+    /// Events per second the collector recorded over the flood time.
+    pub delivered_per_s: f64,
+    pub collector_cpu_s: f64,
+    pub collector_wakeups: u64,
+    /// Seconds the flood ran (first to last syscall of the worker).
+    pub duration_s: f64,
+    pub requested_duration_s: f64,
+    pub count: Option<u64>,
+    pub rate: Option<u64>,
+    /// Ground truth in the attack's cgroup, by syscall name (traced or not).
+    pub truth_by_syscall: BTreeMap<String, u64>,
+    /// The attack's own tally, by syscall name.
+    pub attack_by_syscall: BTreeMap<String, u64>,
+    /// Syscalls in the cgroup the attack did not tally itself (thread exits, futexes, code run
+    /// by an exec'd program), explained rather than compared.
+    pub incidental_syscalls: u64,
+    pub kernel: String,
+    pub machine: String,
+    pub git_rev: String,
+    pub started_at: String,
+}
+
+/// The inputs of [`account`].
+pub struct Measured<'a> {
+    pub truth: &'a BTreeMap<u32, u64>,
+    pub attack: &'a AttackReport,
+    pub collector: &'a CollectorStats,
+}
+
+/// The numbers [`account`] derives once the identities hold.
+#[derive(Debug, PartialEq)]
+pub struct Accounted {
+    pub generated: u64,
+    pub loss_pct: f64,
+    pub incidental_syscalls: u64,
+}
+
+pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
+    let Measured {
+        truth,
+        attack,
+        collector,
+    } = measured;
+    if collector.decode_errors > 0 {
+        bail!(
+            "accounting does not add up: the collector could not decode {} records",
+            collector.decode_errors
+        );
+    }
+    let exact: Vec<u32> = match &attack.exact_syscalls {
+        None => attack.syscalls.keys().copied().collect(),
+        Some(list) => list.clone(),
+    };
+    for nr in &exact {
+        let truth_count = truth.get(nr).copied().unwrap_or(0);
+        let attack_count = attack.syscalls.get(nr).copied().unwrap_or(0);
+        if truth_count != attack_count {
+            bail!(
+                "accounting does not add up: ground truth saw {truth_count} {} calls in the attack's \
+                 cgroup, the attack made {attack_count}",
+                syscalls::name(*nr)
+            );
+        }
+    }
+    let generated: u64 = truth
+        .iter()
+        .filter(|(nr, _)| syscalls::is_traced(**nr))
+        .map(|(_, count)| count)
+        .sum();
+    if collector.received + collector.dropped != generated {
+        bail!(
+            "accounting does not add up: received {} + dropped {} = {} events, but ground truth \
+             counted {generated} traced syscalls",
+            collector.received,
+            collector.dropped,
+            collector.received + collector.dropped
+        );
+    }
+    for (nr, received) in &collector.received_by_syscall {
+        let truth_count = truth.get(nr).copied().unwrap_or(0);
+        if *received > truth_count {
+            bail!(
+                "accounting does not add up: the collector received {received} {} records, more \
+                 than the {truth_count} calls made",
+                syscalls::name(*nr)
+            );
+        }
+    }
+    let tallied: u64 = attack.syscalls.values().sum();
+    let total_truth: u64 = truth.values().sum();
+    let loss_pct = if generated == 0 {
+        0.0
+    } else {
+        100.0 * collector.dropped as f64 / generated as f64
+    };
+    Ok(Accounted {
+        generated,
+        loss_pct,
+        incidental_syscalls: total_truth.saturating_sub(tallied),
+    })
+}
+
+/// Names instead of numbers, for people and for JSON.
+pub fn by_name(counts: &BTreeMap<u32, u64>) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .map(|(nr, count)| (syscalls::name(*nr), *count))
+        .collect()
+}
+
+/// The current time as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::gmtime_r(&now, &mut tm) };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPENAT: u32 = libc::SYS_openat as u32;
+    const CLOSE: u32 = libc::SYS_close as u32;
+    const FUTEX: u32 = libc::SYS_futex as u32;
+
+    fn report(syscalls: &[(u32, u64)]) -> AttackReport {
+        AttackReport {
+            flood: Some(attacks::FloodKind::Openat),
+            threads: 1,
+            syscalls: syscalls.iter().copied().collect(),
+            exact_syscalls: None,
+            iterations: 0,
+            per_thread_iterations: vec![],
+            start_ns: 0,
+            end_ns: 1,
+            canary: None,
+            cmd_exit_code: None,
+        }
+    }
+
+    fn collector(received: &[(u32, u64)], dropped: u64) -> CollectorStats {
+        CollectorStats {
+            received: received.iter().map(|(_, c)| c).sum(),
+            received_by_syscall: received.iter().copied().collect(),
+            dropped,
+            ..CollectorStats::default()
+        }
+    }
+
+    #[test]
+    fn exact_accounting_gives_loss() {
+        let truth = [(OPENAT, 100), (CLOSE, 100), (FUTEX, 7)]
+            .into_iter()
+            .collect();
+        let attack = report(&[(OPENAT, 100), (CLOSE, 100)]);
+        let stats = collector(&[(OPENAT, 60), (CLOSE, 90)], 50);
+        let accounted = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+        })
+        .unwrap();
+        assert_eq!(accounted.generated, 200);
+        assert_eq!(accounted.loss_pct, 25.0);
+        assert_eq!(accounted.incidental_syscalls, 7);
+    }
+
+    #[test]
+    fn truth_disagreeing_with_the_attack_fails() {
+        let truth = [(OPENAT, 99), (CLOSE, 100)].into_iter().collect();
+        let attack = report(&[(OPENAT, 100), (CLOSE, 100)]);
+        let stats = collector(&[(OPENAT, 99), (CLOSE, 100)], 0);
+        let err = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("ground truth saw 99 openat"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn events_unaccounted_for_fail() {
+        let truth = [(OPENAT, 100), (CLOSE, 100)].into_iter().collect();
+        let attack = report(&[(OPENAT, 100), (CLOSE, 100)]);
+        let stats = collector(&[(OPENAT, 100), (CLOSE, 90)], 5);
+        let err = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("received 190 + dropped 5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn receiving_more_than_happened_fails() {
+        let truth = [(OPENAT, 100), (CLOSE, 100)].into_iter().collect();
+        let attack = report(&[(OPENAT, 100), (CLOSE, 100)]);
+        let stats = collector(&[(OPENAT, 110), (CLOSE, 90)], 0);
+        let err = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("more than the 100"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.ends_with('Z'));
+    }
+}
