@@ -111,7 +111,7 @@ impl AttackCgroup {
 impl Drop for AttackCgroup {
     fn drop(&mut self) {
         if let Err(err) = self.remove() {
-            eprintln!("warning: {err:#}");
+            crate::say!("warning: {err:#}");
         }
     }
 }

@@ -12,6 +12,16 @@
 //!    over the traced syscalls, or the trial fails instead of printing a number;
 //! 5. *export*: a table row, and the trial appended atomically to JSON and CSV.
 
+/// Writes a line to stderr, ignoring failure: a closed stderr (the reader went away) must not
+/// turn into a panic halfway through restoring the kernel's state.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod bpf_intf;
 pub mod cgroup;
 pub mod cli;

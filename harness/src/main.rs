@@ -15,7 +15,19 @@ use aegis_bench::run::{run_attack, Plan};
 use aegis_bench::{doctor, syscalls};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(err) => {
+            // One line that names the problem (clap's hint lines are left out), status 2.
+            let rendered = err.render().to_string();
+            aegis_bench::say!(
+                "{}",
+                rendered.lines().next().unwrap_or("error: bad arguments")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Attack(args) => Plan::from_args(&args)
             .map_err(anyhow::Error::from)
@@ -31,7 +43,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            aegis_bench::say!("error: {err:#}");
             ExitCode::from(exit_status(&err) as u8)
         }
     }

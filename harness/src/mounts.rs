@@ -53,7 +53,7 @@ pub fn ensure_tracefs() -> Result<TracefsGuard, InputError> {
              with CONFIG_FTRACE_SYSCALLS"
         )));
     }
-    eprintln!("note: mounted tracefs at {TRACEFS} for this run (unmounted afterwards)");
+    crate::say!("note: mounted tracefs at {TRACEFS} for this run (unmounted afterwards)");
     Ok(TracefsGuard {
         mounted_by_us: Some(tracefs.to_path_buf()),
     })
@@ -63,7 +63,7 @@ impl Drop for TracefsGuard {
     fn drop(&mut self) {
         if let Some(dir) = self.mounted_by_us.take() {
             if let Err(errno) = umount2(&dir, MntFlags::MNT_DETACH) {
-                eprintln!(
+                crate::say!(
                     "warning: could not unmount tracefs at {}: {errno}",
                     dir.display()
                 );

@@ -234,7 +234,9 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     let root = cgroup::cgroup2_root()?;
     let stale = cgroup::remove_stale(&root);
     if stale > 0 {
-        eprintln!("note: removed {stale} attack cgroup(s) left by an aegis-bench that was killed");
+        crate::say!(
+            "note: removed {stale} attack cgroup(s) left by an aegis-bench that was killed"
+        );
     }
     let _tracefs = mounts::ensure_tracefs()?;
     if let Some(dir) = &plan.keep_logs {
@@ -249,7 +251,7 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     let mut trials = Vec::with_capacity(specs.len());
     for (index, spec) in specs.iter().enumerate() {
         signals::check()?;
-        eprintln!(
+        crate::say!(
             "trial {}/{}: {} / {} / {} x{} / ring {}",
             index + 1,
             specs.len(),
@@ -308,6 +310,7 @@ fn run_trial(
         },
     )?;
     let sched_ext_ops = kernel::sched_ext_ops();
+    inject_fault()?;
 
     // Fire.
     let canary = PathBuf::from(format!("/tmp/aegis-canary-{:016x}", rand::random::<u64>()));
@@ -364,7 +367,7 @@ fn run_trial(
     };
     std::fs::remove_file(&log_path).ok();
     if let Some(kept) = kept_log {
-        eprintln!("  log kept in {}", kept.display());
+        crate::say!("  log kept in {}", kept.display());
     }
 
     let flood_s = report.flood_secs();
@@ -429,4 +432,17 @@ pub fn find_canary(log: &Path, canary: &Path) -> Result<(bool, bool)> {
         }
     }
     Ok((created, unlinked))
+}
+
+/// Fault injection for the clean-up tests: `AEGIS_BENCH_INJECT_FAULT=panic` or `=error` fails
+/// the trial once everything is armed, so the tests can check that every exit path puts the
+/// kernel back.
+fn inject_fault() -> Result<()> {
+    match std::env::var("AEGIS_BENCH_INJECT_FAULT").as_deref() {
+        Ok("panic") => panic!("fault injected after arming (AEGIS_BENCH_INJECT_FAULT=panic)"),
+        Ok("error") => {
+            anyhow::bail!("fault injected after arming (AEGIS_BENCH_INJECT_FAULT=error)")
+        }
+        _ => Ok(()),
+    }
 }

@@ -1,0 +1,258 @@
+//! End to end: real BPF programs, real cgroups, real floods. Needs root (CI is root).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn small_ring_and_four_producers_lose_events() {
+    if !have_root("small_ring_and_four_producers_lose_events") {
+        return;
+    }
+    let dir = temp_dir("small-ring");
+    let json = dir.join("trials.json");
+    let csv = dir.join("trials.csv");
+    let before = snapshot();
+    let out = aegis(&[
+        "attack",
+        "--flood",
+        "openat",
+        "--threads",
+        "4",
+        "--duration",
+        "2",
+        "--ring-size",
+        "64KiB",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    assert_restored(&before);
+    let trials = read_trials(&json);
+    assert_eq!(trials.len(), 1);
+    let t = &trials[0];
+    for field in [
+        "scheduler",
+        "collector",
+        "flood",
+        "threads",
+        "generated",
+        "received",
+        "dropped",
+        "loss_pct",
+        "canary_recorded",
+        "attack_rate",
+        "kernel",
+        "git_rev",
+    ] {
+        assert!(t.get(field).is_some(), "JSON lacks {field}: {t}");
+    }
+    assert_eq!(t["scheduler"], "eevdf");
+    assert_eq!(t["collector"], "builtin");
+    assert_eq!(t["flood"], "openat");
+    assert_eq!(t["threads"], 4);
+    let (generated, received, dropped) = (
+        t["generated"].as_u64().unwrap(),
+        t["received"].as_u64().unwrap(),
+        t["dropped"].as_u64().unwrap(),
+    );
+    assert_eq!(received + dropped, generated);
+    assert!(
+        dropped > 0,
+        "a 64 KiB ring under 4 producers should overflow: {t}"
+    );
+    assert!(t["loss_pct"].as_f64().unwrap() > 0.0);
+    assert!(t["canary_recorded"].is_boolean());
+    assert!(t["attack_rate"].as_f64().unwrap() > 1000.0);
+    // The table names the columns a reader needs.
+    let table = stdout(&out);
+    for column in [
+        "generated",
+        "received",
+        "dropped",
+        "loss %",
+        "canary",
+        "attack rate",
+        "collector CPU",
+    ] {
+        assert!(table.contains(column), "table lacks {column}:\n{table}");
+    }
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv_text.lines().count(), 2, "{csv_text}");
+    assert!(csv_text.starts_with("scheduler,sched_ext_ops,collector,flood,cmd,threads"));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn big_ring_and_one_producer_lose_nothing_and_record_the_canary() {
+    if !have_root("big_ring_and_one_producer_lose_nothing_and_record_the_canary") {
+        return;
+    }
+    let dir = temp_dir("big-ring");
+    let json = dir.join("trials.json");
+    let logs = dir.join("logs");
+    let before = snapshot();
+    // 100k iterations fit a 64 MiB ring even if the consumer never ran.
+    let out = aegis(&[
+        "attack",
+        "--flood",
+        "openat",
+        "--threads",
+        "1",
+        "--duration",
+        "30",
+        "--count",
+        "100000",
+        "--ring-size",
+        "64MiB",
+        "--json",
+        json.to_str().unwrap(),
+        "--keep-logs",
+        logs.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    assert_restored(&before);
+    let t = &read_trials(&json)[0];
+    assert_eq!(t["dropped"], 0, "{t}");
+    assert_eq!(t["loss_pct"], 0.0);
+    assert_eq!(t["canary_recorded"], true, "{t}");
+    // 100000 flood openat calls plus the canary's one, counted by the kernel.
+    assert_eq!(t["truth_by_syscall"]["openat"], 100_001, "{t}");
+    assert_eq!(t["truth_by_syscall"]["close"], 100_001, "{t}");
+    assert_eq!(t["generated"], t["received"]);
+
+    // The kept log reads back and holds the canary's creation and unlink.
+    let log = std::fs::read_dir(&logs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let canary = t["canary_path"].as_str().unwrap();
+    let out = aegis(&["log", log.to_str().unwrap(), "--path-contains", canary]);
+    assert_success(&out);
+    let lines = stdout(&out);
+    assert!(
+        lines.contains("openat(") && lines.contains("unlinkat("),
+        "{lines}"
+    );
+    let out = aegis(&["log", log.to_str().unwrap(), "--summary"]);
+    assert!(
+        stdout(&out).contains(&format!("{}  records", t["received"])),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn every_flood_accounts_exactly() {
+    if !have_root("every_flood_accounts_exactly") {
+        return;
+    }
+    let dir = temp_dir("floods");
+    let before = snapshot();
+    for flood in [
+        "openat",
+        "open-read-close",
+        "rdwr",
+        "devnull",
+        "execve",
+        "fork",
+        "connect",
+        "stat",
+    ] {
+        let json = dir.join(format!("{flood}.json"));
+        let out = aegis(&[
+            "attack",
+            "--flood",
+            flood,
+            "--threads",
+            "2",
+            "--duration",
+            "0.5",
+            "--ring-size",
+            "16MiB",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_success(&out);
+        let t = &read_trials(&json)[0];
+        assert_eq!(t["flood"], flood);
+        assert!(t["generated"].as_u64().unwrap() > 0, "{flood}: {t}");
+        assert_eq!(
+            t["received"].as_u64().unwrap() + t["dropped"].as_u64().unwrap(),
+            t["generated"].as_u64().unwrap(),
+            "{flood}"
+        );
+    }
+    assert_restored(&before);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn rate_limits_the_flood() {
+    if !have_root("rate_limits_the_flood") {
+        return;
+    }
+    let dir = temp_dir("rate");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--flood",
+        "stat",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--rate",
+        "2000",
+        "--ring-size",
+        "1MiB",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let t = &read_trials(&json)[0];
+    let newfstatat = t["attack_by_syscall"]["newfstatat"].as_u64().unwrap();
+    // Paced to 2000/s for 1 s: never faster than the pace allows.
+    assert!(
+        (1000..=2100).contains(&newfstatat),
+        "{newfstatat} calls: {t}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn cmd_runs_any_program_as_the_producer() {
+    if !have_root("cmd_runs_any_program_as_the_producer") {
+        return;
+    }
+    let dir = temp_dir("cmd");
+    let json = dir.join("trials.json");
+    let before = snapshot();
+    let out = aegis(&[
+        "attack",
+        "--cmd",
+        "sh -c 'for i in 1 2 3 4 5; do cat /etc/hostname; done'",
+        "--duration",
+        "2",
+        "--ring-size",
+        "4MiB",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    assert_restored(&before);
+    let t = &read_trials(&json)[0];
+    assert_eq!(t["flood"], "cmd");
+    assert!(
+        t["truth_by_syscall"]["execve"].as_u64().unwrap() >= 6,
+        "{t}"
+    );
+    assert_eq!(t["dropped"], 0);
+    assert_eq!(t["canary_recorded"], true);
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,134 @@
+//! Bad input: one line that names the problem and the fix, exit status 2, nothing left behind.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::*;
+
+fn assert_input_error(out: &std::process::Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "expected '{needle}' in: {err}");
+}
+
+fn check(args: &[&str], needle: &str) {
+    let before = if nix::unistd::geteuid().is_root() {
+        Some(snapshot())
+    } else {
+        None
+    };
+    let out = aegis(args);
+    assert_input_error(&out, needle);
+    if let Some(before) = before {
+        assert_restored(&before);
+    }
+}
+
+#[test]
+fn unknown_flood() {
+    check(
+        &["attack", "--flood", "opn"],
+        "unknown flood 'opn'; choose one of: openat",
+    );
+}
+
+#[test]
+fn zero_duration() {
+    check(
+        &["attack", "--duration", "0"],
+        "--duration must be a positive number",
+    );
+}
+
+#[test]
+fn unparsable_ring_size() {
+    check(&["attack", "--ring-size", "lots"], "e.g. 64KiB");
+}
+
+#[test]
+fn too_small_ring_size() {
+    check(&["attack", "--ring-size", "1KiB"], "too small");
+}
+
+#[test]
+fn ring_size_not_a_power_of_two() {
+    check(&["attack", "--ring-size", "100KiB"], "use 64KiB or 128KiB");
+}
+
+#[test]
+fn cfs_on_an_eevdf_kernel_names_vm_kernel() {
+    let release = nix::sys::utsname::uname()
+        .unwrap()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let version: (u32, u32) = (
+        parts.next().unwrap().parse().unwrap(),
+        parts.next().unwrap().parse().unwrap(),
+    );
+    if version >= (6, 6) {
+        check(&["attack", "--scheduler", "cfs"], "--vm-kernel cfs");
+    } else {
+        check(&["attack", "--scheduler", "eevdf"], "--vm-kernel eevdf");
+    }
+}
+
+#[test]
+fn unknown_collector() {
+    check(
+        &["attack", "--collector", "nope"],
+        "unknown collector 'nope'",
+    );
+}
+
+#[test]
+fn not_root() {
+    if !nix::unistd::geteuid().is_root() {
+        check(&["attack"], "needs root");
+        return;
+    }
+    // Run a copy of the binary as nobody (the build tree may not be readable by nobody).
+    let dir = temp_dir("not-root");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.join("aegis-bench");
+    std::fs::copy(BIN, &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = snapshot();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["attack", "--flood", "openat"])
+        .current_dir(&dir)
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_input_error(&out, "needs root: run it with sudo");
+    assert_restored(&before);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn tracefs_unmountable() {
+    if !have_root("tracefs_unmountable") {
+        return;
+    }
+    // In a private mount namespace, hide /sys/kernel behind an empty tmpfs: tracefs (and the
+    // debugfs copy) are gone and their mount point does not exist, so mounting tracefs fails.
+    let before = snapshot();
+    let script = format!(
+        "umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null; \
+         mount -t tmpfs none /sys/kernel && exec {BIN} attack --duration 1"
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("unshare (util-linux)");
+    assert_input_error(&out, "cannot mount tracefs");
+    assert_restored(&before);
+}

@@ -1,0 +1,187 @@
+//! The machine is left as found: after success, error, panic, SIGINT, SIGTERM, and even
+//! SIGKILL of the harness (its helpers die with it; the next run removes the stale cgroup).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Starts a long attack and returns once its flood is running.
+fn start_long_attack(extra: &[&str]) -> std::process::Child {
+    let mut child = Command::new(BIN)
+        .args([
+            "attack",
+            "--flood",
+            "openat",
+            "--threads",
+            "2",
+            "--duration",
+            "30",
+            "--ring-size",
+            "1MiB",
+        ])
+        .args(extra)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("trial 1/") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "attack did not start");
+    }
+    std::thread::spawn(move || for _ in lines {});
+    // Wait until the worker is flooding inside its cgroup.
+    while !snapshot()
+        .helper_processes
+        .iter()
+        .any(|p| p.contains("attack-worker"))
+    {
+        assert!(Instant::now() < deadline, "attack worker did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child
+}
+
+fn interrupt_and_check(signal: i32, expected_status: i32) {
+    let before = snapshot();
+    let mut child = start_long_attack(&[]);
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?} to stop",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(expected_status), "{status}");
+    assert_restored(&before);
+}
+
+#[test]
+fn sigint_mid_flood_restores_everything() {
+    if have_root("sigint_mid_flood_restores_everything") {
+        interrupt_and_check(libc::SIGINT, 130);
+    }
+}
+
+#[test]
+fn sigterm_mid_flood_restores_everything() {
+    if have_root("sigterm_mid_flood_restores_everything") {
+        interrupt_and_check(libc::SIGTERM, 143);
+    }
+}
+
+#[test]
+fn interrupted_run_keeps_the_trials_already_measured() {
+    if !have_root("interrupted_run_keeps_the_trials_already_measured") {
+        return;
+    }
+    let dir = temp_dir("keep-trials");
+    let json = dir.join("trials.json");
+    let before = snapshot();
+    let mut child = Command::new(BIN)
+        .args([
+            "attack",
+            "--threads",
+            "1",
+            "--duration",
+            "1",
+            "--ring-size",
+            "1MiB",
+            "--repetitions",
+            "3",
+        ])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("trial 2/3") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_restored(&before);
+    assert_eq!(
+        read_trials(&json).len(),
+        1,
+        "the first trial survives the interrupt"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn panic_and_error_mid_trial_restore_everything() {
+    if !have_root("panic_and_error_mid_trial_restore_everything") {
+        return;
+    }
+    for (fault, status) in [("panic", 101), ("error", 1)] {
+        let before = snapshot();
+        let out = Command::new(BIN)
+            .args(["attack", "--duration", "1"])
+            .env("AEGIS_BENCH_INJECT_FAULT", fault)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(status), "{fault}: {}", stderr(&out));
+        assert_restored(&before);
+    }
+}
+
+#[test]
+fn sigkill_of_the_harness_takes_its_helpers_along() {
+    if !have_root("sigkill_of_the_harness_takes_its_helpers_along") {
+        return;
+    }
+    let before = snapshot();
+    let mut child = start_long_attack(&[]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Helpers die with the harness (PR_SET_PDEATHSIG) and their BPF programs with them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = snapshot();
+        if now.helper_processes.is_empty() && now.bpf_programs.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left running: {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing could remove the cgroup (or unmount tracefs) then; the next run does.
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "1",
+        "--duration",
+        "0.2",
+        "--ring-size",
+        "1MiB",
+    ]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("removed 1 attack cgroup"),
+        "{}",
+        stderr(&out)
+    );
+    let after = snapshot();
+    assert!(after.attack_cgroups.is_empty(), "{after:?}");
+    if !before.tracefs_mounted && after.tracefs_mounted {
+        // The killed run mounted tracefs and could not unmount it; the next run saw it mounted.
+        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    assert_restored(&before);
+}

@@ -1,0 +1,129 @@
+//! Helpers for the end-to-end tests, which run the real binary as root.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aegis-bench");
+
+/// Root is needed to load BPF and create cgroups; CI runs as root. Returns false (and says
+/// why) where it is truly absent.
+pub fn have_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIP {test}: needs root (BPF programs and cgroups); CI runs it as root");
+    false
+}
+
+pub fn aegis(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("running aegis-bench")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "aegis-bench failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aegis-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn read_trials(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Kernel and process state a run must not leave behind.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub attack_cgroups: Vec<String>,
+    pub bpf_programs: Vec<String>,
+    pub helper_processes: Vec<String>,
+    pub canary_files: Vec<String>,
+    pub tracefs_mounted: bool,
+}
+
+fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .min_by_key(|p| p.as_os_str().len())
+        .expect("cgroup2 mounted")
+}
+
+pub fn snapshot() -> Snapshot {
+    let attack_cgroups = std::fs::read_dir(cgroup2_root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("aegis-bench-"))
+        .collect();
+    let bpf_programs = libbpf_rs::query::ProgInfoIter::default()
+        .map(|info| info.name.to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("aegis_"))
+        .collect();
+    let helper_processes = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("aegis-bench attack-worker") || c.contains("aegis-bench collect"))
+        .collect();
+    let canary_files = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("aegis-canary-"))
+        .collect();
+    let tracefs_mounted = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"));
+    Snapshot {
+        attack_cgroups,
+        bpf_programs,
+        helper_processes,
+        canary_files,
+        tracefs_mounted,
+    }
+}
+
+/// Waits briefly for asynchronous teardown (BPF programs are freed after their last fd closes).
+pub fn assert_restored(before: &Snapshot) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = snapshot();
+        if &now == before {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("state not restored:\nbefore: {before:?}\nafter:  {now:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
