@@ -36,8 +36,8 @@ static __always_inline void count_drop(void)
 		*dropped += 1;
 }
 
-static __always_inline void fill_header(struct prov_event *e, struct sys_enter_ctx *ctx,
-					__u32 nr, __u64 cgroup_id)
+static __always_inline void fill_header(struct prov_event *e, struct sys_enter_ctx *ctx, __u32 nr,
+					__u64 cgroup_id)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 

@@ -29,9 +29,9 @@ enum payload_kind {
 
 /* One provenance record as the BPF side writes it into the ring buffer (96 bytes). */
 struct prov_event {
-	__u64 ts_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 ts_ns;	 /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 cgroup_id; /* cgroup v2 id of the calling task */
-	__u32 pid;       /* thread group id */
+	__u32 pid;	 /* thread group id */
 	__u32 tid;
 	__u32 syscall_nr;
 	__u16 payload_kind; /* enum payload_kind */

@@ -42,7 +42,8 @@ int aegis_truth(struct sys_enter_ctx *ctx)
 	key.syscall_nr = (__u32)ctx->id;
 	count = bpf_map_lookup_elem(&truth_counts, &key);
 	if (!count) {
-		/* Another CPU may insert the same key first (EEXIST): look it up again either way. */
+		/* Another CPU may insert the same key first (EEXIST): look it up again either way.
+		 */
 		bpf_map_update_elem(&truth_counts, &key, &zero, BPF_NOEXIST);
 		count = bpf_map_lookup_elem(&truth_counts, &key);
 		if (!count) {

@@ -104,7 +104,8 @@ impl RunningCollector for BuiltinCollector {
     }
 
     fn stop(mut self: Box<Self>) -> Result<CollectorStats> {
-        let mut child = self.child.take().expect("collector is running");
+        // Any early return leaves the child to Drop, which kills and reaps it.
+        let child = self.child.as_mut().expect("collector is running");
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         let status = loop {
@@ -112,12 +113,11 @@ impl RunningCollector for BuiltinCollector {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
                 bail!("the built-in collector did not finish draining within {DRAIN_TIMEOUT:?}");
             }
             std::thread::sleep(Duration::from_millis(10));
         };
+        self.child = None;
         if !status.success() {
             bail!("the built-in collector failed ({status})");
         }

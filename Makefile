@@ -1,0 +1,38 @@
+# aegis-bench. The README's two commands are `make demo` and `make test`.
+CARGO ?= cargo
+export BPF_CLANG ?= clang-19
+BIN := target/release/aegis-bench
+
+.PHONY: setup build demo test lint unit e2e bench doctor clean
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace
+
+# The built-in collector against an openat flood on this kernel's own scheduler, at three
+# intensities whose loss differs visibly on a 2-core machine.
+demo: build
+	$(BIN) attack --flood openat --threads 1,4,8 --duration 3 --ring-size 64KiB \
+		--json results/demo/trials.json --csv results/demo/trials.csv
+
+# Everything CI checks: formatting, clippy, unit tests, and the end-to-end tests (root).
+# End-to-end tests run one at a time: they load BPF, flood the CPUs and check that the
+# machine is left as found.
+test: setup lint
+	$(CARGO) test --workspace -- --test-threads=1
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@clang-format-19 --dry-run --Werror bpf/*.c bpf/*.h
+
+bench: build
+	$(CARGO) bench --workspace
+
+doctor: build
+	$(BIN) doctor
+
+clean:
+	$(CARGO) clean
