@@ -16,10 +16,21 @@ fn flood_records() -> Vec<Vec<u8>> {
     let mut records = Vec::with_capacity(BATCH);
     for i in 0..BATCH {
         let openat = i % 2 == 0;
-        let mut raw = vec![0u8; if openat { EVENT_WITH_PAYLOAD_BYTES } else { EVENT_HEADER_BYTES }];
+        let mut raw = vec![
+            0u8;
+            if openat {
+                EVENT_WITH_PAYLOAD_BYTES
+            } else {
+                EVENT_HEADER_BYTES
+            }
+        ];
         raw[offset::TS_NS..][..8].copy_from_slice(&(i as u64 * 1000).to_le_bytes());
         raw[offset::PID..][..4].copy_from_slice(&4242u32.to_le_bytes());
-        let nr = if openat { libc::SYS_openat } else { libc::SYS_close } as u32;
+        let nr = if openat {
+            libc::SYS_openat
+        } else {
+            libc::SYS_close
+        } as u32;
         raw[offset::SYSCALL_NR..][..4].copy_from_slice(&nr.to_le_bytes());
         raw[offset::COMM..][..7].copy_from_slice(b"flood-0");
         if openat {

@@ -53,7 +53,6 @@ pub fn ensure_tracefs() -> Result<TracefsGuard, InputError> {
              with CONFIG_FTRACE_SYSCALLS"
         )));
     }
-    crate::say!("note: mounted tracefs at {TRACEFS} for this run (unmounted afterwards)");
     Ok(TracefsGuard {
         mounted_by_us: Some(tracefs.to_path_buf()),
     })

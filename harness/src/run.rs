@@ -238,7 +238,13 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
             "note: removed {stale} attack cgroup(s) left by an aegis-bench that was killed"
         );
     }
-    let _tracefs = mounts::ensure_tracefs()?;
+    let tracefs = mounts::ensure_tracefs()?;
+    if tracefs.mounted_by_us() {
+        crate::say!(
+            "note: mounted tracefs at {} for this run (unmounted afterwards)",
+            mounts::TRACEFS
+        );
+    }
     if let Some(dir) = &plan.keep_logs {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
