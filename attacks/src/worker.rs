@@ -41,6 +41,11 @@ pub struct WorkerConfig {
     pub canary_path: PathBuf,
     /// Directory for the flood's small input file.
     pub scratch_dir: PathBuf,
+    /// Nice value for the whole attack, set before any thread starts (threads inherit it).
+    pub nice: Option<i32>,
+    /// Further `cgroup.procs` files to join first (e.g. a cgroup v1 cpu-quota group); joined
+    /// while the process is still outside the counted cgroup, so those writes are not counted.
+    pub extra_cgroup_procs: Vec<PathBuf>,
 }
 
 /// When and where the canary happened.
@@ -181,20 +186,33 @@ pub fn run(config: &WorkerConfig) -> io::Result<std::convert::Infallible> {
     let mapping = ReportMapping::map(&config.report)?;
     let canary_path = std::ffi::CString::new(config.canary_path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::other("NUL in canary path"))?;
+    if let Some(nice) = config.nice {
+        // PRIO_PROCESS with 0 is the calling thread on Linux; threads started later inherit.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let mut extra_procs = config
+        .extra_cgroup_procs
+        .iter()
+        .map(|path| OpenOptions::new().write(true).open(path))
+        .collect::<io::Result<Vec<_>>>()?;
     let mut procs = OpenOptions::new().write(true).open(&config.cgroup_procs)?;
     let pid_line = format!("{}\n", std::process::id());
+    let join_cgroups = || -> io::Result<()> {
+        for extra in &mut extra_procs {
+            extra.write_all(pid_line.as_bytes())?;
+        }
+        procs.write_all(pid_line.as_bytes())
+    };
 
     let mut report = match (&config.flood, &config.cmd) {
         (Some(spec), None) => {
             let small_file = config.scratch_dir.join("small-file");
             std::fs::write(&small_file, b"provenance\n")?;
-            run_flood(spec, &small_file, &canary_path, || {
-                procs.write_all(pid_line.as_bytes())
-            })?
+            run_flood(spec, &small_file, &canary_path, join_cgroups)?
         }
-        (None, Some(cmd)) => run_cmd(cmd, config.duration, &canary_path, || {
-            procs.write_all(pid_line.as_bytes())
-        })?,
+        (None, Some(cmd)) => run_cmd(cmd, config.duration, &canary_path, join_cgroups)?,
         _ => {
             return Err(io::Error::other(
                 "exactly one of a flood and a command is needed",

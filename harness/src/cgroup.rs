@@ -117,8 +117,16 @@ impl Drop for AttackCgroup {
 }
 
 /// Removes groups left by an earlier harness that was killed with SIGKILL (nothing else can
-/// stop it from cleaning up). Returns how many were removed.
+/// stop it from cleaning up), here and in the cgroup v1 cpu controller (`attack-quota`).
+/// Returns how many were removed.
 pub fn remove_stale(root: &Path) -> usize {
+    let quota_groups = crate::sched::policy::cpu_controller_root()
+        .map(|cpu_root| remove_stale_in(&cpu_root, false))
+        .unwrap_or(0);
+    remove_stale_in(root, true) + quota_groups
+}
+
+fn remove_stale_in(root: &Path, kill: bool) -> usize {
     let Ok(entries) = fs::read_dir(root) else {
         return 0;
     };
@@ -133,6 +141,13 @@ pub fn remove_stale(root: &Path) -> usize {
             continue;
         };
         if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        if !kill {
+            // A v1 group: its tasks died with the harness (PR_SET_PDEATHSIG).
+            if fs::remove_dir(entry.path()).is_ok() {
+                removed += 1;
+            }
             continue;
         }
         let group = AttackCgroup {

@@ -134,6 +134,10 @@ pub struct WorkerArgs {
     pub count: Option<u64>,
     #[arg(long)]
     pub rate: Option<u64>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub nice: Option<i32>,
+    #[arg(long)]
+    pub extra_cgroup_procs: Vec<PathBuf>,
     /// The producer program, after `--`.
     #[arg(last = true)]
     pub cmd: Vec<String>,

@@ -34,6 +34,7 @@ pub mod mounts;
 pub mod producer;
 pub mod provlog;
 pub mod run;
+pub mod sched;
 pub mod signals;
 pub mod size;
 pub mod syscalls;

@@ -74,6 +74,8 @@ fn attack_worker(args: WorkerArgs) -> Result<()> {
         report: args.report,
         canary_path: args.canary,
         scratch_dir: args.scratch,
+        nice: args.nice,
+        extra_cgroup_procs: args.extra_cgroup_procs,
     };
     match attacks::worker::run(&config) {
         Ok(never) => match never {},

@@ -15,6 +15,13 @@ use crate::collector::builtin::helper_command;
 /// Extra time past the requested duration before a worker counts as hung.
 const GRACE: Duration = Duration::from_secs(60);
 
+/// Where and how the attack runs besides its counted cgroup.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    pub nice: Option<i32>,
+    pub extra_cgroup_procs: Vec<std::path::PathBuf>,
+}
+
 pub enum Producer<'a> {
     Flood(&'a FloodSpec),
     Command {
@@ -35,6 +42,7 @@ impl Producer<'_> {
 /// Worker arguments for one attack.
 fn worker_args(
     producer: &Producer<'_>,
+    placement: &Placement,
     cgroup_procs: &Path,
     report: &Path,
     canary: &Path,
@@ -53,6 +61,12 @@ fn worker_args(
         "--duration",
         producer.duration().as_secs_f64().to_string().into(),
     );
+    if let Some(nice) = placement.nice {
+        push("--nice", nice.to_string().into());
+    }
+    for extra in &placement.extra_cgroup_procs {
+        push("--extra-cgroup-procs", extra.into());
+    }
     match producer {
         Producer::Flood(spec) => {
             push("--flood", spec.kind.name().into());
@@ -75,6 +89,7 @@ fn worker_args(
 /// Runs the attack to completion inside the cgroup whose `cgroup.procs` is given.
 pub fn run(
     producer: &Producer<'_>,
+    placement: &Placement,
     cgroup_procs: &Path,
     work_dir: &Path,
     canary: &Path,
@@ -82,7 +97,7 @@ pub fn run(
 ) -> Result<AttackReport> {
     let report = work_dir.join("attack-report.json");
     std::fs::File::create(&report)?.set_len(REPORT_BYTES as u64)?;
-    let args = worker_args(producer, cgroup_procs, &report, canary, work_dir);
+    let args = worker_args(producer, placement, cgroup_procs, &report, canary, work_dir);
     let arg_refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let mut child = helper_command(&arg_refs)?
         .stdin(Stdio::null())

@@ -14,61 +14,17 @@ use crate::cli::AttackArgs;
 use crate::collector::{self, CollectorKind, CollectorSetup};
 use crate::error::InputError;
 use crate::export::{table, Exporters};
-use crate::producer::{self, Producer};
+use crate::producer::{self, Placement, Producer};
 use crate::provlog::LogReader;
+use crate::sched::policy::{
+    ChangedThreads, CpuQuotaGroup, FairVariant, ATTACK_NICE, ATTACK_QUOTA_PCT,
+};
+use crate::sched::scx::RunningScx;
+use crate::sched::{self, SchedulerSpec};
 use crate::size::{format_size, parse_ring_size};
 use crate::trial::{account, by_name, now_rfc3339, Measured, Trial};
 use crate::truth::GroundTruth;
 use crate::{kernel, mounts, signals, syscalls};
-
-/// A scheduler choice that this machine can run.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SchedulerChoice {
-    /// No sched_ext scheduler: the kernel's fair class, `eevdf` or `cfs`.
-    Fair(&'static str),
-}
-
-impl SchedulerChoice {
-    pub fn name(&self) -> String {
-        match self {
-            SchedulerChoice::Fair(name) => name.to_string(),
-        }
-    }
-}
-
-/// Checks a scheduler name against what this kernel runs.
-pub fn parse_scheduler(name: &str, kernel_release: &str) -> Result<SchedulerChoice, InputError> {
-    let fair = kernel::fair_class_of(kernel_release);
-    match name {
-        "eevdf" | "cfs" if name == fair => Ok(SchedulerChoice::Fair(fair)),
-        "eevdf" | "cfs" => {
-            Err(InputError(format!(
-            "this kernel ({kernel_release}) runs {fair}, not {name}: {name} needs a kernel {}; \
-             run it in a guest with `--vm --vm-kernel {name}` (guest runs are not built yet in \
-             this version)",
-            if name == "cfs" { "older than 6.6" } else { "6.6 or newer" }
-        )))
-        }
-        _ if name.starts_with("eevdf:") || name.starts_with("cfs:") => Err(InputError(format!(
-            "scheduler variant '{name}' is not built yet in this version; use --scheduler {fair}"
-        ))),
-        "scx_rustland" | "aegis" => Err(InputError(format!(
-            "scheduler '{name}' needs sched_ext, which {}; run it in a sched_ext guest with \
-             `--vm` (guest runs are not built yet in this version)",
-            if kernel::has_sched_ext() {
-                "this kernel has, but loading sched_ext schedulers is not built yet".to_string()
-            } else {
-                format!("this kernel ({kernel_release}) lacks (no /sys/kernel/sched_ext)")
-            }
-        ))),
-        _ if name.starts_with("scx:") => Err(InputError(format!(
-            "sched_ext binaries ('{name}') are not supported yet in this version"
-        ))),
-        other => Err(InputError(format!(
-            "unknown scheduler '{other}'; on this kernel use --scheduler {fair}"
-        ))),
-    }
-}
 
 /// What to produce events with.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,7 +40,7 @@ pub struct Plan {
     pub duration: Duration,
     pub ring_sizes: Vec<u64>,
     pub collectors: Vec<CollectorKind>,
-    pub schedulers: Vec<SchedulerChoice>,
+    pub schedulers: Vec<SchedulerSpec>,
     pub repetitions: u32,
     pub json: Option<PathBuf>,
     pub csv: Option<PathBuf>,
@@ -159,11 +115,14 @@ impl Plan {
             .collect::<Result<Vec<_>, _>>()?;
         let release = kernel::release();
         let schedulers = if args.scheduler.is_empty() {
-            vec![SchedulerChoice::Fair(kernel::fair_class_of(&release))]
+            vec![SchedulerSpec::Fair {
+                class: kernel::fair_class_of(&release),
+                variant: None,
+            }]
         } else {
             args.scheduler
                 .iter()
-                .map(|name| parse_scheduler(name, &release))
+                .map(|name| sched::parse(name, &release))
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Plan {
@@ -208,7 +167,7 @@ impl Plan {
 }
 
 struct TrialSpec {
-    scheduler: SchedulerChoice,
+    scheduler: SchedulerSpec,
     collector: CollectorKind,
     ring_bytes: u64,
     threads: u32,
@@ -315,7 +274,33 @@ fn run_trial(
             work_dir: &trial_dir,
         },
     )?;
-    let sched_ext_ops = kernel::sched_ext_ops();
+    // Collector-side baselines change the collector's threads; attack-side ones are applied
+    // by the attack worker to itself before it joins the cgroup.
+    let variant = spec.scheduler.variant();
+    let collector_policy = match variant {
+        Some(v @ (FairVariant::CollectorFifo | FairVariant::CollectorNice)) => {
+            Some(ChangedThreads::apply(collector.pid(), v)?)
+        }
+        _ => None,
+    };
+    let quota_group = match variant {
+        Some(FairVariant::AttackQuota) => Some(CpuQuotaGroup::create(serial, ATTACK_QUOTA_PCT)?),
+        _ => None,
+    };
+    let placement = Placement {
+        nice: (variant == Some(FairVariant::AttackNice)).then_some(ATTACK_NICE),
+        extra_cgroup_procs: quota_group.iter().map(|g| g.procs_file()).collect(),
+    };
+    let mut scx = match &spec.scheduler {
+        SchedulerSpec::SchedExt { name, binary } => {
+            Some(RunningScx::start(name, binary, &[], &trial_dir)?)
+        }
+        SchedulerSpec::Fair { .. } => None,
+    };
+    let sched_ext_ops = match &scx {
+        Some(running) => Some(running.ops().to_string()),
+        None => kernel::sched_ext_ops(),
+    };
     inject_fault()?;
 
     // Fire.
@@ -338,6 +323,7 @@ fn run_trial(
     let bar = progress_bar(plan.duration);
     let report = producer::run(
         &producer,
+        &placement,
         &cgroup.procs_file(),
         &trial_dir,
         &canary,
@@ -348,12 +334,24 @@ fn run_trial(
 
     // Disarm: nothing may still run in the cgroup when the counts are read.
     cgroup.kill_all(Duration::from_secs(10))?;
+    if let Some(running) = scx.as_mut() {
+        running.check_alive()?;
+    }
+    let policy_restored = match collector_policy {
+        Some(changed) => Some(changed.restore()? > 0),
+        // Attack-side policies die with the attack's processes.
+        None => None,
+    };
     let log_path = collector.log_path();
     let stats = collector.stop()?;
+    if let Some(running) = scx.take() {
+        running.stop()?;
+    }
     truth.check_complete()?;
     let truth_counts = truth.counts(cgroup.id())?;
     drop(truth);
     drop(cgroup);
+    drop(quota_group);
 
     // Account.
     let accounted = account(&Measured {
@@ -422,6 +420,8 @@ fn run_trial(
         kernel: kernel::release(),
         machine: kernel::hostname(),
         git_rev: crate::GIT_REV.to_string(),
+        applied_policy: variant.map(FairVariant::applied),
+        policy_restored,
         started_at,
     })
 }

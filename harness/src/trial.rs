@@ -63,6 +63,10 @@ pub struct Trial {
     pub kernel: String,
     pub machine: String,
     pub git_rev: String,
+    /// The fair-class baseline policy the trial applied (`eevdf:collector-fifo`, ...).
+    pub applied_policy: Option<crate::sched::policy::AppliedPolicy>,
+    /// Whether the threads whose policy was changed were put back (read back to check).
+    pub policy_restored: Option<bool>,
     pub started_at: String,
 }
 

@@ -47,6 +47,12 @@ struct Row<'a> {
     kernel: &'a str,
     machine: &'a str,
     git_rev: &'a str,
+    policy_target: &'a str,
+    policy: &'a str,
+    policy_rt_priority: Option<i32>,
+    policy_nice: Option<i32>,
+    attack_cpu_quota_pct: Option<u32>,
+    policy_restored: Option<bool>,
     started_at: &'a str,
 }
 
@@ -88,6 +94,15 @@ impl Exporter for CsvExporter {
                 kernel: &t.kernel,
                 machine: &t.machine,
                 git_rev: &t.git_rev,
+                policy_target: t.applied_policy.as_ref().map_or("", |p| &p.policy_target),
+                policy: t.applied_policy.as_ref().map_or("", |p| &p.policy),
+                policy_rt_priority: t.applied_policy.as_ref().map(|p| p.policy_rt_priority),
+                policy_nice: t.applied_policy.as_ref().map(|p| p.policy_nice),
+                attack_cpu_quota_pct: t
+                    .applied_policy
+                    .as_ref()
+                    .and_then(|p| p.attack_cpu_quota_pct),
+                policy_restored: t.policy_restored,
                 started_at: &t.started_at,
             })?;
         }

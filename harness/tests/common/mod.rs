@@ -77,12 +77,19 @@ fn cgroup2_root() -> PathBuf {
 }
 
 pub fn snapshot() -> Snapshot {
-    let attack_cgroups = std::fs::read_dir(cgroup2_root())
+    let mut attack_cgroups: Vec<String> = std::fs::read_dir(cgroup2_root())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("aegis-bench-"))
         .collect();
+    if let Ok(v1) = std::fs::read_dir("/sys/fs/cgroup/cpu") {
+        attack_cgroups.extend(
+            v1.flatten()
+                .map(|e| format!("cpu/{}", e.file_name().to_string_lossy()))
+                .filter(|n| n.starts_with("cpu/aegis-bench-")),
+        );
+    }
     let bpf_programs = libbpf_rs::query::ProgInfoIter::default()
         .map(|info| info.name.to_string_lossy().into_owned())
         .filter(|n| n.starts_with("aegis_"))

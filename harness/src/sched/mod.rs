@@ -1,0 +1,214 @@
+//! CPU schedulers a trial can run under.
+//!
+//! - `eevdf` / `cfs`: no sched_ext scheduler loaded; the kernel's fair class. Valid only on a
+//!   kernel whose fair class it is (EEVDF replaced CFS in Linux 6.6).
+//! - `eevdf:VARIANT` / `cfs:VARIANT`: the fair class plus the baseline a user tries first
+//!   ([`policy::FairVariant`]): the collector at SCHED_FIFO or nice -20, the attack at nice 19
+//!   or under a CPU quota.
+//! - `scx_rustland`, `aegis`, `scx:PATH`: a sched_ext scheduler binary ([`scx`]), started per
+//!   trial and confirmed through `/sys/kernel/sched_ext`.
+
+pub mod policy;
+pub mod scx;
+
+use std::path::PathBuf;
+
+use crate::error::InputError;
+use crate::kernel;
+pub use policy::FairVariant;
+
+/// A validated scheduler choice.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SchedulerSpec {
+    /// The fair class, optionally with a baseline policy variant.
+    Fair {
+        class: &'static str,
+        variant: Option<FairVariant>,
+    },
+    /// A sched_ext scheduler binary.
+    SchedExt { name: String, binary: PathBuf },
+}
+
+impl SchedulerSpec {
+    /// The name as given on the command line and recorded in trials.
+    pub fn name(&self) -> String {
+        match self {
+            SchedulerSpec::Fair {
+                class,
+                variant: None,
+            } => class.to_string(),
+            SchedulerSpec::Fair {
+                class,
+                variant: Some(variant),
+            } => format!("{class}:{}", variant.name()),
+            SchedulerSpec::SchedExt { name, .. } => name.clone(),
+        }
+    }
+
+    pub fn variant(&self) -> Option<FairVariant> {
+        match self {
+            SchedulerSpec::Fair { variant, .. } => *variant,
+            SchedulerSpec::SchedExt { .. } => None,
+        }
+    }
+}
+
+/// Directories searched for sched_ext scheduler binaries: `$AEGIS_TOOLS_DIR/bin`, the project's
+/// `tools/bin` (installed by `make tools`) next to the build tree, the directory of this
+/// binary, then `PATH`.
+pub fn tool_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("AEGIS_TOOLS_DIR") {
+        dirs.push(PathBuf::from(dir).join("bin"));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(exe_dir) = exe.parent() {
+            // target/{debug,release}/aegis-bench -> <repo>/tools/bin
+            if let Some(repo) = exe_dir.parent().and_then(|target| target.parent()) {
+                dirs.push(repo.join("tools/bin"));
+            }
+            dirs.push(exe_dir.to_path_buf());
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs
+}
+
+/// Finds a scheduler binary by file name.
+pub fn find_tool(file_name: &str) -> Option<PathBuf> {
+    tool_dirs()
+        .into_iter()
+        .map(|dir| dir.join(file_name))
+        .find(|path| path.is_file())
+}
+
+/// Where the named scheduler binary is, or why it is not there.
+fn sched_ext_binary(name: &str) -> Result<PathBuf, InputError> {
+    let (file_name, fix) = match name {
+        "scx_rustland" => (
+            "scx_rustland",
+            "install it with `make tools` (cargo install scx_rustland 1.1.4 into tools/)",
+        ),
+        "aegis" => (
+            "scx_aegis",
+            "the Aegis scheduler (scx_aegis) is not built yet in this version",
+        ),
+        _ => unreachable!("only named sched_ext schedulers"),
+    };
+    find_tool(file_name).ok_or_else(|| {
+        InputError(format!(
+            "scheduler '{name}' needs the {file_name} binary, which is not installed: {fix}"
+        ))
+    })
+}
+
+/// Checks a scheduler name against what this kernel runs.
+pub fn parse(name: &str, kernel_release: &str) -> Result<SchedulerSpec, InputError> {
+    let fair = kernel::fair_class_of(kernel_release);
+    let wrong_fair_class = |class: &str| {
+        InputError(format!(
+            "this kernel ({kernel_release}) runs {fair}, not {class}: {class} needs a kernel {}; \
+             run it in a guest with `--vm --vm-kernel {}`",
+            if class == "cfs" {
+                "older than 6.6"
+            } else {
+                "6.6 or newer"
+            },
+            if class == "cfs" { "cfs" } else { "sched-ext" }
+        ))
+    };
+    let (class, variant) = match name.split_once(':') {
+        Some((class @ ("eevdf" | "cfs"), variant)) => (class, Some(variant)),
+        None if name == "eevdf" || name == "cfs" => (name, None),
+        _ => ("", None),
+    };
+    if !class.is_empty() {
+        if class != fair {
+            return Err(wrong_fair_class(class));
+        }
+        let variant = variant.map(FairVariant::parse).transpose()?;
+        return Ok(SchedulerSpec::Fair {
+            class: fair,
+            variant,
+        });
+    }
+    let needs_sched_ext = || -> Result<(), InputError> {
+        if kernel::has_sched_ext() {
+            Ok(())
+        } else {
+            Err(InputError(format!(
+                "scheduler '{name}' needs sched_ext, which this kernel ({kernel_release}) lacks \
+                 (no /sys/kernel/sched_ext); run it in a sched_ext guest with `--vm`"
+            )))
+        }
+    };
+    match name {
+        "scx_rustland" | "aegis" => {
+            needs_sched_ext()?;
+            Ok(SchedulerSpec::SchedExt {
+                name: name.to_string(),
+                binary: sched_ext_binary(name)?,
+            })
+        }
+        _ if name.starts_with("scx:") => {
+            needs_sched_ext()?;
+            let binary = PathBuf::from(&name[4..]);
+            if !binary.is_file() {
+                return Err(InputError(format!(
+                    "scheduler binary {} does not exist; give the path of a sched_ext scheduler, e.g. scx:/usr/bin/scx_simple",
+                    binary.display()
+                )));
+            }
+            Ok(SchedulerSpec::SchedExt {
+                name: name.to_string(),
+                binary,
+            })
+        }
+        other => Err(InputError(format!(
+            "unknown scheduler '{other}'; choose {fair}, {fair}:collector-fifo, \
+             {fair}:collector-nice, {fair}:attack-nice, {fair}:attack-quota, scx_rustland, aegis \
+             or scx:PATH"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fair_class_and_variants() {
+        assert_eq!(
+            parse("eevdf", "6.18.1").unwrap(),
+            SchedulerSpec::Fair {
+                class: "eevdf",
+                variant: None
+            }
+        );
+        let fifo = parse("eevdf:collector-fifo", "6.18.1").unwrap();
+        assert_eq!(fifo.name(), "eevdf:collector-fifo");
+        assert_eq!(fifo.variant(), Some(FairVariant::CollectorFifo));
+        assert_eq!(
+            parse("cfs:attack-nice", "6.1.0").unwrap().name(),
+            "cfs:attack-nice"
+        );
+    }
+
+    #[test]
+    fn wrong_fair_class_names_the_guest_kernel() {
+        let err = parse("cfs", "6.18.1").unwrap_err().0;
+        assert!(err.contains("--vm --vm-kernel cfs"), "{err}");
+        let err = parse("eevdf:collector-fifo", "6.1.0").unwrap_err().0;
+        assert!(err.contains("runs cfs, not eevdf"), "{err}");
+    }
+
+    #[test]
+    fn unknown_names_list_the_choices() {
+        let err = parse("eevdf:turbo", "6.18.1").unwrap_err().0;
+        assert!(err.contains("collector-fifo"), "{err}");
+        let err = parse("bfs", "6.18.1").unwrap_err().0;
+        assert!(err.contains("scx_rustland"), "{err}");
+    }
+}
