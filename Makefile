@@ -3,13 +3,23 @@ CARGO ?= cargo
 export BPF_CLANG ?= clang-19
 BIN := target/release/aegis-bench
 
-.PHONY: setup build demo test lint unit e2e bench doctor clean
+SCX_RUSTLAND_VERSION := 1.1.4
+
+.PHONY: setup build tools demo test lint bench doctor clean
 
 setup:
 	bash scripts/setup.sh
 
 build: setup
 	$(CARGO) build --release --workspace
+
+# sched_ext schedulers from crates.io, as binaries in tools/bin (never linked into ours).
+# scx_rustland's crates need clang >= 18 for BPF and libclang for bindgen.
+tools: tools/bin/scx_rustland
+
+tools/bin/scx_rustland: | setup
+	BPF_CLANG=clang-19 LIBCLANG_PATH=/usr/lib/llvm-19/lib RUST_BACKTRACE=0 \
+		$(CARGO) install scx_rustland --version $(SCX_RUSTLAND_VERSION) --locked --root tools
 
 # The built-in collector against an openat flood on this kernel's own scheduler, at three
 # intensities whose loss differs visibly on a 2-core machine.

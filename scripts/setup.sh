@@ -2,11 +2,12 @@
 # Installs what aegis-bench needs on Debian 12 (bookworm), idempotently. Needs root.
 #   clang-19/llvm-19  BPF programs (the scx crates need clang >= 18; /usr/bin/clang is 14)
 #   libelf-dev zlib1g-dev pkg-config make   libbpf-sys builds its own libbpf with these
+#   libseccomp-dev libclang1-19   scx_rustland (make tools): its core links libseccomp, bindgen needs libclang
 #   auditd            the audit collector and `doctor`'s audit check
 #   util-linux        setpriv/unshare used by the tests (normally present)
 set -euo pipefail
 
-packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make auditd util-linux)
+packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd util-linux)
 
 missing=()
 for pkg in "${packages[@]}"; do
