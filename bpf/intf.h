@@ -60,4 +60,48 @@ struct sys_enter_ctx {
 	unsigned long args[6];
 };
 
+/*
+ * The compact collector (eAudit-like). Records are packed per CPU into a batch that is copied
+ * into the ring buffer once it holds COMPACT_FLUSH_BYTES, when an important event arrives, or
+ * when user space drains at the end. Each batch starts with a header; sequence numbers let user
+ * space detect lost batches itself.
+ */
+#define COMPACT_FLUSH_BYTES 2048
+#define COMPACT_PATH_MAX 256
+#define COMPACT_MAX_CPUS 256
+
+struct compact_batch_hdr {
+	__u32 bytes; /* whole batch including this header */
+	__u16 cpu;
+	__u16 nr_records;
+	__u64 batch_seq;       /* per CPU, +1 per flush attempt */
+	__u64 first_event_seq; /* per CPU, +1 per record */
+	__u64 base_ts_ns;      /* timestamps in records are relative to this */
+};
+
+/* One record, followed by payload_len bytes of payload (a path without NUL). */
+struct compact_rec {
+	__u16 len; /* header + payload, rounded up to 4 bytes */
+	__u16 syscall_nr;
+	__u32 pid;
+	__u32 tid;
+	__u32 ts_delta_ns;
+	__u32 arg0;
+	__u16 payload_kind;
+	__u16 payload_len;
+};
+
+#define COMPACT_REC_MAX (sizeof(struct compact_rec) + COMPACT_PATH_MAX)
+#define COMPACT_DATA_BYTES (COMPACT_FLUSH_BYTES + 2 * COMPACT_REC_MAX)
+
+/* Per-CPU batch being filled. */
+struct compact_buf {
+	__u32 len; /* bytes used in data, header included */
+	__u32 nr_records;
+	__u64 batch_seq;
+	__u64 event_seq;
+	__u64 base_ts_ns;
+	__u8 data[COMPACT_DATA_BYTES];
+};
+
 #endif /* AEGIS_INTF_H */

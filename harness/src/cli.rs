@@ -104,6 +104,9 @@ pub struct LogArgs {
 
 #[derive(Debug, Args)]
 pub struct CollectArgs {
+    /// The compact architecture (per-CPU batches) instead of one record per event.
+    #[arg(long)]
+    pub compact: bool,
     #[arg(long)]
     pub cgroup_id: u64,
     #[arg(long)]

@@ -50,6 +50,9 @@ pub mod skel {
     pub mod collector {
         include!(concat!(env!("OUT_DIR"), "/collector.skel.rs"));
     }
+    pub mod collector_compact {
+        include!(concat!(env!("OUT_DIR"), "/collector_compact.skel.rs"));
+    }
 }
 
 /// The revision this binary was built from (`git describe --always --dirty`).

@@ -10,7 +10,7 @@ use clap::Parser;
 use aegis_bench::cli::{Cli, CollectArgs, Command, LogArgs, WorkerArgs};
 use aegis_bench::collector::consumer::{self, ConsumerConfig};
 use aegis_bench::error::exit_status;
-use aegis_bench::provlog::LogReader;
+use aegis_bench::provlog::for_each_event;
 use aegis_bench::run::{run_attack, Plan};
 use aegis_bench::{doctor, syscalls};
 
@@ -50,12 +50,17 @@ fn main() -> ExitCode {
 }
 
 fn collect(args: &CollectArgs) -> Result<()> {
-    consumer::run(&ConsumerConfig {
+    let config = ConsumerConfig {
         cgroup_id: args.cgroup_id,
         ring_bytes: args.ring_bytes,
         log: args.log.clone(),
         stats: args.stats.clone(),
-    })
+    };
+    if args.compact {
+        aegis_bench::collector::compact::run(&config)
+    } else {
+        consumer::run(&config)
+    }
 }
 
 fn attack_worker(args: WorkerArgs) -> Result<()> {
@@ -84,29 +89,30 @@ fn attack_worker(args: WorkerArgs) -> Result<()> {
 }
 
 fn print_log(args: &LogArgs) -> Result<()> {
-    let mut reader = LogReader::open(&args.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts = std::collections::BTreeMap::<u32, u64>::new();
     let filter = args.path_contains.as_deref().map(str::as_bytes);
-    while let Some(event) = reader.next_event()? {
+    let mut closed = false;
+    for_each_event(&args.file, |event| {
+        if closed {
+            return;
+        }
         if args.summary {
             *counts.entry(event.syscall_nr).or_default() += 1;
-            continue;
+            return;
         }
         if let Some(needle) = filter {
             let hit = event
                 .path()
                 .is_some_and(|path| path.windows(needle.len()).any(|w| w == needle));
             if !hit {
-                continue;
+                return;
             }
         }
-        if writeln!(out, "{event}").is_err() {
-            // A closed pipe (`| head`) is not an error.
-            return Ok(());
-        }
-    }
+        // A closed pipe (`| head`) is not an error.
+        closed = writeln!(out, "{event}").is_err();
+    })?;
     if args.summary {
         let total: u64 = counts.values().sum();
         for (nr, count) in &counts {

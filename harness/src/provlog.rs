@@ -257,6 +257,18 @@ impl<R: Read> LogReader<R> {
     }
 }
 
+/// Calls `each` for every record of a log of either built-in architecture.
+pub fn for_each_event(path: &Path, mut each: impl FnMut(&ProvEvent<'_>)) -> anyhow::Result<()> {
+    if crate::collector::compact::is_compact_log(path) {
+        return crate::collector::compact::read_log(path, each);
+    }
+    let mut reader = LogReader::open(path)?;
+    while let Some(event) = reader.next_event()? {
+        each(&event);
+    }
+    Ok(())
+}
+
 fn bad_magic() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,

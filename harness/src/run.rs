@@ -15,7 +15,6 @@ use crate::collector::{self, CollectorKind, CollectorSetup};
 use crate::error::InputError;
 use crate::export::{table, Exporters};
 use crate::producer::{self, Placement, Producer};
-use crate::provlog::LogReader;
 use crate::sched::policy::{
     ChangedThreads, CpuQuotaGroup, FairVariant, ATTACK_NICE, ATTACK_QUOTA_PCT,
 };
@@ -409,7 +408,13 @@ fn run_trial(
         attack_syscalls,
         delivered_per_s: per_s(stats.received),
         collector_cpu_s: stats.cpu_s(),
+        received_per_collector_cpu_s: if stats.cpu_s() > 0.0 {
+            stats.received as f64 / stats.cpu_s()
+        } else {
+            0.0
+        },
         collector_wakeups: stats.wakeups,
+        collector_self_detected_lost: stats.self_detected_lost,
         duration_s: flood_s,
         requested_duration_s: plan.duration.as_secs_f64(),
         count: flood_spec.as_ref().and_then(|f| f.count),
@@ -429,14 +434,13 @@ fn run_trial(
 /// Looks the canary up in the collector's log: (creation recorded, unlink recorded).
 pub fn find_canary(log: &Path, canary: &Path) -> Result<(bool, bool)> {
     let wanted = canary.as_os_str().as_encoded_bytes();
-    let mut reader = LogReader::open(log)?;
     let (mut created, mut unlinked) = (false, false);
-    while let Some(event) = reader.next_event()? {
+    crate::provlog::for_each_event(log, |event| {
         if event.path() == Some(wanted) {
             created |= syscalls::creates_file(event.syscall_nr);
             unlinked |= syscalls::removes_file(event.syscall_nr);
         }
-    }
+    })?;
     Ok((created, unlinked))
 }
 

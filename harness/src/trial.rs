@@ -47,7 +47,11 @@ pub struct Trial {
     /// Events per second the collector recorded over the flood time.
     pub delivered_per_s: f64,
     pub collector_cpu_s: f64,
+    /// Records received per CPU-second the collector used: its drain efficiency.
+    pub received_per_collector_cpu_s: f64,
     pub collector_wakeups: u64,
+    /// Records the collector itself found missing from sequence gaps (compact architecture).
+    pub collector_self_detected_lost: Option<u64>,
     /// Seconds the flood ran (first to last syscall of the worker).
     pub duration_s: f64,
     pub requested_duration_s: f64,
@@ -125,6 +129,15 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
             collector.dropped,
             collector.received + collector.dropped
         );
+    }
+    if let Some(gaps) = collector.self_detected_lost {
+        if gaps != collector.dropped {
+            bail!(
+                "accounting does not add up: the collector's sequence numbers show {gaps} events \
+                 missing, its drop counter says {}",
+                collector.dropped
+            );
+        }
     }
     for (nr, received) in &collector.received_by_syscall {
         let truth_count = truth.get(nr).copied().unwrap_or(0);

@@ -40,22 +40,32 @@ pub fn helper_command(args: &[&std::ffi::OsStr]) -> Result<Command> {
 }
 
 impl BuiltinCollector {
-    pub fn start(setup: &CollectorSetup<'_>) -> Result<Self> {
+    /// Starts `aegis-bench collect`, in the compact architecture if `compact`.
+    pub fn start(setup: &CollectorSetup<'_>, compact: bool) -> Result<Self> {
         let log = setup.work_dir.join("provenance.log");
         let stats = setup.work_dir.join("collector-stats.json");
         let cgroup_id = setup.cgroup_id.to_string();
         let ring = setup.ring_bytes.to_string();
-        let mut child = helper_command(&[
-            "collect".as_ref(),
-            "--cgroup-id".as_ref(),
-            cgroup_id.as_ref(),
-            "--ring-bytes".as_ref(),
-            ring.as_ref(),
-            "--log".as_ref(),
-            log.as_os_str(),
-            "--stats".as_ref(),
-            stats.as_os_str(),
-        ])?
+        let mut args: Vec<&std::ffi::OsStr> = vec!["collect".as_ref()];
+        if compact {
+            args.push("--compact".as_ref());
+        }
+        let mut child = helper_command(
+            &[
+                args.as_slice(),
+                &[
+                    "--cgroup-id".as_ref(),
+                    cgroup_id.as_ref(),
+                    "--ring-bytes".as_ref(),
+                    ring.as_ref(),
+                    "--log".as_ref(),
+                    log.as_os_str(),
+                    "--stats".as_ref(),
+                    stats.as_os_str(),
+                ],
+            ]
+            .concat(),
+        )?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

@@ -88,7 +88,7 @@ impl<W: Write> Consumer<W> {
     }
 }
 
-fn rusage_seconds(tv: libc::timeval) -> f64 {
+pub fn rusage_seconds(tv: libc::timeval) -> f64 {
     tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
 }
 

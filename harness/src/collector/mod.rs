@@ -5,6 +5,7 @@
 //! what it knows it dropped, its CPU time, and where its log is.
 
 pub mod builtin;
+pub mod compact;
 pub mod consumer;
 
 use std::collections::BTreeMap;
@@ -20,23 +21,27 @@ use crate::error::InputError;
 pub enum CollectorKind {
     /// Ours: BPF ring buffer, one record per event (the "full" architecture).
     Builtin,
+    /// Ours, eAudit-like: per-CPU batches, compact records, weighted wakeups.
+    BuiltinCompact,
 }
 
 impl CollectorKind {
     pub fn name(self) -> &'static str {
         match self {
             CollectorKind::Builtin => "builtin",
+            CollectorKind::BuiltinCompact => "builtin-compact",
         }
     }
 
     pub fn parse(name: &str) -> Result<Self, InputError> {
         match name {
             "builtin" => Ok(CollectorKind::Builtin),
-            "builtin-compact" | "auditd" | "sysdig" | "eaudit" => Err(InputError(format!(
+            "builtin-compact" => Ok(CollectorKind::BuiltinCompact),
+            "auditd" | "sysdig" | "eaudit" => Err(InputError(format!(
                 "collector '{name}' is not built yet in this version; use --collector builtin"
             ))),
             other => Err(InputError(format!(
-                "unknown collector '{other}'; available: builtin"
+                "unknown collector '{other}'; available: builtin, builtin-compact"
             ))),
         }
     }
@@ -57,6 +62,10 @@ pub struct CollectorStats {
     pub cpu_user_s: f64,
     pub cpu_system_s: f64,
     pub log_bytes: u64,
+    /// Records the collector found missing on its own (sequence gaps), where it can tell.
+    pub self_detected_lost: Option<u64>,
+    /// Flushes that forced a consumer wakeup (compact architecture).
+    pub forced_wakeups: Option<u64>,
 }
 
 impl CollectorStats {
@@ -82,6 +91,9 @@ pub trait RunningCollector {
 
 pub fn start(kind: CollectorKind, setup: &CollectorSetup<'_>) -> Result<Box<dyn RunningCollector>> {
     match kind {
-        CollectorKind::Builtin => Ok(Box::new(builtin::BuiltinCollector::start(setup)?)),
+        CollectorKind::Builtin => Ok(Box::new(builtin::BuiltinCollector::start(setup, false)?)),
+        CollectorKind::BuiltinCompact => {
+            Ok(Box::new(builtin::BuiltinCollector::start(setup, true)?))
+        }
     }
 }
