@@ -1,5 +1,9 @@
 //! Aegis: a sched_ext scheduler with a multi-queue backbone driven by a Deep Q-Network.
 //!
-//! Not built yet. This crate will hold the policy core, the fixed-point Q-network, the
-//! simulator and the `scx_aegis` loader (see `../shared/ARCHITECTURE.md`, issues 4 and 5).
-//! Nothing here is used by the harness today.
+//! Built so far: [`sim`], the discrete-event simulator of CPUs, super producers, a ring buffer
+//! and a collector, with EEVDF and CFS policies. It is the test bed and (later) the training
+//! environment of the Aegis policy. Not built yet: the Aegis policy core, the fixed-point
+//! Q-network, training and the `scx_aegis` loader (see `../shared/ARCHITECTURE.md`, issues 4
+//! and 5). Nothing here is used by the harness today.
+
+pub mod sim;

@@ -1,0 +1,29 @@
+//! Simulator speed: scheduling events per second on one core.
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use scheduler::sim::{simulate, Cfs, Eevdf, SimConfig};
+
+fn sim_speed(c: &mut Criterion) {
+    let config = SimConfig {
+        cpus: 8,
+        producers: 16,
+        hogs: 4,
+        sleepers: 8,
+        duration_ns: 200_000_000,
+        ..SimConfig::default()
+    };
+    let events = simulate(&config, &mut Eevdf::new(config.cpus, config.tick_ns)).sched_events;
+    let mut group = c.benchmark_group("sim");
+    group.throughput(Throughput::Elements(events));
+    group.bench_function("eevdf_8cpu_200ms", |b| {
+        b.iter(|| simulate(&config, &mut Eevdf::new(config.cpus, config.tick_ns)))
+    });
+    let events = simulate(&config, &mut Cfs::new(config.cpus)).sched_events;
+    group.throughput(Throughput::Elements(events));
+    group.bench_function("cfs_8cpu_200ms", |b| {
+        b.iter(|| simulate(&config, &mut Cfs::new(config.cpus)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sim_speed);
+criterion_main!(benches);

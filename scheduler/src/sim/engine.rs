@@ -1,0 +1,652 @@
+//! The event loop: see the module docs of [`crate::sim`] for the model.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Entity, Policy, QueueView};
+use super::{weight_of_nice, SimConfig};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Producer,
+    Collector,
+    Hog,
+    Sleeper,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Producer => "producer",
+            Kind::Collector => "collector",
+            Kind::Hog => "hog",
+            Kind::Sleeper => "sleeper",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Runnable,
+    Running(usize),
+    Sleeping,
+    /// Woken, runnable once the wakeup latency has passed.
+    Waking(u64),
+}
+
+#[derive(Clone, Debug)]
+struct Task {
+    kind: Kind,
+    entity: Entity,
+    state: State,
+    /// CPU time already spent toward the next syscall (producer) or event (collector).
+    carry_ns: u64,
+    /// Collector: CPU time still owed to the current wakeup's fixed cost.
+    overhead_left_ns: u64,
+    /// Sleeper: CPU time left in the current run phase.
+    run_left_ns: u64,
+    sleep_until_ns: u64,
+    runnable_since_ns: u64,
+    picked_at_ns: u64,
+    report: TaskReport,
+}
+
+/// Per-task outcome.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub kind: String,
+    pub cpu_ns: u64,
+    pub wait_ns: u64,
+    pub max_wait_ns: u64,
+    pub wakeups: u64,
+    /// Syscalls issued (producer) or events consumed (collector).
+    pub events: u64,
+}
+
+/// What a simulation run produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimResult {
+    pub policy: String,
+    pub produced: u64,
+    pub consumed: u64,
+    pub dropped: u64,
+    pub ring_level_end: u64,
+    pub max_ring_level: u64,
+    pub loss_pct: f64,
+    pub tasks: Vec<TaskReport>,
+    /// Scheduling events handled (wakeups, sleeps, ticks, picks, preemptions).
+    pub sched_events: u64,
+    /// CPU time left idle while a task was runnable (0 for a work-conserving engine).
+    pub idle_with_runnable_ns: u64,
+    pub duration_ns: u64,
+}
+
+impl SimResult {
+    pub fn collector(&self) -> &TaskReport {
+        self.tasks
+            .iter()
+            .find(|t| t.kind == "collector")
+            .expect("one collector")
+    }
+
+    /// CPU time of the tasks of `kind`, summed.
+    pub fn cpu_ns_of(&self, kind: &str) -> u64 {
+        self.tasks
+            .iter()
+            .filter(|t| t.kind == kind)
+            .map(|t| t.cpu_ns)
+            .sum()
+    }
+}
+
+struct Sim<'a> {
+    config: &'a SimConfig,
+    now_ns: u64,
+    tasks: Vec<Task>,
+    cpus: Vec<Option<usize>>,
+    next_check_ns: Vec<u64>,
+    collector: usize,
+    ring_level: u64,
+    produced: u64,
+    consumed: u64,
+    dropped: u64,
+    max_ring_level: u64,
+    sched_events: u64,
+    idle_with_runnable_ns: u64,
+}
+
+/// Runs one simulation.
+pub fn simulate(config: &SimConfig, policy: &mut dyn Policy) -> SimResult {
+    let mut sim = Sim::new(config);
+    for id in 0..sim.tasks.len() {
+        if sim.tasks[id].state == State::Runnable {
+            let view = sim.view();
+            policy.place(&mut sim.tasks[id].entity, &view);
+        }
+    }
+    sim.fill_idle_cpus(policy);
+    while sim.now_ns < config.duration_ns {
+        let next = sim
+            .next_event_ns()
+            .clamp(sim.now_ns + 1, config.duration_ns);
+        sim.advance(next, policy);
+        if sim.now_ns >= config.duration_ns {
+            break;
+        }
+        sim.handle_events(policy);
+        sim.fill_idle_cpus(policy);
+    }
+    sim.finish(policy.name())
+}
+
+impl<'a> Sim<'a> {
+    fn new(config: &'a SimConfig) -> Self {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let task = |kind: Kind, nice: i32, state: State| Task {
+            kind,
+            entity: Entity {
+                weight: weight_of_nice(nice),
+                ..Entity::default()
+            },
+            state,
+            carry_ns: 0,
+            overhead_left_ns: 0,
+            run_left_ns: 0,
+            sleep_until_ns: 0,
+            runnable_since_ns: 0,
+            picked_at_ns: 0,
+            report: TaskReport {
+                kind: kind.name().to_string(),
+                ..TaskReport::default()
+            },
+        };
+        let mut tasks = Vec::new();
+        tasks.push(task(
+            Kind::Collector,
+            config.collector.nice,
+            State::Sleeping,
+        ));
+        for _ in 0..config.producers {
+            let mut producer = task(Kind::Producer, 0, State::Runnable);
+            // Producers start at different points of their first syscall.
+            producer.carry_ns = rng.gen_range(0..config.syscall_cost_ns.max(1));
+            tasks.push(producer);
+        }
+        for _ in 0..config.hogs {
+            tasks.push(task(Kind::Hog, 0, State::Runnable));
+        }
+        for _ in 0..config.sleepers {
+            let mut sleeper = task(Kind::Sleeper, 0, State::Sleeping);
+            sleeper.sleep_until_ns = rng.gen_range(0..config.sleeper_sleep_ns.max(1));
+            tasks.push(sleeper);
+        }
+        Sim {
+            config,
+            now_ns: 0,
+            tasks,
+            cpus: vec![None; config.cpus.max(1)],
+            next_check_ns: vec![0; config.cpus.max(1)],
+            collector: 0,
+            ring_level: 0,
+            produced: 0,
+            consumed: 0,
+            dropped: 0,
+            max_ring_level: 0,
+            sched_events: 0,
+            idle_with_runnable_ns: 0,
+        }
+    }
+
+    fn view(&self) -> QueueView {
+        let mut weighted: u128 = 0;
+        let mut view = QueueView {
+            min_vruntime: u64::MAX,
+            cpus: self.cpus.len(),
+            ..QueueView::default()
+        };
+        for task in &self.tasks {
+            if matches!(task.state, State::Runnable | State::Running(_)) {
+                weighted += task.entity.vruntime as u128 * task.entity.weight as u128;
+                view.total_weight += task.entity.weight;
+                view.nr_queued += 1;
+                view.min_vruntime = view.min_vruntime.min(task.entity.vruntime);
+            }
+        }
+        if view.nr_queued == 0 {
+            view.min_vruntime = 0;
+        } else {
+            view.avg_vruntime = (weighted / view.total_weight.max(1) as u128) as u64;
+        }
+        view
+    }
+
+    fn running_producers(&self) -> impl Iterator<Item = &Task> {
+        self.cpus
+            .iter()
+            .flatten()
+            .map(|id| &self.tasks[*id])
+            .filter(|t| t.kind == Kind::Producer)
+    }
+
+    /// The next moment something changes.
+    fn next_event_ns(&self) -> u64 {
+        let mut next = self.config.duration_ns;
+        for (cpu, running) in self.cpus.iter().enumerate() {
+            if let Some(id) = running {
+                next = next.min(self.next_check_ns[cpu]);
+                let task = &self.tasks[*id];
+                if task.kind == Kind::Sleeper {
+                    next = next.min(self.now_ns + task.run_left_ns);
+                }
+            }
+        }
+        for task in &self.tasks {
+            match (task.kind, task.state) {
+                (Kind::Sleeper, State::Sleeping) => next = next.min(task.sleep_until_ns),
+                (_, State::Waking(at)) => next = next.min(at),
+                _ => {}
+            }
+        }
+        let collector = &self.tasks[self.collector];
+        let cost = self.config.syscall_cost_ns.max(1);
+        match collector.state {
+            // The first event into the empty ring wakes the collector.
+            State::Sleeping if self.ring_level == 0 => {
+                if let Some(first) = self.running_producers().map(|p| cost - p.carry_ns).min() {
+                    next = next.min(self.now_ns + first);
+                }
+            }
+            State::Running(_) if collector.overhead_left_ns > 0 => {
+                next = next.min(self.now_ns + collector.overhead_left_ns);
+            }
+            State::Running(_) => {
+                // When the ring would run empty, if the collector outpaces the producers.
+                let per_event = self.config.collector.per_event_cost_ns.max(1) as f64;
+                let producing = self.running_producers().count() as f64 / cost as f64;
+                let net = 1.0 / per_event - producing;
+                if net > 0.0 {
+                    let empty_in = (self.ring_level as f64 / net).ceil() as u64;
+                    next = next.min(self.now_ns + empty_in.max(1));
+                }
+            }
+            _ => {}
+        }
+        next
+    }
+
+    /// Integrates the running tasks' progress up to `until_ns`.
+    fn advance(&mut self, until_ns: u64, policy: &mut dyn Policy) {
+        let dt = until_ns - self.now_ns;
+        let cost = self.config.syscall_cost_ns.max(1);
+        let per_event = self.config.collector.per_event_cost_ns.max(1);
+        let mut produced = 0u64;
+        let mut consume_capacity = 0u64;
+        let mut idle_cpus = 0u64;
+        for cpu in 0..self.cpus.len() {
+            let Some(id) = self.cpus[cpu] else {
+                idle_cpus += 1;
+                continue;
+            };
+            let task = &mut self.tasks[id];
+            task.report.cpu_ns += dt;
+            policy.charge(&mut task.entity, dt);
+            match task.kind {
+                Kind::Producer => {
+                    let total = task.carry_ns + dt;
+                    let syscalls = total / cost;
+                    task.carry_ns = total % cost;
+                    task.report.events += syscalls;
+                    produced += syscalls;
+                }
+                Kind::Collector => {
+                    let paid = task.overhead_left_ns.min(dt);
+                    task.overhead_left_ns -= paid;
+                    let total = task.carry_ns + dt - paid;
+                    consume_capacity = total / per_event;
+                    task.carry_ns = total % per_event;
+                }
+                Kind::Sleeper => task.run_left_ns = task.run_left_ns.saturating_sub(dt),
+                Kind::Hog => {}
+            }
+        }
+        let mut runnable = 0u64;
+        for task in &mut self.tasks {
+            if task.state == State::Runnable {
+                task.report.wait_ns += dt;
+                runnable += 1;
+            }
+        }
+        self.idle_with_runnable_ns += dt * idle_cpus.min(runnable);
+
+        // Ring traffic over the segment: within it the level only rises or only falls.
+        let available = self.ring_level + produced;
+        let consumed = consume_capacity.min(available);
+        if consumed < consume_capacity {
+            // Ran dry mid-segment: the rest of its time found nothing to consume.
+            self.tasks[self.collector].carry_ns = 0;
+        }
+        let mut level = available - consumed;
+        let capacity = self.config.ring_capacity_events;
+        if level > capacity {
+            self.dropped += level - capacity;
+            level = capacity;
+        }
+        self.tasks[self.collector].report.events += consumed;
+        self.produced += produced;
+        self.consumed += consumed;
+        self.ring_level = level;
+        self.max_ring_level = self.max_ring_level.max(level);
+        self.now_ns = until_ns;
+    }
+
+    fn make_runnable(&mut self, id: usize, policy: &mut dyn Policy) {
+        let view = self.view();
+        let task = &mut self.tasks[id];
+        task.state = State::Runnable;
+        task.runnable_since_ns = self.now_ns;
+        task.report.wakeups += 1;
+        policy.place(&mut task.entity, &view);
+        self.sched_events += 1;
+        self.try_preempt(id, policy);
+    }
+
+    fn put_to_sleep(&mut self, id: usize, policy: &mut dyn Policy) {
+        let view = self.view();
+        let task = &mut self.tasks[id];
+        if let State::Running(cpu) = task.state {
+            self.cpus[cpu] = None;
+        }
+        policy.sleep(&mut task.entity, &view);
+        task.state = State::Sleeping;
+        self.sched_events += 1;
+    }
+
+    /// A task that just became runnable takes a CPU from one it should preempt.
+    fn try_preempt(&mut self, id: usize, policy: &mut dyn Policy) {
+        if self.cpus.iter().any(Option::is_none) {
+            return;
+        }
+        let view = self.view();
+        let victim_cpu = (0..self.cpus.len()).find(|cpu| {
+            let running = self.cpus[*cpu].expect("all CPUs busy");
+            policy.preempts(&self.tasks[id].entity, &self.tasks[running].entity, &view)
+        });
+        if let Some(cpu) = victim_cpu {
+            let victim = self.cpus[cpu].take().expect("busy CPU");
+            self.tasks[victim].state = State::Runnable;
+            self.tasks[victim].runnable_since_ns = self.now_ns;
+            self.run_on(cpu, id);
+        }
+    }
+
+    fn run_on(&mut self, cpu: usize, id: usize) {
+        let task = &mut self.tasks[id];
+        let waited = self.now_ns - task.runnable_since_ns;
+        task.report.max_wait_ns = task.report.max_wait_ns.max(waited);
+        task.state = State::Running(cpu);
+        task.picked_at_ns = self.now_ns;
+        self.cpus[cpu] = Some(id);
+        self.next_check_ns[cpu] = self.now_ns + self.config.tick_ns;
+        self.sched_events += 1;
+    }
+
+    fn handle_events(&mut self, policy: &mut dyn Policy) {
+        let now = self.now_ns;
+        let collector = self.collector;
+        match self.tasks[collector].state {
+            State::Sleeping if self.ring_level > 0 => {
+                self.tasks[collector].state =
+                    State::Waking(now + self.config.collector.wakeup_latency_ns);
+            }
+            State::Running(_)
+                if self.tasks[collector].overhead_left_ns == 0 && self.ring_level == 0 =>
+            {
+                self.tasks[collector].carry_ns = 0;
+                self.put_to_sleep(collector, policy);
+            }
+            _ => {}
+        }
+        for id in 0..self.tasks.len() {
+            match (self.tasks[id].kind, self.tasks[id].state) {
+                (_, State::Waking(at)) if at <= now => {
+                    if id == collector {
+                        self.tasks[id].overhead_left_ns = self.config.collector.wakeup_cost_ns;
+                    }
+                    self.make_runnable(id, policy);
+                }
+                (Kind::Sleeper, State::Running(_)) if self.tasks[id].run_left_ns == 0 => {
+                    self.tasks[id].sleep_until_ns = now + self.config.sleeper_sleep_ns;
+                    self.put_to_sleep(id, policy);
+                }
+                (Kind::Sleeper, State::Sleeping) if self.tasks[id].sleep_until_ns <= now => {
+                    self.tasks[id].run_left_ns = self.config.sleeper_run_ns;
+                    self.make_runnable(id, policy);
+                }
+                _ => {}
+            }
+        }
+        for cpu in 0..self.cpus.len() {
+            let Some(id) = self.cpus[cpu] else { continue };
+            if self.next_check_ns[cpu] > now {
+                continue;
+            }
+            let view = self.view();
+            let task = &mut self.tasks[id];
+            let ran = now - task.picked_at_ns;
+            self.sched_events += 1;
+            if policy.tick(&mut task.entity, ran, &view) {
+                task.state = State::Runnable;
+                task.runnable_since_ns = now;
+                self.cpus[cpu] = None;
+            } else {
+                self.next_check_ns[cpu] = now + self.config.tick_ns;
+            }
+        }
+    }
+
+    fn fill_idle_cpus(&mut self, policy: &mut dyn Policy) {
+        for cpu in 0..self.cpus.len() {
+            if self.cpus[cpu].is_some() {
+                continue;
+            }
+            let candidates: Vec<usize> = (0..self.tasks.len())
+                .filter(|id| self.tasks[*id].state == State::Runnable)
+                .collect();
+            if candidates.is_empty() {
+                return;
+            }
+            let view = self.view();
+            let entities: Vec<&Entity> = candidates
+                .iter()
+                .map(|id| &self.tasks[*id].entity)
+                .collect();
+            let chosen = candidates[policy.pick(&entities, &view)];
+            self.run_on(cpu, chosen);
+        }
+    }
+
+    fn finish(self, policy: &str) -> SimResult {
+        SimResult {
+            policy: policy.to_string(),
+            produced: self.produced,
+            consumed: self.consumed,
+            dropped: self.dropped,
+            ring_level_end: self.ring_level,
+            max_ring_level: self.max_ring_level,
+            loss_pct: if self.produced == 0 {
+                0.0
+            } else {
+                100.0 * self.dropped as f64 / self.produced as f64
+            },
+            tasks: self.tasks.into_iter().map(|t| t.report).collect(),
+            sched_events: self.sched_events,
+            idle_with_runnable_ns: self.idle_with_runnable_ns,
+            duration_ns: self.config.duration_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{Cfs, Eevdf, SimConfig};
+
+    fn policies(config: &SimConfig) -> Vec<Box<dyn Policy>> {
+        vec![
+            Box::new(Eevdf::new(config.cpus, config.tick_ns)),
+            Box::new(Cfs::new(config.cpus)),
+        ]
+    }
+
+    fn configs() -> Vec<SimConfig> {
+        let base = SimConfig::default();
+        vec![
+            base.clone(),
+            SimConfig {
+                producers: 1,
+                ring_capacity_events: 100_000,
+                ..base.clone()
+            },
+            SimConfig {
+                cpus: 8,
+                producers: 16,
+                hogs: 2,
+                sleepers: 3,
+                ..base.clone()
+            },
+            SimConfig {
+                cpus: 1,
+                producers: 2,
+                sleepers: 2,
+                seed: 9,
+                ..base
+            },
+        ]
+    }
+
+    #[test]
+    fn no_event_counted_twice_and_ring_within_capacity() {
+        for config in configs() {
+            for mut policy in policies(&config) {
+                let r = simulate(&config, policy.as_mut());
+                assert_eq!(
+                    r.produced,
+                    r.consumed + r.dropped + r.ring_level_end,
+                    "{}",
+                    r.policy
+                );
+                assert!(r.max_ring_level <= config.ring_capacity_events);
+                let producer_syscalls: u64 = r
+                    .tasks
+                    .iter()
+                    .filter(|t| t.kind == "producer")
+                    .map(|t| t.events)
+                    .sum();
+                assert_eq!(producer_syscalls, r.produced);
+                assert_eq!(r.collector().events, r.consumed);
+            }
+        }
+    }
+
+    #[test]
+    fn work_conserving() {
+        for config in configs() {
+            for mut policy in policies(&config) {
+                let r = simulate(&config, policy.as_mut());
+                assert_eq!(r.idle_with_runnable_ns, 0, "{}", r.policy);
+                // Always-runnable producers keep every CPU busy: all CPU time is accounted.
+                if config.producers >= config.cpus {
+                    let busy: u64 = r.tasks.iter().map(|t| t.cpu_ns).sum();
+                    assert_eq!(
+                        busy,
+                        config.duration_ns * config.cpus as u64,
+                        "{}",
+                        r.policy
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deterministic_for_a_seed() {
+        let config = SimConfig {
+            sleepers: 3,
+            ..SimConfig::default()
+        };
+        let run = |seed| {
+            let config = SimConfig {
+                seed,
+                ..config.clone()
+            };
+            simulate(&config, &mut Eevdf::new(config.cpus, config.tick_ns))
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7).tasks, run(8).tasks);
+    }
+
+    #[test]
+    fn small_rings_lose_and_big_rings_do_not() {
+        let small = SimConfig::default();
+        let big = SimConfig {
+            producers: 1,
+            ring_capacity_events: 1 << 20,
+            ..small.clone()
+        };
+        let eevdf = |c: &SimConfig| simulate(c, &mut Eevdf::new(c.cpus, c.tick_ns));
+        assert!(eevdf(&small).loss_pct > 1.0);
+        assert_eq!(eevdf(&big).dropped, 0);
+    }
+
+    #[test]
+    fn eevdf_lag_stays_within_its_bound() {
+        // Equal-weight CPU-bound tasks: every queued task's lag stays within slice + tick.
+        let config = SimConfig {
+            hogs: 5,
+            producers: 0,
+            ..SimConfig::default()
+        };
+        let mut eevdf = Eevdf::new(config.cpus, config.tick_ns);
+        let limit = eevdf.lag_limit(1024);
+        let mut sim = Sim::new(&config);
+        for id in 0..sim.tasks.len() {
+            if sim.tasks[id].state == State::Runnable {
+                let view = sim.view();
+                eevdf.place(&mut sim.tasks[id].entity, &view);
+            }
+        }
+        sim.fill_idle_cpus(&mut eevdf);
+        let mut checks = 0;
+        while sim.now_ns < 200_000_000 {
+            let next = sim
+                .next_event_ns()
+                .clamp(sim.now_ns + 1, config.duration_ns);
+            sim.advance(next, &mut eevdf);
+            sim.handle_events(&mut eevdf);
+            sim.fill_idle_cpus(&mut eevdf);
+            let view = sim.view();
+            for task in sim.tasks.iter().filter(|t| t.kind == Kind::Hog) {
+                let lag = view.avg_vruntime as i64 - task.entity.vruntime as i64;
+                assert!(
+                    lag.abs() <= limit,
+                    "lag {lag} beyond {limit} at {}",
+                    sim.now_ns
+                );
+                checks += 1;
+            }
+        }
+        assert!(checks > 500, "{checks} checks");
+    }
+
+    #[test]
+    fn nice_collector_gets_more_cpu() {
+        let plain = SimConfig::default();
+        let mut favoured = plain.clone();
+        favoured.collector.nice = -20;
+        let eevdf = |c: &SimConfig| simulate(c, &mut Eevdf::new(c.cpus, c.tick_ns));
+        let (a, b) = (eevdf(&plain), eevdf(&favoured));
+        assert!(b.collector().cpu_ns > a.collector().cpu_ns);
+        assert!(b.loss_pct < a.loss_pct, "{} vs {}", b.loss_pct, a.loss_pct);
+    }
+}

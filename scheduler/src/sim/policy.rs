@@ -1,0 +1,199 @@
+//! Fair-class policies for the simulator, modelled on Linux's EEVDF (>= 6.6) and CFS (< 6.6).
+//!
+//! Virtual time is in "virtual nanoseconds": a task of weight `w` advances `ran_ns * 1024 / w`.
+
+/// A task's scheduling state, owned by the engine and updated by the policy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Entity {
+    pub weight: u64,
+    pub vruntime: u64,
+    /// EEVDF's virtual deadline.
+    pub deadline: u64,
+    /// EEVDF's lag, kept across sleeps (virtual ns; positive = owed service).
+    pub lag: i64,
+    /// Whether the task ever ran (CFS places new tasks at `min_vruntime`).
+    pub started: bool,
+}
+
+/// What a policy may look at besides the entity it decides about.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueView {
+    /// Weighted mean vruntime over queued (runnable and running) tasks: EEVDF's V.
+    pub avg_vruntime: u64,
+    /// Smallest vruntime over queued tasks.
+    pub min_vruntime: u64,
+    pub total_weight: u64,
+    pub nr_queued: usize,
+    pub cpus: usize,
+}
+
+/// A scheduling policy over one global run queue.
+pub trait Policy {
+    fn name(&self) -> &'static str;
+    /// The task becomes runnable (first start or wakeup).
+    fn place(&mut self, e: &mut Entity, view: &QueueView);
+    /// The task goes to sleep.
+    fn sleep(&mut self, e: &mut Entity, view: &QueueView);
+    /// Charges `ran_ns` of CPU time.
+    fn charge(&mut self, e: &mut Entity, ran_ns: u64);
+    /// Index into `candidates` (never empty) of the task to run next.
+    fn pick(&self, candidates: &[&Entity], view: &QueueView) -> usize;
+    /// Called every tick on a running task: whether to reschedule now.
+    fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool;
+    /// Whether a task that just woke should preempt a running one.
+    fn preempts(&self, woken: &Entity, running: &Entity, view: &QueueView) -> bool;
+}
+
+fn scale_factor(cpus: usize) -> u64 {
+    // Linux scales latency tunables by 1 + ilog2(cpus), capped at 8 CPUs.
+    1 + (cpus.clamp(1, 8) as u64).ilog2() as u64
+}
+
+fn to_virtual(ns: u64, weight: u64) -> u64 {
+    ns * 1024 / weight.max(1)
+}
+
+/// Earliest Eligible Virtual Deadline First.
+#[derive(Clone, Debug)]
+pub struct Eevdf {
+    pub base_slice_ns: u64,
+    pub tick_ns: u64,
+}
+
+impl Eevdf {
+    pub fn new(cpus: usize, tick_ns: u64) -> Self {
+        Eevdf {
+            base_slice_ns: 750_000 * scale_factor(cpus),
+            tick_ns,
+        }
+    }
+
+    /// How far lag may go either way: a slice plus a tick of service (virtual ns).
+    pub fn lag_limit(&self, weight: u64) -> i64 {
+        to_virtual(self.base_slice_ns + self.tick_ns, weight) as i64
+    }
+
+    fn eligible(e: &Entity, view: &QueueView) -> bool {
+        e.vruntime <= view.avg_vruntime
+    }
+}
+
+impl Policy for Eevdf {
+    fn name(&self) -> &'static str {
+        "eevdf"
+    }
+
+    fn place(&mut self, e: &mut Entity, view: &QueueView) {
+        let lag = e
+            .lag
+            .clamp(-self.lag_limit(e.weight), self.lag_limit(e.weight));
+        e.vruntime = (view.avg_vruntime as i64 - lag).max(0) as u64;
+        e.deadline = e.vruntime + to_virtual(self.base_slice_ns, e.weight);
+        e.started = true;
+    }
+
+    fn sleep(&mut self, e: &mut Entity, view: &QueueView) {
+        let lag = view.avg_vruntime as i64 - e.vruntime as i64;
+        e.lag = lag.clamp(-self.lag_limit(e.weight), self.lag_limit(e.weight));
+    }
+
+    fn charge(&mut self, e: &mut Entity, ran_ns: u64) {
+        e.vruntime += to_virtual(ran_ns, e.weight);
+    }
+
+    fn pick(&self, candidates: &[&Entity], view: &QueueView) -> usize {
+        let best = |only_eligible: bool| {
+            candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| !only_eligible || Self::eligible(e, view))
+                .min_by_key(|(i, e)| (e.deadline, *i))
+                .map(|(i, _)| i)
+        };
+        best(true).or_else(|| best(false)).unwrap_or(0)
+    }
+
+    fn tick(&mut self, e: &mut Entity, _ran: u64, _view: &QueueView) -> bool {
+        if e.vruntime >= e.deadline {
+            e.deadline = e.vruntime + to_virtual(self.base_slice_ns, e.weight);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn preempts(&self, woken: &Entity, running: &Entity, view: &QueueView) -> bool {
+        Self::eligible(woken, view) && woken.deadline < running.deadline
+    }
+}
+
+/// The Completely Fair Scheduler.
+#[derive(Clone, Debug)]
+pub struct Cfs {
+    pub latency_ns: u64,
+    pub min_granularity_ns: u64,
+    pub wakeup_granularity_ns: u64,
+    /// Monotonic floor of queued vruntimes.
+    min_vruntime: u64,
+}
+
+impl Cfs {
+    pub fn new(cpus: usize) -> Self {
+        let factor = scale_factor(cpus);
+        Cfs {
+            latency_ns: 6_000_000 * factor,
+            min_granularity_ns: 750_000 * factor,
+            wakeup_granularity_ns: 1_000_000 * factor,
+            min_vruntime: 0,
+        }
+    }
+
+    fn slice_ns(&self, e: &Entity, view: &QueueView) -> u64 {
+        let share = self.latency_ns as u128 * e.weight as u128 * view.cpus.max(1) as u128
+            / view.total_weight.max(1) as u128;
+        (share as u64).clamp(self.min_granularity_ns, self.latency_ns)
+    }
+}
+
+impl Policy for Cfs {
+    fn name(&self) -> &'static str {
+        "cfs"
+    }
+
+    fn place(&mut self, e: &mut Entity, view: &QueueView) {
+        self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
+        if !e.started {
+            e.vruntime = self.min_vruntime;
+            e.started = true;
+        } else {
+            // Sleeper credit: at most half a latency period behind.
+            let floor = self.min_vruntime.saturating_sub(self.latency_ns / 2);
+            e.vruntime = e.vruntime.max(floor);
+        }
+    }
+
+    fn sleep(&mut self, _e: &mut Entity, view: &QueueView) {
+        self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
+    }
+
+    fn charge(&mut self, e: &mut Entity, ran_ns: u64) {
+        e.vruntime += to_virtual(ran_ns, e.weight);
+    }
+
+    fn pick(&self, candidates: &[&Entity], _view: &QueueView) -> usize {
+        candidates
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, e)| (e.vruntime, *i))
+            .map_or(0, |(i, _)| i)
+    }
+
+    fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool {
+        self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
+        ran_since_pick_ns >= self.slice_ns(e, view)
+    }
+
+    fn preempts(&self, woken: &Entity, running: &Entity, _view: &QueueView) -> bool {
+        running.vruntime > woken.vruntime + to_virtual(self.wakeup_granularity_ns, woken.weight)
+    }
+}
