@@ -1,0 +1,143 @@
+//! The multi-queue backbone and the exponential waiting-time rule.
+//!
+//! Tasks sit in one of [`NR_LEVELS`] levels, served in priority order: provenance tasks (the
+//! collector's threads, registered by the harness) first, ordinary tasks next, producers (tasks
+//! whose recent syscall rate crosses a threshold) last. Strict priority alone would starve the
+//! lower levels, so a task in level `k` that has waited `base_wait_ns << k` is *overdue* and is
+//! served ahead of every level; among overdue tasks the one furthest past its bound goes
+//! first. No task waits longer than its bound plus the time for the tasks already overdue
+//! ahead of it to run one slice each.
+
+/// Number of levels.
+pub const NR_LEVELS: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Provenance = 0,
+    Ordinary = 1,
+    Producer = 2,
+}
+
+impl Level {
+    pub const ALL: [Level; NR_LEVELS] = [Level::Provenance, Level::Ordinary, Level::Producer];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Classification inputs for one task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskSignals {
+    /// Registered as a provenance task (by pid, comm or cgroup).
+    pub provenance: bool,
+    /// Syscalls the task made in the last rate window.
+    pub recent_syscalls: u32,
+}
+
+/// The backbone's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backbone {
+    /// Syscalls per rate window above which a task counts as a producer.
+    pub producer_syscalls_per_window: u32,
+    /// Wait bound of level 0; level k's bound is `base_wait_ns << k`.
+    pub base_wait_ns: u64,
+}
+
+impl Default for Backbone {
+    fn default() -> Self {
+        Backbone {
+            // A 10 ms window: 1000 syscalls = 100k/s, far above ordinary programs.
+            producer_syscalls_per_window: 1_000,
+            base_wait_ns: 2_000_000,
+        }
+    }
+}
+
+impl Backbone {
+    pub fn classify(&self, signals: TaskSignals) -> Level {
+        if signals.provenance {
+            Level::Provenance
+        } else if signals.recent_syscalls > self.producer_syscalls_per_window {
+            Level::Producer
+        } else {
+            Level::Ordinary
+        }
+    }
+
+    pub fn wait_bound_ns(&self, level: Level) -> u64 {
+        self.base_wait_ns << level.index()
+    }
+
+    /// How far past its bound a task is (0 if not overdue).
+    pub fn overdue_ns(&self, level: Level, waited_ns: u64) -> u64 {
+        waited_ns.saturating_sub(self.wait_bound_ns(level))
+    }
+
+    /// Chooses among queued tasks given as `(level, waited_ns, vtime)`: the most overdue task
+    /// if any is overdue, else the highest level, lowest vtime. Ties go to the lower index.
+    pub fn choose(&self, queued: &[(Level, u64, u64)]) -> Option<usize> {
+        let mut best: Option<(usize, (u8, u64, u8, u64))> = None;
+        for (i, &(level, waited, vtime)) in queued.iter().enumerate() {
+            let overdue = self.overdue_ns(level, waited);
+            // Sort key, smaller first: overdue tasks (0) before others (1), most overdue
+            // first, then level, then vtime.
+            let key = if overdue > 0 {
+                (0u8, u64::MAX - overdue, 0u8, 0u64)
+            } else {
+                (1u8, 0, level as u8, vtime)
+            };
+            if best.is_none_or(|(_, k)| key < k) {
+                best = Some((i, key));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies() {
+        let b = Backbone::default();
+        let sig = |provenance, recent_syscalls| TaskSignals {
+            provenance,
+            recent_syscalls,
+        };
+        assert_eq!(b.classify(sig(true, 1_000_000)), Level::Provenance);
+        assert_eq!(b.classify(sig(false, 5_000)), Level::Producer);
+        assert_eq!(b.classify(sig(false, 10)), Level::Ordinary);
+    }
+
+    #[test]
+    fn higher_levels_first_until_a_bound_is_passed() {
+        let b = Backbone::default();
+        let queued = [
+            (Level::Producer, 1_000_000, 5),
+            (Level::Ordinary, 0, 9),
+            (Level::Provenance, 0, 100),
+        ];
+        assert_eq!(b.choose(&queued), Some(2));
+        // The producer has now waited past 4 x base: it goes first.
+        let queued = [(Level::Producer, 8_000_001, 5), (Level::Provenance, 0, 100)];
+        assert_eq!(b.choose(&queued), Some(0));
+        // Within a level, lower vtime first.
+        let queued = [(Level::Ordinary, 0, 9), (Level::Ordinary, 0, 3)];
+        assert_eq!(b.choose(&queued), Some(1));
+        assert_eq!(b.choose(&[]), None);
+    }
+
+    #[test]
+    fn bounds_grow_exponentially() {
+        let b = Backbone {
+            base_wait_ns: 1_000,
+            ..Backbone::default()
+        };
+        assert_eq!(
+            Level::ALL.map(|l| b.wait_bound_ns(l)),
+            [1_000, 2_000, 4_000]
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! The fixed-point Q-network and its action space.
+//!
+//! A two-layer MLP, `STATE_LEN -> HIDDEN (ReLU) -> NR_ACTIONS`. Inputs are bytes (each state
+//! feature quantized to 0..=255); weights are `i16` scaled by 2^[`WEIGHT_SHIFT`]; hidden
+//! activations are `i32` shifted back to input scale; Q-values are `i32` (argmax only). All
+//! arithmetic is integer with explicit widths so the BPF version is bit-exact.
+
+/// State features, each 0..=255 (see [`State`]).
+pub const STATE_LEN: usize = 8;
+pub const HIDDEN: usize = 16;
+/// 3 collector boosts x 3 producer throttles.
+pub const NR_ACTIONS: usize = 9;
+pub const WEIGHT_SHIFT: u32 = 8;
+
+/// What the scheduler observes, before quantization.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct State {
+    /// Events produced per second by the tasks in the producer level.
+    pub production_rate_per_s: u64,
+    /// Collector ring buffer fill, 0..=100 %.
+    pub ring_fill_pct: u32,
+    /// Collector CPU share over the last window, 0..=100 % of one CPU.
+    pub collector_cpu_pct: u32,
+    pub runnable: [u32; 3],
+    pub oldest_wait_us: [u32; 2],
+}
+
+impl State {
+    /// Quantizes to bytes: rates and waits on a log2 scale, percentages linearly.
+    pub fn quantize(&self) -> [u8; STATE_LEN] {
+        let log2 = |v: u64| -> u8 { (64 - v.leading_zeros()) as u8 * 8 }; // 0..=255 for u32 range
+        let pct = |p: u32| -> u8 { (p.min(100) * 255 / 100) as u8 };
+        let count = |n: u32| -> u8 { n.min(255) as u8 };
+        [
+            log2(self.production_rate_per_s.min(u32::MAX as u64)),
+            pct(self.ring_fill_pct),
+            pct(self.collector_cpu_pct),
+            count(self.runnable[0]),
+            count(self.runnable[1]),
+            count(self.runnable[2]),
+            log2(self.oldest_wait_us[0] as u64),
+            log2(self.oldest_wait_us[1] as u64),
+        ]
+    }
+}
+
+/// What the network decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// 0..=2: how strongly provenance tasks are favoured (slice multiplier 2^boost, and from
+    /// 1 up they preempt producers on wakeup).
+    pub collector_boost: u8,
+    /// 0..=2: how hard producers are held back (slice divided by 2^throttle).
+    pub producer_throttle: u8,
+}
+
+impl Action {
+    pub fn from_index(index: usize) -> Self {
+        Action {
+            collector_boost: (index / 3) as u8,
+            producer_throttle: (index % 3) as u8,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self.collector_boost as usize * 3 + self.producer_throttle as usize
+    }
+}
+
+/// Weights in the layout the BPF map holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QNet {
+    pub w1: [[i16; STATE_LEN]; HIDDEN],
+    pub b1: [i32; HIDDEN],
+    pub w2: [[i16; HIDDEN]; NR_ACTIONS],
+    pub b2: [i32; NR_ACTIONS],
+}
+
+impl QNet {
+    /// Q-values for a quantized state.
+    pub fn q_values(&self, state: &[u8; STATE_LEN]) -> [i32; NR_ACTIONS] {
+        let mut hidden = [0i32; HIDDEN];
+        for (j, h) in hidden.iter_mut().enumerate() {
+            let mut acc: i32 = self.b1[j];
+            for (i, x) in state.iter().enumerate() {
+                acc = acc.wrapping_add(self.w1[j][i] as i32 * *x as i32);
+            }
+            // ReLU, back to input scale.
+            *h = acc.max(0) >> WEIGHT_SHIFT;
+        }
+        let mut q = [0i32; NR_ACTIONS];
+        for (k, out) in q.iter_mut().enumerate() {
+            let mut acc: i32 = self.b2[k];
+            for (j, h) in hidden.iter().enumerate() {
+                acc = acc.wrapping_add(self.w2[k][j] as i32 * *h);
+            }
+            *out = acc;
+        }
+        q
+    }
+
+    /// The greedy action; ties go to the lower index.
+    pub fn act(&self, state: &[u8; STATE_LEN]) -> Action {
+        let q = self.q_values(state);
+        let mut best = 0;
+        for k in 1..NR_ACTIONS {
+            if q[k] > q[best] {
+                best = k;
+            }
+        }
+        Action::from_index(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip() {
+        for index in 0..NR_ACTIONS {
+            assert_eq!(Action::from_index(index).index(), index);
+        }
+    }
+
+    #[test]
+    fn quantizes_into_bytes() {
+        let s = State {
+            production_rate_per_s: 300_000,
+            ring_fill_pct: 50,
+            collector_cpu_pct: 100,
+            runnable: [1, 2, 300],
+            oldest_wait_us: [0, 1 << 20],
+        };
+        let q = s.quantize();
+        assert_eq!(q[1], 127);
+        assert_eq!(q[2], 255);
+        assert_eq!(q[5], 255);
+        assert_eq!(q[6], 0);
+        assert!(q[0] > q[7] / 2);
+    }
+
+    #[test]
+    fn evaluates_a_known_network() {
+        let mut net = QNet {
+            w1: [[0; STATE_LEN]; HIDDEN],
+            b1: [0; HIDDEN],
+            w2: [[0; HIDDEN]; NR_ACTIONS],
+            b2: [0; NR_ACTIONS],
+        };
+        // Hidden 0 = ring fill; action 6 (boost 2) scores it, action 0 scores its absence.
+        net.w1[0][1] = 1 << WEIGHT_SHIFT;
+        net.w2[6][0] = 4;
+        net.b2[0] = 200;
+        let mut state = [0u8; STATE_LEN];
+        assert_eq!(net.act(&state), Action::from_index(0));
+        state[1] = 255;
+        assert_eq!(net.q_values(&state)[6], 4 * 255);
+        assert_eq!(
+            net.act(&state),
+            Action {
+                collector_boost: 2,
+                producer_throttle: 0
+            }
+        );
+    }
+}
