@@ -49,7 +49,9 @@ impl Default for Backbone {
         Backbone {
             // A 10 ms window: 1000 syscalls = 100k/s, far above ordinary programs.
             producer_syscalls_per_window: 1_000,
-            base_wait_ns: 2_000_000,
+            // Bounds of 16/32/64 ms: a starvation guarantee, not a latency target (a bound
+            // below the round-robin time of the runnable tasks cannot be met by anyone).
+            base_wait_ns: 16_000_000,
         }
     }
 }
@@ -120,8 +122,9 @@ mod tests {
             (Level::Provenance, 0, 100),
         ];
         assert_eq!(b.choose(&queued), Some(2));
-        // The producer has now waited past 4 x base: it goes first.
-        let queued = [(Level::Producer, 8_000_001, 5), (Level::Provenance, 0, 100)];
+        // The producer has now waited past its bound (4 x base): it goes first.
+        let overdue = b.wait_bound_ns(Level::Producer) + 1;
+        let queued = [(Level::Producer, overdue, 5), (Level::Provenance, 0, 100)];
         assert_eq!(b.choose(&queued), Some(0));
         // Within a level, lower vtime first.
         let queued = [(Level::Ordinary, 0, 9), (Level::Ordinary, 0, 3)];

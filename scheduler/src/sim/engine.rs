@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{Entity, Policy, QueueView};
 use super::{weight_of_nice, SimConfig};
+use crate::aegis::levels::{Backbone, TaskSignals};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -47,8 +48,8 @@ struct Task {
     /// Sleeper: CPU time left in the current run phase.
     run_left_ns: u64,
     sleep_until_ns: u64,
-    runnable_since_ns: u64,
     picked_at_ns: u64,
+    window_syscalls: u32,
     report: TaskReport,
 }
 
@@ -114,6 +115,17 @@ struct Sim<'a> {
     max_ring_level: u64,
     sched_events: u64,
     idle_with_runnable_ns: u64,
+    next_window_ns: u64,
+    window_produced: u64,
+    window_collector_cpu_ns: u64,
+    signals: Signals,
+}
+
+/// Measurements of the last completed window.
+#[derive(Clone, Copy, Debug, Default)]
+struct Signals {
+    production_rate_per_s: u64,
+    collector_cpu_pct: u32,
 }
 
 /// Runs one simulation.
@@ -154,19 +166,17 @@ impl<'a> Sim<'a> {
             overhead_left_ns: 0,
             run_left_ns: 0,
             sleep_until_ns: 0,
-            runnable_since_ns: 0,
             picked_at_ns: 0,
+            window_syscalls: 0,
             report: TaskReport {
                 kind: kind.name().to_string(),
                 ..TaskReport::default()
             },
         };
         let mut tasks = Vec::new();
-        tasks.push(task(
-            Kind::Collector,
-            config.collector.nice,
-            State::Sleeping,
-        ));
+        let mut collector = task(Kind::Collector, config.collector.nice, State::Sleeping);
+        collector.entity.provenance = true;
+        tasks.push(collector);
         for _ in 0..config.producers {
             let mut producer = task(Kind::Producer, 0, State::Runnable);
             // Producers start at different points of their first syscall.
@@ -195,17 +205,37 @@ impl<'a> Sim<'a> {
             max_ring_level: 0,
             sched_events: 0,
             idle_with_runnable_ns: 0,
+            next_window_ns: config.window_ns.max(1),
+            window_produced: 0,
+            window_collector_cpu_ns: 0,
+            signals: Signals::default(),
         }
     }
 
     fn view(&self) -> QueueView {
+        // Runnable counts per level as the Aegis backbone would classify the tasks.
+        let classifier = Backbone::default();
         let mut weighted: u128 = 0;
         let mut view = QueueView {
             min_vruntime: u64::MAX,
             cpus: self.cpus.len(),
+            now_ns: self.now_ns,
+            ring_fill_pct: (self.ring_level * 100 / self.config.ring_capacity_events.max(1)) as u32,
+            production_rate_per_s: self.signals.production_rate_per_s,
+            collector_cpu_pct: self.signals.collector_cpu_pct,
             ..QueueView::default()
         };
         for task in &self.tasks {
+            if task.state == State::Runnable {
+                let level = classifier.classify(TaskSignals {
+                    provenance: task.entity.provenance,
+                    recent_syscalls: task.entity.recent_syscalls,
+                });
+                view.runnable_by_level[level.index()] += 1;
+                let waited = self.now_ns - task.entity.runnable_since_ns;
+                let oldest = &mut view.oldest_wait_ns_by_level[level.index()];
+                *oldest = (*oldest).max(waited);
+            }
             if matches!(task.state, State::Runnable | State::Running(_)) {
                 weighted += task.entity.vruntime as u128 * task.entity.weight as u128;
                 view.total_weight += task.entity.weight;
@@ -231,7 +261,7 @@ impl<'a> Sim<'a> {
 
     /// The next moment something changes.
     fn next_event_ns(&self) -> u64 {
-        let mut next = self.config.duration_ns;
+        let mut next = self.config.duration_ns.min(self.next_window_ns);
         for (cpu, running) in self.cpus.iter().enumerate() {
             if let Some(id) = running {
                 next = next.min(self.next_check_ns[cpu]);
@@ -297,9 +327,11 @@ impl<'a> Sim<'a> {
                     let syscalls = total / cost;
                     task.carry_ns = total % cost;
                     task.report.events += syscalls;
+                    task.window_syscalls = task.window_syscalls.saturating_add(syscalls as u32);
                     produced += syscalls;
                 }
                 Kind::Collector => {
+                    self.window_collector_cpu_ns += dt;
                     let paid = task.overhead_left_ns.min(dt);
                     task.overhead_left_ns -= paid;
                     let total = task.carry_ns + dt - paid;
@@ -334,6 +366,7 @@ impl<'a> Sim<'a> {
         }
         self.tasks[self.collector].report.events += consumed;
         self.produced += produced;
+        self.window_produced += produced;
         self.consumed += consumed;
         self.ring_level = level;
         self.max_ring_level = self.max_ring_level.max(level);
@@ -344,7 +377,7 @@ impl<'a> Sim<'a> {
         let view = self.view();
         let task = &mut self.tasks[id];
         task.state = State::Runnable;
-        task.runnable_since_ns = self.now_ns;
+        task.entity.runnable_since_ns = self.now_ns;
         task.report.wakeups += 1;
         policy.place(&mut task.entity, &view);
         self.sched_events += 1;
@@ -375,14 +408,15 @@ impl<'a> Sim<'a> {
         if let Some(cpu) = victim_cpu {
             let victim = self.cpus[cpu].take().expect("busy CPU");
             self.tasks[victim].state = State::Runnable;
-            self.tasks[victim].runnable_since_ns = self.now_ns;
-            self.run_on(cpu, id);
+            self.tasks[victim].entity.runnable_since_ns = self.now_ns;
+            self.run_on(cpu, id, policy);
         }
     }
 
-    fn run_on(&mut self, cpu: usize, id: usize) {
+    fn run_on(&mut self, cpu: usize, id: usize, policy: &mut dyn Policy) {
+        policy.on_pick(&self.tasks[id].entity, self.now_ns);
         let task = &mut self.tasks[id];
-        let waited = self.now_ns - task.runnable_since_ns;
+        let waited = self.now_ns - task.entity.runnable_since_ns;
         task.report.max_wait_ns = task.report.max_wait_ns.max(waited);
         task.state = State::Running(cpu);
         task.picked_at_ns = self.now_ns;
@@ -391,8 +425,30 @@ impl<'a> Sim<'a> {
         self.sched_events += 1;
     }
 
+    /// Ends a signal window: publishes rates and lets the policy decide.
+    fn end_window(&mut self, policy: &mut dyn Policy) {
+        let window = self.config.window_ns.max(1);
+        self.signals = Signals {
+            production_rate_per_s: self.window_produced * 1_000_000_000 / window,
+            collector_cpu_pct: (self.window_collector_cpu_ns * 100 / window) as u32,
+        };
+        for task in &mut self.tasks {
+            task.entity.recent_syscalls = task.window_syscalls;
+            task.window_syscalls = 0;
+        }
+        self.window_produced = 0;
+        self.window_collector_cpu_ns = 0;
+        self.next_window_ns += window;
+        let view = self.view();
+        policy.window(&view);
+        self.sched_events += 1;
+    }
+
     fn handle_events(&mut self, policy: &mut dyn Policy) {
         let now = self.now_ns;
+        if now >= self.next_window_ns {
+            self.end_window(policy);
+        }
         let collector = self.collector;
         match self.tasks[collector].state {
             State::Sleeping if self.ring_level > 0 => {
@@ -437,7 +493,7 @@ impl<'a> Sim<'a> {
             self.sched_events += 1;
             if policy.tick(&mut task.entity, ran, &view) {
                 task.state = State::Runnable;
-                task.runnable_since_ns = now;
+                task.entity.runnable_since_ns = now;
                 self.cpus[cpu] = None;
             } else {
                 self.next_check_ns[cpu] = now + self.config.tick_ns;
@@ -462,7 +518,7 @@ impl<'a> Sim<'a> {
                 .map(|id| &self.tasks[*id].entity)
                 .collect();
             let chosen = candidates[policy.pick(&entities, &view)];
-            self.run_on(cpu, chosen);
+            self.run_on(cpu, chosen, policy);
         }
     }
 

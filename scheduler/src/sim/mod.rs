@@ -19,9 +19,11 @@
 //! only rises (possibly to capacity, dropping the excess) or only falls. Every event is
 //! produced once and ends up consumed, dropped, or still in the ring.
 
+mod aegis_policy;
 mod engine;
 pub mod policy;
 
+pub use aegis_policy::{Aegis, AegisStats};
 pub use engine::{simulate, SimResult, TaskReport};
 pub use policy::{Cfs, Eevdf, Policy};
 
@@ -35,6 +37,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Scheduler tick: preemption is checked at least this often.
     pub tick_ns: u64,
+    /// Signal window: per-task syscall rates, production rate and collector CPU share are
+    /// measured over it, and policies may decide at its end.
+    pub window_ns: u64,
     pub ring_capacity_events: u64,
     pub producers: usize,
     pub syscall_cost_ns: u64,
@@ -63,6 +68,7 @@ impl Default for SimConfig {
             duration_ns: 1_000_000_000,
             seed: 1,
             tick_ns: 1_000_000,
+            window_ns: 10_000_000,
             ring_capacity_events: 290,
             producers: 4,
             syscall_cost_ns: 1_800,

@@ -13,6 +13,12 @@ pub struct Entity {
     pub lag: i64,
     /// Whether the task ever ran (CFS places new tasks at `min_vruntime`).
     pub started: bool,
+    /// Registered as a provenance task (the collector).
+    pub provenance: bool,
+    /// Syscalls the task made in the last window (what a BPF `sys_enter` counter would see).
+    pub recent_syscalls: u32,
+    /// When the task last became runnable.
+    pub runnable_since_ns: u64,
 }
 
 /// What a policy may look at besides the entity it decides about.
@@ -25,6 +31,17 @@ pub struct QueueView {
     pub total_weight: u64,
     pub nr_queued: usize,
     pub cpus: usize,
+    pub now_ns: u64,
+    /// Collector ring buffer fill, 0..=100.
+    pub ring_fill_pct: u32,
+    /// Events produced per second over the last window.
+    pub production_rate_per_s: u64,
+    /// Collector CPU over the last window, percent of one CPU.
+    pub collector_cpu_pct: u32,
+    /// Runnable (not running) tasks per Aegis level (classified as the default backbone does).
+    pub runnable_by_level: [u32; 3],
+    /// The longest current wait among runnable tasks of each Aegis level.
+    pub oldest_wait_ns_by_level: [u64; 3],
 }
 
 /// A scheduling policy over one global run queue.
@@ -42,6 +59,10 @@ pub trait Policy {
     fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool;
     /// Whether a task that just woke should preempt a running one.
     fn preempts(&self, woken: &Entity, running: &Entity, view: &QueueView) -> bool;
+    /// Called at the end of every signal window (see `SimConfig::window_ns`).
+    fn window(&mut self, _view: &QueueView) {}
+    /// Called when a task is put on a CPU.
+    fn on_pick(&mut self, _e: &Entity, _now_ns: u64) {}
 }
 
 fn scale_factor(cpus: usize) -> u64 {

@@ -1,0 +1,275 @@
+//! Aegis in the simulator: the policy core of [`crate::aegis`] driving the engine.
+//!
+//! Levels come from [`Backbone::classify`] (the collector is registered as provenance; a task
+//! whose syscalls in the last window cross the threshold is a producer). Picks follow
+//! [`Backbone::choose`]. Slices and wakeup preemption follow the current [`Action`]: provenance
+//! slices are `base << collector_boost` and, from boost 1, a waking provenance task preempts a
+//! running producer; producer slices are `base >> producer_throttle`. At the end of every
+//! window the quantized state goes through the [`DeltaGate`] and, if it moved, the Q-network
+//! picks the next action. Without a network the action stays fixed: levels and the waiting
+//! bound only (the ablation baseline).
+
+use crate::aegis::gate::DeltaGate;
+use crate::aegis::levels::{Backbone, Level, TaskSignals, NR_LEVELS};
+use crate::aegis::qnet::{Action, QNet, State};
+
+use super::policy::{Entity, Policy, QueueView};
+
+/// What Aegis did during a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AegisStats {
+    pub max_wait_ns: [u64; NR_LEVELS],
+    /// Picks of a task that had waited longer than its level's bound plus one tick.
+    pub bound_violations: u64,
+    pub nr_inferences: u64,
+    pub nr_skipped: u64,
+    /// Windows spent under each action index.
+    pub action_windows: Vec<u64>,
+}
+
+pub struct Aegis {
+    pub backbone: Backbone,
+    pub base_slice_ns: u64,
+    pub tick_ns: u64,
+    pub network: Option<QNet>,
+    pub gate: DeltaGate,
+    pub action: Action,
+    pub stats: AegisStats,
+    min_vruntime: u64,
+}
+
+impl Aegis {
+    /// `network: None` is the levels + waiting bound baseline with a fixed action.
+    pub fn new(network: Option<QNet>, tick_ns: u64, delta: u32) -> Self {
+        Aegis {
+            backbone: Backbone::default(),
+            base_slice_ns: 3_000_000,
+            tick_ns,
+            network,
+            gate: DeltaGate::new(delta),
+            action: Action {
+                collector_boost: 1,
+                producer_throttle: 0,
+            },
+            stats: AegisStats {
+                action_windows: vec![0; crate::aegis::qnet::NR_ACTIONS],
+                ..AegisStats::default()
+            },
+            min_vruntime: 0,
+        }
+    }
+
+    pub fn level_of(&self, e: &Entity) -> Level {
+        self.backbone.classify(TaskSignals {
+            provenance: e.provenance,
+            recent_syscalls: e.recent_syscalls,
+        })
+    }
+
+    fn slice_ns(&self, level: Level) -> u64 {
+        match level {
+            Level::Provenance => self.base_slice_ns << self.action.collector_boost,
+            Level::Ordinary => self.base_slice_ns,
+            Level::Producer => self.base_slice_ns >> self.action.producer_throttle,
+        }
+    }
+
+    /// The state the network sees, from the engine's view.
+    pub fn observe(&self, view: &QueueView) -> State {
+        State {
+            production_rate_per_s: view.production_rate_per_s,
+            ring_fill_pct: view.ring_fill_pct,
+            collector_cpu_pct: view.collector_cpu_pct,
+            runnable: view.runnable_by_level,
+            oldest_wait_us: [
+                (view.oldest_wait_ns_by_level[1] / 1_000) as u32,
+                (view.oldest_wait_ns_by_level[2] / 1_000) as u32,
+            ],
+        }
+    }
+}
+
+impl Policy for Aegis {
+    fn name(&self) -> &'static str {
+        if self.network.is_some() {
+            "aegis"
+        } else {
+            "aegis-no-net"
+        }
+    }
+
+    fn place(&mut self, e: &mut Entity, view: &QueueView) {
+        self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
+        e.vruntime = e.vruntime.max(self.min_vruntime);
+        e.started = true;
+    }
+
+    fn sleep(&mut self, _e: &mut Entity, view: &QueueView) {
+        self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
+    }
+
+    fn charge(&mut self, e: &mut Entity, ran_ns: u64) {
+        e.vruntime += ran_ns * 1024 / e.weight.max(1);
+    }
+
+    fn pick(&self, candidates: &[&Entity], view: &QueueView) -> usize {
+        let mut queued = [(Level::Ordinary, 0u64, 0u64); 64];
+        if candidates.len() > queued.len() {
+            // More candidates than the scratch array: fall back to an allocation.
+            let all: Vec<_> = candidates
+                .iter()
+                .map(|e| {
+                    (
+                        self.level_of(e),
+                        view.now_ns - e.runnable_since_ns,
+                        e.vruntime,
+                    )
+                })
+                .collect();
+            return self.backbone.choose(&all).unwrap_or(0);
+        }
+        for (slot, e) in queued.iter_mut().zip(candidates) {
+            *slot = (
+                self.level_of(e),
+                view.now_ns - e.runnable_since_ns,
+                e.vruntime,
+            );
+        }
+        self.backbone
+            .choose(&queued[..candidates.len()])
+            .unwrap_or(0)
+    }
+
+    fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool {
+        self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
+        // A waiting task past its bound takes the CPU at the next tick.
+        let someone_overdue = Level::ALL.iter().any(|level| {
+            self.backbone
+                .overdue_ns(*level, view.oldest_wait_ns_by_level[level.index()])
+                > 0
+        });
+        someone_overdue || ran_since_pick_ns >= self.slice_ns(self.level_of(e))
+    }
+
+    fn preempts(&self, woken: &Entity, running: &Entity, _view: &QueueView) -> bool {
+        self.action.collector_boost >= 1
+            && self.level_of(woken) == Level::Provenance
+            && self.level_of(running) == Level::Producer
+    }
+
+    fn window(&mut self, view: &QueueView) {
+        if let Some(network) = &self.network {
+            let state = self.observe(view).quantize();
+            if self.gate.should_run(&state) {
+                self.action = network.act(&state);
+            }
+            self.stats.nr_inferences = self.gate.nr_run;
+            self.stats.nr_skipped = self.gate.nr_skipped;
+        }
+        self.stats.action_windows[self.action.index()] += 1;
+    }
+
+    fn on_pick(&mut self, e: &Entity, now_ns: u64) {
+        let level = self.level_of(e);
+        let waited = now_ns - e.runnable_since_ns;
+        let max = &mut self.stats.max_wait_ns[level.index()];
+        *max = (*max).max(waited);
+        if waited > self.backbone.wait_bound_ns(level) + self.tick_ns {
+            self.stats.bound_violations += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aegis::qnet::{HIDDEN, NR_ACTIONS, STATE_LEN};
+    use crate::sim::{simulate, Eevdf, SimConfig};
+    use rand::{Rng, SeedableRng};
+
+    /// An untrained network with seeded random weights: exercises the mechanics only.
+    fn random_network(seed: u64) -> QNet {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut net = QNet {
+            w1: [[0; STATE_LEN]; HIDDEN],
+            b1: [0; HIDDEN],
+            w2: [[0; HIDDEN]; NR_ACTIONS],
+            b2: [0; NR_ACTIONS],
+        };
+        net.w1
+            .iter_mut()
+            .flatten()
+            .for_each(|w| *w = rng.gen_range(-256..256));
+        net.w2
+            .iter_mut()
+            .flatten()
+            .for_each(|w| *w = rng.gen_range(-256..256));
+        net
+    }
+
+    #[test]
+    fn levels_alone_protect_the_collector() {
+        let config = SimConfig::default();
+        let eevdf = simulate(&config, &mut Eevdf::new(config.cpus, config.tick_ns));
+        let mut aegis = Aegis::new(None, config.tick_ns, 0);
+        let aegis_run = simulate(&config, &mut aegis);
+        assert_eq!(aegis_run.policy, "aegis-no-net");
+        assert!(
+            aegis_run.loss_pct < eevdf.loss_pct / 2.0,
+            "aegis {} vs eevdf {}",
+            aegis_run.loss_pct,
+            eevdf.loss_pct
+        );
+    }
+
+    #[test]
+    fn no_task_waits_past_its_bound_plus_a_tick() {
+        let config = SimConfig {
+            hogs: 2,
+            sleepers: 2,
+            producers: 4,
+            ..SimConfig::default()
+        };
+        for collector_boost in 0..3u8 {
+            let mut aegis = Aegis::new(None, config.tick_ns, 0);
+            aegis.action = Action {
+                collector_boost,
+                producer_throttle: 0,
+            };
+            simulate(&config, &mut aegis);
+            assert_eq!(
+                aegis.stats.bound_violations, 0,
+                "boost {collector_boost}: {:?}",
+                aegis.stats
+            );
+            for level in Level::ALL {
+                let bound = aegis.backbone.wait_bound_ns(level) + config.tick_ns;
+                assert!(
+                    aegis.stats.max_wait_ns[level.index()] <= bound,
+                    "{:?}",
+                    aegis.stats
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn delta_gate_skips_inferences() {
+        let config = SimConfig::default();
+        // Windows that end before the run does.
+        let windows = (config.duration_ns - 1) / config.window_ns;
+        let run = |delta| {
+            let mut aegis = Aegis::new(Some(random_network(3)), config.tick_ns, delta);
+            simulate(&config, &mut aegis);
+            aegis.stats
+        };
+        let every = run(0);
+        let gated = run(64);
+        assert_eq!(every.nr_inferences + every.nr_skipped, windows);
+        assert_eq!(gated.nr_inferences + gated.nr_skipped, windows);
+        assert!(
+            gated.nr_inferences < every.nr_inferences,
+            "{gated:?} vs {every:?}"
+        );
+    }
+}
