@@ -2,8 +2,9 @@
 //!
 //! A two-layer MLP, `STATE_LEN -> HIDDEN (ReLU) -> NR_ACTIONS`. Inputs are bytes (each state
 //! feature quantized to 0..=255); weights are `i16` scaled by 2^[`WEIGHT_SHIFT`]; hidden
-//! activations are `i32` shifted back to input scale; Q-values are `i32` (argmax only). All
-//! arithmetic is integer with explicit widths so the BPF version is bit-exact.
+//! activations are shifted back to input scale; accumulators and Q-values are `i64`, wide
+//! enough that no weights can overflow them, so the BPF version is bit-exact without relying on
+//! wrapping arithmetic.
 
 /// State features, each 0..=255 (see [`State`]).
 pub const STATE_LEN: usize = 8;
@@ -11,6 +12,9 @@ pub const HIDDEN: usize = 16;
 /// 3 collector boosts x 3 producer throttles.
 pub const NR_ACTIONS: usize = 9;
 pub const WEIGHT_SHIFT: u32 = 8;
+/// `sizeof(struct aegis_qnet)`.
+pub const BPF_BYTES: usize =
+    HIDDEN * STATE_LEN * 2 + HIDDEN * 4 + NR_ACTIONS * HIDDEN * 2 + NR_ACTIONS * 4;
 
 /// What the scheduler observes, before quantization.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -78,25 +82,42 @@ pub struct QNet {
 
 impl QNet {
     /// Q-values for a quantized state.
-    pub fn q_values(&self, state: &[u8; STATE_LEN]) -> [i32; NR_ACTIONS] {
-        let mut hidden = [0i32; HIDDEN];
+    pub fn q_values(&self, state: &[u8; STATE_LEN]) -> [i64; NR_ACTIONS] {
+        let mut hidden = [0i64; HIDDEN];
         for (j, h) in hidden.iter_mut().enumerate() {
-            let mut acc: i32 = self.b1[j];
+            let mut acc = self.b1[j] as i64;
             for (i, x) in state.iter().enumerate() {
-                acc = acc.wrapping_add(self.w1[j][i] as i32 * *x as i32);
+                acc += self.w1[j][i] as i64 * *x as i64;
             }
             // ReLU, back to input scale.
             *h = acc.max(0) >> WEIGHT_SHIFT;
         }
-        let mut q = [0i32; NR_ACTIONS];
+        let mut q = [0i64; NR_ACTIONS];
         for (k, out) in q.iter_mut().enumerate() {
-            let mut acc: i32 = self.b2[k];
+            let mut acc = self.b2[k] as i64;
             for (j, h) in hidden.iter().enumerate() {
-                acc = acc.wrapping_add(self.w2[k][j] as i32 * *h);
+                acc += self.w2[k][j] as i64 * *h;
             }
             *out = acc;
         }
         q
+    }
+
+    /// The layout of `struct aegis_qnet` in `bpf/aegis_qnet.h` (little-endian, no padding),
+    /// as the BPF weights map holds it.
+    pub fn to_bpf_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(BPF_BYTES);
+        self.w1
+            .iter()
+            .flatten()
+            .for_each(|w| out.extend(w.to_le_bytes()));
+        self.b1.iter().for_each(|b| out.extend(b.to_le_bytes()));
+        self.w2
+            .iter()
+            .flatten()
+            .for_each(|w| out.extend(w.to_le_bytes()));
+        self.b2.iter().for_each(|b| out.extend(b.to_le_bytes()));
+        out
     }
 
     /// The greedy action; ties go to the lower index.

@@ -1,0 +1,80 @@
+//! The BPF Q-network (bpf/aegis_qnet.h) is bit-exact with the Rust reference: thousands of
+//! random networks and states through BPF_PROG_TEST_RUN on this kernel. Needs root (CI is root).
+
+use std::mem::MaybeUninit;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, ProgramInput};
+use rand::{Rng, SeedableRng};
+use scheduler::aegis::qnet::{QNet, BPF_BYTES, HIDDEN, NR_ACTIONS, STATE_LEN};
+
+mod skel {
+    #![allow(clippy::all, dead_code, non_camel_case_types)]
+    include!(concat!(env!("OUT_DIR"), "/aegis_qnet_test.skel.rs"));
+}
+
+fn random_network(rng: &mut impl Rng) -> QNet {
+    let mut net = QNet {
+        w1: [[0; STATE_LEN]; HIDDEN],
+        b1: [0; HIDDEN],
+        w2: [[0; HIDDEN]; NR_ACTIONS],
+        b2: [0; NR_ACTIONS],
+    };
+    net.w1.iter_mut().flatten().for_each(|w| *w = rng.gen());
+    net.b1
+        .iter_mut()
+        .for_each(|b| *b = rng.gen_range(-(1 << 20)..(1 << 20)));
+    net.w2.iter_mut().flatten().for_each(|w| *w = rng.gen());
+    net.b2
+        .iter_mut()
+        .for_each(|b| *b = rng.gen_range(-(1 << 20)..(1 << 20)));
+    net
+}
+
+#[test]
+fn bpf_inference_matches_the_rust_reference() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP bpf_inference_matches_the_rust_reference: needs root to load BPF; CI runs it as root");
+        return;
+    }
+    let mut object = MaybeUninit::uninit();
+    let skel = skel::AegisQnetTestSkelBuilder::default()
+        .open(&mut object)
+        .and_then(|open| open.load())
+        .expect("loading the Q-network test program");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut compared = 0;
+    for _ in 0..50 {
+        let net = random_network(&mut rng);
+        let bytes = net.to_bpf_bytes();
+        assert_eq!(bytes.len(), BPF_BYTES);
+        skel.maps
+            .qnet_weights
+            .update(&0u32.to_ne_bytes(), &bytes, MapFlags::ANY)
+            .unwrap();
+        for _ in 0..100 {
+            let state: [u8; STATE_LEN] = rng.gen();
+            // struct qnet_test_ctx: state[8], q[9] (i64), action (u32), padded to 8 bytes.
+            let mut ctx = vec![0u8; STATE_LEN + NR_ACTIONS * 8 + 8];
+            ctx[..STATE_LEN].copy_from_slice(&state);
+            let out = skel
+                .progs
+                .aegis_qnet_test
+                .test_run(ProgramInput {
+                    context_in: Some(&mut ctx),
+                    ..Default::default()
+                })
+                .expect("BPF_PROG_TEST_RUN");
+            assert_eq!(out.return_value, 0);
+            let q: Vec<i64> = (0..NR_ACTIONS)
+                .map(|k| i64::from_le_bytes(ctx[STATE_LEN + 8 * k..][..8].try_into().unwrap()))
+                .collect();
+            let action =
+                u32::from_le_bytes(ctx[STATE_LEN + NR_ACTIONS * 8..][..4].try_into().unwrap());
+            assert_eq!(q, net.q_values(&state).to_vec(), "state {state:?}");
+            assert_eq!(action as usize, net.act(&state).index());
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 5000);
+}
