@@ -44,6 +44,7 @@ fn bpf_inference_matches_the_rust_reference() {
         .expect("loading the Q-network test program");
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut compared = 0;
+    let mut bpf_ns = 0u128;
     for _ in 0..50 {
         let net = random_network(&mut rng);
         let bytes = net.to_bpf_bytes();
@@ -57,6 +58,7 @@ fn bpf_inference_matches_the_rust_reference() {
             // struct qnet_test_ctx: state[8], q[9] (i64), action (u32), padded to 8 bytes.
             let mut ctx = vec![0u8; STATE_LEN + NR_ACTIONS * 8 + 8];
             ctx[..STATE_LEN].copy_from_slice(&state);
+            let started = std::time::Instant::now();
             let out = skel
                 .progs
                 .aegis_qnet_test
@@ -66,6 +68,7 @@ fn bpf_inference_matches_the_rust_reference() {
                 })
                 .expect("BPF_PROG_TEST_RUN");
             assert_eq!(out.return_value, 0);
+            bpf_ns += started.elapsed().as_nanos();
             let q: Vec<i64> = (0..NR_ACTIONS)
                 .map(|k| i64::from_le_bytes(ctx[STATE_LEN + 8 * k..][..8].try_into().unwrap()))
                 .collect();
@@ -77,4 +80,10 @@ fn bpf_inference_matches_the_rust_reference() {
         }
     }
     assert_eq!(compared, 5000);
+    // The kernel reports no duration for syscall programs: this wall time includes the bpf()
+    // syscall around the run, an upper bound for the README.
+    eprintln!(
+        "BPF inference: <= {} ns per decision (mean wall time of 5000 test runs)",
+        bpf_ns / 5000
+    );
 }

@@ -1,0 +1,33 @@
+//! Fixed-point Q-network inference per decision (the Rust reference of bpf/aegis_qnet.h).
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use rand::{Rng, SeedableRng};
+use scheduler::aegis::qnet::{QNet, HIDDEN, NR_ACTIONS, STATE_LEN};
+
+fn qnet(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut net = QNet {
+        w1: [[0; STATE_LEN]; HIDDEN],
+        b1: [0; HIDDEN],
+        w2: [[0; HIDDEN]; NR_ACTIONS],
+        b2: [0; NR_ACTIONS],
+    };
+    net.w1
+        .iter_mut()
+        .flatten()
+        .for_each(|w| *w = rng.gen_range(-512..512));
+    net.w2
+        .iter_mut()
+        .flatten()
+        .for_each(|w| *w = rng.gen_range(-512..512));
+    let states: Vec<[u8; STATE_LEN]> = (0..1024).map(|_| rng.gen()).collect();
+    let mut i = 0;
+    c.bench_function("qnet_fixed_point_decision", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            net.act(black_box(&states[i]))
+        })
+    });
+}
+
+criterion_group!(benches, qnet);
+criterion_main!(benches);
