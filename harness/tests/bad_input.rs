@@ -62,17 +62,7 @@ fn ring_size_not_a_power_of_two() {
 
 #[test]
 fn cfs_on_an_eevdf_kernel_names_vm_kernel() {
-    let release = nix::sys::utsname::uname()
-        .unwrap()
-        .release()
-        .to_string_lossy()
-        .into_owned();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let version: (u32, u32) = (
-        parts.next().unwrap().parse().unwrap(),
-        parts.next().unwrap().parse().unwrap(),
-    );
-    if version >= (6, 6) {
+    if kernel_is_eevdf() {
         check(&["attack", "--scheduler", "cfs"], "--vm-kernel cfs");
     } else {
         check(&["attack", "--scheduler", "eevdf"], "--vm-kernel eevdf");

@@ -9,11 +9,7 @@ fn fair_class_baselines_side_by_side() {
     if !have_root("fair_class_baselines_side_by_side") {
         return;
     }
-    let fair = if snapshot_kernel_is_eevdf() {
-        "eevdf"
-    } else {
-        "cfs"
-    };
+    let fair = if kernel_is_eevdf() { "eevdf" } else { "cfs" };
     let dir = temp_dir("baselines");
     let json = dir.join("trials.json");
     let schedulers = [
@@ -83,18 +79,4 @@ fn sched_ext_schedulers_need_sched_ext_or_a_guest() {
             "{name}: {err}"
         );
     }
-}
-
-fn snapshot_kernel_is_eevdf() -> bool {
-    let release = nix::sys::utsname::uname()
-        .unwrap()
-        .release()
-        .to_string_lossy()
-        .into_owned();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let version: (u32, u32) = (
-        parts.next().unwrap().parse().unwrap(),
-        parts.next().unwrap().parse().unwrap(),
-    );
-    version >= (6, 6)
 }

@@ -1,24 +1,11 @@
 //! Fixed-point Q-network inference per decision (the Rust reference of bpf/aegis_qnet.h).
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rand::{Rng, SeedableRng};
-use scheduler::aegis::qnet::{QNet, HIDDEN, NR_ACTIONS, STATE_LEN};
+use scheduler::aegis::qnet::{QNet, STATE_LEN};
 
 fn qnet(c: &mut Criterion) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let mut net = QNet {
-        w1: [[0; STATE_LEN]; HIDDEN],
-        b1: [0; HIDDEN],
-        w2: [[0; HIDDEN]; NR_ACTIONS],
-        b2: [0; NR_ACTIONS],
-    };
-    net.w1
-        .iter_mut()
-        .flatten()
-        .for_each(|w| *w = rng.gen_range(-512..512));
-    net.w2
-        .iter_mut()
-        .flatten()
-        .for_each(|w| *w = rng.gen_range(-512..512));
+    let net = QNet::random(&mut rng, -512..512, -65536..65536);
     let states: Vec<[u8; STATE_LEN]> = (0..1024).map(|_| rng.gen()).collect();
     let mut i = 0;
     c.bench_function("qnet_fixed_point_decision", |b| {

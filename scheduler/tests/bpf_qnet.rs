@@ -6,29 +6,11 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, ProgramInput};
 use rand::{Rng, SeedableRng};
-use scheduler::aegis::qnet::{QNet, BPF_BYTES, HIDDEN, NR_ACTIONS, STATE_LEN};
+use scheduler::aegis::qnet::{QNet, BPF_BYTES, NR_ACTIONS, STATE_LEN};
 
 mod skel {
     #![allow(clippy::all, dead_code, non_camel_case_types)]
     include!(concat!(env!("OUT_DIR"), "/aegis_qnet_test.skel.rs"));
-}
-
-fn random_network(rng: &mut impl Rng) -> QNet {
-    let mut net = QNet {
-        w1: [[0; STATE_LEN]; HIDDEN],
-        b1: [0; HIDDEN],
-        w2: [[0; HIDDEN]; NR_ACTIONS],
-        b2: [0; NR_ACTIONS],
-    };
-    net.w1.iter_mut().flatten().for_each(|w| *w = rng.gen());
-    net.b1
-        .iter_mut()
-        .for_each(|b| *b = rng.gen_range(-(1 << 20)..(1 << 20)));
-    net.w2.iter_mut().flatten().for_each(|w| *w = rng.gen());
-    net.b2
-        .iter_mut()
-        .for_each(|b| *b = rng.gen_range(-(1 << 20)..(1 << 20)));
-    net
 }
 
 #[test]
@@ -46,7 +28,7 @@ fn bpf_inference_matches_the_rust_reference() {
     let mut compared = 0;
     let mut bpf_ns = 0u128;
     for _ in 0..50 {
-        let net = random_network(&mut rng);
+        let net = QNet::random(&mut rng, i16::MIN..i16::MAX, -(1 << 20)..(1 << 20));
         let bytes = net.to_bpf_bytes();
         assert_eq!(bytes.len(), BPF_BYTES);
         skel.maps

@@ -134,3 +134,16 @@ pub fn assert_restored(before: &Snapshot) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Whether the running kernel's fair class is EEVDF (Linux 6.6 and later).
+pub fn kernel_is_eevdf() -> bool {
+    let release = nix::sys::utsname::uname()
+        .unwrap()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().unwrap().parse().unwrap();
+    let minor: u32 = parts.next().unwrap().parse().unwrap();
+    (major, minor) >= (6, 6)
+}

@@ -81,6 +81,40 @@ pub struct QNet {
 }
 
 impl QNet {
+    pub fn zeroed() -> Self {
+        QNet {
+            w1: [[0; STATE_LEN]; HIDDEN],
+            b1: [0; HIDDEN],
+            w2: [[0; HIDDEN]; NR_ACTIONS],
+            b2: [0; NR_ACTIONS],
+        }
+    }
+
+    /// An untrained network with weights drawn from `weights` and biases from `biases`: for
+    /// tests and benchmarks of the mechanics, never a policy.
+    pub fn random(
+        rng: &mut impl rand::Rng,
+        weights: std::ops::Range<i16>,
+        biases: std::ops::Range<i32>,
+    ) -> Self {
+        let mut net = QNet::zeroed();
+        net.w1
+            .iter_mut()
+            .flatten()
+            .for_each(|w| *w = rng.gen_range(weights.clone()));
+        net.b1
+            .iter_mut()
+            .for_each(|b| *b = rng.gen_range(biases.clone()));
+        net.w2
+            .iter_mut()
+            .flatten()
+            .for_each(|w| *w = rng.gen_range(weights.clone()));
+        net.b2
+            .iter_mut()
+            .for_each(|b| *b = rng.gen_range(biases.clone()));
+        net
+    }
+
     /// Q-values for a quantized state.
     pub fn q_values(&self, state: &[u8; STATE_LEN]) -> [i64; NR_ACTIONS] {
         let mut hidden = [0i64; HIDDEN];
@@ -163,12 +197,7 @@ mod tests {
 
     #[test]
     fn evaluates_a_known_network() {
-        let mut net = QNet {
-            w1: [[0; STATE_LEN]; HIDDEN],
-            b1: [0; HIDDEN],
-            w2: [[0; HIDDEN]; NR_ACTIONS],
-            b2: [0; NR_ACTIONS],
-        };
+        let mut net = QNet::zeroed();
         // Hidden 0 = ring fill; action 6 (boost 2) scores it, action 0 scores its absence.
         net.w1[0][1] = 1 << WEIGHT_SHIFT;
         net.w2[6][0] = 4;

@@ -183,28 +183,16 @@ impl Policy for Aegis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aegis::qnet::{HIDDEN, NR_ACTIONS, STATE_LEN};
     use crate::sim::{simulate, Eevdf, SimConfig};
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     /// An untrained network with seeded random weights: exercises the mechanics only.
     fn random_network(seed: u64) -> QNet {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut net = QNet {
-            w1: [[0; STATE_LEN]; HIDDEN],
-            b1: [0; HIDDEN],
-            w2: [[0; HIDDEN]; NR_ACTIONS],
-            b2: [0; NR_ACTIONS],
-        };
-        net.w1
-            .iter_mut()
-            .flatten()
-            .for_each(|w| *w = rng.gen_range(-256..256));
-        net.w2
-            .iter_mut()
-            .flatten()
-            .for_each(|w| *w = rng.gen_range(-256..256));
-        net
+        QNet::random(
+            &mut rand::rngs::StdRng::seed_from_u64(seed),
+            -256..256,
+            0..1,
+        )
     }
 
     #[test]
