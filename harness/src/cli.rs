@@ -151,7 +151,7 @@ pub struct VmArgs {
     #[arg(long = "bin", value_name = "PATH")]
     pub bins: Vec<PathBuf>,
     /// The aegis-bench command line to run in the guest, after `--`.
-    #[arg(last = true, required = true, value_name = "ARGS")]
+    #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }
 

@@ -98,15 +98,20 @@ fn relative(path: &Path) -> String {
     path.to_string_lossy().trim_start_matches('/').to_string()
 }
 
-/// Everything the base image contains, in a fixed order.
-fn inputs(extra_binaries: &[PathBuf]) -> Result<Vec<Input>> {
+/// The guest's shell and tools come from busybox-static.
+pub fn check_busybox() -> Result<(), InputError> {
     if !Path::new(BUSYBOX).is_file() {
         return Err(InputError(format!(
             "{BUSYBOX} is missing: the guest runner needs busybox-static (`make setup`, or \
              apt-get install busybox-static)"
-        ))
-        .into());
+        )));
     }
+    Ok(())
+}
+
+/// Everything the base image contains, in a fixed order.
+fn inputs(extra_binaries: &[PathBuf]) -> Result<Vec<Input>> {
+    check_busybox()?;
     let exe = std::env::current_exe().context("locating the aegis-bench binary")?;
     let mut programs = vec![(exe, "aegis-bench".to_string())];
     for binary in extra_binaries {

@@ -132,6 +132,9 @@ impl GuestSpec {
 ///
 /// A requested file the guest did not write is an error when the command succeeded, and only
 /// a warning when it failed (it may have stopped before writing it).
+///
+/// Call it from a thread that lives until it returns (the CLI calls it from `main`): QEMU's
+/// `PR_SET_PDEATHSIG` fires when the thread that started it exits.
 pub fn run_in_guest(
     spec: &GuestSpec,
     aegis_args: &[String],
@@ -141,9 +144,19 @@ pub fn run_in_guest(
         results::check_guest_path(guest)?;
     }
     crate::signals::install()?;
+    // Missing tools are reported before anything is downloaded or built.
+    qemu::find_qemu()?;
+    initramfs::check_busybox()?;
     let cache = cache_dir()?;
-    let kernel = kernel::ensure(spec.kernel, &cache, spec.offline)?;
+    // apt-get shares our process group, so a Ctrl-C during a download ends it too: report
+    // that as the interruption it is, not as a failed download.
+    let interrupted = |err: anyhow::Error| match crate::signals::received() {
+        Some(signal) => crate::error::Interrupted(signal).into(),
+        None => err,
+    };
+    let kernel = kernel::ensure(spec.kernel, &cache, spec.offline).map_err(interrupted)?;
     let image = initramfs::ensure_base(&cache, &spec.extra_binaries)?;
+    crate::signals::check()?;
     let run_dir = tempfile::Builder::new()
         .prefix("aegis-vm-")
         .tempdir()
@@ -175,6 +188,14 @@ pub fn run_in_guest(
 /// `aegis-bench vm [GUEST FLAGS] -- ARGS`: runs `aegis-bench ARGS` in a guest and returns its
 /// exit status.
 pub fn run_vm_command(args: &VmArgs) -> Result<i32> {
+    if args.args.is_empty() {
+        return Err(InputError(
+            "give the aegis-bench command line to run in the guest after `--`, e.g. \
+             `aegis-bench vm -- doctor`"
+                .into(),
+        )
+        .into());
+    }
     let mut spec = attack::guest_spec(&args.guest, args.timeout)?;
     spec.extra_binaries = args.bins.clone();
     run_in_guest(&spec, &args.args, &[])

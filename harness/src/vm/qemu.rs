@@ -242,10 +242,18 @@ pub fn boot(boot: &Boot<'_>) -> Result<Outcome> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // PR_SET_PDEATHSIG fires when the spawning *thread* exits: this is the main thread.
+    let parent = std::process::id() as libc::pid_t;
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // We died between fork and prctl: nobody would ever kill this QEMU.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "aegis-bench exited while starting QEMU",
+                ));
             }
             Ok(())
         });
