@@ -205,6 +205,7 @@ fn bad_attack_flags_fail_on_the_host_before_booting() {
             &["attack", "--cpus", "4"][..],
             "--cpus only applies to guest runs: add --vm",
         ),
+        (&["vm"][..], "e.g. `aegis-bench vm -- doctor`"),
     ] {
         let out = aegis(args);
         let err = stderr(&out);
