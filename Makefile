@@ -3,7 +3,7 @@ CARGO ?= cargo
 export BPF_CLANG ?= clang-19
 BIN := target/release/aegis-bench
 
-.PHONY: setup build demo test vm-test lint unit e2e bench doctor clean
+.PHONY: setup build demo test lint unit e2e bench doctor clean
 
 setup:
 	bash scripts/setup.sh
@@ -25,6 +25,7 @@ test: setup lint
 	$(CARGO) test --workspace -- --test-threads=1
 
 # Only the guest runner's tests: sched-ext and cfs guests, timeout, signals, offline cache.
+.PHONY: vm-test
 vm-test: setup
 	$(CARGO) test -p aegis-bench --test vm -- --test-threads=1
 

@@ -8,8 +8,10 @@
 #   qemu-system-x86   the guest runner, from bookworm-backports (see below)
 set -euo pipefail
 
-packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make auditd util-linux
-          busybox-static)
+packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make auditd util-linux)
+
+# The guest runner's initramfs.
+packages+=(busybox-static)
 
 missing=()
 for pkg in "${packages[@]}"; do

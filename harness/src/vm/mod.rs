@@ -13,7 +13,7 @@
 //!    under `/etc/apt`) into the user's cache directory; its `vmlinuz`, `config-*` and the
 //!    virtio modules it needs as modules are kept, and the config is checked for what runs
 //!    need.
-//! 2. [`initramfs`]: busybox, `/init` ([`guest_init.sh`](../../src/vm/guest_init.sh)), this very
+//! 2. [`initramfs`]: busybox, `/init` (`harness/src/vm/guest_init.sh`), this very
 //!    `aegis-bench` binary and any extra binaries, with the libraries `ldd` lists, become a
 //!    gzipped newc cpio, cached by the SHA-256 of its inputs. A second, tiny cpio appended to
 //!    it per run carries the command (`/aegis/job.sh`) and the kernel's modules.
