@@ -84,6 +84,12 @@ pub struct AttackArgs {
     /// Repeat every combination this many times, interleaved.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repetitions: u32,
+    /// Run this attack inside a QEMU guest (see `aegis-bench vm`); --json, --csv and
+    /// --keep-logs are written on the host.
+    #[arg(long)]
+    pub vm: bool,
+    #[command(flatten)]
+    pub guest: GuestArgs,
     /// Write the trials as a JSON list to FILE (rewritten atomically after each trial).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -93,12 +99,55 @@ pub struct AttackArgs {
     /// Keep each trial's provenance log in DIR (default: deleted after the canary lookup).
     #[arg(long, value_name = "DIR")]
     pub keep_logs: Option<PathBuf>,
-    /// Run this attack inside a QEMU guest (see `aegis-bench vm`); --json, --csv and
-    /// --keep-logs are written on the host.
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// A log written by the built-in collector (`--keep-logs`).
+    pub file: PathBuf,
+    /// Print per-syscall record counts instead of the records.
     #[arg(long)]
-    pub vm: bool,
-    #[command(flatten)]
-    pub guest: GuestArgs,
+    pub summary: bool,
+    /// Print only records whose path contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub path_contains: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[arg(long)]
+    pub cgroup_id: u64,
+    #[arg(long)]
+    pub ring_bytes: u64,
+    #[arg(long)]
+    pub log: PathBuf,
+    #[arg(long)]
+    pub stats: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    pub cgroup_procs: PathBuf,
+    #[arg(long)]
+    pub report: PathBuf,
+    #[arg(long)]
+    pub canary: PathBuf,
+    #[arg(long)]
+    pub scratch: PathBuf,
+    #[arg(long)]
+    pub duration: f64,
+    #[arg(long)]
+    pub flood: Option<FloodKind>,
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+    #[arg(long)]
+    pub count: Option<u64>,
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// The producer program, after `--`.
+    #[arg(last = true)]
+    pub cmd: Vec<String>,
 }
 
 /// The guest to boot, for `vm` and `attack --vm`.
@@ -153,53 +202,4 @@ pub struct VmArgs {
     /// The aegis-bench command line to run in the guest, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct LogArgs {
-    /// A log written by the built-in collector (`--keep-logs`).
-    pub file: PathBuf,
-    /// Print per-syscall record counts instead of the records.
-    #[arg(long)]
-    pub summary: bool,
-    /// Print only records whose path contains this text.
-    #[arg(long, value_name = "TEXT")]
-    pub path_contains: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct CollectArgs {
-    #[arg(long)]
-    pub cgroup_id: u64,
-    #[arg(long)]
-    pub ring_bytes: u64,
-    #[arg(long)]
-    pub log: PathBuf,
-    #[arg(long)]
-    pub stats: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct WorkerArgs {
-    #[arg(long)]
-    pub cgroup_procs: PathBuf,
-    #[arg(long)]
-    pub report: PathBuf,
-    #[arg(long)]
-    pub canary: PathBuf,
-    #[arg(long)]
-    pub scratch: PathBuf,
-    #[arg(long)]
-    pub duration: f64,
-    #[arg(long)]
-    pub flood: Option<FloodKind>,
-    #[arg(long, default_value_t = 1)]
-    pub threads: u32,
-    #[arg(long)]
-    pub count: Option<u64>,
-    #[arg(long)]
-    pub rate: Option<u64>,
-    /// The producer program, after `--`.
-    #[arg(last = true)]
-    pub cmd: Vec<String>,
 }
