@@ -5,9 +5,14 @@
 #   libseccomp-dev libclang1-19   scx_rustland (make tools): its core links libseccomp, bindgen needs libclang
 #   auditd            the audit collector and `doctor`'s audit check
 #   util-linux        setpriv/unshare used by the tests (normally present)
+#   busybox-static    the guest runner's initramfs (`aegis-bench vm`, `attack --vm`)
+#   qemu-system-x86   the guest runner, from bookworm-backports (see below)
 set -euo pipefail
 
 packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd util-linux)
+
+# The guest runner's initramfs.
+packages+=(busybox-static)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -25,5 +30,53 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# QEMU comes from bookworm-backports: the preinstalled qemu-utils is the backports version, and
+# bookworm's own qemu-system-x86 (7.2) would pin qemu-utils back down. The backports suite is
+# added through a private apt configuration (its own source list and package lists under
+# /var/cache/aegis-bench/apt), so /etc/apt stays as it is. The archive URIs are the ones the
+# system's own sources name.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# Prints "URI SUITE" for every suite of the system's Debian sources (deb822 and one-line).
+system_sources() {
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        awk '/^URIs:/ {uri=$2} /^Suites:/ {for (i = 2; i <= NF; i++) print uri, $i}
+             /^$/ {uri=""}' /etc/apt/sources.list.d/debian.sources
+    fi
+    if [ -f /etc/apt/sources.list ]; then
+        sed -E 's/\[[^]]*\]//' /etc/apt/sources.list | awk '$1 == "deb" {print $2, $3}'
+    fi
+}
+
+if ! installed qemu-system-x86; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: qemu-system-x86 missing; run as root (sudo make setup)" >&2
+        exit 2
+    fi
+    archive=$(system_sources | awk '$2 == "bookworm" {print $1; exit}')
+    security=$(system_sources | awk '$2 == "bookworm-security" {print $1; exit}')
+    if [ -z "$archive" ]; then
+        echo "setup: no bookworm suite in /etc/apt/sources.list{,.d/debian.sources}; cannot add bookworm-backports" >&2
+        exit 2
+    fi
+    apt_dir=/var/cache/aegis-bench/apt
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    {
+        for suite in bookworm bookworm-updates bookworm-backports; do
+            echo "deb [signed-by=$keyring] $archive $suite main"
+        done
+        [ -n "$security" ] && echo "deb [signed-by=$keyring] $security bookworm-security main"
+    } >"$apt_dir/sources.list"
+    private_apt=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=-
+                 -o "Dir::State::lists=$apt_dir/lists" -o "Dir::Cache::archives=$apt_dir/archives"
+                 -o APT::Sandbox::User=root)
+    echo "setup: installing qemu-system-x86 from bookworm-backports"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get "${private_apt[@]}" update -qq
+    apt-get "${private_apt[@]}" install -y -qq --no-install-recommends -t bookworm-backports \
+        qemu-system-x86 >/dev/null
+fi
+
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup)" >&2; exit 2; }
-echo "setup: ok (clang-19 $(clang-19 --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), $(cargo --version))"
+echo "setup: ok (clang-19 $(clang-19 --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), $(cargo --version), $(qemu-system-x86_64 --version | head -1))"

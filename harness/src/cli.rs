@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use attacks::FloodKind;
 use clap::{Args, Parser, Subcommand};
 
+use crate::vm::GuestKernel;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "aegis-bench",
@@ -27,6 +29,9 @@ pub enum Command {
     Doctor,
     /// Print a provenance log written by the built-in collector.
     Log(LogArgs),
+    /// Run `aegis-bench ARGS` in a QEMU guest with a sched_ext (or CFS) kernel and exit with
+    /// its status, e.g. `aegis-bench vm -- doctor`.
+    Vm(VmArgs),
     /// (internal) The built-in collector process.
     #[command(hide = true)]
     Collect(CollectArgs),
@@ -35,7 +40,7 @@ pub enum Command {
     AttackWorker(WorkerArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct AttackArgs {
     /// Syscall pattern to flood with: openat, open-read-close, rdwr, devnull, execve, fork,
     /// connect, stat.
@@ -79,6 +84,12 @@ pub struct AttackArgs {
     /// Repeat every combination this many times, interleaved.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repetitions: u32,
+    /// Run this attack inside a QEMU guest (see `aegis-bench vm`); --json, --csv and
+    /// --keep-logs are written on the host.
+    #[arg(long)]
+    pub vm: bool,
+    #[command(flatten)]
+    pub guest: GuestArgs,
     /// Write the trials as a JSON list to FILE (rewritten atomically after each trial).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -144,4 +155,58 @@ pub struct WorkerArgs {
     /// The producer program, after `--`.
     #[arg(last = true)]
     pub cmd: Vec<String>,
+}
+
+/// The guest to boot, for `vm` and `attack --vm`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct GuestArgs {
+    /// Guest kernel: sched-ext (Debian's Linux 6.18 with sched_ext; EEVDF) or cfs (Debian's
+    /// Linux 6.1; CFS) [default: sched-ext]
+    #[arg(long, value_name = "KERNEL", value_enum)]
+    pub vm_kernel: Option<GuestKernel>,
+    /// Guest CPUs [default: 2]
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Guest memory, e.g. 2GiB [default: 2GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub mem: Option<String>,
+    /// Use only the cached guest kernel; never download.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl GuestArgs {
+    /// The guest flags given, for the error when they come without --vm.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        if self.vm_kernel.is_some() {
+            given.push("--vm-kernel");
+        }
+        if self.cpus.is_some() {
+            given.push("--cpus");
+        }
+        if self.mem.is_some() {
+            given.push("--mem");
+        }
+        if self.offline {
+            given.push("--offline");
+        }
+        given
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Kill the guest after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = crate::vm::DEFAULT_TIMEOUT_S)]
+    pub timeout: u64,
+    /// Also copy this program (with its libraries) into the guest's /usr/local/bin;
+    /// repeatable.
+    #[arg(long = "bin", value_name = "PATH")]
+    pub bins: Vec<PathBuf>,
+    /// The aegis-bench command line to run in the guest, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }

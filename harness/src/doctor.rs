@@ -78,7 +78,7 @@ pub fn run_checks() -> Vec<Check> {
                 None => Err(format!(
                     "this kernel ({release}) has no sched_ext (no /sys/kernel/sched_ext, \
                      CONFIG_SCHED_CLASS_EXT off): scx_rustland and Aegis need a sched_ext guest \
-                     or a bare-metal sched_ext kernel (guest runs are not built yet)"
+                     (`--vm`, `aegis-bench vm`) or a bare-metal sched_ext kernel"
                 )),
             },
         ),
@@ -175,11 +175,12 @@ pub fn run_checks() -> Vec<Check> {
     ));
     checks.push(check(
         "QEMU",
-        match which("qemu-system-x86_64") {
-            Some(path) => Ok(command_output(&path, &["--version"]).unwrap_or(path)),
-            None => Err("qemu-system-x86_64 not installed; guests are not built yet".into()),
+        match crate::vm::qemu::find_qemu() {
+            Ok(path) => Ok(qemu_detail(&path)),
+            Err(err) => Err(err.0),
         },
     ));
+    checks.push(check("guest kernels", guest_kernels_check()));
     checks.push(check(
         "clang for BPF",
         match which("clang-19") {
@@ -229,4 +230,37 @@ pub fn print() -> bool {
         .iter()
         .filter(|c| essential.contains(&c.name))
         .all(|c| c.result.is_ok())
+}
+
+/// QEMU's version, and why guests run under TCG.
+fn qemu_detail(path: &Path) -> String {
+    let path = path.display().to_string();
+    let version = command_output(&path, &["--version"]).unwrap_or(path);
+    let kvm = if Path::new("/sys/module/kvm_pvm").exists() {
+        "/dev/kvm is PVM (kvm_pvm), not hardware virtualisation"
+    } else if Path::new("/dev/kvm").exists() {
+        "the runner does not use /dev/kvm"
+    } else {
+        "no /dev/kvm"
+    };
+    format!(
+        "{version}; guests run under TCG only ({kvm}): compare figures as ratios within one boot"
+    )
+}
+
+/// The guest kernels in the cache.
+fn guest_kernels_check() -> Result<String, String> {
+    let cache = crate::vm::cache_dir().map_err(|err| err.0)?;
+    let cached = crate::vm::kernel::cached_kernels(&cache);
+    if cached.is_empty() {
+        return Err(format!(
+            "none cached in {}: the first `aegis-bench vm` (or `attack --vm`) downloads them",
+            cache.join("kernels").display()
+        ));
+    }
+    Ok(cached
+        .iter()
+        .map(|(kind, package, release)| format!("{}: {package} ({release})", kind.name()))
+        .collect::<Vec<_>>()
+        .join(", "))
 }

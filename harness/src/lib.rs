@@ -40,6 +40,7 @@ pub mod size;
 pub mod syscalls;
 pub mod trial;
 pub mod truth;
+pub mod vm;
 
 /// Generated libbpf-rs skeletons of `bpf/*.bpf.c`.
 pub mod skel {

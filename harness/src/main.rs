@@ -12,7 +12,7 @@ use aegis_bench::collector::consumer::{self, ConsumerConfig};
 use aegis_bench::error::exit_status;
 use aegis_bench::provlog::for_each_event;
 use aegis_bench::run::{run_attack, Plan};
-use aegis_bench::{doctor, syscalls};
+use aegis_bench::{doctor, syscalls, vm};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -29,7 +29,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Attack(args) => Plan::from_args(&args)
+        // Guest runs exit with the guest command's status.
+        Command::Attack(args) if args.vm => {
+            return guest_exit(vm::attack::run(&args, &attack_argv()))
+        }
+        Command::Vm(args) => return guest_exit(vm::run_vm_command(&args)),
+        Command::Attack(args) => vm::attack::refuse_guest_flags_without_vm(&args)
+            .and_then(|()| Plan::from_args(&args))
             .map_err(anyhow::Error::from)
             .and_then(|plan| run_attack(&plan).map(|_| ())),
         Command::Doctor => {
@@ -47,6 +53,26 @@ fn main() -> ExitCode {
             ExitCode::from(exit_status(&err) as u8)
         }
     }
+}
+
+/// The exit code of a guest run: the guest command's status, or ours if the run failed.
+fn guest_exit(result: Result<i32>) -> ExitCode {
+    match result {
+        Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
+        Err(err) => {
+            aegis_bench::say!("error: {err:#}");
+            ExitCode::from(exit_status(&err) as u8)
+        }
+    }
+}
+
+/// What followed `attack` on the command line, for the guest's copy of it.
+fn attack_argv() -> Vec<String> {
+    std::env::args_os()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .skip_while(|arg| arg != "attack")
+        .skip(1)
+        .collect()
 }
 
 fn collect(args: &CollectArgs) -> Result<()> {

@@ -1,0 +1,268 @@
+//! `attack --vm`: the same attack, run in a guest.
+//!
+//! The flags are validated on the host first, so bad input fails before any boot, except
+//! `--scheduler`: which schedulers exist depends on the kernel, so the guest judges those.
+//! The guest gets the user's own command line minus the guest flags, with `--json`, `--csv`
+//! and `--keep-logs` pointed at guest paths under `/aegis-out`; the files come back to the
+//! paths the user gave. Rewriting the command line (rather than re-serializing the parsed
+//! flags) keeps flags added to `attack` later working in guests without touching this file;
+//! which tokens are flag values comes from clap's own definition of `attack`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::CommandFactory;
+
+use super::{run_in_guest, GuestKernel, GuestSpec, DEFAULT_CPUS, DEFAULT_MEM};
+use crate::cli::{AttackArgs, Cli, GuestArgs};
+use crate::error::InputError;
+use crate::run::{Plan, ProducerPlan};
+
+/// Flags that only describe the guest, dropped from the guest's command line.
+const GUEST_FLAGS: &[&str] = &["vm", "vm-kernel", "cpus", "mem", "offline"];
+/// Output flags and the guest directory their files are written to.
+const OUTPUT_FLAGS: &[(&str, &str)] = &[
+    ("json", "/aegis-out/json"),
+    ("csv", "/aegis-out/csv"),
+    ("keep-logs", "/aegis-out/logs"),
+];
+/// Boot, plus the teardown of a guest run.
+const BASE_TIMEOUT_S: u64 = 120;
+/// Per trial: arming (BPF loads are slow under TCG), disarming and accounting.
+const PER_TRIAL_S: u64 = 30;
+
+/// `--cpus` and friends mean nothing without `--vm`; say so instead of ignoring them.
+pub fn refuse_guest_flags_without_vm(args: &AttackArgs) -> Result<(), InputError> {
+    let given = args.guest.given();
+    if !args.vm && !given.is_empty() {
+        return Err(InputError(format!(
+            "{} only applies to guest runs: add --vm",
+            given.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The guest described by the guest flags, with defaults.
+pub fn guest_spec(guest: &GuestArgs, timeout_s: u64) -> Result<GuestSpec, InputError> {
+    GuestSpec::new(
+        guest.vm_kernel.unwrap_or(GuestKernel::SchedExt),
+        guest.cpus.unwrap_or(DEFAULT_CPUS),
+        guest.mem.as_deref().unwrap_or(DEFAULT_MEM),
+        guest.offline,
+        timeout_s,
+    )
+}
+
+/// The guest path for an output flag's host value.
+fn guest_output(flag: &str, guest_dir: &str, host: &Path) -> PathBuf {
+    if flag == "keep-logs" {
+        return PathBuf::from(guest_dir);
+    }
+    let name = host
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("trials.{flag}"));
+    Path::new(guest_dir).join(name)
+}
+
+/// The guest's command line: `attack_args` (what followed `attack` on ours) without the guest
+/// flags and with output paths rewritten to guest paths.
+pub fn guest_command_line(attack_args: &[String]) -> Result<Vec<String>, InputError> {
+    let cli = Cli::command();
+    let attack = cli
+        .find_subcommand("attack")
+        .expect("the CLI has an attack subcommand");
+    let mut out = vec!["attack".to_string()];
+    let mut tokens = attack_args.iter();
+    while let Some(token) = tokens.next() {
+        if token == "--" {
+            out.push(token.clone());
+            out.extend(tokens.by_ref().cloned());
+            break;
+        }
+        let Some(body) = token.strip_prefix("--") else {
+            out.push(token.clone());
+            continue;
+        };
+        let (name, inline_value) = match body.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (body, None),
+        };
+        let Some(arg) = attack.get_arguments().find(|a| a.get_long() == Some(name)) else {
+            // Unknown here means unknown to the guest too; let it say so.
+            out.push(token.clone());
+            continue;
+        };
+        let value = if arg.get_action().takes_values() {
+            match inline_value.or_else(|| tokens.next().cloned()) {
+                Some(value) => Some(value),
+                None => return Err(InputError(format!("--{name} needs a value"))),
+            }
+        } else {
+            None
+        };
+        if GUEST_FLAGS.contains(&name) {
+            continue;
+        }
+        out.push(format!("--{name}"));
+        if let Some(value) = value {
+            match OUTPUT_FLAGS.iter().find(|(flag, _)| *flag == name) {
+                Some((flag, dir)) => out.push(
+                    guest_output(flag, dir, Path::new(&value))
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+                None => out.push(value),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How many trials the plan runs: schedulers count as given (the guest checks them).
+fn trial_count(plan: &Plan, args: &AttackArgs) -> u64 {
+    let threads = match &plan.producer {
+        ProducerPlan::Flood { threads, .. } => threads.len(),
+        ProducerPlan::Command(_) => 1,
+    };
+    u64::from(plan.repetitions)
+        * args.scheduler.len().max(1) as u64
+        * plan.collectors.len() as u64
+        * plan.ring_sizes.len() as u64
+        * threads as u64
+}
+
+/// Runs `attack --vm`. `attack_args` is what followed `attack` on the command line.
+pub fn run(args: &AttackArgs, attack_args: &[String]) -> Result<i32> {
+    // Everything but the schedulers is checked here, before any boot.
+    let mut host_args = args.clone();
+    host_args.scheduler.clear();
+    let plan = Plan::from_args(&host_args)?;
+    let trials = trial_count(&plan, args);
+    let timeout_s =
+        BASE_TIMEOUT_S + trials * (3 * plan.duration.as_secs_f64().ceil() as u64 + PER_TRIAL_S);
+    let mut spec = guest_spec(&args.guest, timeout_s)?;
+    spec.timeout_hint = format!(
+        "`attack --vm` allowed {timeout_s} s for {trials} trial(s); for longer, run \
+         `aegis-bench vm --timeout SECS -- attack ...` (without --vm)"
+    );
+    let guest_args = guest_command_line(attack_args)?;
+    let mut files_back = Vec::new();
+    for (flag, dir) in OUTPUT_FLAGS {
+        let host = match *flag {
+            "json" => &args.json,
+            "csv" => &args.csv,
+            _ => &args.keep_logs,
+        };
+        if let Some(host) = host {
+            files_back.push((guest_output(flag, dir, host), host.clone()));
+        }
+    }
+    crate::say!(
+        "vm: running `aegis-bench {}` in a {} guest",
+        shell_words::join(&guest_args),
+        spec.kernel.name()
+    );
+    run_in_guest(&spec, &guest_args, &files_back)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn rewrites_outputs_and_drops_guest_flags() {
+        let line = guest_command_line(&strings(&[
+            "--flood",
+            "openat",
+            "--vm",
+            "--json",
+            "results/run1/trials.json",
+            "--csv=out.csv",
+            "--vm-kernel",
+            "cfs",
+            "--cpus=4",
+            "--mem",
+            "1GiB",
+            "--offline",
+            "--keep-logs",
+            "/data/logs",
+            "--scheduler",
+            "cfs",
+            "--cmd",
+            "stress-ng --cpu 2",
+        ]))
+        .unwrap();
+        assert_eq!(
+            line,
+            strings(&[
+                "attack",
+                "--flood",
+                "openat",
+                "--json",
+                "/aegis-out/json/trials.json",
+                "--csv",
+                "/aegis-out/csv/out.csv",
+                "--keep-logs",
+                "/aegis-out/logs",
+                "--scheduler",
+                "cfs",
+                "--cmd",
+                "stress-ng --cpu 2",
+            ])
+        );
+    }
+
+    #[test]
+    fn a_value_that_looks_like_a_flag_is_kept() {
+        let line = guest_command_line(&strings(&["--cmd", "--vm", "--vm"])).unwrap();
+        assert_eq!(line, strings(&["attack", "--cmd", "--vm"]));
+    }
+
+    fn parse_attack(args: &[&str]) -> AttackArgs {
+        use clap::Parser;
+        let argv = ["aegis-bench", "attack"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Attack(args) => args,
+            other => panic!("not an attack: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn guest_flags_need_vm() {
+        assert!(refuse_guest_flags_without_vm(&parse_attack(&[])).is_ok());
+        let err = refuse_guest_flags_without_vm(&parse_attack(&["--cpus", "4", "--offline"]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            err,
+            "--cpus, --offline only applies to guest runs: add --vm"
+        );
+        let args = parse_attack(&["--vm", "--cpus", "4", "--vm-kernel", "cfs"]);
+        assert!(refuse_guest_flags_without_vm(&args).is_ok());
+        assert_eq!(args.guest.vm_kernel, Some(GuestKernel::Cfs));
+    }
+
+    #[test]
+    fn counts_trials_for_the_timeout() {
+        let args = parse_attack(&[
+            "--threads",
+            "1,4",
+            "--ring-size",
+            "64KiB,1MiB",
+            "--repetitions",
+            "3",
+            "--scheduler",
+            "eevdf,aegis",
+        ]);
+        let mut host_args = args.clone();
+        host_args.scheduler.clear();
+        let plan = Plan::from_args(&host_args).unwrap();
+        assert_eq!(trial_count(&plan, &args), 2 * 2 * 3 * 2);
+    }
+}

@@ -1,0 +1,202 @@
+//! The guest runner: runs `aegis-bench ARGS` inside a QEMU guest booted from a real Debian
+//! kernel package, and brings result files back to the host.
+//!
+//! Why a guest at all: the development and CI machines run a 6.18 kernel without sched_ext, so
+//! scx_rustland and Aegis cannot run on them, and the CFS row needs a kernel older than 6.6.
+//! Their `/dev/kvm` is PVM rather than hardware virtualisation, so guests run under TCG
+//! (`-accel tcg,thread=multi -cpu max`): slow and noisy, good for functional checks and for
+//! ratios measured inside one boot, never for absolute times.
+//!
+//! One guest run, as data flowing through:
+//! 1. [`kernel`]: the Debian package of the requested [`GuestKernel`] is fetched once through
+//!    a private apt configuration (the system's archive URIs, its keyring, nothing written
+//!    under `/etc/apt`) into the user's cache directory; its `vmlinuz`, `config-*` and the
+//!    virtio modules it needs as modules are kept, and the config is checked for what runs
+//!    need.
+//! 2. [`initramfs`]: busybox, `/init` (`harness/src/vm/guest_init.sh`), this very
+//!    `aegis-bench` binary and any extra binaries, with the libraries `ldd` lists, become a
+//!    gzipped newc cpio, cached by the SHA-256 of its inputs. A second, tiny cpio appended to
+//!    it per run carries the command (`/aegis/job.sh`) and the kernel's modules.
+//! 3. [`qemu`]: boots it with the console on the first serial port (streamed to stderr) and
+//!    three virtio-serial ports: the command's stdout and stderr (unix sockets, streamed to
+//!    ours) and a results port (a host file) over which `/init` sends a tar of the exit status
+//!    and the requested files. A second 16550 serial port works too, but moves about 130 KB/s
+//!    under TCG (measured), too slow for kept provenance logs; virtio moves megabytes per
+//!    second. QEMU dies with this process: on timeout, error, drop, SIGINT/SIGTERM and, through
+//!    `PR_SET_PDEATHSIG`, SIGKILL.
+//! 4. [`results`]: the tar is unpacked onto the host paths, each file atomically.
+//!
+//! [`attack`] builds `attack --vm` on top: host-side validation, then the same attack in a
+//! guest with its output paths rewritten and the files brought back.
+
+pub mod apt;
+pub mod attack;
+pub mod initramfs;
+pub mod kernel;
+pub mod newc;
+pub mod qemu;
+pub mod results;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::VmArgs;
+use crate::error::InputError;
+use crate::size::{format_size, parse_size};
+pub use kernel::GuestKernel;
+
+/// Where the guest runner caches kernels, apt state and initramfs images:
+/// `$XDG_CACHE_HOME/aegis-bench`, else `~/.cache/aegis-bench`.
+pub fn cache_dir() -> Result<PathBuf, InputError> {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("aegis-bench"));
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("aegis-bench")),
+        None => Err(InputError(
+            "neither XDG_CACHE_HOME nor HOME is set: the guest runner needs a cache directory; \
+             set XDG_CACHE_HOME"
+                .into(),
+        )),
+    }
+}
+
+/// The guest to boot and how long it may run.
+#[derive(Clone, Debug)]
+pub struct GuestSpec {
+    pub kernel: GuestKernel,
+    pub cpus: u32,
+    pub mem_bytes: u64,
+    /// Use only what is cached; never touch the network.
+    pub offline: bool,
+    /// From QEMU's start to its exit; QEMU is killed after it.
+    pub timeout: Duration,
+    /// How the user gives the guest more time, for the timeout error.
+    pub timeout_hint: String,
+    /// Programs copied into the guest's `/usr/local/bin` (with their libraries) besides
+    /// `aegis-bench` itself.
+    pub extra_binaries: Vec<PathBuf>,
+}
+
+pub const DEFAULT_CPUS: u32 = 2;
+pub const DEFAULT_MEM: &str = "2GiB";
+pub const DEFAULT_TIMEOUT_S: u64 = 600;
+/// Below this the guest kernel and a 40 MB unpacked initramfs do not fit comfortably.
+const MIN_MEM_BYTES: u64 = 256 << 20;
+/// TCG emulates any number of CPUs, but beyond this a 2-core host only thrashes.
+const MAX_CPUS: u32 = 64;
+
+impl GuestSpec {
+    /// Checks the user's values: one-line errors that name the fix.
+    pub fn new(
+        kernel: GuestKernel,
+        cpus: u32,
+        mem: &str,
+        offline: bool,
+        timeout_s: u64,
+    ) -> Result<GuestSpec, InputError> {
+        if cpus == 0 || cpus > MAX_CPUS {
+            return Err(InputError(format!(
+                "--cpus {cpus} is out of range; use 1 to {MAX_CPUS}"
+            )));
+        }
+        let mem_bytes = parse_size(mem)?;
+        if mem_bytes < MIN_MEM_BYTES {
+            return Err(InputError(format!(
+                "--mem {mem} is too small for the guest; use at least {}, e.g. --mem 2GiB",
+                format_size(MIN_MEM_BYTES)
+            )));
+        }
+        if timeout_s == 0 {
+            return Err(InputError(
+                "--timeout must be at least 1 second".to_string(),
+            ));
+        }
+        Ok(GuestSpec {
+            kernel,
+            cpus,
+            mem_bytes,
+            offline,
+            timeout: Duration::from_secs(timeout_s),
+            timeout_hint: "allow more time with `aegis-bench vm --timeout SECS`".to_string(),
+            extra_binaries: Vec::new(),
+        })
+    }
+}
+
+/// Runs `aegis-bench <aegis_args>` in a guest, copies each `(guest path, host path)` of
+/// `files_back` that exists in the guest to the host (a directory is copied recursively, each
+/// file atomically), and returns the guest command's exit status.
+///
+/// A requested file the guest did not write is an error when the command succeeded, and only
+/// a warning when it failed (it may have stopped before writing it).
+///
+/// Call it from a thread that lives until it returns (the CLI calls it from `main`): QEMU's
+/// `PR_SET_PDEATHSIG` fires when the thread that started it exits.
+pub fn run_in_guest(
+    spec: &GuestSpec,
+    aegis_args: &[String],
+    files_back: &[(PathBuf, PathBuf)],
+) -> Result<i32> {
+    for (guest, _) in files_back {
+        results::check_guest_path(guest)?;
+    }
+    crate::signals::install()?;
+    // Missing tools are reported before anything is downloaded or built.
+    qemu::find_qemu()?;
+    initramfs::check_busybox()?;
+    let cache = cache_dir()?;
+    // apt-get shares our process group, so a Ctrl-C during a download ends it too: report
+    // that as the interruption it is, not as a failed download.
+    let interrupted = |err: anyhow::Error| match crate::signals::received() {
+        Some(signal) => crate::error::Interrupted(signal).into(),
+        None => err,
+    };
+    let kernel = kernel::ensure(spec.kernel, &cache, spec.offline).map_err(interrupted)?;
+    let image = initramfs::ensure_base(&cache, &spec.extra_binaries)?;
+    crate::signals::check()?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("aegis-vm-")
+        .tempdir()
+        .context("creating a directory for the guest run")?;
+    let guest_paths: Vec<&Path> = files_back.iter().map(|(g, _)| g.as_path()).collect();
+    let initrd = run_dir.path().join("initrd.img");
+    initramfs::write_run_image(&image, &kernel, aegis_args, &guest_paths, &initrd)?;
+    let outcome = qemu::boot(&qemu::Boot {
+        kernel: &kernel,
+        initrd: &initrd,
+        cpus: spec.cpus,
+        mem_bytes: spec.mem_bytes,
+        timeout: spec.timeout,
+        timeout_hint: &spec.timeout_hint,
+        run_dir: run_dir.path(),
+    })?;
+    let status = results::unpack(&outcome.results, files_back)?;
+    crate::say!(
+        "vm: guest command exited with status {status} ({:.1} s from QEMU start to power-off{})",
+        outcome.elapsed.as_secs_f64(),
+        outcome
+            .booted_after
+            .map(|t| format!(", booted in {:.1} s", t.as_secs_f64()))
+            .unwrap_or_default()
+    );
+    Ok(status)
+}
+
+/// `aegis-bench vm [GUEST FLAGS] -- ARGS`: runs `aegis-bench ARGS` in a guest and returns its
+/// exit status.
+pub fn run_vm_command(args: &VmArgs) -> Result<i32> {
+    if args.args.is_empty() {
+        return Err(InputError(
+            "give the aegis-bench command line to run in the guest after `--`, e.g. \
+             `aegis-bench vm -- doctor`"
+                .into(),
+        )
+        .into());
+    }
+    let mut spec = attack::guest_spec(&args.guest, args.timeout)?;
+    spec.extra_binaries = args.bins.clone();
+    run_in_guest(&spec, &args.args, &[])
+}

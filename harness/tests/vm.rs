@@ -1,0 +1,277 @@
+//! The guest runner, end to end: real Debian kernels (downloaded into the user's cache on the
+//! first run), real QEMU under TCG. Booting tests need root like the other end-to-end tests
+//! (CI is root with access to the Debian archive); `make setup` installs QEMU and busybox.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// QEMU processes started by the aegis-bench with this pid (named `aegis-bench-guest-<pid>`).
+fn guests_of(pid: u32) -> Vec<String> {
+    let marker = format!("aegis-bench-guest-{pid}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("qemu-system") && c.contains(&marker))
+        .collect()
+}
+
+fn assert_no_guest_left(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !guests_of(pid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU outlived aegis-bench: {:?}",
+            guests_of(pid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts aegis-bench with piped stderr and returns once a stderr line contains `wanted`.
+fn start_until(args: &[&str], wanted: &str) -> (std::process::Child, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains(wanted) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no '{wanted}' in: {seen:?}");
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, seen)
+}
+
+fn field(trial: &serde_json::Value, name: &str) -> u64 {
+    trial[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {trial}"))
+}
+
+#[test]
+fn sched_ext_guest_runs_an_attack_and_brings_the_json_back() {
+    if !have_root("sched_ext_guest_runs_an_attack_and_brings_the_json_back") {
+        return;
+    }
+    let dir = temp_dir("vm-sched-ext");
+    let json = dir.join("nested/trials.json");
+    let out = aegis(&[
+        "attack",
+        "--flood",
+        "openat",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--ring-size",
+        "64KiB",
+        "--json",
+        json.to_str().unwrap(),
+        "--vm",
+    ]);
+    assert_success(&out);
+    // The guest's stdout (the table) and stderr (progress) are streamed to ours.
+    assert!(stdout(&out).contains("openat"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("trial 1/1"), "{}", stderr(&out));
+    let trials = read_trials(&json);
+    assert_eq!(trials.len(), 1);
+    let t = &trials[0];
+    assert!(
+        t["kernel"].as_str().unwrap().contains("6.18"),
+        "kernel: {}",
+        t["kernel"]
+    );
+    assert_eq!(t["scheduler"], "eevdf");
+    let (generated, received, dropped) = (
+        field(t, "generated"),
+        field(t, "received"),
+        field(t, "dropped"),
+    );
+    assert!(generated > 0, "{t}");
+    assert_eq!(received + dropped, generated, "{t}");
+}
+
+#[test]
+fn sched_ext_guest_has_sched_ext() {
+    if !have_root("sched_ext_guest_has_sched_ext") {
+        return;
+    }
+    let out = aegis(&["vm", "--", "doctor"]);
+    assert_success(&out);
+    let report = stdout(&out);
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("sched_ext "))
+        .unwrap_or_else(|| panic!("no sched_ext line in:\n{report}"));
+    assert!(
+        line.contains(" ok ") && line.contains("state disabled"),
+        "{line}"
+    );
+    assert!(report.contains("6.18"), "{report}");
+}
+
+#[test]
+fn cfs_guest_runs_a_cfs_trial() {
+    if !have_root("cfs_guest_runs_a_cfs_trial") {
+        return;
+    }
+    let dir = temp_dir("vm-cfs");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--vm",
+        "--vm-kernel",
+        "cfs",
+        "--scheduler",
+        "cfs",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--ring-size",
+        "64KiB",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let trials = read_trials(&json);
+    let t = &trials[0];
+    assert_eq!(t["scheduler"], "cfs");
+    assert!(
+        t["kernel"].as_str().unwrap().starts_with("6.1."),
+        "kernel: {}",
+        t["kernel"]
+    );
+    assert_eq!(
+        field(t, "received") + field(t, "dropped"),
+        field(t, "generated"),
+        "{t}"
+    );
+}
+
+#[test]
+fn offline_with_an_empty_cache_fails_before_booting() {
+    let cache = temp_dir("vm-empty-cache");
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["vm", "--offline", "--", "doctor"])
+        .env("XDG_CACHE_HOME", &cache)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err}");
+    assert!(
+        lines[0].starts_with("error: no cached sched-ext guest kernel"),
+        "{err}"
+    );
+    assert!(lines[0].contains("without --offline"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Nothing was built or booted.
+    assert!(!cache.join("aegis-bench/initramfs").exists());
+}
+
+#[test]
+fn bad_attack_flags_fail_on_the_host_before_booting() {
+    for (args, needle) in [
+        (
+            &["attack", "--vm", "--ring-size", "100KiB"][..],
+            "use 64KiB or 128KiB",
+        ),
+        (
+            &["attack", "--vm", "--cpus", "0"][..],
+            "--cpus 0 is out of range",
+        ),
+        (&["attack", "--vm", "--mem", "1MiB"][..], "too small"),
+        (
+            &["attack", "--cpus", "4"][..],
+            "--cpus only applies to guest runs: add --vm",
+        ),
+        (&["vm"][..], "e.g. `aegis-bench vm -- doctor`"),
+    ] {
+        let out = aegis(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_hanging_guest_is_killed_at_the_timeout() {
+    if !have_root("a_hanging_guest_is_killed_at_the_timeout") {
+        return;
+    }
+    let started = Instant::now();
+    let child = Command::new(BIN)
+        .args(["vm", "--timeout", "5", "--", "attack", "--duration", "60"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("error: the guest did not finish within its 5 s timeout"),
+        "{err}"
+    );
+    assert!(last.contains("QEMU was killed"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{err}");
+    assert_no_guest_left(pid);
+}
+
+#[test]
+fn sigint_stops_the_guest() {
+    if !have_root("sigint_stops_the_guest") {
+        return;
+    }
+    let (mut child, _) = start_until(
+        &["vm", "--", "attack", "--duration", "60", "--threads", "1"],
+        "trial 1/1",
+    );
+    let pid = child.id();
+    assert!(!guests_of(pid).is_empty(), "no QEMU found for {pid}");
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_no_guest_left(pid);
+}
+
+#[test]
+fn sigkill_of_the_harness_takes_qemu_along() {
+    if !have_root("sigkill_of_the_harness_takes_qemu_along") {
+        return;
+    }
+    let (mut child, _) = start_until(&["vm", "--", "attack", "--duration", "60"], "vm: booting");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while guests_of(pid).is_empty() {
+        assert!(Instant::now() < deadline, "no QEMU found for {pid}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_guest_left(pid);
+}
