@@ -31,12 +31,12 @@ demo: build
 # End-to-end tests run one at a time: they load BPF, flood the CPUs and check that the
 # machine is left as found. They include the guest tests (harness/tests/vm.rs, about a minute:
 # six QEMU boots under TCG; the first run also downloads two Debian kernels, ~75 MB).
-test: setup lint
+test: setup tools lint
 	$(CARGO) test --workspace -- --test-threads=1
 
 # Only the guest runner's tests: sched-ext and cfs guests, timeout, signals, offline cache.
 .PHONY: vm-test
-vm-test: setup
+vm-test: setup tools
 	$(CARGO) test -p aegis-bench --test vm -- --test-threads=1
 
 lint:

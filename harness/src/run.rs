@@ -112,16 +112,16 @@ impl Plan {
             .iter()
             .map(|name| CollectorKind::parse(name))
             .collect::<Result<Vec<_>, _>>()?;
-        let release = kernel::release();
+        let facts = sched::KernelFacts::host();
         let schedulers = if args.scheduler.is_empty() {
             vec![SchedulerSpec::Fair {
-                class: kernel::fair_class_of(&release),
+                class: facts.fair_class,
                 variant: None,
             }]
         } else {
             args.scheduler
                 .iter()
-                .map(|name| sched::parse(name, &release))
+                .map(|name| sched::parse(name, &facts))
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Plan {

@@ -81,6 +81,8 @@ fn sched_ext_guest_runs_an_attack_and_brings_the_json_back() {
         "1",
         "--ring-size",
         "64KiB",
+        "--scheduler",
+        "eevdf,scx_rustland",
         "--json",
         json.to_str().unwrap(),
         "--vm",
@@ -88,23 +90,77 @@ fn sched_ext_guest_runs_an_attack_and_brings_the_json_back() {
     assert_success(&out);
     // The guest's stdout (the table) and stderr (progress) are streamed to ours.
     assert!(stdout(&out).contains("openat"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("trial 1/1"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("trial 2/2"), "{}", stderr(&out));
     let trials = read_trials(&json);
-    assert_eq!(trials.len(), 1);
-    let t = &trials[0];
+    assert_eq!(trials.len(), 2, "both rows from one guest");
+    for t in &trials {
+        assert!(
+            t["kernel"].as_str().unwrap().contains("6.18"),
+            "kernel: {}",
+            t["kernel"]
+        );
+        let (generated, received, dropped) = (
+            field(t, "generated"),
+            field(t, "received"),
+            field(t, "dropped"),
+        );
+        assert!(generated > 0, "{t}");
+        assert_eq!(received + dropped, generated, "{t}");
+    }
+    assert_eq!(trials[0]["scheduler"], "eevdf");
+    assert!(trials[0]["sched_ext_ops"].is_null());
+    // scx_rustland was enabled during its trial (and disabled again, or the run would fail).
+    assert_eq!(trials[1]["scheduler"], "scx_rustland");
+    let ops = trials[1]["sched_ext_ops"].as_str().unwrap_or_default();
+    assert!(ops.starts_with("rustland"), "sched_ext_ops: {ops}");
+}
+
+#[test]
+fn a_scheduler_that_fails_to_attach_fails_the_trial_clearly() {
+    if !have_root("a_scheduler_that_fails_to_attach_fails_the_trial_clearly") {
+        return;
+    }
+    // /bin/false exits at once: it never enables sched_ext.
+    let out = aegis(&[
+        "attack",
+        "--duration",
+        "1",
+        "--scheduler",
+        "scx:/bin/false",
+        "--vm",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
     assert!(
-        t["kernel"].as_str().unwrap().contains("6.18"),
-        "kernel: {}",
-        t["kernel"]
+        err.contains("exited") && err.contains("before sched_ext was enabled"),
+        "{err}"
     );
-    assert_eq!(t["scheduler"], "eevdf");
-    let (generated, received, dropped) = (
-        field(t, "generated"),
-        field(t, "received"),
-        field(t, "dropped"),
-    );
-    assert!(generated > 0, "{t}");
-    assert_eq!(received + dropped, generated, "{t}");
+}
+
+#[test]
+fn guest_schedulers_are_checked_before_booting() {
+    for (args, needle) in [
+        (
+            vec!["--vm", "--vm-kernel", "cfs", "--scheduler", "scx_rustland"],
+            "use --vm-kernel sched-ext",
+        ),
+        (vec!["--vm", "--scheduler", "cfs"], "use --vm-kernel cfs"),
+        (
+            vec!["--vm", "--scheduler", "scx:/nonexistent/scx_x"],
+            "does not exist",
+        ),
+    ] {
+        let mut full = vec!["attack"];
+        full.extend(args);
+        let started = Instant::now();
+        let out = aegis(&full);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no guest was booted"
+        );
+    }
 }
 
 #[test]

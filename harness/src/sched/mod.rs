@@ -93,7 +93,7 @@ fn sched_ext_binary(name: &str) -> Result<PathBuf, InputError> {
         ),
         "aegis" => (
             "scx_aegis",
-            "the Aegis scheduler (scx_aegis) is not built yet in this version",
+            "the Aegis scheduler (scx_aegis) is not built yet (issue 4)",
         ),
         _ => unreachable!("only named sched_ext schedulers"),
     };
@@ -104,19 +104,63 @@ fn sched_ext_binary(name: &str) -> Result<PathBuf, InputError> {
     })
 }
 
-/// Checks a scheduler name against what this kernel runs.
-pub fn parse(name: &str, kernel_release: &str) -> Result<SchedulerSpec, InputError> {
-    let fair = kernel::fair_class_of(kernel_release);
+/// What a kernel offers to schedulers: this host's, or a guest's (checked before booting it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelFacts {
+    /// How error messages name the kernel.
+    pub name: String,
+    pub fair_class: &'static str,
+    pub sched_ext: bool,
+    /// The `--vm-kernel` that runs in a guest when this kernel cannot, for error messages.
+    pub in_guest: bool,
+}
+
+impl KernelFacts {
+    pub fn host() -> Self {
+        let release = kernel::release();
+        KernelFacts {
+            fair_class: kernel::fair_class_of(&release),
+            name: format!("this kernel ({release})"),
+            sched_ext: kernel::has_sched_ext(),
+            in_guest: false,
+        }
+    }
+
+    /// For tests and callers that only know a release string.
+    pub fn of_release(release: &str, sched_ext: bool) -> Self {
+        KernelFacts {
+            fair_class: kernel::fair_class_of(release),
+            name: format!("this kernel ({release})"),
+            sched_ext,
+            in_guest: false,
+        }
+    }
+}
+
+/// Checks a scheduler name against what a kernel runs. sched_ext binaries are looked up on
+/// this machine (a guest gets them copied in).
+pub fn parse(name: &str, facts: &KernelFacts) -> Result<SchedulerSpec, InputError> {
+    let fair = facts.fair_class;
     let wrong_fair_class = |class: &str| {
+        let fix = if facts.in_guest {
+            format!(
+                "use --vm-kernel {}",
+                if class == "cfs" { "cfs" } else { "sched-ext" }
+            )
+        } else {
+            format!(
+                "run it in a guest with `--vm --vm-kernel {}`",
+                if class == "cfs" { "cfs" } else { "sched-ext" }
+            )
+        };
         InputError(format!(
-            "this kernel ({kernel_release}) runs {fair}, not {class}: {class} needs a kernel {}; \
-             run it in a guest with `--vm --vm-kernel {}`",
+            "{} runs {fair}, not {class}: {class} needs a kernel {}; {fix}",
+            facts.name,
             if class == "cfs" {
                 "older than 6.6"
             } else {
                 "6.6 or newer"
             },
-            if class == "cfs" { "cfs" } else { "sched-ext" }
         ))
     };
     let (class, variant) = match name.split_once(':') {
@@ -135,12 +179,18 @@ pub fn parse(name: &str, kernel_release: &str) -> Result<SchedulerSpec, InputErr
         });
     }
     let needs_sched_ext = || -> Result<(), InputError> {
-        if kernel::has_sched_ext() {
+        if facts.sched_ext {
             Ok(())
+        } else if facts.in_guest {
+            Err(InputError(format!(
+                "scheduler '{name}' needs sched_ext, which {} lacks; use --vm-kernel sched-ext",
+                facts.name
+            )))
         } else {
             Err(InputError(format!(
-                "scheduler '{name}' needs sched_ext, which this kernel ({kernel_release}) lacks \
-                 (no /sys/kernel/sched_ext); run it in a sched_ext guest with `--vm`"
+                "scheduler '{name}' needs sched_ext, which {} lacks (no /sys/kernel/sched_ext); \
+                 run it in a sched_ext guest with `--vm`",
+                facts.name
             )))
         }
     };
@@ -181,34 +231,51 @@ mod tests {
     #[test]
     fn fair_class_and_variants() {
         assert_eq!(
-            parse("eevdf", "6.18.1").unwrap(),
+            parse("eevdf", &KernelFacts::of_release("6.18.1", false)).unwrap(),
             SchedulerSpec::Fair {
                 class: "eevdf",
                 variant: None
             }
         );
-        let fifo = parse("eevdf:collector-fifo", "6.18.1").unwrap();
+        let fifo = parse(
+            "eevdf:collector-fifo",
+            &KernelFacts::of_release("6.18.1", false),
+        )
+        .unwrap();
         assert_eq!(fifo.name(), "eevdf:collector-fifo");
         assert_eq!(fifo.variant(), Some(FairVariant::CollectorFifo));
         assert_eq!(
-            parse("cfs:attack-nice", "6.1.0").unwrap().name(),
+            parse("cfs:attack-nice", &KernelFacts::of_release("6.1.0", false))
+                .unwrap()
+                .name(),
             "cfs:attack-nice"
         );
     }
 
     #[test]
     fn wrong_fair_class_names_the_guest_kernel() {
-        let err = parse("cfs", "6.18.1").unwrap_err().0;
+        let err = parse("cfs", &KernelFacts::of_release("6.18.1", false))
+            .unwrap_err()
+            .0;
         assert!(err.contains("--vm --vm-kernel cfs"), "{err}");
-        let err = parse("eevdf:collector-fifo", "6.1.0").unwrap_err().0;
+        let err = parse(
+            "eevdf:collector-fifo",
+            &KernelFacts::of_release("6.1.0", false),
+        )
+        .unwrap_err()
+        .0;
         assert!(err.contains("runs cfs, not eevdf"), "{err}");
     }
 
     #[test]
     fn unknown_names_list_the_choices() {
-        let err = parse("eevdf:turbo", "6.18.1").unwrap_err().0;
+        let err = parse("eevdf:turbo", &KernelFacts::of_release("6.18.1", false))
+            .unwrap_err()
+            .0;
         assert!(err.contains("collector-fifo"), "{err}");
-        let err = parse("bfs", "6.18.1").unwrap_err().0;
+        let err = parse("bfs", &KernelFacts::of_release("6.18.1", false))
+            .unwrap_err()
+            .0;
         assert!(err.contains("scx_rustland"), "{err}");
     }
 }

@@ -120,6 +120,31 @@ pub fn guest_command_line(attack_args: &[String]) -> Result<Vec<String>, InputEr
     Ok(out)
 }
 
+/// `scx:HOST_PATH` becomes `scx:/usr/local/bin/NAME`, where the guest has the binary.
+fn guest_scheduler_paths(mut line: Vec<String>) -> Vec<String> {
+    let mut i = 0;
+    while i + 1 < line.len() {
+        if line[i] == "--scheduler" {
+            let rewritten: Vec<String> = line[i + 1]
+                .split(',')
+                .map(|name| match name.strip_prefix("scx:") {
+                    Some(path) => {
+                        let file = Path::new(path)
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        format!("scx:/usr/local/bin/{file}")
+                    }
+                    None => name.to_string(),
+                })
+                .collect();
+            line[i + 1] = rewritten.join(",");
+        }
+        i += 1;
+    }
+    line
+}
+
 /// How many trials the plan runs: schedulers count as given (the guest checks them).
 fn trial_count(plan: &Plan, args: &AttackArgs) -> u64 {
     let threads = match &plan.producer {
@@ -147,7 +172,18 @@ pub fn run(args: &AttackArgs, attack_args: &[String]) -> Result<i32> {
         "`attack --vm` allowed {timeout_s} s for {trials} trial(s); for longer, run \
          `aegis-bench vm --timeout SECS -- attack ...` (without --vm)"
     );
-    let guest_args = guest_command_line(attack_args)?;
+    // Schedulers are checked against the guest's kernel; sched_ext binaries go in with it.
+    let facts = spec.kernel.facts();
+    for name in &args.scheduler {
+        if let crate::sched::SchedulerSpec::SchedExt { binary, .. } =
+            crate::sched::parse(name, &facts)?
+        {
+            if !spec.extra_binaries.contains(&binary) {
+                spec.extra_binaries.push(binary);
+            }
+        }
+    }
+    let guest_args = guest_scheduler_paths(guest_command_line(attack_args)?);
     let mut files_back = Vec::new();
     for (flag, dir) in OUTPUT_FLAGS {
         let host = match *flag {
@@ -173,6 +209,16 @@ mod tests {
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scheduler_binaries_get_guest_paths() {
+        let line = guest_scheduler_paths(strings(&[
+            "attack",
+            "--scheduler",
+            "eevdf,scx:/opt/x/scx_simple,scx_rustland",
+        ]));
+        assert_eq!(line[2], "eevdf,scx:/usr/local/bin/scx_simple,scx_rustland");
     }
 
     #[test]

@@ -31,6 +31,26 @@ pub enum GuestKernel {
     Cfs,
 }
 
+impl GuestKernel {
+    /// What the guest's kernel offers schedulers, for checking `--scheduler` before booting.
+    pub fn facts(self) -> crate::sched::KernelFacts {
+        match self {
+            GuestKernel::SchedExt => crate::sched::KernelFacts {
+                name: "the sched-ext guest kernel (6.18)".into(),
+                fair_class: "eevdf",
+                sched_ext: true,
+                in_guest: true,
+            },
+            GuestKernel::Cfs => crate::sched::KernelFacts {
+                name: "the cfs guest kernel (6.1)".into(),
+                fair_class: "cfs",
+                sched_ext: false,
+                in_guest: true,
+            },
+        }
+    }
+}
+
 const SCHED_EXT_PACKAGE: &str = "linux-image-6.18.12+deb13-cloud-amd64";
 const CFS_PREFIX: &str = "linux-image-6.1.0-";
 const CFS_SUFFIX: &str = "-cloud-amd64";
