@@ -216,21 +216,16 @@ struct TrialSpec {
 }
 
 impl TrialSpec {
-    /// The collector's buffer, for progress lines and the table.
+    /// The collector's buffer, for progress lines.
     fn buffer(&self) -> String {
         match &self.audit {
-            Some(audit) => format_audit_buffer(audit),
+            Some(audit) => format!(
+                "backlog {}, wait {} ms",
+                audit.backlog_limit, audit.backlog_wait_time_ms
+            ),
             None => format!("ring {}", format_size(self.ring_bytes)),
         }
     }
-}
-
-/// `backlog 8192, wait 60000 ms`.
-pub fn format_audit_buffer(audit: &AuditSettings) -> String {
-    format!(
-        "backlog {}, wait {} ms",
-        audit.backlog_limit, audit.backlog_wait_time_ms
-    )
 }
 
 /// Checks made after the flags and before anything is changed.

@@ -20,6 +20,9 @@ use crate::error::InputError;
 pub const AUDITCTL: &str = "auditctl";
 /// Where the state to restore waits while an auditd trial runs.
 pub const STATE_FILE: &str = "/run/aegis-bench-audit-state.json";
+/// auditd writes its pid here (a fixed path; `-c` does not move it) and removes it on a clean
+/// exit.
+pub const AUDITD_PID_FILE: &str = "/run/auditd.pid";
 
 /// `auditctl -s`, parsed. Settings first, then the counters that change on their own.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,18 +199,43 @@ struct SavedState {
     owner_pid: u32,
     /// Field 22 of `/proc/<pid>/stat`, so a reused pid is not mistaken for the owner.
     owner_start_ticks: u64,
+    /// The auditd the owner started, whose pid file a SIGKILL leaves behind.
+    #[serde(default)]
+    auditd_pid: Option<u32>,
     state: AuditState,
 }
 
-fn start_ticks(pid: u32) -> Option<u64> {
+/// Removes [`AUDITD_PID_FILE`] if it names `pid` (an auditd of ours that could not remove it
+/// itself: killed, or gone with a killed harness).
+pub fn remove_daemon_pid_file(pid: u32) {
+    let names_it =
+        std::fs::read_to_string(AUDITD_PID_FILE).is_ok_and(|text| text.trim() == pid.to_string());
+    if names_it && !alive(pid) {
+        let _ = std::fs::remove_file(AUDITD_PID_FILE);
+    }
+}
+
+/// Fields 3 onwards of `/proc/<pid>/stat` (the command name, field 2, may hold spaces).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; count fields after its closing ')'.
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    Some(after.split_whitespace().map(String::from).collect())
+}
+
+fn start_ticks(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Whether `pid` runs: a zombie nobody reaps (an orphan whose new parent does not wait, as
+/// PID 1 in some containers) is dead for our purposes.
+fn alive(pid: u32) -> bool {
+    stat_fields(pid)
+        .and_then(|fields| fields.first().cloned())
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 fn owner_alive(saved: &SavedState) -> bool {
-    start_ticks(saved.owner_pid) == Some(saved.owner_start_ticks)
+    alive(saved.owner_pid) && start_ticks(saved.owner_pid) == Some(saved.owner_start_ticks)
 }
 
 /// Restores the audit state an aegis-bench killed mid-trial left behind, if any. Returns
@@ -237,6 +265,9 @@ pub fn recover_stale(need_audit: bool, work_dir: &Path) -> Result<bool> {
         .state
         .restore(work_dir)
         .context("restoring the audit state a killed aegis-bench left")?;
+    if let Some(pid) = saved.auditd_pid {
+        remove_daemon_pid_file(pid);
+    }
     std::fs::remove_file(STATE_FILE).with_context(|| format!("removing {STATE_FILE}"))?;
     Ok(true)
 }
@@ -247,22 +278,32 @@ pub struct AuditGuard {
     work_dir: PathBuf,
 }
 
+fn write_saved(state: &AuditState, auditd_pid: Option<u32>) -> Result<()> {
+    let saved = SavedState {
+        owner_pid: std::process::id(),
+        owner_start_ticks: start_ticks(std::process::id())
+            .context("reading this process's start time")?,
+        auditd_pid,
+        state: state.clone(),
+    };
+    crate::export::write_atomically(Path::new(STATE_FILE), &serde_json::to_vec_pretty(&saved)?)
+        .context("saving the audit state before changing it")
+}
+
 impl AuditGuard {
     /// Saves the current state, in memory and in [`STATE_FILE`].
     pub fn save(work_dir: &Path) -> Result<Self> {
         let state = AuditState::read()?;
-        let saved = SavedState {
-            owner_pid: std::process::id(),
-            owner_start_ticks: start_ticks(std::process::id())
-                .context("reading this process's start time")?,
-            state: state.clone(),
-        };
-        crate::export::write_atomically(Path::new(STATE_FILE), &serde_json::to_vec_pretty(&saved)?)
-            .context("saving the audit state before changing it")?;
+        write_saved(&state, None)?;
         Ok(AuditGuard {
             saved: Some(state),
             work_dir: work_dir.to_path_buf(),
         })
+    }
+
+    /// Notes the auditd this run started, so that its pid file can be removed after a SIGKILL.
+    pub fn record_daemon(&self, pid: u32) -> Result<()> {
+        write_saved(self.saved.as_ref().expect("not yet restored"), Some(pid))
     }
 
     /// Restores now, reporting failure (instead of only printing it, as dropping does).
@@ -318,5 +359,7 @@ mod tests {
     #[test]
     fn start_ticks_of_self() {
         assert!(start_ticks(std::process::id()).is_some());
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
     }
 }

@@ -385,6 +385,9 @@ impl AuditdCollector {
         .with_context(|| format!("starting {}", program.display()))?;
         let pid = child.id();
         self.child = Some(child);
+        if let Some(guard) = &self.guard {
+            guard.record_daemon(pid)?;
+        }
         // Ready once the kernel knows it as its audit daemon.
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -489,6 +492,7 @@ impl AuditdCollector {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
+                audit_state::remove_daemon_pid_file(child.id());
                 bail!("auditd did not exit within {EXIT_TIMEOUT:?} of SIGTERM; killed it");
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -645,6 +649,7 @@ impl Drop for AuditdCollector {
             }
             let _ = child.kill();
             let _ = child.wait();
+            audit_state::remove_daemon_pid_file(child.id());
         }
         // The guard restores the rules and settings as it drops.
         self.guard.take();
