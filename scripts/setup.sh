@@ -4,10 +4,12 @@
 #   libelf-dev zlib1g-dev pkg-config make   libbpf-sys builds its own libbpf with these
 #   libseccomp-dev libclang1-19   scx_rustland (make tools): its core links libseccomp, bindgen needs libclang
 #   auditd            the audit collector and `doctor`'s audit check
+#   sysdig            the sysdig collector's detection (installed without its Recommends: the
+#                     falcosecurity-scap-dkms module source would need kernel headers to build)
 #   util-linux        setpriv/unshare used by the tests (normally present)
 set -euo pipefail
 
-packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd util-linux)
+packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd sysdig util-linux)
 
 missing=()
 for pkg in "${packages[@]}"; do
