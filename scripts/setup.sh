@@ -4,12 +4,14 @@
 #   libelf-dev zlib1g-dev pkg-config make   libbpf-sys builds its own libbpf with these
 #   libseccomp-dev libclang1-19   scx_rustland (make tools): its core links libseccomp, bindgen needs libclang
 #   auditd            the audit collector and `doctor`'s audit check
+#   sysdig            the sysdig collector's detection (installed without its Recommends: the
+#                     falcosecurity-scap-dkms module source would need kernel headers to build)
 #   util-linux        setpriv/unshare used by the tests (normally present)
 #   busybox-static    the guest runner's initramfs (`aegis-bench vm`, `attack --vm`)
 #   qemu-system-x86   the guest runner, from bookworm-backports (see below)
 set -euo pipefail
 
-packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd util-linux)
+packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd sysdig util-linux)
 
 # The guest runner's initramfs.
 packages+=(busybox-static)

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use libc::{c_long, SYS_clone, SYS_close, SYS_connect, SYS_execve, SYS_exit_group};
 use libc::{SYS_newfstatat, SYS_openat, SYS_read, SYS_socket, SYS_wait4, SYS_write};
+
+/// The syscalls the canary issues (see `worker::perform_canary`): collectors that record a
+/// per-flood set of syscalls add these so the canary can be found in their logs.
+pub const CANARY_SYSCALLS: &[c_long] = &[SYS_openat, SYS_close, libc::SYS_unlinkat];
 use serde::{Deserialize, Serialize};
 
 use crate::SyscallTally;
@@ -70,6 +74,22 @@ impl FloodKind {
             FloodKind::Fork => "clone + exit_group in the child + wait4",
             FloodKind::Connect => "UDP socket + connect(127.0.0.1:9) + close",
             FloodKind::Stat => "newfstatat(small file)",
+        }
+    }
+
+    /// Every syscall number one iteration issues, in the attack's cgroup (the child's
+    /// `execve`/`exit_group` included). Collectors that record a chosen set of syscalls (auditd
+    /// rules) trace these plus [`CANARY_SYSCALLS`].
+    pub fn syscalls(self) -> &'static [c_long] {
+        match self {
+            FloodKind::Openat => &[SYS_openat, SYS_close],
+            FloodKind::OpenReadClose => &[SYS_openat, SYS_read, SYS_close],
+            FloodKind::Rdwr => &[SYS_write, SYS_read],
+            FloodKind::Devnull => &[SYS_write],
+            FloodKind::Execve => &[SYS_clone, SYS_execve, SYS_wait4, SYS_exit_group],
+            FloodKind::Fork => &[SYS_clone, SYS_wait4, SYS_exit_group],
+            FloodKind::Connect => &[SYS_socket, SYS_connect, SYS_close],
+            FloodKind::Stat => &[SYS_newfstatat],
         }
     }
 
@@ -364,6 +384,14 @@ mod tests {
             }
             let total: u64 = expected.iter().map(|(_, count)| count).sum();
             assert_eq!(tally.total(), total, "{kind}: no syscall tallied twice");
+            let mut declared = kind.syscalls().to_vec();
+            let mut made: Vec<c_long> = expected.iter().map(|(nr, _)| *nr).collect();
+            declared.sort_unstable();
+            made.sort_unstable();
+            assert_eq!(
+                declared, made,
+                "{kind}: FloodKind::syscalls lists what it issues"
+            );
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -6,6 +6,11 @@
 //! outside the cgroup, so it is not counted), the threads are released, and from then on every
 //! syscall of ours is tallied. The report goes into a shared mapping of the report file, so
 //! writing it issues no syscall; the final `exit_group` is tallied in advance.
+//!
+//! A collector that can only scope its recording by process id (auditd) needs the worker's pid
+//! *after* everything outside the cgroup is done and *before* the flood starts. With a gate
+//! file the worker, once in the cgroup, raises a flag in a shared mapping and spins (no
+//! syscalls, so nothing is counted or recorded) until the harness raises the other flag.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -23,6 +28,15 @@ use crate::SyscallTally;
 
 /// Size of the report file the harness creates and the worker maps.
 pub const REPORT_BYTES: usize = 64 * 1024;
+
+/// Size of the gate file (see [`WorkerConfig::gate`]): a `u32` the worker sets to 1 at
+/// [`GATE_JOINED_OFFSET`] once it is in the cgroup, and a `u32` the harness sets to 1 at
+/// [`GATE_GO_OFFSET`] to let the flood start.
+pub const GATE_BYTES: usize = 4096;
+pub const GATE_JOINED_OFFSET: usize = 0;
+pub const GATE_GO_OFFSET: usize = 4;
+/// How long the worker waits at the gate before giving up.
+const GATE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the worker is told to do.
 #[derive(Clone, Debug)]
@@ -46,6 +60,9 @@ pub struct WorkerConfig {
     /// Further `cgroup.procs` files to join first (e.g. a cgroup v1 cpu-quota group); joined
     /// while the process is still outside the counted cgroup, so those writes are not counted.
     pub extra_cgroup_procs: Vec<PathBuf>,
+    /// A file of [`GATE_BYTES`] zero bytes, created by the harness: hold at the gate once in
+    /// the cgroup, before any thread is released (see the module docs).
+    pub gate: Option<PathBuf>,
 }
 
 /// When and where the canary happened.
@@ -180,6 +197,60 @@ impl ReportMapping {
     }
 }
 
+/// The shared mapping of the gate file.
+struct GateMapping {
+    ptr: *mut u8,
+}
+
+impl GateMapping {
+    fn map(path: &std::path::Path) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        if file.metadata()?.len() < GATE_BYTES as u64 {
+            return Err(io::Error::other("gate file is smaller than GATE_BYTES"));
+        }
+        // SAFETY: a fresh shared mapping of a file we hold open; unmapped at process exit.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                GATE_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { ptr: ptr.cast() })
+    }
+
+    fn word(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: offset + 4 <= GATE_BYTES, 4-byte aligned inside a page-aligned mapping that
+        // lives until the process exits.
+        unsafe { &*(self.ptr.add(offset) as *const std::sync::atomic::AtomicU32) }
+    }
+
+    /// Says "joined" and spins until the harness says "go". Issues no syscall: the mapping
+    /// is read with plain loads and the clock through the vDSO.
+    fn hold(&self) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.word(GATE_JOINED_OFFSET).store(1, Ordering::Release);
+        let deadline = monotonic_ns() + GATE_TIMEOUT.as_nanos() as u64;
+        let mut spins = 0u64;
+        while self.word(GATE_GO_OFFSET).load(Ordering::Acquire) == 0 {
+            std::hint::spin_loop();
+            spins += 1;
+            if spins % (1 << 16) == 0 && monotonic_ns() > deadline {
+                return Err(io::Error::other(
+                    "the harness did not open the gate within two minutes",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs the attack and exits the process. Returns only on a setup error (before the process
 /// joined the cgroup), which the caller reports.
 pub fn run(config: &WorkerConfig) -> io::Result<std::convert::Infallible> {
@@ -198,12 +269,17 @@ pub fn run(config: &WorkerConfig) -> io::Result<std::convert::Infallible> {
         .map(|path| OpenOptions::new().write(true).open(path))
         .collect::<io::Result<Vec<_>>>()?;
     let mut procs = OpenOptions::new().write(true).open(&config.cgroup_procs)?;
+    let gate = config.gate.as_deref().map(GateMapping::map).transpose()?;
     let pid_line = format!("{}\n", std::process::id());
     let join_cgroups = || -> io::Result<()> {
         for extra in &mut extra_procs {
             extra.write_all(pid_line.as_bytes())?;
         }
-        procs.write_all(pid_line.as_bytes())
+        procs.write_all(pid_line.as_bytes())?;
+        match &gate {
+            Some(gate) => gate.hold(),
+            None => Ok(()),
+        }
     };
 
     let mut report = match (&config.flood, &config.cmd) {

@@ -67,7 +67,7 @@ pub struct AttackArgs {
         default_value = "256KiB"
     )]
     pub ring_size: Vec<String>,
-    /// Collectors to compare, comma separated.
+    /// Collectors to compare, comma separated: builtin, auditd, sysdig, eaudit.
     #[arg(
         long,
         value_name = "NAME[,NAME..]",
@@ -99,6 +99,23 @@ pub struct AttackArgs {
     /// Keep each trial's provenance log in DIR (default: deleted after the canary lookup).
     #[arg(long, value_name = "DIR")]
     pub keep_logs: Option<PathBuf>,
+    /// auditd: the kernel's audit backlog limit in records (auditctl -b; 0 = unlimited); a
+    /// comma list runs one auditd trial per value.
+    #[arg(long, value_name = "N", value_delimiter = ',', default_value = "8192")]
+    pub audit_backlog_limit: Vec<u32>,
+    /// auditd: how long a task waits for room in a full backlog before its record is lost, in
+    /// milliseconds (auditctl --backlog_wait_time, converted to jiffies; 0 = never wait); a
+    /// comma list runs one auditd trial per value.
+    #[arg(
+        long,
+        value_name = "MS",
+        value_delimiter = ',',
+        default_value = "60000"
+    )]
+    pub audit_backlog_wait_time: Vec<u64>,
+    /// eaudit: an eAudit checkout (default: $AEGIS_EAUDIT_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub eaudit_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +169,8 @@ pub struct WorkerArgs {
     pub nice: Option<i32>,
     #[arg(long)]
     pub extra_cgroup_procs: Vec<PathBuf>,
+    #[arg(long)]
+    pub gate: Option<PathBuf>,
     /// The producer program, after `--`.
     #[arg(last = true)]
     pub cmd: Vec<String>,

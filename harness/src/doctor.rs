@@ -144,34 +144,14 @@ pub fn run_checks() -> Vec<Check> {
             Err("run doctor as root to check".into()),
         ));
     }
+    checks.push(check("auditd (collector)", audit_check(root)));
     checks.push(check(
-        "audit",
-        match which("auditctl") {
-            None => Err(
-                "auditctl not installed: apt-get install auditd (collector not built yet)".into(),
-            ),
-            Some(_) if !root => Err("auditctl installed; run doctor as root to query it".into()),
-            Some(path) => match command_output(&path, &["-s"]) {
-                Some(first) => Ok(format!("auditctl -s: {first} (collector not built yet)")),
-                None => Err("auditctl -s failed: the kernel audit subsystem is unavailable".into()),
-            },
-        },
+        "sysdig (collector)",
+        Err(crate::collector::sysdig::why_unusable()),
     ));
     checks.push(check(
-        "sysdig",
-        match which("sysdig") {
-            None => Err("not installed (collector not built yet)".into()),
-            Some(_) => {
-                if Path::new("/sys/module/scap").exists() {
-                    Ok("installed, scap module loaded".into())
-                } else {
-                    Err(format!(
-                        "installed but cannot capture: no scap kernel module loaded and none \
-                         built for {release}; needs a kernel with modules or a sysdig with a CO-RE probe"
-                    ))
-                }
-            }
-        },
+        "eaudit (collector)",
+        Err(crate::collector::eaudit::why_unusable(None)),
     ));
     checks.push(check(
         "QEMU",
@@ -189,6 +169,28 @@ pub fn run_checks() -> Vec<Check> {
         },
     ));
     checks
+}
+
+fn audit_check(root: bool) -> Result<String, String> {
+    use crate::collector::{audit_state, auditd};
+    if audit_state::find_program(auditd::AUDITD).is_none() {
+        return Err("auditd not installed: apt-get install auditd (or `make setup`)".into());
+    }
+    if !root {
+        return Err(
+            "auditd installed; run doctor as root to query the kernel's audit status".into(),
+        );
+    }
+    auditd::check_available().map_err(|err| err.0)?;
+    let status = audit_state::status().map_err(|err| format!("{err:#}"))?;
+    let version = audit_state::auditctl(&["-v"])
+        .map(|v| v.trim().replace("auditctl version", "auditd"))
+        .unwrap_or_else(|_| "auditd".into());
+    Ok(format!(
+        "{version} can run as a collector (audit enabled {}, no audit daemon registered, \
+         backlog limit {}, lost so far {})",
+        status.enabled, status.backlog_limit, status.lost
+    ))
 }
 
 fn bpf_truth_check() -> Result<String, String> {

@@ -107,6 +107,7 @@ fn attack_worker(args: WorkerArgs) -> Result<()> {
         scratch_dir: args.scratch,
         nice: args.nice,
         extra_cgroup_procs: args.extra_cgroup_procs,
+        gate: args.gate,
     };
     match attacks::worker::run(&config) {
         Ok(never) => match never {},

@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cgroup::{self, AttackCgroup};
 use crate::cli::AttackArgs;
-use crate::collector::{self, CollectorKind, CollectorSetup};
+use crate::collector::audit_state;
+use crate::collector::{self, auditd, AuditSettings, CollectorKind, CollectorSetup};
 use crate::error::InputError;
 use crate::export::{table, Exporters};
 use crate::producer::{self, Placement, Producer};
@@ -23,7 +24,7 @@ use crate::sched::{self, SchedulerSpec};
 use crate::size::{format_size, parse_ring_size};
 use crate::trial::{account, by_name, now_rfc3339, Measured, Trial};
 use crate::truth::GroundTruth;
-use crate::{kernel, mounts, signals, syscalls};
+use crate::{kernel, mounts, signals};
 
 /// What to produce events with.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +45,8 @@ pub struct Plan {
     pub json: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     pub keep_logs: Option<PathBuf>,
+    /// auditd's backlog settings, one trial each (empty unless auditd is a collector).
+    pub audit_settings: Vec<AuditSettings>,
 }
 
 impl Plan {
@@ -112,6 +115,35 @@ impl Plan {
             .iter()
             .map(|name| CollectorKind::parse(name))
             .collect::<Result<Vec<_>, _>>()?;
+        // Collectors that cannot run here say why now; auditd needs root to ask the kernel,
+        // so it is checked in `run_attack`.
+        let eaudit_dir = args.eaudit_dir.as_deref();
+        for kind in &collectors {
+            if *kind != CollectorKind::Auditd {
+                collector::check_available(*kind, eaudit_dir)?;
+            }
+        }
+        let audit_settings = if collectors.contains(&CollectorKind::Auditd) {
+            if matches!(producer, ProducerPlan::Command(_)) {
+                return Err(InputError(
+                    "collector 'auditd' cannot follow a --cmd producer: audit rules are scoped to \
+                     the attack's process and its children, and the program may start \
+                     grandchildren no rule can follow, so its loss could not be accounted for \
+                     exactly; use a --flood"
+                        .into(),
+                ));
+            }
+            let hz = auditd::kernel_hz();
+            let mut settings = Vec::new();
+            for limit in &args.audit_backlog_limit {
+                for wait_ms in &args.audit_backlog_wait_time {
+                    settings.push(auditd::settings(*limit, *wait_ms, hz)?);
+                }
+            }
+            settings
+        } else {
+            Vec::new()
+        };
         let facts = sched::KernelFacts::host();
         let schedulers = if args.scheduler.is_empty() {
             vec![SchedulerSpec::Fair {
@@ -134,6 +166,7 @@ impl Plan {
             json: args.json.clone(),
             csv: args.csv.clone(),
             keep_logs: args.keep_logs.clone(),
+            audit_settings,
         })
     }
 
@@ -147,12 +180,20 @@ impl Plan {
         for repetition in 0..self.repetitions {
             for scheduler in &self.schedulers {
                 for collector in &self.collectors {
-                    for ring_bytes in &self.ring_sizes {
+                    // Each collector varies its own buffer: the ring size, or auditd's backlog.
+                    let buffers: Vec<(u64, Option<AuditSettings>)> = match collector {
+                        CollectorKind::Auditd => {
+                            self.audit_settings.iter().map(|s| (0, Some(*s))).collect()
+                        }
+                        _ => self.ring_sizes.iter().map(|r| (*r, None)).collect(),
+                    };
+                    for (ring_bytes, audit) in &buffers {
                         for threads in &threads {
                             specs.push(TrialSpec {
                                 scheduler: scheduler.clone(),
                                 collector: *collector,
                                 ring_bytes: *ring_bytes,
+                                audit: *audit,
                                 threads: *threads,
                                 repetition,
                             });
@@ -169,8 +210,22 @@ struct TrialSpec {
     scheduler: SchedulerSpec,
     collector: CollectorKind,
     ring_bytes: u64,
+    audit: Option<AuditSettings>,
     threads: u32,
     repetition: u32,
+}
+
+impl TrialSpec {
+    /// The collector's buffer, for progress lines.
+    fn buffer(&self) -> String {
+        match &self.audit {
+            Some(audit) => format!(
+                "backlog {}, wait {} ms",
+                audit.backlog_limit, audit.backlog_wait_time_ms
+            ),
+            None => format!("ring {}", format_size(self.ring_bytes)),
+        }
+    }
 }
 
 /// Checks made after the flags and before anything is changed.
@@ -189,6 +244,20 @@ pub fn check_privileges() -> Result<(), InputError> {
 pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     check_privileges()?;
     signals::install()?;
+    let work_dir = tempfile::Builder::new()
+        .prefix("aegis-bench-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let uses_audit = plan.collectors.contains(&CollectorKind::Auditd);
+    if audit_state::recover_stale(uses_audit, work_dir.path())? {
+        crate::say!(
+            "note: restored the audit rules and settings an aegis-bench that was killed left \
+             behind"
+        );
+    }
+    if uses_audit {
+        collector::check_available(CollectorKind::Auditd, None)?;
+    }
     let root = cgroup::cgroup2_root()?;
     let stale = cgroup::remove_stale(&root);
     if stale > 0 {
@@ -206,17 +275,13 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     if let Some(dir) = &plan.keep_logs {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let work_dir = tempfile::Builder::new()
-        .prefix("aegis-bench-")
-        .tempdir()
-        .context("creating a work directory")?;
     let exporters = Exporters::new(plan.json.clone(), plan.csv.clone());
     let specs = plan.trials();
     let mut trials = Vec::with_capacity(specs.len());
     for (index, spec) in specs.iter().enumerate() {
         signals::check()?;
         crate::say!(
-            "trial {}/{}: {} / {} / {} x{} / ring {}",
+            "trial {}/{}: {} / {} / {} x{} / {}",
             index + 1,
             specs.len(),
             spec.scheduler.name(),
@@ -226,7 +291,7 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
                 ProducerPlan::Command(_) => "cmd",
             },
             spec.threads,
-            format_size(spec.ring_bytes)
+            spec.buffer()
         );
         let trial = run_trial(plan, spec, &root, work_dir.path(), index as u32)
             .with_context(|| format!("trial {}", index + 1))?;
@@ -265,12 +330,18 @@ fn run_trial(
     let cgroup = AttackCgroup::create(root, serial)?;
     let mut truth_object = MaybeUninit::uninit();
     let truth = GroundTruth::attach(&mut truth_object, cgroup.id())?;
-    let collector = collector::start(
+    let flood_kind = match &plan.producer {
+        ProducerPlan::Flood { spec, .. } => Some(spec.kind),
+        ProducerPlan::Command(_) => None,
+    };
+    let mut collector = collector::start(
         spec.collector,
         &CollectorSetup {
             cgroup_id: cgroup.id(),
             ring_bytes: spec.ring_bytes,
             work_dir: &trial_dir,
+            flood: flood_kind,
+            audit: spec.audit,
         },
     )?;
     // Collector-side baselines change the collector's threads; attack-side ones are applied
@@ -320,12 +391,16 @@ fn run_trial(
         (None, ProducerPlan::Flood { .. }) => unreachable!("flood plans carry a spec"),
     };
     let bar = progress_bar(plan.duration);
+    // A collector scoped by pid learns the worker's once it is in the cgroup, before it floods.
+    let needs_pid = collector.needs_attack_pid();
+    let mut tell_collector = |pid: u32| collector.attack_joined(pid);
     let report = producer::run(
         &producer,
         &placement,
         &cgroup.procs_file(),
         &trial_dir,
         &canary,
+        needs_pid.then_some(&mut tell_collector as producer::OnJoined<'_>),
         |elapsed| bar.set_position(elapsed.as_millis() as u64),
     );
     bar.finish_and_clear();
@@ -342,6 +417,7 @@ fn run_trial(
         None => None,
     };
     let log_path = collector.log_path();
+    let traced = collector.traced_syscalls();
     let stats = collector.stop()?;
     if let Some(running) = scx.take() {
         running.stop()?;
@@ -357,8 +433,11 @@ fn run_trial(
         truth: &truth_counts,
         attack: &report,
         collector: &stats,
+        traced: &traced,
     })?;
-    let (create_seen, unlink_seen) = find_canary(&log_path, &canary)?;
+    let canary_seen = collector.find_canary(&canary)?;
+    let collector_version = collector.version();
+    drop(collector);
     let kept_log = match &plan.keep_logs {
         Some(dir) => {
             let kept = dir.join(format!("trial-{serial}-{}.log", spec.collector.name()));
@@ -386,6 +465,7 @@ fn run_trial(
         scheduler: spec.scheduler.name(),
         sched_ext_ops,
         collector: spec.collector.name().to_string(),
+        collector_version,
         flood: flood_spec
             .as_ref()
             .map_or("cmd".to_string(), |flood| flood.kind.name().to_string()),
@@ -397,12 +477,13 @@ fn run_trial(
         ring_size_bytes: spec.ring_bytes,
         repetition: spec.repetition,
         generated: accounted.generated,
+        traced_syscalls: traced.iter().map(|nr| crate::syscalls::name(*nr)).collect(),
         received: stats.received,
         dropped: stats.dropped,
         loss_pct: accounted.loss_pct,
-        canary_recorded: create_seen && unlink_seen,
-        canary_create_recorded: create_seen,
-        canary_unlink_recorded: unlink_seen,
+        canary_recorded: canary_seen.created && canary_seen.unlinked,
+        canary_create_recorded: canary_seen.created,
+        canary_unlink_recorded: canary_seen.unlinked,
         canary_path: report.canary.as_ref().map(|c| c.path.clone()),
         attack_rate: per_s(attack_syscalls),
         attack_syscalls,
@@ -427,21 +508,9 @@ fn run_trial(
         git_rev: crate::GIT_REV.to_string(),
         applied_policy: variant.map(FairVariant::applied),
         policy_restored,
+        audit: stats.audit.clone(),
         started_at,
     })
-}
-
-/// Looks the canary up in the collector's log: (creation recorded, unlink recorded).
-pub fn find_canary(log: &Path, canary: &Path) -> Result<(bool, bool)> {
-    let wanted = canary.as_os_str().as_encoded_bytes();
-    let (mut created, mut unlinked) = (false, false);
-    crate::provlog::for_each_event(log, |event| {
-        if event.path() == Some(wanted) {
-            created |= syscalls::creates_file(event.syscall_nr);
-            unlinked |= syscalls::removes_file(event.syscall_nr);
-        }
-    })?;
-    Ok((created, unlinked))
 }
 
 /// Fault injection for the clean-up tests: `AEGIS_BENCH_INJECT_FAULT=panic` or `=error` fails

@@ -3,18 +3,20 @@
 //! Two identities must hold before a loss figure is believed:
 //! - *truth = tally*: for every syscall the attack tallied (those it can vouch for), the
 //!   ground-truth count in its cgroup is exactly the attack's own count;
-//! - *received + dropped = generated*: over the syscalls the collector traces, every event the
-//!   kernel saw was either recorded or counted as dropped by the collector; and per syscall the
-//!   collector never received more than happened.
+//! - *received + dropped = generated*: over the syscalls the collector traces (each collector
+//!   says which: the built-in one a fixed list, auditd the flood's and the canary's), every
+//!   event the kernel saw was either recorded or counted as dropped by the collector; and per
+//!   syscall the collector never received more than happened, nor anything it does not trace.
 //!
 //! If either fails the trial is an error, not a row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 use attacks::AttackReport;
 use serde::{Deserialize, Serialize};
 
+use crate::collector::auditd::AuditOutcome;
 use crate::collector::CollectorStats;
 use crate::syscalls;
 
@@ -25,14 +27,21 @@ pub struct Trial {
     /// `/sys/kernel/sched_ext/root/ops` while the trial ran, if a sched_ext scheduler was on.
     pub sched_ext_ops: Option<String>,
     pub collector: String,
+    /// The collector program and version (`auditd 3.0.9`); `None` for the built-in one.
+    #[serde(default)]
+    pub collector_version: Option<String>,
     /// Flood kind, or `cmd` for a `--cmd` producer.
     pub flood: String,
     pub cmd: Option<String>,
     pub threads: u32,
+    /// The collector's BPF ring buffer; 0 for a collector without one (auditd: see `audit`).
     pub ring_size_bytes: u64,
     pub repetition: u32,
     /// Events the collector should have recorded: ground truth over its traced syscalls.
     pub generated: u64,
+    /// The syscalls `generated` sums over: those the collector records for the attack.
+    #[serde(default)]
+    pub traced_syscalls: Vec<String>,
     pub received: u64,
     pub dropped: u64,
     pub loss_pct: f64,
@@ -71,6 +80,10 @@ pub struct Trial {
     pub applied_policy: Option<crate::sched::policy::AppliedPolicy>,
     /// Whether the threads whose policy was changed were put back (read back to check).
     pub policy_restored: Option<bool>,
+    /// auditd only: its backlog settings, the kernel's lost records, PATH records missing,
+    /// time tasks waited for backlog room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditOutcome>,
     pub started_at: String,
 }
 
@@ -79,6 +92,8 @@ pub struct Measured<'a> {
     pub truth: &'a BTreeMap<u32, u64>,
     pub attack: &'a AttackReport,
     pub collector: &'a CollectorStats,
+    /// The syscalls the collector records for the attack.
+    pub traced: &'a BTreeSet<u32>,
 }
 
 /// The numbers [`account`] derives once the identities hold.
@@ -94,6 +109,7 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
         truth,
         attack,
         collector,
+        traced,
     } = measured;
     if collector.decode_errors > 0 {
         bail!(
@@ -118,9 +134,26 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
     }
     let generated: u64 = truth
         .iter()
-        .filter(|(nr, _)| syscalls::is_traced(**nr))
+        .filter(|(nr, _)| traced.contains(nr))
         .map(|(_, count)| count)
         .sum();
+    for (nr, received) in &collector.received_by_syscall {
+        if !traced.contains(nr) {
+            bail!(
+                "accounting does not add up: the collector received {received} {} records, a \
+                 syscall it does not trace",
+                syscalls::name(*nr)
+            );
+        }
+        let truth_count = truth.get(nr).copied().unwrap_or(0);
+        if *received > truth_count {
+            bail!(
+                "accounting does not add up: the collector received {received} {} records, more \
+                 than the {truth_count} calls made",
+                syscalls::name(*nr)
+            );
+        }
+    }
     if collector.received + collector.dropped != generated {
         bail!(
             "accounting does not add up: received {} + dropped {} = {} events, but ground truth \
@@ -136,16 +169,6 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
                 "accounting does not add up: the collector's sequence numbers show {gaps} events \
                  missing, its drop counter says {}",
                 collector.dropped
-            );
-        }
-    }
-    for (nr, received) in &collector.received_by_syscall {
-        let truth_count = truth.get(nr).copied().unwrap_or(0);
-        if *received > truth_count {
-            bail!(
-                "accounting does not add up: the collector received {received} {} records, more \
-                 than the {truth_count} calls made",
-                syscalls::name(*nr)
             );
         }
     }
@@ -233,6 +256,7 @@ mod tests {
             truth: &truth,
             attack: &attack,
             collector: &stats,
+            traced: &traced(&[OPENAT, CLOSE]),
         })
         .unwrap();
         assert_eq!(accounted.generated, 200);
@@ -249,6 +273,7 @@ mod tests {
             truth: &truth,
             attack: &attack,
             collector: &stats,
+            traced: &traced(&[OPENAT, CLOSE]),
         })
         .unwrap_err();
         assert!(
@@ -266,6 +291,7 @@ mod tests {
             truth: &truth,
             attack: &attack,
             collector: &stats,
+            traced: &traced(&[OPENAT, CLOSE]),
         })
         .unwrap_err();
         assert!(
@@ -283,9 +309,39 @@ mod tests {
             truth: &truth,
             attack: &attack,
             collector: &stats,
+            traced: &traced(&[OPENAT, CLOSE]),
         })
         .unwrap_err();
         assert!(err.to_string().contains("more than the 100"), "{err}");
+    }
+
+    fn traced(nrs: &[u32]) -> BTreeSet<u32> {
+        nrs.iter().copied().collect()
+    }
+
+    #[test]
+    fn generated_sums_truth_over_the_collectors_own_set() {
+        let truth = [(OPENAT, 100), (CLOSE, 100)].into_iter().collect();
+        let attack = report(&[(OPENAT, 100), (CLOSE, 100)]);
+        let stats = collector(&[(OPENAT, 100)], 0);
+        let accounted = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+            traced: &traced(&[OPENAT]),
+        })
+        .unwrap();
+        assert_eq!(accounted.generated, 100);
+        // A record of a syscall the collector says it does not trace is an error.
+        let stats = collector(&[(OPENAT, 100), (CLOSE, 1)], 0);
+        let err = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+            traced: &traced(&[OPENAT]),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("does not trace"), "{err}");
     }
 
     #[test]

@@ -9,52 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Starts a long attack and returns once its flood is running.
-fn start_long_attack(extra: &[&str]) -> std::process::Child {
-    let mut child = Command::new(BIN)
-        .args([
-            "attack",
-            "--flood",
-            "openat",
-            "--threads",
-            "2",
-            "--duration",
-            "30",
-            "--ring-size",
-            "1MiB",
-        ])
-        .args(extra)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("trial 1/") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "attack did not start");
-    }
-    std::thread::spawn(move || for _ in lines {});
-    // Wait until the worker is flooding inside its cgroup.
-    while !snapshot()
-        .helper_processes
-        .iter()
-        .any(|p| p.contains("attack-worker"))
-    {
-        assert!(Instant::now() < deadline, "attack worker did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    child
-}
-
-fn interrupt_and_check(signal: i32, expected_status: i32) {
+fn interrupt_and_check(extra: &[&str], signal: i32, expected_status: i32) {
     let before = snapshot();
-    let mut child = start_long_attack(&[]);
+    let mut child = start_long_attack(extra);
     unsafe { libc::kill(child.id() as i32, signal) };
     let started = Instant::now();
     let status = child.wait().unwrap();
@@ -70,14 +27,32 @@ fn interrupt_and_check(signal: i32, expected_status: i32) {
 #[test]
 fn sigint_mid_flood_restores_everything() {
     if have_root("sigint_mid_flood_restores_everything") {
-        interrupt_and_check(libc::SIGINT, 130);
+        interrupt_and_check(&[], libc::SIGINT, 130);
+    }
+}
+
+#[test]
+fn sigint_mid_auditd_flood_restores_everything() {
+    if have_root("sigint_mid_auditd_flood_restores_everything")
+        && have_auditd("sigint_mid_auditd_flood_restores_everything")
+    {
+        interrupt_and_check(&["--collector", "auditd"], libc::SIGINT, 130);
+    }
+}
+
+#[test]
+fn sigterm_mid_auditd_flood_restores_everything() {
+    if have_root("sigterm_mid_auditd_flood_restores_everything")
+        && have_auditd("sigterm_mid_auditd_flood_restores_everything")
+    {
+        interrupt_and_check(&["--collector", "auditd"], libc::SIGTERM, 143);
     }
 }
 
 #[test]
 fn sigterm_mid_flood_restores_everything() {
     if have_root("sigterm_mid_flood_restores_everything") {
-        interrupt_and_check(libc::SIGTERM, 143);
+        interrupt_and_check(&[], libc::SIGTERM, 143);
     }
 }
 
@@ -129,15 +104,27 @@ fn panic_and_error_mid_trial_restore_everything() {
     if !have_root("panic_and_error_mid_trial_restore_everything") {
         return;
     }
-    for (fault, status) in [("panic", 101), ("error", 1)] {
+    let mut collectors = vec!["builtin"];
+    if have_auditd("panic_and_error_mid_trial_restore_everything") {
+        collectors.push("auditd");
+    }
+    for (fault, status, collector) in [("panic", 101), ("error", 1)]
+        .into_iter()
+        .flat_map(|(f, s)| collectors.iter().map(move |c| (f, s, *c)))
+    {
         let before = snapshot();
         let out = Command::new(BIN)
-            .args(["attack", "--duration", "1"])
+            .args(["attack", "--duration", "1", "--collector", collector])
             .env("AEGIS_BENCH_INJECT_FAULT", fault)
             .env("RUST_BACKTRACE", "0")
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(status), "{fault}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(status),
+            "{fault} with {collector}: {}",
+            stderr(&out)
+        );
         assert_restored(&before);
     }
 }
@@ -181,6 +168,39 @@ fn sigkill_of_the_harness_takes_its_helpers_along() {
     assert!(after.attack_cgroups.is_empty(), "{after:?}");
     if !before.tracefs_mounted && after.tracefs_mounted {
         // The killed run mounted tracefs and could not unmount it; the next run saw it mounted.
+        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    assert_restored(&before);
+}
+
+#[test]
+fn sigkill_mid_auditd_trial_is_repaired_by_the_next_run() {
+    let test = "sigkill_mid_auditd_trial_is_repaired_by_the_next_run";
+    if !have_root(test) || !have_auditd(test) {
+        return;
+    }
+    let before = snapshot();
+    let mut child = start_long_attack(&["--collector", "auditd"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // auditd dies with the harness; the audit rules and settings cannot be put back then.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !snapshot().helper_processes.is_empty() {
+        assert!(Instant::now() < deadline, "left running: {:?}", snapshot());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = audit_snapshot().unwrap();
+    assert!(left.saved_state_file, "{left:?}");
+    assert_ne!(Some(&left), before.audit.as_ref());
+    // The next run, whatever its collector, restores them (and removes the stale cgroup).
+    let out = aegis(&["attack", "--threads", "1", "--duration", "0.2"]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("restored the audit rules and settings"),
+        "{}",
+        stderr(&out)
+    );
+    if !before.tracefs_mounted && snapshot().tracefs_mounted {
         nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
     }
     assert_restored(&before);

@@ -1,8 +1,9 @@
 //! Spawns the built-in collector (`aegis-bench collect`) as its own process.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{CollectorSetup, CollectorStats, RunningCollector};
+use super::{CanarySeen, CollectorSetup, CollectorStats, RunningCollector};
+use crate::syscalls;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -26,7 +28,15 @@ pub struct BuiltinCollector {
 /// harness, which stops them in order) and death with the harness, whatever kills it.
 pub fn helper_command(args: &[&std::ffi::OsStr]) -> Result<Command> {
     let exe = std::env::current_exe().context("locating the aegis-bench binary")?;
-    let mut command = Command::new(exe);
+    Ok(external_helper_command(exe, args))
+}
+
+/// [`helper_command`] for another program (a collector such as auditd).
+pub fn external_helper_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&std::ffi::OsStr],
+) -> Command {
+    let mut command = Command::new(program);
     command.args(args).process_group(0);
     unsafe {
         command.pre_exec(|| {
@@ -36,7 +46,7 @@ pub fn helper_command(args: &[&std::ffi::OsStr]) -> Result<Command> {
             Ok(())
         });
     }
-    Ok(command)
+    command
 }
 
 impl BuiltinCollector {
@@ -113,9 +123,20 @@ impl RunningCollector for BuiltinCollector {
         self.log.clone()
     }
 
-    fn stop(mut self: Box<Self>) -> Result<CollectorStats> {
+    fn traced_syscalls(&self) -> BTreeSet<u32> {
+        syscalls::TRACED.iter().map(|t| t.nr as u32).collect()
+    }
+
+    fn find_canary(&self, canary: &Path) -> Result<CanarySeen> {
+        find_canary(&self.log, canary)
+    }
+
+    fn stop(&mut self) -> Result<CollectorStats> {
         // Any early return leaves the child to Drop, which kills and reaps it.
-        let child = self.child.as_mut().expect("collector is running");
+        let child = self
+            .child
+            .as_mut()
+            .context("the built-in collector was already stopped")?;
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         let status = loop {
@@ -144,4 +165,18 @@ impl Drop for BuiltinCollector {
             let _ = child.wait();
         }
     }
+}
+
+/// Looks the canary up in a provenance log written by the built-in collector.
+pub fn find_canary(log: &Path, canary: &Path) -> Result<CanarySeen> {
+    let wanted = canary.as_os_str().as_encoded_bytes();
+    let mut seen = CanarySeen::default();
+    // Either architecture's log.
+    crate::provlog::for_each_event(log, |event| {
+        if event.path() == Some(wanted) {
+            seen.created |= syscalls::creates_file(event.syscall_nr);
+            seen.unlinked |= syscalls::removes_file(event.syscall_nr);
+        }
+    })?;
+    Ok(seen)
 }

@@ -55,6 +55,13 @@ struct Row<'a> {
     attack_cpu_quota_pct: Option<u32>,
     policy_restored: Option<bool>,
     started_at: &'a str,
+    collector_version: &'a str,
+    traced_syscalls: String,
+    audit_backlog_limit: Option<u32>,
+    audit_backlog_wait_time_ms: Option<u64>,
+    audit_lost_records: Option<u64>,
+    audit_path_records_missing: Option<u64>,
+    audit_backlog_wait_actual_ms: Option<f64>,
 }
 
 fn flatten(map: &BTreeMap<String, u64>) -> String {
@@ -106,6 +113,16 @@ impl Exporter for CsvExporter {
                     .and_then(|p| p.attack_cpu_quota_pct),
                 policy_restored: t.policy_restored,
                 started_at: &t.started_at,
+                collector_version: t.collector_version.as_deref().unwrap_or(""),
+                traced_syscalls: t.traced_syscalls.join(";"),
+                audit_backlog_limit: t.audit.as_ref().map(|a| a.settings.backlog_limit),
+                audit_backlog_wait_time_ms: t
+                    .audit
+                    .as_ref()
+                    .map(|a| a.settings.backlog_wait_time_ms),
+                audit_lost_records: t.audit.as_ref().map(|a| a.lost_records),
+                audit_path_records_missing: t.audit.as_ref().map(|a| a.path_records_missing),
+                audit_backlog_wait_actual_ms: t.audit.as_ref().map(|a| a.backlog_wait_actual_ms),
             })?;
         }
         Ok(writer.into_inner()?)

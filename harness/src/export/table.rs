@@ -6,6 +6,18 @@ use comfy_table::{CellAlignment, Table};
 use crate::size::format_size;
 use crate::trial::Trial;
 
+/// The collector's buffer: its ring size, or auditd's backlog limit and wait time.
+fn buffer(t: &Trial) -> String {
+    match &t.audit {
+        Some(audit) => format!(
+            "backlog {}, wait {} ms",
+            audit.settings.backlog_limit, audit.settings.backlog_wait_time_ms
+        ),
+        None if t.ring_size_bytes == 0 => "-".to_string(),
+        None => format_size(t.ring_size_bytes),
+    }
+}
+
 /// Formats a rate as `338.2k/s`.
 pub fn format_rate(per_s: f64) -> String {
     if per_s >= 1e6 {
@@ -25,7 +37,7 @@ pub fn render(trials: &[Trial]) -> String {
         "collector",
         "flood",
         "threads",
-        "ring",
+        "buffer",
         "generated",
         "received",
         "dropped",
@@ -42,7 +54,7 @@ pub fn render(trials: &[Trial]) -> String {
             t.collector.clone(),
             t.flood.clone(),
             t.threads.to_string(),
-            format_size(t.ring_size_bytes),
+            buffer(t),
             t.generated.to_string(),
             t.received.to_string(),
             t.dropped.to_string(),

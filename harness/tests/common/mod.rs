@@ -1,8 +1,10 @@
 //! Helpers for the end-to-end tests, which run the real binary as root.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_aegis-bench");
 
@@ -14,6 +16,25 @@ pub fn have_root(test: &str) -> bool {
     }
     eprintln!("SKIP {test}: needs root (BPF programs and cgroups); CI runs it as root");
     false
+}
+
+/// auditd trials need auditd and a kernel audit subsystem no other daemon holds; CI installs
+/// auditd (`make setup`) and runs none.
+pub fn have_auditd(test: &str) -> bool {
+    match audit_snapshot() {
+        None => {
+            eprintln!("SKIP {test}: auditctl is not installed (make setup installs auditd)");
+            false
+        }
+        Some(audit) if !audit.settings.iter().any(|l| l == "pid 0") => {
+            eprintln!(
+                "SKIP {test}: another audit daemon is registered ({:?})",
+                audit.settings
+            );
+            false
+        }
+        Some(_) => true,
+    }
 }
 
 pub fn aegis(args: &[&str]) -> Output {
@@ -62,6 +83,65 @@ pub struct Snapshot {
     pub helper_processes: Vec<String>,
     pub canary_files: Vec<String>,
     pub tracefs_mounted: bool,
+    /// `None` where auditctl is not installed.
+    pub audit: Option<AuditSnapshot>,
+}
+
+/// The kernel's audit configuration (what an auditd trial changes), its daemon pid file and
+/// the harness's saved-state file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AuditSnapshot {
+    /// `auditctl -s` lines that are settings, not counters: enabled, failure, pid,
+    /// rate_limit, backlog_limit, backlog_wait_time.
+    pub settings: Vec<String>,
+    /// `auditctl -l`.
+    pub rules: Vec<String>,
+    pub auditd_pid_file: bool,
+    pub saved_state_file: bool,
+}
+
+pub fn auditctl(args: &[&str]) -> Option<String> {
+    let program = ["/usr/sbin/auditctl", "/sbin/auditctl"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let out = Command::new(program).args(args).output().ok()?;
+    assert!(
+        out.status.success(),
+        "auditctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn audit_snapshot() -> Option<AuditSnapshot> {
+    let status = auditctl(&["-s"])?;
+    let settings = status
+        .lines()
+        .filter(|line| {
+            let key = line.split_whitespace().next().unwrap_or("");
+            [
+                "enabled",
+                "failure",
+                "pid",
+                "rate_limit",
+                "backlog_limit",
+                "backlog_wait_time",
+            ]
+            .contains(&key)
+        })
+        .map(String::from)
+        .collect();
+    let rules = auditctl(&["-l"])?
+        .lines()
+        .map(String::from)
+        .filter(|l| l != "No rules")
+        .collect();
+    Some(AuditSnapshot {
+        settings,
+        rules,
+        auditd_pid_file: Path::new("/run/auditd.pid").exists(),
+        saved_state_file: Path::new("/run/aegis-bench-audit-state.json").exists(),
+    })
 }
 
 fn cgroup2_root() -> PathBuf {
@@ -99,7 +179,13 @@ pub fn snapshot() -> Snapshot {
         .flatten()
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("aegis-bench attack-worker") || c.contains("aegis-bench collect"))
+        .filter(|c| {
+            c.contains("aegis-bench attack-worker")
+                || c.contains("aegis-bench collect")
+                // auditd as a trial starts it (the system's runs without `-s nochange`).
+                || (c.split(' ').next().is_some_and(|p| p.ends_with("/auditd"))
+                    && c.contains(" -s nochange -c "))
+        })
         .collect();
     let canary_files = std::fs::read_dir("/tmp")
         .unwrap()
@@ -117,6 +203,7 @@ pub fn snapshot() -> Snapshot {
         helper_processes,
         canary_files,
         tracefs_mounted,
+        audit: audit_snapshot(),
     }
 }
 
@@ -146,4 +233,47 @@ pub fn kernel_is_eevdf() -> bool {
     let major: u32 = parts.next().unwrap().parse().unwrap();
     let minor: u32 = parts.next().unwrap().parse().unwrap();
     (major, minor) >= (6, 6)
+}
+
+/// Starts a long attack and returns once its flood is running.
+pub fn start_long_attack(extra: &[&str]) -> std::process::Child {
+    let mut child = Command::new(BIN)
+        .args([
+            "attack",
+            "--flood",
+            "openat",
+            "--threads",
+            "2",
+            "--duration",
+            "30",
+            "--ring-size",
+            "1MiB",
+        ])
+        .args(extra)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("trial 1/") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "attack did not start");
+    }
+    std::thread::spawn(move || for _ in lines {});
+    // Wait until the worker is flooding inside its cgroup.
+    while !snapshot()
+        .helper_processes
+        .iter()
+        .any(|p| p.contains("attack-worker"))
+    {
+        assert!(Instant::now() < deadline, "attack worker did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child
 }
