@@ -161,6 +161,24 @@ pub fn run_checks() -> Vec<Check> {
         },
     ));
     checks.push(check("guest kernels", guest_kernels_check()));
+    checks.push(check("schedulers", Ok(schedulers_line(&release))));
+    checks.push(check(
+        "scx_rustland",
+        match crate::sched::find_tool("scx_rustland") {
+            Some(path) => Ok(format!(
+                "{} ({})",
+                path.display(),
+                if kernel::has_sched_ext() {
+                    "runs natively"
+                } else {
+                    "runs in a guest with --vm"
+                }
+            )),
+            None => Err(
+                "not installed: `make tools` (cargo install scx_rustland 1.1.4 into tools/)".into(),
+            ),
+        },
+    ));
     checks.push(check(
         "clang for BPF",
         match which("clang-19") {
@@ -191,6 +209,25 @@ fn audit_check(root: bool) -> Result<String, String> {
          backlog limit {}, lost so far {})",
         status.enabled, status.backlog_limit, status.lost
     ))
+}
+
+/// Which `--scheduler` names run natively here and which only in a guest.
+fn schedulers_line(release: &str) -> String {
+    let fair = kernel::fair_class_of(release);
+    let other = if fair == "eevdf" { "cfs" } else { "eevdf" };
+    let other_kernel = if fair == "eevdf" { "cfs" } else { "sched-ext" };
+    let variants = "collector-fifo, collector-nice, attack-nice, attack-quota";
+    if kernel::has_sched_ext() {
+        format!(
+            "native: {fair} and {fair}:{{{variants}}}, scx_rustland, aegis, scx:PATH; guest only: \
+             {other}[:...] (--vm --vm-kernel {other_kernel})"
+        )
+    } else {
+        format!(
+            "native: {fair} and {fair}:{{{variants}}}; guest only: scx_rustland, aegis, scx:PATH \
+             (--vm), {other}[:...] (--vm --vm-kernel {other_kernel})"
+        )
+    }
 }
 
 fn bpf_truth_check() -> Result<String, String> {
