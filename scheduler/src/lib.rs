@@ -12,4 +12,5 @@
 //! the harness today.
 
 pub mod aegis;
+pub mod dqn;
 pub mod sim;

@@ -72,7 +72,7 @@ impl Action {
 }
 
 /// Weights in the layout the BPF map holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QNet {
     pub w1: [[i16; STATE_LEN]; HIDDEN],
     pub b1: [i32; HIDDEN],

@@ -117,7 +117,9 @@ struct Sim<'a> {
     idle_with_runnable_ns: u64,
     next_window_ns: u64,
     window_produced: u64,
+    window_dropped: u64,
     window_collector_cpu_ns: u64,
+    window_ordinary_cpu_ns: u64,
     signals: Signals,
 }
 
@@ -126,6 +128,9 @@ struct Sim<'a> {
 struct Signals {
     production_rate_per_s: u64,
     collector_cpu_pct: u32,
+    produced: u64,
+    dropped: u64,
+    ordinary_cpu_ns: u64,
 }
 
 /// Runs one simulation.
@@ -207,7 +212,9 @@ impl<'a> Sim<'a> {
             idle_with_runnable_ns: 0,
             next_window_ns: config.window_ns.max(1),
             window_produced: 0,
+            window_dropped: 0,
             window_collector_cpu_ns: 0,
+            window_ordinary_cpu_ns: 0,
             signals: Signals::default(),
         }
     }
@@ -223,6 +230,11 @@ impl<'a> Sim<'a> {
             ring_fill_pct: (self.ring_level * 100 / self.config.ring_capacity_events.max(1)) as u32,
             production_rate_per_s: self.signals.production_rate_per_s,
             collector_cpu_pct: self.signals.collector_cpu_pct,
+            window_produced: self.signals.produced,
+            window_dropped: self.signals.dropped,
+            window_ordinary_cpu_ns: self.signals.ordinary_cpu_ns,
+            nr_ordinary_tasks: (self.config.hogs + self.config.sleepers) as u32,
+            nr_producers: self.config.producers as u32,
             ..QueueView::default()
         };
         for task in &self.tasks {
@@ -338,8 +350,11 @@ impl<'a> Sim<'a> {
                     consume_capacity = total / per_event;
                     task.carry_ns = total % per_event;
                 }
-                Kind::Sleeper => task.run_left_ns = task.run_left_ns.saturating_sub(dt),
-                Kind::Hog => {}
+                Kind::Sleeper => {
+                    task.run_left_ns = task.run_left_ns.saturating_sub(dt);
+                    self.window_ordinary_cpu_ns += dt;
+                }
+                Kind::Hog => self.window_ordinary_cpu_ns += dt,
             }
         }
         let mut runnable = 0u64;
@@ -362,6 +377,7 @@ impl<'a> Sim<'a> {
         let capacity = self.config.ring_capacity_events;
         if level > capacity {
             self.dropped += level - capacity;
+            self.window_dropped += level - capacity;
             level = capacity;
         }
         self.tasks[self.collector].report.events += consumed;
@@ -431,13 +447,18 @@ impl<'a> Sim<'a> {
         self.signals = Signals {
             production_rate_per_s: self.window_produced * 1_000_000_000 / window,
             collector_cpu_pct: (self.window_collector_cpu_ns * 100 / window) as u32,
+            produced: self.window_produced,
+            dropped: self.window_dropped,
+            ordinary_cpu_ns: self.window_ordinary_cpu_ns,
         };
         for task in &mut self.tasks {
             task.entity.recent_syscalls = task.window_syscalls;
             task.window_syscalls = 0;
         }
         self.window_produced = 0;
+        self.window_dropped = 0;
         self.window_collector_cpu_ns = 0;
+        self.window_ordinary_cpu_ns = 0;
         self.next_window_ns += window;
         let view = self.view();
         policy.window(&view);
