@@ -19,11 +19,10 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, ProgramInput, RingBufferBuilder};
+use libbpf_rs::{ProgramInput, RingBufferBuilder};
 
 use super::consumer::{write_json_atomically, ConsumerConfig};
 use super::CollectorStats;
@@ -326,18 +325,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     println!("ready");
     io::stdout().flush()?;
 
-    let mut wakeups = 0u64;
-    while crate::signals::received().is_none() {
-        let before = consumer.borrow().batches;
-        match ring.poll(Duration::from_millis(100)) {
-            Ok(()) => {}
-            Err(_) if crate::signals::received().is_some() => break,
-            Err(err) => return Err(err).context("polling the ring buffer"),
-        }
-        if consumer.borrow().batches > before {
-            wakeups += 1;
-        }
-    }
+    let wakeups = super::consumer::poll_until_stopped(&ring, || consumer.borrow().batches)?;
     // The attack is over: flush every CPU's partial batch, then drain.
     let mut context = [0u8; 8];
     skel.progs
@@ -349,15 +337,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
         .context("flushing the per-CPU batches (BPF_PROG_TEST_RUN)")?;
     ring.consume().context("draining the ring buffer")?;
     drop(ring);
-    let per_cpu = skel
-        .maps
-        .dropped_events
-        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
-        .context("drop counter missing")?;
-    let dropped: u64 = per_cpu
-        .iter()
-        .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap()))
-        .sum();
+    let dropped = super::consumer::sum_per_cpu_counter(&skel.maps.dropped_events)?;
     let forced_wakeups = skel
         .maps
         .bss_data
@@ -374,9 +354,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     stats.dropped = dropped;
     stats.wakeups = wakeups;
     stats.forced_wakeups = Some(forced_wakeups);
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
-    stats.cpu_user_s = super::consumer::rusage_seconds(*usage.user_time().as_ref());
-    stats.cpu_system_s = super::consumer::rusage_seconds(*usage.system_time().as_ref());
+    super::consumer::fill_cpu_usage(&mut stats)?;
     write_json_atomically(&config.stats, &stats)
 }
 

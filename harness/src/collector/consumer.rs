@@ -88,7 +88,7 @@ impl<W: Write> Consumer<W> {
     }
 }
 
-pub fn rusage_seconds(tv: libc::timeval) -> f64 {
+fn rusage_seconds(tv: libc::timeval) -> f64 {
     tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
 }
 
@@ -128,23 +128,11 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     println!("ready");
     std::io::stdout().flush()?;
 
-    let mut wakeups = 0u64;
-    while crate::signals::received().is_none() {
-        let before = consumer.borrow().received;
-        match ring.poll(Duration::from_millis(100)) {
-            Ok(()) => {}
-            // EINTR: the stop signal arrived during epoll_wait.
-            Err(_) if crate::signals::received().is_some() => break,
-            Err(err) => return Err(err).context("polling the ring buffer"),
-        }
-        if consumer.borrow().received > before {
-            wakeups += 1;
-        }
-    }
+    let wakeups = poll_until_stopped(&ring, || consumer.borrow().received)?;
     // Drain: everything reserved before the attack stopped is in the ring by now.
     ring.consume().context("draining the ring buffer")?;
     drop(ring);
-    let dropped = read_dropped(&skel.maps.dropped_events)?;
+    let dropped = sum_per_cpu_counter(&skel.maps.dropped_events)?;
     drop(skel);
 
     let consumer = Rc::try_unwrap(consumer)
@@ -156,13 +144,42 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     stats.log_bytes = log_file.metadata()?.len();
     stats.dropped = dropped;
     stats.wakeups = wakeups;
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
-    stats.cpu_user_s = rusage_seconds(*usage.user_time().as_ref());
-    stats.cpu_system_s = rusage_seconds(*usage.system_time().as_ref());
+    fill_cpu_usage(&mut stats)?;
     write_json_atomically(&config.stats, &stats)
 }
 
-fn read_dropped(map: &libbpf_rs::MapMut<'_>) -> Result<u64> {
+/// Polls the ring buffer until SIGTERM/SIGINT. `progress` reads how much has been consumed so
+/// far; returns how many polls found something (the consumer's wakeups).
+pub fn poll_until_stopped(
+    ring: &libbpf_rs::RingBuffer<'_>,
+    progress: impl Fn() -> u64,
+) -> Result<u64> {
+    let mut wakeups = 0u64;
+    while crate::signals::received().is_none() {
+        let before = progress();
+        match ring.poll(Duration::from_millis(100)) {
+            Ok(()) => {}
+            // EINTR: the stop signal arrived during epoll_wait.
+            Err(_) if crate::signals::received().is_some() => break,
+            Err(err) => return Err(err).context("polling the ring buffer"),
+        }
+        if progress() > before {
+            wakeups += 1;
+        }
+    }
+    Ok(wakeups)
+}
+
+/// The collector process's own CPU time, from getrusage.
+pub fn fill_cpu_usage(stats: &mut CollectorStats) -> Result<()> {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+    stats.cpu_user_s = rusage_seconds(*usage.user_time().as_ref());
+    stats.cpu_system_s = rusage_seconds(*usage.system_time().as_ref());
+    Ok(())
+}
+
+/// A one-entry per-CPU array of u64, summed over CPUs.
+pub fn sum_per_cpu_counter(map: &libbpf_rs::MapMut<'_>) -> Result<u64> {
     let per_cpu = map
         .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
         .context("drop counter missing")?;
