@@ -153,22 +153,26 @@ struct ThreadResult {
     canary: Option<CanaryRecord>,
 }
 
-/// The shared mapping of the report file.
-struct ReportMapping {
+/// A shared writable mapping of a file the harness created: the worker talks to the harness
+/// through memory, because every syscall it makes inside the cgroup is counted.
+struct SharedMapping {
     ptr: *mut u8,
+    len: usize,
 }
 
-impl ReportMapping {
-    fn map(path: &std::path::Path) -> io::Result<Self> {
+impl SharedMapping {
+    fn map(path: &std::path::Path, len: usize, what: &str) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        if file.metadata()?.len() < REPORT_BYTES as u64 {
-            return Err(io::Error::other("report file is smaller than REPORT_BYTES"));
+        if file.metadata()?.len() < len as u64 {
+            return Err(io::Error::other(format!(
+                "{what} file is smaller than {len} bytes"
+            )));
         }
         // SAFETY: a fresh shared mapping of a file we hold open; unmapped at process exit.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                REPORT_BYTES,
+                len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 file.as_raw_fd(),
@@ -178,57 +182,49 @@ impl ReportMapping {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self { ptr: ptr.cast() })
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+}
+
+/// The shared mapping of the report file.
+struct ReportMapping(SharedMapping);
+
+impl ReportMapping {
+    fn map(path: &std::path::Path) -> io::Result<Self> {
+        SharedMapping::map(path, REPORT_BYTES, "report").map(Self)
     }
 
     /// Writes without syscalls; page faults are not syscalls.
     fn write(&self, bytes: &[u8]) -> io::Result<()> {
-        if bytes.len() >= REPORT_BYTES {
+        if bytes.len() >= self.0.len {
             return Err(io::Error::other(
                 "attack report does not fit the report file",
             ));
         }
         // SAFETY: the mapping is REPORT_BYTES long and only this thread writes it.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, bytes.len());
-            *self.ptr.add(bytes.len()) = 0;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.0.ptr, bytes.len());
+            *self.0.ptr.add(bytes.len()) = 0;
         }
         Ok(())
     }
 }
 
 /// The shared mapping of the gate file.
-struct GateMapping {
-    ptr: *mut u8,
-}
+struct GateMapping(SharedMapping);
 
 impl GateMapping {
     fn map(path: &std::path::Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        if file.metadata()?.len() < GATE_BYTES as u64 {
-            return Err(io::Error::other("gate file is smaller than GATE_BYTES"));
-        }
-        // SAFETY: a fresh shared mapping of a file we hold open; unmapped at process exit.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                GATE_BYTES,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self { ptr: ptr.cast() })
+        SharedMapping::map(path, GATE_BYTES, "gate").map(Self)
     }
 
     fn word(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {
         // SAFETY: offset + 4 <= GATE_BYTES, 4-byte aligned inside a page-aligned mapping that
         // lives until the process exits.
-        unsafe { &*(self.ptr.add(offset) as *const std::sync::atomic::AtomicU32) }
+        unsafe { &*(self.0.ptr.add(offset) as *const std::sync::atomic::AtomicU32) }
     }
 
     /// Says "joined" and spins until the harness says "go". Issues no syscall: the mapping
