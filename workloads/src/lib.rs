@@ -192,6 +192,7 @@ pub(crate) fn command_line(cmd: &Command) -> String {
 }
 
 /// What a finished tool printed (stdout and stderr interleaved) and how long it ran.
+#[derive(Debug)]
 pub(crate) struct ToolOutput {
     pub output: String,
     pub elapsed: Duration,
@@ -387,4 +388,68 @@ pub(crate) fn split_unit(s: &str) -> Option<(f64, &str)> {
     let idx = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (num, unit) = s.split_at(idx);
     Some((num.parse().ok()?, unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: u32) -> bool {
+        // A reaped child's pid is gone (a zombie would still show up here).
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn guard_stops_its_child_on_drop() {
+        let child = Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = child.id();
+        drop(ChildGuard::new("sleep", child));
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn guard_kills_a_child_that_ignores_sigterm() {
+        let child = Command::new("sh")
+            .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(100));
+        let start = Instant::now();
+        drop(ChildGuard::new("sh", child));
+        assert!(!alive(pid));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn run_tool_times_out() {
+        let dir = temp_dir("test").unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("100");
+        let err = run_tool("sleep", cmd, dir.path(), Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, WorkloadError::TimedOut { .. }), "{err}");
+    }
+
+    #[test]
+    fn run_tool_reports_failure_with_output() {
+        let dir = temp_dir("test").unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo boom >&2; exit 3"]);
+        let err = run_tool("sh", cmd, dir.path(), Duration::from_secs(10)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("boom") && msg.contains('3'), "{msg}");
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(split_unit("578.00us"), Some((578.0, "us")));
+        assert_eq!(
+            split_unit("1.18ms").and_then(|(v, u)| to_us(v, u)),
+            Some(1180.0)
+        );
+        assert_eq!(to_us(1.01, "s"), Some(1_010_000.0));
+        assert_eq!(to_us(1.0, "parsecs"), None);
+        assert_eq!(whole_seconds(Duration::from_millis(300)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(2600)), 3);
+    }
 }

@@ -13,16 +13,10 @@ use crate::{
 };
 
 /// The stress-ng CPU stressor.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StressNg {
     /// Worker processes; 0 means one per available CPU.
     pub workers: usize,
-}
-
-impl Default for StressNg {
-    fn default() -> Self {
-        StressNg { workers: 0 }
-    }
 }
 
 /// The `cpu` row of stress-ng's `--metrics-brief` table.

@@ -88,9 +88,25 @@ fn sysbench_fixed_events() {
     assert!(r.summary.contains("500 events"), "{}", r.summary);
 }
 
+/// The port in `marker` followed by digits in a summary (e.g. `127.0.0.1:` or `--port `).
+fn port_after(summary: &str, marker: &str) -> u16 {
+    let rest = &summary[summary.find(marker).expect(marker) + marker.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+fn assert_stopped(port: u16) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
+        "a server still listens on {addr} after the run"
+    );
+}
+
 #[test]
 fn nginx_wrk_runs() {
     let r = run(&NginxWrk::default(), ONE_SECOND);
+    assert_stopped(port_after(&r.summary, "http://127.0.0.1:"));
     assert!(r.latency_p50_us.is_some() && r.latency_p99_us.is_some());
     assert_eq!(r.throughput.unwrap().1, "requests/s");
 }
@@ -104,6 +120,7 @@ fn nginx_wrk_rejects_a_size() {
 #[test]
 fn redis_runs() {
     let r = run(&Redis::default(), Amount::Size(5000));
+    assert_stopped(port_after(&r.summary, "--port "));
     assert!(r.latency_p50_us.is_some() && r.latency_p99_us.is_some());
     assert_eq!(r.throughput.unwrap().1, "requests/s");
 }
