@@ -186,7 +186,10 @@ pub(crate) fn parse_err(tool: &str, reason: impl Into<String>) -> WorkloadError 
 pub(crate) fn command_line(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
-        .map(|s| s.to_string_lossy().into_owned())
+        .map(|s| match s.to_string_lossy() {
+            s if s.is_empty() => "''".to_string(),
+            s => s.into_owned(),
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

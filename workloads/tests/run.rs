@@ -127,7 +127,14 @@ fn redis_runs() {
 
 #[test]
 fn compile_runs() {
-    let r = run(&Compile::default(), Amount::Size(1));
+    // A smaller project than the default keeps the test near 1-2 s on a busy 2-CPU machine.
+    let small = Compile {
+        units: 6,
+        functions_per_unit: 12,
+        jobs: 0,
+    };
+    let r = run(&small, Amount::Size(1));
+    assert!(r.summary.contains("7 files"), "{}", r.summary);
     assert_eq!(r.throughput.unwrap().1, "files/s");
 }
 
