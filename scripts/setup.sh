@@ -8,6 +8,9 @@
 #                     falcosecurity-scap-dkms module source would need kernel headers to build)
 #   util-linux        setpriv/unshare used by the tests (normally present)
 #   busybox-static    the guest runner's initramfs (`aegis-bench vm`, `attack --vm`)
+#   stress-ng rt-tests sysbench nginx-light wrk redis-server redis-tools gcc
+#                     the standard workloads (workloads/): stress-ng, hackbench, sysbench,
+#                     nginx + wrk, redis-server + redis-benchmark, the compile workload's gcc
 #   qemu-system-x86   the guest runner, from bookworm-backports (see below)
 set -euo pipefail
 
@@ -15,6 +18,10 @@ packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make
 
 # The guest runner's initramfs.
 packages+=(busybox-static)
+
+# The standard workloads (workloads/). Their services are not started: nginx and redis run
+# privately on 127.0.0.1 for a workload run only.
+packages+=(stress-ng rt-tests sysbench nginx-light wrk redis-server redis-tools gcc)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -29,6 +36,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # nginx and redis are only run privately by the workloads: keep their packages from starting
+    # system services (on :80 and :6379) at install time, unless a policy is already in place.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
