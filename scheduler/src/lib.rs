@@ -7,6 +7,9 @@
 //!   collector, with EEVDF and CFS policies: the test bed and (later) the training
 //!   environment of the Aegis policy.
 //!
+//! - [`sim::calibration`]: the machine parameters `aegis-bench calibrate` measures, and the
+//!   simulator configuration derived from them (the harness depends on this crate for it).
+//!
 //! Not built yet: the Aegis policy in the simulator, DQN training, calibration against real
 //! runs, and the `scx_aegis` BPF scheduler and loader (issues 4 and 5). Nothing here is used by
 //! the harness today.
