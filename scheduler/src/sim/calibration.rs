@@ -37,14 +37,34 @@ pub struct Calibration {
     pub collector_wakeup_cost_ns: f64,
     /// Collector CPU time independent of the events (start-up, BPF load; fit intercept).
     pub collector_fixed_cpu_s: f64,
-    /// Median time from a write to a pipe until a thread blocked reading it runs.
+    /// The collector's wakeup latency the simulator uses: from the first event into an empty
+    /// ring until the collector runs. Fitted (see [`fit_wakeup_latency`] and
+    /// `wakeup_latency_fit`) when a small-ring run was made, else the pipe measurement.
     pub wakeup_latency_ns: f64,
+    /// Median time from a write to a pipe until a thread blocked reading it runs.
+    #[serde(default)]
+    pub pipe_wakeup_latency_ns: f64,
     pub wakeup_latency_rounds: u32,
+    /// The small-ring run `wakeup_latency_ns` was fitted to, if any.
+    #[serde(default)]
+    pub wakeup_latency_fit: Option<WakeupFit>,
     /// The real runs the costs were derived from.
     pub runs: Vec<CalibrationRun>,
     /// How the numbers were obtained and what they approximate.
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+/// How `wakeup_latency_ns` was fitted: the latency at which the simulator reproduces the loss
+/// of one real small-ring run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WakeupFit {
+    pub flood: String,
+    pub threads: u32,
+    pub ring_size_bytes: u64,
+    pub real_loss_pct: f64,
+    pub sim_loss_pct: f64,
+    pub seeds: u64,
 }
 
 /// One real attack run of the calibration.
@@ -165,6 +185,63 @@ impl SimConfig {
     }
 }
 
+/// The wakeup latency (ns, within `0..=max_ns`) at which the simulator, configured from
+/// `calibration` otherwise, loses `real_loss_pct` of the events of `producers` producers of
+/// `flood` on `cpus` CPUs with a `ring_bytes` ring for `duration_ns` under `policy` (averaged
+/// over `seeds` seeds). Bisection: the simulated loss does not fall as the latency grows.
+/// Returns the latency and the simulated loss there.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_wakeup_latency(
+    calibration: &Calibration,
+    flood: &str,
+    cpus: usize,
+    producers: usize,
+    ring_bytes: u64,
+    duration_ns: u64,
+    real_loss_pct: f64,
+    seeds: u64,
+    max_ns: u64,
+) -> Result<(u64, f64), String> {
+    let base =
+        SimConfig::from_calibration(calibration, flood, cpus, producers, ring_bytes, duration_ns)?;
+    let loss_at = |latency_ns: u64| -> f64 {
+        let mut total = 0.0;
+        for seed in 1..=seeds.max(1) {
+            let mut config = base.clone();
+            config.seed = seed;
+            config.collector.wakeup_latency_ns = latency_ns;
+            let mut policy = super::Eevdf::new(config.cpus, config.tick_ns);
+            total += super::simulate(&config, &mut policy).loss_pct;
+        }
+        total / seeds.max(1) as f64
+    };
+    let (mut lo, mut hi) = (0u64, max_ns);
+    let lo_loss = loss_at(lo);
+    if lo_loss >= real_loss_pct {
+        return Ok((lo, lo_loss));
+    }
+    let hi_loss = loss_at(hi);
+    if hi_loss <= real_loss_pct {
+        return Ok((hi, hi_loss));
+    }
+    while hi - lo > 1_000 {
+        let mid = lo + (hi - lo) / 2;
+        if loss_at(mid) < real_loss_pct {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let (lo_loss, hi_loss) = (loss_at(lo), loss_at(hi));
+    Ok(
+        if (lo_loss - real_loss_pct).abs() <= (hi_loss - real_loss_pct).abs() {
+            (lo, lo_loss)
+        } else {
+            (hi, hi_loss)
+        },
+    )
+}
+
 /// Fits `collector_cpu_s = fixed + per_event * received + per_wakeup * wakeups` to the runs by
 /// least squares and returns `(fixed_s, per_event_ns, per_wakeup_ns)`. Coefficients that come
 /// out negative (noise, or runs that do not separate them) are dropped and the rest refitted,
@@ -264,7 +341,9 @@ mod tests {
             collector_wakeup_cost_ns: 5_000.0,
             collector_fixed_cpu_s: 0.02,
             wakeup_latency_ns: 30_123.0,
+            pipe_wakeup_latency_ns: 9_000.0,
             wakeup_latency_rounds: 2_000,
+            wakeup_latency_fit: None,
             runs,
             notes: vec!["a note".into()],
         }
@@ -306,6 +385,33 @@ mod tests {
             SimConfig::from_calibration(&calibration, "fork", 2, 4, 65536, 1).is_err(),
             "a flood that was not calibrated is an error, not a guess"
         );
+    }
+
+    #[test]
+    fn wakeup_latency_fit_reproduces_loss() {
+        let calibration = sample();
+        // The loss the simulator itself gives at a known latency is fitted back to it.
+        let mut config =
+            SimConfig::from_calibration(&calibration, "openat", 2, 1, 65536, 200_000_000)
+                .unwrap();
+        config.collector.wakeup_latency_ns = 3_000_000;
+        let target = crate::sim::simulate(&config, &mut crate::sim::Eevdf::new(2, config.tick_ns))
+            .loss_pct;
+        assert!(target > 0.0);
+        let (latency, loss) = fit_wakeup_latency(
+            &calibration,
+            "openat",
+            2,
+            1,
+            65536,
+            200_000_000,
+            target,
+            1,
+            20_000_000,
+        )
+        .unwrap();
+        assert!((loss - target).abs() < 1.0, "{loss} vs {target}");
+        assert!((2_500_000..=3_500_000).contains(&latency), "{latency}");
     }
 
     #[test]

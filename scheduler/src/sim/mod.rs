@@ -25,7 +25,7 @@ mod engine;
 pub mod policy;
 
 pub use aegis_policy::{Aegis, AegisStats};
-pub use calibration::{Calibration, CalibrationRun};
+pub use calibration::{Calibration, CalibrationRun, WakeupFit};
 pub use engine::{simulate, SimResult, TaskReport};
 pub use policy::{Cfs, Eevdf, Policy};
 
