@@ -26,8 +26,9 @@ pub struct Calibration {
     /// RFC 3339, UTC.
     pub date: String,
     pub git_rev: String,
-    /// Producer CPU time per traced event, by flood kind (`openat`, ...): 1e9 / (traced events
-    /// per second of one producer thread running alone with a ring that loses nothing).
+    /// Producer CPU time per traced event, by flood kind (`openat`, ...), from runs of one
+    /// producer thread with a ring that loses nothing: the attack cgroup's CPU time per traced
+    /// event, or where that was not measured 1e9 / (traced events per second of the producer).
     pub syscall_cost_ns: BTreeMap<String, f64>,
     /// Average ring-buffer bytes (record + 8-byte header) per traced event, by flood kind.
     pub ring_bytes_per_event: BTreeMap<String, f64>,
@@ -81,6 +82,9 @@ pub struct CalibrationRun {
     pub duration_s: f64,
     pub collector_cpu_s: f64,
     pub collector_wakeups: u64,
+    /// CPU seconds of the attack's cgroup (the producers), when measured.
+    #[serde(default)]
+    pub producer_cpu_s: Option<f64>,
     /// Ring bytes the generated events take (openat records are larger than close records).
     pub ring_bytes: f64,
 }
@@ -323,6 +327,7 @@ mod tests {
             duration_s: 1.0,
             collector_cpu_s: cpu_s,
             collector_wakeups: wakeups,
+            producer_cpu_s: None,
             ring_bytes: received as f64 * 232.0,
         }
     }
