@@ -163,6 +163,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     // validation uses (cache-hot, many wakeups), and the loss the wakeup latency is fitted to.
     let fit_flood = args.flood[0].name().to_string();
     let fit_duration = if args.quick { 0.5 } else { 1.0 };
+    let fit_repetitions = if args.quick { 1 } else { 3 };
     let argv: Vec<String> = vec![
         "--flood".into(),
         fit_flood.clone(),
@@ -174,13 +175,19 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         FIT_RING.into(),
         "--collector".into(),
         "builtin".into(),
+        "--repetitions".into(),
+        fit_repetitions.to_string(),
     ];
     crate::say!("calibrate: aegis-bench attack {}", argv.join(" "));
-    let fit_trial = real_attack(&argv)?
-        .into_iter()
-        .next()
-        .context("the calibration attack ran no trial")?;
-    runs.push(calibration_run(&fit_trial));
+    let fit_trials = real_attack(&argv)?;
+    if fit_trials.is_empty() {
+        bail!("the calibration attack ran no trial");
+    }
+    runs.extend(fit_trials.iter().map(calibration_run));
+    let fit_n = fit_trials.len() as f64;
+    let fit_loss_pct = fit_trials.iter().map(|t| t.loss_pct).sum::<f64>() / fit_n;
+    let fit_duration_s = fit_trials.iter().map(|t| t.duration_s).sum::<f64>() / fit_n;
+    let fit_trial = &fit_trials[0];
     let (fixed_s, per_event_ns, per_wakeup_ns) = fit_collector_costs(&runs);
     crate::say!("calibrate: wakeup latency, {rounds} pipe rounds");
     let pipe_wakeup_latency_ns = wakeup_latency_ns(rounds)?;
@@ -202,7 +209,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     );
     notes.push(format!(
         "wakeup_latency_ns (what the simulator uses): fitted so that the simulator (EEVDF, 3 \
-         seeds) reproduces the loss of a real 1-thread {FIT_RING}-ring run; the pipe latency \
+         seeds) reproduces the mean loss of real 1-thread {FIT_RING}-ring runs; the pipe latency \
          underestimates the ring's, whose notification goes through irq_work"
     ));
     let calibration = Calibration {
@@ -232,8 +239,8 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         online_cpus(),
         1,
         fit_trial.ring_size_bytes,
-        (fit_trial.duration_s * 1e9) as u64,
-        fit_trial.loss_pct,
+        (fit_duration_s * 1e9) as u64,
+        fit_loss_pct,
         seeds,
         50_000_000,
     )
@@ -243,7 +250,8 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         flood: fit_flood,
         threads: 1,
         ring_size_bytes: fit_trial.ring_size_bytes,
-        real_loss_pct: fit_trial.loss_pct,
+        real_loss_pct: fit_loss_pct,
+        real_loss_pct_by_repetition: fit_trials.iter().map(|t| t.loss_pct).collect(),
         sim_loss_pct,
         seeds,
     });
@@ -273,7 +281,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         format!("{pipe_wakeup_latency_ns:.0}"),
     ]);
     table.add_row([
-        format!("wakeup_latency_ns (fit: real loss {:.2}%, sim {sim_loss_pct:.2}%)", fit_trial.loss_pct),
+        format!("wakeup_latency_ns (fit: real loss {fit_loss_pct:.2}%, sim {sim_loss_pct:.2}%)"),
         format!("{latency_ns}"),
     ]);
     println!("{table}");
@@ -335,11 +343,16 @@ pub fn wakeup_latency_ns(rounds: u32) -> Result<f64> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ValidationPoint {
     pub threads: u32,
+    /// Mean over the repetitions.
     pub real_loss_pct: f64,
+    pub real_loss_pct_min: f64,
+    pub real_loss_pct_max: f64,
+    pub real_loss_pct_by_repetition: Vec<f64>,
     pub sim_loss_pct: f64,
     /// |real - sim| in percentage points.
     pub error_pp: f64,
     pub scheduler: String,
+    /// Means over the repetitions.
     pub real_generated: u64,
     pub real_dropped: u64,
     pub real_duration_s: f64,
@@ -395,6 +408,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         .duration
         .unwrap_or(if args.quick { 0.5 } else { 1.0 });
     let flood = "openat";
+    let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
     let argv: Vec<String> = vec![
         "--flood".into(),
         flood.into(),
@@ -412,13 +426,23 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         "builtin".into(),
         "--scheduler".into(),
         "eevdf".into(),
+        "--repetitions".into(),
+        repetitions.to_string(),
     ];
     crate::say!("validate: aegis-bench attack {}", argv.join(" "));
     let trials = real_attack(&argv)?;
     let cpus = online_cpus();
     let started = Instant::now();
     let mut points = Vec::new();
+    let mut by_threads: std::collections::BTreeMap<u32, Vec<&Trial>> = Default::default();
     for trial in &trials {
+        by_threads.entry(trial.threads).or_default().push(trial);
+    }
+    for (threads, reps) in &by_threads {
+        let reps_n = reps.len() as f64;
+        let mean = |f: &dyn Fn(&Trial) -> f64| reps.iter().map(|t| f(t)).sum::<f64>() / reps_n;
+        let real_loss_pct = mean(&|t| t.loss_pct);
+        let real_duration_s = mean(&|t| t.duration_s);
         let mut by_seed = Vec::new();
         let (mut produced, mut dropped, mut collector_ns, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
         let mut sim_config = None;
@@ -427,9 +451,9 @@ pub fn sim(args: &SimArgs) -> Result<()> {
                 &calibration,
                 flood,
                 cpus,
-                trial.threads as usize,
-                trial.ring_size_bytes,
-                (trial.duration_s * 1e9) as u64,
+                *threads as usize,
+                reps[0].ring_size_bytes,
+                (real_duration_s * 1e9) as u64,
             )
             .map_err(anyhow::Error::msg)?;
             config.seed = seed;
@@ -444,17 +468,21 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         }
         let n = by_seed.len() as f64;
         let sim_loss_pct = by_seed.iter().sum::<f64>() / n;
+        let real_by_rep: Vec<f64> = reps.iter().map(|t| t.loss_pct).collect();
         points.push(ValidationPoint {
-            threads: trial.threads,
-            real_loss_pct: trial.loss_pct,
+            threads: *threads,
+            real_loss_pct,
             sim_loss_pct,
-            error_pp: (trial.loss_pct - sim_loss_pct).abs(),
-            scheduler: trial.scheduler.clone(),
-            real_generated: trial.generated,
-            real_dropped: trial.dropped,
-            real_duration_s: trial.duration_s,
-            real_collector_cpu_s: trial.collector_cpu_s,
-            real_collector_wakeups: trial.collector_wakeups,
+            error_pp: (real_loss_pct - sim_loss_pct).abs(),
+            scheduler: reps[0].scheduler.clone(),
+            real_loss_pct_min: real_by_rep.iter().copied().fold(f64::INFINITY, f64::min),
+            real_loss_pct_max: real_by_rep.iter().copied().fold(0.0, f64::max),
+            real_loss_pct_by_repetition: real_by_rep,
+            real_generated: mean(&|t| t.generated as f64) as u64,
+            real_dropped: mean(&|t| t.dropped as f64) as u64,
+            real_duration_s,
+            real_collector_cpu_s: mean(&|t| t.collector_cpu_s),
+            real_collector_wakeups: mean(&|t| t.collector_wakeups as f64) as u64,
             sim_collector_wakeups: wakeups / n as u64,
             sim_loss_pct_by_seed: by_seed,
             sim_produced: produced / n as u64,
@@ -481,7 +509,8 @@ pub fn sim(args: &SimArgs) -> Result<()> {
     let mut table = Table::new();
     table.set_header([
         "threads",
-        "real loss %",
+        "real loss % (mean)",
+        "real min..max",
         "sim loss %",
         "error (pp)",
         "real collector CPU s",
@@ -491,6 +520,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         table.add_row([
             p.threads.to_string(),
             format!("{:.2}", p.real_loss_pct),
+            format!("{:.1}..{:.1}", p.real_loss_pct_min, p.real_loss_pct_max),
             format!("{:.2}", p.sim_loss_pct),
             format!("{:.2}", p.error_pp),
             format!("{:.3}", p.real_collector_cpu_s),

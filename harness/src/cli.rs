@@ -161,6 +161,9 @@ pub struct SimArgs {
     /// The collector's ring buffer.
     #[arg(long, value_name = "SIZE", default_value = "64KiB")]
     pub ring_size: String,
+    /// Real runs per intensity; the real loss is their mean [default: 3; 1 with --quick].
+    #[arg(long, value_name = "N")]
+    pub repetitions: Option<u32>,
     /// Simulation seeds per intensity; the simulated loss is their mean.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub seeds: u64,

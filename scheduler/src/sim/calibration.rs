@@ -46,7 +46,7 @@ pub struct Calibration {
     #[serde(default)]
     pub pipe_wakeup_latency_ns: f64,
     pub wakeup_latency_rounds: u32,
-    /// The small-ring run `wakeup_latency_ns` was fitted to, if any.
+    /// The small-ring runs `wakeup_latency_ns` was fitted to, if any.
     #[serde(default)]
     pub wakeup_latency_fit: Option<WakeupFit>,
     /// The real runs the costs were derived from.
@@ -63,7 +63,10 @@ pub struct WakeupFit {
     pub flood: String,
     pub threads: u32,
     pub ring_size_bytes: u64,
+    /// Mean over the repetitions.
     pub real_loss_pct: f64,
+    #[serde(default)]
+    pub real_loss_pct_by_repetition: Vec<f64>,
     pub sim_loss_pct: f64,
     pub seeds: u64,
 }
