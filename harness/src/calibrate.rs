@@ -143,19 +143,23 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         }
         // Producer cost from the unpaced runs only: its CPU time where measured (on a shared
         // machine wall-clock time also counts the time the producer waited for a CPU).
-        let (events, seconds) = flood_runs
-            .iter()
-            .filter(|r| r.rate.is_none())
-            .fold((0u64, 0f64), |(e, s), r| {
-                (e + r.generated, s + r.producer_cpu_s.unwrap_or(r.duration_s))
-            });
+        let (events, seconds) =
+            flood_runs
+                .iter()
+                .filter(|r| r.rate.is_none())
+                .fold((0u64, 0f64), |(e, s), r| {
+                    (
+                        e + r.generated,
+                        s + r.producer_cpu_s.unwrap_or(r.duration_s),
+                    )
+                });
         if events == 0 || seconds <= 0.0 {
             bail!("the {flood} calibration runs generated no traced events");
         }
         syscall_cost_ns.insert(flood.clone(), seconds * 1e9 / events as f64);
-        let (bytes, all_events) = flood_runs
-            .iter()
-            .fold((0f64, 0u64), |(b, e), r| (b + r.ring_bytes, e + r.generated));
+        let (bytes, all_events) = flood_runs.iter().fold((0f64, 0u64), |(b, e), r| {
+            (b + r.ring_bytes, e + r.generated)
+        });
         ring_bytes_per_event.insert(flood.clone(), bytes / all_events.max(1) as f64);
         runs.extend(flood_runs);
     }
@@ -265,7 +269,10 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         table.add_row([format!("syscall_cost_ns[{flood}]"), format!("{ns:.0}")]);
     }
     for (flood, bytes) in &calibration.ring_bytes_per_event {
-        table.add_row([format!("ring_bytes_per_event[{flood}]"), format!("{bytes:.1}")]);
+        table.add_row([
+            format!("ring_bytes_per_event[{flood}]"),
+            format!("{bytes:.1}"),
+        ]);
     }
     table.add_row([
         "collector_per_event_cost_ns".into(),
@@ -402,11 +409,11 @@ pub fn sim(args: &SimArgs) -> Result<()> {
     let threads: Vec<u32> = if args.quick && args.threads.is_none() {
         vec![1, 4]
     } else {
-        args.threads.clone().unwrap_or_else(|| vec![1, 2, 3, 4, 6, 8])
+        args.threads
+            .clone()
+            .unwrap_or_else(|| vec![1, 2, 3, 4, 6, 8])
     };
-    let duration = args
-        .duration
-        .unwrap_or(if args.quick { 0.5 } else { 1.0 });
+    let duration = args.duration.unwrap_or(if args.quick { 0.5 } else { 1.0 });
     let flood = "openat";
     let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
     let argv: Vec<String> = vec![

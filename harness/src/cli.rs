@@ -130,7 +130,12 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "FILE", default_value = scheduler::sim::calibration::DEFAULT_CALIBRATION_PATH)]
     pub out: PathBuf,
     /// Flood kinds to measure the syscall cost of, comma separated.
-    #[arg(long, value_name = "KIND", value_delimiter = ',', default_value = "openat")]
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_delimiter = ',',
+        default_value = "openat"
+    )]
     pub flood: Vec<FloodKind>,
     /// Iterations of the larger unpaced run (the smaller one does a quarter).
     #[arg(long, value_name = "N", default_value_t = 200_000)]

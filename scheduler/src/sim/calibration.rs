@@ -400,11 +400,10 @@ mod tests {
         let calibration = sample();
         // The loss the simulator itself gives at a known latency is fitted back to it.
         let mut config =
-            SimConfig::from_calibration(&calibration, "openat", 2, 1, 65536, 200_000_000)
-                .unwrap();
+            SimConfig::from_calibration(&calibration, "openat", 2, 1, 65536, 200_000_000).unwrap();
         config.collector.wakeup_latency_ns = 3_000_000;
-        let target = crate::sim::simulate(&config, &mut crate::sim::Eevdf::new(2, config.tick_ns))
-            .loss_pct;
+        let target =
+            crate::sim::simulate(&config, &mut crate::sim::Eevdf::new(2, config.tick_ns)).loss_pct;
         assert!(target > 0.0);
         let (latency, loss) = fit_wakeup_latency(
             &calibration,
