@@ -58,6 +58,15 @@ impl AttackCgroup {
         &self.path
     }
 
+    /// CPU seconds the cgroup's tasks used so far (`cpu.stat` usage_usec), if readable.
+    pub fn cpu_usage_s(&self) -> Option<f64> {
+        let stat = fs::read_to_string(self.path.join("cpu.stat")).ok()?;
+        stat.lines()
+            .find_map(|line| line.strip_prefix("usage_usec "))
+            .and_then(|usec| usec.trim().parse::<u64>().ok())
+            .map(|usec| usec as f64 / 1e6)
+    }
+
     pub fn procs_file(&self) -> PathBuf {
         self.path.join("cgroup.procs")
     }

@@ -32,6 +32,12 @@ pub enum Command {
     /// Run `aegis-bench ARGS` in a QEMU guest with a sched_ext (or CFS) kernel and exit with
     /// its status, e.g. `aegis-bench vm -- doctor`.
     Vm(VmArgs),
+    /// Measure the simulator's parameters on this machine (syscall cost per flood kind,
+    /// collector per-event and per-wakeup cost, wakeup latency) and write them to a file.
+    Calibrate(CalibrateArgs),
+    /// The simulator: `--validate` replays real host runs (EEVDF, built-in collector, openat,
+    /// 64KiB ring) in the simulator and reports real and simulated loss per intensity.
+    Sim(SimArgs),
     /// (internal) The built-in collector process.
     #[command(hide = true)]
     Collect(CollectArgs),
@@ -116,6 +122,59 @@ pub struct AttackArgs {
     /// eaudit: an eAudit checkout (default: $AEGIS_EAUDIT_DIR).
     #[arg(long, value_name = "DIR")]
     pub eaudit_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Where to write the calibration (JSON, written atomically).
+    #[arg(long, value_name = "FILE", default_value = scheduler::sim::calibration::DEFAULT_CALIBRATION_PATH)]
+    pub out: PathBuf,
+    /// Flood kinds to measure the syscall cost of, comma separated.
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_delimiter = ',',
+        default_value = "openat"
+    )]
+    pub flood: Vec<FloodKind>,
+    /// Iterations of the larger unpaced run (the smaller one does a quarter).
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub count: u64,
+    /// Fewer iterations and wakeup rounds (for tests).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Run real host attacks and the simulator at the same intensities and compare loss.
+    #[arg(long)]
+    pub validate: bool,
+    /// Write the validation report (a top-level `points` list) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// The calibration `aegis-bench calibrate` wrote.
+    #[arg(long, value_name = "FILE", default_value = scheduler::sim::calibration::DEFAULT_CALIBRATION_PATH)]
+    pub calibration: PathBuf,
+    /// Flood threads, one intensity each [default: 1,2,3,4,6,8; 1,4 with --quick].
+    #[arg(long, value_name = "N", value_delimiter = ',')]
+    pub threads: Option<Vec<u32>>,
+    /// Seconds each real flood runs (the simulation runs as long as the flood did)
+    /// [default: 1; 0.5 with --quick].
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// The collector's ring buffer.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub ring_size: String,
+    /// Real runs per intensity; the real loss is their mean [default: 3; 1 with --quick].
+    #[arg(long, value_name = "N")]
+    pub repetitions: Option<u32>,
+    /// Simulation seeds per intensity; the simulated loss is their mean.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub seeds: u64,
+    /// Two short intensities (for tests).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ macro_rules! say {
 }
 
 pub mod bpf_intf;
+pub mod calibrate;
 pub mod cgroup;
 pub mod cli;
 pub mod collector;

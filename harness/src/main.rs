@@ -38,6 +38,8 @@ fn main() -> ExitCode {
             .and_then(|()| Plan::from_args(&args))
             .map_err(anyhow::Error::from)
             .and_then(|plan| run_attack(&plan).map(|_| ())),
+        Command::Calibrate(args) => aegis_bench::calibrate::calibrate(&args).map(|_| ()),
+        Command::Sim(args) => aegis_bench::calibrate::sim(&args),
         Command::Doctor => {
             doctor::print();
             Ok(())

@@ -408,6 +408,7 @@ fn run_trial(
 
     // Disarm: nothing may still run in the cgroup when the counts are read.
     cgroup.kill_all(Duration::from_secs(10))?;
+    let attack_cpu_s = cgroup.cpu_usage_s();
     if let Some(running) = scx.as_mut() {
         running.check_alive()?;
     }
@@ -489,6 +490,7 @@ fn run_trial(
         attack_syscalls,
         delivered_per_s: per_s(stats.received),
         collector_cpu_s: stats.cpu_s(),
+        attack_cpu_s,
         received_per_collector_cpu_s: if stats.cpu_s() > 0.0 {
             stats.received as f64 / stats.cpu_s()
         } else {

@@ -56,6 +56,9 @@ pub struct Trial {
     /// Events per second the collector recorded over the flood time.
     pub delivered_per_s: f64,
     pub collector_cpu_s: f64,
+    /// CPU seconds the attack's cgroup used (`cpu.stat` usage_usec): the producers' CPU time.
+    #[serde(default)]
+    pub attack_cpu_s: Option<f64>,
     /// Records received per CPU-second the collector used: its drain efficiency.
     pub received_per_collector_cpu_s: f64,
     pub collector_wakeups: u64,

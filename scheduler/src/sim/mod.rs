@@ -20,10 +20,12 @@
 //! produced once and ends up consumed, dropped, or still in the ring.
 
 mod aegis_policy;
+pub mod calibration;
 mod engine;
 pub mod policy;
 
 pub use aegis_policy::{Aegis, AegisStats};
+pub use calibration::{Calibration, CalibrationRun, WakeupFit};
 pub use engine::{simulate, SimResult, TaskReport};
 pub use policy::{Cfs, Eevdf, Policy};
 

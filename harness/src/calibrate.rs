@@ -1,0 +1,560 @@
+//! `aegis-bench calibrate` and `aegis-bench sim --validate`.
+//!
+//! *Calibrate* measures what the simulator (`scheduler::sim`) needs to model this machine:
+//! - the producer's CPU time per traced event, from short real attacks with one flood thread
+//!   and a 64 MiB ring (nothing lost): `syscall_cost_ns = 1e9 / (traced events/s of one
+//!   producer)`;
+//! - the built-in collector's CPU time per event and per wakeup, by a least-squares fit of
+//!   `collector_cpu_s = fixed + per_event * received + per_wakeup * wakeups` over those runs
+//!   plus a paced run (`--rate`) in which nearly every event costs a wakeup;
+//! - the wakeup latency: the median, over many rounds, of the time from a pipe write until the
+//!   thread blocked reading that pipe runs.
+//!
+//! *Validate* runs real host attacks (EEVDF, built-in collector, openat, 64 KiB ring) at
+//! several intensities, simulates each with the calibrated parameters, and reports real and
+//! simulated loss side by side.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use comfy_table::Table;
+use scheduler::sim::calibration::{fit_collector_costs, fit_wakeup_latency};
+use scheduler::sim::{simulate, Calibration, CalibrationRun, Eevdf, SimConfig, WakeupFit};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{CalibrateArgs, Cli, Command, SimArgs};
+use crate::run::{run_attack, Plan};
+use crate::trial::{now_rfc3339, Trial};
+use crate::{kernel, GIT_REV};
+
+/// Ring bytes of one built-in collector record (8-byte ring header included): records with a
+/// path carry a 352-byte payload, the others are 104 bytes (`bpf/intf.h`).
+pub fn record_bytes(syscall: &str) -> f64 {
+    match syscall {
+        "open" | "openat" | "openat2" | "creat" | "execve" | "execveat" | "unlink" | "unlinkat"
+        | "rename" | "renameat" | "renameat2" | "stat" | "newfstatat" | "statx" | "connect" => {
+            360.0
+        }
+        _ => 104.0,
+    }
+}
+
+/// The 64 MiB ring the calibration runs use: large enough that one producer loses nothing.
+const CALIBRATION_RING: &str = "64MiB";
+
+/// The ring of the run the wakeup latency is fitted to (the one `sim --validate` uses).
+const FIT_RING: &str = "64KiB";
+
+/// The issue's sim-to-real target, in percentage points of loss.
+pub const TARGET_ERROR_PP: f64 = 5.0;
+
+/// Runs `aegis-bench attack ARGS` in this process and returns its trials.
+fn real_attack(args: &[String]) -> Result<Vec<Trial>> {
+    let argv = ["aegis-bench", "attack"]
+        .into_iter()
+        .map(String::from)
+        .chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).context("building the attack's arguments")?;
+    let Command::Attack(attack) = cli.command else {
+        unreachable!("parsed an attack command line");
+    };
+    let plan = Plan::from_args(&attack)?;
+    run_attack(&plan)
+}
+
+fn calibration_run(trial: &Trial) -> CalibrationRun {
+    let ring_bytes = trial
+        .truth_by_syscall
+        .iter()
+        .filter(|(name, _)| trial.traced_syscalls.contains(name))
+        .map(|(name, count)| *count as f64 * record_bytes(name))
+        .sum();
+    CalibrationRun {
+        flood: trial.flood.clone(),
+        threads: trial.threads,
+        rate: trial.rate,
+        count: trial.count,
+        generated: trial.generated,
+        received: trial.received,
+        dropped: trial.dropped,
+        duration_s: trial.duration_s,
+        collector_cpu_s: trial.collector_cpu_s,
+        collector_wakeups: trial.collector_wakeups,
+        producer_cpu_s: trial.attack_cpu_s,
+        ring_bytes,
+    }
+}
+
+pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
+    let (count, rounds) = if args.quick {
+        (args.count.min(50_000), 500)
+    } else {
+        (args.count, 2_000)
+    };
+    if count < 100 {
+        bail!("--count must be at least 100");
+    }
+    let mut runs = Vec::new();
+    let mut syscall_cost_ns = std::collections::BTreeMap::new();
+    let mut ring_bytes_per_event = std::collections::BTreeMap::new();
+    let mut notes = Vec::new();
+    for flood in &args.flood {
+        let flood = flood.name().to_string();
+        // Two unpaced sizes (separates the collector's fixed cost from its per-event cost)
+        // and one paced run (a wakeup per few events: separates the per-wakeup cost).
+        let mut flood_runs = Vec::new();
+        for (count, rate, duration) in [
+            (count / 4, None, 30.0),
+            (count, None, 60.0),
+            (2_000u64, Some(2_000u64), 5.0),
+        ] {
+            let mut argv: Vec<String> = vec![
+                "--flood".into(),
+                flood.clone(),
+                "--threads".into(),
+                "1".into(),
+                "--count".into(),
+                count.to_string(),
+                "--duration".into(),
+                duration.to_string(),
+                "--ring-size".into(),
+                CALIBRATION_RING.into(),
+                "--collector".into(),
+                "builtin".into(),
+            ];
+            if let Some(rate) = rate {
+                argv.extend(["--rate".into(), rate.to_string()]);
+            }
+            crate::say!("calibrate: aegis-bench attack {}", argv.join(" "));
+            let trial = real_attack(&argv)?
+                .into_iter()
+                .next()
+                .context("the calibration attack ran no trial")?;
+            if trial.dropped > 0 {
+                notes.push(format!(
+                    "{flood} run (count {count}, rate {rate:?}) lost {} of {} events even with a \
+                     {CALIBRATION_RING} ring",
+                    trial.dropped, trial.generated
+                ));
+            }
+            flood_runs.push(calibration_run(&trial));
+        }
+        // Producer cost from the unpaced runs only: its CPU time where measured (on a shared
+        // machine wall-clock time also counts the time the producer waited for a CPU).
+        let (events, seconds) =
+            flood_runs
+                .iter()
+                .filter(|r| r.rate.is_none())
+                .fold((0u64, 0f64), |(e, s), r| {
+                    (
+                        e + r.generated,
+                        s + r.producer_cpu_s.unwrap_or(r.duration_s),
+                    )
+                });
+        if events == 0 || seconds <= 0.0 {
+            bail!("the {flood} calibration runs generated no traced events");
+        }
+        syscall_cost_ns.insert(flood.clone(), seconds * 1e9 / events as f64);
+        let (bytes, all_events) = flood_runs.iter().fold((0f64, 0u64), |(b, e), r| {
+            (b + r.ring_bytes, e + r.generated)
+        });
+        ring_bytes_per_event.insert(flood.clone(), bytes / all_events.max(1) as f64);
+        runs.extend(flood_runs);
+    }
+    // One small-ring run of the first flood kind: the collector's cost at the ring size the
+    // validation uses (cache-hot, many wakeups), and the loss the wakeup latency is fitted to.
+    let fit_flood = args.flood[0].name().to_string();
+    let fit_duration = if args.quick { 0.5 } else { 1.0 };
+    let fit_repetitions = if args.quick { 1 } else { 3 };
+    let argv: Vec<String> = vec![
+        "--flood".into(),
+        fit_flood.clone(),
+        "--threads".into(),
+        "1".into(),
+        "--duration".into(),
+        fit_duration.to_string(),
+        "--ring-size".into(),
+        FIT_RING.into(),
+        "--collector".into(),
+        "builtin".into(),
+        "--repetitions".into(),
+        fit_repetitions.to_string(),
+    ];
+    crate::say!("calibrate: aegis-bench attack {}", argv.join(" "));
+    let fit_trials = real_attack(&argv)?;
+    if fit_trials.is_empty() {
+        bail!("the calibration attack ran no trial");
+    }
+    runs.extend(fit_trials.iter().map(calibration_run));
+    let fit_n = fit_trials.len() as f64;
+    let fit_loss_pct = fit_trials.iter().map(|t| t.loss_pct).sum::<f64>() / fit_n;
+    let fit_duration_s = fit_trials.iter().map(|t| t.duration_s).sum::<f64>() / fit_n;
+    let fit_trial = &fit_trials[0];
+    let (fixed_s, per_event_ns, per_wakeup_ns) = fit_collector_costs(&runs);
+    crate::say!("calibrate: wakeup latency, {rounds} pipe rounds");
+    let pipe_wakeup_latency_ns = wakeup_latency_ns(rounds)?;
+    notes.push(
+        "syscall_cost_ns: the attack cgroup's CPU time (cpu.stat usage_usec) per traced event \
+         with one flood thread and a 64MiB ring; it includes the tracing programs' cost"
+            .into(),
+    );
+    notes.push(
+        "collector costs: least-squares fit of collector_cpu_s = fixed + per_event * received + \
+         per_wakeup * wakeups over the runs (two unpaced sizes, one paced at 2000/s); \
+         coefficients that come out negative are dropped and the rest refitted"
+            .into(),
+    );
+    notes.push(
+        "pipe_wakeup_latency_ns: median time from a pipe write until the reader thread blocked \
+         on it returns from read (threads not pinned)"
+            .into(),
+    );
+    notes.push(format!(
+        "wakeup_latency_ns (what the simulator uses): fitted so that the simulator (EEVDF, 3 \
+         seeds) reproduces the mean loss of real 1-thread {FIT_RING}-ring runs; the pipe latency \
+         underestimates the ring's, whose notification goes through irq_work"
+    ));
+    let calibration = Calibration {
+        machine: kernel::hostname(),
+        kernel: kernel::release(),
+        cpus: online_cpus(),
+        date: now_rfc3339(),
+        git_rev: GIT_REV.to_string(),
+        syscall_cost_ns,
+        ring_bytes_per_event,
+        collector_per_event_cost_ns: per_event_ns,
+        collector_wakeup_cost_ns: per_wakeup_ns,
+        collector_fixed_cpu_s: fixed_s,
+        wakeup_latency_ns: pipe_wakeup_latency_ns,
+        pipe_wakeup_latency_ns,
+        wakeup_latency_rounds: rounds,
+        wakeup_latency_fit: None,
+        runs,
+        notes,
+    };
+    let mut calibration = calibration;
+    let seeds = 3;
+    crate::say!("calibrate: fitting the ring's wakeup latency to the {FIT_RING} run");
+    let (latency_ns, sim_loss_pct) = fit_wakeup_latency(
+        &calibration,
+        &fit_flood,
+        online_cpus(),
+        1,
+        fit_trial.ring_size_bytes,
+        (fit_duration_s * 1e9) as u64,
+        fit_loss_pct,
+        seeds,
+        50_000_000,
+    )
+    .map_err(anyhow::Error::msg)?;
+    calibration.wakeup_latency_ns = latency_ns as f64;
+    calibration.wakeup_latency_fit = Some(WakeupFit {
+        flood: fit_flood,
+        threads: 1,
+        ring_size_bytes: fit_trial.ring_size_bytes,
+        real_loss_pct: fit_loss_pct,
+        real_loss_pct_by_repetition: fit_trials.iter().map(|t| t.loss_pct).collect(),
+        sim_loss_pct,
+        seeds,
+    });
+    calibration
+        .save(&args.out)
+        .map_err(anyhow::Error::msg)
+        .context("writing the calibration")?;
+    let mut table = Table::new();
+    table.set_header(["parameter", "value"]);
+    for (flood, ns) in &calibration.syscall_cost_ns {
+        table.add_row([format!("syscall_cost_ns[{flood}]"), format!("{ns:.0}")]);
+    }
+    for (flood, bytes) in &calibration.ring_bytes_per_event {
+        table.add_row([
+            format!("ring_bytes_per_event[{flood}]"),
+            format!("{bytes:.1}"),
+        ]);
+    }
+    table.add_row([
+        "collector_per_event_cost_ns".into(),
+        format!("{per_event_ns:.0}"),
+    ]);
+    table.add_row([
+        "collector_wakeup_cost_ns".into(),
+        format!("{per_wakeup_ns:.0}"),
+    ]);
+    table.add_row(["collector_fixed_cpu_s".into(), format!("{fixed_s:.4}")]);
+    table.add_row([
+        "pipe_wakeup_latency_ns".into(),
+        format!("{pipe_wakeup_latency_ns:.0}"),
+    ]);
+    table.add_row([
+        format!("wakeup_latency_ns (fit: real loss {fit_loss_pct:.2}%, sim {sim_loss_pct:.2}%)"),
+        format!("{latency_ns}"),
+    ]);
+    println!("{table}");
+    println!("wrote {}", args.out.display());
+    Ok(calibration)
+}
+
+fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Median of `rounds` wakeups: the main thread writes the (monotonic) time into a pipe a
+/// reader thread is blocked on; the reader subtracts it from its own time after `read`
+/// returns, then acknowledges. Between rounds the main thread sleeps 200 us so the reader is
+/// asleep again (a wakeup, not a pipe that already has data).
+pub fn wakeup_latency_ns(rounds: u32) -> Result<f64> {
+    use std::io::{Read, Write};
+    let (to_reader_r, to_reader_w) = nix::unistd::pipe().context("pipe")?;
+    let (ack_r, ack_w) = nix::unistd::pipe().context("pipe")?;
+    let mut to_reader_w = std::fs::File::from(to_reader_w);
+    let mut ack_r = std::fs::File::from(ack_r);
+    let base = Instant::now();
+    let monotonic_ns = move || base.elapsed().as_nanos() as u64;
+    let reader = std::thread::spawn(move || -> std::io::Result<Vec<u64>> {
+        let mut input = std::fs::File::from(to_reader_r);
+        let mut ack = std::fs::File::from(ack_w);
+        let mut samples = Vec::new();
+        let mut buf = [0u8; 8];
+        loop {
+            match input.read_exact(&mut buf) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(err) => return Err(err),
+            }
+            let now = monotonic_ns();
+            samples.push(now.saturating_sub(u64::from_ne_bytes(buf)));
+            ack.write_all(&[1])?;
+        }
+        Ok(samples)
+    });
+    let mut ack = [0u8; 1];
+    for _ in 0..rounds {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        to_reader_w.write_all(&monotonic_ns().to_ne_bytes())?;
+        ack_r.read_exact(&mut ack)?;
+    }
+    drop(to_reader_w);
+    let mut samples = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the wakeup-latency reader panicked"))??;
+    if samples.is_empty() {
+        bail!("no wakeup-latency samples");
+    }
+    samples.sort_unstable();
+    Ok(samples[samples.len() / 2] as f64)
+}
+
+/// One intensity of `sim --validate`. Field names are an interface.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationPoint {
+    pub threads: u32,
+    /// Mean over the repetitions.
+    pub real_loss_pct: f64,
+    pub real_loss_pct_min: f64,
+    pub real_loss_pct_max: f64,
+    pub real_loss_pct_by_repetition: Vec<f64>,
+    pub sim_loss_pct: f64,
+    /// |real - sim| in percentage points.
+    pub error_pp: f64,
+    pub scheduler: String,
+    /// Means over the repetitions.
+    pub real_generated: u64,
+    pub real_dropped: u64,
+    pub real_duration_s: f64,
+    pub real_collector_cpu_s: f64,
+    pub real_collector_wakeups: u64,
+    pub sim_collector_wakeups: u64,
+    /// Simulated loss per seed, averaged into `sim_loss_pct`.
+    pub sim_loss_pct_by_seed: Vec<f64>,
+    pub sim_produced: u64,
+    pub sim_dropped: u64,
+    pub sim_collector_cpu_s: f64,
+    pub sim_config: SimConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub points: Vec<ValidationPoint>,
+    pub max_error_pp: f64,
+    pub target_error_pp: f64,
+    pub target_met: bool,
+    pub flood: String,
+    pub ring_size_bytes: u64,
+    pub cpus: usize,
+    pub calibration_file: PathBuf,
+    pub calibration: Calibration,
+    pub git_rev: String,
+    pub date: String,
+}
+
+pub fn sim(args: &SimArgs) -> Result<()> {
+    if !args.validate {
+        bail!("`aegis-bench sim` only validates for now: add --validate --json FILE");
+    }
+    let json = args
+        .json
+        .as_ref()
+        .context("--validate needs --json FILE for its report")?;
+    let calibration = Calibration::load(&args.calibration)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| {
+            format!(
+                "no calibration at {}: run `aegis-bench calibrate --out {}` first",
+                args.calibration.display(),
+                args.calibration.display()
+            )
+        })?;
+    let threads: Vec<u32> = if args.quick && args.threads.is_none() {
+        vec![1, 4]
+    } else {
+        args.threads
+            .clone()
+            .unwrap_or_else(|| vec![1, 2, 3, 4, 6, 8])
+    };
+    let duration = args.duration.unwrap_or(if args.quick { 0.5 } else { 1.0 });
+    let flood = "openat";
+    let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
+    let argv: Vec<String> = vec![
+        "--flood".into(),
+        flood.into(),
+        "--threads".into(),
+        threads
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        "--duration".into(),
+        duration.to_string(),
+        "--ring-size".into(),
+        args.ring_size.clone(),
+        "--collector".into(),
+        "builtin".into(),
+        "--scheduler".into(),
+        "eevdf".into(),
+        "--repetitions".into(),
+        repetitions.to_string(),
+    ];
+    crate::say!("validate: aegis-bench attack {}", argv.join(" "));
+    let trials = real_attack(&argv)?;
+    let cpus = online_cpus();
+    let started = Instant::now();
+    let mut points = Vec::new();
+    let mut by_threads: std::collections::BTreeMap<u32, Vec<&Trial>> = Default::default();
+    for trial in &trials {
+        by_threads.entry(trial.threads).or_default().push(trial);
+    }
+    for (threads, reps) in &by_threads {
+        let reps_n = reps.len() as f64;
+        let mean = |f: &dyn Fn(&Trial) -> f64| reps.iter().map(|t| f(t)).sum::<f64>() / reps_n;
+        let real_loss_pct = mean(&|t| t.loss_pct);
+        let real_duration_s = mean(&|t| t.duration_s);
+        let mut by_seed = Vec::new();
+        let (mut produced, mut dropped, mut collector_ns, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
+        let mut sim_config = None;
+        for seed in 1..=args.seeds.max(1) {
+            let mut config = SimConfig::from_calibration(
+                &calibration,
+                flood,
+                cpus,
+                *threads as usize,
+                reps[0].ring_size_bytes,
+                (real_duration_s * 1e9) as u64,
+            )
+            .map_err(anyhow::Error::msg)?;
+            config.seed = seed;
+            let mut policy = Eevdf::new(config.cpus, config.tick_ns);
+            let result = simulate(&config, &mut policy);
+            by_seed.push(result.loss_pct);
+            produced += result.produced;
+            dropped += result.dropped;
+            collector_ns += result.collector().cpu_ns;
+            wakeups += result.collector().wakeups;
+            sim_config.get_or_insert(config);
+        }
+        let n = by_seed.len() as f64;
+        let sim_loss_pct = by_seed.iter().sum::<f64>() / n;
+        let real_by_rep: Vec<f64> = reps.iter().map(|t| t.loss_pct).collect();
+        points.push(ValidationPoint {
+            threads: *threads,
+            real_loss_pct,
+            sim_loss_pct,
+            error_pp: (real_loss_pct - sim_loss_pct).abs(),
+            scheduler: reps[0].scheduler.clone(),
+            real_loss_pct_min: real_by_rep.iter().copied().fold(f64::INFINITY, f64::min),
+            real_loss_pct_max: real_by_rep.iter().copied().fold(0.0, f64::max),
+            real_loss_pct_by_repetition: real_by_rep,
+            real_generated: mean(&|t| t.generated as f64) as u64,
+            real_dropped: mean(&|t| t.dropped as f64) as u64,
+            real_duration_s,
+            real_collector_cpu_s: mean(&|t| t.collector_cpu_s),
+            real_collector_wakeups: mean(&|t| t.collector_wakeups as f64) as u64,
+            sim_collector_wakeups: wakeups / n as u64,
+            sim_loss_pct_by_seed: by_seed,
+            sim_produced: produced / n as u64,
+            sim_dropped: dropped / n as u64,
+            sim_collector_cpu_s: collector_ns as f64 / n / 1e9,
+            sim_config: sim_config.expect("at least one seed"),
+        });
+    }
+    let max_error_pp = points.iter().map(|p| p.error_pp).fold(0.0, f64::max);
+    let report = ValidationReport {
+        target_met: max_error_pp <= TARGET_ERROR_PP,
+        max_error_pp,
+        target_error_pp: TARGET_ERROR_PP,
+        flood: flood.into(),
+        ring_size_bytes: trials.first().map_or(0, |t| t.ring_size_bytes),
+        cpus,
+        calibration_file: args.calibration.clone(),
+        calibration,
+        git_rev: GIT_REV.to_string(),
+        date: now_rfc3339(),
+        points,
+    };
+    write_json_atomically(json, &report)?;
+    let mut table = Table::new();
+    table.set_header([
+        "threads",
+        "real loss % (mean)",
+        "real min..max",
+        "sim loss %",
+        "error (pp)",
+        "real collector CPU s",
+        "sim collector CPU s",
+    ]);
+    for p in &report.points {
+        table.add_row([
+            p.threads.to_string(),
+            format!("{:.2}", p.real_loss_pct),
+            format!("{:.1}..{:.1}", p.real_loss_pct_min, p.real_loss_pct_max),
+            format!("{:.2}", p.sim_loss_pct),
+            format!("{:.2}", p.error_pp),
+            format!("{:.3}", p.real_collector_cpu_s),
+            format!("{:.3}", p.sim_collector_cpu_s),
+        ]);
+    }
+    println!("{table}");
+    println!(
+        "max error {:.2} pp (target <= {TARGET_ERROR_PP} pp): {}; simulated in {:.2} s",
+        report.max_error_pp,
+        if report.target_met { "met" } else { "NOT met" },
+        started.elapsed().as_secs_f64()
+    );
+    println!("wrote {}", json.display());
+    Ok(())
+}
+
+fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(&mut file, value)?;
+    std::io::Write::write_all(&mut file, b"\n")?;
+    file.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! End to end: `aegis-bench calibrate` then `aegis-bench sim --validate` on real attacks.
+//! Needs root (CI is root).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn calibrate_then_validate_writes_points() {
+    if !have_root("calibrate_then_validate_writes_points") {
+        return;
+    }
+    let dir = temp_dir("calibrate");
+    let calibration = dir.join("calibration.json");
+    let report = dir.join("validate.json");
+    let before = snapshot();
+
+    let out = aegis(&[
+        "calibrate",
+        "--quick",
+        "--count",
+        "20000",
+        "--out",
+        calibration.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let cal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&calibration).unwrap()).unwrap();
+    let cost = cal["syscall_cost_ns"]["openat"].as_f64().unwrap();
+    assert!(cost > 10.0 && cost < 1e6, "openat cost {cost} ns");
+    assert!(cal["collector_per_event_cost_ns"].as_f64().unwrap() > 0.0);
+    assert!(cal["pipe_wakeup_latency_ns"].as_f64().unwrap() > 0.0);
+    assert!(cal["wakeup_latency_ns"].as_f64().unwrap() >= 0.0);
+    for field in ["machine", "kernel", "date", "git_rev"] {
+        assert!(
+            !cal[field].as_str().unwrap().is_empty(),
+            "{field} missing: {cal}"
+        );
+    }
+
+    let out = aegis(&[
+        "sim",
+        "--validate",
+        "--quick",
+        "--threads",
+        "1,4",
+        "--duration",
+        "0.3",
+        "--seeds",
+        "1",
+        "--calibration",
+        calibration.to_str().unwrap(),
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let stdout = stdout(&out);
+    assert!(stdout.contains("max error"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let points = report["points"].as_array().expect("a points list");
+    assert_eq!(points.len(), 2, "{report}");
+    for (point, threads) in points.iter().zip([1, 4]) {
+        assert_eq!(point["threads"], threads);
+        let real = point["real_loss_pct"].as_f64().expect("real_loss_pct");
+        let sim = point["sim_loss_pct"].as_f64().expect("sim_loss_pct");
+        assert!((0.0..=100.0).contains(&real) && (0.0..=100.0).contains(&sim));
+        let error = point["error_pp"].as_f64().unwrap();
+        assert!((error - (real - sim).abs()).abs() < 1e-9);
+    }
+    assert_eq!(snapshot(), before, "the runs left state behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn validate_without_calibration_names_the_fix() {
+    let dir = temp_dir("no-calibration");
+    let out = aegis(&[
+        "sim",
+        "--validate",
+        "--calibration",
+        dir.join("missing.json").to_str().unwrap(),
+        "--json",
+        dir.join("v.json").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("aegis-bench calibrate"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
