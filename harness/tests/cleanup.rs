@@ -205,3 +205,31 @@ fn sigkill_mid_auditd_trial_is_repaired_by_the_next_run() {
     }
     assert_restored(&before);
 }
+
+#[test]
+fn concurrent_runs_share_tracefs_and_put_it_back() {
+    if !have_root("concurrent_runs_share_tracefs_and_put_it_back") {
+        return;
+    }
+    let before = snapshot();
+    let run = |duration: &'static str| {
+        std::thread::spawn(move || {
+            aegis(&[
+                "attack",
+                "--threads",
+                "1",
+                "--duration",
+                duration,
+                "--ring-size",
+                "1MiB",
+            ])
+        })
+    };
+    // The short run finishes while the long one still uses tracefs: it must not unmount it.
+    let long = run("2");
+    std::thread::sleep(Duration::from_millis(300));
+    let short = run("0.3");
+    assert_success(&short.join().unwrap());
+    assert_success(&long.join().unwrap());
+    assert_restored(&before);
+}
