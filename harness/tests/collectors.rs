@@ -9,20 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn u64_of(t: &serde_json::Value, field: &str) -> u64 {
-    t[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{field} in {t}"))
-}
-
-fn assert_adds_up(t: &serde_json::Value) {
-    assert_eq!(
-        u64_of(t, "received") + u64_of(t, "dropped"),
-        u64_of(t, "generated"),
-        "{t}"
-    );
-}
-
 #[test]
 fn auditd_accounts_exactly_and_finds_the_canary_in_its_log() {
     let test = "auditd_accounts_exactly_and_finds_the_canary_in_its_log";

@@ -55,10 +55,7 @@ fn fair_class_baselines_side_by_side() {
     assert_eq!(trials[3]["applied_policy"]["policy_nice"], 19);
     assert_eq!(trials[4]["applied_policy"]["attack_cpu_quota_pct"], 50);
     for t in &trials {
-        assert_eq!(
-            t["received"].as_u64().unwrap() + t["dropped"].as_u64().unwrap(),
-            t["generated"].as_u64().unwrap()
-        );
+        assert_adds_up(t);
         assert!(t["sched_ext_ops"].is_null());
     }
     std::fs::remove_dir_all(dir).ok();

@@ -277,3 +277,19 @@ pub fn start_long_attack(extra: &[&str]) -> std::process::Child {
     std::thread::sleep(Duration::from_millis(500));
     child
 }
+
+/// A numeric field of a trial, with the trial in the panic message.
+pub fn u64_of(t: &serde_json::Value, field: &str) -> u64 {
+    t[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} in {t}"))
+}
+
+/// The accounting identity every printed trial must satisfy.
+pub fn assert_adds_up(t: &serde_json::Value) {
+    assert_eq!(
+        u64_of(t, "received") + u64_of(t, "dropped"),
+        u64_of(t, "generated"),
+        "{t}"
+    );
+}
