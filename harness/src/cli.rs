@@ -84,6 +84,10 @@ pub struct AttackArgs {
     /// Schedulers to compare, comma separated (default: this kernel's fair class, eevdf or cfs).
     #[arg(long, value_name = "NAME[,NAME..]", value_delimiter = ',')]
     pub scheduler: Vec<String>,
+    /// Extra arguments for the sched_ext scheduler binaries (scx_aegis, scx_rustland), as one
+    /// shell-quoted string, e.g. --scx-args '--no-model --action 3'.
+    #[arg(long, value_name = "\"ARGS\"", allow_hyphen_values = true)]
+    pub scx_args: Option<String>,
     /// Run this program as the producer instead of a flood ("PROG ARGS", shell quoting).
     #[arg(long, value_name = "\"PROG ARGS\"")]
     pub cmd: Option<String>,
@@ -194,6 +198,9 @@ pub struct CollectArgs {
     /// The compact architecture (per-CPU batches) instead of one record per event.
     #[arg(long)]
     pub compact: bool,
+    /// Pin the ring buffer map at this bpffs path (for scx_aegis --collector-ring).
+    #[arg(long)]
+    pub pin_ring: Option<PathBuf>,
     #[arg(long)]
     pub cgroup_id: u64,
     #[arg(long)]

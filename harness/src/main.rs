@@ -83,6 +83,7 @@ fn collect(args: &CollectArgs) -> Result<()> {
         ring_bytes: args.ring_bytes,
         log: args.log.clone(),
         stats: args.stats.clone(),
+        pin_ring: args.pin_ring.clone(),
     };
     if args.compact {
         aegis_bench::collector::compact::run(&config)

@@ -41,6 +41,8 @@ pub struct Plan {
     pub ring_sizes: Vec<u64>,
     pub collectors: Vec<CollectorKind>,
     pub schedulers: Vec<SchedulerSpec>,
+    /// `--scx-args`, split like a shell would.
+    pub scx_args: Vec<String>,
     pub repetitions: u32,
     pub json: Option<PathBuf>,
     pub csv: Option<PathBuf>,
@@ -162,6 +164,12 @@ impl Plan {
             ring_sizes,
             collectors,
             schedulers,
+            scx_args: match &args.scx_args {
+                Some(text) => shell_words::split(text).map_err(|err| {
+                    InputError(format!("--scx-args '{text}' does not parse as arguments: {err}"))
+                })?,
+                None => Vec::new(),
+            },
             repetitions: args.repetitions,
             json: args.json.clone(),
             csv: args.csv.clone(),
@@ -342,6 +350,12 @@ fn run_trial(
             work_dir: &trial_dir,
             flood: flood_kind,
             audit: spec.audit,
+            pin_ring: match &spec.scheduler {
+                SchedulerSpec::SchedExt { name, .. } if name == "aegis" => {
+                    crate::sched::aegis::ring_pin_path(serial)
+                }
+                _ => None,
+            },
         },
     )?;
     // Collector-side baselines change the collector's threads; attack-side ones are applied
@@ -361,9 +375,19 @@ fn run_trial(
         nice: (variant == Some(FairVariant::AttackNice)).then_some(ATTACK_NICE),
         extra_cgroup_procs: quota_group.iter().map(|g| g.procs_file()).collect(),
     };
+    let aegis_stats_file = trial_dir.join("scx_aegis-stats.json");
     let mut scx = match &spec.scheduler {
         SchedulerSpec::SchedExt { name, binary } => {
-            Some(RunningScx::start(name, binary, &[], &trial_dir)?)
+            let mut args = match name.as_str() {
+                "aegis" => crate::sched::aegis::args(
+                    collector.pid(),
+                    collector.pinned_ring().as_deref(),
+                    &aegis_stats_file,
+                ),
+                _ => Vec::new(),
+            };
+            args.extend(plan.scx_args.iter().cloned());
+            Some(RunningScx::start(name, binary, &args, &trial_dir)?)
         }
         SchedulerSpec::Fair { .. } => None,
     };
@@ -420,9 +444,13 @@ fn run_trial(
     let log_path = collector.log_path();
     let traced = collector.traced_syscalls();
     let stats = collector.stop()?;
-    if let Some(running) = scx.take() {
-        running.stop()?;
-    }
+    let scheduler_stats = match scx.take() {
+        Some(running) => {
+            running.stop()?;
+            crate::sched::aegis::read_stats(&aegis_stats_file)?
+        }
+        None => None,
+    };
     truth.check_complete()?;
     let truth_counts = truth.counts(cgroup.id())?;
     drop(truth);
@@ -511,6 +539,7 @@ fn run_trial(
         applied_policy: variant.map(FairVariant::applied),
         policy_restored,
         audit: stats.audit.clone(),
+        scheduler_stats,
         started_at,
     })
 }

@@ -87,6 +87,11 @@ pub struct Trial {
     /// time tasks waited for backlog room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditOutcome>,
+    /// The sched_ext scheduler's own counters at the end of the trial (`scx_aegis
+    /// --stats-file`: per-level queued/dispatched/promoted and max waits, inferences run and
+    /// skipped, the current action); `None` for schedulers that do not report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_stats: Option<serde_json::Value>,
     pub started_at: String,
 }
 

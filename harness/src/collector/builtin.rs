@@ -22,6 +22,7 @@ pub struct BuiltinCollector {
     child: Option<Child>,
     log: PathBuf,
     stats: PathBuf,
+    pin_ring: Option<PathBuf>,
 }
 
 /// Common set-up for helper processes: own process group (a terminal's Ctrl-C reaches only the
@@ -60,6 +61,10 @@ impl BuiltinCollector {
         if compact {
             args.push("--compact".as_ref());
         }
+        if let Some(pin) = &setup.pin_ring {
+            args.push("--pin-ring".as_ref());
+            args.push(pin.as_os_str());
+        }
         let mut child = helper_command(
             &[
                 args.as_slice(),
@@ -95,6 +100,7 @@ impl BuiltinCollector {
             child: Some(child),
             log,
             stats,
+            pin_ring: setup.pin_ring.clone(),
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -117,6 +123,10 @@ impl BuiltinCollector {
 impl RunningCollector for BuiltinCollector {
     fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, |child| child.id())
+    }
+
+    fn pinned_ring(&self) -> Option<PathBuf> {
+        self.pin_ring.clone().filter(|path| path.exists())
     }
 
     fn log_path(&self) -> PathBuf {

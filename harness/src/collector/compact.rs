@@ -310,6 +310,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     let mut skel = open
         .load()
         .context("loading the compact collector BPF program")?;
+    let _pin = super::consumer::PinnedRing::pin(&mut skel.maps.events, config.pin_ring.as_deref())?;
     skel.attach()
         .context("attaching the compact collector to raw_syscalls/sys_enter")?;
 

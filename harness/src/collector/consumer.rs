@@ -28,6 +28,30 @@ pub struct ConsumerConfig {
     pub ring_bytes: u64,
     pub log: PathBuf,
     pub stats: PathBuf,
+    /// Pin the ring buffer map here (bpffs) so a scheduler (scx_aegis) can read its fill.
+    pub pin_ring: Option<PathBuf>,
+}
+
+/// The ring buffer's pin, removed when the collector exits (on error too).
+pub struct PinnedRing(Option<PathBuf>);
+
+impl PinnedRing {
+    pub fn pin(map: &mut libbpf_rs::MapMut<'_>, path: Option<&std::path::Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(PinnedRing(None));
+        };
+        map.pin(path)
+            .with_context(|| format!("pinning the ring buffer at {}", path.display()))?;
+        Ok(PinnedRing(Some(path.to_path_buf())))
+    }
+}
+
+impl Drop for PinnedRing {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            std::fs::remove_file(path).ok();
+        }
+    }
 }
 
 /// Decodes records and writes the log; shared by the ring-buffer callback and the benchmark.
@@ -113,6 +137,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
         .set_max_entries(config.ring_bytes as u32)
         .context("sizing the ring buffer")?;
     let mut skel = open.load().context("loading the collector BPF program")?;
+    let _pin = PinnedRing::pin(&mut skel.maps.events, config.pin_ring.as_deref())?;
     skel.attach()
         .context("attaching the collector to raw_syscalls/sys_enter")?;
 

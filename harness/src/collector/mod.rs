@@ -129,6 +129,9 @@ pub struct CollectorSetup<'a> {
     pub flood: Option<FloodKind>,
     /// auditd's backlog settings for this trial.
     pub audit: Option<AuditSettings>,
+    /// Where a collector with a BPF ring buffer pins it, for a scheduler that reads its fill
+    /// (Aegis); collectors without one ignore it.
+    pub pin_ring: Option<PathBuf>,
 }
 
 /// Whether each half of the canary (creating and unlinking the file) is in the log.
@@ -141,6 +144,10 @@ pub struct CanarySeen {
 /// A collector that is attached and recording.
 pub trait RunningCollector {
     fn pid(&self) -> u32;
+    /// The bpffs path of the collector's pinned ring buffer, if it pinned one.
+    fn pinned_ring(&self) -> Option<PathBuf> {
+        None
+    }
     /// The syscall numbers this collector records for the attack; ground truth is summed
     /// over exactly these.
     fn traced_syscalls(&self) -> BTreeSet<u32>;

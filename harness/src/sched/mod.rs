@@ -8,6 +8,7 @@
 //! - `scx_rustland`, `aegis`, `scx:PATH`: a sched_ext scheduler binary ([`scx`]), started per
 //!   trial and confirmed through `/sys/kernel/sched_ext`.
 
+pub mod aegis;
 pub mod policy;
 pub mod scx;
 
@@ -93,7 +94,7 @@ fn sched_ext_binary(name: &str) -> Result<PathBuf, InputError> {
         ),
         "aegis" => (
             "scx_aegis",
-            "the Aegis scheduler (scx_aegis) is not built yet (issue 4)",
+            "build it with `cargo build --release -p scx_aegis` (or `make build`); it is looked for next to aegis-bench and in tools/bin",
         ),
         _ => unreachable!("only named sched_ext schedulers"),
     };

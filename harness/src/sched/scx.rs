@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use crate::kernel;
 
-const ENABLE_TIMEOUT: Duration = Duration::from_secs(30);
+const ENABLE_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running sched_ext scheduler; stopped on drop if not stopped explicitly.

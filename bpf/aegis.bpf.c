@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Aegis: a sched_ext scheduler that keeps a provenance collector's ring buffer from
+ * overflowing under a super-producer attack, without starving anyone.
+ *
+ * Three DSQs, one per level, served in priority order with vtime order inside a level:
+ * provenance tasks (registered by tgid, comm or cgroup in maps scx_aegis fills), ordinary
+ * tasks, and producers (tasks whose syscall count in the last window, counted by this
+ * object's own sys_enter program, crosses a threshold). A task in level k that has waited
+ * base_wait << k is overdue and is served ahead of every level (exponential waiting time);
+ * the tick preempts the running task when one is overdue, so the bound holds to a tick.
+ *
+ * Every window a timer builds the state (production rate, ring fill, collector CPU share,
+ * runnable tasks and the longest wait per level), quantizes it, and re-runs the fixed-point
+ * Q-network only if the state moved more than delta since the last inference. The action
+ * sets the provenance slice and when a provenance task preempts a producer (never, once the
+ * ring is half full, or at once), and how short producers' slices are. The ring fill is exact
+ * for the built-in collectors: their ring buffer map is pinned and reused here, and read with
+ * bpf_ringbuf_query(); for other collectors it is estimated.
+ */
+#include <scx/common.bpf.h>
+
+#include "aegis_intf.h"
+#include "aegis_qnet.h"
+#include "aegis_levels.h"
+
+char _license[] SEC("license") = "GPL";
+
+UEI_DEFINE(uei);
+
+/* Set by scx_aegis before load. */
+const volatile __u64 base_slice_ns = 3000000;
+const volatile __u64 base_wait_ns = 16000000;
+const volatile __u64 window_ns = 10000000;
+const volatile __u64 tick_ns = 4000000;
+const volatile __u32 producer_syscalls_per_window = 1000;
+const volatile __u32 gate_delta = 8;
+const volatile __u32 nr_cpus = 1;
+const volatile bool have_ring;
+const volatile bool have_model;
+const volatile __u32 fixed_action = 3;
+/* Estimated backlog for collectors whose ring is not visible. */
+const volatile __u64 est_ns_per_event = 4000;
+const volatile __u64 est_event_bytes = 104;
+const volatile __u64 est_ring_bytes = 8 << 20;
+
+/* Bumped by scx_aegis whenever the registration maps change. */
+volatile __u64 registry_gen = 1;
+/* Read by scx_aegis for --stats. */
+volatile __u32 current_action;
+volatile __u32 current_fill_pct;
+__u8 last_state[AEGIS_STATE_LEN];
+bool have_last_state;
+
+struct task_ctx {
+	__u64 queued_at_ns;
+	__u64 started_at_ns;
+	__u64 window_start_ns;
+	__u64 registry_gen;
+	__u32 window_syscalls;
+	__u32 recent_syscalls;
+	__u32 level;
+	bool provenance;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctxs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AEGIS_MAX_REGISTERED);
+	__type(key, __u32);
+	__type(value, __u8);
+} provenance_tgids SEC(".maps");
+
+struct comm_key {
+	char comm[AEGIS_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AEGIS_MAX_REGISTERED);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} provenance_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AEGIS_MAX_REGISTERED);
+	__type(key, __u64);
+	__type(value, __u8);
+} provenance_cgroups SEC(".maps");
+
+/*
+ * The collector's ring buffer: scx_aegis reuses the collector's pinned map before load. Named
+ * like the built-in collectors' map because libbpf renames a reused map after the original,
+ * and the skeleton finds its maps by name.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aegis_qnet);
+} qnet_weights SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aegis_stats);
+} stats SEC(".maps");
+
+/* The level of the task running on each CPU (AEGIS_LEVEL_NONE when idle). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AEGIS_MAX_CPUS);
+	__type(key, __u32);
+	__type(value, __u32);
+} cpu_level SEC(".maps");
+
+struct window_timer {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct window_timer);
+} window_timers SEC(".maps");
+
+/* Window accounting, shared by all CPUs. */
+__u64 window_producer_syscalls;
+__u64 provenance_runtime_total_ns;
+__u64 provenance_runtime_last_ns;
+__u64 window_max_wait_ns[AEGIS_NR_LEVELS];
+__u64 est_backlog_events;
+__u64 vtime_now[AEGIS_NR_LEVELS];
+
+static struct aegis_stats *my_stats(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+static __u32 action_boost(void)
+{
+	return current_action / 3;
+}
+
+static __u32 action_throttle(void)
+{
+	return current_action % 3;
+}
+
+static __u64 slice_of(__u32 level)
+{
+	switch (level) {
+	case AEGIS_LEVEL_PROVENANCE:
+		return base_slice_ns << action_boost();
+	case AEGIS_LEVEL_PRODUCER:
+		return base_slice_ns >> action_throttle();
+	default:
+		return base_slice_ns;
+	}
+}
+
+/* The collector's backlog in percent of its ring: exact when the ring is visible. */
+static __u32 ring_fill_pct(void)
+{
+	__u64 size, avail;
+
+	if (!have_ring)
+		return current_fill_pct;
+	size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (!size)
+		return 0;
+	if (avail > size)
+		avail = size;
+	return avail * 100 / size;
+}
+
+static bool is_registered(struct task_struct *p)
+{
+	struct comm_key key = {};
+	__u32 tgid = p->tgid;
+	__u64 cgid;
+
+	if (bpf_map_lookup_elem(&provenance_tgids, &tgid))
+		return true;
+	bpf_probe_read_kernel_str(key.comm, sizeof(key.comm), p->comm);
+	if (bpf_map_lookup_elem(&provenance_comms, &key))
+		return true;
+	cgid = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+	return bpf_map_lookup_elem(&provenance_cgroups, &cgid) != NULL;
+}
+
+/* Rolls the task's syscall window forward to now. */
+static void roll_window(struct task_ctx *tctx, __u64 now)
+{
+	__u64 elapsed = now - tctx->window_start_ns;
+
+	if (elapsed < window_ns)
+		return;
+	tctx->recent_syscalls = elapsed < 2 * window_ns ? tctx->window_syscalls : 0;
+	tctx->window_syscalls = 0;
+	tctx->window_start_ns = now;
+}
+
+static __u32 classify(struct task_struct *p, struct task_ctx *tctx, __u64 now)
+{
+	__u32 recent;
+
+	if (tctx->registry_gen != registry_gen) {
+		tctx->provenance = is_registered(p);
+		tctx->registry_gen = registry_gen;
+	}
+	roll_window(tctx, now);
+	recent = tctx->recent_syscalls > tctx->window_syscalls ? tctx->recent_syscalls :
+								  tctx->window_syscalls;
+	tctx->level = aegis_level_of(tctx->provenance, recent, producer_syscalls_per_window);
+	return tctx->level;
+}
+
+/* Preempts one CPU that is running a producer, for a queued provenance task. */
+static void preempt_a_producer(void)
+{
+	struct aegis_stats *st;
+	__u32 cpu;
+
+	bpf_for(cpu, 0, nr_cpus)
+	{
+		__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
+
+		if (level && *level == AEGIS_LEVEL_PRODUCER) {
+			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+			st = my_stats();
+			if (st)
+				st->nr_preempt_kicks++;
+			return;
+		}
+	}
+}
+
+/* Whether a runnable provenance task should take a producer's CPU now. */
+static bool provenance_should_preempt(void)
+{
+	__u32 boost = action_boost();
+
+	if (boost >= 2)
+		return true;
+	return boost == 1 && ring_fill_pct() >= AEGIS_PREEMPT_FILL_PCT;
+}
+
+/*
+ * The scheduler's own syscall counter: classifies producers, feeds the production rate, and
+ * preempts a producer whose events are filling the ring while a provenance task waits.
+ */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
+{
+	struct task_struct *p = bpf_get_current_task_btf();
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	struct aegis_stats *st;
+	__u64 now;
+
+	if (!tctx)
+		return 0;
+	now = bpf_ktime_get_ns();
+	roll_window(tctx, now);
+	tctx->window_syscalls++;
+	if (tctx->level != AEGIS_LEVEL_PRODUCER &&
+	    tctx->window_syscalls <= producer_syscalls_per_window)
+		return 0;
+	__sync_fetch_and_add(&window_producer_syscalls, 1);
+	st = my_stats();
+	if (st)
+		st->nr_producer_syscalls++;
+	if (tctx->level == AEGIS_LEVEL_PRODUCER && action_boost() >= 1 &&
+	    scx_bpf_dsq_nr_queued(AEGIS_LEVEL_PROVENANCE) > 0 && provenance_should_preempt()) {
+		scx_bpf_kick_cpu(bpf_get_smp_processor_id(), SCX_KICK_PREEMPT);
+		if (st)
+			st->nr_preempt_kicks++;
+	}
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS(aegis_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	bool is_idle = false;
+	s32 cpu;
+
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (is_idle && tctx) {
+		__u64 now = bpf_ktime_get_ns();
+		__u32 level = classify(p, tctx, now);
+		struct aegis_stats *st = my_stats();
+
+		tctx->queued_at_ns = now;
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_of(level), 0);
+		if (st)
+			st->nr_direct++;
+	}
+	return cpu;
+}
+
+void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	struct aegis_stats *st = my_stats();
+	__u64 now = bpf_ktime_get_ns();
+	__u32 level = AEGIS_LEVEL_ORDINARY;
+	__u64 vtime = p->scx.dsq_vtime;
+	__u64 floor;
+	s32 idle;
+
+	if (tctx) {
+		level = classify(p, tctx, now);
+		tctx->queued_at_ns = now;
+	}
+	level &= 3;
+	if (level >= AEGIS_NR_LEVELS)
+		level = AEGIS_LEVEL_ORDINARY;
+	/* A task that slept keeps at most one slice of credit within its level. */
+	floor = vtime_now[level] > base_slice_ns ? vtime_now[level] - base_slice_ns : 0;
+	if (vtime < floor)
+		vtime = floor;
+	scx_bpf_dsq_insert_vtime(p, level, slice_of(level), vtime, enq_flags);
+	if (st)
+		st->nr_queued[level]++;
+
+	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (idle >= 0)
+		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+	else if (level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt())
+		preempt_a_producer();
+}
+
+/*
+ * Finds the task furthest past its level's wait bound, looking at the first
+ * AEGIS_SCAN_DEPTH tasks of each level that may run on @cpu. Returns its level, or -1 if none
+ * is overdue.
+ */
+static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
+{
+	__u64 most_overdue = 0;
+	struct task_struct *p;
+	int found = -1;
+	__u32 level;
+
+	bpf_for(level, 0, AEGIS_NR_LEVELS)
+	{
+		__u64 bound = aegis_wait_bound_ns(level, base_wait_ns);
+		int seen = 0;
+
+		bpf_for_each(scx_dsq, p, level, 0)
+		{
+			struct task_ctx *tctx;
+			__u64 waited;
+
+			if (++seen > AEGIS_SCAN_DEPTH)
+				break;
+			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+				continue;
+			tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+			if (!tctx || !tctx->queued_at_ns || now < tctx->queued_at_ns)
+				continue;
+			waited = now - tctx->queued_at_ns;
+			if (waited > bound && waited - bound > most_overdue) {
+				most_overdue = waited - bound;
+				found = level;
+				*pid_out = p->pid;
+			}
+		}
+	}
+	return found;
+}
+
+/* Moves the task with this pid from a level's DSQ to the local one. */
+static bool promote(__u32 level, s32 pid)
+{
+	struct task_struct *p;
+	int seen = 0;
+
+	bpf_for_each(scx_dsq, p, level, 0)
+	{
+		if (++seen > AEGIS_SCAN_DEPTH)
+			break;
+		if (p->pid == pid)
+			return scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
+	}
+	return false;
+}
+
+void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
+{
+	struct aegis_stats *st = my_stats();
+	__u64 now = bpf_ktime_get_ns();
+	s32 pid = 0;
+	int level;
+
+	if (st)
+		st->nr_overdue_scans++;
+	level = find_overdue(cpu, now, &pid);
+	if (level >= 0 && level < AEGIS_NR_LEVELS && promote(level, pid)) {
+		if (st) {
+			st->nr_promoted[level]++;
+			st->nr_dispatched[level]++;
+		}
+		return;
+	}
+	bpf_for(level, 0, AEGIS_NR_LEVELS)
+	{
+		if (scx_bpf_dsq_move_to_local(level, 0)) {
+			if (st && level < AEGIS_NR_LEVELS)
+				st->nr_dispatched[level]++;
+			return;
+		}
+	}
+}
+
+void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
+{
+	s32 pid = 0;
+
+	/* Give the CPU up as soon as someone is overdue: dispatch will promote it. */
+	if (find_overdue(bpf_get_smp_processor_id(), bpf_ktime_get_ns(), &pid) >= 0)
+		p->scx.slice = 0;
+}
+
+void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	struct aegis_stats *st = my_stats();
+	__u64 now = bpf_ktime_get_ns();
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 *running_level = bpf_map_lookup_elem(&cpu_level, &cpu);
+	__u32 level;
+
+	if (!tctx)
+		return;
+	level = tctx->level;
+	if (level >= AEGIS_NR_LEVELS)
+		return;
+	if (running_level)
+		*running_level = level;
+	tctx->started_at_ns = now;
+	if (vtime_now[level] < p->scx.dsq_vtime)
+		vtime_now[level] = p->scx.dsq_vtime;
+	if (tctx->queued_at_ns && now > tctx->queued_at_ns && st) {
+		__u64 waited = now - tctx->queued_at_ns;
+
+		if (waited > st->max_wait_ns[level])
+			st->max_wait_ns[level] = waited;
+		if (waited > aegis_wait_bound_ns(level, base_wait_ns) + tick_ns)
+			st->nr_bound_violations[level]++;
+		if (waited > window_max_wait_ns[level])
+			window_max_wait_ns[level] = waited;
+	}
+	tctx->queued_at_ns = 0;
+	if (level == AEGIS_LEVEL_PROVENANCE && st)
+		st->nr_provenance_runs++;
+}
+
+void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 *running_level = bpf_map_lookup_elem(&cpu_level, &cpu);
+	__u64 now = bpf_ktime_get_ns();
+	__u64 used;
+
+	if (running_level)
+		*running_level = AEGIS_LEVEL_NONE;
+	if (!tctx || !tctx->started_at_ns || now < tctx->started_at_ns)
+		return;
+	used = now - tctx->started_at_ns;
+	tctx->started_at_ns = 0;
+	/* Weighted vtime: nice values keep their meaning within a level. */
+	p->scx.dsq_vtime += used * 100 / (p->scx.weight ? p->scx.weight : 100);
+	if (tctx->level == AEGIS_LEVEL_PROVENANCE) {
+		struct aegis_stats *st = my_stats();
+
+		__sync_fetch_and_add(&provenance_runtime_total_ns, used);
+		if (st)
+			st->provenance_runtime_ns += used;
+	}
+}
+
+void BPF_STRUCT_OPS(aegis_enable, struct task_struct *p)
+{
+	p->scx.dsq_vtime = vtime_now[AEGIS_LEVEL_ORDINARY];
+}
+
+s32 BPF_STRUCT_OPS(aegis_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	struct task_ctx *tctx;
+
+	tctx = bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tctx)
+		return -ENOMEM;
+	tctx->level = AEGIS_LEVEL_ORDINARY;
+	return 0;
+}
+
+/* A separate BPF subprogram: the network's scratch space gets its own stack frame. */
+static __noinline __u32 infer(const __u8 *state)
+{
+	__s64 q[AEGIS_NR_ACTIONS];
+	__u32 zero = 0;
+	struct aegis_qnet *net = bpf_map_lookup_elem(&qnet_weights, &zero);
+
+	if (!net)
+		return AEGIS_NR_ACTIONS;
+	return aegis_qnet_eval(net, state, q);
+}
+
+/* The end of a window: observe, maybe infer, act. */
+static int window_end(void *map, int *key, struct bpf_timer *timer)
+{
+	struct aegis_raw_state raw = {};
+	struct aegis_stats *st = my_stats();
+	__u8 state[AEGIS_STATE_LEN];
+	__u64 produced, runtime, ran, drained;
+	int level;
+
+	produced = __sync_lock_test_and_set(&window_producer_syscalls, 0);
+	runtime = provenance_runtime_total_ns;
+	ran = runtime - provenance_runtime_last_ns;
+	provenance_runtime_last_ns = runtime;
+
+	if (!have_ring) {
+		/* Backlog estimate: events in, minus what the collector's CPU time drains. */
+		drained = est_ns_per_event ? ran / est_ns_per_event : 0;
+		est_backlog_events = est_backlog_events + produced > drained ?
+					     est_backlog_events + produced - drained :
+					     0;
+		if (est_ring_bytes) {
+			__u64 pct = est_backlog_events * est_event_bytes * 100 / est_ring_bytes;
+
+			current_fill_pct = pct > 100 ? 100 : pct;
+		}
+	}
+
+	raw.production_rate_per_s = produced * 1000000000ULL / window_ns;
+	raw.ring_fill_pct = ring_fill_pct();
+	raw.collector_cpu_pct = ran * 100 / window_ns;
+	bpf_for(level, 0, AEGIS_NR_LEVELS)
+	{
+		s32 queued = scx_bpf_dsq_nr_queued(level);
+
+		if (level < AEGIS_NR_LEVELS)
+			raw.runnable[level] = queued > 0 ? queued : 0;
+	}
+	raw.oldest_wait_us[0] = window_max_wait_ns[0] / 1000;
+	raw.oldest_wait_us[1] = window_max_wait_ns[1] / 1000;
+	window_max_wait_ns[0] = 0;
+	window_max_wait_ns[1] = 0;
+	window_max_wait_ns[2] = 0;
+	if (have_ring)
+		current_fill_pct = raw.ring_fill_pct;
+
+	if (have_model) {
+		aegis_quantize(&raw, state);
+		if (have_last_state && aegis_state_distance(state, last_state) <= gate_delta) {
+			if (st)
+				st->nr_inferences_skipped++;
+		} else {
+			__u32 action = infer(state);
+
+			if (action < AEGIS_NR_ACTIONS) {
+				current_action = action;
+				__builtin_memcpy(last_state, state, sizeof(last_state));
+				have_last_state = true;
+				if (st)
+					st->nr_inferences_run++;
+			}
+		}
+	}
+	bpf_timer_start(timer, window_ns, 0);
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(aegis_init)
+{
+	struct window_timer *wt;
+	__u32 zero = 0;
+	int level, err;
+
+	current_action = fixed_action % AEGIS_NR_ACTIONS;
+	bpf_for(level, 0, AEGIS_NR_LEVELS)
+	{
+		err = scx_bpf_create_dsq(level, -1);
+		if (err) {
+			scx_bpf_error("creating the DSQ of level %d: %d", level, err);
+			return err;
+		}
+	}
+	wt = bpf_map_lookup_elem(&window_timers, &zero);
+	if (!wt)
+		return -ESRCH;
+	bpf_timer_init(&wt->timer, &window_timers, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(&wt->timer, window_end);
+	return bpf_timer_start(&wt->timer, window_ns, 0);
+}
+
+void BPF_STRUCT_OPS(aegis_exit, struct scx_exit_info *ei)
+{
+	UEI_RECORD(uei, ei);
+}
+
+SCX_OPS_DEFINE(aegis_ops, .select_cpu = (void *)aegis_select_cpu,
+	       .enqueue = (void *)aegis_enqueue, .dispatch = (void *)aegis_dispatch,
+	       .tick = (void *)aegis_tick, .running = (void *)aegis_running,
+	       .stopping = (void *)aegis_stopping, .enable = (void *)aegis_enable,
+	       .init_task = (void *)aegis_init_task, .init = (void *)aegis_init,
+	       .exit = (void *)aegis_exit, .timeout_ms = 5000, .name = "aegis");

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What bpf/aegis.bpf.c and scx_aegis (scheduler/scx_aegis) share: levels, limits and the stats
+ * record. Plain C types only, so bindgen reads it without vmlinux.h.
+ */
+#ifndef AEGIS_INTF_H
+#define AEGIS_INTF_H
+
+enum aegis_consts {
+	/* Levels, served in this order: provenance, ordinary, producer. DSQ id = level. */
+	AEGIS_NR_LEVELS = 3,
+	AEGIS_LEVEL_PROVENANCE = 0,
+	AEGIS_LEVEL_ORDINARY = 1,
+	AEGIS_LEVEL_PRODUCER = 2,
+	/* Per-CPU "what runs here" value for an idle CPU. */
+	AEGIS_LEVEL_NONE = 255,
+	/* boost 1: a queued provenance task preempts a producer once the ring is this full. */
+	AEGIS_PREEMPT_FILL_PCT = 50,
+	/* Tasks looked at per level when searching for one past its wait bound. */
+	AEGIS_SCAN_DEPTH = 16,
+	AEGIS_MAX_CPUS = 512,
+	AEGIS_MAX_REGISTERED = 64,
+	AEGIS_COMM_LEN = 16,
+};
+
+/* Counters, one record per CPU; user space sums them (and takes the max of max_wait_ns). */
+struct aegis_stats {
+	unsigned long long nr_queued[AEGIS_NR_LEVELS];
+	unsigned long long nr_dispatched[AEGIS_NR_LEVELS];
+	/* Served ahead of higher levels because the task's wait bound had passed. */
+	unsigned long long nr_promoted[AEGIS_NR_LEVELS];
+	unsigned long long max_wait_ns[AEGIS_NR_LEVELS];
+	/* Waits longer than the level's bound plus one scheduler tick. */
+	unsigned long long nr_bound_violations[AEGIS_NR_LEVELS];
+	/* Woken onto an idle CPU directly by select_cpu. */
+	unsigned long long nr_direct;
+	unsigned long long nr_inferences_run;
+	unsigned long long nr_inferences_skipped;
+	/* CPUs running a producer preempted for a provenance task. */
+	unsigned long long nr_preempt_kicks;
+	unsigned long long nr_producer_syscalls;
+	/* Times a provenance task was put on a CPU, and its CPU time. */
+	unsigned long long nr_provenance_runs;
+	unsigned long long provenance_runtime_ns;
+	/* Scans of the levels for overdue tasks (dispatch and tick). */
+	unsigned long long nr_overdue_scans;
+};
+
+#endif /* AEGIS_INTF_H */

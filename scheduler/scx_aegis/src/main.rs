@@ -1,0 +1,328 @@
+//! # scx_aegis: provenance-complete scheduling under a super-producer attack
+//!
+//! A provenance collector loses events when the tasks that produce them outrun the collector
+//! and its ring buffer fills. The fair class gives the collector one fair share, which is not
+//! enough against a flood; a SCHED_FIFO collector loses nothing but wakes for every few
+//! events and starves whoever shares its CPU. Aegis decides in the scheduler, with the ring's
+//! fill level in view, how much CPU the collector gets and when.
+//!
+//! **Levels.** Every task sits in one of three dispatch queues, served in priority order:
+//! provenance tasks (the collector; registered by pid, comm or cgroup through maps this
+//! loader fills), ordinary tasks, and producers (tasks whose syscall count in the last 10 ms
+//! window crosses a threshold, counted by the scheduler's own `sys_enter` program). Inside a
+//! level tasks run in weighted-vtime order.
+//!
+//! **Exponential waiting time.** Strict priority would starve the lower levels, so a task in
+//! level `k` that has waited `base_wait << k` (16/32/64 ms by default) is overdue: dispatch
+//! serves the most overdue task ahead of every level, and the tick takes the CPU from the
+//! running task as soon as anyone is overdue. No task waits longer than its bound plus about a
+//! tick; the stats count every wait past that as a violation.
+//!
+//! **When the collector runs.** The action sets the provenance slice (`base << boost`) and
+//! when a runnable provenance task takes a producer's CPU: never (boost 0), once the ring is
+//! half full (boost 1), or at once (boost 2, FIFO-like); producers' slices are
+//! `base >> throttle`. At boost 1 the collector drains in large batches as the ring fills
+//! instead of on every wakeup, which is where Aegis saves the CPU a FIFO collector spends.
+//! The fill is exact for the built-in collectors: `--collector-ring` reuses their pinned ring
+//! buffer map and the BPF side reads it with `bpf_ringbuf_query()`. For other collectors it
+//! is estimated from the production rate and the collector's CPU time (`--est-*`).
+//!
+//! **Q-network.** Every window a BPF timer builds the state (production rate, ring fill,
+//! collector CPU share, runnable tasks per level, longest waits), quantizes it to bytes and,
+//! only if it moved more than `--delta` (L1) since the last inference, evaluates the
+//! fixed-point MLP from `--model` (weights in a BPF array map, `bpf/aegis_qnet.h`) to pick one
+//! of the nine actions. Without a model the action stays fixed (`--action`): the backbone
+//! alone, the ablation baseline.
+
+mod bpf_skel {
+    include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));
+}
+#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+mod bpf_intf {
+    include!(concat!(env!("OUT_DIR"), "/bpf_intf.rs"));
+}
+mod stats;
+
+use std::mem::MaybeUninit;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use scheduler::aegis::qnet::{QNet, NR_ACTIONS};
+use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report};
+
+use bpf_skel::*;
+use stats::{ModelInfo, Stats};
+
+/// Aegis: a sched_ext scheduler that keeps a provenance collector complete under a
+/// syscall flood without starving anyone (see the crate docs for the algorithm).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Opts {
+    /// Register the process with this pid (all its threads) as a provenance task.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    provenance_pid: Vec<u32>,
+    /// Register tasks with these command names as provenance tasks (e.g. auditd,sysdig).
+    #[arg(long, value_name = "COMM[,COMM..]", value_delimiter = ',')]
+    provenance_comm: Vec<String>,
+    /// Register the tasks of this cgroup (v2 directory) as provenance tasks.
+    #[arg(long, value_name = "DIR")]
+    provenance_cgroup: Vec<PathBuf>,
+    /// The collector's pinned BPF ring buffer (bpffs path), read for the exact backlog.
+    #[arg(long, value_name = "PATH")]
+    collector_ring: Option<PathBuf>,
+    /// Trained model (JSON: a QNet, or an object whose `fixed_network` is one). Default: the
+    /// model shipped in scheduler/models/aegis.json, embedded at build time.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_model")]
+    model: Option<PathBuf>,
+    /// Run without a network: the backbone with a fixed action (the ablation baseline).
+    #[arg(long)]
+    no_model: bool,
+    /// The fixed action (0-8, boost*3 + throttle) when there is no model.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    action: u32,
+    /// Base time slice in microseconds.
+    #[arg(long, value_name = "US", default_value_t = 3_000)]
+    base_slice_us: u64,
+    /// Wait bound of the provenance level in milliseconds; level k waits at most base << k.
+    #[arg(long, value_name = "MS", default_value_t = 16)]
+    base_wait_ms: u64,
+    /// The kernel's scheduler tick in microseconds (Debian kernels: HZ=250, 4000 us); a wait
+    /// past its bound plus one tick counts as a violation.
+    #[arg(long, value_name = "US", default_value_t = 4_000)]
+    tick_us: u64,
+    /// Length of the syscall-rate and decision window in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    window_ms: u64,
+    /// Syscalls per window above which a task counts as a producer.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    producer_syscalls_per_window: u32,
+    /// Delta-based inference reduction: re-run the network only when the quantized state
+    /// moved more than this (L1 distance over the 8 state bytes). 0 runs it every window.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    delta: u32,
+    /// External collectors (no --collector-ring): collector CPU time per event, in ns.
+    #[arg(long, value_name = "NS", default_value_t = 4_000)]
+    est_ns_per_event: u64,
+    /// External collectors: bytes per event in their buffer.
+    #[arg(long, value_name = "BYTES", default_value_t = 104)]
+    est_event_bytes: u64,
+    /// External collectors: their buffer size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    est_ring_bytes: u64,
+    /// Print statistics every SECS seconds.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+    stats: Option<f64>,
+    /// Write the statistics as JSON to this file (atomically, every second and at exit).
+    #[arg(long, value_name = "FILE")]
+    stats_file: Option<PathBuf>,
+}
+
+/// The model shipped with the source tree when this binary was built ("" if none was).
+const EMBEDDED_MODEL: &str = include_str!(concat!(env!("OUT_DIR"), "/default_model.json"));
+const EMBEDDED_MODEL_NAME: &str = "embedded scheduler/models/aegis.json";
+
+fn load_model(path: &Path) -> Result<QNet> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the model {}", path.display()))?;
+    parse_model(&text, path)
+}
+
+fn parse_model(text: &str, path: &Path) -> Result<QNet> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let network = value.get("fixed_network").cloned().unwrap_or(value);
+    serde_json::from_value(network).with_context(|| {
+        format!(
+            "{} holds no fixed-point Q-network (expected a QNet or an object with \
+             `fixed_network`, as `aegis-bench train` writes)",
+            path.display()
+        )
+    })
+}
+
+fn cgroup_id(dir: &Path) -> Result<u64> {
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("--provenance-cgroup {}: no such cgroup", dir.display()))?;
+    if !meta.is_dir() {
+        bail!(
+            "--provenance-cgroup {} is not a cgroup directory",
+            dir.display()
+        );
+    }
+    Ok(meta.ino())
+}
+
+fn comm_key(comm: &str) -> Result<[u8; bpf_intf::aegis_consts_AEGIS_COMM_LEN as usize]> {
+    let mut key = [0u8; bpf_intf::aegis_consts_AEGIS_COMM_LEN as usize];
+    let bytes = comm.as_bytes();
+    if bytes.is_empty() || bytes.len() >= key.len() {
+        bail!(
+            "--provenance-comm '{comm}': a command name has 1 to {} bytes (the kernel's comm)",
+            key.len() - 1
+        );
+    }
+    key[..bytes.len()].copy_from_slice(bytes);
+    Ok(key)
+}
+
+fn main() -> Result<()> {
+    let opts = Opts::parse();
+    if opts.action >= NR_ACTIONS as u32 {
+        bail!(
+            "--action {} is not an action: use 0 to {}",
+            opts.action,
+            NR_ACTIONS - 1
+        );
+    }
+    if opts.window_ms == 0 || opts.base_slice_us == 0 || opts.base_wait_ms == 0 {
+        bail!("--window-ms, --base-slice-us and --base-wait-ms must be positive");
+    }
+    let (model, model_path) = match (&opts.model, opts.no_model) {
+        (Some(path), _) => (Some(load_model(path)?), Some(path.clone())),
+        (None, true) => (None, None),
+        (None, false) if EMBEDDED_MODEL.trim().is_empty() => (None, None),
+        (None, false) => (
+            Some(parse_model(EMBEDDED_MODEL, Path::new(EMBEDDED_MODEL_NAME))?),
+            Some(PathBuf::from(EMBEDDED_MODEL_NAME)),
+        ),
+    };
+    let cgroups = opts
+        .provenance_cgroup
+        .iter()
+        .map(|dir| cgroup_id(dir))
+        .collect::<Result<Vec<_>>>()?;
+    let comms = opts
+        .provenance_comm
+        .iter()
+        .map(|c| comm_key(c))
+        .collect::<Result<Vec<_>>>()?;
+    let ring = match &opts.collector_ring {
+        Some(path) => {
+            let handle = MapHandle::from_pinned_path(path).with_context(|| {
+                format!(
+                    "--collector-ring {}: no pinned BPF map there (is the collector running \
+                     and bpffs mounted?)",
+                    path.display()
+                )
+            })?;
+            let info = handle.info()?;
+            if info.map_type() != libbpf_rs::MapType::RingBuf {
+                bail!(
+                    "--collector-ring {} is a {:?} map, not a ring buffer",
+                    path.display(),
+                    info.map_type()
+                );
+            }
+            Some((path.clone(), info.info.max_entries))
+        }
+        None => None,
+    };
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, shutdown.clone())?;
+    }
+
+    let mut open_object = MaybeUninit::uninit();
+    let builder = BpfSkelBuilder::default();
+    let mut skel = scx_ops_open!(builder, &mut open_object, aegis_ops, None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>)?;
+    {
+        let rodata = skel.maps.rodata_data.as_mut().expect("rodata");
+        rodata.base_slice_ns = opts.base_slice_us * 1_000;
+        rodata.base_wait_ns = opts.base_wait_ms * 1_000_000;
+        rodata.window_ns = opts.window_ms * 1_000_000;
+        rodata.tick_ns = opts.tick_us * 1_000;
+        rodata.producer_syscalls_per_window = opts.producer_syscalls_per_window;
+        rodata.gate_delta = opts.delta;
+        rodata.nr_cpus = (libbpf_rs::num_possible_cpus()? as u32)
+            .min(bpf_intf::aegis_consts_AEGIS_MAX_CPUS);
+        rodata.have_ring = ring.is_some();
+        rodata.have_model = model.is_some();
+        rodata.fixed_action = opts.action;
+        rodata.est_ns_per_event = opts.est_ns_per_event;
+        rodata.est_event_bytes = opts.est_event_bytes;
+        rodata.est_ring_bytes = opts.est_ring_bytes;
+    }
+    if let Some((path, size)) = &ring {
+        skel.maps.events.set_max_entries(*size)?;
+        skel.maps
+            .events
+            .reuse_pinned_map(path)
+            .with_context(|| format!("reusing the collector's ring {}", path.display()))?;
+    }
+    let mut skel = scx_ops_load!(skel, aegis_ops, uei)?;
+
+    if let Some(network) = &model {
+        skel.maps
+            .qnet_weights
+            .update(&0u32.to_ne_bytes(), &network.to_bpf_bytes(), MapFlags::ANY)
+            .context("loading the Q-network weights")?;
+    }
+    for pid in &opts.provenance_pid {
+        skel.maps
+            .provenance_tgids
+            .update(&pid.to_ne_bytes(), &[1], MapFlags::ANY)?;
+    }
+    for key in &comms {
+        skel.maps
+            .provenance_comms
+            .update(key, &[1], MapFlags::ANY)?;
+    }
+    for id in &cgroups {
+        skel.maps
+            .provenance_cgroups
+            .update(&id.to_ne_bytes(), &[1], MapFlags::ANY)?;
+    }
+
+    let struct_ops = scx_ops_attach!(skel, aegis_ops)?;
+    let model_info = ModelInfo {
+        path: model_path,
+        fixed_action: model.is_none().then_some(opts.action),
+    };
+    eprintln!(
+        "scx_aegis: enabled; {}; provenance: {} pid(s), {} comm(s), {} cgroup(s); ring: {}",
+        model_info.describe(),
+        opts.provenance_pid.len(),
+        comms.len(),
+        cgroups.len(),
+        match &ring {
+            Some((path, size)) => format!("{} ({size} bytes, exact)", path.display()),
+            None => "estimated".into(),
+        }
+    );
+
+    let print_every = opts.stats.map(Duration::from_secs_f64);
+    let mut last_print = Instant::now();
+    let mut last_write = Instant::now();
+    while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&skel, uei) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(every) = print_every {
+            if last_print.elapsed() >= every {
+                last_print = Instant::now();
+                println!("{}", Stats::read(&skel, &opts, &model_info)?.one_line());
+            }
+        }
+        if let Some(path) = &opts.stats_file {
+            if last_write.elapsed() >= Duration::from_secs(1) {
+                last_write = Instant::now();
+                Stats::read(&skel, &opts, &model_info)?.write_atomically(path)?;
+            }
+        }
+    }
+    let final_stats = Stats::read(&skel, &opts, &model_info)?;
+    drop(struct_ops);
+    let exit = uei_report!(&skel, uei);
+    if let Some(path) = &opts.stats_file {
+        final_stats.write_atomically(path)?;
+    }
+    if opts.stats.is_some() {
+        println!("{}", final_stats.one_line());
+    }
+    exit.map(|_| ())
+}

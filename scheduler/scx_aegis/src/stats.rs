@@ -1,0 +1,179 @@
+//! What `--stats` prints and `--stats-file` writes: the per-CPU counters of the BPF side
+//! summed (waits: the maximum), plus the current action. The harness records the JSON form
+//! in every trial that runs Aegis.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, MapFlags};
+use scheduler::aegis::qnet::Action;
+use serde::Serialize;
+
+use crate::bpf_intf::aegis_stats;
+use crate::bpf_skel::BpfSkel;
+use crate::Opts;
+
+const LEVEL_NAMES: [&str; 3] = ["provenance", "ordinary", "producer"];
+
+/// Where the policy comes from.
+pub struct ModelInfo {
+    pub path: Option<PathBuf>,
+    pub fixed_action: Option<u32>,
+}
+
+impl ModelInfo {
+    pub fn describe(&self) -> String {
+        match (&self.path, self.fixed_action) {
+            (Some(path), _) => format!("model {}", path.display()),
+            (None, Some(action)) => format!("no model: fixed action {action}"),
+            (None, None) => "no model".into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct LevelStats {
+    pub level: &'static str,
+    pub nr_queued: u64,
+    pub nr_dispatched: u64,
+    pub nr_promoted: u64,
+    pub max_wait_us: u64,
+    pub wait_bound_us: u64,
+    pub nr_bound_violations: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActionStats {
+    pub index: u32,
+    pub collector_boost: u8,
+    pub producer_throttle: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub model: String,
+    pub model_path: Option<PathBuf>,
+    pub levels: Vec<LevelStats>,
+    pub nr_direct_dispatches: u64,
+    pub nr_inferences_run: u64,
+    pub nr_inferences_skipped: u64,
+    pub nr_preempt_kicks: u64,
+    pub nr_producer_syscalls: u64,
+    pub nr_provenance_runs: u64,
+    pub provenance_runtime_ms: f64,
+    pub nr_overdue_scans: u64,
+    pub current_action: ActionStats,
+    pub ring_fill_pct: u32,
+    pub wait_bound_tick_us: u64,
+}
+
+fn sum_per_cpu(per_cpu: &[Vec<u8>]) -> aegis_stats {
+    let mut total: aegis_stats = unsafe { std::mem::zeroed() };
+    for bytes in per_cpu {
+        if bytes.len() < std::mem::size_of::<aegis_stats>() {
+            continue;
+        }
+        // SAFETY: the value is an `aegis_stats` (u64 fields only), copied unaligned.
+        let s: aegis_stats = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        for l in 0..3 {
+            total.nr_queued[l] += s.nr_queued[l];
+            total.nr_dispatched[l] += s.nr_dispatched[l];
+            total.nr_promoted[l] += s.nr_promoted[l];
+            total.max_wait_ns[l] = total.max_wait_ns[l].max(s.max_wait_ns[l]);
+            total.nr_bound_violations[l] += s.nr_bound_violations[l];
+        }
+        total.nr_direct += s.nr_direct;
+        total.nr_inferences_run += s.nr_inferences_run;
+        total.nr_inferences_skipped += s.nr_inferences_skipped;
+        total.nr_preempt_kicks += s.nr_preempt_kicks;
+        total.nr_producer_syscalls += s.nr_producer_syscalls;
+        total.nr_provenance_runs += s.nr_provenance_runs;
+        total.provenance_runtime_ns += s.provenance_runtime_ns;
+        total.nr_overdue_scans += s.nr_overdue_scans;
+    }
+    total
+}
+
+impl Stats {
+    pub fn read(skel: &BpfSkel<'_>, opts: &Opts, model: &ModelInfo) -> Result<Stats> {
+        let per_cpu = skel
+            .maps
+            .stats
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .context("reading the stats map")?
+            .unwrap_or_default();
+        let s = sum_per_cpu(&per_cpu);
+        let bss = skel.maps.bss_data.as_ref().expect("bss");
+        let action = bss.current_action;
+        let decoded = Action::from_index(action as usize);
+        let base_wait_us = opts.base_wait_ms * 1_000;
+        Ok(Stats {
+            model: model.describe(),
+            model_path: model.path.clone(),
+            levels: (0..3)
+                .map(|l| LevelStats {
+                    level: LEVEL_NAMES[l],
+                    nr_queued: s.nr_queued[l],
+                    nr_dispatched: s.nr_dispatched[l],
+                    nr_promoted: s.nr_promoted[l],
+                    max_wait_us: s.max_wait_ns[l] / 1_000,
+                    wait_bound_us: base_wait_us << l,
+                    nr_bound_violations: s.nr_bound_violations[l],
+                })
+                .collect(),
+            nr_direct_dispatches: s.nr_direct,
+            nr_inferences_run: s.nr_inferences_run,
+            nr_inferences_skipped: s.nr_inferences_skipped,
+            nr_preempt_kicks: s.nr_preempt_kicks,
+            nr_producer_syscalls: s.nr_producer_syscalls,
+            nr_provenance_runs: s.nr_provenance_runs,
+            provenance_runtime_ms: s.provenance_runtime_ns as f64 / 1e6,
+            nr_overdue_scans: s.nr_overdue_scans,
+            current_action: ActionStats {
+                index: action,
+                collector_boost: decoded.collector_boost,
+                producer_throttle: decoded.producer_throttle,
+            },
+            ring_fill_pct: bss.current_fill_pct,
+            wait_bound_tick_us: opts.tick_us,
+        })
+    }
+
+    pub fn one_line(&self) -> String {
+        let levels: Vec<String> = self
+            .levels
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} q={} d={} promoted={} max_wait={}us/{}us",
+                    l.level, l.nr_queued, l.nr_dispatched, l.nr_promoted, l.max_wait_us, l.wait_bound_us
+                )
+            })
+            .collect();
+        format!(
+            "[aegis] {} | inferences run={} skipped={} | action={} (boost {}, throttle {}) | fill={}% kicks={} prov_runs={} prov_cpu={:.1}ms",
+            levels.join(" | "),
+            self.nr_inferences_run,
+            self.nr_inferences_skipped,
+            self.current_action.index,
+            self.current_action.collector_boost,
+            self.current_action.producer_throttle,
+            self.ring_fill_pct,
+            self.nr_preempt_kicks,
+            self.nr_provenance_runs,
+            self.provenance_runtime_ms,
+        )
+    }
+
+    pub fn write_atomically(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        serde_json::to_writer_pretty(&mut file, self)?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+}
