@@ -12,12 +12,17 @@
 #                     the standard workloads (workloads/): stress-ng, hackbench, sysbench,
 #                     nginx + wrk, redis-server + redis-benchmark, the compile workload's gcc
 #   qemu-system-x86   the guest runner, from bookworm-backports (see below)
+#   fontconfig fonts-dejavu-core   text in the PNG figures (plotters finds the font through
+#                     fontconfig at run time)
 set -euo pipefail
 
 packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd sysdig util-linux)
 
 # The guest runner's initramfs.
 packages+=(busybox-static)
+
+# Figures (aegis-bench train's learning curve).
+packages+=(fontconfig fonts-dejavu-core)
 
 # The standard workloads (workloads/). Their services are not started: nginx and redis run
 # privately on 127.0.0.1 for a workload run only.

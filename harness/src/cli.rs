@@ -38,6 +38,9 @@ pub enum Command {
     /// The simulator: `--validate` replays real host runs (EEVDF, built-in collector, openat,
     /// 64KiB ring) in the simulator and reports real and simulated loss per intensity.
     Sim(SimArgs),
+    /// Train the Aegis Q-network in the simulator (DQN) and write the model, with its
+    /// fixed-point export and learning curve, for scx_aegis to load.
+    Train(TrainArgs),
     /// (internal) The built-in collector process.
     #[command(hide = true)]
     Collect(CollectArgs),
@@ -177,6 +180,28 @@ pub struct SimArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub seeds: u64,
     /// Two short intensities (for tests).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training episodes (simulations of random attack configurations)
+    /// [default: 300; 12 with --quick].
+    #[arg(long, value_name = "N")]
+    pub episodes: Option<usize>,
+    /// Seed of everything random in training: same seed, same model.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the model (JSON, written atomically); the learning curve goes beside it
+    /// as STEM-learning-curve.png and .svg.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "scheduler/models/aegis.json"
+    )]
+    pub out: PathBuf,
+    /// A few short episodes (for tests): mechanics only, not a usable policy.
     #[arg(long)]
     pub quick: bool,
 }

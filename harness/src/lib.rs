@@ -39,6 +39,7 @@ pub mod sched;
 pub mod signals;
 pub mod size;
 pub mod syscalls;
+pub mod train;
 pub mod trial;
 pub mod truth;
 pub mod vm;

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             .and_then(|plan| run_attack(&plan).map(|_| ())),
         Command::Calibrate(args) => aegis_bench::calibrate::calibrate(&args).map(|_| ()),
         Command::Sim(args) => aegis_bench::calibrate::sim(&args),
+        Command::Train(args) => aegis_bench::train::train(&args).map(|_| ()),
         Command::Doctor => {
             doctor::print();
             Ok(())

@@ -9,9 +9,10 @@
 //! - [`sim::calibration`]: the machine parameters `aegis-bench calibrate` measures, and the
 //!   simulator configuration derived from them (the harness depends on this crate for it).
 //!
-//! Not built yet: the Aegis policy in the simulator, DQN training and the
-//! `scx_aegis` BPF scheduler and loader (issues 4 and 5).
-//! The harness uses only [`sim`] (for `calibrate` and `sim --validate`).
+//! - [`dqn`]: DQN training of the Q-network in the simulator (`aegis-bench train`), its
+//!   fixed-point export and evaluation; the shipped model is `models/aegis.json`.
+//!
+//! Not built here yet: the `scx_aegis` BPF scheduler and loader.
 
 pub mod aegis;
 pub mod dqn;

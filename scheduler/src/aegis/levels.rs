@@ -31,8 +31,22 @@ impl Level {
 pub struct TaskSignals {
     /// Registered as a provenance task (by pid, comm or cgroup).
     pub provenance: bool,
-    /// Syscalls the task made in the last rate window.
+    /// The task's syscall rate while it runs, as syscalls per rate window of CPU time: see
+    /// [`syscalls_per_window_of_cpu`].
     pub recent_syscalls: u32,
+}
+
+/// A task's syscalls in a rate window scaled to a whole window of CPU time:
+/// `syscalls * window_ns / ran_ns` (saturating), or `None` if it did not run in the window
+/// (keep the previous value then).
+///
+/// Counting per window of *wall* time misclassifies producers that share CPUs: with 8
+/// producers on 2 CPUs each runs in one window of three, so a producer that waits for a CPU
+/// has made no syscall in the last window and looks ordinary exactly when it is picked (in the
+/// simulator the collector could then never preempt it). The rate while running is what marks
+/// a super producer, whatever its share of the CPU.
+pub fn syscalls_per_window_of_cpu(syscalls: u32, ran_ns: u64, window_ns: u64) -> Option<u32> {
+    (ran_ns > 0).then(|| (syscalls as u64 * window_ns / ran_ns).min(u32::MAX as u64) as u32)
 }
 
 /// The backbone's parameters.
@@ -130,6 +144,20 @@ mod tests {
         let queued = [(Level::Ordinary, 0, 9), (Level::Ordinary, 0, 3)];
         assert_eq!(b.choose(&queued), Some(1));
         assert_eq!(b.choose(&[]), None);
+    }
+
+    #[test]
+    fn syscall_rate_is_per_cpu_time() {
+        // 300 syscalls in 1 ms of a 10 ms window: 3000 per window of CPU time.
+        assert_eq!(
+            syscalls_per_window_of_cpu(300, 1_000_000, 10_000_000),
+            Some(3_000)
+        );
+        assert_eq!(syscalls_per_window_of_cpu(0, 0, 10_000_000), None);
+        assert_eq!(
+            syscalls_per_window_of_cpu(u32::MAX, 1, 10_000_000),
+            Some(u32::MAX)
+        );
     }
 
     #[test]

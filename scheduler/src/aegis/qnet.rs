@@ -48,11 +48,27 @@ impl State {
     }
 }
 
-/// What the network decides.
+/// Ring fill (percent of the collector's ring buffer) from which, under `collector_boost` 1,
+/// a runnable provenance task preempts a running producer. The BPF scheduler mirrors it.
+pub const PREEMPT_FILL_PCT: u32 = 50;
+
+/// The base time slice: ordinary tasks get it; provenance and producer slices are scaled from
+/// it by the action.
+pub const BASE_SLICE_NS: u64 = 3_000_000;
+
+/// What the network decides: 3 collector boosts x 3 producer throttles, the contract the BPF
+/// scheduler implements.
+///
+/// | `collector_boost` | provenance slice | a runnable provenance task preempts a running producer |
+/// |---|---|---|
+/// | 0 | base | never (it is only served first when a CPU picks) |
+/// | 1 | base << 1 | once the ring is at least [`PREEMPT_FILL_PCT`] % full: the collector is woken as the ring fills and drains it in big batches |
+/// | 2 | base << 2 | at once on wakeup (SCHED_FIFO-like) |
+///
+/// `producer_throttle` t: producer slice = base >> t.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Action {
-    /// 0..=2: how strongly provenance tasks are favoured (slice multiplier 2^boost, and from
-    /// 1 up they preempt producers on wakeup).
+    /// 0..=2: how strongly provenance tasks are favoured (see the table above).
     pub collector_boost: u8,
     /// 0..=2: how hard producers are held back (slice divided by 2^throttle).
     pub producer_throttle: u8,
@@ -68,6 +84,25 @@ impl Action {
 
     pub fn index(self) -> usize {
         self.collector_boost as usize * 3 + self.producer_throttle as usize
+    }
+
+    /// Slice of a provenance task under this action.
+    pub fn provenance_slice_ns(self, base_ns: u64) -> u64 {
+        base_ns << self.collector_boost
+    }
+
+    /// Slice of a producer under this action.
+    pub fn producer_slice_ns(self, base_ns: u64) -> u64 {
+        base_ns >> self.producer_throttle
+    }
+
+    /// Whether a runnable provenance task preempts a running producer at this ring fill.
+    pub fn provenance_preempts(self, ring_fill_pct: u32) -> bool {
+        match self.collector_boost {
+            0 => false,
+            1 => ring_fill_pct >= PREEMPT_FILL_PCT,
+            _ => true,
+        }
     }
 }
 
@@ -175,6 +210,31 @@ mod tests {
     fn actions_round_trip() {
         for index in 0..NR_ACTIONS {
             assert_eq!(Action::from_index(index).index(), index);
+        }
+    }
+
+    #[test]
+    fn action_contract() {
+        let act = |collector_boost, producer_throttle| Action {
+            collector_boost,
+            producer_throttle,
+        };
+        let base = BASE_SLICE_NS;
+        assert_eq!(
+            [0, 1, 2].map(|b| act(b, 0).provenance_slice_ns(base)),
+            [base, base * 2, base * 4]
+        );
+        assert_eq!(
+            [0, 1, 2].map(|t| act(0, t).producer_slice_ns(base)),
+            [base, base / 2, base / 4]
+        );
+        for fill in [0, 49, 50, 100] {
+            assert!(!act(0, 2).provenance_preempts(fill));
+            assert_eq!(
+                act(1, 0).provenance_preempts(fill),
+                fill >= PREEMPT_FILL_PCT
+            );
+            assert!(act(2, 1).provenance_preempts(fill));
         }
     }
 

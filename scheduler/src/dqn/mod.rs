@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aegis::qnet::{Action, QNet, NR_ACTIONS, STATE_LEN};
 use crate::sim::policy::{Entity, Policy, QueueView};
-use crate::sim::{simulate, Aegis, Eevdf, SimConfig};
+use crate::sim::{simulate, Aegis, Cfs, Eevdf, SimConfig};
 use export::QuantizationError;
 use mlp::{Adam, Mlp, NR_PARAMS};
 
@@ -42,13 +42,19 @@ pub struct TrainConfig {
     pub loss_weight: f32,
     pub lambda_slowdown: f32,
     pub mu_violation: f32,
+    /// Fixed validation configurations the greedy policy is scored on (the learning curve).
+    pub validation_configs: usize,
+    /// Validation points over the whole training (the first before any training).
+    pub validation_points: usize,
+    /// Evaluation configurations (never seen in training or validation).
+    pub evaluation_configs: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             seed: 1,
-            episodes: 300,
+            episodes: 3_000,
             episode_ns: 500_000_000,
             gamma: 0.9,
             learning_rate: 1e-3,
@@ -58,8 +64,11 @@ impl Default for TrainConfig {
             epsilon_start: 1.0,
             epsilon_end: 0.05,
             loss_weight: 10.0,
-            lambda_slowdown: 1.0,
+            lambda_slowdown: 0.2,
             mu_violation: 1.0,
+            validation_configs: 40,
+            validation_points: 20,
+            evaluation_configs: 40,
         }
     }
 }
@@ -85,14 +94,22 @@ pub struct Score {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainedModel {
     pub config: TrainConfig,
+    /// The seed everything random in training came from (also in `config`).
+    pub seed: u64,
     pub float_network: Mlp,
+    /// The fixed-point network scx_aegis loads (the layout of [`QNet`]).
     pub fixed_network: QNet,
     pub quantization: QuantizationError,
     /// Mean reward per window of each training episode (exploring, on random configurations).
     pub training_rewards: Vec<f64>,
     /// (episode, mean reward per window) of the greedy policy on fixed validation
-    /// configurations, measured every tenth of the training: the learning curve.
+    /// configurations, measured `validation_points` times over the training: the learning
+    /// curve.
     pub learning_curve: Vec<(usize, f64)>,
+    /// The validation point whose network was kept (the best; later ones may have drifted).
+    pub kept_episode: usize,
+    /// Mean reward per window of Aegis without the network on the validation configurations.
+    pub baseline_reward: f64,
     pub evaluation: Vec<Score>,
 }
 
@@ -123,67 +140,79 @@ fn features(aegis: &Aegis, view: &QueueView) -> [f32; STATE_LEN] {
     aegis.observe(view).quantize().map(|b| b as f32 / 255.0)
 }
 
-fn greedy(net: &Mlp, x: &[f32; STATE_LEN]) -> usize {
-    let q = net.forward(x).q;
+fn argmax(q: &[f32; NR_ACTIONS]) -> usize {
     (1..NR_ACTIONS).fold(0, |best, k| if q[k] > q[best] { k } else { best })
 }
 
+fn greedy(net: &Mlp, x: &[f32; STATE_LEN]) -> usize {
+    argmax(&net.forward(x).q)
+}
+
+/// Who picks the action each window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Epsilon-greedy on the online network, remembering and learning.
+    Learn { epsilon: f64 },
+    /// Greedy on the online network; nothing remembered or learned.
+    Greedy,
+    /// Always this action (a baseline).
+    Fixed(usize),
+}
+
 /// The agent inside the simulator: Aegis schedules, the agent picks its action per window.
-struct Learner<'a> {
+struct Learner<'a, 'b> {
     aegis: Aegis,
     config: &'a TrainConfig,
     cpus: usize,
     window_ns: u64,
-    online: &'a mut Mlp,
-    target: &'a mut Mlp,
-    adam: &'a mut Adam,
-    replay: &'a mut Vec<Transition>,
-    replay_next: &'a mut usize,
-    updates: &'a mut u64,
-    rng: &'a mut StdRng,
-    epsilon: f64,
-    /// False for validation runs: act greedily, remember and learn nothing.
-    learning: bool,
+    state: &'a mut LearnerState<'b>,
+    rng: StdRng,
+    mode: Mode,
     last: Option<([f32; STATE_LEN], usize)>,
     last_violations: u64,
     reward_sum: f64,
     windows: u64,
 }
 
-impl Learner<'_> {
+impl Learner<'_, '_> {
     fn remember(&mut self, t: Transition) {
-        if self.replay.len() < self.config.replay_capacity {
-            self.replay.push(t);
+        let state = &mut *self.state;
+        if state.replay.len() < self.config.replay_capacity {
+            state.replay.push(t);
         } else {
-            self.replay[*self.replay_next] = t;
+            state.replay[*state.replay_next] = t;
         }
-        *self.replay_next = (*self.replay_next + 1) % self.config.replay_capacity;
+        *state.replay_next = (*state.replay_next + 1) % self.config.replay_capacity;
     }
 
+    /// One Adam step on a minibatch, with double-DQN targets: the online network picks the
+    /// next action, the target network values it.
     fn learn(&mut self) {
-        if self.replay.len() < self.config.batch * 4 {
+        let state = &mut *self.state;
+        if state.replay.len() < self.config.batch * 4 {
             return;
         }
         let mut grad = vec![0.0; NR_PARAMS];
         for _ in 0..self.config.batch {
-            let t = self.replay[self.rng.gen_range(0..self.replay.len())];
-            let next_q = self.target.forward(&t.next).q;
-            let best_next = next_q.iter().cloned().fold(f32::MIN, f32::max);
-            let target = t.reward + self.config.gamma * best_next;
-            let fwd = self.online.forward(&t.state);
-            self.online
+            let t = state.replay[self.rng.gen_range(0..state.replay.len())];
+            let next_action = greedy(state.online, &t.next);
+            let next_value = state.target.forward(&t.next).q[next_action];
+            let target = t.reward + self.config.gamma * next_value;
+            let fwd = state.online.forward(&t.state);
+            state
+                .online
                 .backward(&t.state, &fwd, t.action as usize, target, &mut grad);
         }
         grad.iter_mut().for_each(|g| *g /= self.config.batch as f32);
-        self.adam.step(&mut self.online.params, &grad);
-        *self.updates += 1;
-        if *self.updates % self.config.target_sync == 0 {
-            self.target.clone_from(self.online);
+        state.adam.step(&mut state.online.params, &grad);
+        *state.updates += 1;
+        if *state.updates % self.config.target_sync == 0 {
+            state.target.clone_from(state.online);
         }
     }
 }
 
-impl Policy for Learner<'_> {
+impl Policy for Learner<'_, '_> {
     fn name(&self) -> &'static str {
         "aegis-learning"
     }
@@ -205,6 +234,9 @@ impl Policy for Learner<'_> {
     fn preempts(&self, woken: &Entity, running: &Entity, view: &QueueView) -> bool {
         self.aegis.preempts(woken, running, view)
     }
+    fn preempt_fill_pct(&self) -> Option<u32> {
+        self.aegis.preempt_fill_pct()
+    }
     fn on_pick(&mut self, e: &Entity, now_ns: u64) {
         self.aegis.on_pick(e, now_ns)
     }
@@ -217,7 +249,7 @@ impl Policy for Learner<'_> {
         if let Some((state, action)) = self.last {
             self.reward_sum += r as f64;
             self.windows += 1;
-            if self.learning {
+            if matches!(self.mode, Mode::Learn { .. }) {
                 self.remember(Transition {
                     state,
                     action: action as u8,
@@ -227,10 +259,12 @@ impl Policy for Learner<'_> {
                 self.learn();
             }
         }
-        let action = if self.rng.gen_bool(self.epsilon) {
-            self.rng.gen_range(0..NR_ACTIONS)
-        } else {
-            greedy(self.online, &x)
+        let action = match self.mode {
+            Mode::Learn { epsilon } if self.rng.gen_bool(epsilon) => {
+                self.rng.gen_range(0..NR_ACTIONS)
+            }
+            Mode::Learn { .. } | Mode::Greedy => greedy(self.state.online, &x),
+            Mode::Fixed(action) => action,
         };
         self.aegis.action = Action::from_index(action);
         self.last = Some((x, action));
@@ -247,50 +281,22 @@ struct LearnerState<'a> {
     updates: &'a mut u64,
 }
 
-impl<'a> LearnerState<'a> {
-    fn new(
-        online: &'a mut Mlp,
-        target: &'a mut Mlp,
-        adam: &'a mut Adam,
-        replay: &'a mut Vec<Transition>,
-        replay_next: &'a mut usize,
-        updates: &'a mut u64,
-    ) -> Self {
-        LearnerState {
-            online,
-            target,
-            adam,
-            replay,
-            replay_next,
-            updates,
-        }
-    }
-}
-
 /// Runs one simulated episode with the agent acting; returns the mean reward per window.
 fn run_episode(
     config: &TrainConfig,
     sim: &SimConfig,
     state: &mut LearnerState<'_>,
-    epsilon: f64,
-    learning: bool,
+    mode: Mode,
     seed: u64,
 ) -> f64 {
-    let mut rng = StdRng::seed_from_u64(seed);
     let mut learner = Learner {
         aegis: Aegis::new(None, sim.tick_ns, 0),
         config,
         cpus: sim.cpus,
         window_ns: sim.window_ns,
-        online: state.online,
-        target: state.target,
-        adam: state.adam,
-        replay: state.replay,
-        replay_next: state.replay_next,
-        updates: state.updates,
-        rng: &mut rng,
-        epsilon,
-        learning,
+        state,
+        rng: StdRng::seed_from_u64(seed),
+        mode,
         last: None,
         last_violations: 0,
         reward_sum: 0.0,
@@ -313,6 +319,11 @@ pub fn episode_config(rng: &mut impl Rng, duration_ns: u64) -> SimConfig {
     }
 }
 
+/// The default action of Aegis without a network.
+fn no_network_action() -> usize {
+    Aegis::new(None, 1, 0).action.index()
+}
+
 /// Trains a model; `progress` is called after every episode with (episode, mean reward).
 pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> TrainedModel {
     let mut rng = StdRng::seed_from_u64(config.seed);
@@ -322,97 +333,127 @@ pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Trai
     let mut replay = Vec::with_capacity(config.replay_capacity);
     let mut replay_next = 0;
     let mut updates = 0;
+    let mut state = LearnerState {
+        online: &mut online,
+        target: &mut target,
+        adam: &mut adam,
+        replay: &mut replay,
+        replay_next: &mut replay_next,
+        updates: &mut updates,
+    };
     let mut validation_rng = StdRng::seed_from_u64(config.seed.wrapping_add(500));
-    let validation: Vec<SimConfig> = (0..8)
+    let validation: Vec<SimConfig> = (0..config.validation_configs.max(1))
         .map(|_| episode_config(&mut validation_rng, config.episode_ns))
         .collect();
+    let validate = |state: &mut LearnerState<'_>, mode: Mode| {
+        validation
+            .iter()
+            .map(|sim| run_episode(config, sim, state, mode, 0))
+            .sum::<f64>()
+            / validation.len() as f64
+    };
+    let baseline_reward = validate(&mut state, Mode::Fixed(no_network_action()));
     let mut training_rewards = Vec::with_capacity(config.episodes);
     let mut curve = Vec::new();
-    let every = (config.episodes / 10).max(1);
-    for episode in 0..config.episodes {
-        if episode % every == 0 {
-            let mean = validation
-                .iter()
-                .map(|sim| {
-                    let mut state = LearnerState::new(
-                        &mut online,
-                        &mut target,
-                        &mut adam,
-                        &mut replay,
-                        &mut replay_next,
-                        &mut updates,
-                    );
-                    run_episode(config, sim, &mut state, 0.0, false, rng.gen())
-                })
-                .sum::<f64>()
-                / validation.len() as f64;
+    let mut best: Option<(f64, usize, Mlp)> = None;
+    let every = (config.episodes / config.validation_points.max(1)).max(1);
+    for episode in 0..=config.episodes {
+        if episode % every == 0 || episode == config.episodes {
+            let mean = validate(&mut state, Mode::Greedy);
             curve.push((episode, mean));
+            if best.as_ref().is_none_or(|(b, _, _)| mean > *b) {
+                best = Some((mean, episode, state.online.clone()));
+            }
+        }
+        if episode == config.episodes {
+            break;
         }
         let sim = episode_config(&mut rng, config.episode_ns);
         let fraction = episode as f64 / config.episodes.max(1) as f64;
         let epsilon = config.epsilon_start
-            + (config.epsilon_end - config.epsilon_start) * (fraction / 0.7).min(1.0);
-        let mut state = LearnerState::new(
-            &mut online,
-            &mut target,
-            &mut adam,
-            &mut replay,
-            &mut replay_next,
-            &mut updates,
-        );
-        let mean = run_episode(config, &sim, &mut state, epsilon, true, rng.gen());
+            + (config.epsilon_end - config.epsilon_start) * (fraction / 0.5).min(1.0);
+        let mean = run_episode(config, &sim, &mut state, Mode::Learn { epsilon }, rng.gen());
         training_rewards.push(mean);
         progress(episode, mean);
     }
-    let (fixed_network, quantization) = export::measure(&online, &mut rng, 10_000);
+    let (_, kept_episode, kept) = best.expect("validated at least once");
+    let (fixed_network, quantization) = export::measure(&kept, &mut rng, 10_000);
     let evaluation = evaluate(
         &fixed_network,
         config.seed.wrapping_add(1000),
         config.episode_ns,
+        config.evaluation_configs,
     );
     TrainedModel {
         config: config.clone(),
-        float_network: online,
+        seed: config.seed,
+        float_network: kept,
         fixed_network,
         quantization,
         training_rewards,
         learning_curve: curve,
+        kept_episode,
+        baseline_reward,
         evaluation,
     }
 }
 
-/// Loss and ordinary tasks' CPU relative to EEVDF, averaged over 20 evaluation configurations
-/// that training never saw: EEVDF, Aegis without the network, and Aegis with `network`.
-pub fn evaluate(network: &QNet, seed: u64, duration_ns: u64) -> Vec<Score> {
+/// Loss and ordinary tasks' CPU relative to EEVDF, averaged over `configs` evaluation
+/// configurations that training never saw: EEVDF, CFS, Aegis without the network (its
+/// default action, levels and waiting bound), Aegis held at each other fixed action of note
+/// (SCHED_FIFO-like boost 2; the strongest throttle), and Aegis with `network`.
+pub fn evaluate(network: &QNet, seed: u64, duration_ns: u64, configs: usize) -> Vec<Score> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let configs: Vec<SimConfig> = (0..20)
+    let configs: Vec<SimConfig> = (0..configs.max(1))
         .map(|_| episode_config(&mut rng, duration_ns))
         .collect();
-    let mut totals = [(0.0, 0.0); 3];
+    let fixed = |index: usize| {
+        let action = Action::from_index(index);
+        (
+            format!(
+                "aegis-fixed-b{}t{}",
+                action.collector_boost, action.producer_throttle
+            ),
+            index,
+        )
+    };
+    let fixed_baselines = [fixed(2), fixed(6), fixed(8)];
+    let mut names = vec!["eevdf".to_string(), "cfs".into(), "aegis-no-net".into()];
+    names.extend(fixed_baselines.iter().map(|(name, _)| name.clone()));
+    names.push("aegis-dqn".into());
+    let mut totals = vec![(0.0, 0.0); names.len()];
     for config in &configs {
-        let eevdf = simulate(config, &mut Eevdf::new(config.cpus, config.tick_ns));
-        let plain = simulate(config, &mut Aegis::new(None, config.tick_ns, 0));
-        let learned = simulate(
+        let mut runs = vec![
+            simulate(config, &mut Eevdf::new(config.cpus, config.tick_ns)),
+            simulate(config, &mut Cfs::new(config.cpus)),
+            simulate(config, &mut Aegis::new(None, config.tick_ns, 0)),
+        ];
+        for (_, index) in &fixed_baselines {
+            let mut aegis = Aegis::new(None, config.tick_ns, 0);
+            aegis.action = Action::from_index(*index);
+            runs.push(simulate(config, &mut aegis));
+        }
+        runs.push(simulate(
             config,
             &mut Aegis::new(Some(network.clone()), config.tick_ns, 0),
-        );
+        ));
         let ordinary = |r: &crate::sim::SimResult| r.cpu_ns_of("hog") + r.cpu_ns_of("sleeper");
-        let base = ordinary(&eevdf).max(1) as f64;
-        for (slot, run) in totals.iter_mut().zip([&eevdf, &plain, &learned]) {
+        let base = ordinary(&runs[0]);
+        for (slot, run) in totals.iter_mut().zip(&runs) {
             slot.0 += run.loss_pct;
-            slot.1 += if ordinary(&eevdf) == 0 {
+            slot.1 += if base == 0 {
                 1.0
             } else {
-                ordinary(run) as f64 / base
+                ordinary(run) as f64 / base as f64
             };
         }
     }
     let n = configs.len() as f64;
-    ["eevdf", "aegis-no-net", "aegis-dqn"]
-        .iter()
+    names
+        .into_iter()
         .zip(totals)
-        .map(|(name, (loss, cpu))| Score {
-            policy: name.to_string(),
+        .map(|(policy, (loss, cpu))| Score {
+            policy,
             loss_pct: loss / n,
             ordinary_cpu_vs_eevdf: cpu / n,
         })
@@ -428,18 +469,23 @@ mod tests {
         let config = TrainConfig {
             episodes: 30,
             episode_ns: 200_000_000,
+            validation_configs: 4,
+            validation_points: 10,
+            evaluation_configs: 4,
             ..TrainConfig::default()
         };
         let model = train(&config, |_, _| {});
         assert_eq!(model.training_rewards.len(), 30);
-        assert_eq!(model.learning_curve.len(), 10);
+        // A point before training, every 3 episodes, and the end.
+        assert_eq!(model.learning_curve.len(), 11);
+        assert_eq!(model.learning_curve.last().unwrap().0, 30);
         assert!(model.learning_curve.iter().all(|(_, r)| r.is_finite()));
         assert!(
             model.quantization.argmax_agreement > 0.8,
             "{:?}",
             model.quantization
         );
-        assert_eq!(model.evaluation.len(), 3);
+        assert_eq!(model.evaluation.len(), 7);
         // Deterministic for a seed.
         assert_eq!(
             train(&config, |_, _| {}).learning_curve,

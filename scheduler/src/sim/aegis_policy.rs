@@ -2,16 +2,19 @@
 //!
 //! Levels come from [`Backbone::classify`] (the collector is registered as provenance; a task
 //! whose syscalls in the last window cross the threshold is a producer). Picks follow
-//! [`Backbone::choose`]. Slices and wakeup preemption follow the current [`Action`]: provenance
-//! slices are `base << collector_boost` and, from boost 1, a waking provenance task preempts a
-//! running producer; producer slices are `base >> producer_throttle`. At the end of every
+//! [`Backbone::choose`]. Slices and preemption follow the current [`Action`] (its docs hold the
+//! contract the BPF scheduler implements): provenance slices are `base << collector_boost`;
+//! under boost 0 a provenance task never preempts, under boost 1 a runnable provenance task
+//! preempts a running producer once the ring is [`PREEMPT_FILL_PCT`] % full (on wakeup, or
+//! when the fill reaches it while the task waits: [`Policy::preempt_fill_pct`]), under boost 2
+//! at once on wakeup; producer slices are `base >> producer_throttle`. At the end of every
 //! window the quantized state goes through the [`DeltaGate`] and, if it moved, the Q-network
 //! picks the next action. Without a network the action stays fixed: levels and the waiting
 //! bound only (the ablation baseline).
 
 use crate::aegis::gate::DeltaGate;
 use crate::aegis::levels::{Backbone, Level, TaskSignals, NR_LEVELS};
-use crate::aegis::qnet::{Action, QNet, State};
+use crate::aegis::qnet::{Action, QNet, State, BASE_SLICE_NS, PREEMPT_FILL_PCT};
 
 use super::policy::{Entity, Policy, QueueView};
 
@@ -43,7 +46,7 @@ impl Aegis {
     pub fn new(network: Option<QNet>, tick_ns: u64, delta: u32) -> Self {
         Aegis {
             backbone: Backbone::default(),
-            base_slice_ns: 3_000_000,
+            base_slice_ns: BASE_SLICE_NS,
             tick_ns,
             network,
             gate: DeltaGate::new(delta),
@@ -68,9 +71,9 @@ impl Aegis {
 
     fn slice_ns(&self, level: Level) -> u64 {
         match level {
-            Level::Provenance => self.base_slice_ns << self.action.collector_boost,
+            Level::Provenance => self.action.provenance_slice_ns(self.base_slice_ns),
             Level::Ordinary => self.base_slice_ns,
-            Level::Producer => self.base_slice_ns >> self.action.producer_throttle,
+            Level::Producer => self.action.producer_slice_ns(self.base_slice_ns),
         }
     }
 
@@ -151,10 +154,14 @@ impl Policy for Aegis {
         someone_overdue || ran_since_pick_ns >= self.slice_ns(self.level_of(e))
     }
 
-    fn preempts(&self, woken: &Entity, running: &Entity, _view: &QueueView) -> bool {
-        self.action.collector_boost >= 1
-            && self.level_of(woken) == Level::Provenance
+    fn preempts(&self, woken: &Entity, running: &Entity, view: &QueueView) -> bool {
+        self.level_of(woken) == Level::Provenance
             && self.level_of(running) == Level::Producer
+            && self.action.provenance_preempts(view.ring_fill_pct)
+    }
+
+    fn preempt_fill_pct(&self) -> Option<u32> {
+        (self.action.collector_boost == 1).then_some(PREEMPT_FILL_PCT)
     }
 
     fn window(&mut self, view: &QueueView) {
@@ -183,6 +190,7 @@ impl Policy for Aegis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::policy::{Entity, QueueView};
     use crate::sim::{simulate, Eevdf, SimConfig};
     use rand::SeedableRng;
 
@@ -239,6 +247,96 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn with_action(collector_boost: u8, producer_throttle: u8, tick_ns: u64) -> Aegis {
+        let mut aegis = Aegis::new(None, tick_ns, 0);
+        aegis.action = Action {
+            collector_boost,
+            producer_throttle,
+        };
+        aegis
+    }
+
+    #[test]
+    fn preemption_follows_the_boost_and_the_ring_fill() {
+        let collector = Entity {
+            provenance: true,
+            ..Entity::default()
+        };
+        let producer = Entity {
+            recent_syscalls: 100_000,
+            ..Entity::default()
+        };
+        let ordinary = Entity::default();
+        let at_fill = |ring_fill_pct| QueueView {
+            ring_fill_pct,
+            ..QueueView::default()
+        };
+        for fill in [0, PREEMPT_FILL_PCT - 1, PREEMPT_FILL_PCT, 100] {
+            let view = at_fill(fill);
+            let boost = |b| with_action(b, 0, 1_000_000);
+            assert!(!boost(0).preempts(&collector, &producer, &view));
+            assert_eq!(
+                boost(1).preempts(&collector, &producer, &view),
+                fill >= PREEMPT_FILL_PCT
+            );
+            assert!(boost(2).preempts(&collector, &producer, &view));
+            // Only producers are preempted, and only by provenance tasks.
+            assert!(!boost(2).preempts(&collector, &ordinary, &view));
+            assert!(!boost(2).preempts(&producer, &producer, &view));
+        }
+        assert_eq!(with_action(0, 0, 1).preempt_fill_pct(), None);
+        assert_eq!(
+            with_action(1, 2, 1).preempt_fill_pct(),
+            Some(PREEMPT_FILL_PCT)
+        );
+        assert_eq!(with_action(2, 0, 1).preempt_fill_pct(), None);
+    }
+
+    #[test]
+    fn boost_one_serves_the_collector_when_the_ring_crosses_half_full() {
+        // Every CPU runs a producer; the ring reaches half full (~65 us) long before a
+        // producer's 3 ms slice ends, so only the fill crossing can get the collector a CPU in
+        // time. A big ring marks the batches: the collector runs once per half ring.
+        let config = SimConfig {
+            producers: 2,
+            ring_capacity_events: 2_000,
+            ..SimConfig::default()
+        };
+        let run = |boost| {
+            let mut aegis = with_action(boost, 0, config.tick_ns);
+            simulate(&config, &mut aegis)
+        };
+        let (never, half, fifo) = (run(0), run(1), run(2));
+        // Boost 0 waits for a slice to end: the ring overflows.
+        assert!(never.dropped > 0, "{never:?}");
+        // Boost 1: the collector preempts at half full, so the ring hardly ever fills (only in
+        // the first window, before the producers' syscall rate has been measured).
+        assert!(
+            half.loss_pct < 1.0 && half.loss_pct * 10.0 < never.loss_pct,
+            "{} vs {}",
+            half.loss_pct,
+            never.loss_pct
+        );
+        assert!(
+            half.max_ring_level >= config.ring_capacity_events / 2,
+            "{}",
+            half.max_ring_level
+        );
+        // ... in big batches: far fewer wakeups than the FIFO-like boost 2.
+        let batch = |r: &crate::sim::SimResult| r.consumed / r.collector().wakeups.max(1);
+        assert!(
+            batch(&half) >= config.ring_capacity_events / 2,
+            "{} events per wakeup",
+            batch(&half)
+        );
+        assert!(
+            half.collector().wakeups * 4 < fifo.collector().wakeups,
+            "{} vs {} wakeups",
+            half.collector().wakeups,
+            fifo.collector().wakeups
+        );
     }
 
     #[test]

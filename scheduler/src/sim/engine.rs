@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{Entity, Policy, QueueView};
 use super::{weight_of_nice, SimConfig};
-use crate::aegis::levels::{Backbone, TaskSignals};
+use crate::aegis::levels::{syscalls_per_window_of_cpu, Backbone, TaskSignals};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -50,6 +50,7 @@ struct Task {
     sleep_until_ns: u64,
     picked_at_ns: u64,
     window_syscalls: u32,
+    window_ran_ns: u64,
     report: TaskReport,
 }
 
@@ -145,7 +146,7 @@ pub fn simulate(config: &SimConfig, policy: &mut dyn Policy) -> SimResult {
     sim.fill_idle_cpus(policy);
     while sim.now_ns < config.duration_ns {
         let next = sim
-            .next_event_ns()
+            .next_event_ns(policy.preempt_fill_pct())
             .clamp(sim.now_ns + 1, config.duration_ns);
         sim.advance(next, policy);
         if sim.now_ns >= config.duration_ns {
@@ -173,6 +174,7 @@ impl<'a> Sim<'a> {
             sleep_until_ns: 0,
             picked_at_ns: 0,
             window_syscalls: 0,
+            window_ran_ns: 0,
             report: TaskReport {
                 kind: kind.name().to_string(),
                 ..TaskReport::default()
@@ -271,8 +273,38 @@ impl<'a> Sim<'a> {
             .filter(|t| t.kind == Kind::Producer)
     }
 
-    /// The next moment something changes.
-    fn next_event_ns(&self) -> u64 {
+    /// The smallest ring level whose fill (`level * 100 / capacity`, as [`QueueView`] rounds
+    /// it) is at least `pct`.
+    fn fill_level(&self, pct: u32) -> u64 {
+        (pct as u64 * self.config.ring_capacity_events).div_ceil(100)
+    }
+
+    /// How long until the running producers have issued `need` more syscalls (`need` > 0), if
+    /// any producer runs.
+    fn time_to_syscalls(&self, need: u64) -> Option<u64> {
+        let cost = self.config.syscall_cost_ns.max(1);
+        self.running_producers().next()?;
+        let issued = |dt: u64| -> u64 {
+            self.running_producers()
+                .map(|p| (p.carry_ns + dt) / cost)
+                .sum()
+        };
+        // One producer alone issues `need` syscalls within `need * cost`.
+        let (mut lo, mut hi) = (1, need.saturating_mul(cost));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if issued(mid) >= need {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Some(lo)
+    }
+
+    /// The next moment something changes. `preempt_fill_pct` is the policy's
+    /// [`Policy::preempt_fill_pct`].
+    fn next_event_ns(&self, preempt_fill_pct: Option<u32>) -> u64 {
         let mut next = self.config.duration_ns.min(self.next_window_ns);
         for (cpu, running) in self.cpus.iter().enumerate() {
             if let Some(id) = running {
@@ -312,6 +344,18 @@ impl<'a> Sim<'a> {
                     next = next.min(self.now_ns + empty_in.max(1));
                 }
             }
+            // A waiting collector: when the ring fill reaches the policy's preemption fill
+            // (the collector consumes nothing meanwhile, so the level only rises).
+            State::Runnable => {
+                if let Some(pct) = preempt_fill_pct {
+                    let target = self.fill_level(pct).min(self.config.ring_capacity_events);
+                    if self.ring_level < target {
+                        if let Some(dt) = self.time_to_syscalls(target - self.ring_level) {
+                            next = next.min(self.now_ns + dt);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         next
@@ -332,6 +376,7 @@ impl<'a> Sim<'a> {
             };
             let task = &mut self.tasks[id];
             task.report.cpu_ns += dt;
+            task.window_ran_ns += dt;
             policy.charge(&mut task.entity, dt);
             match task.kind {
                 Kind::Producer => {
@@ -452,8 +497,13 @@ impl<'a> Sim<'a> {
             ordinary_cpu_ns: self.window_ordinary_cpu_ns,
         };
         for task in &mut self.tasks {
-            task.entity.recent_syscalls = task.window_syscalls;
+            if let Some(rate) =
+                syscalls_per_window_of_cpu(task.window_syscalls, task.window_ran_ns, window)
+            {
+                task.entity.recent_syscalls = rate;
+            }
             task.window_syscalls = 0;
+            task.window_ran_ns = 0;
         }
         self.window_produced = 0;
         self.window_dropped = 0;
@@ -481,6 +531,14 @@ impl<'a> Sim<'a> {
             {
                 self.tasks[collector].carry_ns = 0;
                 self.put_to_sleep(collector, policy);
+            }
+            // Waiting while the ring filled past the policy's preemption fill: ask again.
+            State::Runnable => {
+                if let Some(pct) = policy.preempt_fill_pct() {
+                    if self.ring_level >= self.fill_level(pct) {
+                        self.try_preempt(collector, policy);
+                    }
+                }
             }
             _ => {}
         }
@@ -697,7 +755,7 @@ mod tests {
         let mut checks = 0;
         while sim.now_ns < 200_000_000 {
             let next = sim
-                .next_event_ns()
+                .next_event_ns(eevdf.preempt_fill_pct())
                 .clamp(sim.now_ns + 1, config.duration_ns);
             sim.advance(next, &mut eevdf);
             sim.handle_events(&mut eevdf);

@@ -15,7 +15,9 @@ pub struct Entity {
     pub started: bool,
     /// Registered as a provenance task (the collector).
     pub provenance: bool,
-    /// Syscalls the task made in the last window (what a BPF `sys_enter` counter would see).
+    /// The task's syscalls per window of its own CPU time, measured over the last window in
+    /// which it ran ([`crate::aegis::levels::syscalls_per_window_of_cpu`]; a BPF `sys_enter`
+    /// counter and the task's runtime give the same).
     pub recent_syscalls: u32,
     /// When the task last became runnable.
     pub runnable_since_ns: u64,
@@ -65,6 +67,12 @@ pub trait Policy {
     fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool;
     /// Whether a task that just woke should preempt a running one.
     fn preempts(&self, woken: &Entity, running: &Entity, view: &QueueView) -> bool;
+    /// A ring fill (percent) at which a runnable provenance task is reconsidered for
+    /// preemption: when the fill reaches it while the provenance task waits, the engine asks
+    /// [`Policy::preempts`] again (the moment a BPF scheduler would see the ring cross it).
+    fn preempt_fill_pct(&self) -> Option<u32> {
+        None
+    }
     /// Called at the end of every signal window (see `SimConfig::window_ns`).
     fn window(&mut self, _view: &QueueView) {}
     /// Called when a task is put on a CPU.

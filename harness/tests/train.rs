@@ -1,0 +1,74 @@
+//! End to end: `aegis-bench train --quick` writes a model that parses, with its learning-curve
+//! figures beside it. No root needed (simulation only).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn quick_training_writes_model_and_figures() {
+    let dir = temp_dir("train");
+    let out_path = dir.join("models").join("quick.json");
+    let out = aegis(&[
+        "train",
+        "--quick",
+        "--seed",
+        "7",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    assert_eq!(model["seed"], 7);
+    assert_eq!(model["config"]["seed"], 7);
+    assert_eq!(model["config"]["episodes"], 12);
+    assert_eq!(model["training_rewards"].as_array().unwrap().len(), 12);
+    assert!(model["learning_curve"].as_array().unwrap().len() >= 2);
+    let w1 = model["fixed_network"]["w1"].as_array().unwrap();
+    assert_eq!(w1.len(), 16);
+    assert!(w1.iter().all(|row| row.as_array().unwrap().len() == 8));
+    assert_eq!(model["fixed_network"]["b2"].as_array().unwrap().len(), 9);
+    let policies: Vec<&str> = model["evaluation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["policy"].as_str().unwrap())
+        .collect();
+    for name in ["eevdf", "aegis-no-net", "aegis-dqn"] {
+        assert!(policies.contains(&name), "{policies:?}");
+    }
+    assert!(model["command"].as_str().unwrap().contains("--quick"));
+    for figure in ["quick-learning-curve.png", "quick-learning-curve.svg"] {
+        let path = dir.join("models").join(figure);
+        let len = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .len();
+        assert!(len > 1000, "{figure}: {len} bytes");
+    }
+    let svg = std::fs::read_to_string(dir.join("models/quick-learning-curve.svg")).unwrap();
+    assert!(svg.contains("training episode"), "axis label missing");
+    assert!(stdout(&out).contains("aegis-dqn"), "{}", stdout(&out));
+    // No temporary files left beside the model.
+    let names: Vec<_> = std::fs::read_dir(dir.join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn zero_episodes_is_bad_input() {
+    let dir = temp_dir("train-zero");
+    let out = aegis(&[
+        "train",
+        "--episodes",
+        "0",
+        "--out",
+        dir.join("m.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!dir.join("m.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
