@@ -33,7 +33,7 @@ const volatile __u64 base_slice_ns = 3000000;
 const volatile __u64 base_wait_ns = 16000000;
 const volatile __u64 window_ns = 10000000;
 const volatile __u64 tick_ns = 4000000;
-const volatile __u32 producer_syscalls_per_window = 1000;
+const volatile __u32 producer_syscalls_per_window = 100;
 const volatile __u32 gate_delta = 8;
 const volatile __u32 nr_cpus = 1;
 const volatile bool have_ring;
@@ -56,8 +56,12 @@ struct task_ctx {
 	__u64 queued_at_ns;
 	__u64 started_at_ns;
 	__u64 window_start_ns;
+	/* CPU time in the current window, accounted up to run_mark_ns while running. */
+	__u64 window_ran_ns;
+	__u64 run_mark_ns;
 	__u64 registry_gen;
 	__u32 window_syscalls;
+	/* Syscalls per window of CPU time, over the last window in which the task ran. */
 	__u32 recent_syscalls;
 	__u32 level;
 	bool provenance;
@@ -206,15 +210,34 @@ static bool is_registered(struct task_struct *p)
 	return bpf_map_lookup_elem(&provenance_cgroups, &cgid) != NULL;
 }
 
-/* Rolls the task's syscall window forward to now. */
+/* CPU time the task has used since it was last accounted (0 unless it is running). */
+static void account_run(struct task_ctx *tctx, __u64 now)
+{
+	if (tctx->run_mark_ns && now > tctx->run_mark_ns) {
+		tctx->window_ran_ns += now - tctx->run_mark_ns;
+		tctx->run_mark_ns = now;
+	}
+}
+
+/*
+ * Rolls the task's rate window forward to now. The rate is syscalls per window of the task's
+ * own CPU time (scheduler/src/aegis/levels.rs::syscalls_per_window_of_cpu): counted per wall
+ * time, a producer that waits for a CPU would look idle exactly when it is picked. A window in
+ * which the task did not run keeps the previous rate.
+ */
 static void roll_window(struct task_ctx *tctx, __u64 now)
 {
-	__u64 elapsed = now - tctx->window_start_ns;
+	__u64 rate;
 
-	if (elapsed < window_ns)
+	if (now - tctx->window_start_ns < window_ns)
 		return;
-	tctx->recent_syscalls = elapsed < 2 * window_ns ? tctx->window_syscalls : 0;
+	account_run(tctx, now);
+	if (tctx->window_ran_ns) {
+		rate = (__u64)tctx->window_syscalls * window_ns / tctx->window_ran_ns;
+		tctx->recent_syscalls = rate > 0xffffffffULL ? 0xffffffffU : rate;
+	}
 	tctx->window_syscalls = 0;
+	tctx->window_ran_ns = 0;
 	tctx->window_start_ns = now;
 }
 
@@ -227,6 +250,7 @@ static __u32 classify(struct task_struct *p, struct task_ctx *tctx, __u64 now)
 		tctx->registry_gen = registry_gen;
 	}
 	roll_window(tctx, now);
+	/* The window in progress counts too once it alone crosses the threshold. */
 	recent = tctx->recent_syscalls > tctx->window_syscalls ? tctx->recent_syscalls :
 								  tctx->window_syscalls;
 	tctx->level = aegis_level_of(tctx->provenance, recent, producer_syscalls_per_window);
@@ -457,6 +481,7 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 	if (running_level)
 		*running_level = level;
 	tctx->started_at_ns = now;
+	tctx->run_mark_ns = now;
 	if (vtime_now[level] < p->scx.dsq_vtime)
 		vtime_now[level] = p->scx.dsq_vtime;
 	if (tctx->queued_at_ns && now > tctx->queued_at_ns && st) {
@@ -488,6 +513,8 @@ void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
 		return;
 	used = now - tctx->started_at_ns;
 	tctx->started_at_ns = 0;
+	account_run(tctx, now);
+	tctx->run_mark_ns = 0;
 	/* Weighted vtime: nice values keep their meaning within a level. */
 	p->scx.dsq_vtime += used * 100 / (p->scx.weight ? p->scx.weight : 100);
 	if (tctx->level == AEGIS_LEVEL_PROVENANCE) {

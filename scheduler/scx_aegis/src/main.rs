@@ -99,8 +99,10 @@ struct Opts {
     /// Length of the syscall-rate and decision window in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10)]
     window_ms: u64,
-    /// Syscalls per window above which a task counts as a producer.
-    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    /// Syscalls per window of the task's own CPU time above which it counts as a producer.
+    /// The default, 100 per 10 ms (one syscall per 100 us of CPU), is far above compute-bound
+    /// programs and below an openat flood even in a TCG guest (about 150-550 there).
+    #[arg(long, value_name = "N", default_value_t = 100)]
     producer_syscalls_per_window: u32,
     /// Delta-based inference reduction: re-run the network only when the quantized state
     /// moved more than this (L1 distance over the 8 state bytes). 0 runs it every window.
