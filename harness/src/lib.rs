@@ -42,6 +42,7 @@ pub mod syscalls;
 pub mod trial;
 pub mod truth;
 pub mod vm;
+pub mod workload;
 
 /// Generated libbpf-rs skeletons of `bpf/*.bpf.c`.
 pub mod skel {
