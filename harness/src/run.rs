@@ -409,7 +409,7 @@ fn run_alone(
     };
     let running =
         RunningWorkload::start(name, root, &format!("alone{serial}"), plan.duration, &dir)?;
-    let result = running.finish()?;
+    let (result, _) = running.finish()?;
     if let Some(mut running) = scx.take() {
         running.check_alive()?;
         running.stop()?;
@@ -582,7 +582,10 @@ fn run_trial(
     }
 
     let (workload_per_s, workload_unit) = match &beside_result {
-        Some(result) => {
+        Some((result, wall_s)) => {
+            if let Some(warning) = workload::outlasted(&result.name, *wall_s, report.flood_secs()) {
+                crate::say!("  {warning}");
+            }
             let (per_s, unit) = workload::throughput(result)?;
             (Some(per_s), Some(unit))
         }

@@ -134,8 +134,9 @@ impl RunningWorkload {
         })
     }
 
-    /// Waits for the workload to finish (staying responsive to Ctrl-C) and returns its result.
-    pub fn finish(mut self) -> Result<WorkloadResult> {
+    /// Waits for the workload to finish (staying responsive to Ctrl-C) and returns its result
+    /// and the wall-clock seconds from its start to its end.
+    pub fn finish(mut self) -> Result<(WorkloadResult, f64)> {
         let limit = self.duration + GRACE;
         let child = self.child.as_mut().expect("running until finished");
         let status = loop {
@@ -151,6 +152,7 @@ impl RunningWorkload {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        let wall_s = self.started.elapsed().as_secs_f64();
         self.child = None;
         // Whatever the tool left behind does not outlive its run.
         self.cgroup.kill_all(Duration::from_secs(10))?;
@@ -164,8 +166,20 @@ impl RunningWorkload {
             .with_context(|| format!("reading the result of workload {}", self.name))?;
         let result: WorkloadResult = serde_json::from_str(&text)
             .with_context(|| format!("parsing the result of workload {}", self.name))?;
-        Ok(result)
+        Ok((result, wall_s))
     }
+}
+
+/// A warning when a workload ran much longer than the attack beside it (a `compile` build or
+/// a slow last hackbench round outlasting the flood): its throughput then also covers time
+/// without the attack, and its kept fraction overstates what it kept.
+pub fn outlasted(name: &str, wall_s: f64, attack_s: f64) -> Option<String> {
+    (wall_s > 1.25 * attack_s + 0.5).then(|| {
+        format!(
+            "warning: workload {name} ran {wall_s:.1} s, the attack {attack_s:.1} s: its \
+             throughput beside the attack partly covers time without it"
+        )
+    })
 }
 
 impl Drop for RunningWorkload {
@@ -220,6 +234,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn help_lists_every_workload() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let attack = cli.find_subcommand("attack").unwrap();
+        let flag = attack
+            .get_arguments()
+            .find(|a| a.get_long() == Some("workload"))
+            .unwrap();
+        let help = flag.get_help().unwrap().to_string();
+        for name in workloads::names() {
+            assert!(help.contains(name), "--workload help lacks {name}: {help}");
+        }
+    }
+
     fn result(throughput: Option<(f64, &str)>) -> WorkloadResult {
         WorkloadResult {
             name: "stress-ng-cpu".into(),
@@ -245,5 +274,8 @@ mod tests {
         assert!(throughput(&result(Some((f64::NAN, "bogo ops/s")))).is_err());
         assert_eq!(kept_fraction(500.0, 2000.0), Some(0.25));
         assert_eq!(kept_fraction(500.0, 0.0), None);
+        assert_eq!(outlasted("stress-ng-cpu", 2.1, 2.0), None);
+        let warning = outlasted("compile", 5.0, 1.0).unwrap();
+        assert!(warning.contains("ran 5.0 s, the attack 1.0 s"), "{warning}");
     }
 }
