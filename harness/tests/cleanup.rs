@@ -318,3 +318,79 @@ fn panic_and_error_beside_a_workload_restore_everything() {
         assert_restored(&before);
     }
 }
+
+#[test]
+fn sigkill_beside_a_workload_is_repaired_by_the_next_run() {
+    if !have_root("sigkill_beside_a_workload_is_repaired_by_the_next_run") {
+        return;
+    }
+    let before = snapshot();
+    let mut child = Command::new(BIN)
+        .args([
+            "attack",
+            "--threads",
+            "1",
+            "--duration",
+            "2",
+            "--ring-size",
+            "1MiB",
+            "--workload",
+            "stress-ng-cpu",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(helper_of(child.id(), "workload-worker") && helper_of(child.id(), "attack-worker")) {
+        assert!(Instant::now() < deadline, "the workload did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let group = snapshot()
+        .attack_cgroups
+        .into_iter()
+        .find(|g| {
+            g.starts_with(&format!("aegis-bench-{}-", child.id())) && g.ends_with("-workload")
+        })
+        .expect("the workload's cgroup");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The workload's tools do not die with the harness; they are left in their group.
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/unified/{group}/cgroup.procs"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{group}/cgroup.procs")))
+        .unwrap();
+    let left: Vec<String> = procs.lines().map(String::from).collect();
+    // The next run kills them with the stale group.
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "1",
+        "--duration",
+        "0.2",
+        "--ring-size",
+        "1MiB",
+    ]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("removed 2 attack cgroup"),
+        "{}",
+        stderr(&out)
+    );
+    // A stress-ng process that is neither gone nor a zombie (init reaps those in its own time)
+    // survived; a pid reused by another program does not count.
+    let stress_ng_runs = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let (comm, rest) = stat.rsplit_once(')').unwrap_or(("", ""));
+        comm.contains("stress-ng") && !rest.trim_start().starts_with('Z')
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Some(pid) = left.iter().find(|pid| stress_ng_runs(pid)) {
+        assert!(Instant::now() < deadline, "pid {pid} of {group} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !before.tracefs_mounted && snapshot().tracefs_mounted {
+        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    assert_restored(&before);
+}
