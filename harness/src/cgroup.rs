@@ -1,5 +1,6 @@
 //! The attack's own cgroup v2 group: BPF filters by its id, and killing it kills everything
-//! the attack started. Removed on drop, on every exit path that unwinds.
+//! the attack started. Removed on drop, on every exit path that unwinds. A workload run beside
+//! the attack gets a group of the same kind (`<serial>-workload`, see [`crate::workload`]).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
