@@ -1,5 +1,6 @@
 //! The attack's own cgroup v2 group: BPF filters by its id, and killing it kills everything
-//! the attack started. Removed on drop, on every exit path that unwinds.
+//! the attack started. Removed on drop, on every exit path that unwinds. A workload run beside
+//! the attack gets a group of the same kind (`<serial>-workload`, see [`crate::workload`]).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -42,9 +43,14 @@ pub struct AttackCgroup {
 
 impl AttackCgroup {
     pub fn create(root: &Path, serial: u32) -> Result<Self> {
-        let path = root.join(format!("{PREFIX}{}-{serial}", std::process::id()));
-        fs::create_dir(&path)
-            .with_context(|| format!("creating the attack cgroup {}", path.display()))?;
+        Self::create_named(root, &serial.to_string())
+    }
+
+    /// The group `aegis-bench-<harness pid>-<tag>` (a workload's group is
+    /// `<serial>-workload`); stale ones are found by the same prefix and pid.
+    pub fn create_named(root: &Path, tag: &str) -> Result<Self> {
+        let path = root.join(format!("{PREFIX}{}-{tag}", std::process::id()));
+        fs::create_dir(&path).with_context(|| format!("creating the cgroup {}", path.display()))?;
         let id = fs::metadata(&path)?.ino();
         Ok(Self { path, id })
     }

@@ -47,6 +47,9 @@ pub enum Command {
     /// (internal) The attack process; joins the attack's cgroup itself.
     #[command(hide = true)]
     AttackWorker(WorkerArgs),
+    /// (internal) A standard workload; joins the workload's cgroup itself.
+    #[command(hide = true)]
+    WorkloadWorker(WorkloadWorkerArgs),
 }
 
 #[derive(Clone, Debug, Args)]
@@ -94,6 +97,13 @@ pub struct AttackArgs {
     /// Run this program as the producer instead of a flood ("PROG ARGS", shell quoting).
     #[arg(long, value_name = "\"PROG ARGS\"")]
     pub cmd: Option<String>,
+    /// Run a standard workload beside each attack, in a cgroup of its own, and once alone
+    /// per scheduler for as long (the no-attack baseline), and report the share of its
+    /// throughput it kept: stress-ng-cpu, hackbench, sysbench-cpu, nginx-wrk, redis, compile.
+    /// A comma list runs one trial per workload. Needs a whole number of seconds for
+    /// --duration.
+    #[arg(long, value_name = "NAME[,NAME..]", value_delimiter = ',')]
+    pub workload: Vec<String>,
     /// Repeat every combination this many times, interleaved.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repetitions: u32,
@@ -265,6 +275,18 @@ pub struct WorkerArgs {
     /// The producer program, after `--`.
     #[arg(last = true)]
     pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkloadWorkerArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub duration: f64,
+    #[arg(long)]
+    pub cgroup_procs: PathBuf,
+    #[arg(long)]
+    pub report: PathBuf,
 }
 
 /// The guest to boot, for `vm` and `attack --vm`.

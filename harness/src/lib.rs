@@ -43,6 +43,7 @@ pub mod train;
 pub mod trial;
 pub mod truth;
 pub mod vm;
+pub mod workload;
 
 /// Generated libbpf-rs skeletons of `bpf/*.bpf.c`.
 pub mod skel {

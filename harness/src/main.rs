@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use aegis_bench::cli::{Cli, CollectArgs, Command, LogArgs, WorkerArgs};
+use aegis_bench::cli::{Cli, CollectArgs, Command, LogArgs, WorkerArgs, WorkloadWorkerArgs};
 use aegis_bench::collector::consumer::{self, ConsumerConfig};
 use aegis_bench::error::exit_status;
 use aegis_bench::provlog::for_each_event;
@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         Command::Log(args) => print_log(&args),
         Command::Collect(args) => collect(&args),
         Command::AttackWorker(args) => attack_worker(args),
+        Command::WorkloadWorker(args) => workload_worker(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +118,15 @@ fn attack_worker(args: WorkerArgs) -> Result<()> {
         Ok(never) => match never {},
         Err(err) => Err(err).context("attack worker"),
     }
+}
+
+fn workload_worker(args: &WorkloadWorkerArgs) -> Result<()> {
+    aegis_bench::workload::worker(
+        &args.name,
+        Duration::from_secs_f64(args.duration),
+        &args.cgroup_procs,
+        &args.report,
+    )
 }
 
 fn print_log(args: &LogArgs) -> Result<()> {

@@ -24,6 +24,7 @@ use crate::sched::{self, SchedulerSpec};
 use crate::size::{format_size, parse_ring_size};
 use crate::trial::{account, by_name, now_rfc3339, Measured, Trial};
 use crate::truth::GroundTruth;
+use crate::workload::{self, RunningWorkload};
 use crate::{kernel, mounts, signals};
 
 /// What to produce events with.
@@ -49,6 +50,8 @@ pub struct Plan {
     pub keep_logs: Option<PathBuf>,
     /// auditd's backlog settings, one trial each (empty unless auditd is a collector).
     pub audit_settings: Vec<AuditSettings>,
+    /// Standard workloads run beside the attack, one trial each (`--workload`).
+    pub workloads: Vec<&'static str>,
 }
 
 impl Plan {
@@ -146,6 +149,20 @@ impl Plan {
         } else {
             Vec::new()
         };
+        let workloads = workload::parse_names(&args.workload)?;
+        if !workloads.is_empty() {
+            if args.duration.fract() != 0.0 {
+                return Err(InputError(format!(
+                    "--workload needs a whole number of seconds for --duration (stress-ng's \
+                     --timeout counts whole seconds, and the workload runs as long as the \
+                     attack), got {}; e.g. --duration 2",
+                    args.duration
+                )));
+            }
+            for name in &workloads {
+                workload::check_available(name)?;
+            }
+        }
         let facts = sched::KernelFacts::host();
         let schedulers = if args.scheduler.is_empty() {
             vec![SchedulerSpec::Fair {
@@ -175,6 +192,7 @@ impl Plan {
             csv: args.csv.clone(),
             keep_logs: args.keep_logs.clone(),
             audit_settings,
+            workloads,
         })
     }
 
@@ -183,6 +201,11 @@ impl Plan {
         let threads: Vec<u32> = match &self.producer {
             ProducerPlan::Flood { threads, .. } => threads.clone(),
             ProducerPlan::Command(_) => vec![1],
+        };
+        let workloads: Vec<Option<&'static str>> = if self.workloads.is_empty() {
+            vec![None]
+        } else {
+            self.workloads.iter().copied().map(Some).collect()
         };
         let mut specs = Vec::new();
         for repetition in 0..self.repetitions {
@@ -197,14 +220,17 @@ impl Plan {
                     };
                     for (ring_bytes, audit) in &buffers {
                         for threads in &threads {
-                            specs.push(TrialSpec {
-                                scheduler: scheduler.clone(),
-                                collector: *collector,
-                                ring_bytes: *ring_bytes,
-                                audit: *audit,
-                                threads: *threads,
-                                repetition,
-                            });
+                            for workload in &workloads {
+                                specs.push(TrialSpec {
+                                    scheduler: scheduler.clone(),
+                                    collector: *collector,
+                                    ring_bytes: *ring_bytes,
+                                    audit: *audit,
+                                    threads: *threads,
+                                    workload: *workload,
+                                    repetition,
+                                });
+                            }
                         }
                     }
                 }
@@ -220,6 +246,8 @@ struct TrialSpec {
     ring_bytes: u64,
     audit: Option<AuditSettings>,
     threads: u32,
+    /// The workload run beside the attack, if any.
+    workload: Option<&'static str>,
     repetition: u32,
 }
 
@@ -286,10 +314,12 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     let exporters = Exporters::new(plan.json.clone(), plan.csv.clone());
     let specs = plan.trials();
     let mut trials = Vec::with_capacity(specs.len());
+    // Each workload's no-attack throughput per scheduler, measured before its first trial.
+    let mut alone: Vec<(String, &'static str, f64)> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         signals::check()?;
         crate::say!(
-            "trial {}/{}: {} / {} / {} x{} / {}",
+            "trial {}/{}: {} / {} / {} x{} / {}{}",
             index + 1,
             specs.len(),
             spec.scheduler.name(),
@@ -299,10 +329,49 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
                 ProducerPlan::Command(_) => "cmd",
             },
             spec.threads,
-            spec.buffer()
+            spec.buffer(),
+            spec.workload
+                .map(|name| format!(" / beside {name}"))
+                .unwrap_or_default()
         );
-        let trial = run_trial(plan, spec, &root, work_dir.path(), index as u32)
-            .with_context(|| format!("trial {}", index + 1))?;
+        let alone_per_s = match spec.workload {
+            None => None,
+            Some(name) => {
+                let scheduler = spec.scheduler.name();
+                let known = alone
+                    .iter()
+                    .find(|(s, w, _)| *s == scheduler && *w == name)
+                    .map(|(_, _, per_s)| *per_s);
+                let per_s = match known {
+                    Some(per_s) => per_s,
+                    None => {
+                        let per_s = run_alone(
+                            plan,
+                            &spec.scheduler,
+                            name,
+                            &root,
+                            work_dir.path(),
+                            alone.len() as u32,
+                        )
+                        .with_context(|| {
+                            format!("workload {name} alone under {scheduler} (the baseline)")
+                        })?;
+                        alone.push((scheduler, name, per_s));
+                        per_s
+                    }
+                };
+                Some(per_s)
+            }
+        };
+        let trial = run_trial(
+            plan,
+            spec,
+            &root,
+            work_dir.path(),
+            index as u32,
+            alone_per_s,
+        )
+        .with_context(|| format!("trial {}", index + 1))?;
         trials.push(trial);
         exporters.write(&trials)?;
     }
@@ -323,12 +392,48 @@ fn progress_bar(duration: Duration) -> ProgressBar {
     bar
 }
 
+/// Runs workload `name` alone, under `scheduler` and without attack or collector, for the
+/// plan's duration: the no-attack baseline. Returns its throughput per second.
+fn run_alone(
+    plan: &Plan,
+    scheduler: &SchedulerSpec,
+    name: &'static str,
+    root: &Path,
+    work_dir: &Path,
+    serial: u32,
+) -> Result<f64> {
+    crate::say!(
+        "  {name} alone under {} for {} s (the no-attack baseline)",
+        scheduler.name(),
+        plan.duration.as_secs_f64()
+    );
+    let dir = work_dir.join(format!("alone-{serial}"));
+    std::fs::create_dir_all(&dir)?;
+    let mut scx = match scheduler {
+        SchedulerSpec::SchedExt { name, binary } => {
+            Some(RunningScx::start(name, binary, &[], &dir)?)
+        }
+        SchedulerSpec::Fair { .. } => None,
+    };
+    let running =
+        RunningWorkload::start(name, root, &format!("alone{serial}"), plan.duration, &dir)?;
+    let (result, _) = running.finish()?;
+    if let Some(mut running) = scx.take() {
+        running.check_alive()?;
+        running.stop()?;
+    }
+    let (per_s, unit) = workload::throughput(&result)?;
+    crate::say!("  {name} alone: {per_s:.1} {unit}");
+    Ok(per_s)
+}
+
 fn run_trial(
     plan: &Plan,
     spec: &TrialSpec,
     root: &Path,
     work_dir: &Path,
     serial: u32,
+    alone_per_s: Option<f64>,
 ) -> Result<Trial> {
     let trial_dir = work_dir.join(format!("trial-{serial}"));
     std::fs::create_dir_all(&trial_dir)?;
@@ -395,7 +500,7 @@ fn run_trial(
         Some(running) => Some(running.ops().to_string()),
         None => kernel::sched_ext_ops(),
     };
-    inject_fault()?;
+    inject_fault("armed")?;
 
     // Fire.
     let canary = PathBuf::from(format!("/tmp/aegis-canary-{:016x}", rand::random::<u64>()));
@@ -415,16 +520,34 @@ fn run_trial(
         (None, ProducerPlan::Flood { .. }) => unreachable!("flood plans carry a spec"),
     };
     let bar = progress_bar(plan.duration);
-    // A collector scoped by pid learns the worker's once it is in the cgroup, before it floods.
+    // Once the worker is in its cgroup and before it floods, a collector scoped by pid learns
+    // its pid, and the workload starts (in its own cgroup), so both begin with the flood.
     let needs_pid = collector.needs_attack_pid();
-    let mut tell_collector = |pid: u32| collector.attack_joined(pid);
+    let mut beside: Option<RunningWorkload> = None;
+    let mut on_joined = |pid: u32| -> Result<()> {
+        if needs_pid {
+            collector.attack_joined(pid)?;
+        }
+        if let Some(name) = spec.workload {
+            beside = Some(RunningWorkload::start(
+                name,
+                root,
+                &serial.to_string(),
+                plan.duration,
+                &trial_dir,
+            )?);
+            inject_fault("workload")?;
+        }
+        Ok(())
+    };
+    let gate = needs_pid || spec.workload.is_some();
     let report = producer::run(
         &producer,
         &placement,
         &cgroup.procs_file(),
         &trial_dir,
         &canary,
-        needs_pid.then_some(&mut tell_collector as producer::OnJoined<'_>),
+        gate.then_some(&mut on_joined as producer::OnJoined<'_>),
         |elapsed| bar.set_position(elapsed.as_millis() as u64),
     );
     bar.finish_and_clear();
@@ -432,6 +555,11 @@ fn run_trial(
 
     // Disarm: nothing may still run in the cgroup when the counts are read.
     cgroup.kill_all(Duration::from_secs(10))?;
+    // The workload ends with the attack (same duration); the scheduler stays until it has.
+    let beside_result = match beside.take() {
+        Some(running) => Some(running.finish()?),
+        None => None,
+    };
     let attack_cpu_s = cgroup.cpu_usage_s();
     if let Some(running) = scx.as_mut() {
         running.check_alive()?;
@@ -479,6 +607,26 @@ fn run_trial(
     std::fs::remove_file(&log_path).ok();
     if let Some(kept) = kept_log {
         crate::say!("  log kept in {}", kept.display());
+    }
+
+    let (workload_per_s, workload_unit) = match &beside_result {
+        Some((result, wall_s)) => {
+            if let Some(warning) = workload::outlasted(&result.name, *wall_s, report.flood_secs()) {
+                crate::say!("  {warning}");
+            }
+            let (per_s, unit) = workload::throughput(result)?;
+            (Some(per_s), Some(unit))
+        }
+        None => (None, None),
+    };
+    let workload_kept_fraction = workload_per_s
+        .zip(alone_per_s)
+        .and_then(|(beside, alone)| workload::kept_fraction(beside, alone));
+    if let (Some(name), Some(per_s), Some(unit)) = (spec.workload, workload_per_s, &workload_unit) {
+        crate::say!(
+            "  {name} beside the attack: {per_s:.1} {unit}, {} of its throughput alone",
+            workload_kept_fraction.map_or("?".to_string(), |kept| format!("{kept:.2}"))
+        );
     }
 
     let flood_s = report.flood_secs();
@@ -541,18 +689,27 @@ fn run_trial(
         audit: stats.audit.clone(),
         scheduler_stats,
         started_at,
+        workload: spec.workload.map(String::from),
+        workload_throughput_per_s: workload_per_s,
+        workload_throughput_unit: workload_unit,
+        workload_alone_throughput_per_s: spec.workload.and(alone_per_s),
+        workload_kept_fraction,
     })
 }
 
 /// Fault injection for the clean-up tests: `AEGIS_BENCH_INJECT_FAULT=panic` or `=error` fails
-/// the trial once everything is armed, so the tests can check that every exit path puts the
-/// kernel back.
-fn inject_fault() -> Result<()> {
-    match std::env::var("AEGIS_BENCH_INJECT_FAULT").as_deref() {
-        Ok("panic") => panic!("fault injected after arming (AEGIS_BENCH_INJECT_FAULT=panic)"),
-        Ok("error") => {
-            anyhow::bail!("fault injected after arming (AEGIS_BENCH_INJECT_FAULT=error)")
-        }
+/// the trial once everything is armed (stage `armed`), `panic@workload` or `error@workload`
+/// once the workload beside the attack has started (stage `workload`), so the tests can check
+/// that every exit path puts the kernel back.
+fn inject_fault(stage: &str) -> Result<()> {
+    let wanted = std::env::var("AEGIS_BENCH_INJECT_FAULT").unwrap_or_default();
+    let (kind, at) = wanted.split_once('@').unwrap_or((&wanted, "armed"));
+    if at != stage {
+        return Ok(());
+    }
+    match kind {
+        "panic" => panic!("fault injected at {stage} (AEGIS_BENCH_INJECT_FAULT={wanted})"),
+        "error" => anyhow::bail!("fault injected at {stage} (AEGIS_BENCH_INJECT_FAULT={wanted})"),
         _ => Ok(()),
     }
 }

@@ -93,6 +93,24 @@ pub struct Trial {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler_stats: Option<serde_json::Value>,
     pub started_at: String,
+    /// The standard workload run beside the attack (`--workload`), or `None`.
+    #[serde(default)]
+    pub workload: Option<String>,
+    /// The workload's throughput beside the attack, parsed from its tool's output, per second
+    /// (in `workload_throughput_unit`).
+    #[serde(default)]
+    pub workload_throughput_per_s: Option<f64>,
+    /// `bogo ops/s` (stress-ng-cpu), `messages/s` (hackbench), ...
+    #[serde(default)]
+    pub workload_throughput_unit: Option<String>,
+    /// The same workload's throughput alone for as long, under the same scheduler, with no
+    /// attack, measured in the same run.
+    #[serde(default)]
+    pub workload_alone_throughput_per_s: Option<f64>,
+    /// `workload_throughput_per_s / workload_alone_throughput_per_s`: the share of its
+    /// throughput the workload kept beside the attack.
+    #[serde(default)]
+    pub workload_kept_fraction: Option<f64>,
 }
 
 /// The inputs of [`account`].

@@ -310,3 +310,76 @@ fn compact_collector_accounts_exactly_and_drains_cheaper() {
     assert_restored(&before);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn workload_beside_the_attack_reports_the_share_it_kept() {
+    if !have_root("workload_beside_the_attack_reports_the_share_it_kept") {
+        return;
+    }
+    let dir = temp_dir("workload");
+    let json = dir.join("trials.json");
+    let csv = dir.join("trials.csv");
+    let before = snapshot();
+    let out = aegis(&[
+        "attack",
+        "--flood",
+        "openat",
+        "--threads",
+        "2",
+        "--duration",
+        "2",
+        "--ring-size",
+        "1MiB",
+        "--workload",
+        "stress-ng-cpu",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    // The workload's processes and its cgroup are gone with the attack's.
+    assert_restored(&before);
+    let trials = read_trials(&json);
+    assert_eq!(trials.len(), 1);
+    let t = &trials[0];
+    // Its syscalls stayed out of the attack's account.
+    assert_adds_up(t);
+    assert_eq!(t["workload"], "stress-ng-cpu", "{t}");
+    assert_eq!(t["workload_throughput_unit"], "bogo ops/s", "{t}");
+    let f = |field: &str| {
+        t[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} in {t}"))
+    };
+    let beside = f("workload_throughput_per_s");
+    let alone = f("workload_alone_throughput_per_s");
+    let kept = f("workload_kept_fraction");
+    // stress-ng's cpu stressor does hundreds to thousands of bogo ops/s per CPU here.
+    assert!(beside > 1.0 && beside.is_finite(), "{t}");
+    assert!(alone > 10.0 && alone.is_finite(), "{t}");
+    assert!(kept > 0.0 && kept <= 1.5, "{t}");
+    assert!((kept - beside / alone).abs() < 1e-9, "{t}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("stress-ng-cpu alone under eevdf for 2 s"),
+        "{err}"
+    );
+    // The table gets the kept fraction; the CSV the new columns after the old ones.
+    let table = stdout(&out);
+    assert!(
+        table.contains("kept") && table.contains(&format!("{kept:.2}")),
+        "{table}"
+    );
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    let header = csv_text.lines().next().unwrap();
+    assert!(header.starts_with("scheduler,sched_ext_ops,collector,flood,cmd,threads"));
+    assert!(
+        header.ends_with(
+            ",workload,workload_throughput_per_s,workload_throughput_unit,\
+             workload_alone_throughput_per_s,workload_kept_fraction"
+        ),
+        "{header}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -78,6 +78,23 @@ fn unknown_collector() {
 }
 
 #[test]
+fn unknown_workload_names_the_valid_ones() {
+    check(
+        &["attack", "--workload", "stress-ng-cpu,stress"],
+        "unknown workload 'stress'; choose one of: stress-ng-cpu, hackbench, sysbench-cpu, \
+         nginx-wrk, redis, compile",
+    );
+}
+
+#[test]
+fn workload_needs_whole_seconds() {
+    check(
+        &["attack", "--workload", "hackbench", "--duration", "1.5"],
+        "--workload needs a whole number of seconds for --duration",
+    );
+}
+
+#[test]
 fn not_root() {
     if !nix::unistd::geteuid().is_root() {
         check(&["attack"], "needs root");

@@ -233,3 +233,164 @@ fn concurrent_runs_share_tracefs_and_put_it_back() {
     assert_success(&long.join().unwrap());
     assert_restored(&before);
 }
+
+/// Whether a helper of the harness with pid `harness` runs: its command line names the
+/// harness's cgroups (`aegis-bench-<pid>-...`), so other runs on the machine do not count.
+fn helper_of(harness: u32, kind: &str) -> bool {
+    let tag = format!("aegis-bench-{harness}-");
+    snapshot()
+        .helper_processes
+        .iter()
+        .any(|p| p.contains(kind) && p.contains(&tag))
+}
+
+#[test]
+fn sigint_beside_a_workload_restores_everything() {
+    if !have_root("sigint_beside_a_workload_restores_everything") {
+        return;
+    }
+    // Once during the workload's no-attack baseline, once while it runs beside the flood.
+    for during_flood in [false, true] {
+        let before = snapshot();
+        let mut child = Command::new(BIN)
+            .args([
+                "attack",
+                "--threads",
+                "1",
+                "--duration",
+                "2",
+                "--ring-size",
+                "1MiB",
+                "--workload",
+                "stress-ng-cpu",
+            ])
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let workload = helper_of(child.id(), "workload-worker");
+            let attack = helper_of(child.id(), "attack-worker");
+            if workload && attack == during_flood {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workload did not start (during flood: {during_flood})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "during flood: {during_flood}");
+        assert_restored(&before);
+    }
+}
+
+#[test]
+fn panic_and_error_beside_a_workload_restore_everything() {
+    if !have_root("panic_and_error_beside_a_workload_restore_everything") {
+        return;
+    }
+    for (fault, status) in [("panic@workload", 101), ("error@workload", 1)] {
+        let before = snapshot();
+        let out = Command::new(BIN)
+            .args([
+                "attack",
+                "--threads",
+                "1",
+                "--duration",
+                "1",
+                "--ring-size",
+                "1MiB",
+                "--workload",
+                "stress-ng-cpu",
+            ])
+            .env("AEGIS_BENCH_INJECT_FAULT", fault)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(status), "{fault}: {err}");
+        assert!(err.contains("fault injected at workload"), "{fault}: {err}");
+        assert_restored(&before);
+    }
+}
+
+#[test]
+fn sigkill_beside_a_workload_is_repaired_by_the_next_run() {
+    if !have_root("sigkill_beside_a_workload_is_repaired_by_the_next_run") {
+        return;
+    }
+    let before = snapshot();
+    let mut child = Command::new(BIN)
+        .args([
+            "attack",
+            "--threads",
+            "1",
+            "--duration",
+            "2",
+            "--ring-size",
+            "1MiB",
+            "--workload",
+            "stress-ng-cpu",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(helper_of(child.id(), "workload-worker") && helper_of(child.id(), "attack-worker")) {
+        assert!(Instant::now() < deadline, "the workload did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let group = snapshot()
+        .attack_cgroups
+        .into_iter()
+        .find(|g| {
+            g.starts_with(&format!("aegis-bench-{}-", child.id())) && g.ends_with("-workload")
+        })
+        .expect("the workload's cgroup");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The workload's tools do not die with the harness; they are left in their group.
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/unified/{group}/cgroup.procs"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{group}/cgroup.procs")))
+        .unwrap();
+    let left: Vec<String> = procs.lines().map(String::from).collect();
+    // The next run kills them with the stale group.
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "1",
+        "--duration",
+        "0.2",
+        "--ring-size",
+        "1MiB",
+    ]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("removed 2 attack cgroup"),
+        "{}",
+        stderr(&out)
+    );
+    // A stress-ng process that is neither gone nor a zombie (init reaps those in its own time)
+    // survived; a pid reused by another program does not count.
+    let stress_ng_runs = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let (comm, rest) = stat.rsplit_once(')').unwrap_or(("", ""));
+        comm.contains("stress-ng") && !rest.trim_start().starts_with('Z')
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Some(pid) = left.iter().find(|pid| stress_ng_runs(pid)) {
+        assert!(Instant::now() < deadline, "pid {pid} of {group} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !before.tracefs_mounted && snapshot().tracefs_mounted {
+        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    assert_restored(&before);
+}

@@ -105,6 +105,51 @@ fn sched_ext_guest_runs_an_attack_and_brings_the_json_back() {
 }
 
 #[test]
+fn guest_runs_workloads_beside_the_attack() {
+    if !have_root("guest_runs_workloads_beside_the_attack") {
+        return;
+    }
+    let dir = temp_dir("vm-workload");
+    let json = dir.join("trials.json");
+    // stress-ng and hackbench are copied into the guest with their libraries.
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--ring-size",
+        "1MiB",
+        "--workload",
+        "stress-ng-cpu,hackbench",
+        "--json",
+        json.to_str().unwrap(),
+        "--vm",
+    ]);
+    assert_success(&out);
+    let trials = read_trials(&json);
+    assert_eq!(trials.len(), 2, "one trial per workload");
+    for (t, (name, unit)) in trials
+        .iter()
+        .zip([("stress-ng-cpu", "bogo ops/s"), ("hackbench", "messages/s")])
+    {
+        assert!(t["kernel"].as_str().unwrap().contains("6.18"), "{t}");
+        assert_adds_up(t);
+        assert_eq!(t["workload"], name, "{t}");
+        assert_eq!(t["workload_throughput_unit"], unit, "{t}");
+        for field in [
+            "workload_throughput_per_s",
+            "workload_alone_throughput_per_s",
+            "workload_kept_fraction",
+        ] {
+            let value = t[field].as_f64().unwrap_or_else(|| panic!("{field}: {t}"));
+            assert!(value > 0.0 && value.is_finite(), "{field}: {t}");
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
 fn a_scheduler_that_fails_to_attach_fails_the_trial_clearly() {
     if !have_root("a_scheduler_that_fails_to_attach_fails_the_trial_clearly") {
         return;
@@ -247,6 +292,10 @@ fn bad_attack_flags_fail_on_the_host_before_booting() {
             "--cpus only applies to guest runs: add --vm",
         ),
         (&["vm"][..], "e.g. `aegis-bench vm -- doctor`"),
+        (
+            &["attack", "--vm", "--workload", "redis"][..],
+            "workload redis cannot run in a guest",
+        ),
     ] {
         let out = aegis(args);
         let err = stderr(&out);

@@ -22,8 +22,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::{
-    cpus, io_err, parse_err, require_tool, run_tool, temp_dir, Amount, Result, Unavailable,
-    Workload, WorkloadResult,
+    cpus, io_err, parse_err, require_tool, run_tool, temp_dir, Amount, Result, Workload,
+    WorkloadResult,
 };
 
 /// The generated C project built with `make -j`.
@@ -134,9 +134,8 @@ impl Workload for Compile {
         "compile"
     }
 
-    fn check_available(&self) -> Result<(), Unavailable> {
-        require_tool("make", "make")?;
-        require_tool("gcc", "gcc").map(|_| ())
+    fn tools(&self) -> &'static [(&'static str, &'static str)] {
+        &[("make", "make"), ("gcc", "gcc")]
     }
 
     fn run(&self, amount: Amount) -> Result<WorkloadResult> {

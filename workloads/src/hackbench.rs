@@ -10,8 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::{
-    parse_err, require_tool, run_tool, temp_dir, Amount, Result, Unavailable, Workload,
-    WorkloadResult,
+    parse_err, require_tool, run_tool, temp_dir, Amount, Result, Workload, WorkloadResult,
 };
 
 /// Senders and receivers per group (hackbench's default `-f 20`).
@@ -56,8 +55,8 @@ impl Workload for Hackbench {
         "hackbench"
     }
 
-    fn check_available(&self) -> Result<(), Unavailable> {
-        require_tool("hackbench", "rt-tests").map(|_| ())
+    fn tools(&self) -> &'static [(&'static str, &'static str)] {
+        &[("hackbench", "rt-tests")]
     }
 
     fn run(&self, amount: Amount) -> Result<WorkloadResult> {

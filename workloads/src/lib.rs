@@ -117,8 +117,15 @@ pub type Result<T, E = WorkloadError> = std::result::Result<T, E>;
 pub trait Workload {
     /// A short stable name, used in result files (e.g. `stress-ng-cpu`).
     fn name(&self) -> &'static str;
+    /// The executables the workload runs, each with the Debian package that ships it.
+    fn tools(&self) -> &'static [(&'static str, &'static str)];
     /// Checks that every tool the workload runs is installed.
-    fn check_available(&self) -> Result<(), Unavailable>;
+    fn check_available(&self) -> Result<(), Unavailable> {
+        for (tool, package) in self.tools() {
+            require_tool(tool, package)?;
+        }
+        Ok(())
+    }
     /// Prepares, runs the tool as a child process, and parses its output.
     fn run(&self, amount: Amount) -> Result<WorkloadResult>;
 }
@@ -133,6 +140,16 @@ pub fn all() -> Vec<Box<dyn Workload>> {
         Box::new(redis::Redis::default()),
         Box::new(compile::Compile::default()),
     ]
+}
+
+/// The names of [`all`], in its order.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|w| w.name()).collect()
+}
+
+/// The workload called `name` ([`Workload::name`]) with its default settings.
+pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
+    all().into_iter().find(|w| w.name() == name)
 }
 
 /// Directories searched for tools besides `$PATH` (nginx lives in /usr/sbin, which a non-root
@@ -441,6 +458,32 @@ mod tests {
         let err = run_tool("sh", cmd, dir.path(), Duration::from_secs(10)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("boom") && msg.contains('3'), "{msg}");
+    }
+
+    #[test]
+    fn workloads_are_found_by_name() {
+        let names = names();
+        assert_eq!(
+            names,
+            [
+                "stress-ng-cpu",
+                "hackbench",
+                "sysbench-cpu",
+                "nginx-wrk",
+                "redis",
+                "compile"
+            ]
+        );
+        for name in names {
+            let w = by_name(name).unwrap();
+            assert_eq!(w.name(), name);
+            assert!(!w.tools().is_empty());
+        }
+        assert!(by_name("stress-ng").is_none());
+        assert_eq!(
+            by_name("hackbench").unwrap().tools(),
+            [("hackbench", "rt-tests")]
+        );
     }
 
     #[test]

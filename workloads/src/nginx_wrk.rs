@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::{
     free_port, io_err, parse_err, require_tool, run_tool, split_unit, temp_dir, to_us,
-    wait_listening, whole_seconds, Amount, ChildGuard, Result, Unavailable, Workload,
-    WorkloadError, WorkloadResult,
+    wait_listening, whole_seconds, Amount, ChildGuard, Result, Workload, WorkloadError,
+    WorkloadResult,
 };
 
 /// nginx + wrk.
@@ -116,9 +116,8 @@ impl Workload for NginxWrk {
         "nginx-wrk"
     }
 
-    fn check_available(&self) -> Result<(), Unavailable> {
-        require_tool("nginx", "nginx-light")?;
-        require_tool("wrk", "wrk").map(|_| ())
+    fn tools(&self) -> &'static [(&'static str, &'static str)] {
+        &[("nginx", "nginx-light"), ("wrk", "wrk")]
     }
 
     fn run(&self, amount: Amount) -> Result<WorkloadResult> {

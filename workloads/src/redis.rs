@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     free_port, io_err, parse_err, require_tool, run_tool, temp_dir, wait_listening, Amount,
-    ChildGuard, Result, Unavailable, Workload, WorkloadResult,
+    ChildGuard, Result, Workload, WorkloadResult,
 };
 
 /// redis-server + redis-benchmark.
@@ -95,9 +95,11 @@ impl Workload for Redis {
         "redis"
     }
 
-    fn check_available(&self) -> Result<(), Unavailable> {
-        require_tool("redis-server", "redis-server")?;
-        require_tool("redis-benchmark", "redis-tools").map(|_| ())
+    fn tools(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("redis-server", "redis-server"),
+            ("redis-benchmark", "redis-tools"),
+        ]
     }
 
     fn run(&self, amount: Amount) -> Result<WorkloadResult> {

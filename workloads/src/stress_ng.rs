@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::{
-    cpus, parse_err, require_tool, run_tool, temp_dir, whole_seconds, Amount, Result, Unavailable,
-    Workload, WorkloadResult,
+    cpus, parse_err, require_tool, run_tool, temp_dir, whole_seconds, Amount, Result, Workload,
+    WorkloadResult,
 };
 
 /// The stress-ng CPU stressor.
@@ -63,8 +63,8 @@ impl Workload for StressNg {
         "stress-ng-cpu"
     }
 
-    fn check_available(&self) -> Result<(), Unavailable> {
-        require_tool("stress-ng", "stress-ng").map(|_| ())
+    fn tools(&self) -> &'static [(&'static str, &'static str)] {
+        &[("stress-ng", "stress-ng")]
     }
 
     fn run(&self, amount: Amount) -> Result<WorkloadResult> {

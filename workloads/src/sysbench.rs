@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::{
-    cpus, parse_err, require_tool, run_tool, temp_dir, whole_seconds, Amount, Result, Unavailable,
-    Workload, WorkloadResult,
+    cpus, parse_err, require_tool, run_tool, temp_dir, whole_seconds, Amount, Result, Workload,
+    WorkloadResult,
 };
 
 /// The sysbench CPU test.
@@ -86,8 +86,8 @@ impl Workload for Sysbench {
         "sysbench-cpu"
     }
 
-    fn check_available(&self) -> Result<(), Unavailable> {
-        require_tool("sysbench", "sysbench").map(|_| ())
+    fn tools(&self) -> &'static [(&'static str, &'static str)] {
+        &[("sysbench", "sysbench")]
     }
 
     fn run(&self, amount: Amount) -> Result<WorkloadResult> {

@@ -62,6 +62,11 @@ struct Row<'a> {
     audit_lost_records: Option<u64>,
     audit_path_records_missing: Option<u64>,
     audit_backlog_wait_actual_ms: Option<f64>,
+    workload: &'a str,
+    workload_throughput_per_s: Option<f64>,
+    workload_throughput_unit: &'a str,
+    workload_alone_throughput_per_s: Option<f64>,
+    workload_kept_fraction: Option<f64>,
 }
 
 fn flatten(map: &BTreeMap<String, u64>) -> String {
@@ -123,6 +128,11 @@ impl Exporter for CsvExporter {
                 audit_lost_records: t.audit.as_ref().map(|a| a.lost_records),
                 audit_path_records_missing: t.audit.as_ref().map(|a| a.path_records_missing),
                 audit_backlog_wait_actual_ms: t.audit.as_ref().map(|a| a.backlog_wait_actual_ms),
+                workload: t.workload.as_deref().unwrap_or(""),
+                workload_throughput_per_s: t.workload_throughput_per_s,
+                workload_throughput_unit: t.workload_throughput_unit.as_deref().unwrap_or(""),
+                workload_alone_throughput_per_s: t.workload_alone_throughput_per_s,
+                workload_kept_fraction: t.workload_kept_fraction,
             })?;
         }
         Ok(writer.into_inner()?)

@@ -32,7 +32,8 @@ pub fn format_rate(per_s: f64) -> String {
 pub fn render(trials: &[Trial]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header([
+    let with_workload = trials.iter().any(|t| t.workload.is_some());
+    let mut header = vec![
         "scheduler",
         "collector",
         "flood",
@@ -47,9 +48,13 @@ pub fn render(trials: &[Trial]) -> String {
         "delivered",
         "collector CPU",
         "duration",
-    ]);
+    ];
+    if with_workload {
+        header.extend(["workload", "kept"]);
+    }
+    table.set_header(header);
     for t in trials {
-        table.add_row([
+        let mut row = vec![
             t.scheduler.clone(),
             t.collector.clone(),
             t.flood.clone(),
@@ -64,9 +69,18 @@ pub fn render(trials: &[Trial]) -> String {
             format_rate(t.delivered_per_s),
             format!("{:.2} s", t.collector_cpu_s),
             format!("{:.2} s", t.duration_s),
-        ]);
+        ];
+        if with_workload {
+            row.push(t.workload.clone().unwrap_or_else(|| "-".to_string()));
+            row.push(
+                t.workload_kept_fraction
+                    .map_or("-".to_string(), |kept| format!("{kept:.2}")),
+            );
+        }
+        table.add_row(row);
     }
-    for column in 3..=13 {
+    let last = if with_workload { 15 } else { 13 };
+    for column in (3..=last).filter(|c| *c != 14) {
         if let Some(col) = table.column_mut(column) {
             col.set_cell_alignment(CellAlignment::Right);
         }
@@ -77,6 +91,49 @@ pub fn render(trials: &[Trial]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trial(workload: Option<(&str, f64)>) -> Trial {
+        let mut t = serde_json::json!({
+            "scheduler": "eevdf", "sched_ext_ops": null, "collector": "builtin",
+            "flood": "openat", "cmd": null, "threads": 1, "ring_size_bytes": 65536,
+            "repetition": 0, "generated": 10, "received": 10, "dropped": 0, "loss_pct": 0.0,
+            "canary_recorded": true, "canary_create_recorded": true,
+            "canary_unlink_recorded": true, "canary_path": null, "attack_rate": 5.0,
+            "attack_syscalls": 10, "delivered_per_s": 5.0, "collector_cpu_s": 0.1,
+            "received_per_collector_cpu_s": 100.0, "collector_wakeups": 1,
+            "collector_self_detected_lost": null, "duration_s": 2.0,
+            "requested_duration_s": 2.0, "count": null, "rate": null,
+            "truth_by_syscall": {}, "attack_by_syscall": {}, "incidental_syscalls": 0,
+            "kernel": "6.18", "machine": "m", "git_rev": "r", "applied_policy": null,
+            "policy_restored": null, "started_at": "2026-11-22T00:00:00Z"
+        });
+        if let Some((name, kept)) = workload {
+            t["workload"] = name.into();
+            t["workload_kept_fraction"] = kept.into();
+        }
+        serde_json::from_value(t).unwrap()
+    }
+
+    #[test]
+    fn kept_fraction_column_only_with_a_workload() {
+        let plain = render(&[trial(None)]);
+        assert!(!plain.contains("kept"), "{plain}");
+        let with = render(&[trial(Some(("stress-ng-cpu", 0.625))), trial(None)]);
+        let header = with.lines().nth(1).unwrap();
+        assert!(
+            header.contains("workload") && header.contains("kept"),
+            "{with}"
+        );
+        let rows: Vec<&str> = with.lines().filter(|l| l.contains("eevdf")).collect();
+        assert!(
+            rows[0].contains("stress-ng-cpu") && rows[0].contains("0.62"),
+            "{with}"
+        );
+        assert!(
+            rows[1].trim_end_matches(['│', ' ']).ends_with('-'),
+            "{with}"
+        );
+    }
 
     #[test]
     fn rates_are_readable() {

@@ -30,6 +30,9 @@ const OUTPUT_FLAGS: &[(&str, &str)] = &[
 const BASE_TIMEOUT_S: u64 = 120;
 /// Per trial: arming (BPF loads are slow under TCG), disarming and accounting.
 const PER_TRIAL_S: u64 = 30;
+/// Workloads whose tools run in a guest from their binaries and shared libraries alone (the
+/// servers need configuration trees, `compile` a whole compiler).
+pub const GUEST_WORKLOADS: &[&str] = &["stress-ng-cpu", "hackbench", "sysbench-cpu"];
 
 /// `--cpus` and friends mean nothing without `--vm`; say so instead of ignoring them.
 pub fn refuse_guest_flags_without_vm(args: &AttackArgs) -> Result<(), InputError> {
@@ -156,18 +159,56 @@ fn trial_count(plan: &Plan, args: &AttackArgs) -> u64 {
         * plan.collectors.len() as u64
         * plan.ring_sizes.len() as u64
         * threads as u64
+        * plan.workloads.len().max(1) as u64
+}
+
+/// How many no-attack workload baselines the plan runs (one per scheduler and workload).
+fn alone_count(plan: &Plan, args: &AttackArgs) -> u64 {
+    args.scheduler.len().max(1) as u64 * plan.workloads.len() as u64
+}
+
+/// A workload that cannot run in a guest is refused before anything else is checked.
+fn refuse_non_guest_workloads(names: &[String]) -> Result<(), InputError> {
+    for name in crate::workload::parse_names(names)? {
+        if !GUEST_WORKLOADS.contains(&name) {
+            return Err(InputError(format!(
+                "workload {name} cannot run in a guest (its tools need more than their \
+                 binaries); with --vm use {}",
+                GUEST_WORKLOADS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The tools of the requested workloads, to copy into the guest.
+fn workload_binaries(plan: &Plan) -> Result<Vec<PathBuf>, InputError> {
+    let mut binaries = Vec::new();
+    for name in &plan.workloads {
+        for path in crate::workload::tool_paths(name)? {
+            if !binaries.contains(&path) {
+                binaries.push(path);
+            }
+        }
+    }
+    Ok(binaries)
 }
 
 /// Runs `attack --vm`. `attack_args` is what followed `attack` on the command line.
 pub fn run(args: &AttackArgs, attack_args: &[String]) -> Result<i32> {
     // Everything but the schedulers is checked here, before any boot.
+    refuse_non_guest_workloads(&args.workload)?;
     let mut host_args = args.clone();
     host_args.scheduler.clear();
     let plan = Plan::from_args(&host_args)?;
     let trials = trial_count(&plan, args);
-    let timeout_s =
-        BASE_TIMEOUT_S + trials * (3 * plan.duration.as_secs_f64().ceil() as u64 + PER_TRIAL_S);
+    let duration_s = plan.duration.as_secs_f64().ceil() as u64;
+    let timeout_s = BASE_TIMEOUT_S
+        + trials * (3 * duration_s + PER_TRIAL_S)
+        + alone_count(&plan, args) * (3 * duration_s + PER_TRIAL_S);
     let mut spec = guest_spec(&args.guest, timeout_s)?;
+    // The workloads' tools go in with their libraries, at /usr/local/bin.
+    spec.extra_binaries = workload_binaries(&plan)?;
     spec.timeout_hint = format!(
         "`attack --vm` allowed {timeout_s} s for {trials} trial(s); for longer, run \
          `aegis-bench vm --timeout SECS -- attack ...` (without --vm)"
@@ -310,5 +351,39 @@ mod tests {
         host_args.scheduler.clear();
         let plan = Plan::from_args(&host_args).unwrap();
         assert_eq!(trial_count(&plan, &args), 2 * 2 * 3 * 2);
+        assert_eq!(alone_count(&plan, &args), 0);
+    }
+
+    #[test]
+    fn workloads_bring_their_tools_into_the_guest() {
+        let args = parse_attack(&[
+            "--workload",
+            "stress-ng-cpu,hackbench",
+            "--scheduler",
+            "eevdf,scx_rustland",
+        ]);
+        let mut host_args = args.clone();
+        host_args.scheduler.clear();
+        let plan = Plan::from_args(&host_args).unwrap();
+        assert_eq!(trial_count(&plan, &args), 2 * 2);
+        assert_eq!(alone_count(&plan, &args), 2 * 2);
+        let binaries = workload_binaries(&plan).unwrap();
+        let names: Vec<String> = binaries
+            .iter()
+            .map(|b| b.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["stress-ng", "hackbench"]);
+        assert!(binaries.iter().all(|b| b.is_absolute() && b.is_file()));
+        let err = refuse_non_guest_workloads(&parse_attack(&["--workload", "redis"]).workload)
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("workload redis cannot run in a guest"),
+            "{err}"
+        );
+        assert!(
+            err.contains("stress-ng-cpu, hackbench, sysbench-cpu"),
+            "{err}"
+        );
     }
 }

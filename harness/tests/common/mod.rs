@@ -182,6 +182,7 @@ pub fn snapshot() -> Snapshot {
         .filter(|c| {
             c.contains("aegis-bench attack-worker")
                 || c.contains("aegis-bench collect")
+                || c.contains("aegis-bench workload-worker")
                 // auditd as a trial starts it (the system's runs without `-s nochange`).
                 || (c.split(' ').next().is_some_and(|p| p.ends_with("/auditd"))
                     && c.contains(" -s nochange -c "))
