@@ -33,12 +33,13 @@ const volatile __u64 base_slice_ns = 3000000;
 const volatile __u64 base_wait_ns = 16000000;
 const volatile __u64 window_ns = 10000000;
 const volatile __u64 tick_ns = 4000000;
-const volatile __u32 producer_syscalls_per_window = 100;
+const volatile __u32 producer_syscalls_per_window = 20;
 const volatile __u32 gate_delta = 8;
 const volatile __u32 nr_cpus = 1;
 const volatile bool have_ring;
 const volatile bool have_model;
 const volatile __u32 fixed_action = 3;
+const volatile __u32 hold_fill_pct = AEGIS_HOLD_FILL_PCT;
 /* Estimated backlog for collectors whose ring is not visible. */
 const volatile __u64 est_ns_per_event = 4000;
 const volatile __u64 est_event_bytes = 104;
@@ -232,7 +233,10 @@ static void roll_window(struct task_ctx *tctx, __u64 now)
 	if (now - tctx->window_start_ns < window_ns)
 		return;
 	account_run(tctx, now);
-	if (tctx->window_ran_ns) {
+	/* A handful of syscalls in a short run is not a flood, whatever its rate. */
+	if (tctx->window_syscalls < AEGIS_MIN_PRODUCER_SYSCALLS)
+		tctx->recent_syscalls = 0;
+	else if (tctx->window_ran_ns) {
 		rate = (__u64)tctx->window_syscalls * window_ns / tctx->window_ran_ns;
 		tctx->recent_syscalls = rate > 0xffffffffULL ? 0xffffffffU : rate;
 	}
@@ -277,6 +281,21 @@ static void preempt_a_producer(void)
 	}
 }
 
+/* Whether a provenance task is on a CPU. */
+static bool provenance_running(void)
+{
+	__u32 cpu;
+
+	bpf_for(cpu, 0, nr_cpus)
+	{
+		__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
+
+		if (level && *level == AEGIS_LEVEL_PROVENANCE)
+			return true;
+	}
+	return false;
+}
+
 /* Whether a runnable provenance task should take a producer's CPU now. */
 static bool provenance_should_preempt(void)
 {
@@ -285,6 +304,28 @@ static bool provenance_should_preempt(void)
 	if (boost >= 2)
 		return true;
 	return boost == 1 && ring_fill_pct() >= AEGIS_PREEMPT_FILL_PCT;
+}
+
+/* Whether producers are held back: the ring is nearly full and the collector is at it. */
+static bool holding_producers(void)
+{
+	if (ring_fill_pct() < hold_fill_pct)
+		return false;
+	return provenance_running() || scx_bpf_dsq_nr_queued(AEGIS_LEVEL_PROVENANCE) > 0;
+}
+
+/* Wakes idle CPUs so they look at the queues again (after a hold lifts, every window). */
+static void kick_idle_cpus(void)
+{
+	__u32 cpu;
+
+	bpf_for(cpu, 0, nr_cpus)
+	{
+		__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
+
+		if (level && *level == AEGIS_LEVEL_NONE)
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	}
 }
 
 /*
@@ -311,8 +352,10 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	st = my_stats();
 	if (st)
 		st->nr_producer_syscalls++;
-	if (tctx->level == AEGIS_LEVEL_PRODUCER && action_boost() >= 1 &&
-	    scx_bpf_dsq_nr_queued(AEGIS_LEVEL_PROVENANCE) > 0 && provenance_should_preempt()) {
+	if (tctx->level == AEGIS_LEVEL_PRODUCER &&
+	    ((action_boost() >= 1 && scx_bpf_dsq_nr_queued(AEGIS_LEVEL_PROVENANCE) > 0 &&
+	      provenance_should_preempt()) ||
+	     holding_producers())) {
 		scx_bpf_kick_cpu(bpf_get_smp_processor_id(), SCX_KICK_PREEMPT);
 		if (st)
 			st->nr_preempt_kicks++;
@@ -435,6 +478,15 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 	s32 pid = 0;
 	int level;
 
+	/*
+	 * A backlog past the preemption point cannot wait for the overdue: the collector drains
+	 * ahead of them (it runs briefly, and every overdue task is still served next).
+	 */
+	if (provenance_should_preempt() && scx_bpf_dsq_move_to_local(AEGIS_LEVEL_PROVENANCE, 0)) {
+		if (st)
+			st->nr_dispatched[AEGIS_LEVEL_PROVENANCE]++;
+		return;
+	}
 	if (st)
 		st->nr_overdue_scans++;
 	level = find_overdue(cpu, now, &pid);
@@ -447,6 +499,11 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 	}
 	bpf_for(level, 0, AEGIS_NR_LEVELS)
 	{
+		if (level == AEGIS_LEVEL_PRODUCER && holding_producers()) {
+			if (st)
+				st->nr_producer_holds++;
+			break;
+		}
 		if (scx_bpf_dsq_move_to_local(level, 0)) {
 			if (st && level < AEGIS_NR_LEVELS)
 				st->nr_dispatched[level]++;
@@ -457,8 +514,12 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 
 void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 {
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 	s32 pid = 0;
 
+	/* A collector draining a backlog keeps its slice. */
+	if (tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt())
+		return;
 	/* Give the CPU up as soon as someone is overdue: dispatch will promote it. */
 	if (find_overdue(bpf_get_smp_processor_id(), bpf_ktime_get_ns(), &pid) >= 0)
 		p->scx.slice = 0;
@@ -523,6 +584,8 @@ void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
 		__sync_fetch_and_add(&provenance_runtime_total_ns, used);
 		if (st)
 			st->provenance_runtime_ns += used;
+		/* The collector drained: a hold on producers may have lifted. */
+		kick_idle_cpus();
 	}
 }
 
@@ -616,6 +679,7 @@ static int window_end(void *map, int *key, struct bpf_timer *timer)
 			}
 		}
 	}
+	kick_idle_cpus();
 	bpf_timer_start(timer, window_ns, 0);
 	return 0;
 }
@@ -627,6 +691,12 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(aegis_init)
 	int level, err;
 
 	current_action = fixed_action % AEGIS_NR_ACTIONS;
+	bpf_for(level, 0, AEGIS_MAX_CPUS)
+	{
+		__u32 cpu = level, none = AEGIS_LEVEL_NONE;
+
+		bpf_map_update_elem(&cpu_level, &cpu, &none, BPF_ANY);
+	}
 	bpf_for(level, 0, AEGIS_NR_LEVELS)
 	{
 		err = scx_bpf_create_dsq(level, -1);

@@ -16,8 +16,15 @@ enum aegis_consts {
 	AEGIS_LEVEL_NONE = 255,
 	/* boost 1: a queued provenance task preempts a producer once the ring is this full. */
 	AEGIS_PREEMPT_FILL_PCT = 50,
+	/*
+	 * Backbone rule (default of scx_aegis --hold-fill-pct): while the ring is this full and the collector is running or queued,
+	 * producers are held in their queue (unless overdue) and the CPU preempts them.
+	 */
+	AEGIS_HOLD_FILL_PCT = 75,
 	/* Tasks looked at per level when searching for one past its wait bound. */
 	AEGIS_SCAN_DEPTH = 16,
+	/* Fewer syscalls than this in a rate window never make a task a producer. */
+	AEGIS_MIN_PRODUCER_SYSCALLS = 8,
 	AEGIS_MAX_CPUS = 512,
 	AEGIS_MAX_REGISTERED = 64,
 	AEGIS_COMM_LEN = 16,
@@ -44,6 +51,8 @@ struct aegis_stats {
 	unsigned long long provenance_runtime_ns;
 	/* Scans of the levels for overdue tasks (dispatch and tick). */
 	unsigned long long nr_overdue_scans;
+	/* Dispatches that left producers queued because the ring was nearly full. */
+	unsigned long long nr_producer_holds;
 };
 
 #endif /* AEGIS_INTF_H */

@@ -99,10 +99,12 @@ struct Opts {
     /// Length of the syscall-rate and decision window in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10)]
     window_ms: u64,
-    /// Syscalls per window of the task's own CPU time above which it counts as a producer.
-    /// The default, 100 per 10 ms (one syscall per 100 us of CPU), is far above compute-bound
-    /// programs and below an openat flood even in a TCG guest (about 150-550 there).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    /// Syscalls per window of the task's own CPU time above which it counts as a producer
+    /// (and at least 8 in the window). The default, 20 per 10 ms (one syscall per 500 us of
+    /// CPU), is far above compute-bound programs and below an openat flood even in a TCG
+    /// guest, where each traced syscall costs tens of microseconds; 100 missed a third of
+    /// the flood's threads there.
+    #[arg(long, value_name = "N", default_value_t = 20)]
     producer_syscalls_per_window: u32,
     /// Delta-based inference reduction: re-run the network only when the quantized state
     /// moved more than this (L1 distance over the 8 state bytes). 0 runs it every window.
@@ -117,6 +119,11 @@ struct Opts {
     /// External collectors: their buffer size in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     est_ring_bytes: u64,
+    /// Hold producers back (leave them queued unless overdue, preempt running ones) while the
+    /// collector's ring is at least this full and the collector is running or queued; 100
+    /// turns the rule off.
+    #[arg(long, value_name = "PCT", default_value_t = bpf_intf::aegis_consts_AEGIS_HOLD_FILL_PCT)]
+    hold_fill_pct: u32,
     /// Print statistics every SECS seconds.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
     stats: Option<f64>,
@@ -247,6 +254,7 @@ fn main() -> Result<()> {
         rodata.have_ring = ring.is_some();
         rodata.have_model = model.is_some();
         rodata.fixed_action = opts.action;
+        rodata.hold_fill_pct = opts.hold_fill_pct.min(100);
         rodata.est_ns_per_event = opts.est_ns_per_event;
         rodata.est_event_bytes = opts.est_event_bytes;
         rodata.est_ring_bytes = opts.est_ring_bytes;

@@ -63,6 +63,7 @@ pub struct Stats {
     pub nr_provenance_runs: u64,
     pub provenance_runtime_ms: f64,
     pub nr_overdue_scans: u64,
+    pub nr_producer_holds: u64,
     pub current_action: ActionStats,
     pub ring_fill_pct: u32,
     pub wait_bound_tick_us: u64,
@@ -91,6 +92,7 @@ fn sum_per_cpu(per_cpu: &[Vec<u8>]) -> aegis_stats {
         total.nr_provenance_runs += s.nr_provenance_runs;
         total.provenance_runtime_ns += s.provenance_runtime_ns;
         total.nr_overdue_scans += s.nr_overdue_scans;
+        total.nr_producer_holds += s.nr_producer_holds;
     }
     total
 }
@@ -130,6 +132,7 @@ impl Stats {
             nr_provenance_runs: s.nr_provenance_runs,
             provenance_runtime_ms: s.provenance_runtime_ns as f64 / 1e6,
             nr_overdue_scans: s.nr_overdue_scans,
+            nr_producer_holds: s.nr_producer_holds,
             current_action: ActionStats {
                 index: action,
                 collector_boost: decoded.collector_boost,
