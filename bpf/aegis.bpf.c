@@ -66,6 +66,8 @@ struct task_ctx {
 	__u32 recent_syscalls;
 	__u32 level;
 	bool provenance;
+	/* Counted in nr_provenance_runnable. */
+	bool counted_runnable;
 };
 
 struct {
@@ -150,6 +152,11 @@ __u64 provenance_runtime_last_ns;
 __u64 window_max_wait_ns[AEGIS_NR_LEVELS];
 __u64 est_backlog_events;
 __u64 vtime_now[AEGIS_NR_LEVELS];
+/*
+ * Provenance tasks that are runnable (queued anywhere, waking onto an idle CPU, or running):
+ * the collector is at its backlog or about to be.
+ */
+__s64 nr_provenance_runnable;
 
 static struct aegis_stats *my_stats(void)
 {
@@ -224,7 +231,7 @@ static void account_run(struct task_ctx *tctx, __u64 now)
  * Rolls the task's rate window forward to now. The rate is syscalls per window of the task's
  * own CPU time (scheduler/src/aegis/levels.rs::syscalls_per_window_of_cpu): counted per wall
  * time, a producer that waits for a CPU would look idle exactly when it is picked. A window in
- * which the task did not run keeps the previous rate.
+ * which the task ran less than AEGIS_MIN_RATE_RUN_US keeps the previous rate.
  */
 static void roll_window(struct task_ctx *tctx, __u64 now)
 {
@@ -233,10 +240,11 @@ static void roll_window(struct task_ctx *tctx, __u64 now)
 	if (now - tctx->window_start_ns < window_ns)
 		return;
 	account_run(tctx, now);
-	/* A handful of syscalls in a short run is not a flood, whatever its rate. */
-	if (tctx->window_syscalls < AEGIS_MIN_PRODUCER_SYSCALLS)
-		tctx->recent_syscalls = 0;
-	else if (tctx->window_ran_ns) {
+	/*
+	 * Too little CPU time in the window to measure a rate: keep the last one. A producer that
+	 * is being held back runs a syscall at a time and must stay a producer.
+	 */
+	if (tctx->window_ran_ns >= AEGIS_MIN_RATE_RUN_US * 1000ULL) {
 		rate = (__u64)tctx->window_syscalls * window_ns / tctx->window_ran_ns;
 		tctx->recent_syscalls = rate > 0xffffffffULL ? 0xffffffffU : rate;
 	}
@@ -245,14 +253,20 @@ static void roll_window(struct task_ctx *tctx, __u64 now)
 	tctx->window_start_ns = now;
 }
 
-static __u32 classify(struct task_struct *p, struct task_ctx *tctx, __u64 now)
+static bool is_provenance(struct task_struct *p, struct task_ctx *tctx)
 {
-	__u32 recent;
-
 	if (tctx->registry_gen != registry_gen) {
 		tctx->provenance = is_registered(p);
 		tctx->registry_gen = registry_gen;
 	}
+	return tctx->provenance;
+}
+
+static __u32 classify(struct task_struct *p, struct task_ctx *tctx, __u64 now)
+{
+	__u32 recent;
+
+	is_provenance(p, tctx);
 	roll_window(tctx, now);
 	/* The window in progress counts too once it alone crosses the threshold. */
 	recent = tctx->recent_syscalls > tctx->window_syscalls ? tctx->recent_syscalls :
@@ -311,7 +325,7 @@ static bool holding_producers(void)
 {
 	if (ring_fill_pct() < hold_fill_pct)
 		return false;
-	return provenance_running() || scx_bpf_dsq_nr_queued(AEGIS_LEVEL_PROVENANCE) > 0;
+	return nr_provenance_runnable > 0;
 }
 
 /* Wakes idle CPUs so they look at the queues again (after a hold lifts, every window). */
@@ -345,15 +359,26 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	now = bpf_ktime_get_ns();
 	roll_window(tctx, now);
 	tctx->window_syscalls++;
-	if (tctx->level != AEGIS_LEVEL_PRODUCER &&
-	    tctx->window_syscalls <= producer_syscalls_per_window)
-		return 0;
+	if (tctx->level != AEGIS_LEVEL_PRODUCER) {
+		__u32 cpu = bpf_get_smp_processor_id();
+		__u32 *running_level;
+
+		if (tctx->level != AEGIS_LEVEL_ORDINARY ||
+		    tctx->window_syscalls <= producer_syscalls_per_window ||
+		    tctx->window_syscalls < AEGIS_MIN_PRODUCER_SYSCALLS)
+			return 0;
+		/* Crossed the threshold mid-run: a producer from now on, not from its next turn. */
+		tctx->level = AEGIS_LEVEL_PRODUCER;
+		running_level = bpf_map_lookup_elem(&cpu_level, &cpu);
+		if (running_level)
+			*running_level = AEGIS_LEVEL_PRODUCER;
+	}
 	__sync_fetch_and_add(&window_producer_syscalls, 1);
 	st = my_stats();
 	if (st)
 		st->nr_producer_syscalls++;
 	if (tctx->level == AEGIS_LEVEL_PRODUCER &&
-	    ((action_boost() >= 1 && scx_bpf_dsq_nr_queued(AEGIS_LEVEL_PROVENANCE) > 0 &&
+	    ((action_boost() >= 1 && nr_provenance_runnable > 0 && !provenance_running() &&
 	      provenance_should_preempt()) ||
 	     holding_producers())) {
 		scx_bpf_kick_cpu(bpf_get_smp_processor_id(), SCX_KICK_PREEMPT);
@@ -400,6 +425,17 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	level &= 3;
 	if (level >= AEGIS_NR_LEVELS)
 		level = AEGIS_LEVEL_ORDINARY;
+	/*
+	 * The last runnable task of this CPU (SCX_OPS_ENQ_LAST) keeps its CPU, except a producer
+	 * being held back: without this rule the kernel would hand it a fresh slice.
+	 */
+	if ((enq_flags & SCX_ENQ_LAST) &&
+	    !(level == AEGIS_LEVEL_PRODUCER && holding_producers())) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_of(level), enq_flags);
+		if (st)
+			st->nr_queued[level]++;
+		return;
+	}
 	/* A task that slept keeps at most one slice of credit within its level. */
 	floor = vtime_now[level] > base_slice_ns ? vtime_now[level] - base_slice_ns : 0;
 	if (vtime < floor)
@@ -589,6 +625,26 @@ void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
 	}
 }
 
+void BPF_STRUCT_OPS(aegis_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (tctx && !tctx->counted_runnable && is_provenance(p, tctx)) {
+		tctx->counted_runnable = true;
+		__sync_fetch_and_add(&nr_provenance_runnable, 1);
+	}
+}
+
+void BPF_STRUCT_OPS(aegis_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (tctx && tctx->counted_runnable) {
+		tctx->counted_runnable = false;
+		__sync_fetch_and_sub(&nr_provenance_runnable, 1);
+	}
+}
+
 void BPF_STRUCT_OPS(aegis_enable, struct task_struct *p)
 {
 	p->scx.dsq_vtime = vtime_now[AEGIS_LEVEL_ORDINARY];
@@ -720,7 +776,9 @@ void BPF_STRUCT_OPS(aegis_exit, struct scx_exit_info *ei)
 
 SCX_OPS_DEFINE(aegis_ops, .select_cpu = (void *)aegis_select_cpu,
 	       .enqueue = (void *)aegis_enqueue, .dispatch = (void *)aegis_dispatch,
-	       .tick = (void *)aegis_tick, .running = (void *)aegis_running,
+	       .tick = (void *)aegis_tick, .runnable = (void *)aegis_runnable,
+	       .quiescent = (void *)aegis_quiescent, .running = (void *)aegis_running,
 	       .stopping = (void *)aegis_stopping, .enable = (void *)aegis_enable,
 	       .init_task = (void *)aegis_init_task, .init = (void *)aegis_init,
-	       .exit = (void *)aegis_exit, .timeout_ms = 5000, .name = "aegis");
+	       .exit = (void *)aegis_exit, .flags = SCX_OPS_ENQ_LAST, .timeout_ms = 5000,
+	       .name = "aegis");

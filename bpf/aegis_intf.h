@@ -23,8 +23,10 @@ enum aegis_consts {
 	AEGIS_HOLD_FILL_PCT = 75,
 	/* Tasks looked at per level when searching for one past its wait bound. */
 	AEGIS_SCAN_DEPTH = 16,
-	/* Fewer syscalls than this in a rate window never make a task a producer. */
+	/* Fewer syscalls than this in a window of wall time never make a task a producer. */
 	AEGIS_MIN_PRODUCER_SYSCALLS = 8,
+	/* CPU time a task must run in a window for its syscall rate to be re-measured. */
+	AEGIS_MIN_RATE_RUN_US = 1000,
 	AEGIS_MAX_CPUS = 512,
 	AEGIS_MAX_REGISTERED = 64,
 	AEGIS_COMM_LEN = 16,
