@@ -363,9 +363,16 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 		__u32 cpu = bpf_get_smp_processor_id();
 		__u32 *running_level;
 
+		__u64 ran_ns;
+
 		if (tctx->level != AEGIS_LEVEL_ORDINARY ||
-		    tctx->window_syscalls <= producer_syscalls_per_window ||
 		    tctx->window_syscalls < AEGIS_MIN_PRODUCER_SYSCALLS)
+			return 0;
+		/* The rate so far in this window, per window of CPU time. */
+		account_run(tctx, now);
+		ran_ns = tctx->window_ran_ns ? tctx->window_ran_ns : 1;
+		if ((__u64)tctx->window_syscalls * window_ns / ran_ns <=
+		    producer_syscalls_per_window)
 			return 0;
 		/* Crossed the threshold mid-run: a producer from now on, not from its next turn. */
 		tctx->level = AEGIS_LEVEL_PRODUCER;
@@ -658,6 +665,16 @@ s32 BPF_STRUCT_OPS(aegis_init_task, struct task_struct *p, struct scx_init_task_
 	if (!tctx)
 		return -ENOMEM;
 	tctx->level = AEGIS_LEVEL_ORDINARY;
+	/* A producer's new threads and children start as producers. */
+	if (args->fork) {
+		struct task_struct *parent = bpf_get_current_task_btf();
+		struct task_ctx *pctx = bpf_task_storage_get(&task_ctxs, parent, 0, 0);
+
+		if (pctx && pctx->level == AEGIS_LEVEL_PRODUCER) {
+			tctx->level = AEGIS_LEVEL_PRODUCER;
+			tctx->recent_syscalls = pctx->recent_syscalls;
+		}
+	}
 	return 0;
 }
 
