@@ -269,8 +269,8 @@ static __u32 classify(struct task_struct *p, struct task_ctx *tctx, __u64 now)
 	is_provenance(p, tctx);
 	roll_window(tctx, now);
 	/* The window in progress counts too once it alone crosses the threshold. */
-	recent = tctx->recent_syscalls > tctx->window_syscalls ? tctx->recent_syscalls :
-								  tctx->window_syscalls;
+	recent = tctx->recent_syscalls > tctx->window_syscalls ? tctx->recent_syscalls
+							       : tctx->window_syscalls;
 	tctx->level = aegis_level_of(tctx->provenance, recent, producer_syscalls_per_window);
 	return tctx->level;
 }
@@ -436,8 +436,7 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	 * The last runnable task of this CPU (SCX_OPS_ENQ_LAST) keeps its CPU, except a producer
 	 * being held back: without this rule the kernel would hand it a fresh slice.
 	 */
-	if ((enq_flags & SCX_ENQ_LAST) &&
-	    !(level == AEGIS_LEVEL_PRODUCER && holding_producers())) {
+	if ((enq_flags & SCX_ENQ_LAST) && !(level == AEGIS_LEVEL_PRODUCER && holding_producers())) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_of(level), enq_flags);
 		if (st)
 			st->nr_queued[level]++;
@@ -707,9 +706,9 @@ static int window_end(void *map, int *key, struct bpf_timer *timer)
 	if (!have_ring) {
 		/* Backlog estimate: events in, minus what the collector's CPU time drains. */
 		drained = est_ns_per_event ? ran / est_ns_per_event : 0;
-		est_backlog_events = est_backlog_events + produced > drained ?
-					     est_backlog_events + produced - drained :
-					     0;
+		est_backlog_events = est_backlog_events + produced > drained
+					     ? est_backlog_events + produced - drained
+					     : 0;
 		if (est_ring_bytes) {
 			__u64 pct = est_backlog_events * est_event_bytes * 100 / est_ring_bytes;
 
@@ -791,11 +790,10 @@ void BPF_STRUCT_OPS(aegis_exit, struct scx_exit_info *ei)
 	UEI_RECORD(uei, ei);
 }
 
-SCX_OPS_DEFINE(aegis_ops, .select_cpu = (void *)aegis_select_cpu,
-	       .enqueue = (void *)aegis_enqueue, .dispatch = (void *)aegis_dispatch,
-	       .tick = (void *)aegis_tick, .runnable = (void *)aegis_runnable,
-	       .quiescent = (void *)aegis_quiescent, .running = (void *)aegis_running,
-	       .stopping = (void *)aegis_stopping, .enable = (void *)aegis_enable,
-	       .init_task = (void *)aegis_init_task, .init = (void *)aegis_init,
-	       .exit = (void *)aegis_exit, .flags = SCX_OPS_ENQ_LAST, .timeout_ms = 5000,
-	       .name = "aegis");
+SCX_OPS_DEFINE(aegis_ops, .select_cpu = (void *)aegis_select_cpu, .enqueue = (void *)aegis_enqueue,
+	       .dispatch = (void *)aegis_dispatch, .tick = (void *)aegis_tick,
+	       .runnable = (void *)aegis_runnable, .quiescent = (void *)aegis_quiescent,
+	       .running = (void *)aegis_running, .stopping = (void *)aegis_stopping,
+	       .enable = (void *)aegis_enable, .init_task = (void *)aegis_init_task,
+	       .init = (void *)aegis_init, .exit = (void *)aegis_exit, .flags = SCX_OPS_ENQ_LAST,
+	       .timeout_ms = 5000, .name = "aegis");

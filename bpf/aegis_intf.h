@@ -17,8 +17,9 @@ enum aegis_consts {
 	/* boost 1: a queued provenance task preempts a producer once the ring is this full. */
 	AEGIS_PREEMPT_FILL_PCT = 50,
 	/*
-	 * Backbone rule (default of scx_aegis --hold-fill-pct): while the ring is this full and the collector is running or queued,
-	 * producers are held in their queue (unless overdue) and the CPU preempts them.
+	 * Backbone rule (default of scx_aegis --hold-fill-pct): while the ring is this full and the
+	 * collector is running or queued, producers are held in their queue (unless overdue) and
+	 * the CPU preempts them.
 	 */
 	AEGIS_HOLD_FILL_PCT = 75,
 	/* Tasks looked at per level when searching for one past its wait bound. */

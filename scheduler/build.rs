@@ -30,5 +30,8 @@ fn main() {
         "cargo:rerun-if-changed={}",
         bpf_dir.join("aegis_qnet.h").display()
     );
+    for header in ["aegis_levels.h", "aegis_intf.h"] {
+        println!("cargo:rerun-if-changed={}", bpf_dir.join(header).display());
+    }
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
 }

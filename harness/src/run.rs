@@ -183,7 +183,9 @@ impl Plan {
             schedulers,
             scx_args: match &args.scx_args {
                 Some(text) => shell_words::split(text).map_err(|err| {
-                    InputError(format!("--scx-args '{text}' does not parse as arguments: {err}"))
+                    InputError(format!(
+                        "--scx-args '{text}' does not parse as arguments: {err}"
+                    ))
                 })?,
                 None => Vec::new(),
             },

@@ -16,7 +16,7 @@ const PIN_SUFFIX: &str = "-ring";
 
 fn bpffs_mounted() -> bool {
     nix::sys::statfs::statfs(BPFFS)
-        .map(|fs| fs.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+        .map(|fs| fs.filesystem_type().0 == BPF_FS_MAGIC)
         .unwrap_or(false)
 }
 

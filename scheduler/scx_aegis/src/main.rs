@@ -37,7 +37,12 @@
 mod bpf_skel {
     include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));
 }
-#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#[allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 mod bpf_intf {
     include!(concat!(env!("OUT_DIR"), "/bpf_intf.rs"));
 }
@@ -143,8 +148,8 @@ fn load_model(path: &Path) -> Result<QNet> {
 }
 
 fn parse_model(text: &str, path: &Path) -> Result<QNet> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).with_context(|| format!("{} is not JSON", path.display()))?;
     let network = value.get("fixed_network").cloned().unwrap_or(value);
     serde_json::from_value(network).with_context(|| {
         format!(
@@ -240,7 +245,12 @@ fn main() -> Result<()> {
 
     let mut open_object = MaybeUninit::uninit();
     let builder = BpfSkelBuilder::default();
-    let mut skel = scx_ops_open!(builder, &mut open_object, aegis_ops, None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>)?;
+    let mut skel = scx_ops_open!(
+        builder,
+        &mut open_object,
+        aegis_ops,
+        None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>
+    )?;
     {
         let rodata = skel.maps.rodata_data.as_mut().expect("rodata");
         rodata.base_slice_ns = opts.base_slice_us * 1_000;
@@ -249,8 +259,8 @@ fn main() -> Result<()> {
         rodata.tick_ns = opts.tick_us * 1_000;
         rodata.producer_syscalls_per_window = opts.producer_syscalls_per_window;
         rodata.gate_delta = opts.delta;
-        rodata.nr_cpus = (libbpf_rs::num_possible_cpus()? as u32)
-            .min(bpf_intf::aegis_consts_AEGIS_MAX_CPUS);
+        rodata.nr_cpus =
+            (libbpf_rs::num_possible_cpus()? as u32).min(bpf_intf::aegis_consts_AEGIS_MAX_CPUS);
         rodata.have_ring = ring.is_some();
         rodata.have_model = model.is_some();
         rodata.fixed_action = opts.action;

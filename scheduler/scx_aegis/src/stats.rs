@@ -150,7 +150,12 @@ impl Stats {
             .map(|l| {
                 format!(
                     "{} q={} d={} promoted={} max_wait={}us/{}us",
-                    l.level, l.nr_queued, l.nr_dispatched, l.nr_promoted, l.max_wait_us, l.wait_bound_us
+                    l.level,
+                    l.nr_queued,
+                    l.nr_dispatched,
+                    l.nr_promoted,
+                    l.max_wait_us,
+                    l.wait_bound_us
                 )
             })
             .collect();
@@ -171,8 +176,8 @@ impl Stats {
 
     pub fn write_atomically(&self, path: &Path) -> Result<()> {
         let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         serde_json::to_writer_pretty(&mut file, self)?;
         file.write_all(b"\n")?;
         file.sync_all()?;

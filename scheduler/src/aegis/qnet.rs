@@ -32,7 +32,8 @@ pub struct State {
 impl State {
     /// Quantizes to bytes: rates and waits on a log2 scale, percentages linearly.
     pub fn quantize(&self) -> [u8; STATE_LEN] {
-        let log2 = |v: u64| -> u8 { (64 - v.leading_zeros()) as u8 * 8 }; // 0..=255 for u32 range
+        // Bits of v times 8, saturated: 2^31 and up map to 255, not 256.
+        let log2 = |v: u64| -> u8 { ((64 - v.leading_zeros()) * 8).min(255) as u8 };
         let pct = |p: u32| -> u8 { (p.min(100) * 255 / 100) as u8 };
         let count = |n: u32| -> u8 { n.min(255) as u8 };
         [
