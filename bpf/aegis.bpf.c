@@ -157,6 +157,7 @@ __u64 vtime_now[AEGIS_NR_LEVELS];
  * the collector is at its backlog or about to be.
  */
 __s64 nr_provenance_runnable;
+__u64 next_window_ns;
 
 static struct aegis_stats *my_stats(void)
 {
@@ -462,7 +463,7 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
  * AEGIS_SCAN_DEPTH tasks of each level that may run on @cpu. Returns its level, or -1 if none
  * is overdue.
  */
-static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
+static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out)
 {
 	__u64 most_overdue = 0;
 	struct task_struct *p;
@@ -481,7 +482,7 @@ static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
 
 			if (++seen > AEGIS_SCAN_DEPTH)
 				break;
-			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			if (!any_cpu && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 			if (!tctx || !tctx->queued_at_ns || now < tctx->queued_at_ns)
@@ -495,6 +496,11 @@ static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
 		}
 	}
 	return found;
+}
+
+static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
+{
+	return find_overdue_on(cpu, false, now, pid_out);
 }
 
 /* Moves the task with this pid from a level's DSQ to the local one. */
@@ -690,7 +696,7 @@ static __noinline __u32 infer(const __u8 *state)
 }
 
 /* The end of a window: observe, maybe infer, act. */
-static int window_end(void *map, int *key, struct bpf_timer *timer)
+static void window_end(void)
 {
 	struct aegis_raw_state raw = {};
 	struct aegis_stats *st = my_stats();
@@ -751,8 +757,49 @@ static int window_end(void *map, int *key, struct bpf_timer *timer)
 			}
 		}
 	}
-	kick_idle_cpus();
-	bpf_timer_start(timer, window_ns, 0);
+}
+
+/*
+ * Every AEGIS_CHECK_US: if a task is past its wait bound, make a CPU look at the queues now
+ * (an idle one, else one not running a provenance task), so the bound holds to about this
+ * period rather than to the next tick or wakeup. Every window: window_end().
+ */
+static int periodic(void *map, int *key, struct bpf_timer *timer)
+{
+	__u64 now = bpf_ktime_get_ns();
+	s32 pid = 0;
+	__u32 cpu;
+
+	if (find_overdue_on(0, true, now, &pid) >= 0) {
+		bool kicked = false;
+
+		bpf_for(cpu, 0, nr_cpus)
+		{
+			__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
+
+			if (level && *level == AEGIS_LEVEL_NONE) {
+				scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+				kicked = true;
+			}
+		}
+		if (!kicked) {
+			bpf_for(cpu, 0, nr_cpus)
+			{
+				__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
+
+				if (level && *level != AEGIS_LEVEL_PROVENANCE) {
+					scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+					break;
+				}
+			}
+		}
+	}
+	if (now >= next_window_ns) {
+		next_window_ns = now + window_ns;
+		window_end();
+		kick_idle_cpus();
+	}
+	bpf_timer_start(timer, AEGIS_CHECK_US * 1000ULL, 0);
 	return 0;
 }
 
@@ -781,8 +828,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(aegis_init)
 	if (!wt)
 		return -ESRCH;
 	bpf_timer_init(&wt->timer, &window_timers, CLOCK_MONOTONIC);
-	bpf_timer_set_callback(&wt->timer, window_end);
-	return bpf_timer_start(&wt->timer, window_ns, 0);
+	bpf_timer_set_callback(&wt->timer, periodic);
+	return bpf_timer_start(&wt->timer, AEGIS_CHECK_US * 1000ULL, 0);
 }
 
 void BPF_STRUCT_OPS(aegis_exit, struct scx_exit_info *ei)
