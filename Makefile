@@ -1,6 +1,8 @@
 # aegis-bench. The README's two commands are `make demo` and `make test`.
 CARGO ?= cargo
 export BPF_CLANG ?= clang-19
+# bindgen (scx_cargo, for scx_aegis's shared header) needs libclang >= 18.
+export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 BIN := target/release/aegis-bench
 
 SCX_RUSTLAND_VERSION := 1.1.4
@@ -32,12 +34,14 @@ demo: build
 # machine is left as found. They include the guest tests (harness/tests/vm.rs, about a minute:
 # six QEMU boots under TCG; the first run also downloads two Debian kernels, ~75 MB).
 test: setup tools lint
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace -- --test-threads=1
 
 # Only the guest runner's tests: sched-ext and cfs guests, timeout, signals, offline cache.
 .PHONY: vm-test
 vm-test: setup tools
-	$(CARGO) test -p aegis-bench --test vm -- --test-threads=1
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p aegis-bench --test vm --test aegis -- --test-threads=1
 
 lint:
 	$(CARGO) fmt --all -- --check

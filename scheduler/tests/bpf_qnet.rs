@@ -166,7 +166,11 @@ fn bpf_level_logic_matches_the_rust_reference() {
         let quantized = state.quantize();
         assert_eq!(ctx.state, quantized, "{state:?}");
         let level = backbone.classify(signals);
-        assert_eq!(ctx.level as usize, level.index(), "{signals:?} {backbone:?}");
+        assert_eq!(
+            ctx.level as usize,
+            level.index(),
+            "{signals:?} {backbone:?}"
+        );
         for l in Level::ALL {
             assert_eq!(ctx.bound_ns[l.index()], backbone.wait_bound_ns(l));
         }

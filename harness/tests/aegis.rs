@@ -1,0 +1,155 @@
+//! scx_aegis in a real sched_ext guest (Debian 6.18 under QEMU TCG): the full BPF object
+//! passes the verifier and attaches, keeps the built-in collector complete where EEVDF loses
+//! most events, bounds every wait under a CPU hog plus a flood, survives a minute of it, and
+//! stops cleanly on SIGINT at the end of every trial (the harness checks that the kernel
+//! reports it disabled). Needs root, like the other guest tests; CI runs them.
+//!
+//! TCG timings swing with the host's load: the assertions are on loss (which the scheduler
+//! controls) and on ratios within one boot, not on absolute speed.
+
+mod common;
+
+use common::*;
+
+/// scx_aegis's default tick allowance (Debian kernels run HZ=250).
+const TICK_US: u64 = 4_000;
+
+fn scheduler_stats(trial: &serde_json::Value) -> &serde_json::Value {
+    let stats = &trial["scheduler_stats"];
+    assert!(stats.is_object(), "no scheduler_stats in {trial}");
+    stats
+}
+
+#[test]
+fn aegis_loses_nothing_where_eevdf_loses_most() {
+    if !have_root("aegis_loses_nothing_where_eevdf_loses_most") {
+        return;
+    }
+    let dir = temp_dir("aegis-loss");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "8",
+        "--ring-size",
+        "16KiB",
+        "--duration",
+        "3",
+        "--scheduler",
+        "eevdf,aegis",
+        "--json",
+        json.to_str().unwrap(),
+        "--vm",
+    ]);
+    assert_success(&out);
+    let trials = read_trials(&json);
+    assert_eq!(trials.len(), 2);
+    for t in &trials {
+        assert_adds_up(t);
+    }
+    let (eevdf, aegis_trial) = (&trials[0], &trials[1]);
+    let loss = |t: &serde_json::Value| t["loss_pct"].as_f64().unwrap();
+    assert!(
+        loss(eevdf) >= 30.0,
+        "the flood should overwhelm the collector under EEVDF: {eevdf}"
+    );
+    assert!(
+        loss(aegis_trial) <= 0.01,
+        "Aegis lost {} % (EEVDF {} %): {aegis_trial}",
+        loss(aegis_trial),
+        loss(eevdf)
+    );
+    assert_eq!(aegis_trial["canary_recorded"], true, "{aegis_trial}");
+    let ops = aegis_trial["sched_ext_ops"].as_str().unwrap_or_default();
+    assert!(ops.starts_with("aegis"), "sched_ext_ops: {ops}");
+
+    // What scx_aegis reported about the trial.
+    let stats = scheduler_stats(aegis_trial);
+    let levels = stats["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 3);
+    assert_eq!(levels[0]["level"], "provenance");
+    assert!(
+        u64_of(&levels[0], "nr_dispatched") > 0,
+        "the collector ran as a provenance task: {stats}"
+    );
+    assert!(
+        u64_of(&levels[2], "nr_dispatched") > 0,
+        "the flood was recognised as producers: {stats}"
+    );
+    assert!(u64_of(stats, "nr_producer_syscalls") > 0, "{stats}");
+    // The shipped model is embedded: the network runs, gated by delta.
+    assert!(
+        stats["model"].as_str().unwrap().contains("model"),
+        "{stats}"
+    );
+    let run = u64_of(stats, "nr_inferences_run");
+    let skipped = u64_of(stats, "nr_inferences_skipped");
+    assert!(run > 0, "{stats}");
+    // One decision per 10 ms window at most: ~300 in 3 s, far fewer than enqueues.
+    assert!(run + skipped <= 2_000, "{stats}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
+    if !have_root("aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood") {
+        return;
+    }
+    let dir = temp_dir("aegis-minute");
+    let json = dir.join("trials.json");
+    // stress-ng's CPU hogs are ordinary tasks; the flood's threads are producers below them,
+    // served only through the waiting-time rule while the hogs run.
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "4",
+        "--ring-size",
+        "64KiB",
+        "--duration",
+        "60",
+        "--workload",
+        "stress-ng-cpu",
+        "--scheduler",
+        "aegis",
+        "--json",
+        json.to_str().unwrap(),
+        "--vm",
+    ]);
+    // A watchdog kick-out fails the trial ("the kernel disabled aegis during the trial").
+    assert_success(&out);
+    let trials = read_trials(&json);
+    let t = &trials[0];
+    assert_adds_up(t);
+    assert!(t["duration_s"].as_f64().unwrap() >= 59.0, "{t}");
+    assert!(
+        t["workload_kept_fraction"].as_f64().unwrap() > 0.0,
+        "the ordinary workload kept running: {t}"
+    );
+    let stats = scheduler_stats(t);
+    for level in stats["levels"].as_array().unwrap() {
+        let max_wait_us = u64_of(level, "max_wait_us");
+        let bound_us = u64_of(level, "wait_bound_us");
+        // No task starves: every wait is bounded. The design bound is the level's bound plus
+        // a tick; under TCG on a busy 2-core host the timer that enforces it runs late, and
+        // a 60 s run measured up to 9 ms past it on a few dispatches (25 of 8274 producer
+        // dispatches). So: bounded within four ticks, and past bound + tick only rarely.
+        assert!(
+            max_wait_us <= bound_us + 4 * TICK_US,
+            "{} waited {max_wait_us} us, bound {bound_us} us: {stats}",
+            level["level"]
+        );
+        let late = u64_of(level, "nr_bound_violations");
+        let dispatched = u64_of(level, "nr_dispatched").max(1);
+        assert!(
+            late * 100 <= dispatched,
+            "{}: {late} of {dispatched} dispatches waited past bound + tick: {stats}",
+            level["level"]
+        );
+    }
+    let producers = &stats["levels"][2];
+    assert!(
+        u64_of(producers, "nr_dispatched") > 0 && u64_of(producers, "nr_promoted") > 0,
+        "producers ran, through the waiting-time rule: {stats}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
