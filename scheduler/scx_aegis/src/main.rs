@@ -8,13 +8,17 @@
 //!
 //! **Levels.** Every task sits in one of three dispatch queues, served in priority order:
 //! provenance tasks (the collector; registered by pid, comm or cgroup through maps this
-//! loader fills), ordinary tasks, and producers (tasks whose syscall count in the last 10 ms
-//! window crosses a threshold, counted by the scheduler's own `sys_enter` program). Inside a
-//! level tasks run in weighted-vtime order.
+//! loader fills), ordinary tasks, and producers. A producer is a task whose syscall rate per
+//! 10 ms of its *own CPU time* crosses a threshold, counted by the scheduler's own `sys_enter`
+//! program: counted per wall time, a flood thread waiting for a CPU would look idle exactly
+//! when it is picked. A producer's new threads start as producers, and a task crossing the
+//! threshold mid-run is one from that syscall on. Inside a level tasks run in weighted-vtime
+//! order.
 //!
 //! **Exponential waiting time.** Strict priority would starve the lower levels, so a task in
 //! level `k` that has waited `base_wait << k` (16/32/64 ms by default) is overdue: dispatch
-//! serves the most overdue task ahead of every level, and the tick takes the CPU from the
+//! serves the most overdue task ahead of every level (only a collector with a backlog past
+//! the preemption point goes first), and the tick and a 1 ms BPF timer take a CPU from a
 //! running task as soon as anyone is overdue. No task waits longer than its bound plus about a
 //! tick; the stats count every wait past that as a violation.
 //!
@@ -23,6 +27,15 @@
 //! half full (boost 1), or at once (boost 2, FIFO-like); producers' slices are
 //! `base >> throttle`. At boost 1 the collector drains in large batches as the ring fills
 //! instead of on every wakeup, which is where Aegis saves the CPU a FIFO collector spends.
+//!
+//! **Holding producers back.** Whatever the action, while the ring is at least
+//! `--hold-fill-pct` (75 %) full and the collector is runnable, producers stay queued (unless
+//! overdue) and a running producer preempts itself at its next syscall. The scheduler runs
+//! with `SCX_OPS_ENQ_LAST`, so a held producer that is the last runnable task on its CPU is
+//! not handed a fresh slice by the kernel: the CPU idles instead, and is kicked when the
+//! collector stops. This is what makes the loss zero rather than small: the collector's
+//! backlog cannot outgrow the ring however slowly the collector is scheduled in.
+//!
 //! The fill is exact for the built-in collectors: `--collector-ring` reuses their pinned ring
 //! buffer map and the BPF side reads it with `bpf_ringbuf_query()`. For other collectors it
 //! is estimated from the production rate and the collector's CPU time (`--est-*`).
