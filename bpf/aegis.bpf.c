@@ -782,7 +782,8 @@ static int periodic(void *map, int *key, struct bpf_timer *timer)
 				kicked = true;
 			}
 		}
-		if (!kicked) {
+		/* A held producer waits for the hold to lift or the tick, not for this timer. */
+		if (!kicked && !holding_producers()) {
 			bpf_for(cpu, 0, nr_cpus)
 			{
 				__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
