@@ -180,6 +180,21 @@ pub fn run_checks() -> Vec<Check> {
         },
     ));
     checks.push(check(
+        "scx_aegis",
+        match crate::sched::find_tool("scx_aegis") {
+            Some(path) => Ok(format!(
+                "{} ({})",
+                path.display(),
+                if kernel::has_sched_ext() {
+                    "runs natively"
+                } else {
+                    "runs in a guest with --vm"
+                }
+            )),
+            None => Err("not built: `cargo build --release -p scx_aegis` (or `make build`)".into()),
+        },
+    ));
+    checks.push(check(
         "clang for BPF",
         match which("clang-19") {
             Some(path) => Ok(command_output(&path, &["--version"]).unwrap_or(path)),
