@@ -413,7 +413,9 @@ fn run_alone(
     std::fs::create_dir_all(&dir)?;
     let mut scx = match scheduler {
         SchedulerSpec::SchedExt { name, binary } => {
-            Some(RunningScx::start(name, binary, &[], &dir)?)
+            // The user's scheduler arguments apply here too (an ablation is compared with its
+            // own baseline); there is no collector to register.
+            Some(RunningScx::start(name, binary, &plan.scx_args, &dir)?)
         }
         SchedulerSpec::Fair { .. } => None,
     };

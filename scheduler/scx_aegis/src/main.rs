@@ -18,8 +18,8 @@
 //! **Exponential waiting time.** Strict priority would starve the lower levels, so a task in
 //! level `k` that has waited `base_wait << k` (16/32/64 ms by default) is overdue: dispatch
 //! serves the most overdue task ahead of every level (only a collector with a backlog past
-//! the preemption point goes first), and the tick and a 1 ms BPF timer take a CPU from a
-//! running task as soon as anyone is overdue. No task waits longer than its bound plus about a
+//! the preemption point goes first), and the tick (and a 10 ms BPF timer, for idle CPUs)
+//! takes a CPU from a running task as soon as anyone is overdue. No task waits longer than its bound plus about a
 //! tick; the stats count every wait past that as a violation.
 //!
 //! **When the collector runs.** The action sets the provenance slice (`base << boost`) and
