@@ -760,9 +760,10 @@ static void window_end(void)
 }
 
 /*
- * Every AEGIS_CHECK_US: if a task is past its wait bound, make a CPU look at the queues now
- * (an idle one, else one not running a provenance task), so the bound holds to about this
- * period rather than to the next tick or wakeup. Every window: window_end().
+ * Every AEGIS_CHECK_US: if a task is past its wait bound, wake the idle CPUs so they look at
+ * the queues (busy CPUs see it at their next tick). Preempting a busy CPU from here as well
+ * cost events in the guest: producers promoted between ticks overfilled the ring. Every
+ * window: window_end().
  */
 static int periodic(void *map, int *key, struct bpf_timer *timer)
 {
@@ -771,28 +772,12 @@ static int periodic(void *map, int *key, struct bpf_timer *timer)
 	__u32 cpu;
 
 	if (find_overdue_on(0, true, now, &pid) >= 0) {
-		bool kicked = false;
-
 		bpf_for(cpu, 0, nr_cpus)
 		{
 			__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
 
-			if (level && *level == AEGIS_LEVEL_NONE) {
+			if (level && *level == AEGIS_LEVEL_NONE)
 				scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-				kicked = true;
-			}
-		}
-		/* A held producer waits for the hold to lift or the tick, not for this timer. */
-		if (!kicked && !holding_producers()) {
-			bpf_for(cpu, 0, nr_cpus)
-			{
-				__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);
-
-				if (level && *level != AEGIS_LEVEL_PROVENANCE) {
-					scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
-					break;
-				}
-			}
 		}
 	}
 	if (now >= next_window_ns) {
