@@ -164,35 +164,17 @@ pub fn run_checks() -> Vec<Check> {
     checks.push(check("schedulers", Ok(schedulers_line(&release))));
     checks.push(check(
         "scx_rustland",
-        match crate::sched::find_tool("scx_rustland") {
-            Some(path) => Ok(format!(
-                "{} ({})",
-                path.display(),
-                if kernel::has_sched_ext() {
-                    "runs natively"
-                } else {
-                    "runs in a guest with --vm"
-                }
-            )),
-            None => Err(
-                "not installed: `make tools` (cargo install scx_rustland 1.1.4 into tools/)".into(),
-            ),
-        },
+        sched_ext_binary(
+            "scx_rustland",
+            "not installed: `make tools` (cargo install scx_rustland 1.1.4 into tools/)",
+        ),
     ));
     checks.push(check(
         "scx_aegis",
-        match crate::sched::find_tool("scx_aegis") {
-            Some(path) => Ok(format!(
-                "{} ({})",
-                path.display(),
-                if kernel::has_sched_ext() {
-                    "runs natively"
-                } else {
-                    "runs in a guest with --vm"
-                }
-            )),
-            None => Err("not built: `cargo build --release -p scx_aegis` (or `make build`)".into()),
-        },
+        sched_ext_binary(
+            "scx_aegis",
+            "not built: `cargo build --release -p scx_aegis` (or `make build`)",
+        ),
     ));
     checks.push(check(
         "clang for BPF",
@@ -317,4 +299,20 @@ fn guest_kernels_check() -> Result<String, String> {
         .map(|(kind, package, release)| format!("{}: {package} ({release})", kind.name()))
         .collect::<Vec<_>>()
         .join(", "))
+}
+
+/// Where a sched_ext scheduler binary is and where it can run, or how to get it.
+fn sched_ext_binary(file_name: &str, missing: &str) -> Result<String, String> {
+    match crate::sched::find_tool(file_name) {
+        Some(path) => Ok(format!(
+            "{} ({})",
+            path.display(),
+            if kernel::has_sched_ext() {
+                "runs natively"
+            } else {
+                "runs in a guest with --vm"
+            }
+        )),
+        None => Err(missing.to_string()),
+    }
 }
