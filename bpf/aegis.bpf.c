@@ -40,6 +40,7 @@ const volatile bool have_ring;
 const volatile bool have_model;
 const volatile __u32 fixed_action = 3;
 const volatile __u32 hold_fill_pct = AEGIS_HOLD_FILL_PCT;
+const volatile __u64 hold_grace_ns = 1000000000;
 /* Estimated backlog for collectors whose ring is not visible. */
 const volatile __u64 est_ns_per_event = 4000;
 const volatile __u64 est_event_bytes = 104;
@@ -66,6 +67,9 @@ struct task_ctx {
 	__u32 recent_syscalls;
 	__u32 level;
 	bool provenance;
+	/* How the current run began, for the past-hold stats. */
+	bool promoted;
+	bool woken_on_idle_cpu;
 	/* Counted in nr_provenance_runnable. */
 	bool counted_runnable;
 };
@@ -157,6 +161,8 @@ __u64 vtime_now[AEGIS_NR_LEVELS];
  * the collector is at its backlog or about to be.
  */
 __s64 nr_provenance_runnable;
+/* When a provenance task last left a CPU. */
+__u64 provenance_last_run_ns;
 __u64 next_window_ns;
 
 static struct aegis_stats *my_stats(void)
@@ -321,12 +327,25 @@ static bool provenance_should_preempt(void)
 	return boost == 1 && ring_fill_pct() >= AEGIS_PREEMPT_FILL_PCT;
 }
 
+/*
+ * Whether the collector is alive: a provenance task is runnable, or one ran within
+ * hold_grace_ns. The grace covers a live collector asleep while its ring fills: in a loaded
+ * guest the ring's wakeup (an irq_work) reached the collector tens of milliseconds late, and
+ * producers let go meanwhile filled the ring. A collector gone for longer holds nobody back.
+ */
+static bool collector_active(void)
+{
+	if (nr_provenance_runnable > 0)
+		return true;
+	return bpf_ktime_get_ns() - provenance_last_run_ns < hold_grace_ns;
+}
+
 /* Whether producers are held back: the ring is nearly full and the collector is at it. */
 static bool holding_producers(void)
 {
 	if (ring_fill_pct() < hold_fill_pct)
 		return false;
-	return nr_provenance_runnable > 0;
+	return collector_active();
 }
 
 /* Wakes idle CPUs so they look at the queues again (after a hold lifts, every window). */
@@ -364,7 +383,7 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 		__u32 cpu = bpf_get_smp_processor_id();
 		__u32 *running_level;
 
-		__u64 ran_ns;
+		__u64 ran_ns, rate;
 
 		if (tctx->level != AEGIS_LEVEL_ORDINARY ||
 		    tctx->window_syscalls < AEGIS_MIN_PRODUCER_SYSCALLS)
@@ -372,10 +391,17 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 		/* The rate so far in this window, per window of CPU time. */
 		account_run(tctx, now);
 		ran_ns = tctx->window_ran_ns ? tctx->window_ran_ns : 1;
-		if ((__u64)tctx->window_syscalls * window_ns / ran_ns <=
-		    producer_syscalls_per_window)
+		rate = (__u64)tctx->window_syscalls * window_ns / ran_ns;
+		if (rate <= producer_syscalls_per_window)
 			return 0;
-		/* Crossed the threshold mid-run: a producer from now on, not from its next turn. */
+		/*
+		 * Crossed the threshold mid-run: a producer from now on, not from its next turn,
+		 * and until a window with enough CPU time measures it below the threshold. Without
+		 * keeping the rate, the next enqueue judged the task by its raw count in the window
+		 * (a held producer makes one syscall a run) and queued it as ordinary, past the
+		 * hold: new flood threads cycled ordinary-producer-ordinary with the ring full.
+		 */
+		tctx->recent_syscalls = rate > 0xffffffffULL ? 0xffffffffU : rate;
 		tctx->level = AEGIS_LEVEL_PRODUCER;
 		running_level = bpf_map_lookup_elem(&cpu_level, &cpu);
 		if (running_level)
@@ -383,8 +409,21 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	}
 	__sync_fetch_and_add(&window_producer_syscalls, 1);
 	st = my_stats();
-	if (st)
+	if (st) {
 		st->nr_producer_syscalls++;
+		if (ring_fill_pct() >= hold_fill_pct) {
+			__u32 reason = AEGIS_PAST_HOLD_BEFORE_PREEMPTION;
+
+			if (!collector_active())
+				reason = AEGIS_PAST_HOLD_COLLECTOR_ASLEEP;
+			else if (tctx->promoted)
+				reason = AEGIS_PAST_HOLD_PROMOTED;
+			else if (tctx->woken_on_idle_cpu)
+				reason = AEGIS_PAST_HOLD_WOKEN_ON_IDLE_CPU;
+			if (reason < AEGIS_NR_PAST_HOLD_REASONS)
+				st->nr_past_hold_syscalls[reason]++;
+		}
+	}
 	if (tctx->level == AEGIS_LEVEL_PRODUCER &&
 	    ((action_boost() >= 1 && nr_provenance_runnable > 0 && !provenance_running() &&
 	      provenance_should_preempt()) ||
@@ -408,7 +447,12 @@ s32 BPF_STRUCT_OPS(aegis_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		__u32 level = classify(p, tctx, now);
 		struct aegis_stats *st = my_stats();
 
+		/* A held producer waits in its queue even when a CPU is idle. */
+		if (level == AEGIS_LEVEL_PRODUCER && holding_producers())
+			return cpu;
+
 		tctx->queued_at_ns = now;
+		tctx->woken_on_idle_cpu = true;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_of(level), 0);
 		if (st)
 			st->nr_direct++;
@@ -513,8 +557,13 @@ static bool promote(__u32 level, s32 pid)
 	{
 		if (++seen > AEGIS_SCAN_DEPTH)
 			break;
-		if (p->pid == pid)
+		if (p->pid == pid) {
+			struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+			if (tctx)
+				tctx->promoted = true;
 			return scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0);
+		}
 	}
 	return false;
 }
@@ -527,10 +576,13 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 	int level;
 
 	/*
-	 * A backlog past the preemption point cannot wait for the overdue: the collector drains
-	 * ahead of them (it runs briefly, and every overdue task is still served next).
+	 * A backlog past the preemption point or the hold line cannot wait for the overdue: the
+	 * collector drains ahead of them (it runs briefly, and every overdue task is still served
+	 * next). Overdue producers promoted ahead of a queued collector overfilled the ring when
+	 * the guest's vCPUs stalled.
 	 */
-	if (provenance_should_preempt() && scx_bpf_dsq_move_to_local(AEGIS_LEVEL_PROVENANCE, 0)) {
+	if ((provenance_should_preempt() || holding_producers()) &&
+	    scx_bpf_dsq_move_to_local(AEGIS_LEVEL_PROVENANCE, 0)) {
 		if (st)
 			st->nr_dispatched[AEGIS_LEVEL_PROVENANCE]++;
 		return;
@@ -624,11 +676,14 @@ void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
 	tctx->started_at_ns = 0;
 	account_run(tctx, now);
 	tctx->run_mark_ns = 0;
+	tctx->promoted = false;
+	tctx->woken_on_idle_cpu = false;
 	/* Weighted vtime: nice values keep their meaning within a level. */
 	p->scx.dsq_vtime += used * 100 / (p->scx.weight ? p->scx.weight : 100);
 	if (tctx->level == AEGIS_LEVEL_PROVENANCE) {
 		struct aegis_stats *st = my_stats();
 
+		provenance_last_run_ns = now;
 		__sync_fetch_and_add(&provenance_runtime_total_ns, used);
 		if (st)
 			st->provenance_runtime_ns += used;

@@ -36,6 +36,12 @@ enum aegis_consts {
 	AEGIS_MAX_CPUS = 512,
 	AEGIS_MAX_REGISTERED = 64,
 	AEGIS_COMM_LEN = 16,
+	/* Why a producer made a syscall with the ring past the hold line (stats). */
+	AEGIS_PAST_HOLD_COLLECTOR_ASLEEP = 0,
+	AEGIS_PAST_HOLD_PROMOTED = 1,
+	AEGIS_PAST_HOLD_WOKEN_ON_IDLE_CPU = 2,
+	AEGIS_PAST_HOLD_BEFORE_PREEMPTION = 3,
+	AEGIS_NR_PAST_HOLD_REASONS = 4,
 };
 
 /* Counters, one record per CPU; user space sums them (and takes the max of max_wait_ns). */
@@ -61,6 +67,11 @@ struct aegis_stats {
 	unsigned long long nr_overdue_scans;
 	/* Dispatches that left producers queued because the ring was nearly full. */
 	unsigned long long nr_producer_holds;
+	/*
+	 * Producer syscalls made while the ring was past the hold line, by why the producer had a
+	 * CPU: these are the events that can overflow the ring.
+	 */
+	unsigned long long nr_past_hold_syscalls[AEGIS_NR_PAST_HOLD_REASONS];
 };
 
 #endif /* AEGIS_INTF_H */

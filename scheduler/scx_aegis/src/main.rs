@@ -29,8 +29,11 @@
 //! instead of on every wakeup, which is where Aegis saves the CPU a FIFO collector spends.
 //!
 //! **Holding producers back.** Whatever the action, while the ring is at least
-//! `--hold-fill-pct` (75 %) full and the collector is runnable, producers stay queued (unless
-//! overdue) and a running producer preempts itself at its next syscall. The scheduler runs
+//! `--hold-fill-pct` (75 %) full and the collector is alive (runnable, or on a CPU within the
+//! last `--hold-grace-ms`, 1 s), producers stay queued (unless overdue), a producer waking onto
+//! an idle CPU is queued too, and a running producer preempts itself at its next syscall. The
+//! grace matters: in a loaded guest the ring's wakeup reached a sleeping collector tens of
+//! milliseconds late, and producers released meanwhile overfilled the ring. The scheduler runs
 //! with `SCX_OPS_ENQ_LAST`, so a held producer that is the last runnable task on its CPU is
 //! not handed a fresh slice by the kernel: the CPU idles instead, and is kicked when the
 //! collector stops. This is what makes the loss zero rather than small: the collector's
@@ -138,10 +141,15 @@ struct Opts {
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     est_ring_bytes: u64,
     /// Hold producers back (leave them queued unless overdue, preempt running ones) while the
-    /// collector's ring is at least this full and the collector is running or queued; 100
-    /// turns the rule off.
+    /// collector's ring is at least this full and the collector is alive (see
+    /// --hold-grace-ms); 100 turns the rule off.
     #[arg(long, value_name = "PCT", default_value_t = bpf_intf::aegis_consts_AEGIS_HOLD_FILL_PCT)]
     hold_fill_pct: u32,
+    /// A collector that has been neither runnable nor on a CPU for this long is taken as gone
+    /// and no longer holds producers back. Shorter graces lost events in a loaded guest, where
+    /// the ring's wakeup reached a live collector tens of milliseconds late.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    hold_grace_ms: u64,
     /// Print statistics every SECS seconds.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
     stats: Option<f64>,
@@ -278,6 +286,7 @@ fn main() -> Result<()> {
         rodata.have_model = model.is_some();
         rodata.fixed_action = opts.action;
         rodata.hold_fill_pct = opts.hold_fill_pct.min(100);
+        rodata.hold_grace_ns = opts.hold_grace_ms * 1_000_000;
         rodata.est_ns_per_event = opts.est_ns_per_event;
         rodata.est_event_bytes = opts.est_event_bytes;
         rodata.est_ring_bytes = opts.est_ring_bytes;

@@ -10,7 +10,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use scheduler::aegis::qnet::Action;
 use serde::Serialize;
 
-use crate::bpf_intf::aegis_stats;
+use crate::bpf_intf::{self, aegis_stats};
 use crate::bpf_skel::BpfSkel;
 use crate::Opts;
 
@@ -50,6 +50,20 @@ pub struct ActionStats {
     pub producer_throttle: u8,
 }
 
+/// Producer syscalls made while the ring was past the hold line, by why the producer had a
+/// CPU. Each can put an event into an almost full ring: where event loss comes from.
+#[derive(Debug, Serialize)]
+pub struct PastHoldSyscalls {
+    /// No provenance task was runnable or had run within a window, so producers were not held.
+    pub collector_asleep: u64,
+    /// The producer was past its wait bound and served anyway.
+    pub promoted: u64,
+    /// The producer woke onto an idle CPU (select_cpu dispatches directly).
+    pub woken_on_idle_cpu: u64,
+    /// The producer was already running when the ring crossed the line (until its kick lands).
+    pub before_preemption: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Stats {
     pub model: String,
@@ -64,6 +78,7 @@ pub struct Stats {
     pub provenance_runtime_ms: f64,
     pub nr_overdue_scans: u64,
     pub nr_producer_holds: u64,
+    pub past_hold_syscalls: PastHoldSyscalls,
     pub current_action: ActionStats,
     pub ring_fill_pct: u32,
     pub wait_bound_tick_us: u64,
@@ -93,6 +108,13 @@ fn sum_per_cpu(per_cpu: &[Vec<u8>]) -> aegis_stats {
         total.provenance_runtime_ns += s.provenance_runtime_ns;
         total.nr_overdue_scans += s.nr_overdue_scans;
         total.nr_producer_holds += s.nr_producer_holds;
+        for (sum, n) in total
+            .nr_past_hold_syscalls
+            .iter_mut()
+            .zip(s.nr_past_hold_syscalls)
+        {
+            *sum += n;
+        }
     }
     total
 }
@@ -110,6 +132,7 @@ impl Stats {
         let action = bss.current_action;
         let decoded = Action::from_index(action as usize);
         let base_wait_us = opts.base_wait_ms * 1_000;
+        let past_hold = |reason: u32| s.nr_past_hold_syscalls[reason as usize];
         Ok(Stats {
             model: model.describe(),
             model_path: model.path.clone(),
@@ -133,6 +156,18 @@ impl Stats {
             provenance_runtime_ms: s.provenance_runtime_ns as f64 / 1e6,
             nr_overdue_scans: s.nr_overdue_scans,
             nr_producer_holds: s.nr_producer_holds,
+            past_hold_syscalls: PastHoldSyscalls {
+                collector_asleep: past_hold(
+                    bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP,
+                ),
+                promoted: past_hold(bpf_intf::aegis_consts_AEGIS_PAST_HOLD_PROMOTED),
+                woken_on_idle_cpu: past_hold(
+                    bpf_intf::aegis_consts_AEGIS_PAST_HOLD_WOKEN_ON_IDLE_CPU,
+                ),
+                before_preemption: past_hold(
+                    bpf_intf::aegis_consts_AEGIS_PAST_HOLD_BEFORE_PREEMPTION,
+                ),
+            },
             current_action: ActionStats {
                 index: action,
                 collector_boost: decoded.collector_boost,
