@@ -53,11 +53,10 @@ fn aegis_loses_nothing_where_eevdf_loses_most() {
         loss(eevdf) >= 30.0,
         "the flood should overwhelm the collector under EEVDF: {eevdf}"
     );
-    // The README's runs (release build) lost nothing; this test runs the debug build, whose
-    // slower collector under TCG occasionally loses a few events, from producers promoted
-    // past their wait bound while the ring is nearly full. Hence 0.1 % here, not 0.01 %.
+    // The bar, in the debug build too: the hold rule keeps the backlog inside the ring
+    // however slowly the (here unoptimized) collector drains.
     assert!(
-        loss(aegis_trial) <= 0.1,
+        loss(aegis_trial) <= 0.01,
         "Aegis lost {} % (EEVDF {} %): {aegis_trial}",
         loss(aegis_trial),
         loss(eevdf)
@@ -80,6 +79,10 @@ fn aegis_loses_nothing_where_eevdf_loses_most() {
         "the flood was recognised as producers: {stats}"
     );
     assert!(u64_of(stats, "nr_producer_syscalls") > 0, "{stats}");
+    // Producers ran past the hold line only a syscall at a time (one per kick or promotion),
+    // never because the collector was taken for gone.
+    let past_hold = &stats["past_hold_syscalls"];
+    assert_eq!(u64_of(past_hold, "collector_asleep"), 0, "{stats}");
     // The shipped model is embedded: the network runs, gated by delta.
     assert!(
         stats["model"].as_str().unwrap().contains("model"),
