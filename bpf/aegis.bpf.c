@@ -372,6 +372,8 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	struct task_struct *p = bpf_get_current_task_btf();
 	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 	struct aegis_stats *st;
+	__u32 fill, boost;
+	bool held;
 	__u64 now;
 
 	if (!tctx)
@@ -408,13 +410,16 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 			*running_level = AEGIS_LEVEL_PRODUCER;
 	}
 	__sync_fetch_and_add(&window_producer_syscalls, 1);
+	/* Read once: every rule below looks at the same fill. */
+	fill = ring_fill_pct();
+	held = fill >= hold_fill_pct && collector_active();
 	st = my_stats();
 	if (st) {
 		st->nr_producer_syscalls++;
-		if (ring_fill_pct() >= hold_fill_pct) {
+		if (fill >= hold_fill_pct) {
 			__u32 reason = AEGIS_PAST_HOLD_BEFORE_PREEMPTION;
 
-			if (!collector_active())
+			if (!held)
 				reason = AEGIS_PAST_HOLD_COLLECTOR_ASLEEP;
 			else if (tctx->promoted)
 				reason = AEGIS_PAST_HOLD_PROMOTED;
@@ -424,10 +429,10 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 				st->nr_past_hold_syscalls[reason]++;
 		}
 	}
-	if (tctx->level == AEGIS_LEVEL_PRODUCER &&
-	    ((action_boost() >= 1 && nr_provenance_runnable > 0 && !provenance_running() &&
-	      provenance_should_preempt()) ||
-	     holding_producers())) {
+	/* Yield to a waiting collector as the action says, and always while held. */
+	boost = action_boost();
+	if (held || (boost >= 1 && nr_provenance_runnable > 0 &&
+		     (boost >= 2 || fill >= AEGIS_PREEMPT_FILL_PCT) && !provenance_running())) {
 		scx_bpf_kick_cpu(bpf_get_smp_processor_id(), SCX_KICK_PREEMPT);
 		if (st)
 			st->nr_preempt_kicks++;
@@ -505,11 +510,12 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 /*
  * Finds the task furthest past its level's wait bound, looking at the first
  * AEGIS_SCAN_DEPTH tasks of each level that may run on @cpu. Returns its level, or -1 if none
- * is overdue.
+ * is overdue; *next_deadline_out is the earliest time a scanned task (on any CPU) becomes
+ * overdue.
  */
-static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out)
+static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out, __u64 *next_deadline_out)
 {
-	__u64 most_overdue = 0;
+	__u64 most_overdue = 0, next_deadline = (__u64)-1;
 	struct task_struct *p;
 	int found = -1;
 	__u32 level;
@@ -526,10 +532,12 @@ static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out)
 
 			if (++seen > AEGIS_SCAN_DEPTH)
 				break;
-			if (!any_cpu && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-				continue;
 			tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 			if (!tctx || !tctx->queued_at_ns || now < tctx->queued_at_ns)
+				continue;
+			if (tctx->queued_at_ns + bound < next_deadline)
+				next_deadline = tctx->queued_at_ns + bound;
+			if (!any_cpu && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			waited = now - tctx->queued_at_ns;
 			if (waited > bound && waited - bound > most_overdue) {
@@ -539,12 +547,41 @@ static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out)
 			}
 		}
 	}
+	*next_deadline_out = next_deadline;
 	return found;
 }
 
+/*
+ * When dispatch and tick next need to scan the levels for overdue tasks. A scan costs tens of
+ * microseconds of BPF under TCG and ran on every dispatch; nothing scanned can become overdue
+ * before the earliest deadline seen, and tasks that move into the scanned window later are
+ * seen within AEGIS_SCAN_INTERVAL_US.
+ */
+__u64 next_overdue_scan_ns;
+
 static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
 {
-	return find_overdue_on(cpu, false, now, pid_out);
+	__u64 next_deadline, next;
+	struct aegis_stats *st;
+	int level;
+
+	if (now < next_overdue_scan_ns)
+		return -1;
+	st = my_stats();
+	if (st)
+		st->nr_overdue_scans++;
+	level = find_overdue_on(cpu, false, now, pid_out, &next_deadline);
+	if (level >= 0) {
+		/* Promoting one may leave others overdue: scan again next time. */
+		next_overdue_scan_ns = 0;
+		return level;
+	}
+	next = now + AEGIS_SCAN_INTERVAL_US * 1000ULL;
+	if (next_deadline < next)
+		/* Overdue but not runnable here: let other CPUs look soon, not at once. */
+		next = next_deadline > now ? next_deadline : now + AEGIS_SCAN_INTERVAL_US * 100ULL;
+	next_overdue_scan_ns = next;
+	return -1;
 }
 
 /* Moves the task with this pid from a level's DSQ to the local one. */
@@ -587,8 +624,6 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 			st->nr_dispatched[AEGIS_LEVEL_PROVENANCE]++;
 		return;
 	}
-	if (st)
-		st->nr_overdue_scans++;
 	level = find_overdue(cpu, now, &pid);
 	if (level >= 0 && level < AEGIS_NR_LEVELS && promote(level, pid)) {
 		if (st) {
@@ -823,10 +858,12 @@ static void window_end(void)
 static int periodic(void *map, int *key, struct bpf_timer *timer)
 {
 	__u64 now = bpf_ktime_get_ns();
+	__u64 next_deadline;
 	s32 pid = 0;
 	__u32 cpu;
 
-	if (find_overdue_on(0, true, now, &pid) >= 0) {
+	if (find_overdue_on(0, true, now, &pid, &next_deadline) >= 0) {
+		next_overdue_scan_ns = 0;
 		bpf_for(cpu, 0, nr_cpus)
 		{
 			__u32 *level = bpf_map_lookup_elem(&cpu_level, &cpu);

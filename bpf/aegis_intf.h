@@ -24,6 +24,8 @@ enum aegis_consts {
 	AEGIS_HOLD_FILL_PCT = 75,
 	/* Tasks looked at per level when searching for one past its wait bound. */
 	AEGIS_SCAN_DEPTH = 16,
+	/* Longest time between two such searches while none is due (the bound's extra slack). */
+	AEGIS_SCAN_INTERVAL_US = 1000,
 	/* Fewer syscalls than this in a window of wall time never make a task a producer. */
 	AEGIS_MIN_PRODUCER_SYSCALLS = 8,
 	/* CPU time a task must run in a window for its syscall rate to be re-measured. */
@@ -63,7 +65,7 @@ struct aegis_stats {
 	/* Times a provenance task was put on a CPU, and its CPU time. */
 	unsigned long long nr_provenance_runs;
 	unsigned long long provenance_runtime_ns;
-	/* Scans of the levels for overdue tasks (dispatch and tick). */
+	/* Scans of the levels for overdue tasks (dispatch and tick, when one is due). */
 	unsigned long long nr_overdue_scans;
 	/* Dispatches that left producers queued because the ring was nearly full. */
 	unsigned long long nr_producer_holds;

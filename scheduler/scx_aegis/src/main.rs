@@ -156,6 +156,11 @@ struct Opts {
     /// Write the statistics as JSON to this file (atomically, every second and at exit).
     #[arg(long, value_name = "FILE")]
     stats_file: Option<PathBuf>,
+    /// Also report each BPF program's run count and run time (the scheduler's own CPU cost).
+    /// The kernel keeps these statistics only while scx_aegis runs (a BPF_ENABLE_STATS file
+    /// descriptor); they add two clock reads to every program run.
+    #[arg(long)]
+    prog_stats: bool,
 }
 
 /// The model shipped with the source tree when this binary was built ("" if none was).
@@ -322,6 +327,12 @@ fn main() -> Result<()> {
             .update(&id.to_ne_bytes(), &[1], MapFlags::ANY)?;
     }
 
+    // Held for as long as scx_aegis runs: closing it turns the kernel's run-time accounting off.
+    let _prog_stats_fd = if opts.prog_stats {
+        Some(stats::enable_prog_run_time_stats()?)
+    } else {
+        None
+    };
     let struct_ops = scx_ops_attach!(skel, aegis_ops)?;
     let model_info = ModelInfo {
         path: model_path,

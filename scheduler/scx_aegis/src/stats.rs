@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::skel::Skel;
+use libbpf_rs::{AsRawLibbpf, MapCore, MapFlags};
 use scheduler::aegis::qnet::Action;
 use serde::Serialize;
 
@@ -64,6 +65,15 @@ pub struct PastHoldSyscalls {
     pub before_preemption: u64,
 }
 
+/// One BPF program's cost since scx_aegis attached (with `--prog-stats`).
+#[derive(Debug, Serialize)]
+pub struct ProgStats {
+    pub name: String,
+    pub runs: u64,
+    pub run_time_ms: f64,
+    pub mean_run_ns: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Stats {
     pub model: String,
@@ -79,6 +89,9 @@ pub struct Stats {
     pub nr_overdue_scans: u64,
     pub nr_producer_holds: u64,
     pub past_hold_syscalls: PastHoldSyscalls,
+    /// Per BPF program, with `--prog-stats`; empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgStats>,
     pub current_action: ActionStats,
     pub ring_fill_pct: u32,
     pub wait_bound_tick_us: u64,
@@ -119,6 +132,56 @@ fn sum_per_cpu(per_cpu: &[Vec<u8>]) -> aegis_stats {
     total
 }
 
+/// Turns on the kernel's per-program run-time accounting for as long as the returned file
+/// descriptor is open.
+pub fn enable_prog_run_time_stats() -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+
+    let fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+    };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd))
+            .context("enabling BPF run-time statistics (BPF_ENABLE_STATS)");
+    }
+    // SAFETY: a new file descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Run count and time of every program in the scheduler's object, most expensive first.
+fn prog_stats(skel: &BpfSkel<'_>) -> Result<Vec<ProgStats>> {
+    let mut programs = Vec::new();
+    for prog in skel.object().progs() {
+        let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of_val(&info) as u32;
+        let fd =
+            unsafe { libbpf_rs::libbpf_sys::bpf_program__fd(prog.as_libbpf_object().as_ptr()) };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: `info` is a bpf_prog_info of `len` bytes.
+        let ret = unsafe {
+            libbpf_rs::libbpf_sys::bpf_obj_get_info_by_fd(
+                fd,
+                (&mut info as *mut libbpf_rs::libbpf_sys::bpf_prog_info).cast(),
+                &mut len,
+            )
+        };
+        if ret != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("reading the statistics of {:?}", prog.name()));
+        }
+        programs.push(ProgStats {
+            name: prog.name().to_string_lossy().into_owned(),
+            runs: info.run_cnt,
+            run_time_ms: info.run_time_ns as f64 / 1e6,
+            mean_run_ns: info.run_time_ns.checked_div(info.run_cnt).unwrap_or(0),
+        });
+    }
+    programs.sort_by(|a, b| b.run_time_ms.total_cmp(&a.run_time_ms));
+    Ok(programs)
+}
+
 impl Stats {
     pub fn read(skel: &BpfSkel<'_>, opts: &Opts, model: &ModelInfo) -> Result<Stats> {
         let per_cpu = skel
@@ -156,6 +219,11 @@ impl Stats {
             provenance_runtime_ms: s.provenance_runtime_ns as f64 / 1e6,
             nr_overdue_scans: s.nr_overdue_scans,
             nr_producer_holds: s.nr_producer_holds,
+            programs: if opts.prog_stats {
+                prog_stats(skel)?
+            } else {
+                Vec::new()
+            },
             past_hold_syscalls: PastHoldSyscalls {
                 collector_asleep: past_hold(
                     bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP,
