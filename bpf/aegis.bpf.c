@@ -123,12 +123,13 @@ struct {
 	__type(value, struct aegis_qnet);
 } qnet_weights SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct aegis_stats);
-} stats SEC(".maps");
+/*
+ * One stats record per CPU, in .bss: scx_aegis reads them through the mmap'd data section.
+ * A per-CPU map read with the bpf() syscall raised this CPU's bpf_prog_active while the
+ * reader could be preempted, and classic tracepoint programs that fired meanwhile on that CPU
+ * (the harness's ground truth) were skipped as recursion.
+ */
+struct aegis_stats cpu_stats[AEGIS_MAX_CPUS];
 
 /* The level of the task running on each CPU (AEGIS_LEVEL_NONE when idle). */
 struct {
@@ -167,9 +168,11 @@ __u64 next_window_ns;
 
 static struct aegis_stats *my_stats(void)
 {
-	__u32 zero = 0;
+	__u32 cpu = bpf_get_smp_processor_id();
 
-	return bpf_map_lookup_elem(&stats, &zero);
+	if (cpu >= AEGIS_MAX_CPUS)
+		return NULL;
+	return &cpu_stats[cpu];
 }
 
 static __u32 action_boost(void)

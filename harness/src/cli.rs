@@ -104,6 +104,12 @@ pub struct AttackArgs {
     /// --duration.
     #[arg(long, value_name = "NAME[,NAME..]", value_delimiter = ',')]
     pub workload: Vec<String>,
+    /// Read every attack, workload and collector thread's /proc schedstat every 5 ms during
+    /// each trial and report the longest wait on a run queue seen from user space (an upper
+    /// bound, accurate to one sampling gap), beside the scheduler's own statistics. Costs a
+    /// little CPU, so it is off unless asked for.
+    #[arg(long)]
+    pub watch_run_delay: bool,
     /// Repeat every combination this many times, interleaved.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repetitions: u32,

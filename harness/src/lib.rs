@@ -35,6 +35,7 @@ pub mod mounts;
 pub mod producer;
 pub mod provlog;
 pub mod run;
+pub mod run_delay;
 pub mod sched;
 pub mod signals;
 pub mod size;

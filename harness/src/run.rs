@@ -16,6 +16,7 @@ use crate::collector::{self, auditd, AuditSettings, CollectorKind, CollectorSetu
 use crate::error::InputError;
 use crate::export::{table, Exporters};
 use crate::producer::{self, Placement, Producer};
+use crate::run_delay::{RunDelayWatch, Watched};
 use crate::sched::policy::{
     ChangedThreads, CpuQuotaGroup, FairVariant, ATTACK_NICE, ATTACK_QUOTA_PCT,
 };
@@ -52,6 +53,8 @@ pub struct Plan {
     pub audit_settings: Vec<AuditSettings>,
     /// Standard workloads run beside the attack, one trial each (`--workload`).
     pub workloads: Vec<&'static str>,
+    /// `--watch-run-delay`: sample the trial's threads' schedstat.
+    pub watch_run_delay: bool,
 }
 
 impl Plan {
@@ -195,6 +198,7 @@ impl Plan {
             keep_logs: args.keep_logs.clone(),
             audit_settings,
             workloads,
+            watch_run_delay: args.watch_run_delay,
         })
     }
 
@@ -523,6 +527,14 @@ fn run_trial(
         },
         (None, ProducerPlan::Flood { .. }) => unreachable!("flood plans carry a spec"),
     };
+    let run_delay = if plan.watch_run_delay {
+        Some(RunDelayWatch::start(Watched {
+            cgroups: vec![cgroup.path().to_path_buf()],
+            pids: vec![collector.pid()],
+        })?)
+    } else {
+        None
+    };
     let bar = progress_bar(plan.duration);
     // Once the worker is in its cgroup and before it floods, a collector scoped by pid learns
     // its pid, and the workload starts (in its own cgroup), so both begin with the flood.
@@ -533,13 +545,12 @@ fn run_trial(
             collector.attack_joined(pid)?;
         }
         if let Some(name) = spec.workload {
-            beside = Some(RunningWorkload::start(
-                name,
-                root,
-                &serial.to_string(),
-                plan.duration,
-                &trial_dir,
-            )?);
+            let workload =
+                RunningWorkload::start(name, root, &serial.to_string(), plan.duration, &trial_dir)?;
+            if let Some(watch) = &run_delay {
+                watch.add_cgroup(workload.cgroup_path().to_path_buf());
+            }
+            beside = Some(workload);
             inject_fault("workload")?;
         }
         Ok(())
@@ -555,6 +566,7 @@ fn run_trial(
         |elapsed| bar.set_position(elapsed.as_millis() as u64),
     );
     bar.finish_and_clear();
+    let run_delay = run_delay.map(RunDelayWatch::finish);
     let report = report?;
 
     // Disarm: nothing may still run in the cgroup when the counts are read.
@@ -698,6 +710,9 @@ fn run_trial(
         workload_throughput_unit: workload_unit,
         workload_alone_throughput_per_s: spec.workload.and(alone_per_s),
         workload_kept_fraction,
+        run_delay_max_ms: run_delay.as_ref().map(|r| r.max_wait_ms),
+        run_delay_max_task: run_delay.as_ref().and_then(|r| r.max_wait_task.clone()),
+        run_delay_max_sample_gap_ms: run_delay.as_ref().map(|r| r.max_sample_gap_ms),
     })
 }
 

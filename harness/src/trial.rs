@@ -111,6 +111,17 @@ pub struct Trial {
     /// throughput the workload kept beside the attack.
     #[serde(default)]
     pub workload_kept_fraction: Option<f64>,
+    /// With `--watch-run-delay`: the longest wait on a run queue of any attack, workload or
+    /// collector thread, from /proc schedstat sampled every 5 ms; an upper bound that exceeds
+    /// the true longest wait by at most `run_delay_max_sample_gap_ms`.
+    #[serde(default)]
+    pub run_delay_max_ms: Option<f64>,
+    /// `comm/tid` of the thread that waited that long.
+    #[serde(default)]
+    pub run_delay_max_task: Option<String>,
+    /// The longest gap between two samples.
+    #[serde(default)]
+    pub run_delay_max_sample_gap_ms: Option<f64>,
 }
 
 /// The inputs of [`account`].

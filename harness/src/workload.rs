@@ -94,6 +94,11 @@ pub struct RunningWorkload {
 }
 
 impl RunningWorkload {
+    /// The cgroup the workload runs in.
+    pub fn cgroup_path(&self) -> &std::path::Path {
+        self.cgroup.path()
+    }
+
     /// Creates the group `aegis-bench-<pid>-<tag>-workload` under `root` and starts workload
     /// `name` in it for `duration`; its result goes to a file in `dir`.
     pub fn start(

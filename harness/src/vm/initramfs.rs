@@ -296,13 +296,22 @@ fn prune(dir: &Path, keep: &Path) {
     }
 }
 
-/// The script `/init` sources: a function running `aegis-bench` with these arguments.
+/// The script `/init` sources: a function running `aegis-bench` with these arguments. The
+/// clean-up tests' fault injection (`AEGIS_BENCH_INJECT_FAULT`) goes along into the guest.
 pub fn job_script(aegis_args: &[String]) -> String {
+    let fault = match std::env::var(FAULT_VAR) {
+        Ok(value) if !value.is_empty() => {
+            format!("export {FAULT_VAR}={}\n", shell_words::quote(&value))
+        }
+        _ => String::new(),
+    };
     format!(
-        "# Written by the host for this run.\naegis_command() {{\n    /{GUEST_BIN_DIR}/aegis-bench {}\n}}\n",
+        "# Written by the host for this run.\n{fault}aegis_command() {{\n    /{GUEST_BIN_DIR}/aegis-bench {}\n}}\n",
         shell_words::join(aegis_args)
     )
 }
+
+const FAULT_VAR: &str = "AEGIS_BENCH_INJECT_FAULT";
 
 /// Writes the run image: the base image, then a cpio with the job, the list of files to send
 /// back (one absolute path a line) and the kernel's modules.
