@@ -130,6 +130,8 @@ struct {
  * (the harness's ground truth) were skipped as recursion.
  */
 struct aegis_stats cpu_stats[AEGIS_MAX_CPUS];
+/* When each CPU last ticked, or started running a task (0: idle). */
+__u64 cpu_last_tick_ns[AEGIS_MAX_CPUS];
 
 /* The level of the task running on each CPU (AEGIS_LEVEL_NONE when idle). */
 struct {
@@ -665,10 +667,32 @@ static bool nobody_waiting(void)
 	return true;
 }
 
+/* Records how long this busy CPU went without a tick. */
+static void account_tick(__u64 now)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct aegis_stats *st = my_stats();
+	__u64 last, gap;
+
+	if (cpu >= AEGIS_MAX_CPUS)
+		return;
+	last = cpu_last_tick_ns[cpu];
+	cpu_last_tick_ns[cpu] = now;
+	if (!st || !last || now < last)
+		return;
+	gap = now - last;
+	if (gap > st->max_tick_gap_ns)
+		st->max_tick_gap_ns = gap;
+	if (gap > 2 * tick_ns)
+		st->nr_late_ticks++;
+}
+
 void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 {
 	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 	s32 pid = 0;
+
+	account_tick(bpf_ktime_get_ns());
 
 	/* A collector draining a backlog keeps its slice. */
 	if (tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt())
@@ -705,6 +729,8 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 	if (running_level)
 		*running_level = level;
 	tctx->started_at_ns = now;
+	if (cpu < AEGIS_MAX_CPUS)
+		cpu_last_tick_ns[cpu] = now;
 	tctx->run_mark_ns = now;
 	if (vtime_now[level] < p->scx.dsq_vtime)
 		vtime_now[level] = p->scx.dsq_vtime;
@@ -731,6 +757,8 @@ void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
 	__u64 now = bpf_ktime_get_ns();
 	__u64 used;
 
+	if (cpu < AEGIS_MAX_CPUS)
+		cpu_last_tick_ns[cpu] = 0;
 	if (running_level)
 		*running_level = AEGIS_LEVEL_NONE;
 	if (!tctx || !tctx->started_at_ns || now < tctx->started_at_ns)

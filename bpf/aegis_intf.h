@@ -74,6 +74,13 @@ struct aegis_stats {
 	 * CPU: these are the events that can overflow the ring.
 	 */
 	unsigned long long nr_past_hold_syscalls[AEGIS_NR_PAST_HOLD_REASONS];
+	/*
+	 * The longest time between two ticks of this CPU while it was busy, and the ticks that
+	 * came over twice the tick period late: a CPU that does not tick cannot enforce the
+	 * wait bound (under TCG, a vCPU QEMU did not run).
+	 */
+	unsigned long long max_tick_gap_ns;
+	unsigned long long nr_late_ticks;
 };
 
 #endif /* AEGIS_INTF_H */

@@ -89,6 +89,10 @@ pub struct Stats {
     pub nr_overdue_scans: u64,
     pub nr_producer_holds: u64,
     pub past_hold_syscalls: PastHoldSyscalls,
+    /// The longest a busy CPU went without a tick, and the ticks over twice the period late:
+    /// a CPU that does not tick cannot enforce the wait bound.
+    pub max_tick_gap_us: u64,
+    pub nr_late_ticks: u64,
     /// Per BPF program, with `--prog-stats`; empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgStats>,
@@ -121,6 +125,8 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
         total.provenance_runtime_ns += s.provenance_runtime_ns;
         total.nr_overdue_scans += s.nr_overdue_scans;
         total.nr_producer_holds += s.nr_producer_holds;
+        total.max_tick_gap_ns = total.max_tick_gap_ns.max(s.max_tick_gap_ns);
+        total.nr_late_ticks += s.nr_late_ticks;
         for (sum, n) in total
             .nr_past_hold_syscalls
             .iter_mut()
@@ -220,6 +226,8 @@ impl Stats {
             } else {
                 Vec::new()
             },
+            max_tick_gap_us: s.max_tick_gap_ns / 1_000,
+            nr_late_ticks: s.nr_late_ticks,
             past_hold_syscalls: PastHoldSyscalls {
                 collector_asleep: past_hold(
                     bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP,
