@@ -7,7 +7,7 @@ BIN := target/release/aegis-bench
 
 SCX_RUSTLAND_VERSION := 1.1.4
 
-.PHONY: setup build tools demo test lint bench doctor clean
+.PHONY: setup build tools demo test lint bench doctor clean figures
 
 setup:
 	bash scripts/setup.sh
@@ -47,6 +47,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@clang-format-19 --dry-run --Werror bpf/*.c bpf/*.h
+
+# Figures and report.md from the checked-in results, without running anything.
+figures: build
+	$(BIN) figures --results results --out results/figures
 
 bench: build
 	$(CARGO) bench --workspace

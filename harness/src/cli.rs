@@ -41,6 +41,10 @@ pub enum Command {
     /// Train the Aegis Q-network in the simulator (DQN) and write the model, with its
     /// fixed-point export and learning curve, for scx_aegis to load.
     Train(TrainArgs),
+    /// Draw figures (PNG and SVG) and a markdown report from result files, without running
+    /// anything: loss against attack intensity per scheduler and collector, and the workload
+    /// throughput kept beside the attack.
+    Figures(FiguresArgs),
     /// (internal) The built-in collector process.
     #[command(hide = true)]
     Collect(CollectArgs),
@@ -347,4 +351,14 @@ pub struct VmArgs {
     /// The aegis-bench command line to run in the guest, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct FiguresArgs {
+    /// A directory of `attack --json` files (searched recursively; other JSON is skipped).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Where the figures and report.md go.
+    #[arg(long, value_name = "DIR", default_value = "results/figures")]
+    pub out: PathBuf,
 }

@@ -30,6 +30,7 @@ pub mod collector;
 pub mod doctor;
 pub mod error;
 pub mod export;
+pub mod figures;
 pub mod kernel;
 pub mod mounts;
 pub mod producer;

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => aegis_bench::calibrate::calibrate(&args).map(|_| ()),
         Command::Sim(args) => aegis_bench::calibrate::sim(&args),
         Command::Train(args) => aegis_bench::train::train(&args).map(|_| ()),
+        Command::Figures(args) => aegis_bench::figures::figures(&args),
         Command::Doctor => {
             doctor::print();
             Ok(())
