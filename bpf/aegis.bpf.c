@@ -130,6 +130,8 @@ struct {
  * (the harness's ground truth) were skipped as recursion.
  */
 struct aegis_stats cpu_stats[AEGIS_MAX_CPUS];
+/* When a busy CPU last got a tick over two periods late: the end of a stall. */
+__u64 last_stall_end_ns;
 /* When each CPU last ticked, or started running a task (0: idle). */
 __u64 cpu_last_tick_ns[AEGIS_MAX_CPUS];
 
@@ -683,8 +685,10 @@ static void account_tick(__u64 now)
 	gap = now - last;
 	if (gap > st->max_tick_gap_ns)
 		st->max_tick_gap_ns = gap;
-	if (gap > 2 * tick_ns)
+	if (gap > 2 * tick_ns) {
 		st->nr_late_ticks++;
+		last_stall_end_ns = now;
+	}
 }
 
 void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
@@ -739,8 +743,11 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 
 		if (waited > st->max_wait_ns[level])
 			st->max_wait_ns[level] = waited;
-		if (waited > aegis_wait_bound_ns(level, base_wait_ns) + tick_ns)
+		if (waited > aegis_wait_bound_ns(level, base_wait_ns) + tick_ns) {
 			st->nr_bound_violations[level]++;
+			if (last_stall_end_ns >= tctx->queued_at_ns)
+				st->nr_bound_violations_in_stalls[level]++;
+		}
 		if (waited > window_max_wait_ns[level])
 			window_max_wait_ns[level] = waited;
 	}
@@ -757,8 +764,12 @@ void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
 	__u64 now = bpf_ktime_get_ns();
 	__u64 used;
 
-	if (cpu < AEGIS_MAX_CPUS)
+	if (cpu < AEGIS_MAX_CPUS) {
+		/* A task that ran past two tick periods without a tick: this CPU stalled. */
+		if (cpu_last_tick_ns[cpu] && now > cpu_last_tick_ns[cpu] + 2 * tick_ns)
+			last_stall_end_ns = now;
 		cpu_last_tick_ns[cpu] = 0;
+	}
 	if (running_level)
 		*running_level = AEGIS_LEVEL_NONE;
 	if (!tctx || !tctx->started_at_ns || now < tctx->started_at_ns)

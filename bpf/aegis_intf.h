@@ -55,6 +55,8 @@ struct aegis_stats {
 	unsigned long long max_wait_ns[AEGIS_NR_LEVELS];
 	/* Waits longer than the level's bound plus one scheduler tick. */
 	unsigned long long nr_bound_violations[AEGIS_NR_LEVELS];
+	/* Of those, the waits during which some busy CPU went over two tick periods untimed. */
+	unsigned long long nr_bound_violations_in_stalls[AEGIS_NR_LEVELS];
 	/* Woken onto an idle CPU directly by select_cpu. */
 	unsigned long long nr_direct;
 	unsigned long long nr_inferences_run;

@@ -130,25 +130,29 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
         "the ordinary workload kept running: {t}"
     );
     let stats = scheduler_stats(t);
+    // How long a busy vCPU went without a tick: under TCG QEMU does not always run it, and
+    // nothing in the guest runs then.
+    let tick_gap_us = u64_of(stats, "max_tick_gap_us");
     for level in stats["levels"].as_array().unwrap() {
         let max_wait_us = u64_of(level, "max_wait_us");
         let bound_us = u64_of(level, "wait_bound_us");
-        // No task starves: every wait is bounded. The design bound is the level's bound plus
-        // a tick, and almost every dispatch keeps it; under TCG a vCPU can stall for tens of
-        // milliseconds (QEMU's threads share the host's two cores), and 60 s runs measured
-        // single waits up to 33 ms past the bound (1 of 19,270 producer dispatches). So: no
-        // wait past twice the bound (a starving task waits until the 5 s watchdog), and past
-        // bound + tick on under 1 % of dispatches.
+        // No task starves: every wait is bounded. The design bound is the level's bound plus a
+        // tick, and almost every dispatch keeps it; the waits that do not are those a vCPU
+        // stall fell into (60 s on a loaded host: 76 ms without a tick, 3,744 late ticks). So:
+        // no wait past twice the bound plus the longest stall (a starving task waits until the
+        // 5 s watchdog), and past bound + tick, outside stalls, on under 1 % of dispatches.
         assert!(
-            max_wait_us <= 2 * bound_us,
+            max_wait_us <= 2 * bound_us + tick_gap_us,
             "{} waited {max_wait_us} us, bound {bound_us} us: {stats}",
             level["level"]
         );
-        let late = u64_of(level, "nr_bound_violations");
+        let late =
+            u64_of(level, "nr_bound_violations") - u64_of(level, "nr_bound_violations_in_stalls");
         let dispatched = u64_of(level, "nr_dispatched").max(1);
         assert!(
             late * 100 <= dispatched,
-            "{}: {late} of {dispatched} dispatches waited past bound + tick: {stats}",
+            "{}: {late} of {dispatched} dispatches waited past bound + tick outside stalls: \
+             {stats}",
             level["level"]
         );
     }
@@ -168,7 +172,7 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
     // part of the bound, not asserted on its own.
     assert!(gap_ms > 0.0, "sampling gaps: {t}");
     assert!(
-        run_delay_ms <= 2.0 * producer_bound_ms + gap_ms,
+        run_delay_ms <= 2.0 * producer_bound_ms + tick_gap_us as f64 / 1e3 + gap_ms,
         "{} waited up to {run_delay_ms} ms by /proc schedstat (bound {producer_bound_ms} ms, \
          sampling gap {gap_ms} ms): {t}",
         t["run_delay_max_task"]

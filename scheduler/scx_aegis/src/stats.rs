@@ -42,6 +42,9 @@ pub struct LevelStats {
     pub max_wait_us: u64,
     pub wait_bound_us: u64,
     pub nr_bound_violations: u64,
+    /// Of those, the waits during which a busy CPU went over two tick periods without a tick
+    /// (under TCG: QEMU did not run the vCPU), which no scheduler could have served on time.
+    pub nr_bound_violations_in_stalls: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +118,7 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
             total.nr_promoted[l] += s.nr_promoted[l];
             total.max_wait_ns[l] = total.max_wait_ns[l].max(s.max_wait_ns[l]);
             total.nr_bound_violations[l] += s.nr_bound_violations[l];
+            total.nr_bound_violations_in_stalls[l] += s.nr_bound_violations_in_stalls[l];
         }
         total.nr_direct += s.nr_direct;
         total.nr_inferences_run += s.nr_inferences_run;
@@ -210,6 +214,7 @@ impl Stats {
                     max_wait_us: s.max_wait_ns[l] / 1_000,
                     wait_bound_us: base_wait_us << l,
                     nr_bound_violations: s.nr_bound_violations[l],
+                    nr_bound_violations_in_stalls: s.nr_bound_violations_in_stalls[l],
                 })
                 .collect(),
             nr_direct_dispatches: s.nr_direct,
