@@ -255,6 +255,21 @@ fn draw_both(
     Ok(())
 }
 
+/// The series' legend, boxed on a translucent white ground (shared by every figure).
+pub fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
+}
+
 /// A distinct colour per scheduler, stable across figures (by name).
 fn scheduler_colour(name: &str) -> RGBColor {
     const PALETTE: [RGBColor; 8] = [
@@ -369,14 +384,7 @@ fn draw_loss<DB: DrawingBackend>(
                 }))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -467,14 +475,7 @@ fn draw_kept<DB: DrawingBackend>(
             BLACK.mix(0.5).stroke_width(1),
         ))
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -484,25 +485,7 @@ mod tests {
     use super::*;
 
     fn trial(scheduler: &str, threads: u32, loss: f64, kept: Option<f64>) -> Trial {
-        let mut t = serde_json::json!({
-            "scheduler": scheduler, "sched_ext_ops": null, "collector": "builtin",
-            "flood": "openat", "cmd": null, "threads": threads, "ring_size_bytes": 65536,
-            "repetition": 0, "generated": 100, "received": 100, "dropped": 0,
-            "loss_pct": loss, "canary_recorded": true, "canary_create_recorded": true,
-            "canary_unlink_recorded": true, "canary_path": null, "attack_rate": 5.0,
-            "attack_syscalls": 10, "delivered_per_s": 5.0, "collector_cpu_s": 0.1,
-            "received_per_collector_cpu_s": 100.0, "collector_wakeups": 1,
-            "collector_self_detected_lost": null, "duration_s": 2.0,
-            "requested_duration_s": 2.0, "count": null, "rate": null,
-            "truth_by_syscall": {}, "attack_by_syscall": {}, "incidental_syscalls": 0,
-            "kernel": "6.18", "machine": "m", "git_rev": "r", "applied_policy": null,
-            "policy_restored": null, "started_at": "2026-12-03T00:00:00Z"
-        });
-        if let Some(kept) = kept {
-            t["workload"] = "stress-ng-cpu".into();
-            t["workload_kept_fraction"] = kept.into();
-        }
-        serde_json::from_value(t).unwrap()
+        crate::trial::example_trial(scheduler, threads, loss, kept.map(|k| ("stress-ng-cpu", k)))
     }
 
     #[test]

@@ -230,14 +230,7 @@ fn draw<DB: DrawingBackend>(model: &TrainedModel, root: DrawingArea<DB, Shift>) 
     chart
         .draw_series(curve.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
+    crate::figures::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     root.present().map_err(err)?;
     Ok(())
 }

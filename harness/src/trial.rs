@@ -250,6 +250,36 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// A plain trial for other modules' tests: EEVDF, the built-in collector, `threads` openat
+/// threads, `loss_pct` lost, and with `workload` its name and kept fraction.
+#[cfg(test)]
+pub fn example_trial(
+    scheduler: &str,
+    threads: u32,
+    loss_pct: f64,
+    workload: Option<(&str, f64)>,
+) -> Trial {
+    let mut t = serde_json::json!({
+        "scheduler": scheduler, "sched_ext_ops": null, "collector": "builtin",
+        "flood": "openat", "cmd": null, "threads": threads, "ring_size_bytes": 65536,
+        "repetition": 0, "generated": 100, "received": 100, "dropped": 0,
+        "loss_pct": loss_pct, "canary_recorded": true, "canary_create_recorded": true,
+        "canary_unlink_recorded": true, "canary_path": null, "attack_rate": 5.0,
+        "attack_syscalls": 10, "delivered_per_s": 5.0, "collector_cpu_s": 0.1,
+        "received_per_collector_cpu_s": 100.0, "collector_wakeups": 1,
+        "collector_self_detected_lost": null, "duration_s": 2.0,
+        "requested_duration_s": 2.0, "count": null, "rate": null,
+        "truth_by_syscall": {}, "attack_by_syscall": {}, "incidental_syscalls": 0,
+        "kernel": "6.18", "machine": "m", "git_rev": "r", "applied_policy": null,
+        "policy_restored": null, "started_at": "2026-12-03T00:00:00Z"
+    });
+    if let Some((name, kept)) = workload {
+        t["workload"] = name.into();
+        t["workload_kept_fraction"] = kept.into();
+    }
+    serde_json::from_value(t).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

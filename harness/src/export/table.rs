@@ -93,25 +93,7 @@ mod tests {
     use super::*;
 
     fn trial(workload: Option<(&str, f64)>) -> Trial {
-        let mut t = serde_json::json!({
-            "scheduler": "eevdf", "sched_ext_ops": null, "collector": "builtin",
-            "flood": "openat", "cmd": null, "threads": 1, "ring_size_bytes": 65536,
-            "repetition": 0, "generated": 10, "received": 10, "dropped": 0, "loss_pct": 0.0,
-            "canary_recorded": true, "canary_create_recorded": true,
-            "canary_unlink_recorded": true, "canary_path": null, "attack_rate": 5.0,
-            "attack_syscalls": 10, "delivered_per_s": 5.0, "collector_cpu_s": 0.1,
-            "received_per_collector_cpu_s": 100.0, "collector_wakeups": 1,
-            "collector_self_detected_lost": null, "duration_s": 2.0,
-            "requested_duration_s": 2.0, "count": null, "rate": null,
-            "truth_by_syscall": {}, "attack_by_syscall": {}, "incidental_syscalls": 0,
-            "kernel": "6.18", "machine": "m", "git_rev": "r", "applied_policy": null,
-            "policy_restored": null, "started_at": "2026-11-22T00:00:00Z"
-        });
-        if let Some((name, kept)) = workload {
-            t["workload"] = name.into();
-            t["workload_kept_fraction"] = kept.into();
-        }
-        serde_json::from_value(t).unwrap()
+        crate::trial::example_trial("eevdf", 1, 0.0, workload)
     }
 
     #[test]
