@@ -713,6 +713,8 @@ fn run_trial(
         run_delay_max_ms: run_delay.as_ref().map(|r| r.max_wait_ms),
         run_delay_max_task: run_delay.as_ref().and_then(|r| r.max_wait_task.clone()),
         run_delay_max_sample_gap_ms: run_delay.as_ref().map(|r| r.max_sample_gap_ms),
+        run_delay_p50_ms: run_delay.as_ref().and_then(|r| r.p50_wait_ms),
+        run_delay_p99_ms: run_delay.as_ref().and_then(|r| r.p99_wait_ms),
     })
 }
 

@@ -50,6 +50,29 @@ pub struct RunDelayReport {
     pub tasks_seen: usize,
     pub samples: u64,
     pub max_sample_gap_ms: f64,
+    /// Percentiles of the waits (ms). Waits that ended within one sampling interval are
+    /// counted at their mean, so these are exact only where a task waited at most once an
+    /// interval; `None` before any wait ended.
+    pub p50_wait_ms: Option<f64>,
+    pub p99_wait_ms: Option<f64>,
+}
+
+/// The value below which `fraction` of the weight lies, over (value, weight) pairs.
+pub fn weighted_percentile(samples: &mut [(f64, u64)], fraction: f64) -> Option<f64> {
+    let total: u64 = samples.iter().map(|(_, w)| w).sum();
+    if total == 0 {
+        return None;
+    }
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let wanted = (fraction * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (value, weight) in samples.iter() {
+        seen += weight;
+        if seen >= wanted {
+            return Some(*value);
+        }
+    }
+    samples.last().map(|(value, _)| *value)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +86,8 @@ struct Sample {
 pub struct WaitTracker {
     last: HashMap<u32, Sample>,
     comms: HashMap<u32, String>,
+    /// (mean wait in ms, number of waits) per interval in which a task got a CPU.
+    waits: Vec<(f64, u64)>,
     report: RunDelayReport,
 }
 
@@ -82,6 +107,8 @@ impl WaitTracker {
         if let Some(before) = self.last.insert(tid, now) {
             if now.pcount > before.pcount && now.run_delay_ns >= before.run_delay_ns {
                 let waited_ms = (now.run_delay_ns - before.run_delay_ns) as f64 / 1e6;
+                let arrivals = now.pcount - before.pcount;
+                self.waits.push((waited_ms / arrivals as f64, arrivals));
                 if waited_ms > self.report.max_wait_ms {
                     self.report.max_wait_ms = waited_ms;
                     let comm = self.comms.get(&tid).cloned().unwrap_or_default();
@@ -101,6 +128,8 @@ impl WaitTracker {
 
     pub fn finish(mut self) -> RunDelayReport {
         self.report.tasks_seen = self.last.len();
+        self.report.p50_wait_ms = weighted_percentile(&mut self.waits, 0.50);
+        self.report.p99_wait_ms = weighted_percentile(&mut self.waits, 0.99);
         self.report
     }
 }
@@ -247,6 +276,7 @@ mod tests {
         tracker.round(Duration::from_millis(5));
         let report = tracker.finish();
         assert_eq!(report.max_wait_ms, 40.0);
+        assert_eq!(report.p50_wait_ms, Some(40.0));
         assert_eq!(report.max_wait_task.as_deref(), Some("flood/7"));
         assert_eq!(report.tasks_seen, 1);
         assert_eq!(report.samples, 1);
@@ -265,6 +295,24 @@ mod tests {
         assert_eq!(report.max_wait_ms, 30.0);
         assert_eq!(report.max_wait_task.as_deref(), Some("b/2"));
         assert_eq!(report.tasks_seen, 2);
+    }
+
+    #[test]
+    fn percentiles_weigh_each_interval_by_its_waits() {
+        let mut samples = vec![(1.0, 98), (50.0, 1), (100.0, 1)];
+        assert_eq!(weighted_percentile(&mut samples, 0.50), Some(1.0));
+        assert_eq!(weighted_percentile(&mut samples, 0.99), Some(50.0));
+        assert_eq!(weighted_percentile(&mut samples, 1.0), Some(100.0));
+        assert_eq!(weighted_percentile(&mut [], 0.5), None);
+        // Two waits in one interval count twice, at their mean.
+        let mut tracker = WaitTracker::default();
+        tracker.observe(3, || "w".into(), 0, 0);
+        tracker.observe(3, || unreachable!(), ms(10), 2);
+        tracker.observe(3, || unreachable!(), ms(40), 3);
+        let report = tracker.finish();
+        assert_eq!(report.p50_wait_ms, Some(5.0));
+        assert_eq!(report.p99_wait_ms, Some(30.0));
+        assert_eq!(report.max_wait_ms, 30.0);
     }
 
     #[test]

@@ -122,6 +122,12 @@ pub struct Trial {
     /// The longest gap between two samples.
     #[serde(default)]
     pub run_delay_max_sample_gap_ms: Option<f64>,
+    /// Median and 99th percentile of those threads' waits on a run queue (waits that ended in
+    /// the same sampling interval counted at their mean).
+    #[serde(default)]
+    pub run_delay_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub run_delay_p99_ms: Option<f64>,
 }
 
 /// The inputs of [`account`].

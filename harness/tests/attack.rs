@@ -378,7 +378,7 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
         header.ends_with(
             ",workload,workload_throughput_per_s,workload_throughput_unit,\
              workload_alone_throughput_per_s,workload_kept_fraction,run_delay_max_ms,\
-             run_delay_max_task,run_delay_max_sample_gap_ms"
+             run_delay_max_task,run_delay_max_sample_gap_ms,run_delay_p50_ms,run_delay_p99_ms"
         ),
         "{header}"
     );

@@ -70,6 +70,8 @@ struct Row<'a> {
     run_delay_max_ms: Option<f64>,
     run_delay_max_task: &'a str,
     run_delay_max_sample_gap_ms: Option<f64>,
+    run_delay_p50_ms: Option<f64>,
+    run_delay_p99_ms: Option<f64>,
 }
 
 fn flatten(map: &BTreeMap<String, u64>) -> String {
@@ -139,6 +141,8 @@ impl Exporter for CsvExporter {
                 run_delay_max_ms: t.run_delay_max_ms,
                 run_delay_max_task: t.run_delay_max_task.as_deref().unwrap_or(""),
                 run_delay_max_sample_gap_ms: t.run_delay_max_sample_gap_ms,
+                run_delay_p50_ms: t.run_delay_p50_ms,
+                run_delay_p99_ms: t.run_delay_p99_ms,
             })?;
         }
         Ok(writer.into_inner()?)
