@@ -324,14 +324,19 @@ static bool provenance_running(void)
 	return false;
 }
 
-/* Whether a runnable provenance task should take a producer's CPU now. */
-static bool provenance_should_preempt(void)
+/* Whether a runnable provenance task should take a producer's CPU, at this ring fill. */
+static bool provenance_should_preempt_at(__u32 fill)
 {
 	__u32 boost = action_boost();
 
 	if (boost >= 2)
 		return true;
-	return boost == 1 && ring_fill_pct() >= AEGIS_PREEMPT_FILL_PCT;
+	return boost == 1 && fill >= AEGIS_PREEMPT_FILL_PCT;
+}
+
+static bool provenance_should_preempt(void)
+{
+	return provenance_should_preempt_at(ring_fill_pct());
 }
 
 /*
@@ -347,12 +352,15 @@ static bool collector_active(void)
 	return bpf_ktime_get_ns() - provenance_last_run_ns < hold_grace_ns;
 }
 
-/* Whether producers are held back: the ring is nearly full and the collector is at it. */
+/* Whether producers are held back at this fill: the ring is nearly full, the collector alive. */
+static bool holding_producers_at(__u32 fill)
+{
+	return fill >= hold_fill_pct && collector_active();
+}
+
 static bool holding_producers(void)
 {
-	if (ring_fill_pct() < hold_fill_pct)
-		return false;
-	return collector_active();
+	return holding_producers_at(ring_fill_pct());
 }
 
 /* Wakes idle CPUs so they look at the queues again (after a hold lifts, every window). */
@@ -379,7 +387,7 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	struct task_struct *p = bpf_get_current_task_btf();
 	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 	struct aegis_stats *st;
-	__u32 fill, boost;
+	__u32 fill;
 	bool held;
 	__u64 now;
 
@@ -419,7 +427,7 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	__sync_fetch_and_add(&window_producer_syscalls, 1);
 	/* Read once: every rule below looks at the same fill. */
 	fill = ring_fill_pct();
-	held = fill >= hold_fill_pct && collector_active();
+	held = holding_producers_at(fill);
 	st = my_stats();
 	if (st) {
 		st->nr_producer_syscalls++;
@@ -437,9 +445,8 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 		}
 	}
 	/* Yield to a waiting collector as the action says, and always while held. */
-	boost = action_boost();
-	if (held || (boost >= 1 && nr_provenance_runnable > 0 &&
-		     (boost >= 2 || fill >= AEGIS_PREEMPT_FILL_PCT) && !provenance_running())) {
+	if (held || (nr_provenance_runnable > 0 && provenance_should_preempt_at(fill) &&
+		     !provenance_running())) {
 		scx_bpf_kick_cpu(bpf_get_smp_processor_id(), SCX_KICK_PREEMPT);
 		if (st)
 			st->nr_preempt_kicks++;
@@ -694,15 +701,16 @@ static void account_tick(__u64 now)
 void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 {
 	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	__u64 now = bpf_ktime_get_ns();
 	s32 pid = 0;
 
-	account_tick(bpf_ktime_get_ns());
+	account_tick(now);
 
 	/* A collector draining a backlog keeps its slice. */
 	if (tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt())
 		return;
 	/* Give the CPU up as soon as someone is overdue: dispatch will promote it. */
-	if (find_overdue(bpf_get_smp_processor_id(), bpf_ktime_get_ns(), &pid) >= 0) {
+	if (find_overdue(bpf_get_smp_processor_id(), now, &pid) >= 0) {
 		p->scx.slice = 0;
 		return;
 	}
