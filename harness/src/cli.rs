@@ -45,6 +45,16 @@ pub enum Command {
     /// anything: loss against attack intensity per scheduler and collector, and the workload
     /// throughput kept beside the attack.
     Figures(FiguresArgs),
+    /// Run an experiment matrix from a TOML file (schedulers x collectors x attacks x
+    /// workloads x repetitions), interleaved, each finished trial appended atomically to
+    /// OUT/trials.jsonl and OUT/trials.csv; `--resume` continues a killed run, `--shard i/n`
+    /// runs one part of it.
+    Run(RunArgs),
+    /// Join the output directories of the shards of one matrix (`run --shard i/n`) into one.
+    Merge(MergeArgs),
+    /// Compare a run's trials with a baseline's, metric by metric, with a statistical test over
+    /// repetitions; writes a markdown report and exits with status 1 on a regression.
+    Gate(GateArgs),
     /// (internal) The built-in collector process.
     #[command(hide = true)]
     Collect(CollectArgs),
@@ -361,4 +371,56 @@ pub struct FiguresArgs {
     /// Where the figures and report.md go.
     #[arg(long, value_name = "DIR", default_value = "results/figures")]
     pub out: PathBuf,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// The experiment matrix (TOML; see docs/matrix.md).
+    #[arg(long, value_name = "FILE.toml")]
+    pub matrix: PathBuf,
+    /// Where trials.jsonl, trials.csv, matrix.toml and run.json go.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue the run in --out: trials already there are kept and not run again.
+    #[arg(long)]
+    pub resume: bool,
+    /// Run only part i of n of the matrix (1-based), e.g. --shard 2/3; join the parts with
+    /// `aegis-bench merge`.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+    /// Print the trials the matrix would run, in run order, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run the matrix in a QEMU guest (a sched_ext kernel unless --vm-kernel says otherwise).
+    #[arg(long)]
+    pub vm: bool,
+    #[command(flatten)]
+    pub guest: GuestArgs,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct MergeArgs {
+    /// Where the joined trials.jsonl, trials.csv, matrix.toml and run.json go.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The shards' output directories.
+    #[arg(value_name = "PART", required = true)]
+    pub parts: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct GateArgs {
+    /// Trials of the baseline: a `run` output directory, its trials.jsonl, or an `attack
+    /// --json` file.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: PathBuf,
+    /// Trials to judge, in the same forms.
+    #[arg(long, value_name = "FILE")]
+    pub current: PathBuf,
+    /// Per-metric tolerances and significance level (TOML); built-in defaults otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+    /// Where the markdown report goes (also printed).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }

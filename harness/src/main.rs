@@ -34,6 +34,10 @@ fn main() -> ExitCode {
             return guest_exit(vm::attack::run(&args, &attack_argv()))
         }
         Command::Vm(args) => return guest_exit(vm::run_vm_command(&args)),
+        // `run --vm` exits with the guest's status; `gate` with 1 on a regression.
+        Command::Run(args) => return guest_exit(aegis_bench::matrix::run(&args)),
+        Command::Gate(args) => return guest_exit(aegis_bench::gate::gate(&args)),
+        Command::Merge(args) => aegis_bench::matrix::merge(&args),
         Command::Attack(args) => vm::attack::refuse_guest_flags_without_vm(&args)
             .and_then(|()| Plan::from_args(&args))
             .map_err(anyhow::Error::from)

@@ -38,6 +38,9 @@ pub enum ProducerPlan {
 /// Everything `attack` will do, validated.
 #[derive(Debug)]
 pub struct Plan {
+    /// The attack's name in trial ids: the flood kind (`openat`), `cmd`, or a matrix
+    /// attack's `name`.
+    pub attack_label: String,
     pub producer: ProducerPlan,
     pub duration: Duration,
     pub ring_sizes: Vec<u64>,
@@ -179,6 +182,10 @@ impl Plan {
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Plan {
+            attack_label: match &producer {
+                ProducerPlan::Flood { spec, .. } => spec.kind.name().to_string(),
+                ProducerPlan::Command(_) => "cmd".to_string(),
+            },
             producer,
             duration,
             ring_sizes,
@@ -203,7 +210,7 @@ impl Plan {
     }
 
     /// The trials in run order: repetitions outermost, so combinations interleave.
-    fn trials(&self) -> Vec<TrialSpec> {
+    pub fn trials(&self) -> Vec<TrialSpec> {
         let threads: Vec<u32> = match &self.producer {
             ProducerPlan::Flood { threads, .. } => threads.clone(),
             ProducerPlan::Command(_) => vec![1],
@@ -246,18 +253,39 @@ impl Plan {
     }
 }
 
-struct TrialSpec {
-    scheduler: SchedulerSpec,
-    collector: CollectorKind,
-    ring_bytes: u64,
-    audit: Option<AuditSettings>,
-    threads: u32,
+/// One trial of a plan.
+pub struct TrialSpec {
+    pub scheduler: SchedulerSpec,
+    pub collector: CollectorKind,
+    pub ring_bytes: u64,
+    pub audit: Option<AuditSettings>,
+    pub threads: u32,
     /// The workload run beside the attack, if any.
-    workload: Option<&'static str>,
-    repetition: u32,
+    pub workload: Option<&'static str>,
+    pub repetition: u32,
 }
 
 impl TrialSpec {
+    /// `attack/scheduler/collector/buffer/xTHREADS/workload/repN`: the trial's identity in a
+    /// run, for `run --resume` and `merge`.
+    pub fn id(&self, attack_label: &str) -> String {
+        let buffer = match &self.audit {
+            Some(audit) => format!(
+                "backlog{}-wait{}ms",
+                audit.backlog_limit, audit.backlog_wait_time_ms
+            ),
+            None => format!("ring{}", format_size(self.ring_bytes)),
+        };
+        format!(
+            "{attack_label}/{}/{}/{buffer}/x{}/{}/rep{}",
+            self.scheduler.name(),
+            self.collector.name(),
+            self.threads,
+            self.workload.unwrap_or("none"),
+            self.repetition
+        )
+    }
+
     /// The collector's buffer, for progress lines.
     fn buffer(&self) -> String {
         match &self.audit {
@@ -655,6 +683,7 @@ fn run_trial(
         }
     };
     Ok(Trial {
+        trial_id: spec.id(&plan.attack_label),
         scheduler: spec.scheduler.name(),
         sched_ext_ops,
         collector: spec.collector.name().to_string(),

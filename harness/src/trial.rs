@@ -23,6 +23,11 @@ use crate::syscalls;
 /// One trial as written to JSON and CSV. Field names are an interface: keep them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trial {
+    /// The trial's cell and repetition, unique within a run:
+    /// `attack/scheduler/collector/buffer/xTHREADS/workload/repN` (see [`trial_id`]); `run
+    /// --resume` and `merge` match trials by it.
+    #[serde(default)]
+    pub trial_id: String,
     pub scheduler: String,
     /// `/sys/kernel/sched_ext/root/ops` while the trial ran, if a sched_ext scheduler was on.
     pub sched_ext_ops: Option<String>,
@@ -266,6 +271,7 @@ pub fn example_trial(
     workload: Option<(&str, f64)>,
 ) -> Trial {
     let mut t = serde_json::json!({
+        "trial_id": format!("openat/{scheduler}/builtin/ring64KiB/x{threads}/none/rep0"),
         "scheduler": scheduler, "sched_ext_ops": null, "collector": "builtin",
         "flood": "openat", "cmd": null, "threads": threads, "ring_size_bytes": 65536,
         "repetition": 0, "generated": 100, "received": 100, "dropped": 0,

@@ -29,11 +29,20 @@ impl Exporter for JsonExporter {
     }
 }
 
-/// Reads a JSON file written by [`JsonExporter`].
+/// Reads trials from a JSON list (`attack --json`), a JSON-lines file (`run`'s
+/// `trials.jsonl`) or a `run` output directory (its `trials.jsonl`).
 pub fn read(path: &Path) -> Result<Vec<Trial>> {
     use anyhow::Context;
+    let path = if path.is_dir() {
+        path.join(super::jsonl::FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("parsing {} as a list of trials", path.display()))
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    if text.trim_start().starts_with('[') {
+        return serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} as a list of trials", path.display()));
+    }
+    super::jsonl::parse(&text).with_context(|| format!("parsing {}", path.display()))
 }

@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod jsonl;
 pub mod table;
 
 use std::path::{Path, PathBuf};
