@@ -744,6 +744,24 @@ fn run_trial(
         run_delay_max_sample_gap_ms: run_delay.as_ref().map(|r| r.max_sample_gap_ms),
         run_delay_p50_ms: run_delay.as_ref().and_then(|r| r.p50_wait_ms),
         run_delay_p99_ms: run_delay.as_ref().and_then(|r| r.p99_wait_ms),
+        run_delay_cdf_ms: None,
+        fairness_workload_jain: None,
+        fairness_workload_tasks: None,
+        fairness_attack_jain: None,
+        fairness_attack_tasks: None,
+        collector_context_switches: None,
+        collector_cpu_migrations: None,
+        attack_context_switches: None,
+        attack_cpu_migrations: None,
+        collector_cycles: None,
+        collector_instructions: None,
+        hardware_counters_unavailable: None,
+        scheduler_args: match &spec.scheduler {
+            SchedulerSpec::SchedExt { .. } if !plan.scx_args.is_empty() => {
+                Some(shell_words::join(&plan.scx_args))
+            }
+            _ => None,
+        },
     })
 }
 

@@ -133,6 +133,44 @@ pub struct Trial {
     pub run_delay_p50_ms: Option<f64>,
     #[serde(default)]
     pub run_delay_p99_ms: Option<f64>,
+    /// With `--watch-run-delay`: the waits' distribution as `[fraction, ms]` points (the
+    /// fraction of waits at or below `ms`), for CDF figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_delay_cdf_ms: Option<Vec<[f64; 2]>>,
+    /// With `--watch-run-delay`: Jain's fairness index, (sum x)^2 / (n sum x^2), over the CPU
+    /// time of the workload's equal-weight tasks (its leaf tasks: not the parents that only
+    /// start and wait for them) during the trial; 1 is perfectly fair, 1/n is one task taking
+    /// everything.
+    #[serde(default)]
+    pub fairness_workload_jain: Option<f64>,
+    #[serde(default)]
+    pub fairness_workload_tasks: Option<u32>,
+    /// The same over the flood's threads.
+    #[serde(default)]
+    pub fairness_attack_jain: Option<f64>,
+    #[serde(default)]
+    pub fairness_attack_tasks: Option<u32>,
+    /// Software counters (perf events) of the collector's and the attack's threads.
+    #[serde(default)]
+    pub collector_context_switches: Option<u64>,
+    #[serde(default)]
+    pub collector_cpu_migrations: Option<u64>,
+    #[serde(default)]
+    pub attack_context_switches: Option<u64>,
+    #[serde(default)]
+    pub attack_cpu_migrations: Option<u64>,
+    /// Hardware counters of the collector, where the machine has a PMU.
+    #[serde(default)]
+    pub collector_cycles: Option<u64>,
+    #[serde(default)]
+    pub collector_instructions: Option<u64>,
+    /// Why the hardware counters are missing (`no PMU: ...`), when they are.
+    #[serde(default)]
+    pub hardware_counters_unavailable: Option<String>,
+    /// The sched_ext scheduler's arguments (`--scx-args`, or a matrix scheduler's
+    /// `scx_args`), when any were given.
+    #[serde(default)]
+    pub scheduler_args: Option<String>,
 }
 
 /// The inputs of [`account`].
