@@ -41,6 +41,9 @@ pub struct Plan {
     /// The attack's name in trial ids: the flood kind (`openat`), `cmd`, or a matrix
     /// attack's `name`.
     pub attack_label: String,
+    /// The name trials record for the scheduler instead of its own (a matrix variant such as
+    /// `aegis:no-delta-gating`).
+    pub scheduler_label: Option<String>,
     pub producer: ProducerPlan,
     pub duration: Duration,
     pub ring_sizes: Vec<u64>,
@@ -186,6 +189,7 @@ impl Plan {
                 ProducerPlan::Flood { spec, .. } => spec.kind.name().to_string(),
                 ProducerPlan::Command(_) => "cmd".to_string(),
             },
+            scheduler_label: None,
             producer,
             duration,
             ring_sizes,
@@ -207,6 +211,43 @@ impl Plan {
             workloads,
             watch_run_delay: args.watch_run_delay,
         })
+    }
+
+    /// The scheduler's name in `spec`'s trial: the plan's label, else the scheduler's own.
+    pub fn scheduler_name(&self, spec: &TrialSpec) -> String {
+        self.scheduler_label
+            .clone()
+            .unwrap_or_else(|| spec.scheduler.name())
+    }
+
+    /// `spec`'s trial id: `attack/scheduler/collector/buffer/xTHREADS/workload/repN`, for
+    /// `run --resume` and `merge`.
+    pub fn trial_id(&self, spec: &TrialSpec) -> String {
+        format!(
+            "{}/{}/{}/{}/x{}/{}/rep{}",
+            self.attack_label,
+            self.scheduler_name(spec),
+            spec.collector.name(),
+            spec.buffer_id(),
+            spec.threads,
+            spec.workload.unwrap_or("none"),
+            spec.repetition
+        )
+    }
+
+    /// One line saying what `spec` runs, for progress output.
+    pub fn describe(&self, spec: &TrialSpec) -> String {
+        format!(
+            "{} / {} / {} x{} / {}{}",
+            self.scheduler_name(spec),
+            spec.collector.name(),
+            self.attack_label,
+            spec.threads,
+            spec.buffer(),
+            spec.workload
+                .map(|name| format!(" / beside {name}"))
+                .unwrap_or_default()
+        )
     }
 
     /// The trials in run order: repetitions outermost, so combinations interleave.
@@ -266,24 +307,15 @@ pub struct TrialSpec {
 }
 
 impl TrialSpec {
-    /// `attack/scheduler/collector/buffer/xTHREADS/workload/repN`: the trial's identity in a
-    /// run, for `run --resume` and `merge`.
-    pub fn id(&self, attack_label: &str) -> String {
-        let buffer = match &self.audit {
+    /// The collector's buffer in a trial id: `ring16KiB`, `backlog8192-wait0ms`.
+    fn buffer_id(&self) -> String {
+        match &self.audit {
             Some(audit) => format!(
                 "backlog{}-wait{}ms",
                 audit.backlog_limit, audit.backlog_wait_time_ms
             ),
             None => format!("ring{}", format_size(self.ring_bytes)),
-        };
-        format!(
-            "{attack_label}/{}/{}/{buffer}/x{}/{}/rep{}",
-            self.scheduler.name(),
-            self.collector.name(),
-            self.threads,
-            self.workload.unwrap_or("none"),
-            self.repetition
-        )
+        }
     }
 
     /// The collector's buffer, for progress lines.
@@ -310,69 +342,67 @@ pub fn check_privileges() -> Result<(), InputError> {
     Ok(())
 }
 
-/// Runs the plan and returns the trials (also printed and exported).
-pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
-    check_privileges()?;
-    signals::install()?;
-    let work_dir = tempfile::Builder::new()
-        .prefix("aegis-bench-")
-        .tempdir()
-        .context("creating a work directory")?;
-    let uses_audit = plan.collectors.contains(&CollectorKind::Auditd);
-    if audit_state::recover_stale(uses_audit, work_dir.path())? {
-        crate::say!(
-            "note: restored the audit rules and settings an aegis-bench that was killed left \
-             behind"
-        );
+/// The state shared by a run's trials: checked privileges, signal handling, a work
+/// directory, stale state from a killed run cleaned up, tracefs mounted, and each workload's
+/// no-attack throughput per scheduler (measured before its first trial).
+pub struct Bench {
+    work_dir: tempfile::TempDir,
+    root: PathBuf,
+    _tracefs: mounts::TracefsGuard,
+    alone: Vec<(String, &'static str, f64)>,
+    serial: u32,
+}
+
+impl Bench {
+    /// Prepares the machine for trials; `uses_audit` when a trial will run auditd.
+    pub fn open(uses_audit: bool) -> Result<Bench> {
+        check_privileges()?;
+        signals::install()?;
+        let work_dir = tempfile::Builder::new()
+            .prefix("aegis-bench-")
+            .tempdir()
+            .context("creating a work directory")?;
+        if audit_state::recover_stale(uses_audit, work_dir.path())? {
+            crate::say!(
+                "note: restored the audit rules and settings an aegis-bench that was killed left \
+                 behind"
+            );
+        }
+        if uses_audit {
+            collector::check_available(CollectorKind::Auditd, None)?;
+        }
+        let root = cgroup::cgroup2_root()?;
+        let stale = cgroup::remove_stale(&root);
+        if stale > 0 {
+            crate::say!(
+                "note: removed {stale} attack cgroup(s) left by an aegis-bench that was killed"
+            );
+        }
+        let tracefs = mounts::ensure_tracefs()?;
+        if tracefs.mounted_by_us() {
+            crate::say!(
+                "note: mounted tracefs at {} for this run (unmounted afterwards)",
+                mounts::TRACEFS
+            );
+        }
+        Ok(Bench {
+            work_dir,
+            root,
+            _tracefs: tracefs,
+            alone: Vec::new(),
+            serial: 0,
+        })
     }
-    if uses_audit {
-        collector::check_available(CollectorKind::Auditd, None)?;
-    }
-    let root = cgroup::cgroup2_root()?;
-    let stale = cgroup::remove_stale(&root);
-    if stale > 0 {
-        crate::say!(
-            "note: removed {stale} attack cgroup(s) left by an aegis-bench that was killed"
-        );
-    }
-    let tracefs = mounts::ensure_tracefs()?;
-    if tracefs.mounted_by_us() {
-        crate::say!(
-            "note: mounted tracefs at {} for this run (unmounted afterwards)",
-            mounts::TRACEFS
-        );
-    }
-    if let Some(dir) = &plan.keep_logs {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let exporters = Exporters::new(plan.json.clone(), plan.csv.clone());
-    let specs = plan.trials();
-    let mut trials = Vec::with_capacity(specs.len());
-    // Each workload's no-attack throughput per scheduler, measured before its first trial.
-    let mut alone: Vec<(String, &'static str, f64)> = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
+
+    /// Runs one trial of `plan` (its workload's baseline first, if not measured yet).
+    pub fn run(&mut self, plan: &Plan, spec: &TrialSpec) -> Result<Trial> {
         signals::check()?;
-        crate::say!(
-            "trial {}/{}: {} / {} / {} x{} / {}{}",
-            index + 1,
-            specs.len(),
-            spec.scheduler.name(),
-            spec.collector.name(),
-            match &plan.producer {
-                ProducerPlan::Flood { spec, .. } => spec.kind.name(),
-                ProducerPlan::Command(_) => "cmd",
-            },
-            spec.threads,
-            spec.buffer(),
-            spec.workload
-                .map(|name| format!(" / beside {name}"))
-                .unwrap_or_default()
-        );
+        let scheduler = plan.scheduler_name(spec);
         let alone_per_s = match spec.workload {
             None => None,
             Some(name) => {
-                let scheduler = spec.scheduler.name();
-                let known = alone
+                let known = self
+                    .alone
                     .iter()
                     .find(|(s, w, _)| *s == scheduler && *w == name)
                     .map(|(_, _, per_s)| *per_s);
@@ -383,29 +413,53 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
                             plan,
                             &spec.scheduler,
                             name,
-                            &root,
-                            work_dir.path(),
-                            alone.len() as u32,
+                            &self.root,
+                            self.work_dir.path(),
+                            self.alone.len() as u32,
                         )
                         .with_context(|| {
                             format!("workload {name} alone under {scheduler} (the baseline)")
                         })?;
-                        alone.push((scheduler, name, per_s));
+                        self.alone.push((scheduler.clone(), name, per_s));
                         per_s
                     }
                 };
                 Some(per_s)
             }
         };
-        let trial = run_trial(
+        let serial = self.serial;
+        self.serial += 1;
+        run_trial(
             plan,
             spec,
-            &root,
-            work_dir.path(),
-            index as u32,
+            &self.root,
+            self.work_dir.path(),
+            serial,
             alone_per_s,
         )
-        .with_context(|| format!("trial {}", index + 1))?;
+    }
+}
+
+/// Runs the plan and returns the trials (also printed and exported).
+pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
+    let mut bench = Bench::open(plan.collectors.contains(&CollectorKind::Auditd))?;
+    if let Some(dir) = &plan.keep_logs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let exporters = Exporters::new(plan.json.clone(), plan.csv.clone());
+    let specs = plan.trials();
+    let mut trials = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        signals::check()?;
+        crate::say!(
+            "trial {}/{}: {}",
+            index + 1,
+            specs.len(),
+            plan.describe(spec)
+        );
+        let trial = bench
+            .run(plan, spec)
+            .with_context(|| format!("trial {}", index + 1))?;
         trials.push(trial);
         exporters.write(&trials)?;
     }
@@ -555,10 +609,16 @@ fn run_trial(
         },
         (None, ProducerPlan::Flood { .. }) => unreachable!("flood plans carry a spec"),
     };
+    // The collector's threads exist once it is attached; its counters run through its drain.
+    let collector_counters = (collector.pid() != 0).then(|| {
+        use crate::perf_counters::{Counted, ProcessCounters};
+        let all = [Counted::SOFTWARE, Counted::HARDWARE].concat();
+        ProcessCounters::open(collector.pid(), &all)
+    });
     let run_delay = if plan.watch_run_delay {
         Some(RunDelayWatch::start(Watched {
-            cgroups: vec![cgroup.path().to_path_buf()],
-            pids: vec![collector.pid()],
+            cgroups: vec![("attack", cgroup.path().to_path_buf())],
+            pids: vec![("collector", collector.pid())],
         })?)
     } else {
         None
@@ -568,7 +628,14 @@ fn run_trial(
     // its pid, and the workload starts (in its own cgroup), so both begin with the flood.
     let needs_pid = collector.needs_attack_pid();
     let mut beside: Option<RunningWorkload> = None;
+    let mut attack_counters = None;
     let mut on_joined = |pid: u32| -> Result<()> {
+        // The worker's threads exist and are parked at the gate: counted from before the
+        // flood, with anything they start later inherited.
+        attack_counters = Some(crate::perf_counters::ProcessCounters::open(
+            pid,
+            &crate::perf_counters::Counted::SOFTWARE,
+        ));
         if needs_pid {
             collector.attack_joined(pid)?;
         }
@@ -576,25 +643,29 @@ fn run_trial(
             let workload =
                 RunningWorkload::start(name, root, &serial.to_string(), plan.duration, &trial_dir)?;
             if let Some(watch) = &run_delay {
-                watch.add_cgroup(workload.cgroup_path().to_path_buf());
+                watch.add_cgroup("workload", workload.cgroup_path().to_path_buf());
             }
             beside = Some(workload);
             inject_fault("workload")?;
         }
         Ok(())
     };
-    let gate = needs_pid || spec.workload.is_some();
+    // Always gated: the attack's perf counters are opened at the gate.
     let report = producer::run(
         &producer,
         &placement,
         &cgroup.procs_file(),
         &trial_dir,
         &canary,
-        gate.then_some(&mut on_joined as producer::OnJoined<'_>),
+        Some(&mut on_joined as producer::OnJoined<'_>),
         |elapsed| bar.set_position(elapsed.as_millis() as u64),
     );
     bar.finish_and_clear();
     let run_delay = run_delay.map(RunDelayWatch::finish);
+    // The worker has exited: every flood thread's count is final.
+    let attack_totals = attack_counters
+        .map(|counters| counters.finish("the attack"))
+        .unwrap_or_default();
     let report = report?;
 
     // Disarm: nothing may still run in the cgroup when the counts are read.
@@ -616,6 +687,10 @@ fn run_trial(
     let log_path = collector.log_path();
     let traced = collector.traced_syscalls();
     let stats = collector.stop()?;
+    // Read once it has drained and exited, like its CPU time.
+    let collector_totals = collector_counters
+        .map(|counters| counters.finish("the collector"))
+        .unwrap_or_default();
     let scheduler_stats = match scx.take() {
         Some(running) => {
             running.stop()?;
@@ -673,6 +748,8 @@ fn run_trial(
         );
     }
 
+    let workload_fairness = run_delay.as_ref().and_then(|r| r.fairness("workload"));
+    let attack_fairness = run_delay.as_ref().and_then(|r| r.fairness("attack"));
     let flood_s = report.flood_secs();
     let attack_syscalls: u64 = report.syscalls.values().sum();
     let per_s = |n: u64| {
@@ -683,8 +760,8 @@ fn run_trial(
         }
     };
     Ok(Trial {
-        trial_id: spec.id(&plan.attack_label),
-        scheduler: spec.scheduler.name(),
+        trial_id: plan.trial_id(spec),
+        scheduler: plan.scheduler_name(spec),
         sched_ext_ops,
         collector: spec.collector.name().to_string(),
         collector_version,
@@ -744,18 +821,21 @@ fn run_trial(
         run_delay_max_sample_gap_ms: run_delay.as_ref().map(|r| r.max_sample_gap_ms),
         run_delay_p50_ms: run_delay.as_ref().and_then(|r| r.p50_wait_ms),
         run_delay_p99_ms: run_delay.as_ref().and_then(|r| r.p99_wait_ms),
-        run_delay_cdf_ms: None,
-        fairness_workload_jain: None,
-        fairness_workload_tasks: None,
-        fairness_attack_jain: None,
-        fairness_attack_tasks: None,
-        collector_context_switches: None,
-        collector_cpu_migrations: None,
-        attack_context_switches: None,
-        attack_cpu_migrations: None,
-        collector_cycles: None,
-        collector_instructions: None,
-        hardware_counters_unavailable: None,
+        run_delay_cdf_ms: run_delay
+            .as_ref()
+            .map(|r| r.cdf_ms.clone())
+            .filter(|cdf| !cdf.is_empty()),
+        fairness_workload_jain: workload_fairness.map(|(jain, _)| jain),
+        fairness_workload_tasks: workload_fairness.map(|(_, tasks)| tasks),
+        fairness_attack_jain: attack_fairness.map(|(jain, _)| jain),
+        fairness_attack_tasks: attack_fairness.map(|(_, tasks)| tasks),
+        collector_context_switches: collector_totals.context_switches,
+        collector_cpu_migrations: collector_totals.cpu_migrations,
+        attack_context_switches: attack_totals.context_switches,
+        attack_cpu_migrations: attack_totals.cpu_migrations,
+        collector_cycles: collector_totals.cycles,
+        collector_instructions: collector_totals.instructions,
+        hardware_counters_unavailable: collector_totals.hardware_unavailable,
         scheduler_args: match &spec.scheduler {
             SchedulerSpec::SchedExt { .. } if !plan.scx_args.is_empty() => {
                 Some(shell_words::join(&plan.scx_args))

@@ -14,9 +14,14 @@
 //! holds back (gaps of 141 ms), and under EEVDF a flood delayed it by 29 ms. To stay cheap its
 //! files stay open and are re-read with one pread each; the gaps it reports say how late it
 //! ran all the same.
+//!
+//! The same reads give each task's time on a CPU (schedstat's first field). The first and the
+//! last value seen per task, kept after the task exits, give the CPU time every watched task
+//! got during the watch, grouped by what it was watched for, for Jain's fairness index (see
+//! [`crate::fairness`]).
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -29,17 +34,23 @@ use anyhow::{Context, Result};
 use procfs::process::Schedstat;
 use procfs::FromRead;
 
+use crate::fairness::{self, TaskCpu};
+
 /// How often the watched tasks' schedstat is read.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(5);
 /// How often the set of watched tasks is listed again (threads come and go).
 const RELIST_PERIOD: Duration = Duration::from_millis(100);
 
-/// Which tasks to watch: every thread of these cgroups and of these processes.
+/// Which tasks to watch: every thread of these cgroups and of these processes, each under a
+/// group label (`attack`, `workload`, `collector`) its CPU time is reported by.
 #[derive(Debug, Clone, Default)]
 pub struct Watched {
-    pub cgroups: Vec<PathBuf>,
-    pub pids: Vec<u32>,
+    pub cgroups: Vec<(&'static str, PathBuf)>,
+    pub pids: Vec<(&'static str, u32)>,
 }
+
+/// The fractions of waits at which [`RunDelayReport::cdf_ms`] gives the wait.
+pub const CDF_FRACTIONS: [f64; 9] = [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0];
 
 /// The longest wait seen, as an upper bound accurate to `max_sample_gap_ms`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,6 +66,18 @@ pub struct RunDelayReport {
     /// interval; `None` before any wait ended.
     pub p50_wait_ms: Option<f64>,
     pub p99_wait_ms: Option<f64>,
+    /// `[fraction, ms]` at each of [`CDF_FRACTIONS`], counted like the percentiles; empty
+    /// before any wait ended.
+    pub cdf_ms: Vec<[f64; 2]>,
+    /// The CPU time each task got while watched, by group label.
+    pub cpu_by_group: BTreeMap<&'static str, Vec<TaskCpu>>,
+}
+
+impl RunDelayReport {
+    /// Jain's index over the group's equal-weight tasks, and how many there were.
+    pub fn fairness(&self, group: &str) -> Option<(f64, u32)> {
+        fairness::group_fairness(self.cpu_by_group.get(group)?)
+    }
 }
 
 /// The value below which `fraction` of the weight lies, over (value, weight) pairs.
@@ -73,6 +96,16 @@ pub fn weighted_percentile(samples: &mut [(f64, u64)], fraction: f64) -> Option<
         }
     }
     samples.last().map(|(value, _)| *value)
+}
+
+/// `[fraction, value]` at each fraction, over (value, weight) pairs; empty without weight.
+pub fn weighted_cdf(samples: &mut [(f64, u64)], fractions: &[f64]) -> Vec<[f64; 2]> {
+    fractions
+        .iter()
+        .filter_map(|&fraction| {
+            weighted_percentile(samples, fraction).map(|value| [fraction, value])
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +163,75 @@ impl WaitTracker {
         self.report.tasks_seen = self.last.len();
         self.report.p50_wait_ms = weighted_percentile(&mut self.waits, 0.50);
         self.report.p99_wait_ms = weighted_percentile(&mut self.waits, 0.99);
+        self.report.cdf_ms = weighted_cdf(&mut self.waits, &CDF_FRACTIONS);
         self.report
+    }
+}
+
+/// What a task is, read once when it is first listed.
+#[derive(Debug, Clone)]
+pub struct TaskIdentity {
+    pub comm: String,
+    pub group: &'static str,
+    pub tgid: u32,
+    pub ppid: u32,
+    /// Started after the watch did: all its CPU time is the trial's, including what it used
+    /// before it was first listed (up to [`RELIST_PERIOD`] later).
+    pub born_during_watch: bool,
+}
+
+#[derive(Debug)]
+struct CpuSpan {
+    identity: TaskIdentity,
+    first_ns: u64,
+    last_ns: u64,
+}
+
+/// Each watched task's CPU time between the first and the last sample seen of it; tasks that
+/// exited keep theirs.
+#[derive(Debug, Default)]
+pub struct CpuTracker {
+    spans: HashMap<u32, CpuSpan>,
+}
+
+impl CpuTracker {
+    /// One sample of task `tid`: `cpu_ns`, its time on a CPU so far.
+    pub fn observe(&mut self, tid: u32, identity: impl FnOnce() -> TaskIdentity, cpu_ns: u64) {
+        match self.spans.entry(tid) {
+            Entry::Occupied(mut span) => span.get_mut().last_ns = cpu_ns,
+            Entry::Vacant(slot) => {
+                let identity = identity();
+                let first_ns = if identity.born_during_watch {
+                    0
+                } else {
+                    cpu_ns
+                };
+                slot.insert(CpuSpan {
+                    identity,
+                    first_ns,
+                    last_ns: cpu_ns,
+                });
+            }
+        }
+    }
+
+    pub fn finish(self) -> BTreeMap<&'static str, Vec<TaskCpu>> {
+        let mut by_group: BTreeMap<&'static str, Vec<TaskCpu>> = BTreeMap::new();
+        for (tid, span) in self.spans {
+            by_group
+                .entry(span.identity.group)
+                .or_default()
+                .push(TaskCpu {
+                    tid,
+                    tgid: span.identity.tgid,
+                    ppid: span.identity.ppid,
+                    cpu_ns: span.last_ns.saturating_sub(span.first_ns),
+                });
+        }
+        for tasks in by_group.values_mut() {
+            tasks.sort_unstable_by_key(|task| task.tid);
+        }
+        by_group
     }
 }
 
@@ -158,9 +259,9 @@ impl RunDelayWatch {
     }
 
     /// Watches this cgroup's threads too, from the next listing on.
-    pub fn add_cgroup(&self, dir: PathBuf) {
+    pub fn add_cgroup(&self, group: &'static str, dir: PathBuf) {
         if let Ok(mut watched) = self.watched.lock() {
-            watched.cgroups.push(dir);
+            watched.cgroups.push((group, dir));
         }
     }
 
@@ -184,7 +285,11 @@ impl Drop for RunDelayWatch {
 
 fn sample_until(watched: &Mutex<Watched>, stop: &AtomicBool) -> RunDelayReport {
     observe_from_above();
+    // Tasks started at or after this clock tick are the watch's own (see TaskIdentity).
+    let watch_start_ticks = start_ticks(nix::unistd::gettid().as_raw() as u32);
     let mut tracker = WaitTracker::default();
+    let mut cpu = CpuTracker::default();
+    let mut identities: HashMap<u32, TaskIdentity> = HashMap::new();
     let mut files: HashMap<u32, File> = HashMap::new();
     let mut listed_at: Option<Instant> = None;
     let mut last_round = Instant::now();
@@ -193,9 +298,16 @@ fn sample_until(watched: &Mutex<Watched>, stop: &AtomicBool) -> RunDelayReport {
         if listed_at.is_none_or(|at| at.elapsed() >= RELIST_PERIOD) {
             if let Ok(watched) = watched.lock() {
                 let tids = list_tids(&watched);
-                files.retain(|tid, _| tids.binary_search(tid).is_ok());
-                for tid in tids {
+                files.retain(|tid, _| tids.binary_search_by_key(tid, |(t, _)| *t).is_ok());
+                for (tid, group) in tids {
                     if let Entry::Vacant(slot) = files.entry(tid) {
+                        // Read once: a task that exited before it could be read is skipped.
+                        if let Entry::Vacant(unknown) = identities.entry(tid) {
+                            match identify(tid, group, watch_start_ticks) {
+                                Some(identity) => unknown.insert(identity),
+                                None => continue,
+                            };
+                        }
                         if let Ok(file) = File::open(format!("/proc/{tid}/schedstat")) {
                             slot.insert(file);
                         }
@@ -212,13 +324,17 @@ fn sample_until(watched: &Mutex<Watched>, stop: &AtomicBool) -> RunDelayReport {
             let Ok(stat) = Schedstat::from_read(&buf[..n]) else {
                 continue;
             };
-            tracker.observe(tid, || comm_of(tid), stat.run_delay, stat.pcount);
+            let identity = &identities[&tid];
+            tracker.observe(tid, || identity.comm.clone(), stat.run_delay, stat.pcount);
+            cpu.observe(tid, || identity.clone(), stat.sum_exec_runtime);
         }
         tracker.round(last_round.elapsed());
         last_round = Instant::now();
         std::thread::sleep(SAMPLE_PERIOD);
     }
-    tracker.finish()
+    let mut report = tracker.finish();
+    report.cpu_by_group = cpu.finish();
+    report
 }
 
 /// SCHED_FIFO priority 1 for the calling thread; without the privilege it stays ordinary.
@@ -230,31 +346,50 @@ fn observe_from_above() {
     }
 }
 
-fn comm_of(tid: u32) -> String {
+/// When task `tid` started, in clock ticks since boot.
+fn start_ticks(tid: u32) -> Option<u64> {
     procfs::process::Process::new(tid as i32)
         .and_then(|task| task.stat())
-        .map(|stat| stat.comm)
-        .unwrap_or_default()
+        .ok()
+        .map(|stat| stat.starttime)
 }
 
-/// Every thread of the watched cgroups and processes, now.
-fn list_tids(watched: &Watched) -> Vec<u32> {
+/// The task's name, process, parent process and start; `None` once it is gone.
+fn identify(tid: u32, group: &'static str, watch_start_ticks: Option<u64>) -> Option<TaskIdentity> {
+    let task = procfs::process::Process::new(tid as i32).ok()?;
+    let stat = task.stat().ok()?;
+    let status = task.status().ok()?;
+    Some(TaskIdentity {
+        comm: stat.comm,
+        group,
+        tgid: status.tgid as u32,
+        ppid: stat.ppid as u32,
+        // Ticks are 10 ms: a task started in the watch's first tick counts as the watch's.
+        born_during_watch: watch_start_ticks.is_some_and(|start| stat.starttime >= start),
+    })
+}
+
+/// Every thread of the watched cgroups and processes, now, with its group label, by tid; a
+/// thread watched twice keeps the first label (cgroups before processes).
+fn list_tids(watched: &Watched) -> Vec<(u32, &'static str)> {
     let mut tids = Vec::new();
-    for dir in &watched.cgroups {
+    for (group, dir) in &watched.cgroups {
         if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.threads")) {
             tids.extend(
                 text.lines()
-                    .filter_map(|line| line.trim().parse::<u32>().ok()),
+                    .filter_map(|line| line.trim().parse::<u32>().ok())
+                    .map(|tid| (tid, *group)),
             );
         }
     }
-    for &pid in &watched.pids {
+    for &(group, pid) in &watched.pids {
         if let Ok(tasks) = procfs::process::Process::new(pid as i32).and_then(|p| p.tasks()) {
-            tids.extend(tasks.flatten().map(|task| task.tid as u32));
+            tids.extend(tasks.flatten().map(|task| (task.tid as u32, group)));
         }
     }
-    tids.sort_unstable();
-    tids.dedup();
+    // Stable: equal tids keep their listing order, and dedup keeps the first.
+    tids.sort_by_key(|(tid, _)| *tid);
+    tids.dedup_by_key(|(tid, _)| *tid);
     tids
 }
 
@@ -319,12 +454,68 @@ mod tests {
     fn watching_this_process_sees_its_own_threads() {
         let watch = RunDelayWatch::start(Watched {
             cgroups: Vec::new(),
-            pids: vec![std::process::id()],
+            pids: vec![("self", std::process::id())],
         })
         .unwrap();
-        std::thread::sleep(Duration::from_millis(60));
+        // Busy for a while, so this thread's CPU time grows between samples.
+        let until = std::time::Instant::now() + Duration::from_millis(60);
+        while std::time::Instant::now() < until {
+            std::hint::black_box(0u64);
+        }
         let report = watch.finish();
         assert!(report.tasks_seen >= 2, "{report:?}");
         assert!(report.samples >= 2, "{report:?}");
+        let me = nix::unistd::gettid().as_raw() as u32;
+        let tasks = &report.cpu_by_group["self"];
+        let mine = tasks.iter().find(|task| task.tid == me).unwrap();
+        assert_eq!(mine.tgid, std::process::id());
+        assert!(mine.cpu_ns > 0, "{tasks:?}");
+        assert!(report.fairness("self").is_some(), "{report:?}");
+        assert_eq!(report.fairness("nobody"), None);
+    }
+
+    fn identity(group: &'static str, born_during_watch: bool) -> TaskIdentity {
+        TaskIdentity {
+            comm: "t".into(),
+            group,
+            tgid: 10,
+            ppid: 1,
+            born_during_watch,
+        }
+    }
+
+    #[test]
+    fn cpu_time_spans_first_to_last_sample_and_outlives_the_task() {
+        let mut cpu = CpuTracker::default();
+        // Running before the watch: only what it got since counts.
+        cpu.observe(10, || identity("collector", false), ms(500));
+        cpu.observe(10, || unreachable!(), ms(530));
+        // Started during the watch, first listed late: all of its time counts.
+        cpu.observe(11, || identity("attack", true), ms(40));
+        cpu.observe(11, || unreachable!(), ms(90));
+        // It exited: no more samples, and it still counts.
+        cpu.observe(10, || unreachable!(), ms(545));
+        let by_group = cpu.finish();
+        assert_eq!(by_group["collector"][0].cpu_ns, ms(45));
+        assert_eq!(by_group["attack"][0].cpu_ns, ms(90));
+        assert_eq!(by_group["attack"][0].tgid, 10);
+    }
+
+    #[test]
+    fn the_cdf_gives_the_wait_at_each_fraction() {
+        let mut tracker = WaitTracker::default();
+        tracker.observe(1, || "w".into(), 0, 0);
+        for (i, wait_ms) in (1..=100).enumerate() {
+            // One wait per interval, of 1, 2, ... 100 ms.
+            let before: u64 = (1..=i as u64).sum();
+            tracker.observe(1, || unreachable!(), ms(before + wait_ms), i as u64 + 1);
+        }
+        let report = tracker.finish();
+        assert_eq!(report.cdf_ms.len(), CDF_FRACTIONS.len());
+        assert_eq!(report.cdf_ms[0], [0.1, 10.0]);
+        assert_eq!(report.cdf_ms[2], [0.5, 50.0]);
+        assert_eq!(report.cdf_ms[6], [0.99, 99.0]);
+        assert_eq!(report.cdf_ms[8], [1.0, 100.0]);
+        assert!(WaitTracker::default().finish().cdf_ms.is_empty());
     }
 }

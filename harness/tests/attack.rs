@@ -378,7 +378,12 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
         header.ends_with(
             ",workload,workload_throughput_per_s,workload_throughput_unit,\
              workload_alone_throughput_per_s,workload_kept_fraction,run_delay_max_ms,\
-             run_delay_max_task,run_delay_max_sample_gap_ms,run_delay_p50_ms,run_delay_p99_ms"
+             run_delay_max_task,run_delay_max_sample_gap_ms,run_delay_p50_ms,run_delay_p99_ms,\
+             run_delay_cdf_ms,fairness_workload_jain,fairness_workload_tasks,\
+             fairness_attack_jain,fairness_attack_tasks,collector_context_switches,\
+             collector_cpu_migrations,attack_context_switches,attack_cpu_migrations,\
+             collector_cycles,collector_instructions,hardware_counters_unavailable,\
+             scheduler_args,trial_id"
         ),
         "{header}"
     );

@@ -1,4 +1,5 @@
-//! CSV: one row per trial; per-syscall maps are flattened to `name=count;name=count`.
+//! CSV: one row per trial; per-syscall maps are flattened to `name=count;name=count`, and the
+//! run-delay CDF to `fraction=ms;fraction=ms`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,11 +73,35 @@ struct Row<'a> {
     run_delay_max_sample_gap_ms: Option<f64>,
     run_delay_p50_ms: Option<f64>,
     run_delay_p99_ms: Option<f64>,
+    run_delay_cdf_ms: String,
+    fairness_workload_jain: Option<f64>,
+    fairness_workload_tasks: Option<u32>,
+    fairness_attack_jain: Option<f64>,
+    fairness_attack_tasks: Option<u32>,
+    collector_context_switches: Option<u64>,
+    collector_cpu_migrations: Option<u64>,
+    attack_context_switches: Option<u64>,
+    attack_cpu_migrations: Option<u64>,
+    collector_cycles: Option<u64>,
+    collector_instructions: Option<u64>,
+    hardware_counters_unavailable: &'a str,
+    scheduler_args: &'a str,
+    trial_id: &'a str,
 }
 
 fn flatten(map: &BTreeMap<String, u64>) -> String {
     map.iter()
         .map(|(name, count)| format!("{name}={count}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// `0.5=1.234;0.99=30.5`: ms to the microsecond, which is finer than the 5 ms sampling.
+fn flatten_cdf(points: Option<&[[f64; 2]]>) -> String {
+    points
+        .unwrap_or_default()
+        .iter()
+        .map(|[fraction, ms]| format!("{fraction}={ms:.3}"))
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -143,6 +168,23 @@ impl Exporter for CsvExporter {
                 run_delay_max_sample_gap_ms: t.run_delay_max_sample_gap_ms,
                 run_delay_p50_ms: t.run_delay_p50_ms,
                 run_delay_p99_ms: t.run_delay_p99_ms,
+                run_delay_cdf_ms: flatten_cdf(t.run_delay_cdf_ms.as_deref()),
+                fairness_workload_jain: t.fairness_workload_jain,
+                fairness_workload_tasks: t.fairness_workload_tasks,
+                fairness_attack_jain: t.fairness_attack_jain,
+                fairness_attack_tasks: t.fairness_attack_tasks,
+                collector_context_switches: t.collector_context_switches,
+                collector_cpu_migrations: t.collector_cpu_migrations,
+                attack_context_switches: t.attack_context_switches,
+                attack_cpu_migrations: t.attack_cpu_migrations,
+                collector_cycles: t.collector_cycles,
+                collector_instructions: t.collector_instructions,
+                hardware_counters_unavailable: t
+                    .hardware_counters_unavailable
+                    .as_deref()
+                    .unwrap_or(""),
+                scheduler_args: t.scheduler_args.as_deref().unwrap_or(""),
+                trial_id: &t.trial_id,
             })?;
         }
         Ok(writer.into_inner()?)
@@ -150,5 +192,46 @@ impl Exporter for CsvExporter {
 
     fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trial::example_trial;
+
+    #[test]
+    fn new_measures_are_columns_and_the_cdf_is_one_cell() {
+        let mut t = example_trial("eevdf", 2, 1.0, Some(("stress-ng-cpu", 0.8)));
+        t.run_delay_cdf_ms = Some(vec![[0.5, 1.25], [0.999, 30.0]]);
+        t.fairness_workload_jain = Some(0.97);
+        t.fairness_workload_tasks = Some(2);
+        t.collector_context_switches = Some(1234);
+        t.hardware_counters_unavailable = Some("no PMU: perf_event_open(cycles) failed".into());
+        let bytes = CsvExporter::new("x.csv".into())
+            .serialize(&[t, example_trial("eevdf", 1, 0.0, None)])
+            .unwrap();
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let header = reader.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let cell = |row: usize, name: &str| {
+            let column = header.iter().position(|h| h == name).unwrap();
+            rows[row][column].to_string()
+        };
+        assert_eq!(cell(0, "run_delay_cdf_ms"), "0.5=1.250;0.999=30.000");
+        assert_eq!(cell(0, "fairness_workload_jain"), "0.97");
+        assert_eq!(cell(0, "fairness_workload_tasks"), "2");
+        assert_eq!(cell(0, "collector_context_switches"), "1234");
+        assert_eq!(cell(0, "collector_cycles"), "");
+        assert!(cell(0, "hardware_counters_unavailable").starts_with("no PMU: "));
+        // Without the measures, empty cells.
+        assert_eq!(cell(1, "run_delay_cdf_ms"), "");
+        assert_eq!(cell(1, "attack_context_switches"), "");
+        assert_eq!(
+            header.iter().next_back(),
+            Some("trial_id"),
+            "new columns go at the end, so scripts reading columns by position keep working"
+        );
+        assert_eq!(cell(1, "trial_id"), "openat/eevdf/builtin/ring64KiB/x1/none/rep0");
     }
 }

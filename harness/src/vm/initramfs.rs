@@ -314,12 +314,14 @@ pub fn job_script(aegis_args: &[String]) -> String {
 const FAULT_VAR: &str = "AEGIS_BENCH_INJECT_FAULT";
 
 /// Writes the run image: the base image, then a cpio with the job, the list of files to send
-/// back (one absolute path a line) and the kernel's modules.
+/// back (one absolute path a line), the files the command reads (`files_in`: absolute guest
+/// path and contents) and the kernel's modules.
 pub fn write_run_image(
     base: &BaseImage,
     kernel: &KernelImage,
     aegis_args: &[String],
     files_back: &[&Path],
+    files_in: &[(String, Vec<u8>)],
     out: &Path,
 ) -> Result<()> {
     std::fs::copy(&base.path, out)
@@ -336,6 +338,23 @@ pub fn write_run_image(
         back.push('\n');
     }
     cpio.file("aegis/back", 0o644, back.as_bytes())?;
+    // The kernel's unpacker creates no missing parents: each directory gets its own entry.
+    let mut dirs_made = std::collections::BTreeSet::new();
+    for (guest_path, bytes) in files_in {
+        let relative = guest_path.trim_start_matches('/');
+        let mut parent = Path::new(relative).parent();
+        let mut parents = Vec::new();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            parents.push(dir.to_string_lossy().into_owned());
+            parent = dir.parent();
+        }
+        for dir in parents.into_iter().rev() {
+            if dirs_made.insert(dir.clone()) {
+                cpio.dir(&dir, 0o755)?;
+            }
+        }
+        cpio.file(relative, 0o644, bytes)?;
+    }
     if !kernel.modules.is_empty() {
         let mut order = String::new();
         for module in &kernel.modules {

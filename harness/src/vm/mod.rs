@@ -33,6 +33,7 @@ pub mod apt;
 pub mod attack;
 pub mod initramfs;
 pub mod kernel;
+pub mod matrix;
 pub mod newc;
 pub mod qemu;
 pub mod results;
@@ -78,6 +79,8 @@ pub struct GuestSpec {
     /// Programs copied into the guest's `/usr/local/bin` (with their libraries) besides
     /// `aegis-bench` itself.
     pub extra_binaries: Vec<PathBuf>,
+    /// Files placed in the guest before the command runs: (absolute guest path, contents).
+    pub files_in: Vec<(String, Vec<u8>)>,
 }
 
 pub const DEFAULT_CPUS: u32 = 2;
@@ -122,6 +125,7 @@ impl GuestSpec {
             timeout: Duration::from_secs(timeout_s),
             timeout_hint: "allow more time with `aegis-bench vm --timeout SECS`".to_string(),
             extra_binaries: Vec::new(),
+            files_in: Vec::new(),
         })
     }
 }
@@ -163,7 +167,14 @@ pub fn run_in_guest(
         .context("creating a directory for the guest run")?;
     let guest_paths: Vec<&Path> = files_back.iter().map(|(g, _)| g.as_path()).collect();
     let initrd = run_dir.path().join("initrd.img");
-    initramfs::write_run_image(&image, &kernel, aegis_args, &guest_paths, &initrd)?;
+    initramfs::write_run_image(
+        &image,
+        &kernel,
+        aegis_args,
+        &guest_paths,
+        &spec.files_in,
+        &initrd,
+    )?;
     let outcome = qemu::boot(&qemu::Boot {
         kernel: &kernel,
         initrd: &initrd,
