@@ -2,16 +2,31 @@
 //! anything.
 //!
 //! Every `*.json` file under `--results` that holds a list of trials (what `attack --json`
-//! writes) is one run; other JSON files (calibrations, simulator reports) are skipped. Runs are
-//! drawn one by one, never mixed: two runs may come from different machines. For each run:
+//! writes) is one run, and so is every `trials.jsonl` (what `run` writes, one trial a line);
+//! other files (calibrations, simulator reports, a run's `run.json`, `matrix.toml` and
+//! `trials.csv`) are skipped. Runs are drawn one by one, never mixed: two runs may come from
+//! different machines. For each run:
 //!
 //! - loss against attack intensity (flood threads), a line per scheduler, a panel per
 //!   collector; the point is the mean over repetitions, the bar spans their minimum and maximum;
 //! - with workloads beside the attack: the share of its no-attack throughput each workload
-//!   kept, per scheduler, with the same mean and range.
+//!   kept, per scheduler, with the same mean and range;
+//! - the workloads' runtime normalized to EEVDF's in the same cell, with 95 % confidence
+//!   intervals (`runtime`);
+//! - Jain's fairness index of the workload's and the attack's tasks (`fairness`);
+//! - the CDF of run-queue waits (`delay_cdf`);
+//! - Aegis against its ablated variants (`ablations`);
+//! - the canary's causal chain as each scheduler's collector recorded it (`provenance`).
 //!
-//! PNG and SVG of each, and `report.md` showing them with their numbers. Inputs are read in
-//! sorted order and nothing depends on the clock, so the same results give the same files.
+//! A figure a run has no data for is a one-line note in the report instead. PNG and SVG of
+//! each, and `report.md` showing them with their numbers. Inputs are read in sorted order and
+//! nothing depends on the clock, so the same results give the same files.
+
+mod ablations;
+mod delay_cdf;
+mod fairness;
+mod provenance;
+mod runtime;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +35,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::cli::FiguresArgs;
 use crate::trial::Trial;
@@ -33,6 +49,8 @@ struct Run {
     /// Path under `--results`, e.g. `aegis/flood.json`.
     name: String,
     trials: Vec<Trial>,
+    /// See [`run_colours`].
+    colours: BTreeMap<String, RGBColor>,
 }
 
 /// Mean, minimum and maximum of some repetitions.
@@ -65,7 +83,7 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
     let runs = read_runs(&args.results)?;
     if runs.is_empty() {
         anyhow::bail!(
-            "no trial lists under {}: point --results at a directory of `attack --json` files",
+            "no trial lists under {}: point --results at `attack --json` files or `run` outputs",
             args.results.display()
         );
     }
@@ -75,8 +93,10 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
         "# aegis-bench results\n\nMade by `aegis-bench figures` from the result files; one \
          section per file (one run each). Points are means over repetitions, bars their range.\n",
     );
+    let mut stems = std::collections::BTreeSet::new();
     for run in &runs {
-        let stem = run.name.trim_end_matches(".json").replace('/', "-");
+        let stem = file_stem(&run.name, &stems);
+        stems.insert(stem.clone());
         writeln!(report, "\n## `{}`\n", run.name)?;
         let loss = loss_series(&run.trials);
         let loss_file = format!("{stem}-loss");
@@ -119,6 +139,11 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
                 )?;
             }
         }
+        runtime::section(run, &stem, &args.out, &mut report)?;
+        fairness::section(run, &stem, &args.out, &mut report)?;
+        delay_cdf::section(run, &stem, &args.out, &mut report)?;
+        ablations::section(run, &stem, &args.out, &mut report)?;
+        provenance::section(run, &stem, &args.out, &mut report)?;
         crate::say!("figures: {} ({} trials)", run.name, run.trials.len());
     }
     let report_path = args.out.join("report.md");
@@ -128,19 +153,43 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
     Ok(())
 }
 
+/// The figures' file name prefix for a run: its path without the extension, `/` as `-`
+/// (`sweep/trials.jsonl` gives `sweep-trials`); the whole path if that prefix is taken (a
+/// directory holding both `trials.json` and `trials.jsonl`).
+fn file_stem(name: &str, taken: &std::collections::BTreeSet<String>) -> String {
+    let short = name
+        .strip_suffix(".jsonl")
+        .or_else(|| name.strip_suffix(".json"))
+        .unwrap_or(name)
+        .replace('/', "-");
+    if taken.contains(&short) {
+        name.replace(['/', '.'], "-")
+    } else {
+        short
+    }
+}
+
 /// Every trial list under `dir`, by path.
 fn read_runs(dir: &Path) -> Result<Vec<Run>> {
     let mut files = Vec::new();
-    collect_json(dir, &mut files)
+    collect_trial_files(dir, &mut files)
         .with_context(|| format!("reading the results directory {}", dir.display()))?;
     files.sort();
     let mut runs = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        // Not a trial list (a calibration, a simulator report): not ours to draw.
-        let Ok(trials) = serde_json::from_str::<Vec<Trial>>(&text) else {
-            continue;
+        let trials = if path.extension().is_some_and(|ext| ext == "jsonl") {
+            // Named as a run's trial file: a line that is not a trial is an error, not a
+            // file to skip, or the report would silently leave a run out.
+            crate::export::jsonl::parse(&text)
+                .with_context(|| format!("reading trials from {}", path.display()))?
+        } else {
+            // Not a trial list (a calibration, a simulator report, run.json): not ours to draw.
+            let Ok(trials) = serde_json::from_str::<Vec<Trial>>(&text) else {
+                continue;
+            };
+            trials
         };
         if trials.is_empty() {
             continue;
@@ -150,17 +199,22 @@ fn read_runs(dir: &Path) -> Result<Vec<Run>> {
             .unwrap_or(&path)
             .to_string_lossy()
             .into_owned();
-        runs.push(Run { name, trials });
+        runs.push(Run::new(name, trials));
     }
     Ok(runs)
 }
 
-fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// `*.json` files and `run`'s `trials.jsonl` files under `dir`, recursively.
+fn collect_trial_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            collect_json(&path, out)?;
-        } else if path.extension().is_some_and(|ext| ext == "json") {
+            collect_trial_files(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "json")
+            || path
+                .file_name()
+                .is_some_and(|name| name == crate::export::jsonl::FILE_NAME)
+        {
             out.push(path);
         }
     }
@@ -246,11 +300,22 @@ fn draw_both(
     png_draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
     svg_draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
 ) -> Result<()> {
+    draw_both_sized(out, stem, SIZE, png_draw, svg_draw)
+}
+
+/// [`draw_both`] for a figure whose height grows with its content.
+fn draw_both_sized(
+    out: &Path,
+    stem: &str,
+    size_px: (u32, u32),
+    png_draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+    svg_draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
     let png = out.join(format!("{stem}.png"));
     let svg = out.join(format!("{stem}.svg"));
-    png_draw(BitMapBackend::new(&png, SIZE).into_drawing_area())
+    png_draw(BitMapBackend::new(&png, size_px).into_drawing_area())
         .with_context(|| format!("drawing {}", png.display()))?;
-    svg_draw(SVGBackend::new(&svg, SIZE).into_drawing_area())
+    svg_draw(SVGBackend::new(&svg, size_px).into_drawing_area())
         .with_context(|| format!("drawing {}", svg.display()))?;
     Ok(())
 }
@@ -270,30 +335,340 @@ pub fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .map_err(|e| anyhow!("{e}"))
 }
 
-/// A distinct colour per scheduler, stable across figures (by name).
-fn scheduler_colour(name: &str) -> RGBColor {
-    const PALETTE: [RGBColor; 8] = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-        RGBColor(255, 127, 14),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(23, 190, 207),
-    ];
+/// The usual set-ups' colours, the same in every run and figure.
+fn fixed_colour(name: &str) -> Option<RGBColor> {
     match name {
-        "eevdf" | "cfs" => PALETTE[0],
-        "aegis" => PALETTE[1],
-        "scx_rustland" => PALETTE[2],
-        "eevdf:collector-fifo" | "cfs:collector-fifo" => PALETTE[3],
-        _ => {
-            let hash = name
-                .bytes()
-                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-            PALETTE[4 + (hash % 4) as usize]
+        "eevdf" | "cfs" => Some(RGBColor(31, 119, 180)),
+        "aegis" => Some(RGBColor(214, 39, 40)),
+        "scx_rustland" => Some(RGBColor(44, 160, 44)),
+        "eevdf:collector-fifo" | "cfs:collector-fifo" => Some(RGBColor(148, 103, 189)),
+        _ => None,
+    }
+}
+
+/// Colours for the other names, handed out in name order.
+const OTHER_COLOURS: [RGBColor; 7] = [
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
+    RGBColor(31, 60, 110),
+];
+
+/// A colour for every scheduler and loss series of a run: the usual set-ups keep their own,
+/// every other name takes the next unused colour in name order, so that no two of a run's
+/// series share one (Aegis's variants, `eevdf:attack-nice`, ...) and a name has the same
+/// colour in each of the run's figures.
+fn run_colours(trials: &[Trial]) -> BTreeMap<String, RGBColor> {
+    let mut names: std::collections::BTreeSet<String> =
+        trials.iter().map(|t| t.scheduler.clone()).collect();
+    names.extend(trials.iter().map(|t| series_label(t, trials)));
+    let mut others = OTHER_COLOURS.iter().cycle();
+    names
+        .into_iter()
+        .map(|name| {
+            let colour = fixed_colour(&name)
+                .or_else(|| others.next().copied())
+                .unwrap_or(BLACK);
+            (name, colour)
+        })
+        .collect()
+}
+
+impl Run {
+    fn new(name: String, trials: Vec<Trial>) -> Run {
+        Run {
+            name,
+            colours: run_colours(&trials),
+            trials,
         }
     }
+
+    /// The colour of a scheduler (or loss series) in this run's figures.
+    fn colour(&self, name: &str) -> RGBColor {
+        self.colours.get(name).copied().unwrap_or(BLACK)
+    }
+}
+
+/// A number as an axis tick or in a table: at most three decimals, no trailing zeros.
+fn tick(v: f64) -> String {
+    let text = format!("{v:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+/// A table cell: fixed decimals, or `–` when there is no number.
+fn cell(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// The x axis label under category `i` of a bar chart spanning `0..names.len()`: name `i` at
+/// `i + 0.5`, nothing at the other ticks.
+fn centred_category(x: f64, names: &[String]) -> String {
+    let i = (x - 0.5).round();
+    if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+        names[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
+/// How a legend entry shows its series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Swatch {
+    Bar(RGBColor),
+    PaleBar(RGBColor),
+    Line(RGBColor),
+    DashedLine(RGBColor),
+}
+
+/// A legend in a strip of its own under a multi-panel figure: one legend for all panels, and
+/// it covers no data.
+struct LegendStrip {
+    entries: Vec<(String, Swatch)>,
+    columns: usize,
+    column_px: i32,
+}
+
+impl LegendStrip {
+    const ROW_PX: i32 = 24;
+    const FONT_PX: u32 = 14;
+
+    fn new(entries: Vec<(String, Swatch)>, width_px: u32) -> Self {
+        // Columns as wide as the longest label (~8 px a character at 14 px) plus the swatch.
+        let longest = entries
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0);
+        let column_px = longest as i32 * 8 + 48;
+        let fit = ((width_px as i32 - 40) / column_px).max(1) as usize;
+        LegendStrip {
+            columns: fit.min(entries.len()).max(1),
+            column_px,
+            entries,
+        }
+    }
+
+    fn height_px(&self) -> u32 {
+        (self.entries.len().div_ceil(self.columns) as i32 * Self::ROW_PX + 16) as u32
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
+        let (width_px, _) = area.dim_in_pixel();
+        let left = (width_px as i32 - self.columns as i32 * self.column_px) / 2;
+        let font = TextStyle::from(("sans-serif", Self::FONT_PX).into_font())
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for (i, (label, swatch)) in self.entries.iter().enumerate() {
+            let x = left + (i % self.columns) as i32 * self.column_px;
+            let y = 8 + (i / self.columns) as i32 * Self::ROW_PX + Self::ROW_PX / 2;
+            match *swatch {
+                Swatch::Bar(c) => {
+                    area.draw(&Rectangle::new([(x, y - 6), (x + 24, y + 6)], c.filled()))
+                }
+                Swatch::PaleBar(c) => area.draw(&Rectangle::new(
+                    [(x, y - 6), (x + 24, y + 6)],
+                    c.mix(PALE).filled(),
+                )),
+                Swatch::Line(c) => {
+                    area.draw(&PathElement::new([(x, y), (x + 24, y)], c.stroke_width(3)))
+                }
+                Swatch::DashedLine(c) => dashed_line(area, (x, y), (x + 24, y), c.stroke_width(3)),
+            }
+            .map_err(err)?;
+            area.draw(&Text::new(label.clone(), (x + 32, y), font.clone()))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// The opacity of a pale bar (a stacked second quantity).
+const PALE: f64 = 0.35;
+
+/// A dashed straight line in pixels: 8 px dashes, 5 px gaps.
+fn dashed_line<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    from: (i32, i32),
+    to: (i32, i32),
+    style: ShapeStyle,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const DASH_PX: f64 = 8.0;
+    const GAP_PX: f64 = 5.0;
+    let (dx, dy) = ((to.0 - from.0) as f64, (to.1 - from.1) as f64);
+    let length = dx.hypot(dy);
+    if length == 0.0 {
+        return Ok(());
+    }
+    let at = |d: f64| {
+        (
+            from.0 + (dx * d / length).round() as i32,
+            from.1 + (dy * d / length).round() as i32,
+        )
+    };
+    let mut start = 0.0;
+    while start < length {
+        let end = (start + DASH_PX).min(length);
+        area.draw(&PathElement::new([at(start), at(end)], style))?;
+        start = end + GAP_PX;
+    }
+    Ok(())
+}
+
+/// One bar of a [`BarPanel`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bar {
+    value: f64,
+    /// Drawn over the bar: a confidence interval or the repetitions' range.
+    whisker: Option<(f64, f64)>,
+    /// A second quantity stacked pale on the bar (inferences skipped over those run).
+    pale_on_top: Option<f64>,
+}
+
+impl Bar {
+    /// The mean, with the range as whisker when there was more than one value.
+    fn of_spread(s: &Spread) -> Bar {
+        Bar {
+            value: s.mean,
+            whisker: (s.n > 1).then_some((s.min, s.max)),
+            pale_on_top: None,
+        }
+    }
+}
+
+/// A bar chart: groups along x, named under them; in each a slot per series, so that a series
+/// keeps its place across groups. The series' legend is the figure's [`LegendStrip`].
+struct BarPanel<'a> {
+    caption: &'a str,
+    groups: &'a [String],
+    series: &'a [(String, RGBColor)],
+    /// By (group, series) index.
+    bars: &'a BTreeMap<(usize, usize), Bar>,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    y_top: f64,
+    /// A horizontal line across the chart (the baseline of a ratio).
+    reference: Option<f64>,
+}
+
+fn draw_bar_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &BarPanel<'_>,
+) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
+    let groups = p.groups.len().max(1);
+    let mut builder = ChartBuilder::on(area);
+    if !p.caption.is_empty() {
+        builder.caption(p.caption, ("sans-serif", 17));
+    }
+    let mut chart = builder
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..groups as f64, 0.0..p.y_top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(groups * 2 + 1)
+        .x_label_formatter(&|x| centred_category(*x, p.groups))
+        .y_label_formatter(&|y| tick(*y))
+        .x_desc(p.x_desc)
+        .y_desc(p.y_desc)
+        .axis_desc_style(("sans-serif", 15))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    // Intervals can reach past the axis (a wide CI below zero): drawn to its edge.
+    let clamp = |v: f64| v.clamp(0.0, p.y_top);
+    let width = 0.8 / p.series.len().max(1) as f64;
+    for (k, (_, colour)) in p.series.iter().enumerate() {
+        let colour = *colour;
+        let bars: Vec<(f64, Bar)> = p
+            .bars
+            .iter()
+            .filter(|((_, series), _)| *series == k)
+            .map(|((group, _), bar)| (*group as f64 + 0.1 + k as f64 * width, *bar))
+            .collect();
+        chart
+            .draw_series(bars.iter().map(|(x, b)| {
+                Rectangle::new(
+                    [(*x, 0.0), (*x + width * 0.9, clamp(b.value))],
+                    colour.filled(),
+                )
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(bars.iter().filter_map(|(x, b)| {
+                b.pale_on_top.map(|pale| {
+                    Rectangle::new(
+                        [
+                            (*x, clamp(b.value)),
+                            (*x + width * 0.9, clamp(b.value + pale)),
+                        ],
+                        colour.mix(PALE).filled(),
+                    )
+                })
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(bars.iter().filter_map(|(x, b)| {
+                b.whisker.map(|(low, high)| {
+                    ErrorBar::new_vertical(
+                        x + width * 0.45,
+                        clamp(low),
+                        clamp(b.value),
+                        clamp(high),
+                        BLACK.stroke_width(1),
+                        6,
+                    )
+                })
+            }))
+            .map_err(err)?;
+    }
+    if let Some(y) = p.reference {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, y), (groups as f64, y)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A panel's "nothing to show" message, centred.
+fn draw_empty_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    message: &str,
+) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
+    let (w, h) = area.dim_in_pixel();
+    let centred = |px| {
+        TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
+    };
+    area.draw(&Text::new(
+        caption.to_string(),
+        (w as i32 / 2, 20),
+        centred(17),
+    ))
+    .map_err(err)?;
+    area.draw(&Text::new(
+        message.to_string(),
+        (w as i32 / 2, h as i32 / 2),
+        centred(15).color(&BLACK.mix(0.6)),
+    ))
+    .map_err(err)?;
+    Ok(())
 }
 
 fn draw_loss<DB: DrawingBackend>(
@@ -359,7 +734,7 @@ fn draw_loss<DB: DrawingBackend>(
             if c != *collector {
                 continue;
             }
-            let colour = scheduler_colour(scheduler);
+            let colour = run.colour(scheduler);
             let line: Vec<(f64, f64)> = points.iter().map(|(t, s)| (*t as f64, s.mean)).collect();
             chart
                 .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
@@ -423,14 +798,7 @@ fn draw_kept<DB: DrawingBackend>(
         .disable_x_mesh()
         .light_line_style(WHITE)
         .x_labels(workloads.len() * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = (x - 0.5).round();
-            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < workload_names.len() {
-                workload_names[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| centred_category(*x, &workload_names))
         .x_desc("workload")
         .y_desc("throughput beside the attack / alone")
         .axis_desc_style(("sans-serif", 15))
@@ -439,7 +807,7 @@ fn draw_kept<DB: DrawingBackend>(
         .map_err(err)?;
     let width = 0.8 / schedulers.len().max(1) as f64;
     for (k, scheduler) in schedulers.iter().enumerate() {
-        let colour = scheduler_colour(scheduler);
+        let colour = run.colour(scheduler);
         let bars: Vec<(f64, Spread)> = workloads
             .iter()
             .enumerate()
@@ -483,9 +851,11 @@ fn draw_kept<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::Exporter as _;
+    use crate::trial::example_trial;
 
     fn trial(scheduler: &str, threads: u32, loss: f64, kept: Option<f64>) -> Trial {
-        crate::trial::example_trial(scheduler, threads, loss, kept.map(|k| ("stress-ng-cpu", k)))
+        example_trial(scheduler, threads, loss, kept.map(|k| ("stress-ng-cpu", k)))
     }
 
     #[test]
@@ -513,6 +883,125 @@ mod tests {
     }
 
     #[test]
+    fn every_series_of_a_run_has_its_own_colour_and_the_usual_ones_keep_theirs() {
+        let trials = [
+            trial("aegis", 8, 0.0, None),
+            trial("aegis:no-model", 8, 0.0, None),
+            trial("aegis:no-wait-bound", 8, 0.0, None),
+            trial("aegis:no-delta-gating", 8, 0.0, None),
+            trial("eevdf", 8, 0.0, None),
+        ];
+        let run = Run::new("r".into(), trials.to_vec());
+        let colours: std::collections::BTreeSet<_> =
+            run.colours.values().map(|c| (c.0, c.1, c.2)).collect();
+        assert_eq!(colours.len(), 5);
+        assert_eq!(Some(run.colour("aegis")), fixed_colour("aegis"));
+        assert_eq!(Some(run.colour("eevdf")), fixed_colour("eevdf"));
+    }
+
+    #[test]
+    fn a_broken_trials_jsonl_is_an_error_naming_it_and_stems_stay_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("r")).unwrap();
+        std::fs::write(dir.path().join("r/trials.jsonl"), "{\"scheduler\": 1}\n").unwrap();
+        let err = format!("{:#}", read_runs(dir.path()).err().unwrap());
+        assert!(
+            err.contains("r/trials.jsonl") && err.contains("line 1"),
+            "{err}"
+        );
+        let taken = std::collections::BTreeSet::from(["r-trials".to_string()]);
+        assert_eq!(file_stem("r/trials.json", &Default::default()), "r-trials");
+        assert_eq!(file_stem("r/trials.jsonl", &taken), "r-trials-jsonl");
+    }
+
+    /// A `run` output's trials with every field the figures read: three baselines and three
+    /// Aegis variants, two workloads, two repetitions.
+    fn sweep_trials() -> Vec<Trial> {
+        struct Setup {
+            name: &'static str,
+            loss_pct: f64,
+            /// Throughput relative to eevdf's.
+            speed: f64,
+            jain: (f64, f64),
+            /// Median run delay, ms.
+            delay_ms: f64,
+            canary: (bool, bool),
+        }
+        let setups = [
+            ("eevdf", 81.0, 1.0, (0.55, 0.95), 2.0, (false, false)),
+            (
+                "eevdf:collector-fifo",
+                8.0,
+                0.9,
+                (0.6, 0.9),
+                1.5,
+                (true, false),
+            ),
+            ("scx_rustland", 86.0, 1.05, (0.7, 0.93), 3.0, (false, false)),
+            ("aegis", 0.0, 0.85, (0.92, 0.6), 0.05, (true, true)),
+            (
+                "aegis:no-delta-gating",
+                3.0,
+                0.8,
+                (0.9, 0.65),
+                0.08,
+                (true, true),
+            ),
+            ("aegis:no-model", 40.0, 0.95, (0.8, 0.9), 0.5, (true, false)),
+        ]
+        .map(|(name, loss_pct, speed, jain, delay_ms, canary)| Setup {
+            name,
+            loss_pct,
+            speed,
+            jain,
+            delay_ms,
+            canary,
+        });
+        let mut trials = Vec::new();
+        for (k, s) in setups.iter().enumerate() {
+            for (w, workload) in ["hackbench", "stress-ng-cpu"].iter().enumerate() {
+                for rep in 0..2u32 {
+                    let r = rep as f64;
+                    let mut t = example_trial(s.name, 8, s.loss_pct + r, Some((workload, 0.5)));
+                    t.repetition = rep;
+                    t.workload_throughput_per_s =
+                        Some(100.0 * (w + 1) as f64 * s.speed * (1.0 + 0.05 * r));
+                    t.fairness_workload_jain = Some(s.jain.0 + 0.01 * r);
+                    t.fairness_attack_jain = Some(s.jain.1);
+                    // From a tenth of the median to 75 times it: waits over several decades.
+                    t.run_delay_cdf_ms = Some(
+                        [
+                            (0.1, 0.1),
+                            (0.5, 1.0),
+                            (0.9, 10.0),
+                            (0.99, 30.0),
+                            (1.0, 75.0),
+                        ]
+                        .iter()
+                        .map(|(fraction, x)| [*fraction, s.delay_ms * x * (1.0 + r)])
+                        .collect(),
+                    );
+                    t.canary_path = Some("/tmp/aegis-canary".into());
+                    (t.canary_create_recorded, t.canary_unlink_recorded) = s.canary;
+                    if s.name.starts_with("aegis") {
+                        let k = k as u64;
+                        t.scheduler_stats = Some(serde_json::json!({
+                            "nr_inferences_run": if s.name == "aegis:no-model" { 0 } else { 400 - 50 * k },
+                            "nr_inferences_skipped": 10 * k,
+                            "levels": [
+                                {"level": "provenance", "max_wait_us": 1700 + 100 * k},
+                                {"level": "producer", "max_wait_us": 20_000 * k + 500 * rep as u64},
+                            ],
+                        }));
+                    }
+                    trials.push(t);
+                }
+            }
+        }
+        trials
+    }
+
+    #[test]
     fn figures_and_report_come_out_identical_twice() {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("results");
@@ -530,6 +1019,16 @@ mod tests {
         .unwrap();
         // Not a trial list: skipped.
         std::fs::write(results.join("calibration.json"), "{\"x\": 1}").unwrap();
+        // A `run` output directory: trials.jsonl beside files that are not trial lists.
+        let sweep = results.join("sweep");
+        std::fs::create_dir_all(&sweep).unwrap();
+        let lines = crate::export::jsonl::JsonLinesExporter::new("unused".into())
+            .serialize(&sweep_trials())
+            .unwrap();
+        std::fs::write(sweep.join("trials.jsonl"), lines).unwrap();
+        std::fs::write(sweep.join("run.json"), "{\"started_at\": \"x\"}").unwrap();
+        std::fs::write(sweep.join("matrix.toml"), "repetitions = 2\n").unwrap();
+        std::fs::write(sweep.join("trials.csv"), "scheduler\neevdf\n").unwrap();
         let render = |out: &Path| {
             figures(&FiguresArgs {
                 results: results.clone(),
@@ -546,22 +1045,36 @@ mod tests {
                 .map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(p).unwrap()))
                 .collect::<Vec<_>>()
         };
-        let first = render(&dir.path().join("a"));
+        // To look at them: AEGIS_FIGURES_TEST_OUT=/some/dir cargo test ... identical_twice
+        let first = match std::env::var_os("AEGIS_FIGURES_TEST_OUT") {
+            Some(out) => render(Path::new(&out)),
+            None => render(&dir.path().join("a")),
+        };
         let second = render(&dir.path().join("b"));
         let names: Vec<_> = first
             .iter()
             .map(|(n, _)| n.to_string_lossy().into_owned())
             .collect();
-        assert_eq!(
-            names,
-            [
-                "report.md",
-                "run-trials-loss.png",
-                "run-trials-loss.svg",
-                "run-trials-workload-kept.png",
-                "run-trials-workload-kept.svg"
-            ]
-        );
+        let mut expected = vec![
+            "report.md".to_string(),
+            "run-trials-loss.png".into(),
+            "run-trials-loss.svg".into(),
+            "run-trials-workload-kept.png".into(),
+            "run-trials-workload-kept.svg".into(),
+        ];
+        for figure in [
+            "ablations",
+            "fairness",
+            "loss",
+            "normalized-runtime",
+            "provenance-graph",
+            "run-delay-cdf",
+            "workload-kept",
+        ] {
+            expected.push(format!("sweep-trials-{figure}.png"));
+            expected.push(format!("sweep-trials-{figure}.svg"));
+        }
+        assert_eq!(names, expected);
         assert!(first == second, "the same results drew different files");
         let report = String::from_utf8(first[0].1.clone()).unwrap();
         assert!(
@@ -569,5 +1082,26 @@ mod tests {
             "{report}"
         );
         assert!(report.contains("| stress-ng-cpu | aegis | 2 |"), "{report}");
+        // The first run has none of the new data: a note for each figure.
+        assert!(
+            report.contains("No normalized runtime figure: no eevdf"),
+            "{report}"
+        );
+        assert!(report.contains("No ablation figure"), "{report}");
+        assert!(report.contains("No provenance graph"), "{report}");
+        // The sweep's numbers: eevdf's two repetitions of hackbench ran 100 and 105 per s.
+        assert!(
+            report.contains("| hackbench | eevdf | 2 | 1.001 |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| workload | aegis | 4 | 0.925 | 0.920 | 0.930 |"),
+            "{report}"
+        );
+        assert!(report.contains("| aegis:no-model | 4 |"), "{report}");
+        assert!(
+            report.contains("| eevdf | builtin | 8 | 0 | 81.00 | missing | missing |"),
+            "{report}"
+        );
     }
 }

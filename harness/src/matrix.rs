@@ -151,9 +151,8 @@ impl Matrix {
                 path.display()
             ))
         })?;
-        Matrix::parse(&text).map_err(|InputError(why)| {
-            InputError(format!("matrix {}: {why}", path.display()))
-        })
+        Matrix::parse(&text)
+            .map_err(|InputError(why)| InputError(format!("matrix {}: {why}", path.display())))
     }
 
     pub fn parse(text: &str) -> Result<Matrix, InputError> {
@@ -503,8 +502,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut trials = resume_state(&out, &matrix, shard, &order)?;
-    std::fs::create_dir_all(&out.dir)
-        .with_context(|| format!("creating {}", out.dir.display()))?;
+    std::fs::create_dir_all(&out.dir).with_context(|| format!("creating {}", out.dir.display()))?;
     export::write_atomically(&out.dir.join(MATRIX_COPY), matrix.text.as_bytes())?;
     let done: BTreeSet<String> = trials.iter().map(|t| t.trial_id.clone()).collect();
     let todo: Vec<&Planned> = order.iter().filter(|p| !done.contains(&p.id)).collect();
@@ -592,7 +590,10 @@ fn resume_state(
     }
     let trials = out.read_trials()?;
     let planned: BTreeSet<&str> = order.iter().map(|p| p.id.as_str()).collect();
-    if let Some(stray) = trials.iter().find(|t| !planned.contains(t.trial_id.as_str())) {
+    if let Some(stray) = trials
+        .iter()
+        .find(|t| !planned.contains(t.trial_id.as_str()))
+    {
         return Err(InputError(format!(
             "{} holds trial {:?}, which this matrix and shard do not plan; it is not this run's \
              directory",
@@ -756,9 +757,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
             missing.join(", ")
         );
     }
-    trials.sort_by(|a, b| {
-        (a.repetition, &a.trial_id).cmp(&(b.repetition, &b.trial_id))
-    });
+    trials.sort_by(|a, b| (a.repetition, &a.trial_id).cmp(&(b.repetition, &b.trial_id)));
     let out = RunDir {
         dir: args.out.clone(),
     };
@@ -769,8 +768,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         ))
         .into());
     }
-    std::fs::create_dir_all(&out.dir)
-        .with_context(|| format!("creating {}", out.dir.display()))?;
+    std::fs::create_dir_all(&out.dir).with_context(|| format!("creating {}", out.dir.display()))?;
     export::write_atomically(&out.dir.join(MATRIX_COPY), matrix_text.as_bytes())?;
     let info = RunInfo {
         matrix_sha256: first_info.matrix_sha256,
@@ -817,9 +815,16 @@ ring_size = ["16KiB", "64KiB"]
         let order = ids(&plans, 0);
         // 2 scheduler entries x 2 thread counts x 2 rings x 3 repetitions.
         assert_eq!(order.len(), 24);
-        assert_eq!(order.iter().collect::<BTreeSet<_>>().len(), 24, "ids are unique");
+        assert_eq!(
+            order.iter().collect::<BTreeSet<_>>().len(),
+            24,
+            "ids are unique"
+        );
         for (position, id) in order.iter().enumerate() {
-            assert!(id.ends_with(&format!("/rep{}", position / 8)), "{id} at {position}");
+            assert!(
+                id.ends_with(&format!("/rep{}", position / 8)),
+                "{id} at {position}"
+            );
         }
         assert!(order.contains(&"openat/eevdf:other/builtin/ring16KiB/x4/none/rep2".into()));
         assert_eq!(order, ids(&plans, 0), "the same seed gives the same order");
@@ -830,7 +835,11 @@ ring_size = ["16KiB", "64KiB"]
                 .map(|id| id.rsplit_once('/').unwrap().0.to_string())
                 .collect()
         };
-        assert_ne!(cells(0), cells(1), "each repetition runs its cells in its own order");
+        assert_ne!(
+            cells(0),
+            cells(1),
+            "each repetition runs its cells in its own order"
+        );
     }
 
     #[test]
@@ -846,7 +855,11 @@ ring_size = ["16KiB", "64KiB"]
                 .filter(|(position, _)| shard.owns(*position))
                 .map(|(_, id)| id)
                 .collect();
-            assert!(part.len() == 4 || part.len() == 5, "{shard}: {}", part.len());
+            assert!(
+                part.len() == 4 || part.len() == 5,
+                "{shard}: {}",
+                part.len()
+            );
             seen.extend(part);
         }
         seen.sort();
@@ -878,8 +891,14 @@ ring_size = ["16KiB", "64KiB"]
                 format!("{SMALL}\n[[attack]]\nflood = \"openat\"\nthreads = [2]\n"),
                 "distinct `name`s",
             ),
-            ("duration_s = 1\nschedulers = [\"eevdf\"]\nattack = []\n".into(), "[[attack]]"),
-            (SMALL.replace("duration_s = 2", "duration_s = -1"), "--duration"),
+            (
+                "duration_s = 1\nschedulers = [\"eevdf\"]\nattack = []\n".into(),
+                "[[attack]]",
+            ),
+            (
+                SMALL.replace("duration_s = 2", "duration_s = -1"),
+                "--duration",
+            ),
         ];
         for (text, wanted) in cases {
             let why = match Matrix::parse(&text).and_then(|m| m.plans(false).map(|_| ())) {
@@ -893,7 +912,10 @@ ring_size = ["16KiB", "64KiB"]
     #[test]
     fn progress_shows_the_bar_and_an_eta() {
         let line = progress_line(5, 20, Duration::from_secs(100));
-        assert_eq!(line, "[=====>              ] 5/20, 1m40s elapsed, ETA 5m00s:");
+        assert_eq!(
+            line,
+            "[=====>              ] 5/20, 1m40s elapsed, ETA 5m00s:"
+        );
         assert!(progress_line(0, 3, Duration::ZERO).contains("ETA after the first trial"));
         assert!(progress_line(3, 3, Duration::from_secs(4000)).contains("1h06m elapsed, ETA 0s"));
     }
@@ -926,7 +948,12 @@ ring_size = ["16KiB", "64KiB"]
     #[test]
     fn merge_joins_shards_and_refuses_overlaps_and_other_matrices() {
         let root = tempfile::tempdir().unwrap();
-        let a = shard_dir(root.path(), Shard { index: 1, count: 2 }, &["x/rep0", "y/rep1"], "s");
+        let a = shard_dir(
+            root.path(),
+            Shard { index: 1, count: 2 },
+            &["x/rep0", "y/rep1"],
+            "s",
+        );
         let b = shard_dir(root.path(), Shard { index: 2, count: 2 }, &["z/rep0"], "s");
         let out = root.path().join("merged");
         merge(&MergeArgs {
@@ -964,6 +991,9 @@ ring_size = ["16KiB", "64KiB"]
             parts: vec![a, b],
         })
         .unwrap_err();
-        assert!(format!("{err:#}").contains("already holds trials"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("already holds trials"),
+            "{err:#}"
+        );
     }
 }

@@ -232,6 +232,9 @@ mod tests {
             Some("trial_id"),
             "new columns go at the end, so scripts reading columns by position keep working"
         );
-        assert_eq!(cell(1, "trial_id"), "openat/eevdf/builtin/ring64KiB/x1/none/rep0");
+        assert_eq!(
+            cell(1, "trial_id"),
+            "openat/eevdf/builtin/ring64KiB/x1/none/rep0"
+        );
     }
 }

@@ -100,9 +100,5 @@ pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
         shell_words::join(&guest_args),
         spec.kernel.name()
     );
-    run_in_guest(
-        &spec,
-        &guest_args,
-        &[(GUEST_OUT.into(), args.out.clone())],
-    )
+    run_in_guest(&spec, &guest_args, &[(GUEST_OUT.into(), args.out.clone())])
 }

@@ -1,0 +1,341 @@
+//! Run-delay CDF: how long tasks waited on a run queue (`--watch-run-delay`), a line per
+//! scheduler, a panel per workload.
+//!
+//! A scheduler's trials are pooled by averaging their delays at each fraction of waits (the
+//! mean quantile function), each trial's curve interpolated at the fractions the others
+//! report, so trials need not share a grid.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{draw_both, tick, LegendStrip, Run, Swatch, SIZE};
+use crate::trial::Trial;
+
+/// The panel of trials without a workload.
+pub const NO_WORKLOAD: &str = "no workload";
+
+/// `[fraction, ms]` points: the fraction of waits at or below `ms`.
+type Curve = Vec<[f64; 2]>;
+
+/// Beyond this many decades of delay, the x axis is logarithmic.
+const LOG_AXIS_DECADES: f64 = 2.0;
+
+/// A trial's curve as `[fraction, ms]` sorted by fraction, without impossible points.
+fn clean(curve: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    let mut points: Vec<[f64; 2]> = curve
+        .iter()
+        .copied()
+        .filter(|[f, ms]| f.is_finite() && ms.is_finite() && (0.0..=1.0).contains(f) && *ms >= 0.0)
+        .collect();
+    points.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+    points
+}
+
+/// The delay (ms) at or below which `fraction` of the waits fell, linearly interpolated
+/// between a sorted curve's points and held flat beyond its ends.
+pub fn quantile_ms(curve: &[[f64; 2]], fraction: f64) -> Option<f64> {
+    let first = curve.first()?;
+    let last = curve.last()?;
+    if fraction <= first[0] {
+        return Some(first[1]);
+    }
+    if fraction >= last[0] {
+        return Some(last[1]);
+    }
+    // The first point at or past the fraction; the one before it is below it.
+    let i = curve.partition_point(|p| p[0] < fraction);
+    let ([f0, ms0], [f1, ms1]) = (curve[i - 1], curve[i]);
+    if f1 == fraction {
+        return Some(ms1);
+    }
+    Some(ms0 + (ms1 - ms0) * (fraction - f0) / (f1 - f0))
+}
+
+/// The mean of the curves' delays at every fraction any of them reports.
+pub fn pool_cdfs(curves: &[Vec<[f64; 2]>]) -> Vec<[f64; 2]> {
+    let curves: Vec<Vec<[f64; 2]>> = curves
+        .iter()
+        .map(|c| clean(c))
+        .filter(|c| !c.is_empty())
+        .collect();
+    if curves.is_empty() {
+        return Vec::new();
+    }
+    let mut fractions: Vec<f64> = curves.iter().flatten().map(|p| p[0]).collect();
+    fractions.sort_by(f64::total_cmp);
+    fractions.dedup();
+    fractions
+        .into_iter()
+        .map(|f| {
+            let sum: f64 = curves.iter().filter_map(|c| quantile_ms(c, f)).sum();
+            [f, sum / curves.len() as f64]
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PooledCdf {
+    pub trials: usize,
+    /// `[fraction, ms]`, sorted.
+    pub points: Vec<[f64; 2]>,
+}
+
+/// Per workload (or [`NO_WORKLOAD`]) and scheduler, the pooled CDF of the trials that have one.
+pub type DelayCdfs = BTreeMap<String, BTreeMap<String, PooledCdf>>;
+
+pub fn delay_cdfs(trials: &[Trial]) -> Result<DelayCdfs, String> {
+    // Per workload and scheduler, the trials' curves.
+    let mut curves: BTreeMap<String, BTreeMap<String, Vec<Curve>>> = BTreeMap::new();
+    for t in trials {
+        let Some(curve) = t.run_delay_cdf_ms.as_ref().map(|c| clean(c)) else {
+            continue;
+        };
+        if curve.is_empty() {
+            continue;
+        }
+        let workload = t.workload.clone().unwrap_or_else(|| NO_WORKLOAD.into());
+        curves
+            .entry(workload)
+            .or_default()
+            .entry(t.scheduler.clone())
+            .or_default()
+            .push(curve);
+    }
+    if curves.is_empty() {
+        return Err(
+            "No run-delay CDF figure: no trial recorded its run-queue waits \
+             (`--watch-run-delay`)."
+                .into(),
+        );
+    }
+    Ok(curves
+        .into_iter()
+        .map(|(workload, by_scheduler)| {
+            let pooled = by_scheduler
+                .into_iter()
+                .map(|(s, c)| {
+                    let cdf = PooledCdf {
+                        trials: c.len(),
+                        points: pool_cdfs(&c),
+                    };
+                    (s, cdf)
+                })
+                .collect();
+            (workload, pooled)
+        })
+        .collect())
+}
+
+pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
+    let cdfs = match delay_cdfs(&run.trials) {
+        Ok(cdfs) => cdfs,
+        Err(note) => {
+            writeln!(report, "\n{note}")?;
+            return Ok(());
+        }
+    };
+    let file = format!("{stem}-run-delay-cdf");
+    draw_both(
+        out,
+        &file,
+        |root| draw(run, &cdfs, root),
+        |root| draw(run, &cdfs, root),
+    )?;
+    writeln!(report, "\n![run-delay CDF]({file}.svg)\n")?;
+    report.push_str(
+        "| workload | scheduler | trials | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n",
+    );
+    report.push_str("|---|---|---|---|---|---|---|\n");
+    for (workload, by_scheduler) in &cdfs {
+        for (scheduler, cdf) in by_scheduler {
+            let q = |f| super::cell(quantile_ms(&cdf.points, f), 3);
+            writeln!(
+                report,
+                "| {workload} | {scheduler} | {} | {} | {} | {} | {} |",
+                cdf.trials,
+                q(0.5),
+                q(0.9),
+                q(0.99),
+                super::cell(cdf.points.last().map(|p| p[1]), 3)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The x axis: delays as drawn (log10 of ms on a log axis) and the axis range.
+struct DelayAxis {
+    log: bool,
+    range: (f64, f64),
+}
+
+impl DelayAxis {
+    fn of(cdfs: &DelayCdfs) -> DelayAxis {
+        let delays_ms = || {
+            cdfs.values()
+                .flat_map(|m| m.values())
+                .flat_map(|c| c.points.iter().map(|p| p[1]))
+        };
+        let max_ms = delays_ms().fold(0.0f64, f64::max);
+        let min_positive_ms = delays_ms().filter(|ms| *ms > 0.0).fold(f64::MAX, f64::min);
+        if max_ms > 0.0 && max_ms / min_positive_ms > 10f64.powf(LOG_AXIS_DECADES) {
+            // Whole decades, so that every label is a power of ten.
+            DelayAxis {
+                log: true,
+                range: (min_positive_ms.log10().floor(), max_ms.log10().ceil()),
+            }
+        } else {
+            DelayAxis {
+                log: false,
+                range: (0.0, if max_ms > 0.0 { max_ms * 1.05 } else { 1.0 }),
+            }
+        }
+    }
+
+    /// Where a delay goes; zero on a log axis goes to its left end.
+    fn x(&self, ms: f64) -> f64 {
+        if self.log {
+            if ms > 0.0 {
+                ms.log10().max(self.range.0)
+            } else {
+                self.range.0
+            }
+        } else {
+            ms
+        }
+    }
+
+    fn label(&self, x: f64) -> String {
+        if !self.log {
+            return tick(x);
+        }
+        // Only the decades: 0.01, 0.1, 1, 10, ...
+        if (x - x.round()).abs() < 1e-9 {
+            tick(10f64.powi(x.round() as i32))
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    run: &Run,
+    cdfs: &DelayCdfs,
+    root: DrawingArea<DB, Shift>,
+) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
+    root.fill(&WHITE).map_err(err)?;
+    let root = root
+        .titled(
+            &format!("Run-queue waits: CDF per scheduler ({})", run.name),
+            ("sans-serif", 22),
+        )
+        .map_err(err)?;
+    let mut schedulers: Vec<&String> = cdfs.values().flat_map(|m| m.keys()).collect();
+    schedulers.sort();
+    schedulers.dedup();
+    let legend = LegendStrip::new(
+        schedulers
+            .iter()
+            .map(|s| (s.to_string(), Swatch::Line(run.colour(s))))
+            .collect(),
+        SIZE.0,
+    );
+    let (panels, strip) = root.split_vertically(root.dim_in_pixel().1 - legend.height_px());
+    // At most three panels a row, so that none gets too narrow to read.
+    let columns = cdfs.len().clamp(1, 3);
+    let rows = cdfs.len().div_ceil(columns);
+    let panels = panels.split_evenly((rows, columns));
+    let axis = DelayAxis::of(cdfs);
+    let x_desc = if axis.log {
+        "run delay (ms, log scale)"
+    } else {
+        "run delay (ms)"
+    };
+    let decades = (axis.range.1 - axis.range.0).round() as usize;
+    for (panel, (workload, by_scheduler)) in panels.iter().zip(cdfs) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(workload, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(axis.range.0..axis.range.1, 0.0..1.02)
+            .map_err(err)?;
+        let x_label = |x: &f64| axis.label(*x);
+        let y_label = |y: &f64| if *y <= 1.0 { tick(*y) } else { String::new() };
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(x_desc)
+            .y_desc("fraction of waits ≤ x")
+            .axis_desc_style(("sans-serif", 15))
+            .label_style(("sans-serif", 13))
+            .light_line_style(WHITE)
+            .x_label_formatter(&x_label)
+            .y_label_formatter(&y_label);
+        if axis.log {
+            // A tick and a grid line on each decade, none between (they would read as decades).
+            mesh.x_labels(decades + 1);
+        }
+        mesh.draw().map_err(err)?;
+        for (scheduler, cdf) in by_scheduler {
+            let colour = run.colour(scheduler);
+            chart
+                .draw_series(LineSeries::new(
+                    cdf.points.iter().map(|[f, ms]| (axis.x(*ms), *f)),
+                    colour.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+    }
+    legend.draw(&strip)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_on_one_grid_average_pointwise() {
+        let a = vec![[0.5, 1.0], [0.9, 4.0], [1.0, 10.0]];
+        let b = vec![[0.5, 3.0], [0.9, 8.0], [1.0, 30.0]];
+        assert_eq!(
+            pool_cdfs(&[a, b]),
+            vec![[0.5, 2.0], [0.9, 6.0], [1.0, 20.0]]
+        );
+    }
+
+    #[test]
+    fn curves_on_different_grids_are_interpolated_and_held_at_their_ends() {
+        // b has no point at 0.5: halfway between its 0.0 (0 ms) and 1.0 (4 ms) is 2 ms.
+        let a = vec![[1.0, 6.0], [0.5, 2.0]];
+        let b = vec![[0.0, 0.0], [1.0, 4.0], [f64::NAN, 1.0]];
+        // a holds its first point (2 ms) below 0.5.
+        assert_eq!(pool_cdfs(&[a, b]), vec![[0.0, 1.0], [0.5, 2.0], [1.0, 5.0]]);
+        assert_eq!(quantile_ms(&[[0.2, 1.0], [0.6, 3.0]], 0.4), Some(2.0));
+        assert_eq!(quantile_ms(&[], 0.4), None);
+    }
+
+    #[test]
+    fn trials_pool_per_workload_and_scheduler() {
+        let mut a = crate::trial::example_trial("aegis", 8, 0.0, Some(("hackbench", 0.5)));
+        a.run_delay_cdf_ms = Some(vec![[0.5, 1.0], [1.0, 2.0]]);
+        let mut b = a.clone();
+        b.run_delay_cdf_ms = Some(vec![[0.5, 3.0], [1.0, 4.0]]);
+        let mut c = crate::trial::example_trial("eevdf", 8, 0.0, None);
+        c.run_delay_cdf_ms = Some(vec![[1.0, 50.0]]);
+        let cdfs = delay_cdfs(&[a, b, c]).unwrap();
+        let aegis = &cdfs["hackbench"]["aegis"];
+        assert_eq!(aegis.trials, 2);
+        assert_eq!(aegis.points, vec![[0.5, 2.0], [1.0, 3.0]]);
+        assert_eq!(cdfs[NO_WORKLOAD]["eevdf"].points, vec![[1.0, 50.0]]);
+        let axis = DelayAxis::of(&cdfs);
+        assert!(!axis.log, "2 to 50 ms is under two decades");
+        assert!(delay_cdfs(&[crate::trial::example_trial("eevdf", 8, 0.0, None)]).is_err());
+    }
+}
