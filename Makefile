@@ -7,7 +7,7 @@ BIN := target/release/aegis-bench
 
 SCX_RUSTLAND_VERSION := 1.1.4
 
-.PHONY: setup build tools demo test lint bench doctor clean figures
+.PHONY: setup build tools demo test lint bench doctor clean figures paper ci-baseline
 
 setup:
 	bash scripts/setup.sh
@@ -51,6 +51,18 @@ lint:
 # Figures and report.md from the checked-in results, without running anything.
 figures: build
 	$(BIN) figures --results results --out results/figures
+
+# The checked-in result set, measured in sched_ext guests: the paper matrix and the Aegis
+# ablations (about 45 minutes here); `--resume` continues either where it stopped.
+paper: build tools
+	$(BIN) run --matrix matrices/paper.toml --out results/paper/run --vm --resume
+	$(BIN) run --matrix matrices/ablations.toml --out results/ablations/run --vm --resume
+
+# The baseline CI gates against (matrices/ci.toml, in a guest). Remeasure it when a change is
+# meant to move the gated metrics, and commit it with the change.
+ci-baseline: build tools
+	rm -rf results/ci-baseline
+	$(BIN) run --matrix matrices/ci.toml --out results/ci-baseline --vm
 
 bench: build
 	$(CARGO) bench --workspace

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,8 +63,8 @@ fn interrupted_run_keeps_the_trials_already_measured() {
     let dir = temp_dir("keep-trials");
     let json = dir.join("trials.json");
     let before = snapshot();
-    let mut child = Command::new(BIN)
-        .args([
+    let status = interrupt_when_stderr_says(
+        &[
             "attack",
             "--threads",
             "1",
@@ -75,21 +74,12 @@ fn interrupted_run_keeps_the_trials_already_measured() {
             "1MiB",
             "--repetitions",
             "3",
-        ])
-        .args(["--json", json.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("trial 2/3") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        "trial 2/3",
+    );
+    assert_eq!(status, Some(130));
     assert_restored(&before);
     assert_eq!(
         read_trials(&json).len(),

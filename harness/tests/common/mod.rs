@@ -294,3 +294,23 @@ pub fn assert_adds_up(t: &serde_json::Value) {
         "{t}"
     );
 }
+
+/// Starts `aegis-bench ARGS`, sends it SIGINT once a line of its stderr contains `needle`,
+/// and returns its exit code (its stderr is drained meanwhile, so it never blocks on it).
+pub fn interrupt_when_stderr_says(args: &[&str], needle: &str) -> Option<i32> {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(needle) {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait().unwrap().code()
+}

@@ -1,0 +1,215 @@
+//! `run --matrix`, `merge` and `gate` end to end, with real trials: a matrix split in two shards
+//! on this host, one interrupted and resumed, then merged; and CI's own guest matrix gated
+//! against the committed baseline, passing as it is and failing with a regression planted in
+//! the scheduler. Needs root, like the other end-to-end tests; CI runs them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+fn trial_ids(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("trials.jsonl"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut ids: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let trial: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_adds_up(&trial);
+            trial["trial_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix() {
+    if !have_root("an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix") {
+        return;
+    }
+    let dir = temp_dir("matrix-shards");
+    let matrix = dir.join("matrix.toml");
+    let fair = if kernel_is_eevdf() { "eevdf" } else { "cfs" };
+    std::fs::write(
+        &matrix,
+        format!(
+            "duration_s = 1\nrepetitions = 2\nschedulers = [\"{fair}\"]\n\n[[attack]]\n\
+             flood = \"openat\"\nthreads = [1, 2]\nring_size = [\"1MiB\"]\n"
+        ),
+    )
+    .unwrap();
+    let matrix = matrix.to_str().unwrap();
+    let dry = aegis(&["run", "--matrix", matrix, "--out", "unused", "--dry-run"]);
+    assert_success(&dry);
+    let mut planned: Vec<String> = stdout(&dry)
+        .lines()
+        .map(|line| line.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
+    planned.sort();
+    assert_eq!(planned.len(), 4, "{planned:?}");
+
+    // Shard 1 of 2, interrupted once its first trial is written.
+    let part1 = dir.join("part1");
+    let before = snapshot();
+    // The progress line before the second trial: the first is written.
+    let status = interrupt_when_stderr_says(
+        &[
+            "run",
+            "--matrix",
+            matrix,
+            "--shard",
+            "1/2",
+            "--out",
+            part1.to_str().unwrap(),
+        ],
+        "] 1/2,",
+    );
+    assert_eq!(status, Some(130));
+    assert_restored(&before);
+    assert_eq!(trial_ids(&part1).len(), 1, "the finished trial is kept");
+
+    // Without --resume the directory is not overwritten.
+    let refused = aegis(&[
+        "run",
+        "--matrix",
+        matrix,
+        "--shard",
+        "1/2",
+        "--out",
+        part1.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--resume"),
+        "{}",
+        stderr(&refused)
+    );
+    // The other shard's directory is not this shard's to resume.
+    let wrong = aegis(&[
+        "run",
+        "--matrix",
+        matrix,
+        "--shard",
+        "2/2",
+        "--resume",
+        "--out",
+        part1.to_str().unwrap(),
+    ]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+
+    let resumed = aegis(&[
+        "run",
+        "--matrix",
+        matrix,
+        "--shard",
+        "1/2",
+        "--resume",
+        "--out",
+        part1.to_str().unwrap(),
+    ]);
+    assert_success(&resumed);
+    assert!(stderr(&resumed).contains("1 trial(s) done, 1 to run"));
+    assert_eq!(trial_ids(&part1).len(), 2);
+
+    let part2 = dir.join("part2");
+    assert_success(&aegis(&[
+        "run",
+        "--matrix",
+        matrix,
+        "--shard",
+        "2/2",
+        "--out",
+        part2.to_str().unwrap(),
+    ]));
+    assert_restored(&before);
+
+    let merged = dir.join("merged");
+    assert_success(&aegis(&[
+        "merge",
+        "--out",
+        merged.to_str().unwrap(),
+        part1.to_str().unwrap(),
+        part2.to_str().unwrap(),
+    ]));
+    assert_eq!(trial_ids(&merged), planned, "every planned trial, once");
+    let csv = std::fs::read_to_string(merged.join("trials.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "a header and four rows");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["trials_done"], 4);
+    assert_eq!(info["trials_planned"], 4);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Runs a repository matrix in a guest into `out`.
+fn run_in_guest(matrix: &str, out: &Path) {
+    let out_text = out.to_str().unwrap();
+    let matrix = repo_file(matrix);
+    assert_success(&aegis(&[
+        "run",
+        "--matrix",
+        matrix.to_str().unwrap(),
+        "--out",
+        out_text,
+        "--vm",
+    ]));
+}
+
+fn gate(current: &Path, report: &Path) -> std::process::Output {
+    aegis(&[
+        "gate",
+        "--baseline",
+        repo_file("results/ci-baseline").to_str().unwrap(),
+        "--current",
+        current.to_str().unwrap(),
+        "--thresholds",
+        repo_file("matrices/ci-gate.toml").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn ci_matrix_passes_the_gate_and_a_planted_regression_fails_it() {
+    if !have_root("ci_matrix_passes_the_gate_and_a_planted_regression_fails_it") {
+        return;
+    }
+    let dir = temp_dir("matrix-gate");
+    let current = dir.join("current");
+    run_in_guest("matrices/ci.toml", &current);
+    let report = dir.join("gate.md");
+    let passed = gate(&current, &report);
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "the CI matrix should pass against its baseline:\n{}\n{}",
+        stdout(&passed),
+        stderr(&passed)
+    );
+    assert!(std::fs::read_to_string(&report).unwrap().contains("PASS"));
+
+    // The same matrix with Aegis's hold rule switched off, under the same label.
+    let regressed = dir.join("regressed");
+    run_in_guest("matrices/ci-planted-regression.toml", &regressed);
+    let failed = gate(&regressed, &report);
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "the planted regression should fail the gate:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line.contains("loss_pct") && line.contains("REGRESSION")),
+        "the report names the loss regression:\n{text}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
