@@ -75,6 +75,14 @@ mod tests {
         tasks.iter().map(|task| task.tid).collect()
     }
 
+    /// Asserts which of the tree's tasks are its leaves, and Jain's index over them.
+    fn assert_leaves_and_jain(tree: &[TaskCpu], leaves: &[u32], expected: f64) {
+        assert_eq!(tids(&leaf_tasks(tree)), leaves);
+        let (jain, tasks) = group_fairness(tree).unwrap();
+        assert_eq!(tasks as usize, leaves.len());
+        assert!((jain - expected).abs() < 1e-12, "{jain} vs {expected}");
+    }
+
     #[test]
     fn equal_shares_are_perfectly_fair() {
         assert_eq!(jain_index(&[3.0, 3.0, 3.0, 3.0]), Some(1.0));
@@ -107,11 +115,8 @@ mod tests {
             task(201, 201, 200, 1_900),
             task(202, 202, 200, 1_700),
         ];
-        assert_eq!(tids(&leaf_tasks(&tree)), vec![201, 202]);
-        let (jain, tasks) = group_fairness(&tree).unwrap();
-        assert_eq!(tasks, 2);
         let expected = 3_600f64.powi(2) / (2.0 * (1_900f64.powi(2) + 1_700f64.powi(2)));
-        assert!((jain - expected).abs() < 1e-12, "{jain} vs {expected}");
+        assert_leaves_and_jain(&tree, &[201, 202], expected);
     }
 
     #[test]
@@ -124,8 +129,7 @@ mod tests {
             task(302, 300, 1, 1_000),
             task(303, 300, 1, 0),
         ];
-        assert_eq!(tids(&leaf_tasks(&flood)), vec![301, 302]);
-        assert_eq!(group_fairness(&flood), Some((1.0, 2)));
+        assert_leaves_and_jain(&flood, &[301, 302], 1.0);
         // A single-threaded process is its own leaf.
         assert_eq!(tids(&leaf_tasks(&[task(400, 400, 1, 5)])), vec![400]);
     }
@@ -139,9 +143,6 @@ mod tests {
             task(601, 600, 500, 800),
             task(602, 600, 500, 200),
         ];
-        assert_eq!(tids(&leaf_tasks(&tree)), vec![601, 602]);
-        let (jain, tasks) = group_fairness(&tree).unwrap();
-        assert_eq!(tasks, 2);
-        assert!((jain - 1_000f64.powi(2) / (2.0 * 680_000.0)).abs() < 1e-12);
+        assert_leaves_and_jain(&tree, &[601, 602], 1_000f64.powi(2) / (2.0 * 680_000.0));
     }
 }

@@ -77,6 +77,12 @@ impl Spread {
             n: values.len(),
         })
     }
+
+    /// `n | mean | min | max`, the middle of a table row, the numbers to `decimals` places.
+    fn cells(&self, decimals: usize) -> String {
+        let Spread { mean, min, max, n } = self;
+        format!("{n} | {mean:.decimals$} | {min:.decimals$} | {max:.decimals$}")
+    }
 }
 
 pub fn figures(args: &FiguresArgs) -> Result<()> {
@@ -100,12 +106,7 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
         writeln!(report, "\n## `{}`\n", run.name)?;
         let loss = loss_series(&run.trials);
         let loss_file = format!("{stem}-loss");
-        draw_both(
-            &args.out,
-            &loss_file,
-            |root| draw_loss(run, &loss, root),
-            |root| draw_loss(run, &loss, root),
-        )?;
+        draw_both(&args.out, &loss_file, run, &loss)?;
         writeln!(report, "![loss]({loss_file}.svg)\n")?;
         report
             .push_str("| collector | scheduler | threads | trials | loss % (mean) | min | max |\n");
@@ -114,29 +115,20 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
             for (threads, s) in points {
                 writeln!(
                     report,
-                    "| {collector} | {scheduler} | {threads} | {} | {:.2} | {:.2} | {:.2} |",
-                    s.n, s.mean, s.min, s.max
+                    "| {collector} | {scheduler} | {threads} | {} |",
+                    s.cells(2)
                 )?;
             }
         }
         let kept = kept_series(&run.trials);
         if !kept.is_empty() {
             let kept_file = format!("{stem}-workload-kept");
-            draw_both(
-                &args.out,
-                &kept_file,
-                |root| draw_kept(run, &kept, root),
-                |root| draw_kept(run, &kept, root),
-            )?;
+            draw_both(&args.out, &kept_file, run, &kept)?;
             writeln!(report, "\n![workload kept]({kept_file}.svg)\n")?;
             report.push_str("| workload | scheduler | trials | kept (mean) | min | max |\n");
             report.push_str("|---|---|---|---|---|---|\n");
             for ((workload, scheduler), s) in &kept {
-                writeln!(
-                    report,
-                    "| {workload} | {scheduler} | {} | {:.2} | {:.2} | {:.2} |",
-                    s.n, s.mean, s.min, s.max
-                )?;
+                writeln!(report, "| {workload} | {scheduler} | {} |", s.cells(2))?;
             }
         }
         runtime::section(run, &stem, &args.out, &mut report)?;
@@ -276,8 +268,10 @@ pub fn loss_series(trials: &[Trial]) -> LossSeries {
         .collect()
 }
 
+type KeptSeries = BTreeMap<(String, String), Spread>;
+
 /// Kept fraction per (workload, scheduler).
-pub fn kept_series(trials: &[Trial]) -> BTreeMap<(String, String), Spread> {
+pub fn kept_series(trials: &[Trial]) -> KeptSeries {
     let mut values: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     for t in trials {
         if let (Some(workload), Some(kept)) = (&t.workload, t.workload_kept_fraction) {
@@ -293,31 +287,85 @@ pub fn kept_series(trials: &[Trial]) -> BTreeMap<(String, String), Spread> {
         .collect()
 }
 
-/// Draws one figure as `stem.png` and `stem.svg` (the same drawing code, two backends).
-fn draw_both(
-    out: &Path,
-    stem: &str,
-    png_draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
-    svg_draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
-) -> Result<()> {
-    draw_both_sized(out, stem, SIZE, png_draw, svg_draw)
+/// A figure of a run. One closure can't take both backends' drawing areas, so the drawing
+/// code is a generic method and [`draw_both`] calls it once per backend.
+trait Figure {
+    /// Width and height in pixels; a figure whose height grows with its content overrides it.
+    fn size_px(&self) -> (u32, u32) {
+        SIZE
+    }
+
+    /// Draws on `root`; [`draw_on`] fills it white before and writes it out after.
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()>;
 }
 
-/// [`draw_both`] for a figure whose height grows with its content.
-fn draw_both_sized(
-    out: &Path,
-    stem: &str,
-    size_px: (u32, u32),
-    png_draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
-    svg_draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
-) -> Result<()> {
-    let png = out.join(format!("{stem}.png"));
-    let svg = out.join(format!("{stem}.svg"));
-    png_draw(BitMapBackend::new(&png, size_px).into_drawing_area())
-        .with_context(|| format!("drawing {}", png.display()))?;
-    svg_draw(SVGBackend::new(&svg, size_px).into_drawing_area())
-        .with_context(|| format!("drawing {}", svg.display()))?;
+/// Draws one figure as `file.png` and `file.svg` (the same drawing code, two backends).
+fn draw_both(out: &Path, file: &str, run: &Run, figure: &impl Figure) -> Result<()> {
+    let png = out.join(format!("{file}.png"));
+    let svg = out.join(format!("{file}.svg"));
+    let size_px = figure.size_px();
+    draw_on(
+        run,
+        figure,
+        BitMapBackend::new(&png, size_px).into_drawing_area(),
+    )
+    .with_context(|| format!("drawing {}", png.display()))?;
+    draw_on(
+        run,
+        figure,
+        SVGBackend::new(&svg, size_px).into_drawing_area(),
+    )
+    .with_context(|| format!("drawing {}", svg.display()))?;
     Ok(())
+}
+
+/// One backend's file: a white ground, the figure, written out.
+fn draw_on<DB: DrawingBackend>(
+    run: &Run,
+    figure: &impl Figure,
+    root: DrawingArea<DB, Shift>,
+) -> Result<()> {
+    root.fill(&WHITE).map_err(plot_err)?;
+    figure.draw(run, &root)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// A figure's part of the report: with `data`, the figure drawn as `file.png` and `file.svg`
+/// and shown, and `data` handed back for the table under it; without (`Err`), the note why.
+fn figure_section<F: Figure>(
+    data: Result<F, String>,
+    run: &Run,
+    out: &Path,
+    file: &str,
+    alt: &str,
+    report: &mut String,
+) -> Result<Option<F>> {
+    let figure = match data {
+        Ok(figure) => figure,
+        Err(note) => {
+            writeln!(report, "\n{note}")?;
+            return Ok(None);
+        }
+    };
+    draw_both(out, file, run, &figure)?;
+    writeln!(report, "\n![{alt}]({file}.svg)\n")?;
+    Ok(Some(figure))
+}
+
+/// The area under a figure's title; the run's name follows the title in brackets.
+fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    run: &Run,
+    title: &str,
+) -> Result<DrawingArea<DB, Shift>> {
+    root.titled(&format!("{title} ({})", run.name), ("sans-serif", 22))
+        .map_err(plot_err)
+}
+
+/// A plotters drawing error as an [`anyhow::Error`] (its error types differ per backend).
+fn plot_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+    anyhow!("{e}")
 }
 
 /// The series' legend, boxed on a translucent white ground (shared by every figure).
@@ -332,7 +380,7 @@ pub fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
         .draw()
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(plot_err)
 }
 
 /// The usual set-ups' colours, the same in every run and figure.
@@ -389,6 +437,14 @@ impl Run {
     /// The colour of a scheduler (or loss series) in this run's figures.
     fn colour(&self, name: &str) -> RGBColor {
         self.colours.get(name).copied().unwrap_or(BLACK)
+    }
+
+    /// Each name with its colour: the series of a [`BarPanel`].
+    fn series<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<(String, RGBColor)> {
+        names
+            .into_iter()
+            .map(|name| (name.clone(), self.colour(name)))
+            .collect()
     }
 }
 
@@ -456,12 +512,28 @@ impl LegendStrip {
         }
     }
 
+    /// A filled box for each of a bar chart's series.
+    fn of_bars(series: &[(String, RGBColor)]) -> Self {
+        let entries = series
+            .iter()
+            .map(|(name, colour)| (name.clone(), Swatch::Bar(*colour)))
+            .collect();
+        LegendStrip::new(entries, SIZE.0)
+    }
+
     fn height_px(&self) -> u32 {
         (self.entries.len().div_ceil(self.columns) as i32 * Self::ROW_PX + 16) as u32
     }
 
+    /// `area` split into what is above the legend and the legend's strip at its bottom.
+    fn split_off<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+        area.split_vertically(area.dim_in_pixel().1 - self.height_px())
+    }
+
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
-        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
         let (width_px, _) = area.dim_in_pixel();
         let left = (width_px as i32 - self.columns as i32 * self.column_px) / 2;
         let font = TextStyle::from(("sans-serif", Self::FONT_PX).into_font())
@@ -482,9 +554,9 @@ impl LegendStrip {
                 }
                 Swatch::DashedLine(c) => dashed_line(area, (x, y), (x + 24, y), c.stroke_width(3)),
             }
-            .map_err(err)?;
+            .map_err(plot_err)?;
             area.draw(&Text::new(label.clone(), (x + 32, y), font.clone()))
-                .map_err(err)?;
+                .map_err(plot_err)?;
         }
         Ok(())
     }
@@ -562,7 +634,6 @@ fn draw_bar_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     p: &BarPanel<'_>,
 ) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
     let groups = p.groups.len().max(1);
     let mut builder = ChartBuilder::on(area);
     if !p.caption.is_empty() {
@@ -573,7 +644,7 @@ fn draw_bar_panel<DB: DrawingBackend>(
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(0.0..groups as f64, 0.0..p.y_top)
-        .map_err(err)?;
+        .map_err(plot_err)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -586,7 +657,7 @@ fn draw_bar_panel<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 15))
         .label_style(("sans-serif", 13))
         .draw()
-        .map_err(err)?;
+        .map_err(plot_err)?;
     // Intervals can reach past the axis (a wide CI below zero): drawn to its edge.
     let clamp = |v: f64| v.clamp(0.0, p.y_top);
     let width = 0.8 / p.series.len().max(1) as f64;
@@ -605,7 +676,7 @@ fn draw_bar_panel<DB: DrawingBackend>(
                     colour.filled(),
                 )
             }))
-            .map_err(err)?;
+            .map_err(plot_err)?;
         chart
             .draw_series(bars.iter().filter_map(|(x, b)| {
                 b.pale_on_top.map(|pale| {
@@ -618,7 +689,7 @@ fn draw_bar_panel<DB: DrawingBackend>(
                     )
                 })
             }))
-            .map_err(err)?;
+            .map_err(plot_err)?;
         chart
             .draw_series(bars.iter().filter_map(|(x, b)| {
                 b.whisker.map(|(low, high)| {
@@ -632,7 +703,7 @@ fn draw_bar_panel<DB: DrawingBackend>(
                     )
                 })
             }))
-            .map_err(err)?;
+            .map_err(plot_err)?;
     }
     if let Some(y) = p.reference {
         chart
@@ -640,7 +711,7 @@ fn draw_bar_panel<DB: DrawingBackend>(
                 [(0.0, y), (groups as f64, y)],
                 BLACK.mix(0.5).stroke_width(1),
             ))
-            .map_err(err)?;
+            .map_err(plot_err)?;
     }
     Ok(())
 }
@@ -651,7 +722,6 @@ fn draw_empty_panel<DB: DrawingBackend>(
     caption: &str,
     message: &str,
 ) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
     let (w, h) = area.dim_in_pixel();
     let centred = |px| {
         TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
@@ -661,191 +731,180 @@ fn draw_empty_panel<DB: DrawingBackend>(
         (w as i32 / 2, 20),
         centred(17),
     ))
-    .map_err(err)?;
+    .map_err(plot_err)?;
     area.draw(&Text::new(
         message.to_string(),
         (w as i32 / 2, h as i32 / 2),
         centred(15).color(&BLACK.mix(0.6)),
     ))
-    .map_err(err)?;
+    .map_err(plot_err)?;
     Ok(())
 }
 
-fn draw_loss<DB: DrawingBackend>(
-    run: &Run,
-    series: &LossSeries,
-    root: DrawingArea<DB, Shift>,
-) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
-    root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(
-            &format!("Event loss against attack intensity ({})", run.name),
-            ("sans-serif", 22),
-        )
-        .map_err(err)?;
-    let collectors: Vec<&String> = {
-        let mut c: Vec<&String> = series.keys().map(|(c, _)| c).collect();
-        c.dedup();
-        c
-    };
-    let panels = root.split_evenly((1, collectors.len().max(1)));
-    let max_threads = series
-        .values()
-        .flat_map(|points| points.keys())
-        .copied()
-        .max()
-        .unwrap_or(1);
-    for (panel, collector) in panels.iter().zip(&collectors) {
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("collector: {collector}"), ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            // Headroom above 100 % for the legend, so it covers no point.
-            .build_cartesian_2d(0.0..(max_threads as f64 + 1.0), 0.0..LOSS_AXIS_TOP_PCT)
-            .map_err(err)?;
+/// Loss against flood threads, a panel per collector, a line per series.
+impl Figure for LossSeries {
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let root = titled(root, run, "Event loss against attack intensity")?;
+        let collectors: Vec<&String> = {
+            let mut c: Vec<&String> = self.keys().map(|(c, _)| c).collect();
+            c.dedup();
+            c
+        };
+        let panels = root.split_evenly((1, collectors.len().max(1)));
+        let max_threads = self
+            .values()
+            .flat_map(|points| points.keys())
+            .copied()
+            .max()
+            .unwrap_or(1);
+        for (panel, collector) in panels.iter().zip(&collectors) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("collector: {collector}"), ("sans-serif", 17))
+                .margin(12)
+                .x_label_area_size(44)
+                .y_label_area_size(56)
+                // Headroom above 100 % for the legend, so it covers no point.
+                .build_cartesian_2d(0.0..(max_threads as f64 + 1.0), 0.0..LOSS_AXIS_TOP_PCT)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc("flood threads")
+                .y_desc("events lost (%)")
+                .axis_desc_style(("sans-serif", 15))
+                .label_style(("sans-serif", 13))
+                .y_label_formatter(&|y| {
+                    if *y <= 100.0 {
+                        format!("{y:.0}")
+                    } else {
+                        String::new()
+                    }
+                })
+                .light_line_style(WHITE)
+                .x_labels(max_threads as usize + 2)
+                // Thread counts are whole: no label between them.
+                .x_label_formatter(&|x| {
+                    if (x - x.round()).abs() < 1e-9 {
+                        format!("{x:.0}")
+                    } else {
+                        String::new()
+                    }
+                })
+                .draw()
+                .map_err(plot_err)?;
+            for ((c, scheduler), points) in self {
+                if c != *collector {
+                    continue;
+                }
+                let colour = run.colour(scheduler);
+                let line: Vec<(f64, f64)> =
+                    points.iter().map(|(t, s)| (*t as f64, s.mean)).collect();
+                chart
+                    .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
+                    .map_err(plot_err)?
+                    .label(scheduler.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                    });
+                chart
+                    .draw_series(line.iter().map(|p| Circle::new(*p, 4, colour.filled())))
+                    .map_err(plot_err)?;
+                chart
+                    .draw_series(points.iter().filter(|(_, s)| s.n > 1).map(|(t, s)| {
+                        ErrorBar::new_vertical(
+                            *t as f64,
+                            s.min,
+                            s.mean,
+                            s.max,
+                            colour.stroke_width(1),
+                            8,
+                        )
+                    }))
+                    .map_err(plot_err)?;
+            }
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        }
+        Ok(())
+    }
+}
+
+/// A group of bars per workload, a bar per scheduler.
+impl Figure for KeptSeries {
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        // One group of bars per workload, a bar per scheduler.
+        let workloads: Vec<&String> = {
+            let mut w: Vec<&String> = self.keys().map(|(w, _)| w).collect();
+            w.dedup();
+            w
+        };
+        let mut schedulers: Vec<&String> = self.keys().map(|(_, s)| s).collect();
+        schedulers.sort();
+        schedulers.dedup();
+        let top = self.values().map(|s| s.max).fold(1.0f64, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("Workload throughput kept beside the attack ({})", run.name),
+                ("sans-serif", 22),
+            )
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..workloads.len() as f64, 0.0..top)
+            .map_err(plot_err)?;
+        let workload_names: Vec<String> = workloads.iter().map(|w| w.to_string()).collect();
         chart
             .configure_mesh()
-            .x_desc("flood threads")
-            .y_desc("events lost (%)")
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .x_labels(workloads.len() * 2 + 1)
+            .x_label_formatter(&|x| centred_category(*x, &workload_names))
+            .x_desc("workload")
+            .y_desc("throughput beside the attack / alone")
             .axis_desc_style(("sans-serif", 15))
             .label_style(("sans-serif", 13))
-            .y_label_formatter(&|y| {
-                if *y <= 100.0 {
-                    format!("{y:.0}")
-                } else {
-                    String::new()
-                }
-            })
-            .light_line_style(WHITE)
-            .x_labels(max_threads as usize + 2)
-            // Thread counts are whole: no label between them.
-            .x_label_formatter(&|x| {
-                if (x - x.round()).abs() < 1e-9 {
-                    format!("{x:.0}")
-                } else {
-                    String::new()
-                }
-            })
             .draw()
-            .map_err(err)?;
-        for ((c, scheduler), points) in series {
-            if c != *collector {
-                continue;
-            }
+            .map_err(plot_err)?;
+        let width = 0.8 / schedulers.len().max(1) as f64;
+        for (k, scheduler) in schedulers.iter().enumerate() {
             let colour = run.colour(scheduler);
-            let line: Vec<(f64, f64)> = points.iter().map(|(t, s)| (*t as f64, s.mean)).collect();
+            let bars: Vec<(f64, Spread)> = workloads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| {
+                    self.get(&((*w).clone(), (*scheduler).clone()))
+                        .map(|s| (i as f64 + 0.1 + k as f64 * width, *s))
+                })
+                .collect();
             chart
-                .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
-                .map_err(err)?
+                .draw_series(bars.iter().map(|(x, s)| {
+                    Rectangle::new([(*x, 0.0), (*x + width * 0.9, s.mean)], colour.filled())
+                }))
+                .map_err(plot_err)?
                 .label(scheduler.as_str())
                 .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
                 });
             chart
-                .draw_series(line.iter().map(|p| Circle::new(*p, 4, colour.filled())))
-                .map_err(err)?;
-            chart
-                .draw_series(points.iter().filter(|(_, s)| s.n > 1).map(|(t, s)| {
+                .draw_series(bars.iter().filter(|(_, s)| s.n > 1).map(|(x, s)| {
                     ErrorBar::new_vertical(
-                        *t as f64,
+                        x + width * 0.45,
                         s.min,
                         s.mean,
                         s.max,
-                        colour.stroke_width(1),
-                        8,
+                        BLACK.stroke_width(1),
+                        6,
                     )
                 }))
-                .map_err(err)?;
+                .map_err(plot_err)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
-}
-
-fn draw_kept<DB: DrawingBackend>(
-    run: &Run,
-    series: &BTreeMap<(String, String), Spread>,
-    root: DrawingArea<DB, Shift>,
-) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e}");
-    root.fill(&WHITE).map_err(err)?;
-    // One group of bars per workload, a bar per scheduler.
-    let workloads: Vec<&String> = {
-        let mut w: Vec<&String> = series.keys().map(|(w, _)| w).collect();
-        w.dedup();
-        w
-    };
-    let mut schedulers: Vec<&String> = series.keys().map(|(_, s)| s).collect();
-    schedulers.sort();
-    schedulers.dedup();
-    let top = series.values().map(|s| s.max).fold(1.0f64, f64::max) * 1.1;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Workload throughput kept beside the attack ({})", run.name),
-            ("sans-serif", 22),
-        )
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..workloads.len() as f64, 0.0..top)
-        .map_err(err)?;
-    let workload_names: Vec<String> = workloads.iter().map(|w| w.to_string()).collect();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(WHITE)
-        .x_labels(workloads.len() * 2 + 1)
-        .x_label_formatter(&|x| centred_category(*x, &workload_names))
-        .x_desc("workload")
-        .y_desc("throughput beside the attack / alone")
-        .axis_desc_style(("sans-serif", 15))
-        .label_style(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
-    let width = 0.8 / schedulers.len().max(1) as f64;
-    for (k, scheduler) in schedulers.iter().enumerate() {
-        let colour = run.colour(scheduler);
-        let bars: Vec<(f64, Spread)> = workloads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, w)| {
-                series
-                    .get(&((*w).clone(), (*scheduler).clone()))
-                    .map(|s| (i as f64 + 0.1 + k as f64 * width, *s))
-            })
-            .collect();
         chart
-            .draw_series(bars.iter().map(|(x, s)| {
-                Rectangle::new([(*x, 0.0), (*x + width * 0.9, s.mean)], colour.filled())
-            }))
-            .map_err(err)?
-            .label(scheduler.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled()));
-        chart
-            .draw_series(bars.iter().filter(|(_, s)| s.n > 1).map(|(x, s)| {
-                ErrorBar::new_vertical(
-                    x + width * 0.45,
-                    s.min,
-                    s.mean,
-                    s.max,
-                    BLACK.stroke_width(1),
-                    6,
-                )
-            }))
-            .map_err(err)?;
+            .draw_series(LineSeries::new(
+                [(0.0, 1.0), (workloads.len() as f64, 1.0)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(plot_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
     }
-    chart
-        .draw_series(LineSeries::new(
-            [(0.0, 1.0), (workloads.len() as f64, 1.0)],
-            BLACK.mix(0.5).stroke_width(1),
-        ))
-        .map_err(err)?;
-    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-    root.present().map_err(err)?;
-    Ok(())
 }
 
 #[cfg(test)]

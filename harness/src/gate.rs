@@ -661,22 +661,29 @@ pub fn render_report(comparison: &Comparison, inputs: &Inputs<'_>) -> String {
         "FAIL"
     };
     let _ = writeln!(out, "# aegis-bench gate: {status}\n");
-    let _ = writeln!(
-        out,
-        "- baseline: `{}`: {} trials in {} cells ({})",
-        inputs.baseline.display(),
-        comparison.baseline_trials,
-        comparison.baseline_cells,
-        inputs.baseline_provenance
-    );
-    let _ = writeln!(
-        out,
-        "- current: `{}`: {} trials in {} cells ({})",
-        inputs.current.display(),
-        comparison.current_trials,
-        comparison.current_cells,
-        inputs.current_provenance
-    );
+    let sides = [
+        (
+            "baseline",
+            inputs.baseline,
+            comparison.baseline_trials,
+            comparison.baseline_cells,
+            &inputs.baseline_provenance,
+        ),
+        (
+            "current",
+            inputs.current,
+            comparison.current_trials,
+            comparison.current_cells,
+            &inputs.current_provenance,
+        ),
+    ];
+    for (side, path, trials, cells, provenance) in sides {
+        let _ = writeln!(
+            out,
+            "- {side}: `{}`: {trials} trials in {cells} cells ({provenance})",
+            path.display()
+        );
+    }
     let _ = writeln!(
         out,
         "- thresholds: {}; alpha {}\n",

@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 use super::{
-    cell, draw_bar_panel, draw_both, draw_empty_panel, Bar, BarPanel, LegendStrip, Run, Spread,
-    Swatch, SIZE,
+    cell, draw_bar_panel, draw_empty_panel, figure_section, titled, Bar, BarPanel, Figure,
+    LegendStrip, Run, Spread, Swatch, SIZE,
 };
 use crate::trial::Trial;
 
@@ -96,21 +96,11 @@ pub fn ablations(trials: &[Trial]) -> Result<BTreeMap<String, Ablation>, String>
 }
 
 pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
-    let ablations = match ablations(&run.trials) {
-        Ok(a) => a,
-        Err(note) => {
-            writeln!(report, "\n{note}")?;
-            return Ok(());
-        }
-    };
     let file = format!("{stem}-ablations");
-    draw_both(
-        out,
-        &file,
-        |root| draw(run, &ablations, root),
-        |root| draw(run, &ablations, root),
-    )?;
-    writeln!(report, "\n![Aegis ablations]({file}.svg)\n")?;
+    let data = ablations(&run.trials);
+    let Some(ablations) = figure_section(data, run, out, &file, "Aegis ablations", report)? else {
+        return Ok(());
+    };
     report.push_str(
         "| variant | trials | loss % (mean) | min | max | inferences run (mean) | skipped (mean) \
          | longest wait ms (mean) | min | max |\n",
@@ -120,12 +110,9 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
         let mean = |s: Option<Spread>, decimals| cell(s.map(|s| s.mean), decimals);
         writeln!(
             report,
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             display_name(scheduler),
-            a.loss_pct.n,
-            a.loss_pct.mean,
-            a.loss_pct.min,
-            a.loss_pct.max,
+            a.loss_pct.cells(2),
             mean(a.inferences_run, 1),
             mean(a.inferences_skipped, 1),
             mean(a.longest_wait_ms, 3),
@@ -136,105 +123,92 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(
-    run: &Run,
-    ablations: &BTreeMap<String, Ablation>,
-    root: DrawingArea<DB, Shift>,
-) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
-    root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(
-            &format!("Aegis and its ablated variants ({})", run.name),
-            ("sans-serif", 22),
-        )
-        .map_err(err)?;
-    let series: Vec<(String, RGBColor)> = ablations
-        .keys()
-        .map(|s| (s.clone(), run.colour(s)))
-        .collect();
-    let mut entries: Vec<(String, Swatch)> = series
-        .iter()
-        .map(|(s, c)| (display_name(s), Swatch::Bar(*c)))
-        .collect();
-    let grey = RGBColor(90, 90, 90);
-    entries.push(("inferences run".into(), Swatch::Bar(grey)));
-    entries.push(("inferences skipped".into(), Swatch::PaleBar(grey)));
-    let legend = LegendStrip::new(entries, SIZE.0);
-    let (panels, strip) = root.split_vertically(root.dim_in_pixel().1 - legend.height_px());
-    let panels = panels.split_evenly((1, 3));
-    let slot = |s: &String| series.iter().position(|(x, _)| x == s).unwrap_or(0);
-    let bars_of = |bar: &dyn Fn(&Ablation) -> Option<Bar>| -> BTreeMap<(usize, usize), Bar> {
-        ablations
+/// Loss, inferences and the longest wait, a panel each, a bar per variant.
+impl Figure for BTreeMap<String, Ablation> {
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let root = titled(root, run, "Aegis and its ablated variants")?;
+        let series = run.series(self.keys());
+        let mut entries: Vec<(String, Swatch)> = series
             .iter()
-            .filter_map(|(s, a)| bar(a).map(|b| ((0, slot(s)), b)))
-            .collect()
-    };
-    let loss = bars_of(&|a| Some(Bar::of_spread(&a.loss_pct)));
-    let inferences = bars_of(&|a| {
-        let run = a.inferences_run.map(|s| s.mean);
-        let skipped = a.inferences_skipped.map(|s| s.mean);
-        (run.is_some() || skipped.is_some()).then(|| Bar {
-            value: run.unwrap_or(0.0),
-            whisker: None,
-            pale_on_top: skipped,
-        })
-    });
-    let waits = bars_of(&|a| a.longest_wait_ms.as_ref().map(Bar::of_spread));
-    let top = |bars: &BTreeMap<(usize, usize), Bar>| {
-        bars.values()
-            .map(|b| {
-                let whisker = b.whisker.map_or(b.value, |(_, high)| high);
-                whisker.max(b.value + b.pale_on_top.unwrap_or(0.0))
+            .map(|(s, c)| (display_name(s), Swatch::Bar(*c)))
+            .collect();
+        let grey = RGBColor(90, 90, 90);
+        entries.push(("inferences run".into(), Swatch::Bar(grey)));
+        entries.push(("inferences skipped".into(), Swatch::PaleBar(grey)));
+        let legend = LegendStrip::new(entries, SIZE.0);
+        let (panels, strip) = legend.split_off(&root);
+        let panels = panels.split_evenly((1, 3));
+        let slot = |s: &String| series.iter().position(|(x, _)| x == s).unwrap_or(0);
+        let bars_of = |bar: &dyn Fn(&Ablation) -> Option<Bar>| -> BTreeMap<(usize, usize), Bar> {
+            self.iter()
+                .filter_map(|(s, a)| bar(a).map(|b| ((0, slot(s)), b)))
+                .collect()
+        };
+        let loss = bars_of(&|a| Some(Bar::of_spread(&a.loss_pct)));
+        let inferences = bars_of(&|a| {
+            let run = a.inferences_run.map(|s| s.mean);
+            let skipped = a.inferences_skipped.map(|s| s.mean);
+            (run.is_some() || skipped.is_some()).then(|| Bar {
+                value: run.unwrap_or(0.0),
+                whisker: None,
+                pale_on_top: skipped,
             })
-            .fold(0.0f64, f64::max)
-            .max(1.0)
-            * 1.1
-    };
-    let groups = [String::new()];
-    let panel = |caption, bars, y_desc, y_top| BarPanel {
-        caption,
-        groups: &groups,
-        series: &series,
-        bars,
-        x_desc: "variant",
-        y_desc,
-        y_top,
-        reference: None,
-    };
-    draw_bar_panel(
-        &panels[0],
-        &panel(
-            "events lost (mean, min–max)",
-            &loss,
-            "events lost (%)",
-            // Loss is a share: always the whole 0-100 % axis, a little over for whiskers at 100.
-            105.0,
-        ),
-    )?;
-    for (area, caption, bars, y_desc) in [
-        (
-            &panels[1],
-            "inferences run, skipped (pale)",
-            &inferences,
-            "inferences per trial",
-        ),
-        (
-            &panels[2],
-            "longest queue wait (mean, min–max)",
-            &waits,
-            "longest wait (ms)",
-        ),
-    ] {
-        if bars.is_empty() {
-            draw_empty_panel(area, caption, "no scheduler counters")?;
-        } else {
-            draw_bar_panel(area, &panel(caption, bars, y_desc, top(bars)))?;
+        });
+        let waits = bars_of(&|a| a.longest_wait_ms.as_ref().map(Bar::of_spread));
+        let top = |bars: &BTreeMap<(usize, usize), Bar>| {
+            bars.values()
+                .map(|b| {
+                    let whisker = b.whisker.map_or(b.value, |(_, high)| high);
+                    whisker.max(b.value + b.pale_on_top.unwrap_or(0.0))
+                })
+                .fold(0.0f64, f64::max)
+                .max(1.0)
+                * 1.1
+        };
+        let groups = [String::new()];
+        let panel = |caption, bars, y_desc, y_top| BarPanel {
+            caption,
+            groups: &groups,
+            series: &series,
+            bars,
+            x_desc: "variant",
+            y_desc,
+            y_top,
+            reference: None,
+        };
+        draw_bar_panel(
+            &panels[0],
+            &panel(
+                "events lost (mean, min–max)",
+                &loss,
+                "events lost (%)",
+                // Loss is a share: always the whole 0-100 % axis, a little over for whiskers
+                // at 100.
+                105.0,
+            ),
+        )?;
+        for (area, caption, bars, y_desc) in [
+            (
+                &panels[1],
+                "inferences run, skipped (pale)",
+                &inferences,
+                "inferences per trial",
+            ),
+            (
+                &panels[2],
+                "longest queue wait (mean, min–max)",
+                &waits,
+                "longest wait (ms)",
+            ),
+        ] {
+            if bars.is_empty() {
+                draw_empty_panel(area, caption, "no scheduler counters")?;
+            } else {
+                draw_bar_panel(area, &panel(caption, bars, y_desc, top(bars)))?;
+            }
         }
+        legend.draw(&strip)
     }
-    legend.draw(&strip)?;
-    root.present().map_err(err)?;
-    Ok(())
 }
 
 #[cfg(test)]

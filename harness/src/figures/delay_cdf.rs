@@ -13,7 +13,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{draw_both, tick, LegendStrip, Run, Swatch, SIZE};
+use super::{figure_section, plot_err, tick, titled, Figure, LegendStrip, Run, Swatch, SIZE};
 use crate::trial::Trial;
 
 /// The panel of trials without a workload.
@@ -132,21 +132,11 @@ pub fn delay_cdfs(trials: &[Trial]) -> Result<DelayCdfs, String> {
 }
 
 pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
-    let cdfs = match delay_cdfs(&run.trials) {
-        Ok(cdfs) => cdfs,
-        Err(note) => {
-            writeln!(report, "\n{note}")?;
-            return Ok(());
-        }
-    };
     let file = format!("{stem}-run-delay-cdf");
-    draw_both(
-        out,
-        &file,
-        |root| draw(run, &cdfs, root),
-        |root| draw(run, &cdfs, root),
-    )?;
-    writeln!(report, "\n![run-delay CDF]({file}.svg)\n")?;
+    let data = delay_cdfs(&run.trials);
+    let Some(cdfs) = figure_section(data, run, out, &file, "run-delay CDF", report)? else {
+        return Ok(());
+    };
     report.push_str(
         "| workload | scheduler | trials | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n",
     );
@@ -223,77 +213,67 @@ impl DelayAxis {
     }
 }
 
-fn draw<DB: DrawingBackend>(
-    run: &Run,
-    cdfs: &DelayCdfs,
-    root: DrawingArea<DB, Shift>,
-) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
-    root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(
-            &format!("Run-queue waits: CDF per scheduler ({})", run.name),
-            ("sans-serif", 22),
-        )
-        .map_err(err)?;
-    let mut schedulers: Vec<&String> = cdfs.values().flat_map(|m| m.keys()).collect();
-    schedulers.sort();
-    schedulers.dedup();
-    let legend = LegendStrip::new(
-        schedulers
-            .iter()
-            .map(|s| (s.to_string(), Swatch::Line(run.colour(s))))
-            .collect(),
-        SIZE.0,
-    );
-    let (panels, strip) = root.split_vertically(root.dim_in_pixel().1 - legend.height_px());
-    // At most three panels a row, so that none gets too narrow to read.
-    let columns = cdfs.len().clamp(1, 3);
-    let rows = cdfs.len().div_ceil(columns);
-    let panels = panels.split_evenly((rows, columns));
-    let axis = DelayAxis::of(cdfs);
-    let x_desc = if axis.log {
-        "run delay (ms, log scale)"
-    } else {
-        "run delay (ms)"
-    };
-    let decades = (axis.range.1 - axis.range.0).round() as usize;
-    for (panel, (workload, by_scheduler)) in panels.iter().zip(cdfs) {
-        let mut chart = ChartBuilder::on(panel)
-            .caption(workload, ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(axis.range.0..axis.range.1, 0.0..1.02)
-            .map_err(err)?;
-        let x_label = |x: &f64| axis.label(*x);
-        let y_label = |y: &f64| if *y <= 1.0 { tick(*y) } else { String::new() };
-        let mut mesh = chart.configure_mesh();
-        mesh.x_desc(x_desc)
-            .y_desc("fraction of waits ≤ x")
-            .axis_desc_style(("sans-serif", 15))
-            .label_style(("sans-serif", 13))
-            .light_line_style(WHITE)
-            .x_label_formatter(&x_label)
-            .y_label_formatter(&y_label);
-        if axis.log {
-            // A tick and a grid line on each decade, none between (they would read as decades).
-            mesh.x_labels(decades + 1);
+/// A panel per workload, a line per scheduler.
+impl Figure for DelayCdfs {
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let root = titled(root, run, "Run-queue waits: CDF per scheduler")?;
+        let mut schedulers: Vec<&String> = self.values().flat_map(|m| m.keys()).collect();
+        schedulers.sort();
+        schedulers.dedup();
+        let legend = LegendStrip::new(
+            schedulers
+                .iter()
+                .map(|s| (s.to_string(), Swatch::Line(run.colour(s))))
+                .collect(),
+            SIZE.0,
+        );
+        let (panels, strip) = legend.split_off(&root);
+        // At most three panels a row, so that none gets too narrow to read.
+        let columns = self.len().clamp(1, 3);
+        let rows = self.len().div_ceil(columns);
+        let panels = panels.split_evenly((rows, columns));
+        let axis = DelayAxis::of(self);
+        let x_desc = if axis.log {
+            "run delay (ms, log scale)"
+        } else {
+            "run delay (ms)"
+        };
+        let decades = (axis.range.1 - axis.range.0).round() as usize;
+        for (panel, (workload, by_scheduler)) in panels.iter().zip(self) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(workload, ("sans-serif", 17))
+                .margin(12)
+                .x_label_area_size(44)
+                .y_label_area_size(56)
+                .build_cartesian_2d(axis.range.0..axis.range.1, 0.0..1.02)
+                .map_err(plot_err)?;
+            let x_label = |x: &f64| axis.label(*x);
+            let y_label = |y: &f64| if *y <= 1.0 { tick(*y) } else { String::new() };
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(x_desc)
+                .y_desc("fraction of waits ≤ x")
+                .axis_desc_style(("sans-serif", 15))
+                .label_style(("sans-serif", 13))
+                .light_line_style(WHITE)
+                .x_label_formatter(&x_label)
+                .y_label_formatter(&y_label);
+            if axis.log {
+                // A tick and a grid line on each decade, none between (they would read as decades).
+                mesh.x_labels(decades + 1);
+            }
+            mesh.draw().map_err(plot_err)?;
+            for (scheduler, cdf) in by_scheduler {
+                let colour = run.colour(scheduler);
+                chart
+                    .draw_series(LineSeries::new(
+                        cdf.points.iter().map(|[f, ms]| (axis.x(*ms), *f)),
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(plot_err)?;
+            }
         }
-        mesh.draw().map_err(err)?;
-        for (scheduler, cdf) in by_scheduler {
-            let colour = run.colour(scheduler);
-            chart
-                .draw_series(LineSeries::new(
-                    cdf.points.iter().map(|[f, ms]| (axis.x(*ms), *f)),
-                    colour.stroke_width(2),
-                ))
-                .map_err(err)?;
-        }
+        legend.draw(&strip)
     }
-    legend.draw(&strip)?;
-    root.present().map_err(err)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    draw_bar_panel, draw_both, draw_empty_panel, Bar, BarPanel, LegendStrip, Run, Spread, Swatch,
-    SIZE,
+    draw_bar_panel, draw_empty_panel, figure_section, titled, Bar, BarPanel, Figure, LegendStrip,
+    Run, Spread,
 };
 use crate::trial::Trial;
 
@@ -53,92 +53,64 @@ pub fn fairness(trials: &[Trial]) -> Result<Fairness, String> {
 }
 
 pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
-    let f = match fairness(&run.trials) {
-        Ok(f) => f,
-        Err(note) => {
-            writeln!(report, "\n{note}")?;
-            return Ok(());
-        }
-    };
     let file = format!("{stem}-fairness");
-    draw_both(
-        out,
-        &file,
-        |root| draw(run, &f, root),
-        |root| draw(run, &f, root),
-    )?;
-    writeln!(report, "\n![fairness]({file}.svg)\n")?;
+    let data = fairness(&run.trials);
+    let Some(f) = figure_section(data, run, out, &file, "fairness", report)? else {
+        return Ok(());
+    };
     report.push_str("| tasks | scheduler | trials | Jain's index (mean) | min | max |\n");
     report.push_str("|---|---|---|---|---|---|\n");
     for (tasks, series) in [("workload", &f.workload), ("attack", &f.attack)] {
         for (scheduler, s) in series {
-            writeln!(
-                report,
-                "| {tasks} | {scheduler} | {} | {:.3} | {:.3} | {:.3} |",
-                s.n, s.mean, s.min, s.max
-            )?;
+            writeln!(report, "| {tasks} | {scheduler} | {} |", s.cells(3))?;
         }
     }
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(run: &Run, f: &Fairness, root: DrawingArea<DB, Shift>) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
-    root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(
-            &format!("Fairness of CPU time among tasks ({})", run.name),
-            ("sans-serif", 22),
-        )
-        .map_err(err)?;
-    // One slot per scheduler in both panels, so a scheduler sits in the same place in each.
-    let schedulers: BTreeSet<&String> = f.workload.keys().chain(f.attack.keys()).collect();
-    let series: Vec<(String, RGBColor)> = schedulers
-        .iter()
-        .map(|s| (s.to_string(), run.colour(s)))
-        .collect();
-    let legend = LegendStrip::new(
-        series
-            .iter()
-            .map(|(s, c)| (s.clone(), Swatch::Bar(*c)))
-            .collect(),
-        SIZE.0,
-    );
-    let (panels, strip) = root.split_vertically(root.dim_in_pixel().1 - legend.height_px());
-    let panels = panels.split_evenly((1, 2));
-    for (panel, (title, values)) in panels.iter().zip([
-        ("the workload's tasks", &f.workload),
-        ("the flood's threads", &f.attack),
-    ]) {
-        if values.is_empty() {
-            draw_empty_panel(panel, title, "no trial measured it")?;
-            continue;
+/// A panel each for the workload's tasks and the flood's threads, a bar per scheduler.
+impl Figure for Fairness {
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let root = titled(root, run, "Fairness of CPU time among tasks")?;
+        // One slot per scheduler in both panels, so a scheduler sits in the same place in each.
+        let schedulers: BTreeSet<&String> =
+            self.workload.keys().chain(self.attack.keys()).collect();
+        let series = run.series(schedulers.iter().copied());
+        let legend = LegendStrip::of_bars(&series);
+        let (panels, strip) = legend.split_off(&root);
+        let panels = panels.split_evenly((1, 2));
+        for (panel, (title, values)) in panels.iter().zip([
+            ("the workload's tasks", &self.workload),
+            ("the flood's threads", &self.attack),
+        ]) {
+            if values.is_empty() {
+                draw_empty_panel(panel, title, "no trial measured it")?;
+                continue;
+            }
+            let bars: BTreeMap<(usize, usize), Bar> = values
+                .iter()
+                .map(|(s, spread)| {
+                    let slot = schedulers.iter().position(|x| *x == s).unwrap_or(0);
+                    ((0, slot), Bar::of_spread(spread))
+                })
+                .collect();
+            draw_bar_panel(
+                panel,
+                &BarPanel {
+                    caption: title,
+                    groups: &[String::new()],
+                    series: &series,
+                    bars: &bars,
+                    x_desc: "scheduler (mean; whiskers: min–max over trials)",
+                    y_desc: "Jain's fairness index",
+                    // A little above 1 so that bars at 1 and their whiskers show.
+                    y_top: 1.04,
+                    reference: None,
+                },
+            )?;
         }
-        let bars: BTreeMap<(usize, usize), Bar> = values
-            .iter()
-            .map(|(s, spread)| {
-                let slot = schedulers.iter().position(|x| *x == s).unwrap_or(0);
-                ((0, slot), Bar::of_spread(spread))
-            })
-            .collect();
-        draw_bar_panel(
-            panel,
-            &BarPanel {
-                caption: title,
-                groups: &[String::new()],
-                series: &series,
-                bars: &bars,
-                x_desc: "scheduler (mean; whiskers: min–max over trials)",
-                y_desc: "Jain's fairness index",
-                // A little above 1 so that bars at 1 and their whiskers show.
-                y_top: 1.04,
-                reference: None,
-            },
-        )?;
+        legend.draw(&strip)
     }
-    legend.draw(&strip)?;
-    root.present().map_err(err)?;
-    Ok(())
 }
 
 #[cfg(test)]

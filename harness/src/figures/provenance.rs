@@ -16,7 +16,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{dashed_line, draw_both_sized, LegendStrip, Run, Swatch, SIZE};
+use super::{dashed_line, figure_section, plot_err, Figure, LegendStrip, Run, Swatch, SIZE};
 use crate::trial::Trial;
 
 const RECORDED: RGBColor = RGBColor(44, 160, 44);
@@ -54,25 +54,19 @@ fn recorded(yes: bool) -> &'static str {
 
 pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
     let picked = case_study(&run.trials);
-    if picked.is_empty() {
-        writeln!(
-            report,
-            "\nNo provenance graph: no trial planted a canary (a `--cmd` producer has none)."
-        )?;
-        return Ok(());
-    }
-    let legend = legend();
-    // As tall as its rows: one scheduler is a short strip, not a page of white.
-    let height_px = TITLE_PX + picked.len() as u32 * ROW_PX + legend.height_px() + 8;
+    let data = if picked.is_empty() {
+        Err("No provenance graph: no trial planted a canary (a `--cmd` producer has none).".into())
+    } else {
+        Ok(CaseStudy {
+            picked,
+            legend: legend(),
+        })
+    };
     let file = format!("{stem}-provenance-graph");
-    draw_both_sized(
-        out,
-        &file,
-        (SIZE.0, height_px),
-        |root| draw(run, &picked, &legend, root),
-        |root| draw(run, &picked, &legend, root),
-    )?;
-    writeln!(report, "\n![provenance graph]({file}.svg)\n")?;
+    let alt = "provenance graph";
+    let Some(CaseStudy { picked, .. }) = figure_section(data, run, out, &file, alt, report)? else {
+        return Ok(());
+    };
     report.push_str(
         "| scheduler | collector | threads | repetition | loss % | openat(O_CREAT) | unlink |\n",
     );
@@ -105,129 +99,135 @@ fn legend() -> LegendStrip {
     )
 }
 
-fn draw<DB: DrawingBackend>(
-    run: &Run,
-    picked: &BTreeMap<&str, &Trial>,
-    legend: &LegendStrip,
-    root: DrawingArea<DB, Shift>,
-) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
-    root.fill(&WHITE).map_err(err)?;
-    let (_, height_px) = root.dim_in_pixel();
-    let (top, strip) = root.split_vertically(height_px - legend.height_px());
-    let (title, rows) = top.split_vertically(TITLE_PX);
-    let centred = |px: u32| {
-        TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
-    };
-    let left = |px: u32| {
-        TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Left, VPos::Center))
-    };
-    let (width_px, _) = title.dim_in_pixel();
-    title
-        .draw(&Text::new(
-            format!(
-                "The canary's causal chain in each scheduler's log ({})",
-                run.name
-            ),
-            (width_px as i32 / 2, TITLE_PX as i32 / 2),
-            centred(22),
-        ))
-        .map_err(err)?;
-    let grey = RGBColor(110, 110, 110);
-    for (i, (scheduler, t)) in picked.iter().enumerate() {
-        let row = rows
-            .clone()
-            .shrink((0, i as u32 * ROW_PX), (width_px, ROW_PX));
-        let y = ROW_PX as i32 / 2;
-        if i > 0 {
-            row.draw(&PathElement::new(
-                [(16, 0), (width_px as i32 - 16, 0)],
-                RGBColor(220, 220, 220).stroke_width(1),
-            ))
-            .map_err(err)?;
-        }
-        // Who and how much of the flood was lost.
-        row.draw(&Text::new(
-            scheduler.to_string(),
-            (20, y - 22),
-            TextStyle::from(("sans-serif", 17).into_font().style(FontStyle::Bold))
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(err)?;
-        row.draw(&Text::new(
-            format!("events lost: {:.2} %", t.loss_pct),
-            (20, y),
-            left(14),
-        ))
-        .map_err(err)?;
-        row.draw(&Text::new(
-            format!(
-                "{} flood threads, {}, rep. {}",
-                t.threads, t.collector, t.repetition
-            ),
-            (20, y + 20),
-            left(12).color(&grey),
-        ))
-        .map_err(err)?;
-        // Nodes, left to right, as pixel spans.
-        let nodes = [
-            ("attacker (flood worker)", 250, 450),
-            ("canary file", 590, 730),
-            ("removed", 850, 980),
-        ];
-        for (label, x0, x1) in nodes {
-            row.draw(&Rectangle::new(
-                [(x0, y - 20), (x1, y + 20)],
-                RGBColor(238, 238, 238).filled(),
-            ))
-            .map_err(err)?;
-            row.draw(&Rectangle::new(
-                [(x0, y - 20), (x1, y + 20)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
-            row.draw(&Text::new(label, ((x0 + x1) / 2, y), centred(14)))
-                .map_err(err)?;
-        }
-        let edges = [
-            (
-                "openat(O_CREAT)",
-                nodes[0].2,
-                nodes[1].1,
-                t.canary_create_recorded,
-            ),
-            ("unlink", nodes[1].2, nodes[2].1, t.canary_unlink_recorded),
-        ];
-        for (syscall, from, to, seen) in edges {
-            let (x0, x1) = (from + 4, to - 6);
-            let colour = if seen { RECORDED } else { MISSING };
-            let style = colour.stroke_width(3);
-            // The line stops where the arrowhead starts, so its tip stays sharp.
-            if seen {
-                row.draw(&PathElement::new([(x0, y), (x1 - 10, y)], style))
-                    .map_err(err)?;
-            } else {
-                dashed_line(&row, (x0, y), (x1 - 10, y), style).map_err(err)?;
-            }
-            row.draw(&Polygon::new(
-                vec![(x1, y), (x1 - 12, y - 7), (x1 - 12, y + 7)],
-                colour.filled(),
-            ))
-            .map_err(err)?;
-            let mid = (x0 + x1) / 2;
-            row.draw(&Text::new(syscall, (mid, y - 16), centred(13)))
-                .map_err(err)?;
-            row.draw(&Text::new(
-                recorded(seen),
-                (mid, y + 17),
-                centred(13).color(&colour),
-            ))
-            .map_err(err)?;
-        }
+/// The figure: the trial shown per scheduler, and the legend under them.
+struct CaseStudy<'a> {
+    picked: BTreeMap<&'a str, &'a Trial>,
+    legend: LegendStrip,
+}
+
+/// A row per scheduler: its trial's canary chain, an edge per system call.
+impl Figure for CaseStudy<'_> {
+    fn size_px(&self) -> (u32, u32) {
+        // As tall as its rows: one scheduler is a short strip, not a page of white.
+        let height_px = TITLE_PX + self.picked.len() as u32 * ROW_PX + self.legend.height_px() + 8;
+        (SIZE.0, height_px)
     }
-    legend.draw(&strip)?;
-    root.present().map_err(err)?;
-    Ok(())
+
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let (top, strip) = self.legend.split_off(root);
+        let (title, rows) = top.split_vertically(TITLE_PX);
+        let centred = |px: u32| {
+            TextStyle::from(("sans-serif", px).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Center))
+        };
+        let left = |px: u32| {
+            TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Left, VPos::Center))
+        };
+        let (width_px, _) = title.dim_in_pixel();
+        title
+            .draw(&Text::new(
+                format!(
+                    "The canary's causal chain in each scheduler's log ({})",
+                    run.name
+                ),
+                (width_px as i32 / 2, TITLE_PX as i32 / 2),
+                centred(22),
+            ))
+            .map_err(plot_err)?;
+        let grey = RGBColor(110, 110, 110);
+        for (i, (scheduler, t)) in self.picked.iter().enumerate() {
+            let row = rows
+                .clone()
+                .shrink((0, i as u32 * ROW_PX), (width_px, ROW_PX));
+            let y = ROW_PX as i32 / 2;
+            if i > 0 {
+                row.draw(&PathElement::new(
+                    [(16, 0), (width_px as i32 - 16, 0)],
+                    RGBColor(220, 220, 220).stroke_width(1),
+                ))
+                .map_err(plot_err)?;
+            }
+            // Who and how much of the flood was lost.
+            row.draw(&Text::new(
+                scheduler.to_string(),
+                (20, y - 22),
+                TextStyle::from(("sans-serif", 17).into_font().style(FontStyle::Bold))
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(plot_err)?;
+            row.draw(&Text::new(
+                format!("events lost: {:.2} %", t.loss_pct),
+                (20, y),
+                left(14),
+            ))
+            .map_err(plot_err)?;
+            row.draw(&Text::new(
+                format!(
+                    "{} flood threads, {}, rep. {}",
+                    t.threads, t.collector, t.repetition
+                ),
+                (20, y + 20),
+                left(12).color(&grey),
+            ))
+            .map_err(plot_err)?;
+            // Nodes, left to right, as pixel spans.
+            let nodes = [
+                ("attacker (flood worker)", 250, 450),
+                ("canary file", 590, 730),
+                ("removed", 850, 980),
+            ];
+            for (label, x0, x1) in nodes {
+                row.draw(&Rectangle::new(
+                    [(x0, y - 20), (x1, y + 20)],
+                    RGBColor(238, 238, 238).filled(),
+                ))
+                .map_err(plot_err)?;
+                row.draw(&Rectangle::new(
+                    [(x0, y - 20), (x1, y + 20)],
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(plot_err)?;
+                row.draw(&Text::new(label, ((x0 + x1) / 2, y), centred(14)))
+                    .map_err(plot_err)?;
+            }
+            let edges = [
+                (
+                    "openat(O_CREAT)",
+                    nodes[0].2,
+                    nodes[1].1,
+                    t.canary_create_recorded,
+                ),
+                ("unlink", nodes[1].2, nodes[2].1, t.canary_unlink_recorded),
+            ];
+            for (syscall, from, to, seen) in edges {
+                let (x0, x1) = (from + 4, to - 6);
+                let colour = if seen { RECORDED } else { MISSING };
+                let style = colour.stroke_width(3);
+                // The line stops where the arrowhead starts, so its tip stays sharp.
+                if seen {
+                    row.draw(&PathElement::new([(x0, y), (x1 - 10, y)], style))
+                        .map_err(plot_err)?;
+                } else {
+                    dashed_line(&row, (x0, y), (x1 - 10, y), style).map_err(plot_err)?;
+                }
+                row.draw(&Polygon::new(
+                    vec![(x1, y), (x1 - 12, y - 7), (x1 - 12, y + 7)],
+                    colour.filled(),
+                ))
+                .map_err(plot_err)?;
+                let mid = (x0 + x1) / 2;
+                row.draw(&Text::new(syscall, (mid, y - 16), centred(13)))
+                    .map_err(plot_err)?;
+                row.draw(&Text::new(
+                    recorded(seen),
+                    (mid, y + 17),
+                    centred(13).color(&colour),
+                ))
+                .map_err(plot_err)?;
+            }
+        }
+        self.legend.draw(&strip)
+    }
 }
 
 #[cfg(test)]

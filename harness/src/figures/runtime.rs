@@ -15,7 +15,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::{cell, draw_bar_panel, draw_both, Bar, BarPanel, LegendStrip, Run, Swatch, SIZE};
+use super::{
+    cell, draw_bar_panel, figure_section, titled, Bar, BarPanel, Figure, LegendStrip, Run,
+};
 use crate::trial::Trial;
 
 /// The baseline scheduler's name, in order of preference: EEVDF, or CFS in older guests.
@@ -182,23 +184,18 @@ pub fn cell_labels<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> BTreeMap<Ce
 }
 
 pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
-    let runtime = match normalized_runtime(&run.trials) {
-        Ok(runtime) => runtime,
-        Err(note) => {
-            writeln!(report, "\n{note}")?;
-            return Ok(());
-        }
-    };
-    let labels = cell_labels(runtime.bars.keys().map(|(c, _)| c));
     let file = format!("{stem}-normalized-runtime");
-    draw_both(
-        out,
-        &file,
-        |root| draw(run, &runtime, &labels, root),
-        |root| draw(run, &runtime, &labels, root),
-    )?;
+    let data = normalized_runtime(&run.trials).map(|runtime| RuntimeFigure {
+        labels: cell_labels(runtime.bars.keys().map(|(c, _)| c)),
+        runtime,
+    });
+    let alt = "normalized runtime";
+    let Some(RuntimeFigure { runtime, labels }) =
+        figure_section(data, run, out, &file, alt, report)?
+    else {
+        return Ok(());
+    };
     let base = runtime.baseline;
-    writeln!(report, "\n![normalized runtime]({file}.svg)\n")?;
     writeln!(
         report,
         "| workload | scheduler | trials | runtime × {base} (mean) | 95 % CI low | 95 % CI high |"
@@ -232,74 +229,63 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(
-    run: &Run,
-    runtime: &NormalizedRuntime,
-    labels: &BTreeMap<Cell, String>,
-    root: DrawingArea<DB, Shift>,
-) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
-    root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(
-            &format!(
-                "Workload runtime for the same work, relative to {} ({})",
-                runtime.baseline, run.name
-            ),
-            ("sans-serif", 22),
-        )
-        .map_err(err)?;
-    let cells: Vec<&Cell> = labels.keys().collect();
-    let schedulers: BTreeSet<&String> = runtime.bars.keys().map(|(_, s)| s).collect();
-    let series: Vec<(String, RGBColor)> = schedulers
-        .iter()
-        .map(|s| (s.to_string(), run.colour(s)))
-        .collect();
-    let legend = LegendStrip::new(
-        series
+/// The figure: the runtimes, and each cell's name under its group of bars.
+struct RuntimeFigure {
+    runtime: NormalizedRuntime,
+    labels: BTreeMap<Cell, String>,
+}
+
+/// A group of bars per cell, a bar per scheduler.
+impl Figure for RuntimeFigure {
+    fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let title = format!(
+            "Workload runtime for the same work, relative to {}",
+            self.runtime.baseline
+        );
+        let root = titled(root, run, &title)?;
+        let cells: Vec<&Cell> = self.labels.keys().collect();
+        let schedulers: BTreeSet<&String> = self.runtime.bars.keys().map(|(_, s)| s).collect();
+        let series = run.series(schedulers.iter().copied());
+        let legend = LegendStrip::of_bars(&series);
+        let (chart, strip) = legend.split_off(&root);
+        let bars: BTreeMap<(usize, usize), Bar> = self
+            .runtime
+            .bars
             .iter()
-            .map(|(s, c)| (s.clone(), Swatch::Bar(*c)))
-            .collect(),
-        SIZE.0,
-    );
-    let (chart, strip) = root.split_vertically(root.dim_in_pixel().1 - legend.height_px());
-    let bars: BTreeMap<(usize, usize), Bar> = runtime
-        .bars
-        .iter()
-        .map(|((c, s), m)| {
-            let group = cells.iter().position(|x| *x == c).unwrap_or(0);
-            let slot = schedulers.iter().position(|x| *x == s).unwrap_or(0);
-            let bar = Bar {
-                value: m.mean,
-                whisker: m.ci95,
-                pale_on_top: None,
-            };
-            ((group, slot), bar)
-        })
-        .collect();
-    let data_top = runtime
-        .bars
-        .values()
-        .map(|m| m.ci95.map_or(m.mean, |(_, high)| high))
-        .fold(1.0f64, f64::max);
-    let groups: Vec<String> = labels.values().cloned().collect();
-    let y_desc = format!("runtime for the same work (× {})", runtime.baseline);
-    draw_bar_panel(
-        &chart,
-        &BarPanel {
-            caption: "bars: mean over repetitions; whiskers: 95 % confidence interval",
-            groups: &groups,
-            series: &series,
-            bars: &bars,
-            x_desc: "workload",
-            y_desc: &y_desc,
-            y_top: data_top * 1.08,
-            reference: Some(1.0),
-        },
-    )?;
-    legend.draw(&strip)?;
-    root.present().map_err(err)?;
-    Ok(())
+            .map(|((c, s), m)| {
+                let group = cells.iter().position(|x| *x == c).unwrap_or(0);
+                let slot = schedulers.iter().position(|x| *x == s).unwrap_or(0);
+                let bar = Bar {
+                    value: m.mean,
+                    whisker: m.ci95,
+                    pale_on_top: None,
+                };
+                ((group, slot), bar)
+            })
+            .collect();
+        let data_top = self
+            .runtime
+            .bars
+            .values()
+            .map(|m| m.ci95.map_or(m.mean, |(_, high)| high))
+            .fold(1.0f64, f64::max);
+        let groups: Vec<String> = self.labels.values().cloned().collect();
+        let y_desc = format!("runtime for the same work (× {})", self.runtime.baseline);
+        draw_bar_panel(
+            &chart,
+            &BarPanel {
+                caption: "bars: mean over repetitions; whiskers: 95 % confidence interval",
+                groups: &groups,
+                series: &series,
+                bars: &bars,
+                x_desc: "workload",
+                y_desc: &y_desc,
+                y_top: data_top * 1.08,
+                reference: Some(1.0),
+            },
+        )?;
+        legend.draw(&strip)
+    }
 }
 
 #[cfg(test)]
