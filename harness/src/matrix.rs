@@ -246,7 +246,12 @@ impl Matrix {
                     if let Some(name) = &attack.name {
                         plan.attack_label = name.clone();
                     }
-                    plan.scheduler_label = scheduler.label().map(String::from);
+                    plan.scheduler_label = match scheduler.label() {
+                        Some(label) => Some(label.to_string()),
+                        // The plan runs the host's default; its trials will be the guest's.
+                        None if guest_schedulers => Some(scheduler.name().to_string()),
+                        None => None,
+                    };
                     plans.push(plan);
                 }
             }
@@ -472,18 +477,19 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         ))
         .into());
     }
-    if args.vm {
+    if args.vm && !args.dry_run {
         return crate::vm::matrix::run(args, &matrix, shard);
     }
     let given = args.guest.given();
-    if !given.is_empty() {
+    if !args.vm && !given.is_empty() {
         return Err(InputError(format!(
             "{} only applies to guest runs: add --vm",
             given.join(", ")
         ))
         .into());
     }
-    let plans = matrix.plans(false)?;
+    // A dry run of a guest matrix leaves the scheduler names to the guest, like the run.
+    let plans = matrix.plans(args.vm)?;
     let order: Vec<Planned> = run_order(&plans, matrix.file.order_seed)
         .into_iter()
         .enumerate()
