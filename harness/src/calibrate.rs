@@ -390,8 +390,11 @@ pub struct ValidationReport {
 }
 
 pub fn sim(args: &SimArgs) -> Result<()> {
+    if args.evaluate {
+        return crate::sim_eval::run(args);
+    }
     if !args.validate {
-        bail!("`aegis-bench sim` only validates for now: add --validate --json FILE");
+        bail!("`aegis-bench sim` needs --validate (root) or --evaluate, and --json FILE");
     }
     let json = args
         .json

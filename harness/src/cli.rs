@@ -212,6 +212,27 @@ pub struct SimArgs {
     /// Two short intensities (for tests).
     #[arg(long)]
     pub quick: bool,
+    /// Only simulate (no root): EEVDF, CFS, rustland-like, Aegis without the network and
+    /// Aegis with the DQN across attack intensities (--threads: producers, default 1,4,8 and
+    /// one per CPU) and machine sizes (--cpus), each beside the oracle, plus the Aegis
+    /// ablations; --duration is the simulated seconds per run [default: 1; 0.1 with --quick].
+    /// Writes --json FILE (a top-level `rows` list) and prints tables.
+    #[arg(long, conflicts_with = "validate")]
+    pub evaluate: bool,
+    /// With --evaluate: the CPU counts to simulate [default: 2,8,64,128; 2,8 with --quick].
+    #[arg(long, value_name = "N", value_delimiter = ',')]
+    pub cpus: Option<Vec<usize>>,
+    /// With --evaluate: the trained model Aegis-with-DQN runs (read as scx_aegis reads it).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "scheduler/models/aegis.json"
+    )]
+    pub model: PathBuf,
+    /// With --evaluate: replace the calibration's collector wakeup latency (microseconds), to
+    /// see how much of the loss the latency alone makes.
+    #[arg(long, value_name = "US")]
+    pub wakeup_latency_us: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,7 @@ pub mod run;
 pub mod run_delay;
 pub mod sched;
 pub mod signals;
+pub mod sim_eval;
 pub mod size;
 pub mod syscalls;
 pub mod train;

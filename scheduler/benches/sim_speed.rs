@@ -1,6 +1,6 @@
 //! Simulator speed: scheduling events per second on one core.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use scheduler::sim::{simulate, Cfs, Eevdf, SimConfig};
+use scheduler::sim::{simulate, Aegis, Cfs, Eevdf, Rustland, SimConfig};
 
 fn sim_speed(c: &mut Criterion) {
     let config = SimConfig {
@@ -21,6 +21,16 @@ fn sim_speed(c: &mut Criterion) {
     group.throughput(Throughput::Elements(events));
     group.bench_function("cfs_8cpu_200ms", |b| {
         b.iter(|| simulate(&config, &mut Cfs::new(config.cpus)))
+    });
+    let events = simulate(&config, &mut Rustland::default()).sched_events;
+    group.throughput(Throughput::Elements(events));
+    group.bench_function("rustland_8cpu_200ms", |b| {
+        b.iter(|| simulate(&config, &mut Rustland::default()))
+    });
+    let events = simulate(&config, &mut Aegis::new(None, config.tick_ns, 0)).sched_events;
+    group.throughput(Throughput::Elements(events));
+    group.bench_function("aegis_no_net_8cpu_200ms", |b| {
+        b.iter(|| simulate(&config, &mut Aegis::new(None, config.tick_ns, 0)))
     });
     group.finish();
 }

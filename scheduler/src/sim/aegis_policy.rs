@@ -36,6 +36,9 @@ pub struct Aegis {
     pub tick_ns: u64,
     pub network: Option<QNet>,
     pub gate: DeltaGate,
+    /// `false`: run the network every window, the gate only counting (the no-gating ablation;
+    /// a gate with delta 0 still skips windows whose state did not change at all).
+    pub gating: bool,
     pub action: Action,
     pub stats: AegisStats,
     min_vruntime: u64,
@@ -50,6 +53,7 @@ impl Aegis {
             tick_ns,
             network,
             gate: DeltaGate::new(delta),
+            gating: true,
             action: Action {
                 collector_boost: 1,
                 producer_throttle: 0,
@@ -167,7 +171,13 @@ impl Policy for Aegis {
     fn window(&mut self, view: &QueueView) {
         if let Some(network) = &self.network {
             let state = self.observe(view).quantize();
-            if self.gate.should_run(&state) {
+            let run = if self.gating {
+                self.gate.should_run(&state)
+            } else {
+                self.gate.nr_run += 1;
+                true
+            };
+            if run {
                 self.action = network.act(&state);
             }
             self.stats.nr_inferences = self.gate.nr_run;
@@ -357,5 +367,15 @@ mod tests {
             gated.nr_inferences < every.nr_inferences,
             "{gated:?} vs {every:?}"
         );
+        // Without gating the network runs every window, and acts as delta 0 does (a state
+        // that did not move gives the same action).
+        let mut ungated = Aegis::new(Some(random_network(3)), config.tick_ns, 0);
+        ungated.gating = false;
+        let result = simulate(&config, &mut ungated);
+        assert_eq!(ungated.stats.nr_inferences, windows);
+        assert_eq!(ungated.stats.nr_skipped, 0);
+        let mut zero = Aegis::new(Some(random_network(3)), config.tick_ns, 0);
+        assert_eq!(simulate(&config, &mut zero), result);
+        assert_eq!(zero.stats.action_windows, ungated.stats.action_windows);
     }
 }

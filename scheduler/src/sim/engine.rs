@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::policy::{Entity, Policy, QueueView};
+use super::policy::{Entity, Policy, QueueView, UserSpace};
 use super::{weight_of_nice, SimConfig};
 use crate::aegis::levels::{syscalls_per_window_of_cpu, Backbone, TaskSignals};
 
@@ -14,6 +14,8 @@ enum Kind {
     Collector,
     Hog,
     Sleeper,
+    /// The user-space scheduler's task (only under a [`Policy::user_space`] policy).
+    Scheduler,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
             Kind::Collector => "collector",
             Kind::Hog => "hog",
             Kind::Sleeper => "sleeper",
+            Kind::Scheduler => "scheduler",
         }
     }
 }
@@ -36,11 +39,25 @@ enum State {
     Waking(u64),
 }
 
+/// Where a runnable task is on its way to a CPU. Without a user-space scheduler every runnable
+/// task is `Ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Dispatchable: a CPU may pick it.
+    Ready,
+    /// On its way to the user-space scheduler; reaches its queue at this time.
+    InTransit(u64),
+    /// In the user-space scheduler's queue, waiting for its decision.
+    Queued,
+}
+
 #[derive(Clone, Debug)]
 struct Task {
     kind: Kind,
     entity: Entity,
     state: State,
+    /// Meaningful while `state` is `Runnable`.
+    stage: Stage,
     /// CPU time already spent toward the next syscall (producer) or event (collector).
     carry_ns: u64,
     /// Collector: CPU time still owed to the current wakeup's fixed cost.
@@ -60,6 +77,7 @@ pub struct TaskReport {
     pub kind: String,
     pub cpu_ns: u64,
     pub wait_ns: u64,
+    /// The longest time the task waited runnable: until a pick, or until the end of the run.
     pub max_wait_ns: u64,
     pub wakeups: u64,
     /// Syscalls issued (producer) or events consumed (collector).
@@ -79,8 +97,16 @@ pub struct SimResult {
     pub tasks: Vec<TaskReport>,
     /// Scheduling events handled (wakeups, sleeps, ticks, picks, preemptions).
     pub sched_events: u64,
-    /// CPU time left idle while a task was runnable (0 for a work-conserving engine).
+    /// CPU time left idle while a dispatchable task was runnable (0 for a work-conserving
+    /// engine).
     pub idle_with_runnable_ns: u64,
+    /// CPU time left idle while tasks were on their way through a user-space scheduler (in
+    /// transit or in its queue): the price of deciding in user space. 0 for other policies.
+    #[serde(default)]
+    pub idle_with_pending_ns: u64,
+    /// Tasks the user-space scheduler dispatched (0 for other policies).
+    #[serde(default)]
+    pub user_decisions: u64,
     pub duration_ns: u64,
 }
 
@@ -116,6 +142,10 @@ struct Sim<'a> {
     max_ring_level: u64,
     sched_events: u64,
     idle_with_runnable_ns: u64,
+    idle_with_pending_ns: u64,
+    /// The user-space scheduler, if the policy has one: its model and task id.
+    user_space: Option<(UserSpace, usize)>,
+    user_decisions: u64,
     next_window_ns: u64,
     window_produced: u64,
     window_dropped: u64,
@@ -137,12 +167,17 @@ struct Signals {
 /// Runs one simulation.
 pub fn simulate(config: &SimConfig, policy: &mut dyn Policy) -> SimResult {
     let mut sim = Sim::new(config);
+    if let Some(user_space) = policy.user_space() {
+        sim.add_user_scheduler(user_space);
+    }
     for id in 0..sim.tasks.len() {
         if sim.tasks[id].state == State::Runnable {
             let view = sim.view();
             policy.place(&mut sim.tasks[id].entity, &view);
+            sim.route(id);
         }
     }
+    sim.user_space_events(policy);
     sim.fill_idle_cpus(policy);
     while sim.now_ns < config.duration_ns {
         let next = sim
@@ -168,6 +203,7 @@ impl<'a> Sim<'a> {
                 ..Entity::default()
             },
             state,
+            stage: Stage::Ready,
             carry_ns: 0,
             overhead_left_ns: 0,
             run_left_ns: 0,
@@ -212,6 +248,9 @@ impl<'a> Sim<'a> {
             max_ring_level: 0,
             sched_events: 0,
             idle_with_runnable_ns: 0,
+            idle_with_pending_ns: 0,
+            user_space: None,
+            user_decisions: 0,
             next_window_ns: config.window_ns.max(1),
             window_produced: 0,
             window_dropped: 0,
@@ -219,6 +258,40 @@ impl<'a> Sim<'a> {
             window_ordinary_cpu_ns: 0,
             signals: Signals::default(),
         }
+    }
+
+    /// Adds the user-space scheduler's task (asleep until tasks reach its queue).
+    fn add_user_scheduler(&mut self, user_space: UserSpace) {
+        let id = self.tasks.len();
+        let mut task = self.tasks[self.collector].clone();
+        task.kind = Kind::Scheduler;
+        task.entity = Entity {
+            weight: weight_of_nice(0),
+            user_scheduler: true,
+            ..Entity::default()
+        };
+        task.state = State::Sleeping;
+        task.report = TaskReport {
+            kind: Kind::Scheduler.name().to_string(),
+            ..TaskReport::default()
+        };
+        self.tasks.push(task);
+        self.user_space = Some((user_space, id));
+    }
+
+    /// Sets where a task that just became runnable starts: dispatchable at once, or (under a
+    /// user-space scheduler, for every task but the scheduler) on its way to the scheduler.
+    fn route(&mut self, id: usize) {
+        self.tasks[id].stage = match self.user_space {
+            Some((user_space, scheduler)) if id != scheduler => {
+                Stage::InTransit(self.now_ns + user_space.round_trip_ns)
+            }
+            _ => Stage::Ready,
+        };
+    }
+
+    fn is_dispatchable(task: &Task) -> bool {
+        task.state == State::Runnable && task.stage == Stage::Ready
     }
 
     fn view(&self) -> QueueView {
@@ -319,7 +392,20 @@ impl<'a> Sim<'a> {
             match (task.kind, task.state) {
                 (Kind::Sleeper, State::Sleeping) => next = next.min(task.sleep_until_ns),
                 (_, State::Waking(at)) => next = next.min(at),
+                (_, State::Runnable) => {
+                    if let Stage::InTransit(at) = task.stage {
+                        next = next.min(at);
+                    }
+                }
                 _ => {}
+            }
+        }
+        if let Some((user_space, scheduler)) = self.user_space {
+            // The user-space scheduler's next decision.
+            let task = &self.tasks[scheduler];
+            if matches!(task.state, State::Running(_)) {
+                let cost = user_space.decision_cost_ns.max(1);
+                next = next.min(self.now_ns + cost.saturating_sub(task.carry_ns).max(1));
             }
         }
         let collector = &self.tasks[self.collector];
@@ -400,16 +486,22 @@ impl<'a> Sim<'a> {
                     self.window_ordinary_cpu_ns += dt;
                 }
                 Kind::Hog => self.window_ordinary_cpu_ns += dt,
+                Kind::Scheduler => task.carry_ns += dt,
             }
         }
-        let mut runnable = 0u64;
+        let (mut runnable, mut pending) = (0u64, 0u64);
         for task in &mut self.tasks {
             if task.state == State::Runnable {
                 task.report.wait_ns += dt;
-                runnable += 1;
+                if task.stage == Stage::Ready {
+                    runnable += 1;
+                } else {
+                    pending += 1;
+                }
             }
         }
         self.idle_with_runnable_ns += dt * idle_cpus.min(runnable);
+        self.idle_with_pending_ns += dt * idle_cpus.saturating_sub(runnable).min(pending);
 
         // Ring traffic over the segment: within it the level only rises or only falls.
         let available = self.ring_level + produced;
@@ -442,7 +534,10 @@ impl<'a> Sim<'a> {
         task.report.wakeups += 1;
         policy.place(&mut task.entity, &view);
         self.sched_events += 1;
-        self.try_preempt(id, policy);
+        self.route(id);
+        if self.tasks[id].stage == Stage::Ready {
+            self.try_preempt(id, policy);
+        }
     }
 
     fn put_to_sleep(&mut self, id: usize, policy: &mut dyn Policy) {
@@ -470,6 +565,7 @@ impl<'a> Sim<'a> {
             let victim = self.cpus[cpu].take().expect("busy CPU");
             self.tasks[victim].state = State::Runnable;
             self.tasks[victim].entity.runnable_since_ns = self.now_ns;
+            self.route(victim);
             self.run_on(cpu, id, policy);
         }
     }
@@ -561,6 +657,7 @@ impl<'a> Sim<'a> {
                 _ => {}
             }
         }
+        self.user_space_events(policy);
         for cpu in 0..self.cpus.len() {
             let Some(id) = self.cpus[cpu] else { continue };
             if self.next_check_ns[cpu] > now {
@@ -574,9 +671,65 @@ impl<'a> Sim<'a> {
                 task.state = State::Runnable;
                 task.entity.runnable_since_ns = now;
                 self.cpus[cpu] = None;
+                self.route(id);
             } else {
                 self.next_check_ns[cpu] = now + self.config.tick_ns;
             }
+        }
+    }
+
+    /// Under a user-space scheduler: tasks reach its queue, it wakes for them, dispatches one
+    /// per `decision_cost_ns` of its CPU time in the policy's order, and sleeps when its queue
+    /// is empty.
+    fn user_space_events(&mut self, policy: &mut dyn Policy) {
+        let Some((user_space, scheduler)) = self.user_space else {
+            return;
+        };
+        let now = self.now_ns;
+        let mut queued = 0;
+        for task in &mut self.tasks {
+            if task.state != State::Runnable {
+                continue;
+            }
+            match task.stage {
+                Stage::InTransit(at) if at <= now => {
+                    task.stage = Stage::Queued;
+                    self.sched_events += 1;
+                    queued += 1;
+                }
+                Stage::Queued => queued += 1,
+                _ => {}
+            }
+        }
+        let cost = user_space.decision_cost_ns.max(1);
+        if matches!(self.tasks[scheduler].state, State::Running(_)) {
+            while queued > 0 && self.tasks[scheduler].carry_ns >= cost {
+                self.tasks[scheduler].carry_ns -= cost;
+                let candidates: Vec<usize> = (0..self.tasks.len())
+                    .filter(|id| {
+                        self.tasks[*id].state == State::Runnable
+                            && self.tasks[*id].stage == Stage::Queued
+                    })
+                    .collect();
+                let view = self.view();
+                let entities: Vec<&Entity> = candidates
+                    .iter()
+                    .map(|id| &self.tasks[*id].entity)
+                    .collect();
+                let chosen = candidates[policy.pick(&entities, &view)];
+                self.tasks[chosen].stage = Stage::Ready;
+                self.tasks[scheduler].report.events += 1;
+                self.user_decisions += 1;
+                self.sched_events += 1;
+                queued -= 1;
+                self.try_preempt(chosen, policy);
+            }
+            if queued == 0 {
+                self.tasks[scheduler].carry_ns = 0;
+                self.put_to_sleep(scheduler, policy);
+            }
+        } else if queued > 0 && self.tasks[scheduler].state == State::Sleeping {
+            self.make_runnable(scheduler, policy);
         }
     }
 
@@ -586,7 +739,7 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let candidates: Vec<usize> = (0..self.tasks.len())
-                .filter(|id| self.tasks[*id].state == State::Runnable)
+                .filter(|id| Self::is_dispatchable(&self.tasks[*id]))
                 .collect();
             if candidates.is_empty() {
                 return;
@@ -601,7 +754,14 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn finish(self, policy: &str) -> SimResult {
+    fn finish(mut self, policy: &str) -> SimResult {
+        // A wait still going at the end counts too (a starved task is never picked).
+        for task in &mut self.tasks {
+            if task.state == State::Runnable {
+                let waited = self.now_ns - task.entity.runnable_since_ns;
+                task.report.max_wait_ns = task.report.max_wait_ns.max(waited);
+            }
+        }
         SimResult {
             policy: policy.to_string(),
             produced: self.produced,
@@ -617,6 +777,8 @@ impl<'a> Sim<'a> {
             tasks: self.tasks.into_iter().map(|t| t.report).collect(),
             sched_events: self.sched_events,
             idle_with_runnable_ns: self.idle_with_runnable_ns,
+            idle_with_pending_ns: self.idle_with_pending_ns,
+            user_decisions: self.user_decisions,
             duration_ns: self.config.duration_ns,
         }
     }

@@ -12,6 +12,12 @@
 //!   costs `wakeup_cost_ns` of its CPU time, then it consumes one event per `per_event_cost_ns`
 //!   until the ring is empty again.
 //! - *Hogs* are CPU-bound ordinary tasks; *sleepers* run `run_ns` then sleep `sleep_ns`.
+//! - A policy may decide in user space ([`Policy::user_space`], [`Rustland`]): runnable tasks
+//!   then reach a user-space scheduler task after a round-trip delay, and become dispatchable
+//!   only once that task has spent CPU time on a decision for each.
+//!
+//! [`oracle()`] gives, for a configuration, the least collector CPU any scheduler needs to lose
+//! nothing and the least slowdown of the ordinary tasks that follows (see [`oracle`]).
 //!
 //! Between two scheduling events every running task progresses at a constant rate, so ring
 //! traffic is integrated exactly over each segment (a fluid model with integer event counts):
@@ -22,12 +28,16 @@
 mod aegis_policy;
 pub mod calibration;
 mod engine;
+pub mod oracle;
 pub mod policy;
+pub mod rustland;
 
 pub use aegis_policy::{Aegis, AegisStats};
 pub use calibration::{Calibration, CalibrationRun, WakeupFit};
 pub use engine::{simulate, SimResult, TaskReport};
-pub use policy::{Cfs, Eevdf, Policy};
+pub use oracle::{oracle, Oracle};
+pub use policy::{Cfs, Eevdf, Policy, UserSpace};
+pub use rustland::Rustland;
 
 use serde::{Deserialize, Serialize};
 

@@ -21,6 +21,10 @@ pub struct Entity {
     pub recent_syscalls: u32,
     /// When the task last became runnable.
     pub runnable_since_ns: u64,
+    /// CPU time since the task last went to sleep (scx_rustland's `exec_runtime`).
+    pub exec_ns: u64,
+    /// The user-space scheduler's own task (only with [`Policy::user_space`]).
+    pub user_scheduler: bool,
 }
 
 /// What a policy may look at besides the entity it decides about.
@@ -52,6 +56,21 @@ pub struct QueueView {
     pub nr_producers: u32,
 }
 
+/// Scheduling decided in user space (scx_rustland and its kin): the engine's part of it.
+///
+/// A task that becomes runnable (wakes, or is put back at the end of its slice) first travels
+/// to the user-space scheduler: it reaches the scheduler's queue `round_trip_ns` later (the
+/// BPF -> user -> BPF path, lumped before the decision). The user-space scheduler is a task of
+/// its own (kind `scheduler`): it is woken when its queue is not empty, needs a CPU like any
+/// other task, and spends `decision_cost_ns` of CPU time per task it dispatches, taking them
+/// in the order [`Policy::pick`] gives over the queued tasks. Only then is a task dispatchable
+/// and can be picked by a CPU. The scheduler itself is dispatched directly (no round trip).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserSpace {
+    pub round_trip_ns: u64,
+    pub decision_cost_ns: u64,
+}
+
 /// A scheduling policy over one global run queue.
 pub trait Policy {
     fn name(&self) -> &'static str;
@@ -77,6 +96,11 @@ pub trait Policy {
     fn window(&mut self, _view: &QueueView) {}
     /// Called when a task is put on a CPU.
     fn on_pick(&mut self, _e: &Entity, _now_ns: u64) {}
+    /// `Some` when scheduling decisions are made in user space (see [`UserSpace`]); read once,
+    /// when the simulation starts.
+    fn user_space(&self) -> Option<UserSpace> {
+        None
+    }
 }
 
 fn scale_factor(cpus: usize) -> u64 {
