@@ -201,6 +201,8 @@ fn ci_matrix_passes_the_gate_and_a_planted_regression_fails_it() {
     run_in_guest("matrices/ci-planted-regression.toml", &regressed);
     let failed = gate(&regressed, &report);
     let text = std::fs::read_to_string(&report).unwrap();
+    // In the test log, for whoever reads CI's output.
+    eprintln!("{text}");
     assert_eq!(
         failed.status.code(),
         Some(1),
