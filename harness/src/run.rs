@@ -836,6 +836,7 @@ fn run_trial(
         collector_cycles: collector_totals.cycles,
         collector_instructions: collector_totals.instructions,
         hardware_counters_unavailable: collector_totals.hardware_unavailable,
+        collector_cpu_share: (flood_s > 0.0).then(|| stats.cpu_s() / flood_s),
         scheduler_args: match &spec.scheduler {
             SchedulerSpec::SchedExt { .. } if !plan.scx_args.is_empty() => {
                 Some(shell_words::join(&plan.scx_args))

@@ -171,6 +171,10 @@ pub struct Trial {
     /// `scx_args`), when any were given.
     #[serde(default)]
     pub scheduler_args: Option<String>,
+    /// `collector_cpu_s / duration_s`: the collector's CPU time per second of flood, as a
+    /// fraction of one CPU (its drain after the flood counts too, so it can pass 1).
+    #[serde(default)]
+    pub collector_cpu_share: Option<f64>,
 }
 
 /// The inputs of [`account`].

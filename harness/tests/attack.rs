@@ -383,7 +383,7 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
              fairness_attack_jain,fairness_attack_tasks,collector_context_switches,\
              collector_cpu_migrations,attack_context_switches,attack_cpu_migrations,\
              collector_cycles,collector_instructions,hardware_counters_unavailable,\
-             scheduler_args,trial_id"
+             scheduler_args,trial_id,collector_cpu_share"
         ),
         "{header}"
     );

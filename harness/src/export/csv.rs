@@ -87,6 +87,7 @@ struct Row<'a> {
     hardware_counters_unavailable: &'a str,
     scheduler_args: &'a str,
     trial_id: &'a str,
+    collector_cpu_share: Option<f64>,
 }
 
 fn flatten(map: &BTreeMap<String, u64>) -> String {
@@ -185,6 +186,7 @@ impl Exporter for CsvExporter {
                     .unwrap_or(""),
                 scheduler_args: t.scheduler_args.as_deref().unwrap_or(""),
                 trial_id: &t.trial_id,
+                collector_cpu_share: t.collector_cpu_share,
             })?;
         }
         Ok(writer.into_inner()?)
@@ -229,7 +231,7 @@ mod tests {
         assert_eq!(cell(1, "attack_context_switches"), "");
         assert_eq!(
             header.iter().next_back(),
-            Some("trial_id"),
+            Some("collector_cpu_share"),
             "new columns go at the end, so scripts reading columns by position keep working"
         );
         assert_eq!(
