@@ -55,8 +55,8 @@ figures: build
 # The checked-in result set, measured in sched_ext guests: the paper matrix and the Aegis
 # ablations (about 45 minutes here); `--resume` continues either where it stopped.
 paper: build tools
-	$(BIN) run --matrix matrices/paper.toml --out results/paper/run --vm --resume
-	$(BIN) run --matrix matrices/ablations.toml --out results/ablations/run --vm --resume
+	$(BIN) run --matrix matrices/paper.toml --out results/paper/run --vm --resume --keep-going
+	$(BIN) run --matrix matrices/ablations.toml --out results/ablations/run --vm --resume --keep-going
 
 # The baseline CI gates against (matrices/ci.toml, in a guest), measured with the debug build
 # that `make test` runs. Remeasure it when a change is meant to move the gated metrics, and

@@ -412,6 +412,11 @@ pub struct RunArgs {
     /// Print the trials the matrix would run, in run order, and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Go on past a trial that fails (a scheduler kicked out by the watchdog, accounting that
+    /// does not add up): its error goes to OUT/failures.jsonl, the run exits with status 1 at
+    /// the end, and --resume retries it. Without it the first failure ends the run.
+    #[arg(long)]
+    pub keep_going: bool,
     /// Run the matrix in a QEMU guest (a sched_ext kernel unless --vm-kernel says otherwise).
     #[arg(long)]
     pub vm: bool,

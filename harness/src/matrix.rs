@@ -536,24 +536,53 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     });
     let mut bench = Bench::open(uses_audit)?;
     let progress = Progress::new(todo.len());
+    let failures_path = out.dir.join(FAILURES_FILE);
+    let mut failures: Vec<Failure> = Vec::new();
     for (index, planned) in todo.iter().enumerate() {
         let plan = &plans[planned.plan];
         crate::say!("{} {}", progress.line(index), planned.id);
-        let trial = bench
-            .run(plan, &planned.spec)
-            .with_context(|| format!("trial {}", planned.id))
-            .with_context(|| {
-                format!(
-                    "{} finished trial(s) are in {}; rerun with --resume to continue",
-                    trials.len(),
-                    out.dir.display()
-                )
-            })?;
-        trials.push(trial);
-        info.trials_done = trials.len();
-        out.write(&trials, &info)?;
+        let started_at = crate::trial::now_rfc3339();
+        match bench.run(plan, &planned.spec) {
+            Ok(trial) => {
+                trials.push(trial);
+                info.trials_done = trials.len();
+                out.write(&trials, &info)?;
+            }
+            // A trial that failed by itself (a scheduler kicked out by the watchdog, accounting
+            // that does not add up) is set aside; an interrupt still ends the run.
+            Err(err) if args.keep_going && !interrupted(&err) => {
+                crate::say!(
+                    "  trial {} failed: {err:#}; going on (--keep-going)",
+                    planned.id
+                );
+                failures.push(Failure {
+                    trial_id: planned.id.clone(),
+                    error: format!("{err:#}"),
+                    started_at,
+                });
+                let lines: Vec<String> = failures
+                    .iter()
+                    .map(|f| serde_json::to_string(f).expect("a failure serializes"))
+                    .collect();
+                export::write_atomically(&failures_path, (lines.join("\n") + "\n").as_bytes())?;
+            }
+            Err(err) => {
+                return Err(err
+                    .context(format!("trial {}", planned.id))
+                    .context(format!(
+                        "{} finished trial(s) are in {}; rerun with --resume to continue",
+                        trials.len(),
+                        out.dir.display()
+                    )))
+            }
+        }
     }
     drop(bench);
+    if failures.is_empty() && failures_path.exists() {
+        // Failures of an earlier run that this one completed are no longer true.
+        std::fs::remove_file(&failures_path)
+            .with_context(|| format!("removing {}", failures_path.display()))?;
+    }
     println!("{}", table::render(&trials));
     println!(
         "wrote {} and {} ({} trials, {})",
@@ -562,7 +591,30 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         trials.len(),
         progress.elapsed()
     );
+    if !failures.is_empty() {
+        crate::say!(
+            "{} trial(s) failed (see {}); rerun with --resume to retry them",
+            failures.len(),
+            failures_path.display()
+        );
+        return Ok(1);
+    }
     Ok(0)
+}
+
+/// A trial `run --keep-going` set aside, in `OUT/failures.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Failure {
+    pub trial_id: String,
+    pub error: String,
+    pub started_at: String,
+}
+
+const FAILURES_FILE: &str = "failures.jsonl";
+
+fn interrupted(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<crate::error::Interrupted>().is_some()
+        || crate::signals::received().is_some()
 }
 
 /// The trials already in `out` (which `run` resumes), checked against this run: an error if

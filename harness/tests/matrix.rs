@@ -149,6 +149,61 @@ fn an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+#[test]
+fn keep_going_sets_failed_trials_aside_and_resume_retries_them() {
+    if !have_root("keep_going_sets_failed_trials_aside_and_resume_retries_them") {
+        return;
+    }
+    let dir = temp_dir("matrix-keep-going");
+    let matrix = dir.join("matrix.toml");
+    let fair = if kernel_is_eevdf() { "eevdf" } else { "cfs" };
+    std::fs::write(
+        &matrix,
+        format!(
+            "duration_s = 1\nrepetitions = 2\nschedulers = [\"{fair}\"]\nwatch_run_delay = \
+             false\n\n[[attack]]\nflood = \"openat\"\nthreads = [1]\nring_size = \
+             [\"1MiB\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = |fault: Option<&str>, extra: &[&str]| {
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(["run", "--matrix", matrix.to_str().unwrap(), "--out"])
+            .arg(&out)
+            .args(extra)
+            .env("RUST_BACKTRACE", "0");
+        match fault {
+            Some(fault) => command.env("AEGIS_BENCH_INJECT_FAULT", fault),
+            None => command.env_remove("AEGIS_BENCH_INJECT_FAULT"),
+        };
+        command.output().unwrap()
+    };
+    let before = snapshot();
+    // Every trial fails once armed; both are set aside and the run says so.
+    let failed = run(Some("error"), &["--keep-going"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains("2 trial(s) failed"),
+        "{}",
+        stderr(&failed)
+    );
+    assert_restored(&before);
+    let failures = std::fs::read_to_string(out.join("failures.jsonl")).unwrap();
+    assert_eq!(failures.lines().count(), 2, "{failures}");
+    assert!(failures.contains("fault injected"), "{failures}");
+    assert!(trial_ids(&out).is_empty());
+
+    // Resumed without the fault, both run and the stale failures go.
+    let resumed = run(None, &["--keep-going", "--resume"]);
+    assert_success(&resumed);
+    assert_eq!(trial_ids(&out).len(), 2);
+    assert!(!out.join("failures.jsonl").exists());
+    assert_restored(&before);
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// Runs a repository matrix in a guest into `out`.
 fn run_in_guest(matrix: &str, out: &Path) {
     let out_text = out.to_str().unwrap();

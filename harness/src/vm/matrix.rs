@@ -91,6 +91,9 @@ pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
     if args.resume {
         guest_args.push("--resume".into());
     }
+    if args.keep_going {
+        guest_args.push("--keep-going".into());
+    }
     if shard != Shard::WHOLE {
         guest_args.push("--shard".into());
         guest_args.push(shard.to_string());
