@@ -30,22 +30,29 @@ fn trial_ids(dir: &Path) -> Vec<String> {
     ids
 }
 
+/// A small matrix of 1 s openat floods on this kernel's fair class, two repetitions, with the
+/// attack's `threads` line given; written to `dir/matrix.toml`.
+fn host_matrix(dir: &Path, threads: &str) -> PathBuf {
+    let fair = if kernel_is_eevdf() { "eevdf" } else { "cfs" };
+    let path = dir.join("matrix.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "duration_s = 1\nrepetitions = 2\nschedulers = [\"{fair}\"]\n\n[[attack]]\n\
+             flood = \"openat\"\n{threads}\nring_size = [\"1MiB\"]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 #[test]
 fn an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix() {
     if !have_root("an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix") {
         return;
     }
     let dir = temp_dir("matrix-shards");
-    let matrix = dir.join("matrix.toml");
-    let fair = if kernel_is_eevdf() { "eevdf" } else { "cfs" };
-    std::fs::write(
-        &matrix,
-        format!(
-            "duration_s = 1\nrepetitions = 2\nschedulers = [\"{fair}\"]\n\n[[attack]]\n\
-             flood = \"openat\"\nthreads = [1, 2]\nring_size = [\"1MiB\"]\n"
-        ),
-    )
-    .unwrap();
+    let matrix = host_matrix(&dir, "threads = [1, 2]");
     let matrix = matrix.to_str().unwrap();
     let dry = aegis(&["run", "--matrix", matrix, "--out", "unused", "--dry-run"]);
     assert_success(&dry);
@@ -155,17 +162,7 @@ fn keep_going_sets_failed_trials_aside_and_resume_retries_them() {
         return;
     }
     let dir = temp_dir("matrix-keep-going");
-    let matrix = dir.join("matrix.toml");
-    let fair = if kernel_is_eevdf() { "eevdf" } else { "cfs" };
-    std::fs::write(
-        &matrix,
-        format!(
-            "duration_s = 1\nrepetitions = 2\nschedulers = [\"{fair}\"]\nwatch_run_delay = \
-             false\n\n[[attack]]\nflood = \"openat\"\nthreads = [1]\nring_size = \
-             [\"1MiB\"]\n"
-        ),
-    )
-    .unwrap();
+    let matrix = host_matrix(&dir, "threads = [1]");
     let out = dir.join("out");
     let run = |fault: Option<&str>, extra: &[&str]| {
         let mut command = std::process::Command::new(BIN);
