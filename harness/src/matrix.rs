@@ -78,7 +78,7 @@ pub enum SchedulerEntry {
 }
 
 impl SchedulerEntry {
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         match self {
             SchedulerEntry::Name(name) | SchedulerEntry::Variant { name, .. } => name,
         }

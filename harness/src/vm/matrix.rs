@@ -59,12 +59,8 @@ pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
     }
     let facts = spec.kernel.facts();
     for entry in &matrix.file.schedulers {
-        let name = match entry {
-            crate::matrix::SchedulerEntry::Name(name)
-            | crate::matrix::SchedulerEntry::Variant { name, .. } => name,
-        };
         if let crate::sched::SchedulerSpec::SchedExt { binary, .. } =
-            crate::sched::parse(name, &facts)?
+            crate::sched::parse(entry.name(), &facts)?
         {
             if !spec.extra_binaries.contains(&binary) {
                 spec.extra_binaries.push(binary);

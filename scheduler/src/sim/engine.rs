@@ -705,18 +705,11 @@ impl<'a> Sim<'a> {
         if matches!(self.tasks[scheduler].state, State::Running(_)) {
             while queued > 0 && self.tasks[scheduler].carry_ns >= cost {
                 self.tasks[scheduler].carry_ns -= cost;
-                let candidates: Vec<usize> = (0..self.tasks.len())
-                    .filter(|id| {
-                        self.tasks[*id].state == State::Runnable
-                            && self.tasks[*id].stage == Stage::Queued
+                let chosen = self
+                    .pick_where(policy, |task| {
+                        task.state == State::Runnable && task.stage == Stage::Queued
                     })
-                    .collect();
-                let view = self.view();
-                let entities: Vec<&Entity> = candidates
-                    .iter()
-                    .map(|id| &self.tasks[*id].entity)
-                    .collect();
-                let chosen = candidates[policy.pick(&entities, &view)];
+                    .expect("a queued task is waiting for the user-space scheduler");
                 self.tasks[chosen].stage = Stage::Ready;
                 self.tasks[scheduler].report.events += 1;
                 self.user_decisions += 1;
@@ -738,20 +731,31 @@ impl<'a> Sim<'a> {
             if self.cpus[cpu].is_some() {
                 continue;
             }
-            let candidates: Vec<usize> = (0..self.tasks.len())
-                .filter(|id| Self::is_dispatchable(&self.tasks[*id]))
-                .collect();
-            if candidates.is_empty() {
+            let Some(chosen) = self.pick_where(policy, Self::is_dispatchable) else {
                 return;
-            }
-            let view = self.view();
-            let entities: Vec<&Entity> = candidates
-                .iter()
-                .map(|id| &self.tasks[*id].entity)
-                .collect();
-            let chosen = candidates[policy.pick(&entities, &view)];
+            };
             self.run_on(cpu, chosen, policy);
         }
+    }
+
+    /// The task the policy picks among those that satisfy `eligible`, if any.
+    fn pick_where(
+        &self,
+        policy: &mut dyn Policy,
+        eligible: impl Fn(&Task) -> bool,
+    ) -> Option<usize> {
+        let candidates: Vec<usize> = (0..self.tasks.len())
+            .filter(|id| eligible(&self.tasks[*id]))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let view = self.view();
+        let entities: Vec<&Entity> = candidates
+            .iter()
+            .map(|id| &self.tasks[*id].entity)
+            .collect();
+        Some(candidates[policy.pick(&entities, &view)])
     }
 
     fn finish(mut self, policy: &str) -> SimResult {
