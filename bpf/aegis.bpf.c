@@ -66,6 +66,8 @@ struct task_ctx {
 	/* Syscalls per window of CPU time, over the last window in which the task ran. */
 	__u32 recent_syscalls;
 	__u32 level;
+	/* Where it waits: an AEGIS_QUEUED_* path, or the level whose DSQ it is in. */
+	__u32 queued_into;
 	bool provenance;
 	/* How the current run began, for the past-hold stats. */
 	bool promoted;
@@ -471,6 +473,7 @@ s32 BPF_STRUCT_OPS(aegis_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			return cpu;
 
 		tctx->queued_at_ns = now;
+		tctx->queued_into = AEGIS_QUEUED_DIRECT;
 		tctx->woken_on_idle_cpu = true;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_of(level), 0);
 		if (st)
@@ -501,6 +504,8 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	 * being held back: without this rule the kernel would hand it a fresh slice.
 	 */
 	if ((enq_flags & SCX_ENQ_LAST) && !(level == AEGIS_LEVEL_PRODUCER && holding_producers())) {
+		if (tctx)
+			tctx->queued_into = AEGIS_QUEUED_LAST;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_of(level), enq_flags);
 		if (st)
 			st->nr_queued[level]++;
@@ -510,6 +515,8 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	floor = vtime_now[level] > base_slice_ns ? vtime_now[level] - base_slice_ns : 0;
 	if (vtime < floor)
 		vtime = floor;
+	if (tctx)
+		tctx->queued_into = level;
 	scx_bpf_dsq_insert_vtime(p, level, slice_of(level), vtime, enq_flags);
 	if (st)
 		st->nr_queued[level]++;
@@ -523,11 +530,12 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 
 /*
  * Finds the task furthest past its level's wait bound, looking at the first
- * AEGIS_SCAN_DEPTH tasks of each level that may run on @cpu. Returns its level, or -1 if none
- * is overdue; *next_deadline_out is the earliest time a scanned task (on any CPU) becomes
- * overdue.
+ * AEGIS_SCAN_DEPTH tasks of each level (but producers, if @skip_producers) that may run on
+ * @cpu (on any CPU if @cpu < 0). Returns its level, or -1 if none is overdue;
+ * *next_deadline_out is the earliest time a scanned task (on any CPU) becomes overdue.
  */
-static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out, __u64 *next_deadline_out)
+static int find_overdue_on(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out,
+			   __u64 *next_deadline_out)
 {
 	__u64 most_overdue = 0, next_deadline = (__u64)-1;
 	struct task_struct *p;
@@ -538,6 +546,9 @@ static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out, __u64
 	{
 		__u64 bound = aegis_wait_bound_ns(level, base_wait_ns);
 		int seen = 0;
+
+		if (skip_producers && level == AEGIS_LEVEL_PRODUCER)
+			break;
 
 		bpf_for_each(scx_dsq, p, level, 0)
 		{
@@ -551,7 +562,7 @@ static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out, __u64
 				continue;
 			if (tctx->queued_at_ns + bound < next_deadline)
 				next_deadline = tctx->queued_at_ns + bound;
-			if (!any_cpu && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			if (cpu >= 0 && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			waited = now - tctx->queued_at_ns;
 			if (waited > bound && waited - bound > most_overdue) {
@@ -573,7 +584,7 @@ static int find_overdue_on(s32 cpu, bool any_cpu, __u64 now, s32 *pid_out, __u64
  */
 __u64 next_overdue_scan_ns;
 
-static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
+static int find_overdue(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out)
 {
 	__u64 next_deadline, next;
 	struct aegis_stats *st;
@@ -584,7 +595,7 @@ static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
 	st = my_stats();
 	if (st)
 		st->nr_overdue_scans++;
-	level = find_overdue_on(cpu, false, now, pid_out, &next_deadline);
+	level = find_overdue_on(cpu, skip_producers, now, pid_out, &next_deadline);
 	if (level >= 0) {
 		/* Promoting one may leave others overdue: scan again next time. */
 		next_overdue_scan_ns = 0;
@@ -596,6 +607,30 @@ static int find_overdue(s32 cpu, __u64 now, s32 *pid_out)
 		next = next_deadline > now ? next_deadline : now + AEGIS_SCAN_INTERVAL_US * 100ULL;
 	next_overdue_scan_ns = next;
 	return -1;
+}
+
+/*
+ * A provenance or ordinary task that the tick found overdue on a CPU where a collector drains
+ * its backlog, for that CPU's next dispatch to serve ahead of the collector (pid, and level +
+ * 1; 0: none). Without it a task that may run only there (a per-CPU kworker) waited as long
+ * as the backlog lasted: 348 ms in a loaded guest.
+ */
+__s32 pending_overdue_pid[AEGIS_MAX_CPUS];
+__u32 pending_overdue_level[AEGIS_MAX_CPUS];
+
+/* Takes this CPU's pending overdue task: its level, or -1 if none. */
+static int take_pending_overdue(s32 cpu, s32 *pid_out)
+{
+	__u32 idx = cpu, level;
+
+	if (idx >= AEGIS_MAX_CPUS)
+		return -1;
+	level = pending_overdue_level[idx];
+	if (!level || level > AEGIS_NR_LEVELS)
+		return -1;
+	pending_overdue_level[idx] = 0;
+	*pid_out = pending_overdue_pid[idx];
+	return level - 1;
 }
 
 /* Moves the task with this pid from a level's DSQ to the local one. */
@@ -626,19 +661,23 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 	s32 pid = 0;
 	int level;
 
-	/*
-	 * A backlog past the preemption point or the hold line cannot wait for the overdue: the
-	 * collector drains ahead of them (it runs briefly, and every overdue task is still served
-	 * next). Overdue producers promoted ahead of a queued collector overfilled the ring when
-	 * the guest's vCPUs stalled.
-	 */
-	if ((provenance_should_preempt() || holding_producers()) &&
-	    scx_bpf_dsq_move_to_local(AEGIS_LEVEL_PROVENANCE, 0)) {
-		if (st)
-			st->nr_dispatched[AEGIS_LEVEL_PROVENANCE]++;
-		return;
+	/* The tick preempted a draining collector for a task overdue here: it goes first. */
+	level = take_pending_overdue(cpu, &pid);
+	if (level < 0) {
+		/*
+		 * A backlog past the preemption point or the hold line does not wait for overdue
+		 * producers: the collector drains ahead of them. Overdue producers promoted ahead
+		 * of a queued collector overfilled the ring when the guest's vCPUs stalled. Other
+		 * overdue tasks reach a draining collector's CPU through its tick.
+		 */
+		if ((provenance_should_preempt() || holding_producers()) &&
+		    scx_bpf_dsq_move_to_local(AEGIS_LEVEL_PROVENANCE, 0)) {
+			if (st)
+				st->nr_dispatched[AEGIS_LEVEL_PROVENANCE]++;
+			return;
+		}
+		level = find_overdue(cpu, false, now, &pid);
 	}
-	level = find_overdue(cpu, now, &pid);
 	if (level >= 0 && level < AEGIS_NR_LEVELS && promote(level, pid)) {
 		if (st) {
 			st->nr_promoted[level]++;
@@ -701,19 +740,33 @@ static void account_tick(__u64 now)
 void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 {
 	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	s32 cpu = bpf_get_smp_processor_id();
 	__u64 now = bpf_ktime_get_ns();
+	bool draining;
 	s32 pid = 0;
+	int level;
 
 	account_tick(now);
 
-	/* A collector draining a backlog keeps its slice. */
-	if (tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt())
-		return;
-	/* Give the CPU up as soon as someone is overdue: dispatch will promote it. */
-	if (find_overdue(bpf_get_smp_processor_id(), now, &pid) >= 0) {
+	/*
+	 * A collector draining a backlog keeps its slice against producers, however overdue:
+	 * they would fill the ring. Any other overdue task that may run here takes the CPU.
+	 */
+	draining = tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt();
+	level = find_overdue(cpu, draining, now, &pid);
+	if (level >= 0) {
+		__u32 idx = cpu;
+
+		if (draining && idx < AEGIS_MAX_CPUS) {
+			pending_overdue_pid[idx] = pid;
+			pending_overdue_level[idx] = level + 1;
+		}
+		/* Give the CPU up: dispatch promotes it. */
 		p->scx.slice = 0;
 		return;
 	}
+	if (draining)
+		return;
 	/*
 	 * Nobody waits: refill the slice rather than let it expire. An expiry reschedules even a
 	 * task alone on its CPU, and under TCG that cost two CPU hogs running alone 29 % of their
@@ -749,8 +802,15 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 	if (tctx->queued_at_ns && now > tctx->queued_at_ns && st) {
 		__u64 waited = now - tctx->queued_at_ns;
 
-		if (waited > st->max_wait_ns[level])
+		if (waited > st->max_wait_ns[level]) {
 			st->max_wait_ns[level] = waited;
+			st->max_wait_pid[level] = p->pid;
+			st->max_wait_nr_cpus_allowed[level] = p->nr_cpus_allowed;
+			st->max_wait_queued_into[level] =
+				tctx->promoted ? AEGIS_QUEUED_PROMOTED : tctx->queued_into;
+			bpf_probe_read_kernel(st->max_wait_comm[level],
+					      sizeof(st->max_wait_comm[level]), p->comm);
+		}
 		if (waited > aegis_wait_bound_ns(level, base_wait_ns) + tick_ns) {
 			st->nr_bound_violations[level]++;
 			if (last_stall_end_ns >= tctx->queued_at_ns)
@@ -937,7 +997,7 @@ static int periodic(void *map, int *key, struct bpf_timer *timer)
 	s32 pid = 0;
 	__u32 cpu;
 
-	if (find_overdue_on(0, true, now, &pid, &next_deadline) >= 0) {
+	if (find_overdue_on(-1, false, now, &pid, &next_deadline) >= 0) {
 		next_overdue_scan_ns = 0;
 		bpf_for(cpu, 0, nr_cpus)
 		{

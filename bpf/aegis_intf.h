@@ -44,6 +44,14 @@ enum aegis_consts {
 	AEGIS_PAST_HOLD_WOKEN_ON_IDLE_CPU = 2,
 	AEGIS_PAST_HOLD_BEFORE_PREEMPTION = 3,
 	AEGIS_NR_PAST_HOLD_REASONS = 4,
+	/*
+	 * Where a task waited before it ran (stats: the longest wait's path): a level's DSQ (its
+	 * level number), a local DSQ straight from select_cpu or as the CPU's last task, or a
+	 * level's DSQ and then promoted past its bound.
+	 */
+	AEGIS_QUEUED_DIRECT = 3,
+	AEGIS_QUEUED_LAST = 4,
+	AEGIS_QUEUED_PROMOTED = 5,
 };
 
 /* Counters, one record per CPU; user space sums them (and takes the max of max_wait_ns). */
@@ -53,6 +61,11 @@ struct aegis_stats {
 	/* Served ahead of higher levels because the task's wait bound had passed. */
 	unsigned long long nr_promoted[AEGIS_NR_LEVELS];
 	unsigned long long max_wait_ns[AEGIS_NR_LEVELS];
+	/* The task behind max_wait_ns: pid, the CPUs it may run on, comm (16 bytes). */
+	unsigned long long max_wait_pid[AEGIS_NR_LEVELS];
+	unsigned long long max_wait_nr_cpus_allowed[AEGIS_NR_LEVELS];
+	unsigned long long max_wait_comm[AEGIS_NR_LEVELS][2];
+	unsigned long long max_wait_queued_into[AEGIS_NR_LEVELS];
 	/* Waits longer than the level's bound plus one scheduler tick. */
 	unsigned long long nr_bound_violations[AEGIS_NR_LEVELS];
 	/* Of those, the waits during which some busy CPU went over two tick periods untimed. */

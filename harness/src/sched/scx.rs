@@ -49,6 +49,34 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join(" | ")
 }
 
+/// The end of the last verifier log in a scheduler's output (libbpf prints it between
+/// `-- BEGIN PROG LOAD LOG --` and `-- END PROG LOAD LOG --` when the kernel rejects a
+/// program): the instruction it stopped at and why. None if no program was rejected.
+fn verifier_rejection(text: &str, lines: usize) -> Option<String> {
+    let begin = text.rfind("-- BEGIN PROG LOAD LOG --")?;
+    let log = &text[begin..];
+    let log = &log[..log.find("-- END PROG LOAD LOG --").unwrap_or(log.len())];
+    let body: Vec<&str> = log
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    Some(body[body.len().saturating_sub(lines)..].join(" | "))
+}
+
+/// Why a scheduler exited before it was enabled: the verifier's verdict if there was one, and
+/// the last lines it printed.
+fn load_failure(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    match verifier_rejection(&text, 12) {
+        Some(verdict) => format!(
+            "the verifier rejected a program: {verdict} || {}",
+            tail(path, 3)
+        ),
+        None => tail(path, 3),
+    }
+}
+
 impl RunningScx {
     /// Starts `binary` and waits until the kernel reports it enabled.
     pub fn start(name: &str, binary: &Path, args: &[String], work_dir: &Path) -> Result<Self> {
@@ -100,7 +128,7 @@ impl RunningScx {
                 running.child = None;
                 bail!(
                     "{name} exited ({status}) before sched_ext was enabled: {}; kernel: {}",
-                    tail(&running.log, 3),
+                    load_failure(&running.log),
                     kernel_log_reason()
                 );
             }
@@ -186,5 +214,27 @@ impl Drop for RunningScx {
         if let Err(err) = self.stop_inner() {
             crate::say!("warning: {err:#}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_rejection;
+
+    #[test]
+    fn a_verifier_rejection_is_quoted_from_its_last_lines() {
+        let text = "libbpf: prog 'aegis_dispatch': BPF program load failed: Invalid argument\n\
+                    libbpf: prog 'aegis_dispatch': -- BEGIN PROG LOAD LOG --\n\
+                    0: R1=ctx() R10=fp0\n\
+                    \n\
+                    1: (b7) r0 = 0\n\
+                    BPF program is too large. Processed 1000001 insn\n\
+                    -- END PROG LOAD LOG --\n\
+                    Error: Invalid argument (os error 22)\n";
+        assert_eq!(
+            verifier_rejection(text, 2).as_deref(),
+            Some("1: (b7) r0 = 0 | BPF program is too large. Processed 1000001 insn")
+        );
+        assert_eq!(verifier_rejection("Error: no such file", 2), None);
     }
 }

@@ -40,6 +40,9 @@ pub struct LevelStats {
     pub nr_dispatched: u64,
     pub nr_promoted: u64,
     pub max_wait_us: u64,
+    /// The task that waited max_wait_us: "comm (pid N, may run on K CPUs; queued PATH)",
+    /// "" if none.
+    pub max_wait_task: String,
     pub wait_bound_us: u64,
     pub nr_bound_violations: u64,
     /// Of those, the waits during which a busy CPU went over two tick periods without a tick
@@ -116,7 +119,13 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
             total.nr_queued[l] += s.nr_queued[l];
             total.nr_dispatched[l] += s.nr_dispatched[l];
             total.nr_promoted[l] += s.nr_promoted[l];
-            total.max_wait_ns[l] = total.max_wait_ns[l].max(s.max_wait_ns[l]);
+            if s.max_wait_ns[l] > total.max_wait_ns[l] {
+                total.max_wait_ns[l] = s.max_wait_ns[l];
+                total.max_wait_pid[l] = s.max_wait_pid[l];
+                total.max_wait_nr_cpus_allowed[l] = s.max_wait_nr_cpus_allowed[l];
+                total.max_wait_comm[l] = s.max_wait_comm[l];
+                total.max_wait_queued_into[l] = s.max_wait_queued_into[l];
+            }
             total.nr_bound_violations[l] += s.nr_bound_violations[l];
             total.nr_bound_violations_in_stalls[l] += s.nr_bound_violations_in_stalls[l];
         }
@@ -140,6 +149,32 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
         }
     }
     total
+}
+
+/// Names the task behind a level's longest wait, from the record's pid, CPU count and comm.
+fn describe_waiter(s: &aegis_stats, level: usize) -> String {
+    if s.max_wait_ns[level] == 0 {
+        return String::new();
+    }
+    let comm_bytes: Vec<u8> = s.max_wait_comm[level]
+        .iter()
+        .flat_map(|word| word.to_ne_bytes())
+        .take_while(|&b| b != 0)
+        .collect();
+    let nr_cpus = s.max_wait_nr_cpus_allowed[level];
+    let queued_into = match s.max_wait_queued_into[level] as u32 {
+        l @ 0..=2 => format!("in the {} DSQ", LEVEL_NAMES[l as usize]),
+        bpf_intf::aegis_consts_AEGIS_QUEUED_DIRECT => "on an idle CPU from select_cpu".into(),
+        bpf_intf::aegis_consts_AEGIS_QUEUED_LAST => "as its CPU's last task".into(),
+        bpf_intf::aegis_consts_AEGIS_QUEUED_PROMOTED => "promoted past its bound".into(),
+        other => format!("path {other}"),
+    };
+    format!(
+        "{} (pid {}, may run on {nr_cpus} CPU{}; queued {queued_into})",
+        String::from_utf8_lossy(&comm_bytes),
+        s.max_wait_pid[level],
+        if nr_cpus == 1 { "" } else { "s" }
+    )
 }
 
 /// Turns on the kernel's per-program run-time accounting for as long as the returned file
@@ -212,6 +247,7 @@ impl Stats {
                     nr_dispatched: s.nr_dispatched[l],
                     nr_promoted: s.nr_promoted[l],
                     max_wait_us: s.max_wait_ns[l] / 1_000,
+                    max_wait_task: describe_waiter(&s, l),
                     wait_bound_us: base_wait_us << l,
                     nr_bound_violations: s.nr_bound_violations[l],
                     nr_bound_violations_in_stalls: s.nr_bound_violations_in_stalls[l],
