@@ -137,6 +137,13 @@ __u64 last_stall_end_ns;
 /* When each CPU last ticked, or started running a task (0: idle). */
 __u64 cpu_last_tick_ns[AEGIS_MAX_CPUS];
 
+/* The last task to leave each CPU, and how long it had run: named beside the longest waits. */
+struct last_run {
+	char comm[16];
+	__u64 ran_ns;
+};
+struct last_run cpu_last_run[AEGIS_MAX_CPUS];
+
 /* The level of the task running on each CPU (AEGIS_LEVEL_NONE when idle). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -494,7 +501,9 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (tctx) {
 		level = classify(p, tctx, now);
-		tctx->queued_at_ns = now;
+		/* A task sent back from a CPU a higher class took has been waiting all along. */
+		if (!(enq_flags & SCX_ENQ_REENQ) || !tctx->queued_at_ns)
+			tctx->queued_at_ns = now;
 	}
 	level &= 3;
 	if (level >= AEGIS_NR_LEVELS)
@@ -518,8 +527,14 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx)
 		tctx->queued_into = level;
 	scx_bpf_dsq_insert_vtime(p, level, slice_of(level), vtime, enq_flags);
-	if (st)
+	if (st) {
+		/* The insert takes effect once enqueue returns: the task is not counted yet. */
+		s32 queued = scx_bpf_dsq_nr_queued(level) + 1;
+
 		st->nr_queued[level]++;
+		if (queued > 0 && queued > st->max_queued[level])
+			st->max_queued[level] = queued;
+	}
 
 	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (idle >= 0)
@@ -700,6 +715,15 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 	}
 }
 
+/*
+ * A higher scheduling class (an RT task, the stopper) took this CPU: the tasks already in its
+ * local queue go back through enqueue, so that another CPU can serve them meanwhile.
+ */
+void BPF_STRUCT_OPS(aegis_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	scx_bpf_reenqueue_local();
+}
+
 /* Whether no task is queued in any level or on this CPU's local queue. */
 static bool nobody_waiting(void)
 {
@@ -805,6 +829,13 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 		if (waited > st->max_wait_ns[level]) {
 			st->max_wait_ns[level] = waited;
 			st->max_wait_pid[level] = p->pid;
+			st->max_wait_ended_ns[level] = now;
+			if (cpu < AEGIS_MAX_CPUS) {
+				struct last_run *last = &cpu_last_run[cpu];
+
+				st->max_wait_after_ran_ns[level] = last->ran_ns;
+				__builtin_memcpy(st->max_wait_after_comm[level], last->comm, 16);
+			}
 			st->max_wait_nr_cpus_allowed[level] = p->nr_cpus_allowed;
 			st->max_wait_queued_into[level] =
 				tctx->promoted ? AEGIS_QUEUED_PROMOTED : tctx->queued_into;
@@ -844,6 +875,12 @@ void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)
 		return;
 	used = now - tctx->started_at_ns;
 	tctx->started_at_ns = 0;
+	if (cpu < AEGIS_MAX_CPUS) {
+		struct last_run *last = &cpu_last_run[cpu];
+
+		last->ran_ns = used;
+		bpf_probe_read_kernel(last->comm, sizeof(last->comm), p->comm);
+	}
 	account_run(tctx, now);
 	tctx->run_mark_ns = 0;
 	tctx->promoted = false;
@@ -1052,8 +1089,9 @@ void BPF_STRUCT_OPS(aegis_exit, struct scx_exit_info *ei)
 
 SCX_OPS_DEFINE(aegis_ops, .select_cpu = (void *)aegis_select_cpu, .enqueue = (void *)aegis_enqueue,
 	       .dispatch = (void *)aegis_dispatch, .tick = (void *)aegis_tick,
-	       .runnable = (void *)aegis_runnable, .quiescent = (void *)aegis_quiescent,
-	       .running = (void *)aegis_running, .stopping = (void *)aegis_stopping,
-	       .enable = (void *)aegis_enable, .init_task = (void *)aegis_init_task,
-	       .init = (void *)aegis_init, .exit = (void *)aegis_exit, .flags = SCX_OPS_ENQ_LAST,
-	       .timeout_ms = 5000, .name = "aegis");
+	       .cpu_release = (void *)aegis_cpu_release, .runnable = (void *)aegis_runnable,
+	       .quiescent = (void *)aegis_quiescent, .running = (void *)aegis_running,
+	       .stopping = (void *)aegis_stopping, .enable = (void *)aegis_enable,
+	       .init_task = (void *)aegis_init_task, .init = (void *)aegis_init,
+	       .exit = (void *)aegis_exit, .flags = SCX_OPS_ENQ_LAST, .timeout_ms = 5000,
+	       .name = "aegis");

@@ -66,6 +66,13 @@ struct aegis_stats {
 	unsigned long long max_wait_nr_cpus_allowed[AEGIS_NR_LEVELS];
 	unsigned long long max_wait_comm[AEGIS_NR_LEVELS][2];
 	unsigned long long max_wait_queued_into[AEGIS_NR_LEVELS];
+	/* When that wait ended (bpf_ktime_get_ns, CLOCK_MONOTONIC). */
+	unsigned long long max_wait_ended_ns[AEGIS_NR_LEVELS];
+	/* The task that left the CPU just before it (comm, how long it had run, in ns). */
+	unsigned long long max_wait_after_comm[AEGIS_NR_LEVELS][2];
+	unsigned long long max_wait_after_ran_ns[AEGIS_NR_LEVELS];
+	/* The most tasks seen in each level's DSQ (at an enqueue). */
+	unsigned long long max_queued[AEGIS_NR_LEVELS];
 	/* Waits longer than the level's bound plus one scheduler tick. */
 	unsigned long long nr_bound_violations[AEGIS_NR_LEVELS];
 	/* Of those, the waits during which some busy CPU went over two tick periods untimed. */

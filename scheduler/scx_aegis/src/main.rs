@@ -334,6 +334,7 @@ fn main() -> Result<()> {
         None
     };
     let struct_ops = scx_ops_attach!(skel, aegis_ops)?;
+    stats::mark_attached();
     let model_info = ModelInfo {
         path: model_path,
         fixed_action: model.is_none().then_some(opts.action),

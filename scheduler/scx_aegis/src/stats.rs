@@ -39,10 +39,15 @@ pub struct LevelStats {
     pub nr_queued: u64,
     pub nr_dispatched: u64,
     pub nr_promoted: u64,
+    /// The most tasks seen in the level's DSQ at once (the overdue scan looks at the first
+    /// AEGIS_SCAN_DEPTH).
+    pub max_queued: u64,
     pub max_wait_us: u64,
-    /// The task that waited max_wait_us: "comm (pid N, may run on K CPUs; queued PATH)",
-    /// "" if none.
+    /// The task that waited max_wait_us: "comm (pid N, may run on K CPUs; queued PATH; after
+    /// COMM ran X ms)", the last naming the task that left the CPU just before it; "" if none.
     pub max_wait_task: String,
+    /// When that wait ended, in seconds since scx_aegis attached (0 if none).
+    pub max_wait_ended_at_s: f64,
     pub wait_bound_us: u64,
     pub nr_bound_violations: u64,
     /// Of those, the waits during which a busy CPU went over two tick periods without a tick
@@ -119,12 +124,16 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
             total.nr_queued[l] += s.nr_queued[l];
             total.nr_dispatched[l] += s.nr_dispatched[l];
             total.nr_promoted[l] += s.nr_promoted[l];
+            total.max_queued[l] = total.max_queued[l].max(s.max_queued[l]);
             if s.max_wait_ns[l] > total.max_wait_ns[l] {
                 total.max_wait_ns[l] = s.max_wait_ns[l];
                 total.max_wait_pid[l] = s.max_wait_pid[l];
                 total.max_wait_nr_cpus_allowed[l] = s.max_wait_nr_cpus_allowed[l];
                 total.max_wait_comm[l] = s.max_wait_comm[l];
                 total.max_wait_queued_into[l] = s.max_wait_queued_into[l];
+                total.max_wait_ended_ns[l] = s.max_wait_ended_ns[l];
+                total.max_wait_after_comm[l] = s.max_wait_after_comm[l];
+                total.max_wait_after_ran_ns[l] = s.max_wait_after_ran_ns[l];
             }
             total.nr_bound_violations[l] += s.nr_bound_violations[l];
             total.nr_bound_violations_in_stalls[l] += s.nr_bound_violations_in_stalls[l];
@@ -151,16 +160,46 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
     total
 }
 
+/// CLOCK_MONOTONIC (the clock of bpf_ktime_get_ns) when scx_aegis attached; 0 before.
+static ATTACHED_AT_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Marks now as the moment the scheduler attached, for the times in the statistics.
+pub fn mark_attached() {
+    ATTACHED_AT_NS.store(monotonic_ns(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Seconds from the attach to a BPF timestamp (0 for none, or one from before the attach).
+fn since_attach_s(ktime_ns: u64) -> f64 {
+    let attached = ATTACHED_AT_NS.load(std::sync::atomic::Ordering::Relaxed);
+    if ktime_ns == 0 {
+        return 0.0;
+    }
+    ktime_ns.saturating_sub(attached) as f64 / 1e9
+}
+
 /// Names the task behind a level's longest wait, from the record's pid, CPU count and comm.
 fn describe_waiter(s: &aegis_stats, level: usize) -> String {
     if s.max_wait_ns[level] == 0 {
         return String::new();
     }
-    let comm_bytes: Vec<u8> = s.max_wait_comm[level]
-        .iter()
-        .flat_map(|word| word.to_ne_bytes())
-        .take_while(|&b| b != 0)
-        .collect();
+    let comm = |words: &[u64; 2]| {
+        let bytes: Vec<u8> = words
+            .iter()
+            .flat_map(|word| word.to_ne_bytes())
+            .take_while(|&b| b != 0)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
     let nr_cpus = s.max_wait_nr_cpus_allowed[level];
     let queued_into = match s.max_wait_queued_into[level] as u32 {
         l @ 0..=2 => format!("in the {} DSQ", LEVEL_NAMES[l as usize]),
@@ -170,10 +209,12 @@ fn describe_waiter(s: &aegis_stats, level: usize) -> String {
         other => format!("path {other}"),
     };
     format!(
-        "{} (pid {}, may run on {nr_cpus} CPU{}; queued {queued_into})",
-        String::from_utf8_lossy(&comm_bytes),
+        "{} (pid {}, may run on {nr_cpus} CPU{}; queued {queued_into}; after {} ran {:.1} ms)",
+        comm(&s.max_wait_comm[level]),
         s.max_wait_pid[level],
-        if nr_cpus == 1 { "" } else { "s" }
+        if nr_cpus == 1 { "" } else { "s" },
+        comm(&s.max_wait_after_comm[level]),
+        s.max_wait_after_ran_ns[level] as f64 / 1e6
     )
 }
 
@@ -246,8 +287,10 @@ impl Stats {
                     nr_queued: s.nr_queued[l],
                     nr_dispatched: s.nr_dispatched[l],
                     nr_promoted: s.nr_promoted[l],
+                    max_queued: s.max_queued[l],
                     max_wait_us: s.max_wait_ns[l] / 1_000,
                     max_wait_task: describe_waiter(&s, l),
+                    max_wait_ended_at_s: since_attach_s(s.max_wait_ended_ns[l]),
                     wait_bound_us: base_wait_us << l,
                     nr_bound_violations: s.nr_bound_violations[l],
                     nr_bound_violations_in_stalls: s.nr_bound_violations_in_stalls[l],
@@ -331,5 +374,36 @@ impl Stats {
         file.sync_all()?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_wait_names_its_task_and_the_per_cpu_record_it_came_from() {
+        let mut cpu0: aegis_stats = unsafe { std::mem::zeroed() };
+        let mut cpu1: aegis_stats = unsafe { std::mem::zeroed() };
+        cpu0.max_wait_ns[1] = 5_000_000;
+        cpu1.max_wait_ns[1] = 9_000_000;
+        cpu1.max_wait_pid[1] = 42;
+        cpu1.max_wait_nr_cpus_allowed[1] = 1;
+        cpu1.max_wait_comm[1] = [
+            u64::from_ne_bytes(*b"kworker/"),
+            u64::from_ne_bytes(*b"1:2\0\0\0\0\0"),
+        ];
+        cpu1.max_wait_queued_into[1] = 1;
+        cpu1.max_wait_after_comm[1] = [u64::from_ne_bytes(*b"stress\0\0"), 0];
+        cpu1.max_wait_after_ran_ns[1] = 2_500_000;
+        let total = sum_per_cpu(&[cpu0, cpu1]);
+        assert_eq!(total.max_wait_ns[1], 9_000_000);
+        assert_eq!(
+            describe_waiter(&total, 1),
+            "kworker/1:2 (pid 42, may run on 1 CPU; queued in the ordinary DSQ; after stress ran \
+             2.5 ms)"
+        );
+        // A level nobody waited in names nobody.
+        assert_eq!(describe_waiter(&total, 0), "");
     }
 }
