@@ -548,15 +548,22 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
  * AEGIS_SCAN_DEPTH tasks of each level (but producers, if @skip_producers) that may run on
  * @cpu (on any CPU if @cpu < 0). Returns its level, or -1 if none is overdue;
  * *next_deadline_out is the earliest time a scanned task (on any CPU) becomes overdue.
+ *
+ * A global function: the verifier checks it once, not again at each of its callers with their
+ * states (inlined into tick, dispatch and the timer, loading took over a minute under TCG).
  */
-static int find_overdue_on(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out,
-			   __u64 *next_deadline_out)
+__noinline int find_overdue_on(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out,
+			       __u64 *next_deadline_out)
 {
 	__u64 most_overdue = 0, next_deadline = (__u64)-1;
 	struct task_struct *p;
 	int found = -1;
 	__u32 level;
 
+	if (!pid_out || !next_deadline_out)
+		return -1;
+	/* Verified on its own, it is not known to run inside the callers' RCU section. */
+	bpf_rcu_read_lock();
 	bpf_for(level, 0, AEGIS_NR_LEVELS)
 	{
 		__u64 bound = aegis_wait_bound_ns(level, base_wait_ns);
@@ -587,6 +594,7 @@ static int find_overdue_on(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out
 			}
 		}
 	}
+	bpf_rcu_read_unlock();
 	*next_deadline_out = next_deadline;
 	return found;
 }

@@ -19,6 +19,8 @@ use nix::unistd::Pid;
 use crate::kernel;
 
 const ENABLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Enables slower than this are reported.
+const SLOW_ENABLE: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running sched_ext scheduler; stopped on drop if not stopped explicitly.
@@ -117,11 +119,21 @@ impl RunningScx {
             log,
             ops: String::new(),
         };
-        let deadline = Instant::now() + ENABLE_TIMEOUT;
+        let started = Instant::now();
+        let deadline = started + ENABLE_TIMEOUT;
         loop {
             crate::signals::check()?;
             if let Some(ops) = kernel::sched_ext_ops() {
                 running.ops = ops;
+                let took = started.elapsed();
+                // Worth knowing when it eats into a guest's time budget.
+                if took >= SLOW_ENABLE {
+                    eprintln!(
+                        "  note: {name} took {:.1} s to load and enable (the kernel verifies its \
+                         BPF programs; slow under TCG)",
+                        took.as_secs_f64()
+                    );
+                }
                 return Ok(running);
             }
             if let Some(status) = running.child.as_mut().unwrap().try_wait()? {
