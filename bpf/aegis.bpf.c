@@ -636,7 +636,7 @@ static int find_overdue(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out)
  * A provenance or ordinary task that the tick found overdue on a CPU where a collector drains
  * its backlog, for that CPU's next dispatch to serve ahead of the collector (pid, and level +
  * 1; 0: none). Without it a task that may run only there (a per-CPU kworker) waited as long
- * as the backlog lasted: 348 ms in a loaded guest.
+ * as the backlog lasted.
  */
 __s32 pending_overdue_pid[AEGIS_MAX_CPUS];
 __u32 pending_overdue_level[AEGIS_MAX_CPUS];
