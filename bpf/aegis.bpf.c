@@ -68,6 +68,9 @@ struct task_ctx {
 	__u32 level;
 	/* Where it waits: an AEGIS_QUEUED_* path, or the level whose DSQ it is in. */
 	__u32 queued_into;
+	/* Scans that looked at it while it waited; those that found it overdue where it may run. */
+	__u32 nr_scanned;
+	__u32 nr_scanned_overdue;
 	bool provenance;
 	/* How the current run began, for the past-hold stats. */
 	bool promoted;
@@ -480,6 +483,8 @@ s32 BPF_STRUCT_OPS(aegis_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			return cpu;
 
 		tctx->queued_at_ns = now;
+		tctx->nr_scanned = 0;
+		tctx->nr_scanned_overdue = 0;
 		tctx->queued_into = AEGIS_QUEUED_DIRECT;
 		tctx->woken_on_idle_cpu = true;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_of(level), 0);
@@ -502,8 +507,11 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx) {
 		level = classify(p, tctx, now);
 		/* A task sent back from a CPU a higher class took has been waiting all along. */
-		if (!(enq_flags & SCX_ENQ_REENQ) || !tctx->queued_at_ns)
+		if (!(enq_flags & SCX_ENQ_REENQ) || !tctx->queued_at_ns) {
 			tctx->queued_at_ns = now;
+			tctx->nr_scanned = 0;
+			tctx->nr_scanned_overdue = 0;
+		}
 	}
 	level &= 3;
 	if (level >= AEGIS_NR_LEVELS)
@@ -544,9 +552,9 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 }
 
 /*
- * Finds the task furthest past its level's wait bound, looking at the first
- * AEGIS_SCAN_DEPTH tasks of each level (but producers, if @skip_producers) that may run on
- * @cpu (on any CPU if @cpu < 0). Returns its level, or -1 if none is overdue;
+ * Finds the task furthest past its wait bound in the lowest level that has one, looking at the
+ * first AEGIS_SCAN_DEPTH tasks of each level (but producers, if @skip_producers) that may run
+ * on @cpu (on any CPU if @cpu < 0). Returns its level, or -1 if none is overdue;
  * *next_deadline_out is the earliest time a scanned task (on any CPU) becomes overdue.
  *
  * A global function: the verifier checks it once, not again at each of its callers with their
@@ -569,7 +577,11 @@ __noinline int find_overdue_on(s32 cpu, bool skip_producers, __u64 now, s32 *pid
 		__u64 bound = aegis_wait_bound_ns(level, base_wait_ns);
 		int seen = 0;
 
-		if (skip_producers && level == AEGIS_LEVEL_PRODUCER)
+		/*
+		 * The lowest level with an overdue task wins: its bound is the tighter one, and an
+		 * overdue producer promoted first kept a kworker 12 ms past its own.
+		 */
+		if (found >= 0 || (skip_producers && level == AEGIS_LEVEL_PRODUCER))
 			break;
 
 		bpf_for_each(scx_dsq, p, level, 0)
@@ -584,9 +596,12 @@ __noinline int find_overdue_on(s32 cpu, bool skip_producers, __u64 now, s32 *pid
 				continue;
 			if (tctx->queued_at_ns + bound < next_deadline)
 				next_deadline = tctx->queued_at_ns + bound;
+			tctx->nr_scanned++;
 			if (cpu >= 0 && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			waited = now - tctx->queued_at_ns;
+			if (waited > bound)
+				tctx->nr_scanned_overdue++;
 			if (waited > bound && waited - bound > most_overdue) {
 				most_overdue = waited - bound;
 				found = level;
@@ -633,10 +648,9 @@ static int find_overdue(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out)
 }
 
 /*
- * A provenance or ordinary task that the tick found overdue on a CPU where a collector drains
- * its backlog, for that CPU's next dispatch to serve ahead of the collector (pid, and level +
- * 1; 0: none). Without it a task that may run only there (a per-CPU kworker) waited as long
- * as the backlog lasted.
+ * A provenance or ordinary task that the tick found overdue, for that CPU's next dispatch to
+ * serve even ahead of a queued collector (pid, and level + 1; 0: none). Without it a task that
+ * may run only there (a per-CPU kworker) waited while a draining collector kept the CPU.
  */
 __s32 pending_overdue_pid[AEGIS_MAX_CPUS];
 __u32 pending_overdue_level[AEGIS_MAX_CPUS];
@@ -684,7 +698,8 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 	s32 pid = 0;
 	int level;
 
-	/* The tick preempted a draining collector for a task overdue here: it goes first. */
+	/* The tick preempted this CPU for a provenance or ordinary task overdue here: it goes
+	 * first. */
 	level = take_pending_overdue(cpu, &pid);
 	if (level < 0) {
 		/*
@@ -787,9 +802,14 @@ void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 	draining = tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt();
 	level = find_overdue(cpu, draining, now, &pid);
 	if (level >= 0) {
-		__u32 idx = cpu;
+		/*
+		 * Read afresh: a copy of cpu spilled next to pid, which the scan wrote through, is
+		 * unbounded to the verifier.
+		 */
+		__u32 idx = bpf_get_smp_processor_id();
 
-		if (draining && idx < AEGIS_MAX_CPUS) {
+		/* Not a producer: the next dispatch serves it even ahead of the collector. */
+		if (level < AEGIS_LEVEL_PRODUCER && idx < AEGIS_MAX_CPUS) {
 			pending_overdue_pid[idx] = pid;
 			pending_overdue_level[idx] = level + 1;
 		}
@@ -838,6 +858,8 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 			st->max_wait_ns[level] = waited;
 			st->max_wait_pid[level] = p->pid;
 			st->max_wait_ended_ns[level] = now;
+			st->max_wait_scanned[level] = tctx->nr_scanned;
+			st->max_wait_scanned_overdue[level] = tctx->nr_scanned_overdue;
 			if (cpu < AEGIS_MAX_CPUS) {
 				struct last_run *last = &cpu_last_run[cpu];
 

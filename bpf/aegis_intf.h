@@ -71,6 +71,12 @@ struct aegis_stats {
 	/* The task that left the CPU just before it (comm, how long it had run, in ns). */
 	unsigned long long max_wait_after_comm[AEGIS_NR_LEVELS][2];
 	unsigned long long max_wait_after_ran_ns[AEGIS_NR_LEVELS];
+	/*
+	 * How many overdue scans looked at that task while it waited, and how many of them found
+	 * it past its bound on a CPU where it could run.
+	 */
+	unsigned long long max_wait_scanned[AEGIS_NR_LEVELS];
+	unsigned long long max_wait_scanned_overdue[AEGIS_NR_LEVELS];
 	/* The most tasks seen in each level's DSQ (at an enqueue). */
 	unsigned long long max_queued[AEGIS_NR_LEVELS];
 	/* Waits longer than the level's bound plus one scheduler tick. */

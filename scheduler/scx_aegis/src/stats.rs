@@ -134,6 +134,8 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
                 total.max_wait_ended_ns[l] = s.max_wait_ended_ns[l];
                 total.max_wait_after_comm[l] = s.max_wait_after_comm[l];
                 total.max_wait_after_ran_ns[l] = s.max_wait_after_ran_ns[l];
+                total.max_wait_scanned[l] = s.max_wait_scanned[l];
+                total.max_wait_scanned_overdue[l] = s.max_wait_scanned_overdue[l];
             }
             total.nr_bound_violations[l] += s.nr_bound_violations[l];
             total.nr_bound_violations_in_stalls[l] += s.nr_bound_violations_in_stalls[l];
@@ -209,12 +211,15 @@ fn describe_waiter(s: &aegis_stats, level: usize) -> String {
         other => format!("path {other}"),
     };
     format!(
-        "{} (pid {}, may run on {nr_cpus} CPU{}; queued {queued_into}; after {} ran {:.1} ms)",
+        "{} (pid {}, may run on {nr_cpus} CPU{}; queued {queued_into}; after {} ran {:.1} ms; \
+         scanned {} times, {} overdue where it could run)",
         comm(&s.max_wait_comm[level]),
         s.max_wait_pid[level],
         if nr_cpus == 1 { "" } else { "s" },
         comm(&s.max_wait_after_comm[level]),
-        s.max_wait_after_ran_ns[level] as f64 / 1e6
+        s.max_wait_after_ran_ns[level] as f64 / 1e6,
+        s.max_wait_scanned[level],
+        s.max_wait_scanned_overdue[level]
     )
 }
 
@@ -401,7 +406,7 @@ mod tests {
         assert_eq!(
             describe_waiter(&total, 1),
             "kworker/1:2 (pid 42, may run on 1 CPU; queued in the ordinary DSQ; after stress ran \
-             2.5 ms)"
+             2.5 ms; scanned 0 times, 0 overdue where it could run)"
         );
         // A level nobody waited in names nobody.
         assert_eq!(describe_waiter(&total, 0), "");
