@@ -4,9 +4,9 @@
 //! collector's threads, registered by the harness) first, ordinary tasks next, producers (tasks
 //! whose recent syscall rate crosses a threshold) last. Strict priority alone would starve the
 //! lower levels, so a task in level `k` that has waited `base_wait_ns << k` is *overdue* and is
-//! served ahead of every level; among overdue tasks the one furthest past its bound goes
-//! first. No task waits longer than its bound plus the time for the tasks already overdue
-//! ahead of it to run one slice each.
+//! served ahead of every level; among overdue tasks the lowest level goes first (its bound is
+//! the tighter one), and within it the one furthest past its bound. No task waits longer than
+//! its bound plus the time for the tasks already overdue ahead of it to run one slice each.
 
 /// Number of levels.
 pub const NR_LEVELS: usize = 3;
@@ -90,18 +90,19 @@ impl Backbone {
         waited_ns.saturating_sub(self.wait_bound_ns(level))
     }
 
-    /// Chooses among queued tasks given as `(level, waited_ns, vtime)`: the most overdue task
-    /// if any is overdue, else the highest level, lowest vtime. Ties go to the lower index.
+    /// Chooses among queued tasks given as `(level, waited_ns, vtime)`: if any is overdue, the
+    /// most overdue of the highest-priority level that has one; else the highest level, lowest
+    /// vtime. Ties go to the lower index. As `find_overdue_on` in bpf/aegis.bpf.c.
     pub fn choose(&self, queued: &[(Level, u64, u64)]) -> Option<usize> {
-        let mut best: Option<(usize, (u8, u64, u8, u64))> = None;
+        let mut best: Option<(usize, (u8, u8, u64))> = None;
         for (i, &(level, waited, vtime)) in queued.iter().enumerate() {
             let overdue = self.overdue_ns(level, waited);
-            // Sort key, smaller first: overdue tasks (0) before others (1), most overdue
-            // first, then level, then vtime.
+            // Sort key, smaller first: overdue tasks (0) before others (1); overdue ones by
+            // level, then most overdue; the others by level, then vtime.
             let key = if overdue > 0 {
-                (0u8, u64::MAX - overdue, 0u8, 0u64)
+                (0u8, level as u8, u64::MAX - overdue)
             } else {
-                (1u8, 0, level as u8, vtime)
+                (1u8, level as u8, vtime)
             };
             if best.is_none_or(|(_, k)| key < k) {
                 best = Some((i, key));
@@ -140,6 +141,14 @@ mod tests {
         let overdue = b.wait_bound_ns(Level::Producer) + 1;
         let queued = [(Level::Producer, overdue, 5), (Level::Provenance, 0, 100)];
         assert_eq!(b.choose(&queued), Some(0));
+        // Among overdue tasks the higher level goes first, however far past its bound the
+        // lower one is; within a level, the most overdue.
+        let queued = [
+            (Level::Producer, 10 * b.wait_bound_ns(Level::Producer), 5),
+            (Level::Ordinary, b.wait_bound_ns(Level::Ordinary) + 1, 9),
+            (Level::Ordinary, b.wait_bound_ns(Level::Ordinary) + 2, 9),
+        ];
+        assert_eq!(b.choose(&queued), Some(2));
         // Within a level, lower vtime first.
         let queued = [(Level::Ordinary, 0, 9), (Level::Ordinary, 0, 3)];
         assert_eq!(b.choose(&queued), Some(1));
