@@ -853,24 +853,24 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 		vtime_now[level] = p->scx.dsq_vtime;
 	if (tctx->queued_at_ns && now > tctx->queued_at_ns && st) {
 		__u64 waited = now - tctx->queued_at_ns;
+		struct aegis_wait *longest = &st->max_wait[level];
 
-		if (waited > st->max_wait_ns[level]) {
-			st->max_wait_ns[level] = waited;
-			st->max_wait_pid[level] = p->pid;
-			st->max_wait_ended_ns[level] = now;
-			st->max_wait_scanned[level] = tctx->nr_scanned;
-			st->max_wait_scanned_overdue[level] = tctx->nr_scanned_overdue;
+		if (waited > longest->ns) {
+			longest->ns = waited;
+			longest->pid = p->pid;
+			longest->ended_ns = now;
+			longest->scanned = tctx->nr_scanned;
+			longest->scanned_overdue = tctx->nr_scanned_overdue;
 			if (cpu < AEGIS_MAX_CPUS) {
 				struct last_run *last = &cpu_last_run[cpu];
 
-				st->max_wait_after_ran_ns[level] = last->ran_ns;
-				__builtin_memcpy(st->max_wait_after_comm[level], last->comm, 16);
+				longest->after_ran_ns = last->ran_ns;
+				__builtin_memcpy(longest->after_comm, last->comm, 16);
 			}
-			st->max_wait_nr_cpus_allowed[level] = p->nr_cpus_allowed;
-			st->max_wait_queued_into[level] =
+			longest->nr_cpus_allowed = p->nr_cpus_allowed;
+			longest->queued_into =
 				tctx->promoted ? AEGIS_QUEUED_PROMOTED : tctx->queued_into;
-			bpf_probe_read_kernel(st->max_wait_comm[level],
-					      sizeof(st->max_wait_comm[level]), p->comm);
+			bpf_probe_read_kernel(longest->comm, sizeof(longest->comm), p->comm);
 		}
 		if (waited > aegis_wait_bound_ns(level, base_wait_ns) + tick_ns) {
 			st->nr_bound_violations[level]++;

@@ -54,29 +54,35 @@ enum aegis_consts {
 	AEGIS_QUEUED_PROMOTED = 5,
 };
 
-/* Counters, one record per CPU; user space sums them (and takes the max of max_wait_ns). */
+/* A level's longest wait, and what is known of the task that waited it. */
+struct aegis_wait {
+	unsigned long long ns;
+	/* The task: pid, the CPUs it may run on, comm (16 bytes), where it waited (AEGIS_QUEUED_*).
+	 */
+	unsigned long long pid;
+	unsigned long long nr_cpus_allowed;
+	unsigned long long comm[2];
+	unsigned long long queued_into;
+	/* When the wait ended (bpf_ktime_get_ns, CLOCK_MONOTONIC). */
+	unsigned long long ended_ns;
+	/* The task that left the CPU just before it (comm, how long it had run, in ns). */
+	unsigned long long after_comm[2];
+	unsigned long long after_ran_ns;
+	/*
+	 * How many overdue scans looked at the task while it waited, and how many of them found
+	 * it past its bound on a CPU where it could run.
+	 */
+	unsigned long long scanned;
+	unsigned long long scanned_overdue;
+};
+
+/* Counters, one record per CPU; user space sums them (and keeps the longest max_wait). */
 struct aegis_stats {
 	unsigned long long nr_queued[AEGIS_NR_LEVELS];
 	unsigned long long nr_dispatched[AEGIS_NR_LEVELS];
 	/* Served ahead of higher levels because the task's wait bound had passed. */
 	unsigned long long nr_promoted[AEGIS_NR_LEVELS];
-	unsigned long long max_wait_ns[AEGIS_NR_LEVELS];
-	/* The task behind max_wait_ns: pid, the CPUs it may run on, comm (16 bytes). */
-	unsigned long long max_wait_pid[AEGIS_NR_LEVELS];
-	unsigned long long max_wait_nr_cpus_allowed[AEGIS_NR_LEVELS];
-	unsigned long long max_wait_comm[AEGIS_NR_LEVELS][2];
-	unsigned long long max_wait_queued_into[AEGIS_NR_LEVELS];
-	/* When that wait ended (bpf_ktime_get_ns, CLOCK_MONOTONIC). */
-	unsigned long long max_wait_ended_ns[AEGIS_NR_LEVELS];
-	/* The task that left the CPU just before it (comm, how long it had run, in ns). */
-	unsigned long long max_wait_after_comm[AEGIS_NR_LEVELS][2];
-	unsigned long long max_wait_after_ran_ns[AEGIS_NR_LEVELS];
-	/*
-	 * How many overdue scans looked at that task while it waited, and how many of them found
-	 * it past its bound on a CPU where it could run.
-	 */
-	unsigned long long max_wait_scanned[AEGIS_NR_LEVELS];
-	unsigned long long max_wait_scanned_overdue[AEGIS_NR_LEVELS];
+	struct aegis_wait max_wait[AEGIS_NR_LEVELS];
 	/* The most tasks seen in each level's DSQ (at an enqueue). */
 	unsigned long long max_queued[AEGIS_NR_LEVELS];
 	/* Waits longer than the level's bound plus one scheduler tick. */

@@ -343,19 +343,21 @@ fn sample_until(watched: &Mutex<Watched>, stop: &AtomicBool) -> RunDelayReport {
 
 /// SCHED_FIFO priority 1 for the calling thread; without the privilege it stays ordinary.
 fn observe_from_above() {
-    let param = libc::sched_param { sched_priority: 1 };
-    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
-    unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
-    }
+    set_own_policy(libc::SCHED_FIFO, 1);
 }
 
 /// Back to SCHED_OTHER for the calling thread, once sampling is over.
 fn observe_from_below() {
-    let param = libc::sched_param { sched_priority: 0 };
+    set_own_policy(libc::SCHED_OTHER, 0);
+}
+
+fn set_own_policy(policy: libc::c_int, priority: libc::c_int) {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
     // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
     unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        libc::sched_setscheduler(0, policy, &param);
     }
 }
 

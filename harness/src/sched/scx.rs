@@ -46,9 +46,16 @@ pub fn kernel_log_reason() -> String {
 }
 
 fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join(" | ")
+    last_lines(
+        std::fs::read_to_string(path).unwrap_or_default().lines(),
+        lines,
+    )
+}
+
+/// The last `n` of `lines`, on one line.
+fn last_lines<'a>(lines: impl Iterator<Item = &'a str>, n: usize) -> String {
+    let all: Vec<&str> = lines.collect();
+    all[all.len().saturating_sub(n)..].join(" | ")
 }
 
 /// The end of the last verifier log in a scheduler's output (libbpf prints it between
@@ -58,12 +65,8 @@ fn verifier_rejection(text: &str, lines: usize) -> Option<String> {
     let begin = text.rfind("-- BEGIN PROG LOAD LOG --")?;
     let log = &text[begin..];
     let log = &log[..log.find("-- END PROG LOAD LOG --").unwrap_or(log.len())];
-    let body: Vec<&str> = log
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    Some(body[body.len().saturating_sub(lines)..].join(" | "))
+    let body = log.lines().skip(1).filter(|l| !l.trim().is_empty());
+    Some(last_lines(body, lines))
 }
 
 /// Why a scheduler exited before it was enabled: the verifier's verdict if there was one, and
@@ -73,9 +76,9 @@ fn load_failure(path: &Path) -> String {
     match verifier_rejection(&text, 12) {
         Some(verdict) => format!(
             "the verifier rejected a program: {verdict} || {}",
-            tail(path, 3)
+            last_lines(text.lines(), 3)
         ),
-        None => tail(path, 3),
+        None => last_lines(text.lines(), 3),
     }
 }
 

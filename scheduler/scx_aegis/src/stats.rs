@@ -11,7 +11,7 @@ use libbpf_rs::AsRawLibbpf;
 use scheduler::aegis::qnet::Action;
 use serde::Serialize;
 
-use crate::bpf_intf::{self, aegis_stats};
+use crate::bpf_intf::{self, aegis_stats, aegis_wait};
 use crate::bpf_skel::BpfSkel;
 use crate::Opts;
 
@@ -125,17 +125,8 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
             total.nr_dispatched[l] += s.nr_dispatched[l];
             total.nr_promoted[l] += s.nr_promoted[l];
             total.max_queued[l] = total.max_queued[l].max(s.max_queued[l]);
-            if s.max_wait_ns[l] > total.max_wait_ns[l] {
-                total.max_wait_ns[l] = s.max_wait_ns[l];
-                total.max_wait_pid[l] = s.max_wait_pid[l];
-                total.max_wait_nr_cpus_allowed[l] = s.max_wait_nr_cpus_allowed[l];
-                total.max_wait_comm[l] = s.max_wait_comm[l];
-                total.max_wait_queued_into[l] = s.max_wait_queued_into[l];
-                total.max_wait_ended_ns[l] = s.max_wait_ended_ns[l];
-                total.max_wait_after_comm[l] = s.max_wait_after_comm[l];
-                total.max_wait_after_ran_ns[l] = s.max_wait_after_ran_ns[l];
-                total.max_wait_scanned[l] = s.max_wait_scanned[l];
-                total.max_wait_scanned_overdue[l] = s.max_wait_scanned_overdue[l];
+            if s.max_wait[l].ns > total.max_wait[l].ns {
+                total.max_wait[l] = s.max_wait[l];
             }
             total.nr_bound_violations[l] += s.nr_bound_violations[l];
             total.nr_bound_violations_in_stalls[l] += s.nr_bound_violations_in_stalls[l];
@@ -189,9 +180,9 @@ fn since_attach_s(ktime_ns: u64) -> f64 {
     ktime_ns.saturating_sub(attached) as f64 / 1e9
 }
 
-/// Names the task behind a level's longest wait, from the record's pid, CPU count and comm.
-fn describe_waiter(s: &aegis_stats, level: usize) -> String {
-    if s.max_wait_ns[level] == 0 {
+/// Names the task behind a level's longest wait, from what the record knows of it.
+fn describe_waiter(w: &aegis_wait) -> String {
+    if w.ns == 0 {
         return String::new();
     }
     let comm = |words: &[u64; 2]| {
@@ -202,8 +193,8 @@ fn describe_waiter(s: &aegis_stats, level: usize) -> String {
             .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    let nr_cpus = s.max_wait_nr_cpus_allowed[level];
-    let queued_into = match s.max_wait_queued_into[level] as u32 {
+    let nr_cpus = w.nr_cpus_allowed;
+    let queued_into = match w.queued_into as u32 {
         l @ 0..=2 => format!("in the {} DSQ", LEVEL_NAMES[l as usize]),
         bpf_intf::aegis_consts_AEGIS_QUEUED_DIRECT => "on an idle CPU from select_cpu".into(),
         bpf_intf::aegis_consts_AEGIS_QUEUED_LAST => "as its CPU's last task".into(),
@@ -213,13 +204,13 @@ fn describe_waiter(s: &aegis_stats, level: usize) -> String {
     format!(
         "{} (pid {}, may run on {nr_cpus} CPU{}; queued {queued_into}; after {} ran {:.1} ms; \
          scanned {} times, {} overdue where it could run)",
-        comm(&s.max_wait_comm[level]),
-        s.max_wait_pid[level],
+        comm(&w.comm),
+        w.pid,
         if nr_cpus == 1 { "" } else { "s" },
-        comm(&s.max_wait_after_comm[level]),
-        s.max_wait_after_ran_ns[level] as f64 / 1e6,
-        s.max_wait_scanned[level],
-        s.max_wait_scanned_overdue[level]
+        comm(&w.after_comm),
+        w.after_ran_ns as f64 / 1e6,
+        w.scanned,
+        w.scanned_overdue
     )
 }
 
@@ -293,9 +284,9 @@ impl Stats {
                     nr_dispatched: s.nr_dispatched[l],
                     nr_promoted: s.nr_promoted[l],
                     max_queued: s.max_queued[l],
-                    max_wait_us: s.max_wait_ns[l] / 1_000,
-                    max_wait_task: describe_waiter(&s, l),
-                    max_wait_ended_at_s: since_attach_s(s.max_wait_ended_ns[l]),
+                    max_wait_us: s.max_wait[l].ns / 1_000,
+                    max_wait_task: describe_waiter(&s.max_wait[l]),
+                    max_wait_ended_at_s: since_attach_s(s.max_wait[l].ended_ns),
                     wait_bound_us: base_wait_us << l,
                     nr_bound_violations: s.nr_bound_violations[l],
                     nr_bound_violations_in_stalls: s.nr_bound_violations_in_stalls[l],
@@ -390,25 +381,26 @@ mod tests {
     fn the_longest_wait_names_its_task_and_the_per_cpu_record_it_came_from() {
         let mut cpu0: aegis_stats = unsafe { std::mem::zeroed() };
         let mut cpu1: aegis_stats = unsafe { std::mem::zeroed() };
-        cpu0.max_wait_ns[1] = 5_000_000;
-        cpu1.max_wait_ns[1] = 9_000_000;
-        cpu1.max_wait_pid[1] = 42;
-        cpu1.max_wait_nr_cpus_allowed[1] = 1;
-        cpu1.max_wait_comm[1] = [
+        cpu0.max_wait[1].ns = 5_000_000;
+        let w = &mut cpu1.max_wait[1];
+        w.ns = 9_000_000;
+        w.pid = 42;
+        w.nr_cpus_allowed = 1;
+        w.comm = [
             u64::from_ne_bytes(*b"kworker/"),
             u64::from_ne_bytes(*b"1:2\0\0\0\0\0"),
         ];
-        cpu1.max_wait_queued_into[1] = 1;
-        cpu1.max_wait_after_comm[1] = [u64::from_ne_bytes(*b"stress\0\0"), 0];
-        cpu1.max_wait_after_ran_ns[1] = 2_500_000;
+        w.queued_into = 1;
+        w.after_comm = [u64::from_ne_bytes(*b"stress\0\0"), 0];
+        w.after_ran_ns = 2_500_000;
         let total = sum_per_cpu(&[cpu0, cpu1]);
-        assert_eq!(total.max_wait_ns[1], 9_000_000);
+        assert_eq!(total.max_wait[1].ns, 9_000_000);
         assert_eq!(
-            describe_waiter(&total, 1),
+            describe_waiter(&total.max_wait[1]),
             "kworker/1:2 (pid 42, may run on 1 CPU; queued in the ordinary DSQ; after stress ran \
              2.5 ms; scanned 0 times, 0 overdue where it could run)"
         );
         // A level nobody waited in names nobody.
-        assert_eq!(describe_waiter(&total, 0), "");
+        assert_eq!(describe_waiter(&total.max_wait[0]), "");
     }
 }
