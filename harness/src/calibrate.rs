@@ -7,8 +7,13 @@
 //! - the built-in collector's CPU time per event and per wakeup, by a least-squares fit of
 //!   `collector_cpu_s = fixed + per_event * received + per_wakeup * wakeups` over those runs
 //!   plus a paced run (`--rate`) in which nearly every event costs a wakeup;
-//! - the wakeup latency: the median, over many rounds, of the time from a pipe write until the
-//!   thread blocked reading that pipe runs.
+//! - the producer's CPU per collector wakeup (the notification: irq_work, then waking a task on
+//!   another CPU), fitted together with its per-syscall cost over the runs' producer CPU, a
+//!   lossy small-ring run with few wakeups per event among them;
+//! - the wakeup latency as a distribution: the built-in collector records how long the first
+//!   record of each batch waited in the ring (runs with a 64 KiB ring); the simulator draws each
+//!   wakeup's latency from it. The single latency fitted to reproduce the small-ring runs' loss,
+//!   and the pipe round-trip median, are kept for comparison.
 //!
 //! *Validate* runs real host attacks (EEVDF, built-in collector, openat, 64 KiB ring) at
 //! several intensities, simulates each with the calibrated parameters, and reports real and
@@ -20,7 +25,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use comfy_table::Table;
-use scheduler::sim::calibration::{fit_collector_costs, fit_wakeup_latency};
+use scheduler::sim::calibration::{fit_collector_costs, fit_producer_costs, fit_wakeup_latency};
 use scheduler::sim::{simulate, Calibration, CalibrationRun, Eevdf, SimConfig, WakeupFit};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +48,9 @@ pub fn record_bytes(syscall: &str) -> f64 {
 
 /// The 64 MiB ring the calibration runs use: large enough that one producer loses nothing.
 const CALIBRATION_RING: &str = "64MiB";
+
+/// The ring of the lossy calibration run: fills often, so the collector wakes for large batches.
+const FEW_WAKEUPS_RING: &str = "16KiB";
 
 /// The ring of the run the wakeup latency is fitted to (the one `sim --validate` uses).
 const FIT_RING: &str = "64KiB";
@@ -100,30 +108,35 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     let mut syscall_cost_ns = std::collections::BTreeMap::new();
     let mut ring_bytes_per_event = std::collections::BTreeMap::new();
     let mut notes = Vec::new();
+    let mut notify_cost_ns = None;
     for flood in &args.flood {
         let flood = flood.name().to_string();
         // Two unpaced sizes (separates the collector's fixed cost from its per-event cost)
         // and one paced run (a wakeup per few events: separates the per-wakeup cost).
         let mut flood_runs = Vec::new();
-        for (count, rate, duration) in [
-            (count / 4, None, 30.0),
-            (count, None, 60.0),
-            (2_000u64, Some(2_000u64), 5.0),
+        // And one lossy run of several producers with a small ring (few collector wakeups per
+        // event: separates the producer's per-syscall cost from what notifying costs it).
+        for (threads, count, rate, duration, ring) in [
+            (1, Some(count / 4), None, 30.0, CALIBRATION_RING),
+            (1, Some(count), None, 60.0, CALIBRATION_RING),
+            (1, Some(2_000u64), Some(2_000u64), 5.0, CALIBRATION_RING),
+            (4, None, None, 1.0, FEW_WAKEUPS_RING),
         ] {
             let mut argv: Vec<String> = vec![
                 "--flood".into(),
                 flood.clone(),
                 "--threads".into(),
-                "1".into(),
-                "--count".into(),
-                count.to_string(),
+                threads.to_string(),
                 "--duration".into(),
                 duration.to_string(),
                 "--ring-size".into(),
-                CALIBRATION_RING.into(),
+                ring.into(),
                 "--collector".into(),
                 "builtin".into(),
             ];
+            if let Some(count) = count {
+                argv.extend(["--count".into(), count.to_string()]);
+            }
             if let Some(rate) = rate {
                 argv.extend(["--rate".into(), rate.to_string()]);
             }
@@ -132,9 +145,9 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
                 .into_iter()
                 .next()
                 .context("the calibration attack ran no trial")?;
-            if trial.dropped > 0 {
+            if trial.dropped > 0 && ring == CALIBRATION_RING {
                 notes.push(format!(
-                    "{flood} run (count {count}, rate {rate:?}) lost {} of {} events even with a \
+                    "{flood} run (count {count:?}, rate {rate:?}) lost {} of {} events even with a \
                      {CALIBRATION_RING} ring",
                     trial.dropped, trial.generated
                 ));
@@ -143,20 +156,31 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         }
         // Producer cost from the unpaced runs only: its CPU time where measured (on a shared
         // machine wall-clock time also counts the time the producer waited for a CPU).
-        let (events, seconds) =
-            flood_runs
-                .iter()
-                .filter(|r| r.rate.is_none())
-                .fold((0u64, 0f64), |(e, s), r| {
-                    (
-                        e + r.generated,
-                        s + r.producer_cpu_s.unwrap_or(r.duration_s),
-                    )
-                });
+        let (events, seconds) = flood_runs
+            .iter()
+            .filter(|r| r.rate.is_none() && r.threads == 1)
+            .fold((0u64, 0f64), |(e, s), r| {
+                (
+                    e + r.generated,
+                    s + r.producer_cpu_s.unwrap_or(r.duration_s),
+                )
+            });
         if events == 0 || seconds <= 0.0 {
             bail!("the {flood} calibration runs generated no traced events");
         }
-        syscall_cost_ns.insert(flood.clone(), seconds * 1e9 / events as f64);
+        match fit_producer_costs(&flood_runs) {
+            Some((per_syscall_ns, per_notify_ns)) => {
+                syscall_cost_ns.insert(flood.clone(), per_syscall_ns);
+                notify_cost_ns.get_or_insert(per_notify_ns);
+            }
+            None => {
+                notes.push(format!(
+                    "{flood}: the producer's per-syscall and per-notification costs could not \
+                     be separated; syscall_cost_ns is its CPU per event, notifications included"
+                ));
+                syscall_cost_ns.insert(flood.clone(), seconds * 1e9 / events as f64);
+            }
+        }
         let (bytes, all_events) = flood_runs.iter().fold((0f64, 0u64), |(b, e), r| {
             (b + r.ring_bytes, e + r.generated)
         });
@@ -211,8 +235,21 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
          on it returns from read (threads not pinned)"
             .into(),
     );
+    notes.push(
+        "producer_notify_cost_ns and syscall_cost_ns: least squares of the attack cgroup's CPU \
+         time = per_syscall * traced events + per_notify * collector wakeups over the unpaced \
+         runs (one of them lossy, with several producers and a small ring, so that the \
+         wakeups per event differ)"
+            .into(),
+    );
+    notes.push(
+        "wakeup_latency_histogram (what the simulator draws each wakeup's latency from): the \
+         age of the first record of every batch the built-in collector read in the small-ring \
+         runs, log-scale buckets"
+            .into(),
+    );
     notes.push(format!(
-        "wakeup_latency_ns (what the simulator uses): fitted so that the simulator (EEVDF, 3 \
+        "wakeup_latency_ns (used only without a histogram): fitted so that the simulator (EEVDF, 3 \
          seeds) reproduces the mean loss of real 1-thread {FIT_RING}-ring runs; the pipe latency \
          underestimates the ring's, whose notification goes through irq_work"
     ));
@@ -231,6 +268,8 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         pipe_wakeup_latency_ns,
         wakeup_latency_rounds: rounds,
         wakeup_latency_fit: None,
+        wakeup_latency_histogram: None,
+        producer_notify_cost_ns: notify_cost_ns.unwrap_or(0.0),
         runs,
         notes,
     };
@@ -259,6 +298,13 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         sim_loss_pct,
         seeds,
     });
+    let mut measured = scheduler::sim::LatencyHistogram::default();
+    for trial in &fit_trials {
+        if let Some(ages) = &trial.collector_wakeup_age_ns {
+            measured.merge(ages);
+        }
+    }
+    calibration.wakeup_latency_histogram = Some(measured).filter(|h| !h.is_empty());
     calibration
         .save(&args.out)
         .map_err(anyhow::Error::msg)
@@ -283,6 +329,24 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         format!("{per_wakeup_ns:.0}"),
     ]);
     table.add_row(["collector_fixed_cpu_s".into(), format!("{fixed_s:.4}")]);
+    table.add_row([
+        "producer_notify_cost_ns".into(),
+        format!("{:.0}", calibration.producer_notify_cost_ns),
+    ]);
+    if let Some(ages) = &calibration.wakeup_latency_histogram {
+        table.add_row([
+            format!(
+                "wakeup latency measured ({} batches): p50 / p99 / p99.99",
+                ages.count()
+            ),
+            format!(
+                "{:.1} / {:.1} / {:.1} us",
+                ages.quantile_ns(0.5) as f64 / 1e3,
+                ages.quantile_ns(0.99) as f64 / 1e3,
+                ages.quantile_ns(0.9999) as f64 / 1e3
+            ),
+        ]);
+    }
     table.add_row([
         "pipe_wakeup_latency_ns".into(),
         format!("{pipe_wakeup_latency_ns:.0}"),

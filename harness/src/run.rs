@@ -795,6 +795,8 @@ fn run_trial(
             0.0
         },
         collector_wakeups: stats.wakeups,
+        collector_wakeup_age_ns: stats.wakeup_age_histogram.clone(),
+        collector_stall_ns: stats.stall_histogram.clone(),
         collector_self_detected_lost: stats.self_detected_lost,
         duration_s: flood_s,
         requested_duration_s: plan.duration.as_secs_f64(),

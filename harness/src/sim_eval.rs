@@ -201,8 +201,12 @@ pub struct EvalReport {
     pub flood: String,
     pub ring_size_bytes: u64,
     pub ring_capacity_events: u64,
-    /// The collector wakeup latency simulated (the calibration's unless overridden).
+    /// The collector wakeup latency simulated (the calibration's unless overridden); with a
+    /// measured distribution, its mean.
     pub wakeup_latency_ns: u64,
+    /// Whether each wakeup's latency was drawn from the calibration's measured distribution.
+    #[serde(default)]
+    pub wakeup_latency_measured: bool,
     pub duration_s: f64,
     pub seeds: u64,
     pub rustland_round_trip_ns: u64,
@@ -241,7 +245,9 @@ pub fn eval_config(
     config.hogs = hogs;
     config.sleepers = (cpus / 4).max(1);
     if let Some(latency) = options.wakeup_latency_ns {
+        // A fixed latency in place of the measured distribution.
         config.collector.wakeup_latency_ns = latency;
+        config.collector.wakeup_latency_histogram = None;
     }
     Ok(config)
 }
@@ -366,9 +372,14 @@ pub fn evaluate(options: &EvalOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> 
         .calibration
         .ring_capacity_events(FLOOD, options.ring_bytes)
         .map_err(anyhow::Error::msg)?;
-    let wakeup_latency_ns = eval_config(options, 1, 1, 0)?.collector.wakeup_latency_ns;
+    let collector = eval_config(options, 1, 1, 0)?.collector;
+    let wakeup_latency_ns = match &collector.wakeup_latency_histogram {
+        Some(measured) => measured.mean_ns().round() as u64,
+        None => collector.wakeup_latency_ns,
+    };
     Ok(EvalReport {
         wakeup_latency_ns,
+        wakeup_latency_measured: collector.wakeup_latency_histogram.is_some(),
         rows,
         ablations,
         flood: FLOOD.into(),
@@ -571,12 +582,17 @@ pub fn run(args: &SimArgs) -> Result<()> {
     write_atomically(json, &bytes)?;
     print_tables(&report);
     println!(
-        "{} simulations of {} s ({} seeds per row, ring {} events, wakeup latency {:.0} us); \
+        "{} simulations of {} s ({} seeds per row, ring {} events, wakeup latency {}{:.0} us); \
          {:.1} M scheduling events, {:.2} M/s per core; {:.1} s; wrote {}",
         (report.rows.len() + report.ablations.len()) as u64 * report.seeds,
         report.duration_s,
         report.seeds,
         report.ring_capacity_events,
+        if report.wakeup_latency_measured {
+            "measured, mean "
+        } else {
+            ""
+        },
         report.wakeup_latency_ns as f64 / 1e3,
         report.sched_events as f64 / 1e6,
         report.sched_events_per_core_s / 1e6,
@@ -667,6 +683,7 @@ mod tests {
             date: "2026-01-01T00:00:00Z".into(),
             git_rev: "test".into(),
             syscall_cost_ns: BTreeMap::from([("openat".into(), 5_000.0)]),
+            producer_notify_cost_ns: 0.0,
             ring_bytes_per_event: BTreeMap::from([("openat".into(), 232.0)]),
             collector_per_event_cost_ns: 1_700.0,
             collector_wakeup_cost_ns: 7_000.0,
@@ -675,6 +692,7 @@ mod tests {
             pipe_wakeup_latency_ns: 9_000.0,
             wakeup_latency_rounds: 0,
             wakeup_latency_fit: None,
+            wakeup_latency_histogram: None,
             runs: vec![],
             notes: vec![],
         }

@@ -67,6 +67,14 @@ pub struct Trial {
     /// Records received per CPU-second the collector used: its drain efficiency.
     pub received_per_collector_cpu_s: f64,
     pub collector_wakeups: u64,
+    /// Built-in collector: how long the first record of each batch waited in the ring before
+    /// the collector read it, as a log-scale histogram (`[[lower_ns, count], ...]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_wakeup_age_ns: Option<scheduler::sim::LatencyHistogram>,
+    /// Built-in collector: gaps over 20 us between two records of one batch, when it stopped
+    /// reading while records waited (preempted, or blocked writing its log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_stall_ns: Option<scheduler::sim::LatencyHistogram>,
     /// Records the collector itself found missing from sequence gaps (compact architecture).
     pub collector_self_detected_lost: Option<u64>,
     /// Seconds the flood ran (first to last syscall of the worker).

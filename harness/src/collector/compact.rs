@@ -326,7 +326,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     println!("ready");
     io::stdout().flush()?;
 
-    let wakeups = super::consumer::poll_until_stopped(&ring, || consumer.borrow().batches)?;
+    let wakeups = super::consumer::poll_until_stopped(&ring, || consumer.borrow().batches, || {})?;
     // The attack is over: flush every CPU's partial batch, then drain.
     let mut context = [0u8; 8];
     skel.progs

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use scheduler::sim::LatencyHistogram;
 
 use super::CollectorStats;
 use crate::bpf_intf::{traced_syscall_table, MAX_SYSCALL_NR};
@@ -61,7 +62,21 @@ pub struct Consumer<W: Write> {
     pub received: u64,
     pub decode_errors: u64,
     pub io_error: Option<std::io::Error>,
+    /// Set before each poll: the next record is the first of a batch.
+    batch_pending: bool,
+    /// Age of the first record of each batch when it was read: how long the first event into
+    /// an empty ring waited for the collector (the simulator's wakeup latency).
+    wakeup_ages: LatencyHistogram,
+    /// When the previous record of the current batch was read (0: none yet).
+    last_read_ns: u64,
+    /// Gaps over [`STALL_MIN_NS`] between two records of one batch: the collector stopped
+    /// reading (preempted, blocked writing its log) while records waited in the ring.
+    stalls: LatencyHistogram,
 }
+
+/// A gap between two records of one batch longer than this counts as a stall (reading and
+/// logging one record takes about a microsecond).
+const STALL_MIN_NS: u64 = 20_000;
 
 impl<W: Write> Consumer<W> {
     pub fn new(log: LogWriter<W>) -> Self {
@@ -71,7 +86,17 @@ impl<W: Write> Consumer<W> {
             received: 0,
             decode_errors: 0,
             io_error: None,
+            batch_pending: false,
+            wakeup_ages: LatencyHistogram::default(),
+            last_read_ns: 0,
+            stalls: LatencyHistogram::default(),
         }
+    }
+
+    /// The next record consumed starts a batch (called before each poll).
+    pub fn start_batch(&mut self) {
+        self.batch_pending = true;
+        self.last_read_ns = 0;
     }
 
     /// Handles one ring-buffer record.
@@ -79,6 +104,17 @@ impl<W: Write> Consumer<W> {
     pub fn consume(&mut self, raw: &[u8]) {
         match ProvEvent::decode(raw) {
             Ok(event) => {
+                // Records carry bpf_ktime_get_ns(), CLOCK_MONOTONIC.
+                let now = monotonic_now_ns();
+                if self.batch_pending {
+                    self.batch_pending = false;
+                    if now >= event.ts_ns {
+                        self.wakeup_ages.record(now - event.ts_ns);
+                    }
+                } else if self.last_read_ns > 0 && now - self.last_read_ns > STALL_MIN_NS {
+                    self.stalls.record(now - self.last_read_ns);
+                }
+                self.last_read_ns = now;
                 if let Err(err) = self.log.append(&event) {
                     self.io_error.get_or_insert(err);
                 }
@@ -106,10 +142,23 @@ impl<W: Write> Consumer<W> {
                 .map(|(nr, count)| (nr as u32, *count))
                 .collect(),
             decode_errors: self.decode_errors,
+            wakeup_age_histogram: Some(self.wakeup_ages).filter(|h| !h.is_empty()),
+            stall_histogram: Some(self.stalls).filter(|h| !h.is_empty()),
             ..CollectorStats::default()
         };
         Ok((out, stats))
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock of bpf_ktime_get_ns()).
+fn monotonic_now_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 fn rusage_seconds(tv: libc::timeval) -> f64 {
@@ -153,7 +202,11 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     println!("ready");
     std::io::stdout().flush()?;
 
-    let wakeups = poll_until_stopped(&ring, || consumer.borrow().received)?;
+    let wakeups = poll_until_stopped(
+        &ring,
+        || consumer.borrow().received,
+        || consumer.borrow_mut().start_batch(),
+    )?;
     // Drain: everything reserved before the attack stopped is in the ring by now.
     ring.consume().context("draining the ring buffer")?;
     drop(ring);
@@ -174,14 +227,17 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
 }
 
 /// Polls the ring buffer until SIGTERM/SIGINT. `progress` reads how much has been consumed so
-/// far; returns how many polls found something (the consumer's wakeups).
+/// far; `start_batch` runs before each poll. Returns how many polls found something (the
+/// consumer's wakeups).
 pub fn poll_until_stopped(
     ring: &libbpf_rs::RingBuffer<'_>,
     progress: impl Fn() -> u64,
+    start_batch: impl Fn(),
 ) -> Result<u64> {
     let mut wakeups = 0u64;
     while crate::signals::received().is_none() {
         let before = progress();
+        start_batch();
         match ring.poll(Duration::from_millis(100)) {
             Ok(()) => {}
             // EINTR: the stop signal arrived during epoll_wait.

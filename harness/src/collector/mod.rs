@@ -109,6 +109,14 @@ pub struct CollectorStats {
     /// Flushes that forced a consumer wakeup (compact architecture).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced_wakeups: Option<u64>,
+    /// Built-in collector: the age of the first record of each batch when read (the wakeup
+    /// latency `aegis-bench calibrate` gives the simulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup_age_histogram: Option<scheduler::sim::LatencyHistogram>,
+    /// Built-in collector: gaps over 20 us between two records of one batch (it stopped
+    /// reading while records waited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_histogram: Option<scheduler::sim::LatencyHistogram>,
     /// auditd only: the audit details behind `received` and `dropped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<auditd::AuditOutcome>,

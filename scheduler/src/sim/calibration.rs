@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CollectorModel, SimConfig};
+use super::{CollectorModel, LatencyHistogram, SimConfig};
 
 /// Where `aegis-bench calibrate` writes by default (relative to the working directory).
 pub const DEFAULT_CALIBRATION_PATH: &str = "results/calibration.json";
@@ -30,6 +30,11 @@ pub struct Calibration {
     /// producer thread with a ring that loses nothing: the attack cgroup's CPU time per traced
     /// event, or where that was not measured 1e9 / (traced events per second of the producer).
     pub syscall_cost_ns: BTreeMap<String, f64>,
+    /// Producer CPU per collector wakeup (the notification: irq_work and a remote wakeup),
+    /// fitted with `syscall_cost_ns` over the runs' producer CPU (see
+    /// [`fit_producer_costs`]); 0 in files from before it was measured.
+    #[serde(default)]
+    pub producer_notify_cost_ns: f64,
     /// Average ring-buffer bytes (record + 8-byte header) per traced event, by flood kind.
     pub ring_bytes_per_event: BTreeMap<String, f64>,
     /// Collector CPU time per event received (slope of the fit in [`fit_collector_costs`]).
@@ -49,6 +54,11 @@ pub struct Calibration {
     /// The small-ring runs `wakeup_latency_ns` was fitted to, if any.
     #[serde(default)]
     pub wakeup_latency_fit: Option<WakeupFit>,
+    /// Measured wakeup latencies: the age of the first record of every batch the built-in
+    /// collector read in the small-ring runs (see [`super::latency`]). When present the
+    /// simulator draws each wakeup's latency from it and `wakeup_latency_ns` is not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup_latency_histogram: Option<LatencyHistogram>,
     /// The real runs the costs were derived from.
     pub runs: Vec<CalibrationRun>,
     /// How the numbers were obtained and what they approximate.
@@ -185,6 +195,8 @@ impl SimConfig {
                 per_event_cost_ns: round(calibration.collector_per_event_cost_ns).max(1),
                 wakeup_cost_ns: round(calibration.collector_wakeup_cost_ns),
                 wakeup_latency_ns: round(calibration.wakeup_latency_ns),
+                notify_cost_ns: round(calibration.producer_notify_cost_ns),
+                wakeup_latency_histogram: calibration.wakeup_latency_histogram.clone(),
                 nice: 0,
             },
             ..SimConfig::default()
@@ -282,6 +294,23 @@ pub fn fit_collector_costs(runs: &[CalibrationRun]) -> (f64, f64, f64) {
     (0.0, 0.0, 0.0)
 }
 
+/// Fits `producer_cpu_s = per_syscall * generated + per_notify * collector_wakeups` over the
+/// runs that measured the producers' CPU and were not paced (a paced producer also pays for
+/// its own sleeps). Returns `(per_syscall_ns, per_notify_ns)`, or `None` if the runs cannot
+/// separate the two (all with the same wakeups per event) or a cost comes out negative.
+pub fn fit_producer_costs(runs: &[CalibrationRun]) -> Option<(f64, f64)> {
+    let rows: Vec<([f64; 3], f64)> = runs
+        .iter()
+        .filter(|r| r.rate.is_none())
+        .filter_map(|r| {
+            let cpu_s = r.producer_cpu_s?;
+            Some(([r.generated as f64, r.collector_wakeups as f64, 0.0], cpu_s))
+        })
+        .collect();
+    let coef = least_squares(&rows, &[0, 1])?;
+    (coef.iter().all(|c| c.is_finite() && *c > 0.0)).then(|| (coef[0] * 1e9, coef[1] * 1e9))
+}
+
 /// Solves the normal equations for the chosen columns; `None` if singular.
 fn least_squares(rows: &[([f64; 3], f64)], cols: &[usize]) -> Option<Vec<f64>> {
     let n = cols.len();
@@ -345,6 +374,7 @@ mod tests {
             date: "2026-01-01T00:00:00Z".into(),
             git_rev: "abc".into(),
             syscall_cost_ns: BTreeMap::from([("openat".to_string(), 1_650.4)]),
+
             ring_bytes_per_event: BTreeMap::from([("openat".to_string(), 232.0)]),
             collector_per_event_cost_ns: 1_000.0,
             collector_wakeup_cost_ns: 5_000.0,
@@ -353,6 +383,8 @@ mod tests {
             pipe_wakeup_latency_ns: 9_000.0,
             wakeup_latency_rounds: 2_000,
             wakeup_latency_fit: None,
+            wakeup_latency_histogram: None,
+            producer_notify_cost_ns: 0.0,
             runs,
             notes: vec!["a note".into()],
         }
@@ -420,6 +452,40 @@ mod tests {
         .unwrap();
         assert!((loss - target).abs() < 1.0, "{loss} vs {target}");
         assert!((2_500_000..=3_500_000).contains(&latency), "{latency}");
+    }
+
+    #[test]
+    fn producer_fit_separates_syscalls_from_notifications() {
+        // cpu = 900 ns/syscall + 12 us/wakeup, exactly; one lossy run with few wakeups.
+        let run = |threads: u32, generated: u64, wakeups: u64, rate: Option<u64>| CalibrationRun {
+            flood: "openat".into(),
+            threads,
+            rate,
+            count: None,
+            generated,
+            received: generated,
+            dropped: 0,
+            duration_s: 1.0,
+            collector_cpu_s: 0.1,
+            collector_wakeups: wakeups,
+            producer_cpu_s: Some(generated as f64 * 900e-9 + wakeups as f64 * 12e-6),
+            ring_bytes: 0.0,
+        };
+        let runs = [
+            run(1, 400_000, 44_000, None),
+            run(1, 100_000, 11_000, None),
+            run(4, 1_500_000, 9_000, None),
+            // Paced: its sleeps would count as notification cost; left out of the fit.
+            CalibrationRun {
+                producer_cpu_s: Some(0.5),
+                ..run(1, 4_000, 3_400, Some(2_000))
+            },
+        ];
+        let (per_syscall_ns, per_notify_ns) = fit_producer_costs(&runs).unwrap();
+        assert!((per_syscall_ns - 900.0).abs() < 1.0, "{per_syscall_ns}");
+        assert!((per_notify_ns - 12_000.0).abs() < 10.0, "{per_notify_ns}");
+        // Runs with one wakeups-per-event ratio cannot tell the two apart.
+        assert_eq!(fit_producer_costs(&runs[..1]), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::latency::LatencySampler;
 use super::policy::{Entity, Policy, QueueView, UserSpace};
 use super::{weight_of_nice, SimConfig};
 use crate::aegis::levels::{syscalls_per_window_of_cpu, Backbone, TaskSignals};
@@ -152,6 +153,8 @@ struct Sim<'a> {
     window_collector_cpu_ns: u64,
     window_ordinary_cpu_ns: u64,
     signals: Signals,
+    /// Draws wakeup latencies when the collector model has a measured distribution.
+    latency: Option<(LatencySampler, StdRng)>,
 }
 
 /// Measurements of the last completed window.
@@ -257,6 +260,17 @@ impl<'a> Sim<'a> {
             window_collector_cpu_ns: 0,
             window_ordinary_cpu_ns: 0,
             signals: Signals::default(),
+            // Its own stream, so a measured distribution leaves the other draws as they were.
+            latency: config
+                .collector
+                .wakeup_latency_histogram
+                .as_ref()
+                .map(|histogram| {
+                    (
+                        histogram.sampler(),
+                        StdRng::seed_from_u64(config.seed ^ 0x5eed_1a7e),
+                    )
+                }),
         }
     }
 
@@ -413,7 +427,11 @@ impl<'a> Sim<'a> {
         match collector.state {
             // The first event into the empty ring wakes the collector.
             State::Sleeping if self.ring_level == 0 => {
-                if let Some(first) = self.running_producers().map(|p| cost - p.carry_ns).min() {
+                if let Some(first) = self
+                    .running_producers()
+                    .map(|p| p.overhead_left_ns + cost - p.carry_ns)
+                    .min()
+                {
                     next = next.min(self.now_ns + first);
                 }
             }
@@ -466,7 +484,9 @@ impl<'a> Sim<'a> {
             policy.charge(&mut task.entity, dt);
             match task.kind {
                 Kind::Producer => {
-                    let total = task.carry_ns + dt;
+                    let paid = task.overhead_left_ns.min(dt);
+                    task.overhead_left_ns -= paid;
+                    let total = task.carry_ns + dt - paid;
                     let syscalls = total / cost;
                     task.carry_ns = total % cost;
                     task.report.events += syscalls;
@@ -619,8 +639,23 @@ impl<'a> Sim<'a> {
         let collector = self.collector;
         match self.tasks[collector].state {
             State::Sleeping if self.ring_level > 0 => {
-                self.tasks[collector].state =
-                    State::Waking(now + self.config.collector.wakeup_latency_ns);
+                let latency_ns = match &mut self.latency {
+                    Some((sampler, rng)) => sampler.sample(rng),
+                    None => self.config.collector.wakeup_latency_ns,
+                };
+                self.tasks[collector].state = State::Waking(now + latency_ns);
+                // The producer that just wrote (the least time into its next syscall) pays
+                // for the notification.
+                let notifier = self
+                    .cpus
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .filter(|id| self.tasks[*id].kind == Kind::Producer)
+                    .min_by_key(|id| self.tasks[*id].carry_ns);
+                if let Some(id) = notifier {
+                    self.tasks[id].overhead_left_ns += self.config.collector.notify_cost_ns;
+                }
             }
             State::Running(_)
                 if self.tasks[collector].overhead_left_ns == 0 && self.ring_level == 0 =>
@@ -898,6 +933,68 @@ mod tests {
         let eevdf = |c: &SimConfig| simulate(c, &mut Eevdf::new(c.cpus, c.tick_ns));
         assert!(eevdf(&small).loss_pct > 1.0);
         assert_eq!(eevdf(&big).dropped, 0);
+    }
+
+    #[test]
+    fn notifying_the_collector_costs_the_producer() {
+        let free = SimConfig {
+            producers: 1,
+            ring_capacity_events: 1 << 20,
+            ..SimConfig::default()
+        };
+        let mut paying = free.clone();
+        paying.collector.notify_cost_ns = 10_000;
+        let eevdf = |c: &SimConfig| simulate(c, &mut Eevdf::new(c.cpus, c.tick_ns));
+        let (free, paying) = (eevdf(&free), eevdf(&paying));
+        let wakeups = paying.collector().wakeups;
+        assert!(wakeups > 100, "{wakeups} wakeups");
+        // Each notification takes 10 us of the producer's CPU from its syscalls.
+        let lost = free.produced - paying.produced;
+        let expected = wakeups * 10_000 / SimConfig::default().syscall_cost_ns;
+        assert!(
+            lost.abs_diff(expected) * 10 <= expected,
+            "{lost} fewer syscalls, {expected} expected"
+        );
+    }
+
+    #[test]
+    fn wakeup_latency_is_drawn_from_a_measured_histogram() {
+        let eevdf = |c: &SimConfig| simulate(c, &mut Eevdf::new(c.cpus, c.tick_ns));
+        let with_latencies = |latencies_ns: &[u64]| {
+            let mut histogram = crate::sim::LatencyHistogram::default();
+            for ns in latencies_ns {
+                histogram.record(*ns);
+            }
+            let mut config = SimConfig {
+                producers: 1,
+                ..SimConfig::default()
+            };
+            config.collector.wakeup_latency_ns = 0;
+            config.collector.wakeup_latency_histogram = Some(histogram);
+            eevdf(&config)
+        };
+        // All short: the collector always wakes before 290 events pile up.
+        assert_eq!(with_latencies(&[10_000]).dropped, 0);
+        // All about 3 ms: close to the fixed 3 ms latency.
+        let mut fixed = SimConfig {
+            producers: 1,
+            ..SimConfig::default()
+        };
+        fixed.collector.wakeup_latency_ns = 3_000_000;
+        let (drawn, fixed) = (
+            with_latencies(&[3_000_000]).loss_pct,
+            eevdf(&fixed).loss_pct,
+        );
+        assert!(
+            fixed > 10.0 && (drawn - fixed).abs() < 5.0,
+            "{drawn} vs {fixed}"
+        );
+        // One wakeup in ten long: in between.
+        let mixed: Vec<u64> = (0..10)
+            .map(|i| if i == 0 { 3_000_000 } else { 10_000 })
+            .collect();
+        let mixed = with_latencies(&mixed).loss_pct;
+        assert!(mixed > 0.0 && mixed < drawn, "{mixed}");
     }
 
     #[test]

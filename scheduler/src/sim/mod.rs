@@ -8,7 +8,10 @@
 //!   CPU time they get; each syscall tries to put one event into the ring.
 //! - The *ring buffer* holds `ring_capacity_events`; an event that does not fit is dropped.
 //! - The *collector* sleeps while the ring is empty. The first event into an empty ring wakes
-//!   it (the kernel ring buffer's adaptive notification) after `wakeup_latency_ns`; each wakeup
+//!   it (the kernel ring buffer's adaptive notification; the producer that wrote it pays
+//!   `notify_cost_ns` of CPU for that) after a wakeup latency: drawn per
+//!   wakeup from `wakeup_latency_histogram` when the model has one (measured by the built-in
+//!   collector, see [`latency`]), else the fixed `wakeup_latency_ns`; each wakeup
 //!   costs `wakeup_cost_ns` of its CPU time, then it consumes one event per `per_event_cost_ns`
 //!   until the ring is empty again.
 //! - *Hogs* are CPU-bound ordinary tasks; *sleepers* run `run_ns` then sleep `sleep_ns`.
@@ -28,6 +31,7 @@
 mod aegis_policy;
 pub mod calibration;
 mod engine;
+pub mod latency;
 pub mod oracle;
 pub mod policy;
 pub mod rustland;
@@ -35,6 +39,7 @@ pub mod rustland;
 pub use aegis_policy::{Aegis, AegisStats};
 pub use calibration::{Calibration, CalibrationRun, WakeupFit};
 pub use engine::{simulate, SimResult, TaskReport};
+pub use latency::LatencyHistogram;
 pub use oracle::{oracle, Oracle};
 pub use policy::{Cfs, Eevdf, Policy, UserSpace};
 pub use rustland::Rustland;
@@ -68,6 +73,13 @@ pub struct CollectorModel {
     pub per_event_cost_ns: u64,
     pub wakeup_cost_ns: u64,
     pub wakeup_latency_ns: u64,
+    /// Producer CPU the notification costs: the producer whose event wakes the sleeping
+    /// collector pays it (irq_work, then waking a task on another, possibly idle, CPU).
+    #[serde(default)]
+    pub notify_cost_ns: u64,
+    /// Measured wakeup latencies to draw from instead of the fixed `wakeup_latency_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup_latency_histogram: Option<LatencyHistogram>,
     pub nice: i32,
 }
 
@@ -88,6 +100,8 @@ impl Default for SimConfig {
                 per_event_cost_ns: 800,
                 wakeup_cost_ns: 5_000,
                 wakeup_latency_ns: 20_000,
+                notify_cost_ns: 0,
+                wakeup_latency_histogram: None,
                 nice: 0,
             },
             hogs: 0,

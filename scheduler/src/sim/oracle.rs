@@ -191,6 +191,8 @@ mod tests {
                 per_event_cost_ns: 1_500,
                 wakeup_cost_ns: 50_000,
                 wakeup_latency_ns: 20_000,
+                notify_cost_ns: 0,
+                wakeup_latency_histogram: None,
                 nice: 0,
             },
             sleeper_run_ns: 200_000,

@@ -11,6 +11,8 @@ pub struct Entity {
     pub deadline: u64,
     /// EEVDF's lag, kept across sleeps (virtual ns; positive = owed service).
     pub lag: i64,
+    /// EEVDF: V when the task last went to sleep (how far the queue moved while it slept).
+    pub slept_at_avg_vruntime: u64,
     /// Whether the task ever ran (CFS places new tasks at `min_vruntime`).
     pub started: bool,
     /// Registered as a provenance task (the collector).
@@ -143,9 +145,16 @@ impl Policy for Eevdf {
     }
 
     fn place(&mut self, e: &mut Entity, view: &QueueView) {
-        let lag = e
+        let mut lag = e
             .lag
             .clamp(-self.lag_limit(e.weight), self.lag_limit(e.weight));
+        if lag < 0 && e.started {
+            // DELAY_DEQUEUE (on since Linux 6.12): a task that sleeps owing service stays
+            // queued, ineligible, until V has moved past it, and is then dequeued with its
+            // lag clipped to zero (DELAY_ZERO). So a negative lag is paid off while asleep.
+            let queue_moved = view.avg_vruntime.saturating_sub(e.slept_at_avg_vruntime);
+            lag = (lag + queue_moved as i64).min(0);
+        }
         e.vruntime = (view.avg_vruntime as i64 - lag).max(0) as u64;
         e.deadline = e.vruntime + to_virtual(self.base_slice_ns, e.weight);
         e.started = true;
@@ -154,6 +163,7 @@ impl Policy for Eevdf {
     fn sleep(&mut self, e: &mut Entity, view: &QueueView) {
         let lag = view.avg_vruntime as i64 - e.vruntime as i64;
         e.lag = lag.clamp(-self.lag_limit(e.weight), self.lag_limit(e.weight));
+        e.slept_at_avg_vruntime = view.avg_vruntime;
     }
 
     fn charge(&mut self, e: &mut Entity, ran_ns: u64) {
@@ -254,5 +264,46 @@ impl Policy for Cfs {
 
     fn preempts(&self, woken: &Entity, running: &Entity, _view: &QueueView) -> bool {
         running.vruntime > woken.vruntime + to_virtual(self.wakeup_granularity_ns, woken.weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eevdf_forgives_a_sleepers_debt_as_the_queue_moves_on() {
+        let mut eevdf = Eevdf::new(2, 1_000_000);
+        let view_at = |avg_vruntime: u64| QueueView {
+            avg_vruntime,
+            ..QueueView::default()
+        };
+        // A task that ran ahead of V by 1 ms goes to sleep owing service.
+        let mut task = Entity {
+            weight: 1024,
+            vruntime: 11_000_000,
+            started: true,
+            ..Entity::default()
+        };
+        eevdf.sleep(&mut task, &view_at(10_000_000));
+        assert_eq!(task.lag, -1_000_000);
+        // Woken after V moved 0.4 ms: 0.6 ms still owed, it is placed behind V.
+        let mut early = task.clone();
+        eevdf.place(&mut early, &view_at(10_400_000));
+        assert_eq!(early.vruntime, 11_000_000);
+        // Woken after V moved past it: the debt is gone, not turned into credit.
+        let mut late = task.clone();
+        eevdf.place(&mut late, &view_at(15_000_000));
+        assert_eq!(late.vruntime, 15_000_000);
+        // A task owed service keeps its credit across the sleep.
+        let mut owed = Entity {
+            weight: 1024,
+            vruntime: 9_500_000,
+            started: true,
+            ..Entity::default()
+        };
+        eevdf.sleep(&mut owed, &view_at(10_000_000));
+        eevdf.place(&mut owed, &view_at(20_000_000));
+        assert_eq!(owed.vruntime, 19_500_000);
     }
 }
