@@ -270,6 +270,8 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         wakeup_latency_fit: None,
         wakeup_latency_histogram: None,
         producer_notify_cost_ns: notify_cost_ns.unwrap_or(0.0),
+        collector_stall_histogram: None,
+        collector_stalls_per_event: 0.0,
         runs,
         notes,
     };
@@ -305,6 +307,15 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         }
     }
     calibration.wakeup_latency_histogram = Some(measured).filter(|h| !h.is_empty());
+    let mut stalls = scheduler::sim::LatencyHistogram::default();
+    for trial in &fit_trials {
+        if let Some(measured) = &trial.collector_stall_ns {
+            stalls.merge(measured);
+        }
+    }
+    let received: u64 = fit_trials.iter().map(|t| t.received).sum();
+    calibration.collector_stalls_per_event = stalls.count() as f64 / received.max(1) as f64;
+    calibration.collector_stall_histogram = Some(stalls).filter(|h| !h.is_empty());
     calibration
         .save(&args.out)
         .map_err(anyhow::Error::msg)
@@ -333,6 +344,17 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         "producer_notify_cost_ns".into(),
         format!("{:.0}", calibration.producer_notify_cost_ns),
     ]);
+    if let Some(stalls) = &calibration.collector_stall_histogram {
+        table.add_row([
+            "collector stalls over 20 us: per 1000 events, p50 / p99".into(),
+            format!(
+                "{:.3}, {:.0} / {:.0} us",
+                calibration.collector_stalls_per_event * 1e3,
+                stalls.quantile_ns(0.5) as f64 / 1e3,
+                stalls.quantile_ns(0.99) as f64 / 1e3
+            ),
+        ]);
+    }
     if let Some(ages) = &calibration.wakeup_latency_histogram {
         table.add_row([
             format!(

@@ -255,6 +255,14 @@ pub struct TrainArgs {
     /// A few short episodes (for tests): mechanics only, not a usable policy.
     #[arg(long)]
     pub quick: bool,
+    /// The machine to train on (costs, ring, measured wakeup latencies), as `aegis-bench
+    /// calibrate` wrote it; without this file, the simulator's uncalibrated defaults
+    /// [default: results/calibration.json].
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
+    /// CPU counts episodes are drawn from (the evaluation, `sim --evaluate`, covers 2 to 128).
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "2")]
+    pub cpus: Vec<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -684,6 +684,8 @@ mod tests {
             git_rev: "test".into(),
             syscall_cost_ns: BTreeMap::from([("openat".into(), 5_000.0)]),
             producer_notify_cost_ns: 0.0,
+            collector_stall_histogram: None,
+            collector_stalls_per_event: 0.0,
             ring_bytes_per_event: BTreeMap::from([("openat".into(), 232.0)]),
             collector_per_event_cost_ns: 1_700.0,
             collector_wakeup_cost_ns: 7_000.0,

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use scheduler::dqn::{train as train_dqn, TrainConfig, TrainedModel};
+use scheduler::sim::{Calibration, SimConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::TrainArgs;
@@ -37,12 +38,43 @@ pub struct ModelFile {
     pub command: String,
 }
 
-/// The training configuration for these arguments.
-pub fn train_config(args: &TrainArgs) -> TrainConfig {
+/// The training configuration for these arguments: the machine comes from the calibration
+/// (`--calibration`, else `results/calibration.json` if it exists, else the simulator's
+/// defaults, said on stderr).
+pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     let mut config = TrainConfig {
         seed: args.seed,
         ..TrainConfig::default()
     };
+    if args.cpus.is_empty() || args.cpus.contains(&0) {
+        return crate::error::input_error("--cpus needs CPU counts of at least 1, e.g. 2,8");
+    }
+    config.cpu_choices = args.cpus.clone();
+    let default_path = Path::new(scheduler::sim::calibration::DEFAULT_CALIBRATION_PATH);
+    let calibration = match &args.calibration {
+        Some(path) => Some(Calibration::load(path).map_err(|err| {
+            anyhow!(
+                "{err}; run `aegis-bench calibrate --out {}` first",
+                path.display()
+            )
+        })?),
+        None if default_path.exists() => {
+            Some(Calibration::load(default_path).map_err(anyhow::Error::msg)?)
+        }
+        None => {
+            eprintln!(
+                "note: no {} (run `aegis-bench calibrate`): training on the simulator's \
+                 uncalibrated default costs",
+                default_path.display()
+            );
+            None
+        }
+    };
+    if let Some(calibration) = calibration {
+        config.machine =
+            SimConfig::from_calibration(&calibration, "openat", 2, 4, 64 * 1024, config.episode_ns)
+                .map_err(anyhow::Error::msg)?;
+    }
     if args.quick {
         config.episodes = 12;
         config.episode_ns = 100_000_000;
@@ -53,7 +85,7 @@ pub fn train_config(args: &TrainArgs) -> TrainConfig {
     if let Some(episodes) = args.episodes {
         config.episodes = episodes;
     }
-    config
+    Ok(config)
 }
 
 /// The learning-curve figures written beside `out`: `STEM-learning-curve.{png,svg}`.
@@ -67,7 +99,7 @@ pub fn figure_paths(out: &Path) -> (PathBuf, PathBuf) {
 }
 
 pub fn train(args: &TrainArgs) -> Result<ModelFile> {
-    let config = train_config(args);
+    let config = train_config(args)?;
     if config.episodes == 0 {
         return crate::error::input_error("--episodes must be at least 1");
     }
@@ -92,6 +124,17 @@ pub fn train(args: &TrainArgs) -> Result<ModelFile> {
     if args.episodes.is_some() {
         command.push_str(&format!(" --episodes {}", config.episodes));
     }
+    if let Some(path) = &args.calibration {
+        command.push_str(&format!(" --calibration {}", path.display()));
+    }
+    command.push_str(&format!(
+        " --cpus {}",
+        args.cpus
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
     command.push_str(&format!(" --out {}", args.out.display()));
     let file = ModelFile {
         model,

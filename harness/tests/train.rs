@@ -72,3 +72,33 @@ fn zero_episodes_is_bad_input() {
     assert!(!dir.join("m.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_missing_calibration_is_named_with_its_fix() {
+    let dir = temp_dir("train-calibration");
+    let out = aegis(&[
+        "train",
+        "--quick",
+        "--calibration",
+        dir.join("missing.json").to_str().unwrap(),
+        "--out",
+        dir.join("m.json").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("missing.json") && err.contains("aegis-bench calibrate"),
+        "{err}"
+    );
+    assert!(!dir.join("m.json").exists());
+    let bad_cpus = aegis(&[
+        "train",
+        "--quick",
+        "--cpus",
+        "0",
+        "--out",
+        dir.join("m.json").to_str().unwrap(),
+    ]);
+    assert_eq!(bad_cpus.status.code(), Some(2), "{}", stderr(&bad_cpus));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -48,6 +48,17 @@ pub struct TrainConfig {
     pub validation_points: usize,
     /// Evaluation configurations (never seen in training or validation).
     pub evaluation_configs: usize,
+    /// The machine episodes are drawn around: costs, ring capacity and wakeup latencies (a
+    /// calibrated [`SimConfig::from_calibration`] or the defaults).
+    #[serde(default)]
+    pub machine: SimConfig,
+    /// CPU counts an episode may have (one drawn per episode).
+    #[serde(default = "default_cpu_choices")]
+    pub cpu_choices: Vec<usize>,
+}
+
+fn default_cpu_choices() -> Vec<usize> {
+    vec![2]
 }
 
 impl Default for TrainConfig {
@@ -69,6 +80,8 @@ impl Default for TrainConfig {
             validation_configs: 40,
             validation_points: 20,
             evaluation_configs: 40,
+            machine: SimConfig::default(),
+            cpu_choices: default_cpu_choices(),
         }
     }
 }
@@ -114,14 +127,21 @@ pub struct TrainedModel {
 }
 
 /// The per-window reward for a view.
+///
+/// The loss term is the window's dropped events over its production or, if larger, the
+/// episode's usual production per window (`usual_produced`): a window in which starved
+/// producers dropped half of a handful of events then weighs what those events are worth, so
+/// the rewards of an episode add up to its overall loss, the figure the policy is judged by.
 fn reward(
     config: &TrainConfig,
     view: &QueueView,
+    usual_produced: f32,
     cpus: usize,
     violations: u64,
     window_ns: u64,
 ) -> f32 {
-    let loss = view.window_dropped as f32 / view.window_produced.max(1) as f32;
+    let produced = (view.window_produced as f32).max(usual_produced).max(1.0);
+    let loss = view.window_dropped as f32 / produced;
     let slowdown = if view.nr_ordinary_tasks == 0 {
         0.0
     } else {
@@ -172,6 +192,7 @@ struct Learner<'a, 'b> {
     last_violations: u64,
     reward_sum: f64,
     windows: u64,
+    usual_produced: f32,
 }
 
 impl Learner<'_, '_> {
@@ -245,7 +266,20 @@ impl Policy for Learner<'_, '_> {
         let x = features(&self.aegis, view);
         let violations = self.aegis.stats.bound_violations - self.last_violations;
         self.last_violations = self.aegis.stats.bound_violations;
-        let r = reward(self.config, view, self.cpus, violations, self.window_ns);
+        // The usual production per window: a moving average over about ten windows.
+        let produced = view.window_produced as f32;
+        self.usual_produced = match self.windows {
+            0 => produced,
+            _ => 0.9 * self.usual_produced + 0.1 * produced,
+        };
+        let r = reward(
+            self.config,
+            view,
+            self.usual_produced,
+            self.cpus,
+            violations,
+            self.window_ns,
+        );
         if let Some((state, action)) = self.last {
             self.reward_sum += r as f64;
             self.windows += 1;
@@ -301,21 +335,32 @@ fn run_episode(
         last_violations: 0,
         reward_sum: 0.0,
         windows: 0,
+        usual_produced: 0.0,
     };
     simulate(sim, &mut learner);
     learner.reward_sum / learner.windows.max(1) as f64
 }
 
-/// A training or evaluation episode's simulator configuration.
-pub fn episode_config(rng: &mut impl Rng, duration_ns: u64) -> SimConfig {
+/// A training or evaluation episode's simulator configuration: `config.machine` with a CPU
+/// count from `config.cpu_choices`, 1-8 producers (or one per CPU), a ring of a half to four
+/// times the machine's, and up to as many CPU hogs as CPUs and half as many sleepers.
+pub fn episode_config(rng: &mut impl Rng, config: &TrainConfig, duration_ns: u64) -> SimConfig {
+    let cpus = config.cpu_choices[rng.gen_range(0..config.cpu_choices.len().max(1))].max(1);
+    let ring = config.machine.ring_capacity_events.max(2);
+    let producers = if rng.gen_bool(0.2) {
+        cpus
+    } else {
+        rng.gen_range(1..=8)
+    };
     SimConfig {
         seed: rng.gen(),
         duration_ns,
-        producers: rng.gen_range(1..=8),
-        ring_capacity_events: [145, 290, 580, 1160][rng.gen_range(0..4)],
-        hogs: rng.gen_range(0..=2),
-        sleepers: rng.gen_range(0..=2),
-        ..SimConfig::default()
+        cpus,
+        producers,
+        ring_capacity_events: [ring / 2, ring, ring * 2, ring * 4][rng.gen_range(0..4)],
+        hogs: rng.gen_range(0..=cpus),
+        sleepers: rng.gen_range(0..=cpus.div_ceil(2)),
+        ..config.machine.clone()
     }
 }
 
@@ -343,7 +388,7 @@ pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Trai
     };
     let mut validation_rng = StdRng::seed_from_u64(config.seed.wrapping_add(500));
     let validation: Vec<SimConfig> = (0..config.validation_configs.max(1))
-        .map(|_| episode_config(&mut validation_rng, config.episode_ns))
+        .map(|_| episode_config(&mut validation_rng, config, config.episode_ns))
         .collect();
     let validate = |state: &mut LearnerState<'_>, mode: Mode| {
         validation
@@ -368,7 +413,7 @@ pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Trai
         if episode == config.episodes {
             break;
         }
-        let sim = episode_config(&mut rng, config.episode_ns);
+        let sim = episode_config(&mut rng, config, config.episode_ns);
         let fraction = episode as f64 / config.episodes.max(1) as f64;
         let epsilon = config.epsilon_start
             + (config.epsilon_end - config.epsilon_start) * (fraction / 0.5).min(1.0);
@@ -378,12 +423,7 @@ pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Trai
     }
     let (_, kept_episode, kept) = best.expect("validated at least once");
     let (fixed_network, quantization) = export::measure(&kept, &mut rng, 10_000);
-    let evaluation = evaluate(
-        &fixed_network,
-        config.seed.wrapping_add(1000),
-        config.episode_ns,
-        config.evaluation_configs,
-    );
+    let evaluation = evaluate(&fixed_network, config, config.seed.wrapping_add(1000));
     TrainedModel {
         config: config.clone(),
         seed: config.seed,
@@ -402,10 +442,10 @@ pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Trai
 /// configurations that training never saw: EEVDF, CFS, Aegis without the network (its
 /// default action, levels and waiting bound), Aegis held at each other fixed action of note
 /// (SCHED_FIFO-like boost 2; the strongest throttle), and Aegis with `network`.
-pub fn evaluate(network: &QNet, seed: u64, duration_ns: u64, configs: usize) -> Vec<Score> {
+pub fn evaluate(network: &QNet, config: &TrainConfig, seed: u64) -> Vec<Score> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let configs: Vec<SimConfig> = (0..configs.max(1))
-        .map(|_| episode_config(&mut rng, duration_ns))
+    let configs: Vec<SimConfig> = (0..config.evaluation_configs.max(1))
+        .map(|_| episode_config(&mut rng, config, config.episode_ns))
         .collect();
     let fixed = |index: usize| {
         let action = Action::from_index(index);
@@ -491,5 +531,36 @@ mod tests {
             train(&config, |_, _| {}).learning_curve,
             model.learning_curve
         );
+    }
+
+    #[test]
+    fn episodes_are_drawn_around_the_machine() {
+        let mut machine = SimConfig {
+            ring_capacity_events: 282,
+            syscall_cost_ns: 909,
+            ..SimConfig::default()
+        };
+        machine.collector.notify_cost_ns = 14_000;
+        let config = TrainConfig {
+            machine,
+            cpu_choices: vec![2, 8],
+            ..TrainConfig::default()
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let episodes: Vec<SimConfig> = (0..200)
+            .map(|_| episode_config(&mut rng, &config, 1_000))
+            .collect();
+        for episode in &episodes {
+            assert!([2, 8].contains(&episode.cpus));
+            assert!([141, 282, 564, 1128].contains(&episode.ring_capacity_events));
+            assert!(episode.hogs <= episode.cpus);
+            assert!((1..=8).contains(&episode.producers));
+            // The machine's costs are kept.
+            assert_eq!(episode.syscall_cost_ns, 909);
+            assert_eq!(episode.collector.notify_cost_ns, 14_000);
+            assert_eq!(episode.duration_ns, 1_000);
+        }
+        assert!(episodes.iter().any(|e| e.cpus == 8 && e.producers == 8));
+        assert!(episodes.iter().any(|e| e.cpus == 2));
     }
 }

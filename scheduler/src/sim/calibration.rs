@@ -30,6 +30,13 @@ pub struct Calibration {
     /// producer thread with a ring that loses nothing: the attack cgroup's CPU time per traced
     /// event, or where that was not measured 1e9 / (traced events per second of the producer).
     pub syscall_cost_ns: BTreeMap<String, f64>,
+    /// The built-in collector's stalls in the small-ring runs: gaps over 20 us between two
+    /// records of one batch (`collector_stall_ns` of their trials, merged), and how many per
+    /// event received. The simulator draws them into its collector's running time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_stall_histogram: Option<LatencyHistogram>,
+    #[serde(default)]
+    pub collector_stalls_per_event: f64,
     /// Producer CPU per collector wakeup (the notification: irq_work and a remote wakeup),
     /// fitted with `syscall_cost_ns` over the runs' producer CPU (see
     /// [`fit_producer_costs`]); 0 in files from before it was measured.
@@ -196,6 +203,8 @@ impl SimConfig {
                 wakeup_cost_ns: round(calibration.collector_wakeup_cost_ns),
                 wakeup_latency_ns: round(calibration.wakeup_latency_ns),
                 notify_cost_ns: round(calibration.producer_notify_cost_ns),
+                stall_histogram: calibration.collector_stall_histogram.clone(),
+                stalls_per_event: calibration.collector_stalls_per_event,
                 wakeup_latency_histogram: calibration.wakeup_latency_histogram.clone(),
                 nice: 0,
             },
@@ -385,6 +394,8 @@ mod tests {
             wakeup_latency_fit: None,
             wakeup_latency_histogram: None,
             producer_notify_cost_ns: 0.0,
+            collector_stall_histogram: None,
+            collector_stalls_per_event: 0.0,
             runs,
             notes: vec!["a note".into()],
         }

@@ -155,6 +155,12 @@ struct Sim<'a> {
     signals: Signals,
     /// Draws wakeup latencies when the collector model has a measured distribution.
     latency: Option<(LatencySampler, StdRng)>,
+    /// Draws the collector's stalls when the model has them.
+    stalls: Option<(LatencySampler, StdRng)>,
+    /// Events the collector consumes before its next stall.
+    events_until_stall: u64,
+    /// The collector is off its CPU in a stall (it resumes without a wakeup).
+    collector_stalled: bool,
 }
 
 /// Measurements of the last completed window.
@@ -237,7 +243,7 @@ impl<'a> Sim<'a> {
             sleeper.sleep_until_ns = rng.gen_range(0..config.sleeper_sleep_ns.max(1));
             tasks.push(sleeper);
         }
-        Sim {
+        let mut sim = Sim {
             config,
             now_ns: 0,
             tasks,
@@ -271,6 +277,34 @@ impl<'a> Sim<'a> {
                         StdRng::seed_from_u64(config.seed ^ 0x5eed_1a7e),
                     )
                 }),
+            stalls: config
+                .collector
+                .stall_histogram
+                .as_ref()
+                .filter(|_| config.collector.stalls_per_event > 0.0)
+                .map(|histogram| {
+                    (
+                        histogram.sampler(),
+                        StdRng::seed_from_u64(config.seed ^ 0x057a_11ed),
+                    )
+                }),
+            events_until_stall: u64::MAX,
+            collector_stalled: false,
+        };
+        sim.events_until_stall = sim.draw_events_until_stall();
+        sim
+    }
+
+    /// Events until the next stall: exponential with mean 1 / `stalls_per_event` (the
+    /// continuous stand-in for one chance per event).
+    fn draw_events_until_stall(&mut self) -> u64 {
+        let per_event = self.config.collector.stalls_per_event;
+        match &mut self.stalls {
+            Some((_, rng)) => {
+                let uniform: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+                ((-uniform.ln() / per_event).ceil() as u64).max(1)
+            }
+            None => u64::MAX,
         }
     }
 
@@ -439,6 +473,15 @@ impl<'a> Sim<'a> {
                 next = next.min(self.now_ns + collector.overhead_left_ns);
             }
             State::Running(_) => {
+                if self.stalls.is_some() {
+                    // When the collector will have consumed up to its next stall.
+                    let per_event = self.config.collector.per_event_cost_ns.max(1);
+                    let stall_in = self
+                        .events_until_stall
+                        .saturating_mul(per_event)
+                        .saturating_sub(collector.carry_ns);
+                    next = next.min(self.now_ns.saturating_add(stall_in.max(1)));
+                }
                 // When the ring would run empty, if the collector outpaces the producers.
                 let per_event = self.config.collector.per_event_cost_ns.max(1) as f64;
                 let producing = self.running_producers().count() as f64 / cost as f64;
@@ -538,6 +581,9 @@ impl<'a> Sim<'a> {
             level = capacity;
         }
         self.tasks[self.collector].report.events += consumed;
+        if self.stalls.is_some() {
+            self.events_until_stall = self.events_until_stall.saturating_sub(consumed);
+        }
         self.produced += produced;
         self.window_produced += produced;
         self.consumed += consumed;
@@ -637,6 +683,19 @@ impl<'a> Sim<'a> {
             self.end_window(policy);
         }
         let collector = self.collector;
+        if self.events_until_stall == 0 {
+            if let State::Running(_) = self.tasks[collector].state {
+                // A stall: off the CPU, reading nothing, back after the drawn duration.
+                let stall_ns = match &mut self.stalls {
+                    Some((sampler, rng)) => sampler.sample(rng),
+                    None => 0,
+                };
+                self.put_to_sleep(collector, policy);
+                self.tasks[collector].state = State::Waking(now + stall_ns.max(1));
+                self.collector_stalled = true;
+                self.events_until_stall = self.draw_events_until_stall();
+            }
+        }
         match self.tasks[collector].state {
             State::Sleeping if self.ring_level > 0 => {
                 let latency_ns = match &mut self.latency {
@@ -676,10 +735,18 @@ impl<'a> Sim<'a> {
         for id in 0..self.tasks.len() {
             match (self.tasks[id].kind, self.tasks[id].state) {
                 (_, State::Waking(at)) if at <= now => {
-                    if id == collector {
+                    let resumes_from_stall = id == collector && self.collector_stalled;
+                    if id == collector && !resumes_from_stall {
                         self.tasks[id].overhead_left_ns = self.config.collector.wakeup_cost_ns;
                     }
+                    if id == collector {
+                        self.collector_stalled = false;
+                    }
                     self.make_runnable(id, policy);
+                    if resumes_from_stall {
+                        // Still inside the batch it was reading: not a wakeup.
+                        self.tasks[id].report.wakeups -= 1;
+                    }
                 }
                 (Kind::Sleeper, State::Running(_)) if self.tasks[id].run_left_ns == 0 => {
                     self.tasks[id].sleep_until_ns = now + self.config.sleeper_sleep_ns;
@@ -995,6 +1062,36 @@ mod tests {
             .collect();
         let mixed = with_latencies(&mixed).loss_pct;
         assert!(mixed > 0.0 && mixed < drawn, "{mixed}");
+    }
+
+    #[test]
+    fn collector_stalls_drop_events_but_are_not_wakeups() {
+        let eevdf = |c: &SimConfig| simulate(c, &mut Eevdf::new(c.cpus, c.tick_ns));
+        let mut calm = SimConfig {
+            producers: 1,
+            ..SimConfig::default()
+        };
+        calm.collector.wakeup_latency_ns = 10_000;
+        let mut stalling = calm.clone();
+        let mut two_ms = crate::sim::LatencyHistogram::default();
+        two_ms.record(2_000_000);
+        stalling.collector.stall_histogram = Some(two_ms);
+        stalling.collector.stalls_per_event = 1e-3;
+        let (calm, stalled) = (eevdf(&calm), eevdf(&stalling));
+        assert_eq!(calm.dropped, 0);
+        // A 2 ms stall outlasts the 290-event ring at one producer's pace (~0.5 ms).
+        assert!(stalled.loss_pct > 10.0, "{}", stalled.loss_pct);
+        assert!(stalled.collector().cpu_ns < calm.collector().cpu_ns);
+        // About one stall per thousand consumed events, none of them counted as a wakeup.
+        let consumed = stalled.consumed as f64;
+        assert!(
+            stalled.collector().wakeups as f64 <= calm.collector().wakeups as f64 * 1.1,
+            "{} vs {} wakeups",
+            stalled.collector().wakeups,
+            calm.collector().wakeups
+        );
+        assert!(consumed > 10_000.0);
+        assert_eq!(eevdf(&stalling).dropped, stalled.dropped, "deterministic");
     }
 
     #[test]

@@ -77,6 +77,13 @@ pub struct CollectorModel {
     /// collector pays it (irq_work, then waking a task on another, possibly idle, CPU).
     #[serde(default)]
     pub notify_cost_ns: u64,
+    /// Stalls of a running collector (preempted by others, blocked writing its log): after
+    /// each consumed event one begins with this probability, and lasts a duration drawn from
+    /// `stall_histogram`; meanwhile the collector is off its CPU and reads nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_histogram: Option<LatencyHistogram>,
+    #[serde(default)]
+    pub stalls_per_event: f64,
     /// Measured wakeup latencies to draw from instead of the fixed `wakeup_latency_ns`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeup_latency_histogram: Option<LatencyHistogram>,
@@ -101,6 +108,8 @@ impl Default for SimConfig {
                 wakeup_cost_ns: 5_000,
                 wakeup_latency_ns: 20_000,
                 notify_cost_ns: 0,
+                stall_histogram: None,
+                stalls_per_event: 0.0,
                 wakeup_latency_histogram: None,
                 nice: 0,
             },

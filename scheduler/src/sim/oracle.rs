@@ -192,6 +192,8 @@ mod tests {
                 wakeup_cost_ns: 50_000,
                 wakeup_latency_ns: 20_000,
                 notify_cost_ns: 0,
+                stall_histogram: None,
+                stalls_per_event: 0.0,
                 wakeup_latency_histogram: None,
                 nice: 0,
             },
