@@ -471,6 +471,9 @@ pub struct ValidationReport {
     pub cpus: usize,
     pub calibration_file: PathBuf,
     pub calibration: Calibration,
+    /// Whether the simulated EEVDF had one run queue per CPU (`--per-cpu-run-queues`).
+    #[serde(default)]
+    pub per_cpu_run_queues: bool,
     pub git_rev: String,
     pub date: String,
 }
@@ -554,6 +557,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)?;
             config.seed = seed;
             let mut policy = Eevdf::new(config.cpus, config.tick_ns);
+            policy.per_cpu_run_queues = args.per_cpu_run_queues;
             let result = simulate(&config, &mut policy);
             by_seed.push(result.loss_pct);
             produced += result.produced;
@@ -597,6 +601,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         cpus,
         calibration_file: args.calibration.clone(),
         calibration,
+        per_cpu_run_queues: args.per_cpu_run_queues,
         git_rev: GIT_REV.to_string(),
         date: now_rfc3339(),
         points,

@@ -212,6 +212,10 @@ pub struct SimArgs {
     /// Two short intensities (for tests).
     #[arg(long)]
     pub quick: bool,
+    /// With --validate: simulate EEVDF with one run queue per CPU (load-balanced) instead of
+    /// the global queue.
+    #[arg(long)]
+    pub per_cpu_run_queues: bool,
     /// Only simulate (no root): EEVDF, CFS, rustland-like, Aegis without the network and
     /// Aegis with the DQN across attack intensities (--threads: producers, default 1,4,8 and
     /// one per CPU) and machine sizes (--cpus), each beside the oracle, plus the Aegis

@@ -31,6 +31,15 @@ fn calibrate_then_validate_writes_points() {
     assert!(cal["collector_per_event_cost_ns"].as_f64().unwrap() > 0.0);
     assert!(cal["pipe_wakeup_latency_ns"].as_f64().unwrap() > 0.0);
     assert!(cal["wakeup_latency_ns"].as_f64().unwrap() >= 0.0);
+    assert!(cal["producer_notify_cost_ns"].as_f64().unwrap() >= 0.0);
+    // The built-in collector timed the first record of its batches in the small-ring runs.
+    let ages = cal["wakeup_latency_histogram"]["counts"]
+        .as_array()
+        .expect("measured wakeup latencies");
+    assert!(
+        ages.iter().map(|b| b[1].as_u64().unwrap()).sum::<u64>() > 0,
+        "{ages:?}"
+    );
     for field in ["machine", "kernel", "date", "git_rev"] {
         assert!(
             !cal[field].as_str().unwrap().is_empty(),
@@ -48,6 +57,7 @@ fn calibrate_then_validate_writes_points() {
         "0.3",
         "--seeds",
         "1",
+        "--per-cpu-run-queues",
         "--calibration",
         calibration.to_str().unwrap(),
         "--json",
@@ -58,6 +68,7 @@ fn calibrate_then_validate_writes_points() {
     assert!(stdout.contains("max error"), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["per_cpu_run_queues"], true);
     let points = report["points"].as_array().expect("a points list");
     assert_eq!(points.len(), 2, "{report}");
     for (point, threads) in points.iter().zip([1, 4]) {

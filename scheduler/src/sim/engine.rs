@@ -67,6 +67,12 @@ struct Task {
     run_left_ns: u64,
     sleep_until_ns: u64,
     picked_at_ns: u64,
+    /// The CPU whose run queue the task is on (with per-CPU run queues).
+    home_cpu: usize,
+    /// Time runnable or running in the current window, and its moving average as a fraction
+    /// of the window (PELT's load, roughly: what load balancing weighs a task by).
+    window_runnable_ns: u64,
+    load: f64,
     window_syscalls: u32,
     window_ran_ns: u64,
     report: TaskReport,
@@ -161,6 +167,8 @@ struct Sim<'a> {
     events_until_stall: u64,
     /// The collector is off its CPU in a stall (it resumes without a wakeup).
     collector_stalled: bool,
+    /// One run queue per CPU ([`Policy::per_cpu_run_queues`]).
+    per_cpu: bool,
 }
 
 /// Measurements of the last completed window.
@@ -179,9 +187,10 @@ pub fn simulate(config: &SimConfig, policy: &mut dyn Policy) -> SimResult {
     if let Some(user_space) = policy.user_space() {
         sim.add_user_scheduler(user_space);
     }
+    sim.per_cpu = policy.per_cpu_run_queues() && sim.user_space.is_none();
     for id in 0..sim.tasks.len() {
         if sim.tasks[id].state == State::Runnable {
-            let view = sim.view();
+            let view = sim.view_of(Some(sim.tasks[id].home_cpu));
             policy.place(&mut sim.tasks[id].entity, &view);
             sim.route(id);
         }
@@ -218,6 +227,9 @@ impl<'a> Sim<'a> {
             run_left_ns: 0,
             sleep_until_ns: 0,
             picked_at_ns: 0,
+            home_cpu: 0,
+            window_runnable_ns: 0,
+            load: 0.0,
             window_syscalls: 0,
             window_ran_ns: 0,
             report: TaskReport {
@@ -290,7 +302,12 @@ impl<'a> Sim<'a> {
                 }),
             events_until_stall: u64::MAX,
             collector_stalled: false,
+            per_cpu: false,
         };
+        let cpus = sim.cpus.len();
+        for (id, task) in sim.tasks.iter_mut().enumerate() {
+            task.home_cpu = id % cpus;
+        }
         sim.events_until_stall = sim.draw_events_until_stall();
         sim
     }
@@ -343,6 +360,13 @@ impl<'a> Sim<'a> {
     }
 
     fn view(&self) -> QueueView {
+        self.view_of(None)
+    }
+
+    /// The view from `cpu`'s run queue: with per-CPU run queues its vruntime figures (V, the
+    /// minimum, weight and count) are over the tasks on that CPU only.
+    fn view_of(&self, cpu: Option<usize>) -> QueueView {
+        let local = cpu.filter(|_| self.per_cpu);
         // Runnable counts per level as the Aegis backbone would classify the tasks.
         let classifier = Backbone::default();
         let mut weighted: u128 = 0;
@@ -371,7 +395,9 @@ impl<'a> Sim<'a> {
                 let oldest = &mut view.oldest_wait_ns_by_level[level.index()];
                 *oldest = (*oldest).max(waited);
             }
-            if matches!(task.state, State::Runnable | State::Running(_)) {
+            if matches!(task.state, State::Runnable | State::Running(_))
+                && local.is_none_or(|cpu| task.home_cpu == cpu)
+            {
                 weighted += task.entity.vruntime as u128 * task.entity.weight as u128;
                 view.total_weight += task.entity.weight;
                 view.nr_queued += 1;
@@ -524,6 +550,7 @@ impl<'a> Sim<'a> {
             let task = &mut self.tasks[id];
             task.report.cpu_ns += dt;
             task.window_ran_ns += dt;
+            task.window_runnable_ns += dt;
             policy.charge(&mut task.entity, dt);
             match task.kind {
                 Kind::Producer => {
@@ -556,6 +583,7 @@ impl<'a> Sim<'a> {
         for task in &mut self.tasks {
             if task.state == State::Runnable {
                 task.report.wait_ns += dt;
+                task.window_runnable_ns += dt;
                 if task.stage == Stage::Ready {
                     runnable += 1;
                 } else {
@@ -593,7 +621,16 @@ impl<'a> Sim<'a> {
     }
 
     fn make_runnable(&mut self, id: usize, policy: &mut dyn Policy) {
-        let view = self.view();
+        if self.per_cpu {
+            // Back to its last CPU if idle, else to another idle one, else queued on its last.
+            let last = self.tasks[id].home_cpu;
+            if self.cpus[last].is_some() {
+                if let Some(idle) = self.cpus.iter().position(Option::is_none) {
+                    self.tasks[id].home_cpu = idle;
+                }
+            }
+        }
+        let view = self.view_of(Some(self.tasks[id].home_cpu));
         let task = &mut self.tasks[id];
         task.state = State::Runnable;
         task.entity.runnable_since_ns = self.now_ns;
@@ -607,7 +644,7 @@ impl<'a> Sim<'a> {
     }
 
     fn put_to_sleep(&mut self, id: usize, policy: &mut dyn Policy) {
-        let view = self.view();
+        let view = self.view_of(Some(self.tasks[id].home_cpu));
         let task = &mut self.tasks[id];
         if let State::Running(cpu) = task.state {
             self.cpus[cpu] = None;
@@ -622,11 +659,14 @@ impl<'a> Sim<'a> {
         if self.cpus.iter().any(Option::is_none) {
             return;
         }
-        let view = self.view();
-        let victim_cpu = (0..self.cpus.len()).find(|cpu| {
-            let running = self.cpus[*cpu].expect("all CPUs busy");
-            policy.preempts(&self.tasks[id].entity, &self.tasks[running].entity, &view)
-        });
+        let view = self.view_of(Some(self.tasks[id].home_cpu));
+        let home = self.tasks[id].home_cpu;
+        let victim_cpu = (0..self.cpus.len())
+            .filter(|cpu| !self.per_cpu || *cpu == home)
+            .find(|cpu| {
+                let running = self.cpus[*cpu].expect("all CPUs busy");
+                policy.preempts(&self.tasks[id].entity, &self.tasks[running].entity, &view)
+            });
         if let Some(cpu) = victim_cpu {
             let victim = self.cpus[cpu].take().expect("busy CPU");
             self.tasks[victim].state = State::Runnable;
@@ -666,6 +706,9 @@ impl<'a> Sim<'a> {
             }
             task.window_syscalls = 0;
             task.window_ran_ns = 0;
+            let runnable = task.window_runnable_ns.min(window) as f64 / window as f64;
+            task.load = 0.5 * task.load + 0.5 * runnable;
+            task.window_runnable_ns = 0;
         }
         self.window_produced = 0;
         self.window_dropped = 0;
@@ -765,10 +808,12 @@ impl<'a> Sim<'a> {
             if self.next_check_ns[cpu] > now {
                 continue;
             }
-            let view = self.view();
+            let view = self.view_of(Some(cpu));
             let task = &mut self.tasks[id];
             let ran = now - task.picked_at_ns;
             self.sched_events += 1;
+            self.balance_load_towards(cpu);
+            let task = &mut self.tasks[id];
             if policy.tick(&mut task.entity, ran, &view) {
                 task.state = State::Runnable;
                 task.entity.runnable_since_ns = now;
@@ -833,11 +878,148 @@ impl<'a> Sim<'a> {
             if self.cpus[cpu].is_some() {
                 continue;
             }
+            if self.per_cpu {
+                // An idle CPU first pulls a queued task from the busiest queue if its own is
+                // empty (newidle balance).
+                let own = |t: &Task| Self::is_dispatchable(t) && t.home_cpu == cpu;
+                if !self.tasks.iter().any(own) {
+                    self.balance_towards(cpu, 1);
+                }
+                let view = self.view_of(Some(cpu));
+                let Some(chosen) = self.pick_with(policy, &view, own) else {
+                    continue;
+                };
+                self.run_on(cpu, chosen, policy);
+                continue;
+            }
             let Some(chosen) = self.pick_where(policy, Self::is_dispatchable) else {
                 return;
             };
             self.run_on(cpu, chosen, policy);
         }
+    }
+
+    /// Tasks on `cpu`'s run queue, the running one included.
+    fn load_of(&self, cpu: usize) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| t.home_cpu == cpu && matches!(t.state, State::Runnable | State::Running(_)))
+            .count()
+    }
+
+    /// With per-CPU run queues: moves one queued task to `cpu` from the busiest CPU if that
+    /// one has at least `margin` more tasks. The task keeps its lag: its vruntime is moved by
+    /// the difference of the two queues' V.
+    fn balance_towards(&mut self, cpu: usize, margin: usize) {
+        if !self.per_cpu {
+            return;
+        }
+        let load = self.load_of(cpu);
+        let Some(busiest) = (0..self.cpus.len())
+            .filter(|other| *other != cpu)
+            .max_by_key(|other| (self.load_of(*other), usize::MAX - other))
+        else {
+            return;
+        };
+        if self.load_of(busiest) < load + margin {
+            return;
+        }
+        // The queued task that has waited least (the cache-coldest choice Linux makes).
+        let Some(id) = (0..self.tasks.len())
+            .filter(|id| {
+                let t = &self.tasks[*id];
+                Self::is_dispatchable(t) && t.home_cpu == busiest
+            })
+            .max_by_key(|id| (self.tasks[*id].entity.runnable_since_ns, *id))
+        else {
+            return;
+        };
+        let from = self.view_of(Some(busiest)).avg_vruntime as i64;
+        self.tasks[id].home_cpu = cpu;
+        let to = self.view_of(Some(cpu));
+        let to = if to.nr_queued > 1 {
+            to.avg_vruntime as i64
+        } else {
+            from
+        };
+        let entity = &mut self.tasks[id].entity;
+        let shift = to - from;
+        entity.vruntime = (entity.vruntime as i64 + shift).max(0) as u64;
+        entity.deadline = (entity.deadline as i64 + shift).max(0) as u64;
+        self.sched_events += 1;
+    }
+
+    /// The periodic balance: moves one queued task to `cpu` from the CPU with the most load
+    /// if that narrows the gap (the task's load is less than the difference). Load counts
+    /// sleeping tasks too, decaying, as PELT's blocked load does.
+    fn balance_load_towards(&mut self, cpu: usize) {
+        if !self.per_cpu {
+            return;
+        }
+        let load_on = |sim: &Self, cpu: usize| -> f64 {
+            sim.tasks
+                .iter()
+                .filter(|t| t.home_cpu == cpu)
+                .map(|t| t.load)
+                .sum()
+        };
+        let local = load_on(self, cpu);
+        let Some((busiest, busiest_load)) = (0..self.cpus.len())
+            .filter(|other| *other != cpu)
+            .map(|other| (other, load_on(self, other)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+        else {
+            return;
+        };
+        let gap = busiest_load - local;
+        let Some(id) = (0..self.tasks.len())
+            .filter(|id| {
+                let t = &self.tasks[*id];
+                Self::is_dispatchable(t) && t.home_cpu == busiest && t.load < gap
+            })
+            .max_by_key(|id| (self.tasks[*id].entity.runnable_since_ns, *id))
+        else {
+            return;
+        };
+        self.migrate(id, busiest, cpu);
+    }
+
+    /// Moves a queued task's run queue; it keeps its lag (its vruntime moves by the
+    /// difference of the two queues' V).
+    fn migrate(&mut self, id: usize, from: usize, to: usize) {
+        let from_v = self.view_of(Some(from)).avg_vruntime as i64;
+        self.tasks[id].home_cpu = to;
+        let view = self.view_of(Some(to));
+        let to_v = if view.nr_queued > 1 {
+            view.avg_vruntime as i64
+        } else {
+            from_v
+        };
+        let entity = &mut self.tasks[id].entity;
+        let shift = to_v - from_v;
+        entity.vruntime = (entity.vruntime as i64 + shift).max(0) as u64;
+        entity.deadline = (entity.deadline as i64 + shift).max(0) as u64;
+        self.sched_events += 1;
+    }
+
+    /// The task the policy picks, seen from `view`, among those that satisfy `eligible`.
+    fn pick_with(
+        &self,
+        policy: &mut dyn Policy,
+        view: &QueueView,
+        eligible: impl Fn(&Task) -> bool,
+    ) -> Option<usize> {
+        let candidates: Vec<usize> = (0..self.tasks.len())
+            .filter(|id| eligible(&self.tasks[*id]))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let entities: Vec<&Entity> = candidates
+            .iter()
+            .map(|id| &self.tasks[*id].entity)
+            .collect();
+        Some(candidates[policy.pick(&entities, view)])
     }
 
     /// The task the policy picks among those that satisfy `eligible`, if any.
@@ -896,8 +1078,11 @@ mod tests {
     use crate::sim::{Cfs, Eevdf, SimConfig};
 
     fn policies(config: &SimConfig) -> Vec<Box<dyn Policy>> {
+        let mut per_cpu = Eevdf::new(config.cpus, config.tick_ns);
+        per_cpu.per_cpu_run_queues = true;
         vec![
             Box::new(Eevdf::new(config.cpus, config.tick_ns)),
+            Box::new(per_cpu),
             Box::new(Cfs::new(config.cpus)),
         ]
     }
@@ -1062,6 +1247,28 @@ mod tests {
             .collect();
         let mixed = with_latencies(&mixed).loss_pct;
         assert!(mixed > 0.0 && mixed < drawn, "{mixed}");
+    }
+
+    #[test]
+    fn per_cpu_queues_leave_the_collector_half_a_cpu_beside_one_producer() {
+        // Two producers and the collector on 2 CPUs: one global fair queue gives the collector
+        // up to two thirds of a CPU; per-CPU queues put it beside one producer, at most half.
+        let mut config = SimConfig {
+            producers: 2,
+            ..SimConfig::default()
+        };
+        config.collector.per_event_cost_ns = 2_000;
+        let collector_cpu_s = |per_cpu: bool| {
+            let mut eevdf = Eevdf::new(config.cpus, config.tick_ns);
+            eevdf.per_cpu_run_queues = per_cpu;
+            simulate(&config, &mut eevdf).collector().cpu_ns as f64 / 1e9
+        };
+        let (global, per_cpu) = (collector_cpu_s(false), collector_cpu_s(true));
+        assert!(global > 0.6, "global queue: {global} CPU-s");
+        assert!(
+            (0.4..=0.52).contains(&per_cpu),
+            "per-CPU queues: {per_cpu} CPU-s"
+        );
     }
 
     #[test]

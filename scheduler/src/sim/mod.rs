@@ -2,8 +2,10 @@
 //!
 //! # Model
 //! - `cpus` identical CPUs share one global run queue (an idealised SMP machine: no migration
-//!   cost, no per-CPU queues). A [`Policy`] orders the queue, sizes slices and decides wakeup
-//!   preemption; the engine runs the chosen tasks.
+//!   cost). A [`Policy`] orders the queue, sizes slices and decides wakeup preemption; the
+//!   engine runs the chosen tasks. A policy may ask for one queue per CPU instead
+//!   ([`Policy::per_cpu_run_queues`]; EEVDF optionally): tasks then wait on a CPU, wake to an
+//!   idle or their last CPU, and are moved by idle pulls and a per-tick load balance.
 //! - *Producers* are always runnable and issue one traced syscall every `syscall_cost_ns` of
 //!   CPU time they get; each syscall tries to put one event into the ring.
 //! - The *ring buffer* holds `ring_capacity_events`; an event that does not fit is dropped.
