@@ -908,8 +908,7 @@ impl<'a> Sim<'a> {
     }
 
     /// With per-CPU run queues: moves one queued task to `cpu` from the busiest CPU if that
-    /// one has at least `margin` more tasks. The task keeps its lag: its vruntime is moved by
-    /// the difference of the two queues' V.
+    /// one has at least `margin` more tasks (see [`Self::migrate`]).
     fn balance_towards(&mut self, cpu: usize, margin: usize) {
         if !self.per_cpu {
             return;
@@ -934,19 +933,7 @@ impl<'a> Sim<'a> {
         else {
             return;
         };
-        let from = self.view_of(Some(busiest)).avg_vruntime as i64;
-        self.tasks[id].home_cpu = cpu;
-        let to = self.view_of(Some(cpu));
-        let to = if to.nr_queued > 1 {
-            to.avg_vruntime as i64
-        } else {
-            from
-        };
-        let entity = &mut self.tasks[id].entity;
-        let shift = to - from;
-        entity.vruntime = (entity.vruntime as i64 + shift).max(0) as u64;
-        entity.deadline = (entity.deadline as i64 + shift).max(0) as u64;
-        self.sched_events += 1;
+        self.migrate(id, busiest, cpu);
     }
 
     /// The periodic balance: moves one queued task to `cpu` from the CPU with the most load
@@ -1028,18 +1015,7 @@ impl<'a> Sim<'a> {
         policy: &mut dyn Policy,
         eligible: impl Fn(&Task) -> bool,
     ) -> Option<usize> {
-        let candidates: Vec<usize> = (0..self.tasks.len())
-            .filter(|id| eligible(&self.tasks[*id]))
-            .collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        let view = self.view();
-        let entities: Vec<&Entity> = candidates
-            .iter()
-            .map(|id| &self.tasks[*id].entity)
-            .collect();
-        Some(candidates[policy.pick(&entities, &view)])
+        self.pick_with(policy, &self.view(), eligible)
     }
 
     fn finish(mut self, policy: &str) -> SimResult {

@@ -296,13 +296,14 @@ mod tests {
             avg_vruntime,
             ..QueueView::default()
         };
-        // A task that ran ahead of V by 1 ms goes to sleep owing service.
-        let mut task = Entity {
+        let task_at = |vruntime: u64| Entity {
             weight: 1024,
-            vruntime: 11_000_000,
+            vruntime,
             started: true,
             ..Entity::default()
         };
+        // A task that ran ahead of V by 1 ms goes to sleep owing service.
+        let mut task = task_at(11_000_000);
         eevdf.sleep(&mut task, &view_at(10_000_000));
         assert_eq!(task.lag, -1_000_000);
         // Woken after V moved 0.4 ms: 0.6 ms still owed, it is placed behind V.
@@ -314,12 +315,7 @@ mod tests {
         eevdf.place(&mut late, &view_at(15_000_000));
         assert_eq!(late.vruntime, 15_000_000);
         // A task owed service keeps its credit across the sleep.
-        let mut owed = Entity {
-            weight: 1024,
-            vruntime: 9_500_000,
-            started: true,
-            ..Entity::default()
-        };
+        let mut owed = task_at(9_500_000);
         eevdf.sleep(&mut owed, &view_at(10_000_000));
         eevdf.place(&mut owed, &view_at(20_000_000));
         assert_eq!(owed.vruntime, 19_500_000);
