@@ -346,7 +346,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     ]);
     if let Some(stalls) = &calibration.collector_stall_histogram {
         table.add_row([
-            "collector stalls over 20 us: per 1000 events, p50 / p99".into(),
+            "collector stalls over 100 us: per 1000 events, p50 / p99".into(),
             format!(
                 "{:.3}, {:.0} / {:.0} us",
                 calibration.collector_stalls_per_event * 1e3,

@@ -71,7 +71,7 @@ pub struct Trial {
     /// the collector read it, as a log-scale histogram (`[[lower_ns, count], ...]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collector_wakeup_age_ns: Option<scheduler::sim::LatencyHistogram>,
-    /// Built-in collector: gaps over 20 us between two records of one batch, when it stopped
+    /// Built-in collector: gaps over 100 us within 16 records of one batch, when it stopped
     /// reading while records waited (preempted, or blocked writing its log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collector_stall_ns: Option<scheduler::sim::LatencyHistogram>,

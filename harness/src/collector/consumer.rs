@@ -67,16 +67,23 @@ pub struct Consumer<W: Write> {
     /// Age of the first record of each batch when it was read: how long the first event into
     /// an empty ring waited for the collector (the simulator's wakeup latency).
     wakeup_ages: LatencyHistogram,
-    /// When the previous record of the current batch was read (0: none yet).
+    /// Records read so far in the current batch.
+    batch_records: u32,
+    /// When the clock was last read in the current batch.
     last_read_ns: u64,
-    /// Gaps over [`STALL_MIN_NS`] between two records of one batch: the collector stopped
+    /// Gaps over [`STALL_MIN_NS`] between two clock reads of one batch: the collector stopped
     /// reading (preempted, blocked writing its log) while records waited in the ring.
     stalls: LatencyHistogram,
 }
 
-/// A gap between two records of one batch longer than this counts as a stall (reading and
-/// logging one record takes about a microsecond).
-const STALL_MIN_NS: u64 = 20_000;
+/// A gap longer than this between two clock reads of one batch counts as a stall (the
+/// [`STALL_CHECK_EVERY`] records between them take a few microseconds to read and log, some
+/// tens in a debug build; what overflows a 64 KiB ring under a flood is 0.2 ms and up).
+const STALL_MIN_NS: u64 = 100_000;
+
+/// Records between two clock reads within a batch: reading CLOCK_MONOTONIC costs about as much
+/// as decoding a record, so it is not done for each (`cargo bench --bench consumer`).
+const STALL_CHECK_EVERY: u32 = 16;
 
 impl<W: Write> Consumer<W> {
     pub fn new(log: LogWriter<W>) -> Self {
@@ -88,6 +95,7 @@ impl<W: Write> Consumer<W> {
             io_error: None,
             batch_pending: false,
             wakeup_ages: LatencyHistogram::default(),
+            batch_records: 0,
             last_read_ns: 0,
             stalls: LatencyHistogram::default(),
         }
@@ -96,6 +104,12 @@ impl<W: Write> Consumer<W> {
     /// The next record consumed starts a batch (called before each poll).
     pub fn start_batch(&mut self) {
         self.batch_pending = true;
+        self.batch_records = 0;
+    }
+
+    /// Records read from now on are outside any timed batch (the final drain).
+    pub fn stop_timing(&mut self) {
+        self.batch_pending = false;
         self.last_read_ns = 0;
     }
 
@@ -104,17 +118,22 @@ impl<W: Write> Consumer<W> {
     pub fn consume(&mut self, raw: &[u8]) {
         match ProvEvent::decode(raw) {
             Ok(event) => {
-                // Records carry bpf_ktime_get_ns(), CLOCK_MONOTONIC.
-                let now = monotonic_now_ns();
                 if self.batch_pending {
+                    // Records carry bpf_ktime_get_ns(), CLOCK_MONOTONIC.
+                    let now = monotonic_now_ns();
                     self.batch_pending = false;
                     if now >= event.ts_ns {
                         self.wakeup_ages.record(now - event.ts_ns);
                     }
-                } else if self.last_read_ns > 0 && now - self.last_read_ns > STALL_MIN_NS {
-                    self.stalls.record(now - self.last_read_ns);
+                    self.last_read_ns = now;
+                } else if self.batch_records % STALL_CHECK_EVERY == 0 && self.last_read_ns > 0 {
+                    let now = monotonic_now_ns();
+                    if now.saturating_sub(self.last_read_ns) > STALL_MIN_NS {
+                        self.stalls.record(now - self.last_read_ns);
+                    }
+                    self.last_read_ns = now;
                 }
-                self.last_read_ns = now;
+                self.batch_records = self.batch_records.wrapping_add(1);
                 if let Err(err) = self.log.append(&event) {
                     self.io_error.get_or_insert(err);
                 }
@@ -204,6 +223,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
         || consumer.borrow_mut().start_batch(),
     )?;
     // Drain: everything reserved before the attack stopped is in the ring by now.
+    consumer.borrow_mut().stop_timing();
     ring.consume().context("draining the ring buffer")?;
     drop(ring);
     let dropped = sum_per_cpu_counter(&skel.maps.dropped_events)?;
@@ -276,4 +296,61 @@ pub fn write_json_atomically<T: serde::Serialize>(path: &Path, value: &T) -> Res
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf_intf::{offset, EVENT_HEADER_BYTES};
+
+    /// A close record stamped `ts_ns`.
+    fn record(ts_ns: u64) -> Vec<u8> {
+        let mut raw = vec![0u8; EVENT_HEADER_BYTES];
+        raw[offset::TS_NS..][..8].copy_from_slice(&ts_ns.to_le_bytes());
+        raw[offset::SYSCALL_NR..][..4].copy_from_slice(&(libc::SYS_close as u32).to_le_bytes());
+        raw
+    }
+
+    #[test]
+    fn the_first_record_of_each_batch_gives_the_wakeup_latency() {
+        let mut consumer = Consumer::new(LogWriter::new(Vec::new()).unwrap());
+        // A batch whose first record was written 3 ms ago, then one written 50 us ago.
+        for age_ns in [3_000_000, 50_000] {
+            consumer.start_batch();
+            for _ in 0..40 {
+                consumer.consume(&record(monotonic_now_ns() - age_ns));
+            }
+        }
+        // The final drain is not a batch: nothing timed there.
+        consumer.stop_timing();
+        consumer.consume(&record(1));
+        let (_, stats) = consumer.finish().unwrap();
+        assert_eq!(stats.received, 81);
+        let ages = stats.wakeup_age_histogram.expect("batch ages");
+        assert_eq!(ages.count(), 2);
+        assert!(ages.quantile_ns(0.0) >= 45_000 && ages.quantile_ns(0.0) < 1_000_000);
+        assert!(ages.quantile_ns(1.0) >= 2_700_000, "{ages:?}");
+        // Reading 40 records in a row stalls nowhere.
+        assert!(
+            stats.stall_histogram.is_none(),
+            "{:?}",
+            stats.stall_histogram
+        );
+    }
+
+    #[test]
+    fn a_pause_inside_a_batch_is_a_stall() {
+        let mut consumer = Consumer::new(LogWriter::new(Vec::new()).unwrap());
+        consumer.start_batch();
+        for i in 0..2 * STALL_CHECK_EVERY {
+            if i == STALL_CHECK_EVERY / 2 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            consumer.consume(&record(monotonic_now_ns()));
+        }
+        let (_, stats) = consumer.finish().unwrap();
+        let stalls = stats.stall_histogram.expect("one stall");
+        assert_eq!(stalls.count(), 1);
+        assert!(stalls.quantile_ns(1.0) >= 1_800_000, "{stalls:?}");
+    }
 }

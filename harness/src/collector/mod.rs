@@ -113,7 +113,7 @@ pub struct CollectorStats {
     /// latency `aegis-bench calibrate` gives the simulator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeup_age_histogram: Option<scheduler::sim::LatencyHistogram>,
-    /// Built-in collector: gaps over 20 us between two records of one batch (it stopped
+    /// Built-in collector: gaps over 100 us within 16 records of one batch (it stopped
     /// reading while records waited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_histogram: Option<scheduler::sim::LatencyHistogram>,

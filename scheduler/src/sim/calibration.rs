@@ -30,7 +30,7 @@ pub struct Calibration {
     /// producer thread with a ring that loses nothing: the attack cgroup's CPU time per traced
     /// event, or where that was not measured 1e9 / (traced events per second of the producer).
     pub syscall_cost_ns: BTreeMap<String, f64>,
-    /// The built-in collector's stalls in the small-ring runs: gaps over 20 us between two
+    /// The built-in collector's stalls in the small-ring runs: gaps over 100 us within 16
     /// records of one batch (`collector_stall_ns` of their trials, merged), and how many per
     /// event received. The simulator draws them into its collector's running time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
