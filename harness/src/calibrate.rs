@@ -26,7 +26,9 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use comfy_table::Table;
 use scheduler::sim::calibration::{fit_collector_costs, fit_producer_costs, fit_wakeup_latency};
-use scheduler::sim::{simulate, Calibration, CalibrationRun, Eevdf, SimConfig, WakeupFit};
+use scheduler::sim::{
+    simulate, Calibration, CalibrationRun, Eevdf, LatencyHistogram, SimConfig, WakeupFit,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{CalibrateArgs, Cli, Command, SimArgs};
@@ -300,19 +302,12 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         sim_loss_pct,
         seeds,
     });
-    let mut measured = scheduler::sim::LatencyHistogram::default();
-    for trial in &fit_trials {
-        if let Some(ages) = &trial.collector_wakeup_age_ns {
-            measured.merge(ages);
-        }
-    }
+    let merged = |field: fn(&Trial) -> Option<&LatencyHistogram>| {
+        LatencyHistogram::merged(fit_trials.iter().filter_map(field))
+    };
+    let measured = merged(|t| t.collector_wakeup_age_ns.as_ref());
     calibration.wakeup_latency_histogram = Some(measured).filter(|h| !h.is_empty());
-    let mut stalls = scheduler::sim::LatencyHistogram::default();
-    for trial in &fit_trials {
-        if let Some(measured) = &trial.collector_stall_ns {
-            stalls.merge(measured);
-        }
-    }
+    let stalls = merged(|t| t.collector_stall_ns.as_ref());
     let received: u64 = fit_trials.iter().map(|t| t.received).sum();
     calibration.collector_stalls_per_event = stalls.count() as f64 / received.max(1) as f64;
     calibration.collector_stall_histogram = Some(stalls).filter(|h| !h.is_empty());

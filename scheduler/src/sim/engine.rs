@@ -620,7 +620,9 @@ impl<'a> Sim<'a> {
         self.now_ns = until_ns;
     }
 
-    fn make_runnable(&mut self, id: usize, policy: &mut dyn Policy) {
+    /// `id` becomes runnable; `woken` says whether that counts as a wakeup (a collector back
+    /// from a stall is still in the batch it was reading).
+    fn make_runnable(&mut self, id: usize, woken: bool, policy: &mut dyn Policy) {
         if self.per_cpu {
             // Back to its last CPU if idle, else to another idle one, else queued on its last.
             let last = self.tasks[id].home_cpu;
@@ -634,7 +636,7 @@ impl<'a> Sim<'a> {
         let task = &mut self.tasks[id];
         task.state = State::Runnable;
         task.entity.runnable_since_ns = self.now_ns;
-        task.report.wakeups += 1;
+        task.report.wakeups += u64::from(woken);
         policy.place(&mut task.entity, &view);
         self.sched_events += 1;
         self.route(id);
@@ -778,18 +780,11 @@ impl<'a> Sim<'a> {
         for id in 0..self.tasks.len() {
             match (self.tasks[id].kind, self.tasks[id].state) {
                 (_, State::Waking(at)) if at <= now => {
-                    let resumes_from_stall = id == collector && self.collector_stalled;
-                    if id == collector && !resumes_from_stall {
+                    let from_stall = id == collector && std::mem::take(&mut self.collector_stalled);
+                    if id == collector && !from_stall {
                         self.tasks[id].overhead_left_ns = self.config.collector.wakeup_cost_ns;
                     }
-                    if id == collector {
-                        self.collector_stalled = false;
-                    }
-                    self.make_runnable(id, policy);
-                    if resumes_from_stall {
-                        // Still inside the batch it was reading: not a wakeup.
-                        self.tasks[id].report.wakeups -= 1;
-                    }
+                    self.make_runnable(id, !from_stall, policy);
                 }
                 (Kind::Sleeper, State::Running(_)) if self.tasks[id].run_left_ns == 0 => {
                     self.tasks[id].sleep_until_ns = now + self.config.sleeper_sleep_ns;
@@ -797,7 +792,7 @@ impl<'a> Sim<'a> {
                 }
                 (Kind::Sleeper, State::Sleeping) if self.tasks[id].sleep_until_ns <= now => {
                     self.tasks[id].run_left_ns = self.config.sleeper_run_ns;
-                    self.make_runnable(id, policy);
+                    self.make_runnable(id, true, policy);
                 }
                 _ => {}
             }
@@ -809,8 +804,7 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let view = self.view_of(Some(cpu));
-            let task = &mut self.tasks[id];
-            let ran = now - task.picked_at_ns;
+            let ran = now - self.tasks[id].picked_at_ns;
             self.sched_events += 1;
             self.balance_load_towards(cpu);
             let task = &mut self.tasks[id];
@@ -869,7 +863,7 @@ impl<'a> Sim<'a> {
                 self.put_to_sleep(scheduler, policy);
             }
         } else if queued > 0 && self.tasks[scheduler].state == State::Sleeping {
-            self.make_runnable(scheduler, policy);
+            self.make_runnable(scheduler, true, policy);
         }
     }
 
@@ -900,7 +894,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Tasks on `cpu`'s run queue, the running one included.
-    fn load_of(&self, cpu: usize) -> usize {
+    fn nr_on_queue(&self, cpu: usize) -> usize {
         self.tasks
             .iter()
             .filter(|t| t.home_cpu == cpu && matches!(t.state, State::Runnable | State::Running(_)))
@@ -913,27 +907,30 @@ impl<'a> Sim<'a> {
         if !self.per_cpu {
             return;
         }
-        let load = self.load_of(cpu);
+        let queued = self.nr_on_queue(cpu);
         let Some(busiest) = (0..self.cpus.len())
             .filter(|other| *other != cpu)
-            .max_by_key(|other| (self.load_of(*other), usize::MAX - other))
+            .max_by_key(|other| (self.nr_on_queue(*other), usize::MAX - other))
         else {
             return;
         };
-        if self.load_of(busiest) < load + margin {
+        if self.nr_on_queue(busiest) < queued + margin {
             return;
         }
-        // The queued task that has waited least (the cache-coldest choice Linux makes).
-        let Some(id) = (0..self.tasks.len())
+        if let Some(id) = self.latest_queued_on(busiest, |_| true) {
+            self.migrate(id, busiest, cpu);
+        }
+    }
+
+    /// The queued task on `cpu` that became runnable last (the cache-coldest, which Linux
+    /// moves first) among those that satisfy `movable`.
+    fn latest_queued_on(&self, cpu: usize, movable: impl Fn(&Task) -> bool) -> Option<usize> {
+        (0..self.tasks.len())
             .filter(|id| {
                 let t = &self.tasks[*id];
-                Self::is_dispatchable(t) && t.home_cpu == busiest
+                Self::is_dispatchable(t) && t.home_cpu == cpu && movable(t)
             })
             .max_by_key(|id| (self.tasks[*id].entity.runnable_since_ns, *id))
-        else {
-            return;
-        };
-        self.migrate(id, busiest, cpu);
     }
 
     /// The periodic balance: moves one queued task to `cpu` from the CPU with the most load
@@ -959,16 +956,9 @@ impl<'a> Sim<'a> {
             return;
         };
         let gap = busiest_load - local;
-        let Some(id) = (0..self.tasks.len())
-            .filter(|id| {
-                let t = &self.tasks[*id];
-                Self::is_dispatchable(t) && t.home_cpu == busiest && t.load < gap
-            })
-            .max_by_key(|id| (self.tasks[*id].entity.runnable_since_ns, *id))
-        else {
-            return;
-        };
-        self.migrate(id, busiest, cpu);
+        if let Some(id) = self.latest_queued_on(busiest, |t| t.load < gap) {
+            self.migrate(id, busiest, cpu);
+        }
     }
 
     /// Moves a queued task's run queue; it keeps its lag (its vruntime moves by the

@@ -1,6 +1,7 @@
 //! A measured latency distribution: a log-scale histogram the built-in collector fills with the
 //! age of the first record of each batch it reads (how long the first event into an empty ring
-//! waited for the collector), and that the simulator samples a wakeup latency from.
+//! waited for the collector), and that the simulator samples a wakeup latency from
+//! ([`LatencySampler`]).
 //!
 //! Buckets are 2^(1/8) wide (about 9 %): bucket `i` holds values in
 //! `[2^(i/8), 2^((i+1)/8))` ns. Recording is one `leading_zeros` and a shift; sampling picks a
@@ -60,6 +61,15 @@ impl LatencyHistogram {
         self.counts.is_empty()
     }
 
+    /// One histogram of all the values in `parts`.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a LatencyHistogram>) -> Self {
+        let mut all = LatencyHistogram::default();
+        for part in parts {
+            all.merge(part);
+        }
+        all
+    }
+
     pub fn merge(&mut self, other: &LatencyHistogram) {
         for (index, count) in &other.counts {
             *self.counts.entry(*index).or_insert(0) += count;
@@ -99,24 +109,6 @@ impl LatencyHistogram {
             })
             .sum();
         sum / total as f64
-    }
-
-    /// A value drawn from the distribution: a bucket with probability count / total, then a
-    /// uniform value inside it. Empty: 0.
-    pub fn sample(&self, rng: &mut impl Rng) -> u64 {
-        let total = self.count();
-        if total == 0 {
-            return 0;
-        }
-        let mut pick = rng.gen_range(0..total);
-        for (index, count) in &self.counts {
-            if pick < *count {
-                let (lo, hi) = (lower_of(*index), lower_of(index + 1));
-                return if hi > lo { rng.gen_range(lo..hi) } else { lo };
-            }
-            pick -= count;
-        }
-        unreachable!("pick < total")
     }
 
     /// Cumulative counts for fast sampling in the simulator's hot loop.
