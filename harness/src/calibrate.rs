@@ -6,7 +6,9 @@
 //!   producer)`;
 //! - the built-in collector's CPU time per event and per wakeup, by a least-squares fit of
 //!   `collector_cpu_s = fixed + per_event * received + per_wakeup * wakeups` over those runs
-//!   plus a paced run (`--rate`) in which nearly every event costs a wakeup;
+//!   plus a paced run (`--rate`) in which nearly every event costs a wakeup; the collector's
+//!   CPU is its consuming alone (from attach through the final drain, not the loading of its
+//!   BPF object), and each run is repeated (`--repetitions`, interleaved) for the fits;
 //! - the producer's CPU per collector wakeup (the notification: irq_work, then waking a task on
 //!   another CPU), fitted together with its per-syscall cost over the runs' producer CPU, a
 //!   lossy small-ring run with few wakeups per event among them;
@@ -17,7 +19,8 @@
 //!
 //! *Validate* runs real host attacks (EEVDF, built-in collector, openat, 64 KiB ring) at
 //! several intensities, simulates each with the calibrated parameters, and reports real and
-//! simulated loss side by side.
+//! simulated loss side by side. A calibration from another machine, kernel or CPU count is
+//! flagged: the costs move with all three (2x between two of our VMs).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -90,8 +93,14 @@ fn calibration_run(trial: &Trial) -> CalibrationRun {
         received: trial.received,
         dropped: trial.dropped,
         duration_s: trial.duration_s,
-        collector_cpu_s: trial.collector_cpu_s,
+        // The consuming alone: loading the BPF object costs the collector a fixed ~0.1-0.2 s
+        // that the fit would otherwise have to separate from the per-event cost.
+        collector_cpu_s: trial
+            .collector_consuming_cpu_s
+            .unwrap_or(trial.collector_cpu_s),
         collector_wakeups: trial.collector_wakeups,
+        collector_sleeps: trial.collector_sleeps,
+        collector_preemptions: trial.collector_preemptions,
         producer_cpu_s: trial.attack_cpu_s,
         ring_bytes,
     }
@@ -106,6 +115,10 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     if count < 100 {
         bail!("--count must be at least 100");
     }
+    let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
+    if repetitions == 0 {
+        bail!("--repetitions must be at least 1");
+    }
     let mut runs = Vec::new();
     let mut syscall_cost_ns = std::collections::BTreeMap::new();
     let mut ring_bytes_per_event = std::collections::BTreeMap::new();
@@ -118,12 +131,17 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         let mut flood_runs = Vec::new();
         // And one lossy run of several producers with a small ring (few collector wakeups per
         // event: separates the producer's per-syscall cost from what notifying costs it).
-        for (threads, count, rate, duration, ring) in [
+        let plan = [
             (1, Some(count / 4), None, 30.0, CALIBRATION_RING),
             (1, Some(count), None, 60.0, CALIBRATION_RING),
             (1, Some(2_000u64), Some(2_000u64), 5.0, CALIBRATION_RING),
             (4, None, None, 1.0, FEW_WAKEUPS_RING),
-        ] {
+        ];
+        // Repetitions interleaved, so that a slow spell of the machine does not fall on
+        // one kind of run only.
+        for (threads, count, rate, duration, ring) in
+            (0..repetitions).flat_map(|_| plan.iter().copied())
+        {
             let mut argv: Vec<String> = vec![
                 "--flood".into(),
                 flood.clone(),
@@ -193,7 +211,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     // validation uses (cache-hot, many wakeups), and the loss the wakeup latency is fitted to.
     let fit_flood = args.flood[0].name().to_string();
     let fit_duration = if args.quick { 0.5 } else { 1.0 };
-    let fit_repetitions = if args.quick { 1 } else { 3 };
+    let fit_repetitions = repetitions;
     let argv: Vec<String> = vec![
         "--flood".into(),
         fit_flood.clone(),
@@ -469,6 +487,12 @@ pub struct ValidationReport {
     /// Whether the simulated EEVDF had one run queue per CPU (`--per-cpu-run-queues`).
     #[serde(default)]
     pub per_cpu_run_queues: bool,
+    /// Whether the calibration was measured on this machine, kernel and CPU count.
+    #[serde(default)]
+    pub calibration_from_this_host: bool,
+    /// Whether waking tasks were placed with Linux's lag inflation (`--inflate-placement-lag`).
+    #[serde(default)]
+    pub inflate_placement_lag: bool,
     pub git_rev: String,
     pub date: String,
 }
@@ -493,6 +517,22 @@ pub fn sim(args: &SimArgs) -> Result<()> {
                 args.calibration.display()
             )
         })?;
+    let host = (kernel::hostname(), kernel::release(), online_cpus());
+    let calibration_from_this_host =
+        (&calibration.machine, &calibration.kernel, calibration.cpus) == (&host.0, &host.1, host.2);
+    if !calibration_from_this_host {
+        crate::say!(
+            "warning: {} was measured on {} ({}, {} CPUs), this is {} ({}, {} CPUs): its \
+             costs may not hold here; run `aegis-bench calibrate --out FILE` on this machine",
+            args.calibration.display(),
+            calibration.machine,
+            calibration.kernel,
+            calibration.cpus,
+            host.0,
+            host.1,
+            host.2
+        );
+    }
     let threads: Vec<u32> = if args.quick && args.threads.is_none() {
         vec![1, 4]
     } else {
@@ -553,6 +593,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             config.seed = seed;
             let mut policy = Eevdf::new(config.cpus, config.tick_ns);
             policy.per_cpu_run_queues = args.per_cpu_run_queues;
+            policy.inflate_placement_lag = args.inflate_placement_lag;
             let result = simulate(&config, &mut policy);
             by_seed.push(result.loss_pct);
             produced += result.produced;
@@ -576,7 +617,9 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             real_generated: mean(&|t| t.generated as f64) as u64,
             real_dropped: mean(&|t| t.dropped as f64) as u64,
             real_duration_s,
-            real_collector_cpu_s: mean(&|t| t.collector_cpu_s),
+            real_collector_cpu_s: mean(&|t| {
+                t.collector_consuming_cpu_s.unwrap_or(t.collector_cpu_s)
+            }),
             real_collector_wakeups: mean(&|t| t.collector_wakeups as f64) as u64,
             sim_collector_wakeups: wakeups / n as u64,
             sim_loss_pct_by_seed: by_seed,
@@ -597,6 +640,8 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         calibration_file: args.calibration.clone(),
         calibration,
         per_cpu_run_queues: args.per_cpu_run_queues,
+        inflate_placement_lag: args.inflate_placement_lag,
+        calibration_from_this_host,
         git_rev: GIT_REV.to_string(),
         date: now_rfc3339(),
         points,

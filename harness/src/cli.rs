@@ -177,6 +177,10 @@ pub struct CalibrateArgs {
     /// Iterations of the larger unpaced run (the smaller one does a quarter).
     #[arg(long, value_name = "N", default_value_t = 200_000)]
     pub count: u64,
+    /// Times each cost-measuring run is repeated; the fits use every repetition (on a shared
+    /// machine single runs vary by 20-40 %) [default: 3; 1 with --quick].
+    #[arg(long, value_name = "N")]
+    pub repetitions: Option<u32>,
     /// Fewer iterations and wakeup rounds (for tests).
     #[arg(long)]
     pub quick: bool,
@@ -216,6 +220,10 @@ pub struct SimArgs {
     /// the global queue.
     #[arg(long)]
     pub per_cpu_run_queues: bool,
+    /// With --validate: place a waking task with its lag inflated by (W + w) / W, as Linux
+    /// does (off by default; see the README's sim-to-real section).
+    #[arg(long)]
+    pub inflate_placement_lag: bool,
     /// Only simulate (no root): EEVDF, CFS, rustland-like, Aegis without the network and
     /// Aegis with the DQN across attack intensities (--threads: producers, default 1,4,8 and
     /// one per CPU) and machine sizes (--cpus), each beside the oracle, plus the Aegis

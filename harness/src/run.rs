@@ -788,6 +788,9 @@ fn run_trial(
         attack_syscalls,
         delivered_per_s: per_s(stats.received),
         collector_cpu_s: stats.cpu_s(),
+        collector_consuming_cpu_s: stats.consuming_cpu_s,
+        collector_sleeps: stats.consuming_sleeps,
+        collector_preemptions: stats.consuming_preemptions,
         attack_cpu_s,
         received_per_collector_cpu_s: if stats.cpu_s() > 0.0 {
             stats.received as f64 / stats.cpu_s()

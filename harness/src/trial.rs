@@ -60,7 +60,18 @@ pub struct Trial {
     pub attack_syscalls: u64,
     /// Events per second the collector recorded over the flood time.
     pub delivered_per_s: f64,
+    /// The collector process's CPU seconds over the whole trial, loading and log flush included.
     pub collector_cpu_s: f64,
+    /// Built-in and compact collectors: CPU seconds from attach through the final drain, the
+    /// consuming alone (what `calibrate` fits the per-event cost to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_consuming_cpu_s: Option<f64>,
+    /// Over the same span: how often the collector slept (voluntary context switches) and
+    /// was preempted (involuntary ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_sleeps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_preemptions: Option<u64>,
     /// CPU seconds the attack's cgroup used (`cpu.stat` usage_usec): the producers' CPU time.
     #[serde(default)]
     pub attack_cpu_s: Option<f64>,

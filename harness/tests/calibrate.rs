@@ -40,6 +40,14 @@ fn calibrate_then_validate_writes_points() {
         ages.iter().map(|b| b[1].as_u64().unwrap()).sum::<u64>() > 0,
         "{ages:?}"
     );
+    // Every run measured the collector's consuming alone (from attach through the drain),
+    // its sleeps and its preemptions.
+    for run in cal["runs"].as_array().expect("calibration runs") {
+        let consuming_cpu_s = run["collector_cpu_s"].as_f64().unwrap();
+        assert!(consuming_cpu_s > 0.0, "{run}");
+        assert!(run["collector_sleeps"].as_u64().is_some(), "{run}");
+        assert!(run["collector_preemptions"].as_u64().is_some(), "{run}");
+    }
     for field in ["machine", "kernel", "date", "git_rev"] {
         assert!(
             !cal[field].as_str().unwrap().is_empty(),
@@ -69,6 +77,9 @@ fn calibrate_then_validate_writes_points() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["per_cpu_run_queues"], true);
+    // Calibrated here a moment ago: no warning about another machine.
+    assert_eq!(report["calibration_from_this_host"], true, "{report}");
+    assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
     let points = report["points"].as_array().expect("a points list");
     assert_eq!(points.len(), 2, "{report}");
     for (point, threads) in points.iter().zip([1, 4]) {

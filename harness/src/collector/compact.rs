@@ -325,6 +325,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     let ring = builder.build()?;
     println!("ready");
     io::stdout().flush()?;
+    let usage_at_ready = super::consumer::ProcessUsage::now()?;
 
     let wakeups = super::consumer::poll_until_stopped(&ring, || consumer.borrow().batches, || {})?;
     // The attack is over: flush every CPU's partial batch, then drain.
@@ -337,6 +338,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
         })
         .context("flushing the per-CPU batches (BPF_PROG_TEST_RUN)")?;
     ring.consume().context("draining the ring buffer")?;
+    let usage_after_drain = super::consumer::ProcessUsage::now()?;
     drop(ring);
     let dropped = super::consumer::sum_per_cpu_counter(&skel.maps.dropped_events)?;
     let forced_wakeups = skel
@@ -355,6 +357,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     stats.dropped = dropped;
     stats.wakeups = wakeups;
     stats.forced_wakeups = Some(forced_wakeups);
+    usage_after_drain.record_consuming_since(&usage_at_ready, &mut stats);
     super::consumer::fill_cpu_usage(&mut stats)?;
     write_json_atomically(&config.stats, &stats)
 }

@@ -216,6 +216,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
 
     println!("ready");
     std::io::stdout().flush()?;
+    let usage_at_ready = ProcessUsage::now()?;
 
     let wakeups = poll_until_stopped(
         &ring,
@@ -225,6 +226,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     // Drain: everything reserved before the attack stopped is in the ring by now.
     consumer.borrow_mut().stop_timing();
     ring.consume().context("draining the ring buffer")?;
+    let usage_after_drain = ProcessUsage::now()?;
     drop(ring);
     let dropped = sum_per_cpu_counter(&skel.maps.dropped_events)?;
     drop(skel);
@@ -238,6 +240,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     stats.log_bytes = log_file.metadata()?.len();
     stats.dropped = dropped;
     stats.wakeups = wakeups;
+    usage_after_drain.record_consuming_since(&usage_at_ready, &mut stats);
     fill_cpu_usage(&mut stats)?;
     write_json_atomically(&config.stats, &stats)
 }
@@ -265,6 +268,36 @@ pub fn poll_until_stopped(
         }
     }
     Ok(wakeups)
+}
+
+/// The collector process's use of the CPU so far, from getrusage.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessUsage {
+    /// User + system CPU seconds.
+    pub cpu_s: f64,
+    /// Voluntary context switches (it slept).
+    pub sleeps: u64,
+    /// Involuntary context switches (it was preempted).
+    pub preemptions: u64,
+}
+
+impl ProcessUsage {
+    pub fn now() -> Result<ProcessUsage> {
+        let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+        Ok(ProcessUsage {
+            cpu_s: rusage_seconds(*usage.user_time().as_ref())
+                + rusage_seconds(*usage.system_time().as_ref()),
+            sleeps: usage.voluntary_context_switches() as u64,
+            preemptions: usage.involuntary_context_switches() as u64,
+        })
+    }
+
+    /// Records what was used since `start` as the consuming's share in `stats`.
+    pub fn record_consuming_since(&self, start: &ProcessUsage, stats: &mut CollectorStats) {
+        stats.consuming_cpu_s = Some(self.cpu_s - start.cpu_s);
+        stats.consuming_sleeps = Some(self.sleeps.saturating_sub(start.sleeps));
+        stats.consuming_preemptions = Some(self.preemptions.saturating_sub(start.preemptions));
+    }
 }
 
 /// The collector process's own CPU time, from getrusage.

@@ -102,6 +102,17 @@ pub struct CollectorStats {
     pub wakeups: u64,
     pub cpu_user_s: f64,
     pub cpu_system_s: f64,
+    /// CPU seconds from attach (`ready`) through the final drain: the consuming alone, without
+    /// loading the BPF object before it and flushing the log after (built-in and compact
+    /// collectors; `cpu_user_s + cpu_system_s` is the whole process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consuming_cpu_s: Option<f64>,
+    /// Over the same span: times the collector gave up its CPU to sleep (getrusage
+    /// ru_nvcsw), and times it was preempted (ru_nivcsw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consuming_sleeps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consuming_preemptions: Option<u64>,
     pub log_bytes: u64,
     /// Records the collector found missing on its own (sequence gaps), where it can tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]

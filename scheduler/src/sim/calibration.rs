@@ -102,6 +102,12 @@ pub struct CalibrationRun {
     pub duration_s: f64,
     pub collector_cpu_s: f64,
     pub collector_wakeups: u64,
+    /// Times the collector slept (voluntary context switches) and was preempted, when
+    /// measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_sleeps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_preemptions: Option<u64>,
     /// CPU seconds of the attack's cgroup (the producers), when measured.
     #[serde(default)]
     pub producer_cpu_s: Option<f64>,
@@ -369,6 +375,8 @@ mod tests {
             duration_s: 1.0,
             collector_cpu_s: cpu_s,
             collector_wakeups: wakeups,
+            collector_sleeps: None,
+            collector_preemptions: None,
             producer_cpu_s: None,
             ring_bytes: received as f64 * 232.0,
         }
@@ -479,6 +487,8 @@ mod tests {
             duration_s: 1.0,
             collector_cpu_s: 0.1,
             collector_wakeups: wakeups,
+            collector_sleeps: None,
+            collector_preemptions: None,
             producer_cpu_s: Some(generated as f64 * 900e-9 + wakeups as f64 * 12e-6),
             ring_bytes: 0.0,
         };
