@@ -60,6 +60,10 @@ const FEW_WAKEUPS_RING: &str = "16KiB";
 /// The ring of the run the wakeup latency is fitted to (the one `sim --validate` uses).
 const FIT_RING: &str = "64KiB";
 
+/// A batch whose first record waited this long counts as a long wait in the validation
+/// report: at the validated floods a 64 KiB ring fills in about this time.
+const LONG_WAIT_NS: u64 = 500_000;
+
 /// The issue's sim-to-real target, in percentage points of loss.
 pub const TARGET_ERROR_PP: f64 = 5.0;
 
@@ -287,6 +291,9 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         wakeup_latency_ns: pipe_wakeup_latency_ns,
         pipe_wakeup_latency_ns,
         wakeup_latency_rounds: rounds,
+        kernel_tick_ns: kernel::hz()
+            .filter(|hz| *hz > 0)
+            .map(|hz| 1_000_000_000 / hz),
         wakeup_latency_fit: None,
         wakeup_latency_histogram: None,
         producer_notify_cost_ns: notify_cost_ns.unwrap_or(0.0),
@@ -463,8 +470,19 @@ pub struct ValidationPoint {
     pub real_dropped: u64,
     pub real_duration_s: f64,
     pub real_collector_cpu_s: f64,
+    /// Polls of the real collector that found records.
     pub real_collector_wakeups: u64,
+    /// Times the real collector slept (voluntary context switches), when measured: what a
+    /// simulated wakeup is.
+    #[serde(default)]
+    pub real_collector_sleeps: Option<u64>,
     pub sim_collector_wakeups: u64,
+    /// Batches whose first record waited at least 500 us (the waits in which a 64 KiB ring
+    /// fills): real (from the collector's own timing, when measured) and simulated.
+    #[serde(default)]
+    pub real_long_waits: Option<u64>,
+    #[serde(default)]
+    pub sim_long_waits: u64,
     /// Simulated loss per seed, averaged into `sim_loss_pct`.
     pub sim_loss_pct_by_seed: Vec<f64>,
     pub sim_produced: u64,
@@ -487,6 +505,12 @@ pub struct ValidationReport {
     /// Whether the simulated EEVDF had one run queue per CPU (`--per-cpu-run-queues`).
     #[serde(default)]
     pub per_cpu_run_queues: bool,
+    /// The simulator's tick (the kernel's with `--kernel-tick`).
+    #[serde(default)]
+    pub tick_ns: u64,
+    /// The real trials replayed (`--real-trials`); none when they were run for this report.
+    #[serde(default)]
+    pub real_trials_file: Option<PathBuf>,
     /// Whether the calibration was measured on this machine, kernel and CPU count.
     #[serde(default)]
     pub calibration_from_this_host: bool,
@@ -563,8 +587,24 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         "--repetitions".into(),
         repetitions.to_string(),
     ];
-    crate::say!("validate: aegis-bench attack {}", argv.join(" "));
-    let trials = real_attack(&argv)?;
+    let trials = match &args.real_trials {
+        Some(path) => real_trials_from(path, flood)?,
+        None => {
+            crate::say!("validate: aegis-bench attack {}", argv.join(" "));
+            real_attack(&argv)?
+        }
+    };
+    let tick_ns = if args.kernel_tick {
+        Some(calibration.kernel_tick_ns.with_context(|| {
+            format!(
+                "--kernel-tick: {} does not record the kernel's tick (it predates that, or \
+                 CONFIG_HZ was unreadable); recalibrate with `aegis-bench calibrate`",
+                args.calibration.display()
+            )
+        })?)
+    } else {
+        None
+    };
     let cpus = online_cpus();
     let started = Instant::now();
     let mut points = Vec::new();
@@ -579,6 +619,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         let real_duration_s = mean(&|t| t.duration_s);
         let mut by_seed = Vec::new();
         let (mut produced, mut dropped, mut collector_ns, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
+        let mut long_waits = 0u64;
         let mut sim_config = None;
         for seed in 1..=args.seeds.max(1) {
             let mut config = SimConfig::from_calibration(
@@ -591,6 +632,9 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             )
             .map_err(anyhow::Error::msg)?;
             config.seed = seed;
+            if let Some(tick_ns) = tick_ns {
+                config.tick_ns = tick_ns;
+            }
             let mut policy = Eevdf::new(config.cpus, config.tick_ns);
             policy.per_cpu_run_queues = args.per_cpu_run_queues;
             policy.inflate_placement_lag = args.inflate_placement_lag;
@@ -600,6 +644,9 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             dropped += result.dropped;
             collector_ns += result.collector().cpu_ns;
             wakeups += result.collector().wakeups;
+            long_waits += result
+                .collector_wakeup_age_ns
+                .count_at_or_above(LONG_WAIT_NS);
             sim_config.get_or_insert(config);
         }
         let n = by_seed.len() as f64;
@@ -621,6 +668,21 @@ pub fn sim(args: &SimArgs) -> Result<()> {
                 t.collector_consuming_cpu_s.unwrap_or(t.collector_cpu_s)
             }),
             real_collector_wakeups: mean(&|t| t.collector_wakeups as f64) as u64,
+            real_collector_sleeps: reps
+                .iter()
+                .map(|t| t.collector_sleeps)
+                .sum::<Option<u64>>()
+                .map(|sum| sum / reps.len() as u64),
+            real_long_waits: reps
+                .iter()
+                .map(|t| {
+                    t.collector_wakeup_age_ns
+                        .as_ref()
+                        .map(|ages| ages.count_at_or_above(LONG_WAIT_NS))
+                })
+                .sum::<Option<u64>>()
+                .map(|sum| sum / reps.len() as u64),
+            sim_long_waits: long_waits / n as u64,
             sim_collector_wakeups: wakeups / n as u64,
             sim_loss_pct_by_seed: by_seed,
             sim_produced: produced / n as u64,
@@ -642,6 +704,8 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         per_cpu_run_queues: args.per_cpu_run_queues,
         inflate_placement_lag: args.inflate_placement_lag,
         calibration_from_this_host,
+        tick_ns: points.first().map_or(0, |p| p.sim_config.tick_ns),
+        real_trials_file: args.real_trials.clone(),
         git_rev: GIT_REV.to_string(),
         date: now_rfc3339(),
         points,
@@ -654,8 +718,9 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         "real min..max",
         "sim loss %",
         "error (pp)",
-        "real collector CPU s",
-        "sim collector CPU s",
+        "collector CPU s real / sim",
+        "collector sleeps real / sim",
+        "waits >= 0.5 ms real / sim",
     ]);
     for p in &report.points {
         table.add_row([
@@ -664,8 +729,21 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             format!("{:.1}..{:.1}", p.real_loss_pct_min, p.real_loss_pct_max),
             format!("{:.2}", p.sim_loss_pct),
             format!("{:.2}", p.error_pp),
-            format!("{:.3}", p.real_collector_cpu_s),
-            format!("{:.3}", p.sim_collector_cpu_s),
+            format!(
+                "{:.3} / {:.3}",
+                p.real_collector_cpu_s, p.sim_collector_cpu_s
+            ),
+            format!(
+                "{} / {}",
+                p.real_collector_sleeps
+                    .map_or("-".to_string(), |n| n.to_string()),
+                p.sim_collector_wakeups
+            ),
+            format!(
+                "{} / {}",
+                p.real_long_waits.map_or("-".to_string(), |n| n.to_string()),
+                p.sim_long_waits
+            ),
         ]);
     }
     println!("{table}");
@@ -677,6 +755,37 @@ pub fn sim(args: &SimArgs) -> Result<()> {
     );
     println!("wrote {}", json.display());
     Ok(())
+}
+
+/// Real trials saved by `aegis-bench attack --json`, checked to be what validation replays.
+fn real_trials_from(path: &Path, flood: &str) -> Result<Vec<Trial>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--real-trials: reading {}", path.display()))?;
+    let trials: Vec<Trial> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--real-trials: {} is not a trial list (write one with `aegis-bench attack --json \
+             FILE`)",
+            path.display()
+        )
+    })?;
+    if trials.is_empty() {
+        bail!("--real-trials: {} holds no trials", path.display());
+    }
+    for trial in &trials {
+        let fair = matches!(trial.scheduler.as_str(), "eevdf" | "cfs");
+        if trial.flood != flood || trial.collector != "builtin" || !fair {
+            bail!(
+                "--real-trials: {} holds a {} flood with the {} collector on {}; validation \
+                 replays {flood} floods with the built-in collector on the kernel's fair class \
+                 (`aegis-bench attack --flood {flood} --collector builtin --scheduler eevdf`)",
+                path.display(),
+                trial.flood,
+                trial.collector,
+                trial.scheduler
+            );
+        }
+    }
+    Ok(trials)
 }
 
 fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()> {

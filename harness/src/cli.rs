@@ -224,6 +224,15 @@ pub struct SimArgs {
     /// does (off by default; see the README's sim-to-real section).
     #[arg(long)]
     pub inflate_placement_lag: bool,
+    /// With --validate: simulate with the kernel's own tick (1 / CONFIG_HZ, recorded by
+    /// `calibrate`) instead of the simulator's 1 ms.
+    #[arg(long)]
+    pub kernel_tick: bool,
+    /// With --validate: replay these real trials (`aegis-bench attack --json FILE` with the
+    /// built-in collector, openat, EEVDF) instead of running new ones; needs no root, so
+    /// simulator variants can be compared on the same real runs.
+    #[arg(long, value_name = "FILE")]
+    pub real_trials: Option<PathBuf>,
     /// Only simulate (no root): EEVDF, CFS, rustland-like, Aegis without the network and
     /// Aegis with the DQN across attack intensities (--threads: producers, default 1,4,8 and
     /// one per CPU) and machine sizes (--cpus), each beside the oracle, plus the Aegis

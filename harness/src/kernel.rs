@@ -57,6 +57,23 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
+/// The kernel's timer frequency (`CONFIG_HZ`), from /proc/config.gz or /boot/config-*: audit's
+/// backlog wait time is in jiffies, and the scheduler tick is one jiffy.
+pub fn hz() -> Option<u64> {
+    let from_proc = std::process::Command::new("gzip")
+        .args(["-dc", "/proc/config.gz"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+    let config = from_proc
+        .or_else(|| std::fs::read_to_string(format!("/boot/config-{}", release())).ok())?;
+    config
+        .lines()
+        .find_map(|line| line.strip_prefix("CONFIG_HZ="))
+        .and_then(|hz| hz.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,7 +147,7 @@ impl Plan {
                         .into(),
                 ));
             }
-            let hz = auditd::kernel_hz();
+            let hz = crate::kernel::hz();
             let mut settings = Vec::new();
             for limit in &args.audit_backlog_limit {
                 for wait_ms in &args.audit_backlog_wait_time {

@@ -692,6 +692,7 @@ mod tests {
             collector_fixed_cpu_s: 0.0,
             wakeup_latency_ns: 500_000.0,
             pipe_wakeup_latency_ns: 9_000.0,
+            kernel_tick_ns: None,
             wakeup_latency_rounds: 0,
             wakeup_latency_fit: None,
             wakeup_latency_histogram: None,

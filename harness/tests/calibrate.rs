@@ -90,7 +90,89 @@ fn calibrate_then_validate_writes_points() {
         let error = point["error_pp"].as_f64().unwrap();
         assert!((error - (real - sim).abs()).abs() < 1e-9);
     }
+
+    // The same replayed from saved trials: no new runs, the simulator with the kernel's tick.
+    let trials = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--flood",
+        "openat",
+        "--threads",
+        "2",
+        "--duration",
+        "0.3",
+        "--ring-size",
+        "64KiB",
+        "--collector",
+        "builtin",
+        "--json",
+        trials.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let replayed = dir.join("replayed.json");
+    let out = aegis(&[
+        "sim",
+        "--validate",
+        "--real-trials",
+        trials.to_str().unwrap(),
+        "--kernel-tick",
+        "--seeds",
+        "1",
+        "--calibration",
+        calibration.to_str().unwrap(),
+        "--json",
+        replayed.to_str().unwrap(),
+    ]);
+    if cal["kernel_tick_ns"].is_null() {
+        // No readable kernel config here: the flag names the problem instead.
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("--kernel-tick"), "{}", stderr(&out));
+    } else {
+        assert_success(&out);
+        assert!(!stderr(&out).contains("validate: aegis-bench attack"));
+        let replayed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&replayed).unwrap()).unwrap();
+        assert_eq!(replayed["tick_ns"], cal["kernel_tick_ns"], "{replayed}");
+        assert_eq!(replayed["real_trials_file"], trials.to_str().unwrap());
+        let point = &replayed["points"][0];
+        assert_eq!(point["threads"], 2);
+        assert!(
+            point["real_collector_sleeps"].as_u64().unwrap() > 0,
+            "{point}"
+        );
+        assert!(point["real_long_waits"].as_u64().is_some(), "{point}");
+        assert!(point["sim_long_waits"].as_u64().is_some(), "{point}");
+    }
     assert_eq!(snapshot(), before, "the runs left state behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn validate_refuses_files_that_are_not_real_trials() {
+    let dir = temp_dir("not-trials");
+    let calibration = dir.join("calibration.json");
+    // A calibration is JSON but not a trial list.
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../results/calibration.json"),
+        &calibration,
+    )
+    .unwrap();
+    let out = aegis(&[
+        "sim",
+        "--validate",
+        "--real-trials",
+        calibration.to_str().unwrap(),
+        "--calibration",
+        calibration.to_str().unwrap(),
+        "--json",
+        dir.join("v.json").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("aegis-bench attack --json"),
+        "{}",
+        stderr(&out)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

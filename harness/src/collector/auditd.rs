@@ -139,23 +139,6 @@ fn usable(status: &AuditStatus) -> Result<(), InputError> {
     Ok(())
 }
 
-/// The kernel's timer frequency (`CONFIG_HZ`): the backlog wait time is in jiffies.
-pub fn kernel_hz() -> Option<u64> {
-    let from_proc = std::process::Command::new("gzip")
-        .args(["-dc", "/proc/config.gz"])
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
-    let config = from_proc.or_else(|| {
-        std::fs::read_to_string(format!("/boot/config-{}", crate::kernel::release())).ok()
-    })?;
-    config
-        .lines()
-        .find_map(|line| line.strip_prefix("CONFIG_HZ="))
-        .and_then(|hz| hz.trim().parse().ok())
-}
-
 /// Validates one backlog setting and converts the wait time to jiffies exactly.
 pub fn settings(
     backlog_limit: u32,
@@ -590,7 +573,7 @@ impl RunningCollector for AuditdCollector {
                  from the audit log but the kernel lost only {lost_records} records"
             );
         }
-        let hz = kernel_hz().unwrap_or(0);
+        let hz = crate::kernel::hz().unwrap_or(0);
         let waited_jiffies = after
             .backlog_wait_time_actual
             .saturating_sub(before.backlog_wait_time_actual);

@@ -58,6 +58,9 @@ pub struct Calibration {
     #[serde(default)]
     pub pipe_wakeup_latency_ns: f64,
     pub wakeup_latency_rounds: u32,
+    /// The kernel's scheduler tick (1 / CONFIG_HZ), when its config is readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_tick_ns: Option<u64>,
     /// The small-ring runs `wakeup_latency_ns` was fitted to, if any.
     #[serde(default)]
     pub wakeup_latency_fit: Option<WakeupFit>,
@@ -398,6 +401,7 @@ mod tests {
             collector_fixed_cpu_s: 0.02,
             wakeup_latency_ns: 30_123.0,
             pipe_wakeup_latency_ns: 9_000.0,
+            kernel_tick_ns: None,
             wakeup_latency_rounds: 2_000,
             wakeup_latency_fit: None,
             wakeup_latency_histogram: None,

@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::latency::LatencySampler;
+use super::latency::{LatencyHistogram, LatencySampler};
 use super::policy::{Entity, Policy, QueueView, UserSpace};
 use super::{weight_of_nice, SimConfig};
 use crate::aegis::levels::{syscalls_per_window_of_cpu, Backbone, TaskSignals};
@@ -115,6 +115,11 @@ pub struct SimResult {
     #[serde(default)]
     pub user_decisions: u64,
     pub duration_ns: u64,
+    /// From the moment the collector's ring stopped being empty while it slept until it ran
+    /// again: what the built-in collector measures as the age of a batch's first record
+    /// (`collector_wakeup_age_ns` of a real trial), for comparing the two.
+    #[serde(default)]
+    pub collector_wakeup_age_ns: LatencyHistogram,
 }
 
 impl SimResult {
@@ -169,6 +174,9 @@ struct Sim<'a> {
     collector_stalled: bool,
     /// One run queue per CPU ([`Policy::per_cpu_run_queues`]).
     per_cpu: bool,
+    /// When the sleeping collector's ring last stopped being empty (cleared once it runs).
+    collector_notified_at_ns: Option<u64>,
+    collector_wakeup_age_ns: LatencyHistogram,
 }
 
 /// Measurements of the last completed window.
@@ -303,6 +311,8 @@ impl<'a> Sim<'a> {
             events_until_stall: u64::MAX,
             collector_stalled: false,
             per_cpu: false,
+            collector_notified_at_ns: None,
+            collector_wakeup_age_ns: LatencyHistogram::default(),
         };
         let cpus = sim.cpus.len();
         for (id, task) in sim.tasks.iter_mut().enumerate() {
@@ -680,6 +690,12 @@ impl<'a> Sim<'a> {
 
     fn run_on(&mut self, cpu: usize, id: usize, policy: &mut dyn Policy) {
         policy.on_pick(&self.tasks[id].entity, self.now_ns);
+        if id == self.collector {
+            if let Some(notified_at) = self.collector_notified_at_ns.take() {
+                self.collector_wakeup_age_ns
+                    .record(self.now_ns - notified_at);
+            }
+        }
         let task = &mut self.tasks[id];
         let waited = self.now_ns - task.entity.runnable_since_ns;
         task.report.max_wait_ns = task.report.max_wait_ns.max(waited);
@@ -748,6 +764,7 @@ impl<'a> Sim<'a> {
                     None => self.config.collector.wakeup_latency_ns,
                 };
                 self.tasks[collector].state = State::Waking(now + latency_ns);
+                self.collector_notified_at_ns = Some(now);
                 // The producer that just wrote (the least time into its next syscall) pays
                 // for the notification.
                 let notifier = self
@@ -1034,6 +1051,7 @@ impl<'a> Sim<'a> {
             idle_with_pending_ns: self.idle_with_pending_ns,
             user_decisions: self.user_decisions,
             duration_ns: self.config.duration_ns,
+            collector_wakeup_age_ns: self.collector_wakeup_age_ns,
         }
     }
 }
@@ -1077,6 +1095,29 @@ mod tests {
                 ..base
             },
         ]
+    }
+
+    #[test]
+    fn collector_wakeup_ages_span_latency_to_run() {
+        // One producer, a CPU each: every wakeup runs at once, so each age is the wakeup
+        // latency exactly, and there is one age per wakeup.
+        let config = SimConfig {
+            producers: 1,
+            ..SimConfig::default()
+        };
+        let r = simulate(&config, &mut Eevdf::new(config.cpus, config.tick_ns));
+        let ages = &r.collector_wakeup_age_ns;
+        assert_eq!(ages.count(), r.collector().wakeups);
+        let latency_ns = config.collector.wakeup_latency_ns;
+        assert_eq!(ages.count_at_or_above(latency_ns), ages.count());
+        assert_eq!(ages.count_at_or_above(latency_ns + latency_ns / 4), 0);
+        // Outnumbered, the collector also waits for a CPU after its wakeup latency.
+        let crowded = SimConfig {
+            producers: 8,
+            ..SimConfig::default()
+        };
+        let r = simulate(&crowded, &mut Eevdf::new(crowded.cpus, crowded.tick_ns));
+        assert!(r.collector_wakeup_age_ns.count_at_or_above(500_000) > 0);
     }
 
     #[test]

@@ -94,6 +94,15 @@ impl LatencyHistogram {
         lower_of(*self.counts.keys().next_back().expect("non-empty"))
     }
 
+    /// How many recorded values lie at or above `ns`, to bucket precision (whole buckets
+    /// from the one holding `ns`).
+    pub fn count_at_or_above(&self, ns: u64) -> u64 {
+        self.counts
+            .range(bucket_of(ns)..)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     /// The mean, taking every value at its bucket's midpoint.
     pub fn mean_ns(&self) -> f64 {
         let total = self.count();
@@ -211,6 +220,9 @@ mod tests {
             histogram.record(2_000_000);
         }
         assert_eq!(histogram.count(), 1_000);
+        assert_eq!(histogram.count_at_or_above(500_000), 100);
+        assert_eq!(histogram.count_at_or_above(10_000), 1_000);
+        assert_eq!(histogram.count_at_or_above(3_000_000), 0);
         let near = |value: u64, want: u64| value.abs_diff(want) * 8 <= want;
         assert!(near(histogram.quantile_ns(0.5), 10_000));
         assert!(near(histogram.quantile_ns(0.95), 2_000_000));
