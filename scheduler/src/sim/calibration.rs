@@ -119,6 +119,13 @@ pub struct CalibrationRun {
 }
 
 impl CalibrationRun {
+    /// What the simulator counts as a collector wakeup: a sleep that ended, when measured
+    /// (only a sleeping collector is notified; a poll that finds records at once costs no
+    /// one a wakeup), else the polls that found records.
+    pub fn sim_wakeups(&self) -> u64 {
+        self.collector_sleeps.unwrap_or(self.collector_wakeups)
+    }
+
     pub fn events_per_s_per_producer(&self) -> f64 {
         if self.duration_s <= 0.0 || self.threads == 0 {
             return 0.0;
@@ -279,7 +286,8 @@ pub fn fit_wakeup_latency(
     )
 }
 
-/// Fits `collector_cpu_s = fixed + per_event * received + per_wakeup * wakeups` to the runs by
+/// Fits `collector_cpu_s = fixed + per_event * received + per_wakeup * wakeups` (wakeups as
+/// [`CalibrationRun::sim_wakeups`] counts them) to the runs by
 /// least squares and returns `(fixed_s, per_event_ns, per_wakeup_ns)`. Coefficients that come
 /// out negative (noise, or runs that do not separate them) are dropped and the rest refitted,
 /// so the result is never negative; with a single run everything is charged to the events.
@@ -288,7 +296,7 @@ pub fn fit_collector_costs(runs: &[CalibrationRun]) -> (f64, f64, f64) {
         .iter()
         .map(|r| {
             (
-                [1.0, r.received as f64, r.collector_wakeups as f64],
+                [1.0, r.received as f64, r.sim_wakeups() as f64],
                 r.collector_cpu_s,
             )
         })
@@ -312,8 +320,8 @@ pub fn fit_collector_costs(runs: &[CalibrationRun]) -> (f64, f64, f64) {
     (0.0, 0.0, 0.0)
 }
 
-/// Fits `producer_cpu_s = per_syscall * generated + per_notify * collector_wakeups` over the
-/// runs that measured the producers' CPU and were not paced (a paced producer also pays for
+/// Fits `producer_cpu_s = per_syscall * generated + per_notify * wakeups` (the collector's
+/// sleeps where measured, see [`CalibrationRun::sim_wakeups`]) over the runs that measured the producers' CPU and were not paced (a paced producer also pays for
 /// its own sleeps). Returns `(per_syscall_ns, per_notify_ns)`, or `None` if the runs cannot
 /// separate the two (all with the same wakeups per event) or a cost comes out negative.
 pub fn fit_producer_costs(runs: &[CalibrationRun]) -> Option<(f64, f64)> {
@@ -322,7 +330,7 @@ pub fn fit_producer_costs(runs: &[CalibrationRun]) -> Option<(f64, f64)> {
         .filter(|r| r.rate.is_none())
         .filter_map(|r| {
             let cpu_s = r.producer_cpu_s?;
-            Some(([r.generated as f64, r.collector_wakeups as f64, 0.0], cpu_s))
+            Some(([r.generated as f64, r.sim_wakeups() as f64, 0.0], cpu_s))
         })
         .collect();
     let coef = least_squares(&rows, &[0, 1])?;
@@ -511,6 +519,19 @@ mod tests {
         assert!((per_notify_ns - 12_000.0).abs() < 10.0, "{per_notify_ns}");
         // Runs with one wakeups-per-event ratio cannot tell the two apart.
         assert_eq!(fit_producer_costs(&runs[..1]), None);
+        // Where the collector's sleeps were measured, the notifications are those: a poll
+        // that found records without sleeping notified no one.
+        let with_sleeps: Vec<CalibrationRun> = runs
+            .iter()
+            .map(|r| CalibrationRun {
+                collector_sleeps: Some(r.collector_wakeups),
+                collector_wakeups: r.collector_wakeups * 3 / 2,
+                ..r.clone()
+            })
+            .collect();
+        let (per_syscall_ns, per_notify_ns) = fit_producer_costs(&with_sleeps).unwrap();
+        assert!((per_syscall_ns - 900.0).abs() < 1.0, "{per_syscall_ns}");
+        assert!((per_notify_ns - 12_000.0).abs() < 10.0, "{per_notify_ns}");
     }
 
     #[test]
