@@ -28,13 +28,15 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use comfy_table::Table;
-use scheduler::sim::calibration::{fit_collector_costs, fit_producer_costs, fit_wakeup_latency};
+use scheduler::sim::calibration::{
+    fit_collector_costs, fit_producer_costs, fit_switch_cost, fit_wakeup_latency,
+};
 use scheduler::sim::{
     simulate, Calibration, CalibrationRun, Eevdf, LatencyHistogram, SimConfig, WakeupFit,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{CalibrateArgs, Cli, Command, SimArgs};
+use crate::cli::{CalibrateArgs, Cli, Command, EevdfModel, SimArgs};
 use crate::run::{run_attack, Plan};
 use crate::trial::{now_rfc3339, Trial};
 use crate::{kernel, GIT_REV};
@@ -128,6 +130,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     let mut ring_bytes_per_event = std::collections::BTreeMap::new();
     let mut notes = Vec::new();
     let mut notify_cost_ns = None;
+    let mut runs_by_flood = Vec::new();
     for flood in &args.flood {
         let flood = flood.name().to_string();
         // Two unpaced sizes (separates the collector's fixed cost from its per-event cost)
@@ -178,38 +181,11 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             }
             flood_runs.push(calibration_run(&trial));
         }
-        // Producer cost from the unpaced runs only: its CPU time where measured (on a shared
-        // machine wall-clock time also counts the time the producer waited for a CPU).
-        let (events, seconds) = flood_runs
-            .iter()
-            .filter(|r| r.rate.is_none() && r.threads == 1)
-            .fold((0u64, 0f64), |(e, s), r| {
-                (
-                    e + r.generated,
-                    s + r.producer_cpu_s.unwrap_or(r.duration_s),
-                )
-            });
-        if events == 0 || seconds <= 0.0 {
-            bail!("the {flood} calibration runs generated no traced events");
-        }
-        match fit_producer_costs(&flood_runs) {
-            Some((per_syscall_ns, per_notify_ns)) => {
-                syscall_cost_ns.insert(flood.clone(), per_syscall_ns);
-                notify_cost_ns.get_or_insert(per_notify_ns);
-            }
-            None => {
-                notes.push(format!(
-                    "{flood}: the producer's per-syscall and per-notification costs could not \
-                     be separated; syscall_cost_ns is its CPU per event, notifications included"
-                ));
-                syscall_cost_ns.insert(flood.clone(), seconds * 1e9 / events as f64);
-            }
-        }
         let (bytes, all_events) = flood_runs.iter().fold((0f64, 0u64), |(b, e), r| {
             (b + r.ring_bytes, e + r.generated)
         });
         ring_bytes_per_event.insert(flood.clone(), bytes / all_events.max(1) as f64);
-        runs.extend(flood_runs);
+        runs_by_flood.push((flood, flood_runs));
     }
     // One small-ring run of the first flood kind: the collector's cost at the ring size the
     // validation uses (cache-hot, many wakeups), and the loss the wakeup latency is fitted to.
@@ -235,12 +211,59 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     if fit_trials.is_empty() {
         bail!("the calibration attack ran no trial");
     }
+    runs.extend(runs_by_flood.iter().flat_map(|(_, r)| r.iter().cloned()));
     runs.extend(fit_trials.iter().map(calibration_run));
     let fit_n = fit_trials.len() as f64;
     let fit_loss_pct = fit_trials.iter().map(|t| t.loss_pct).sum::<f64>() / fit_n;
     let fit_duration_s = fit_trials.iter().map(|t| t.duration_s).sum::<f64>() / fit_n;
     let fit_trial = &fit_trials[0];
-    let (fixed_s, per_event_ns, per_wakeup_ns) = fit_collector_costs(&runs);
+    // The collector's own costs where it had a CPU to itself; what sharing one with
+    // producers adds on top is the switch cost, which the producers pay too.
+    let cpus = online_cpus();
+    let uncontended: Vec<CalibrationRun> = runs
+        .iter()
+        .filter(|r| !r.is_contended(cpus))
+        .cloned()
+        .collect();
+    let collector_costs = fit_collector_costs(&uncontended);
+    let (fixed_s, per_event_ns, per_wakeup_ns) = collector_costs;
+    let switch_cost_ns = fit_switch_cost(&runs, cpus, collector_costs);
+    if switch_cost_ns.is_none() {
+        notes.push(format!(
+            "no run shared the collector's CPU with producers on this {cpus}-CPU machine (or \
+             none measured its sleeps): collector_switch_cost_ns is 0"
+        ));
+    }
+    let switch_cost_ns = switch_cost_ns.unwrap_or(0.0);
+    for (flood, flood_runs) in &runs_by_flood {
+        // Producer cost from the unpaced runs only: its CPU time where measured (on a shared
+        // machine wall-clock time also counts the time the producer waited for a CPU).
+        let (events, seconds) = flood_runs
+            .iter()
+            .filter(|r| r.rate.is_none() && r.threads == 1)
+            .fold((0u64, 0f64), |(e, s), r| {
+                (
+                    e + r.generated,
+                    s + r.producer_cpu_s.unwrap_or(r.duration_s),
+                )
+            });
+        if events == 0 || seconds <= 0.0 {
+            bail!("the {flood} calibration runs generated no traced events");
+        }
+        match fit_producer_costs(flood_runs, cpus, switch_cost_ns) {
+            Some((per_syscall_ns, per_notify_ns)) => {
+                syscall_cost_ns.insert(flood.clone(), per_syscall_ns);
+                notify_cost_ns.get_or_insert(per_notify_ns);
+            }
+            None => {
+                notes.push(format!(
+                    "{flood}: the producer's per-syscall and per-notification costs could not \
+                     be separated; syscall_cost_ns is its CPU per event, notifications included"
+                ));
+                syscall_cost_ns.insert(flood.clone(), seconds * 1e9 / events as f64);
+            }
+        }
+    }
     crate::say!("calibrate: wakeup latency, {rounds} pipe rounds");
     let pipe_wakeup_latency_ns = wakeup_latency_ns(rounds)?;
     notes.push(
@@ -249,9 +272,17 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             .into(),
     );
     notes.push(
-        "collector costs: least-squares fit of collector_cpu_s = fixed + per_event * received + \
-         per_wakeup * wakeups over the runs (two unpaced sizes, one paced at 2000/s); \
-         coefficients that come out negative are dropped and the rest refitted"
+        "collector costs: least-squares fit of collector_cpu_s (its consuming, from attach \
+         through the drain) = fixed + per_event * received + per_wakeup * sleeps over the runs \
+         where it had a CPU of its own (two unpaced sizes, one paced at 2000/s, the 64KiB \
+         runs); coefficients that come out negative are dropped and the rest refitted"
+            .into(),
+    );
+    notes.push(
+        "collector_switch_cost_ns: in the runs with as many producers as CPUs, the collector's \
+         CPU beyond those costs per switch (its sleeps and preemptions: each hands its CPU to a \
+         producer and takes it back); producers are charged the same per switch before their \
+         costs are fitted"
             .into(),
     );
     notes.push(
@@ -287,6 +318,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         ring_bytes_per_event,
         collector_per_event_cost_ns: per_event_ns,
         collector_wakeup_cost_ns: per_wakeup_ns,
+        collector_switch_cost_ns: switch_cost_ns,
         collector_fixed_cpu_s: fixed_s,
         wakeup_latency_ns: pipe_wakeup_latency_ns,
         pipe_wakeup_latency_ns,
@@ -360,6 +392,10 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         format!("{per_wakeup_ns:.0}"),
     ]);
     table.add_row(["collector_fixed_cpu_s".into(), format!("{fixed_s:.4}")]);
+    table.add_row([
+        "collector_switch_cost_ns".into(),
+        format!("{:.0}", calibration.collector_switch_cost_ns),
+    ]);
     table.add_row([
         "producer_notify_cost_ns".into(),
         format!("{:.0}", calibration.producer_notify_cost_ns),
@@ -502,10 +538,14 @@ pub struct ValidationReport {
     pub cpus: usize,
     pub calibration_file: PathBuf,
     pub calibration: Calibration,
-    /// Whether the simulated EEVDF had one run queue per CPU (`--per-cpu-run-queues`).
+    /// The simulated EEVDF (`--eevdf-model`), and what it amounts to below; reports that
+    /// predate the choice used the simple model.
+    #[serde(default = "simple_model")]
+    pub eevdf_model: EevdfModel,
+    /// Whether the simulated EEVDF had one run queue per CPU.
     #[serde(default)]
     pub per_cpu_run_queues: bool,
-    /// The simulator's tick (the kernel's with `--kernel-tick`).
+    /// The simulator's tick (the kernel's in the `linux` model, when the calibration has it).
     #[serde(default)]
     pub tick_ns: u64,
     /// The real trials replayed (`--real-trials`); none when they were run for this report.
@@ -514,7 +554,7 @@ pub struct ValidationReport {
     /// Whether the calibration was measured on this machine, kernel and CPU count.
     #[serde(default)]
     pub calibration_from_this_host: bool,
-    /// Whether waking tasks were placed with Linux's lag inflation (`--inflate-placement-lag`).
+    /// Whether waking tasks were placed with Linux's lag inflation.
     #[serde(default)]
     pub inflate_placement_lag: bool,
     pub git_rev: String,
@@ -594,16 +634,19 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             real_attack(&argv)?
         }
     };
-    let tick_ns = if args.kernel_tick {
-        Some(calibration.kernel_tick_ns.with_context(|| {
-            format!(
-                "--kernel-tick: {} does not record the kernel's tick (it predates that, or \
-                 CONFIG_HZ was unreadable); recalibrate with `aegis-bench calibrate`",
+    let linux = args.eevdf_model == EevdfModel::Linux;
+    let tick_ns = match (linux, calibration.kernel_tick_ns) {
+        (true, Some(tick_ns)) => Some(tick_ns),
+        (true, None) => {
+            crate::say!(
+                "warning: {} does not record the kernel's tick (it predates that, or CONFIG_HZ \
+                 was unreadable): simulating a 1 ms tick; recalibrate with `aegis-bench \
+                 calibrate` for the kernel's",
                 args.calibration.display()
-            )
-        })?)
-    } else {
-        None
+            );
+            None
+        }
+        (false, _) => None,
     };
     let cpus = online_cpus();
     let started = Instant::now();
@@ -635,9 +678,12 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             if let Some(tick_ns) = tick_ns {
                 config.tick_ns = tick_ns;
             }
-            let mut policy = Eevdf::new(config.cpus, config.tick_ns);
-            policy.per_cpu_run_queues = args.per_cpu_run_queues;
-            policy.inflate_placement_lag = args.inflate_placement_lag;
+            let mut policy = if linux {
+                Eevdf::like_linux(config.cpus, config.tick_ns)
+            } else {
+                Eevdf::new(config.cpus, config.tick_ns)
+            };
+            policy.per_cpu_run_queues |= args.per_cpu_run_queues;
             let result = simulate(&config, &mut policy);
             by_seed.push(result.loss_pct);
             produced += result.produced;
@@ -701,8 +747,9 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         cpus,
         calibration_file: args.calibration.clone(),
         calibration,
-        per_cpu_run_queues: args.per_cpu_run_queues,
-        inflate_placement_lag: args.inflate_placement_lag,
+        eevdf_model: args.eevdf_model,
+        per_cpu_run_queues: linux || args.per_cpu_run_queues,
+        inflate_placement_lag: linux,
         calibration_from_this_host,
         tick_ns: points.first().map_or(0, |p| p.sim_config.tick_ns),
         real_trials_file: args.real_trials.clone(),
@@ -755,6 +802,10 @@ pub fn sim(args: &SimArgs) -> Result<()> {
     );
     println!("wrote {}", json.display());
     Ok(())
+}
+
+fn simple_model() -> EevdfModel {
+    EevdfModel::Simple
 }
 
 /// Real trials saved by `aegis-bench attack --json`, checked to be what validation replays.

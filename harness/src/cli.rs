@@ -186,6 +186,16 @@ pub struct CalibrateArgs {
     pub quick: bool,
 }
 
+/// The simulated EEVDF `sim --validate` compares with the real runs.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EevdfModel {
+    Linux,
+    Simple,
+}
+
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// Run real host attacks and the simulator at the same intensities and compare loss.
@@ -216,18 +226,16 @@ pub struct SimArgs {
     /// Two short intensities (for tests).
     #[arg(long)]
     pub quick: bool,
-    /// With --validate: simulate EEVDF with one run queue per CPU (load-balanced) instead of
-    /// the global queue.
+    /// With --validate: the EEVDF model. `linux`: a run queue per CPU, waking tasks placed
+    /// with Linux's lag inflation, the kernel's tick (1 / CONFIG_HZ, which `calibrate`
+    /// records). `simple`: one global queue, no inflation, a 1 ms tick (the model that
+    /// `sim --evaluate` and `train` use).
+    #[arg(long, value_enum, default_value_t = EevdfModel::Linux)]
+    pub eevdf_model: EevdfModel,
+    /// With --validate --eevdf-model simple: one run queue per CPU (load-balanced) instead of
+    /// the global queue (the `linux` model always has them).
     #[arg(long)]
     pub per_cpu_run_queues: bool,
-    /// With --validate: place a waking task with its lag inflated by (W + w) / W, as Linux
-    /// does (off by default; see the README's sim-to-real section).
-    #[arg(long)]
-    pub inflate_placement_lag: bool,
-    /// With --validate: simulate with the kernel's own tick (1 / CONFIG_HZ, recorded by
-    /// `calibrate`) instead of the simulator's 1 ms.
-    #[arg(long)]
-    pub kernel_tick: bool,
     /// With --validate: replay these real trials (`aegis-bench attack --json FILE` with the
     /// built-in collector, openat, EEVDF) instead of running new ones; needs no root, so
     /// simulator variants can be compared on the same real runs.

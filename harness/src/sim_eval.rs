@@ -689,6 +689,7 @@ mod tests {
             ring_bytes_per_event: BTreeMap::from([("openat".into(), 232.0)]),
             collector_per_event_cost_ns: 1_700.0,
             collector_wakeup_cost_ns: 7_000.0,
+            collector_switch_cost_ns: 0.0,
             collector_fixed_cpu_s: 0.0,
             wakeup_latency_ns: 500_000.0,
             pipe_wakeup_latency_ns: 9_000.0,

@@ -65,6 +65,8 @@ fn calibrate_then_validate_writes_points() {
         "0.3",
         "--seeds",
         "1",
+        "--eevdf-model",
+        "simple",
         "--per-cpu-run-queues",
         "--calibration",
         calibration.to_str().unwrap(),
@@ -77,6 +79,9 @@ fn calibrate_then_validate_writes_points() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["per_cpu_run_queues"], true);
+    assert_eq!(report["eevdf_model"], "simple");
+    assert_eq!(report["inflate_placement_lag"], false);
+    assert_eq!(report["tick_ns"], 1_000_000);
     // Calibrated here a moment ago: no warning about another machine.
     assert_eq!(report["calibration_from_this_host"], true, "{report}");
     assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
@@ -115,7 +120,6 @@ fn calibrate_then_validate_writes_points() {
         "--validate",
         "--real-trials",
         trials.to_str().unwrap(),
-        "--kernel-tick",
         "--seeds",
         "1",
         "--calibration",
@@ -123,26 +127,24 @@ fn calibrate_then_validate_writes_points() {
         "--json",
         replayed.to_str().unwrap(),
     ]);
-    if cal["kernel_tick_ns"].is_null() {
-        // No readable kernel config here: the flag names the problem instead.
-        assert!(!out.status.success());
-        assert!(stderr(&out).contains("--kernel-tick"), "{}", stderr(&out));
-    } else {
-        assert_success(&out);
-        assert!(!stderr(&out).contains("validate: aegis-bench attack"));
-        let replayed: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&replayed).unwrap()).unwrap();
-        assert_eq!(replayed["tick_ns"], cal["kernel_tick_ns"], "{replayed}");
-        assert_eq!(replayed["real_trials_file"], trials.to_str().unwrap());
-        let point = &replayed["points"][0];
-        assert_eq!(point["threads"], 2);
-        assert!(
-            point["real_collector_sleeps"].as_u64().unwrap() > 0,
-            "{point}"
-        );
-        assert!(point["real_long_waits"].as_u64().is_some(), "{point}");
-        assert!(point["sim_long_waits"].as_u64().is_some(), "{point}");
-    }
+    assert_success(&out);
+    assert!(!stderr(&out).contains("validate: aegis-bench attack"));
+    let replayed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&replayed).unwrap()).unwrap();
+    // The default model: Linux-like, with the kernel's tick where its config is readable.
+    assert_eq!(replayed["eevdf_model"], "linux");
+    assert_eq!(replayed["inflate_placement_lag"], true);
+    let tick_ns = cal["kernel_tick_ns"].as_u64().unwrap_or(1_000_000);
+    assert_eq!(replayed["tick_ns"], tick_ns, "{replayed}");
+    assert_eq!(replayed["real_trials_file"], trials.to_str().unwrap());
+    let point = &replayed["points"][0];
+    assert_eq!(point["threads"], 2);
+    assert!(
+        point["real_collector_sleeps"].as_u64().unwrap() > 0,
+        "{point}"
+    );
+    assert!(point["real_long_waits"].as_u64().is_some(), "{point}");
+    assert!(point["sim_long_waits"].as_u64().is_some(), "{point}");
     assert_eq!(snapshot(), before, "the runs left state behind");
     let _ = std::fs::remove_dir_all(&dir);
 }

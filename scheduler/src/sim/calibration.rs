@@ -48,6 +48,12 @@ pub struct Calibration {
     pub collector_per_event_cost_ns: f64,
     /// Collector CPU time per wakeup that found events (fit; 0 when not separable).
     pub collector_wakeup_cost_ns: f64,
+    /// CPU a task pays on a CPU another process used since it last ran there (see
+    /// [`crate::sim::CollectorModel::switch_cost_ns`]): what the collector spends beyond its
+    /// per-event and per-wakeup costs in runs where it shares its CPU with producers, per
+    /// switch ([`fit_switch_cost`]). 0 in calibrations that predate it.
+    #[serde(default)]
+    pub collector_switch_cost_ns: f64,
     /// Collector CPU time independent of the events (start-up, BPF load; fit intercept).
     pub collector_fixed_cpu_s: f64,
     /// The collector's wakeup latency the simulator uses: from the first event into an empty
@@ -124,6 +130,22 @@ impl CalibrationRun {
     /// one a wakeup), else the polls that found records.
     pub fn sim_wakeups(&self) -> u64 {
         self.collector_sleeps.unwrap_or(self.collector_wakeups)
+    }
+
+    /// Whether the collector shared its CPU with producers on a machine of `cpus` CPUs:
+    /// with as many producers as CPUs, each time it ran it took the CPU from a producer.
+    pub fn is_contended(&self, cpus: usize) -> bool {
+        self.threads as usize >= cpus.max(1)
+    }
+
+    /// Switches between the collector and a producer in a contended run: each sleep or
+    /// preemption hands its CPU to a producer, and each return takes it back.
+    pub fn contended_switches(&self, cpus: usize) -> u64 {
+        if self.is_contended(cpus) {
+            self.sim_wakeups() + self.collector_preemptions.unwrap_or(0)
+        } else {
+            0
+        }
     }
 
     pub fn events_per_s_per_producer(&self) -> f64 {
@@ -217,6 +239,7 @@ impl SimConfig {
             collector: CollectorModel {
                 per_event_cost_ns: round(calibration.collector_per_event_cost_ns).max(1),
                 wakeup_cost_ns: round(calibration.collector_wakeup_cost_ns),
+                switch_cost_ns: round(calibration.collector_switch_cost_ns),
                 wakeup_latency_ns: round(calibration.wakeup_latency_ns),
                 notify_cost_ns: round(calibration.producer_notify_cost_ns),
                 stall_histogram: calibration.collector_stall_histogram.clone(),
@@ -324,17 +347,47 @@ pub fn fit_collector_costs(runs: &[CalibrationRun]) -> (f64, f64, f64) {
 /// sleeps where measured, see [`CalibrationRun::sim_wakeups`]) over the runs that measured the producers' CPU and were not paced (a paced producer also pays for
 /// its own sleeps). Returns `(per_syscall_ns, per_notify_ns)`, or `None` if the runs cannot
 /// separate the two (all with the same wakeups per event) or a cost comes out negative.
-pub fn fit_producer_costs(runs: &[CalibrationRun]) -> Option<(f64, f64)> {
+pub fn fit_producer_costs(
+    runs: &[CalibrationRun],
+    cpus: usize,
+    switch_cost_ns: f64,
+) -> Option<(f64, f64)> {
     let rows: Vec<([f64; 3], f64)> = runs
         .iter()
         .filter(|r| r.rate.is_none())
         .filter_map(|r| {
-            let cpu_s = r.producer_cpu_s?;
+            // Producers pay the switch cost too, each time they take the CPU back.
+            let switching_s = r.contended_switches(cpus) as f64 * switch_cost_ns * 1e-9;
+            let cpu_s = r.producer_cpu_s? - switching_s;
             Some(([r.generated as f64, r.sim_wakeups() as f64, 0.0], cpu_s))
         })
         .collect();
     let coef = least_squares(&rows, &[0, 1])?;
     (coef.iter().all(|c| c.is_finite() && *c > 0.0)).then(|| (coef[0] * 1e9, coef[1] * 1e9))
+}
+
+/// The switch cost: over the runs where the collector shared its CPU with producers (on
+/// `cpus` CPUs), the collector's CPU beyond `fixed_s + per_event * received + per_wakeup *
+/// wakeups` (its costs fitted where it had a CPU of its own), per switch. `None` without
+/// such runs with their switches measured; never negative.
+pub fn fit_switch_cost(
+    runs: &[CalibrationRun],
+    cpus: usize,
+    (fixed_s, per_event_ns, per_wakeup_ns): (f64, f64, f64),
+) -> Option<f64> {
+    let (excess_s, switches) = runs
+        .iter()
+        .filter(|r| r.is_contended(cpus) && r.collector_sleeps.is_some())
+        .fold((0.0, 0u64), |(excess_s, switches), r| {
+            let modelled_s = fixed_s
+                + (r.received as f64 * per_event_ns + r.sim_wakeups() as f64 * per_wakeup_ns)
+                    * 1e-9;
+            (
+                excess_s + (r.collector_cpu_s - modelled_s),
+                switches + r.contended_switches(cpus),
+            )
+        });
+    (switches > 0).then(|| (excess_s * 1e9 / switches as f64).max(0.0))
 }
 
 /// Solves the normal equations for the chosen columns; `None` if singular.
@@ -406,6 +459,7 @@ mod tests {
             ring_bytes_per_event: BTreeMap::from([("openat".to_string(), 232.0)]),
             collector_per_event_cost_ns: 1_000.0,
             collector_wakeup_cost_ns: 5_000.0,
+            collector_switch_cost_ns: 0.0,
             collector_fixed_cpu_s: 0.02,
             wakeup_latency_ns: 30_123.0,
             pipe_wakeup_latency_ns: 9_000.0,
@@ -514,11 +568,11 @@ mod tests {
                 ..run(1, 4_000, 3_400, Some(2_000))
             },
         ];
-        let (per_syscall_ns, per_notify_ns) = fit_producer_costs(&runs).unwrap();
+        let (per_syscall_ns, per_notify_ns) = fit_producer_costs(&runs, 2, 0.0).unwrap();
         assert!((per_syscall_ns - 900.0).abs() < 1.0, "{per_syscall_ns}");
         assert!((per_notify_ns - 12_000.0).abs() < 10.0, "{per_notify_ns}");
         // Runs with one wakeups-per-event ratio cannot tell the two apart.
-        assert_eq!(fit_producer_costs(&runs[..1]), None);
+        assert_eq!(fit_producer_costs(&runs[..1], 2, 0.0), None);
         // Where the collector's sleeps were measured, the notifications are those: a poll
         // that found records without sleeping notified no one.
         let with_sleeps: Vec<CalibrationRun> = runs
@@ -529,9 +583,59 @@ mod tests {
                 ..r.clone()
             })
             .collect();
-        let (per_syscall_ns, per_notify_ns) = fit_producer_costs(&with_sleeps).unwrap();
+        let (per_syscall_ns, per_notify_ns) = fit_producer_costs(&with_sleeps, 2, 0.0).unwrap();
         assert!((per_syscall_ns - 900.0).abs() < 1.0, "{per_syscall_ns}");
         assert!((per_notify_ns - 12_000.0).abs() < 10.0, "{per_notify_ns}");
+    }
+
+    #[test]
+    fn switch_cost_is_what_sharing_a_cpu_adds_on_both_sides() {
+        // Collector: 1 us/event, plus 15 us per switch when it shares its CPU (threads >= 2
+        // CPUs). Producers: 900 ns/event, 12 us per notification, 15 us per switch.
+        let run = |threads: u32, generated: u64, received: u64, sleeps: u64| {
+            let contended = threads >= 2;
+            let switches = if contended { sleeps + 10 } else { 0 };
+            CalibrationRun {
+                flood: "openat".into(),
+                threads,
+                rate: None,
+                count: None,
+                generated,
+                received,
+                dropped: generated - received,
+                duration_s: 1.0,
+                collector_cpu_s: (received as f64 * 1_000.0 + switches as f64 * 15_000.0) * 1e-9,
+                collector_wakeups: sleeps * 3 / 2,
+                collector_sleeps: Some(sleeps),
+                collector_preemptions: Some(if contended { 10 } else { 0 }),
+                producer_cpu_s: Some(
+                    (generated as f64 * 900.0
+                        + sleeps as f64 * 12_000.0
+                        + switches as f64 * 15_000.0)
+                        * 1e-9,
+                ),
+                ring_bytes: 0.0,
+            }
+        };
+        let runs = [
+            run(1, 400_000, 400_000, 60_000),
+            run(1, 100_000, 100_000, 20_000),
+            run(4, 700_000, 120_000, 10_000),
+        ];
+        let uncontended: Vec<CalibrationRun> = runs
+            .iter()
+            .filter(|r| !r.is_contended(2))
+            .cloned()
+            .collect();
+        let collector = fit_collector_costs(&uncontended);
+        assert!((collector.1 - 1_000.0).abs() < 1.0, "{collector:?}");
+        let switch_ns = fit_switch_cost(&runs, 2, collector).unwrap();
+        assert!((switch_ns - 15_000.0).abs() < 1.0, "{switch_ns}");
+        let (per_syscall_ns, per_notify_ns) = fit_producer_costs(&runs, 2, switch_ns).unwrap();
+        assert!((per_syscall_ns - 900.0).abs() < 1.0, "{per_syscall_ns}");
+        assert!((per_notify_ns - 12_000.0).abs() < 10.0, "{per_notify_ns}");
+        // On a machine with more CPUs than producers nothing was shared.
+        assert_eq!(fit_switch_cost(&runs, 8, collector), None);
     }
 
     #[test]

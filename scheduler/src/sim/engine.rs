@@ -174,6 +174,8 @@ struct Sim<'a> {
     collector_stalled: bool,
     /// One run queue per CPU ([`Policy::per_cpu_run_queues`]).
     per_cpu: bool,
+    /// The task that last ran on each CPU (for the switch cost).
+    last_on_cpu: Vec<Option<usize>>,
     /// When the sleeping collector's ring last stopped being empty (cleared once it runs).
     collector_notified_at_ns: Option<u64>,
     collector_wakeup_age_ns: LatencyHistogram,
@@ -311,6 +313,7 @@ impl<'a> Sim<'a> {
             events_until_stall: u64::MAX,
             collector_stalled: false,
             per_cpu: false,
+            last_on_cpu: vec![None; config.cpus.max(1)],
             collector_notified_at_ns: None,
             collector_wakeup_age_ns: LatencyHistogram::default(),
         };
@@ -690,6 +693,15 @@ impl<'a> Sim<'a> {
 
     fn run_on(&mut self, cpu: usize, id: usize, policy: &mut dyn Policy) {
         policy.on_pick(&self.tasks[id].entity, self.now_ns);
+        if let Some(previous) = self.last_on_cpu[cpu].replace(id) {
+            let same_process = previous == id
+                || (self.tasks[previous].kind == Kind::Producer
+                    && self.tasks[id].kind == Kind::Producer);
+            let pays = matches!(self.tasks[id].kind, Kind::Producer | Kind::Collector);
+            if !same_process && pays {
+                self.tasks[id].overhead_left_ns += self.config.collector.switch_cost_ns;
+            }
+        }
         if id == self.collector {
             if let Some(notified_at) = self.collector_notified_at_ns.take() {
                 self.collector_wakeup_age_ns

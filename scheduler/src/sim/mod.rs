@@ -74,6 +74,11 @@ pub struct SimConfig {
 pub struct CollectorModel {
     pub per_event_cost_ns: u64,
     pub wakeup_cost_ns: u64,
+    /// CPU a task pays when it runs on a CPU that a task of another process used since it
+    /// last ran there (switching address spaces: the TLB and caches refill), charged to the
+    /// collector and to producers alike; producers are threads of one process.
+    #[serde(default)]
+    pub switch_cost_ns: u64,
     pub wakeup_latency_ns: u64,
     /// Producer CPU the notification costs: the producer whose event wakes the sleeping
     /// collector pays it (irq_work, then waking a task on another, possibly idle, CPU).
@@ -108,6 +113,7 @@ impl Default for SimConfig {
             collector: CollectorModel {
                 per_event_cost_ns: 800,
                 wakeup_cost_ns: 5_000,
+                switch_cost_ns: 0,
                 wakeup_latency_ns: 20_000,
                 notify_cost_ns: 0,
                 stall_histogram: None,

@@ -190,6 +190,7 @@ mod tests {
             collector: CollectorModel {
                 per_event_cost_ns: 1_500,
                 wakeup_cost_ns: 50_000,
+                switch_cost_ns: 0,
                 wakeup_latency_ns: 20_000,
                 notify_cost_ns: 0,
                 stall_histogram: None,

@@ -128,24 +128,32 @@ fn to_virtual(ns: u64, weight: u64) -> u64 {
 pub struct Eevdf {
     pub base_slice_ns: u64,
     pub tick_ns: u64,
-    /// One run queue per CPU, as in Linux (see [`Policy::per_cpu_run_queues`]). Off by
-    /// default: with its simple balancing it matches the real 2-producer runs better and the
-    /// 3-8 producer ones worse than the global queue (README, sim-to-real).
+    /// One run queue per CPU, as in Linux (see [`Policy::per_cpu_run_queues`]).
     pub per_cpu_run_queues: bool,
     /// Inflate a waking task's lag by (W + w) / W on placement, as Linux's place_entity
-    /// does. Off by default: it gives the simulated collector the CPU the real one gets
-    /// under per-CPU queues, but that collector then drains in larger, cheaper batches than
-    /// the real one and the simulated loss falls 10-40 points short (README, sim-to-real).
+    /// does, so that it ends up exactly its lag behind the queue's new average.
     pub inflate_placement_lag: bool,
 }
 
 impl Eevdf {
+    /// The simple model: one global queue, lag not inflated on placement (what the
+    /// evaluation and the training use; README, sim-to-real).
     pub fn new(cpus: usize, tick_ns: u64) -> Self {
         Eevdf {
             base_slice_ns: 750_000 * scale_factor(cpus),
             tick_ns,
             per_cpu_run_queues: false,
             inflate_placement_lag: false,
+        }
+    }
+
+    /// The model closest to Linux's fair class, the one `sim --validate` checks by default:
+    /// a run queue per CPU and Linux's lag placement (run it with the kernel's tick).
+    pub fn like_linux(cpus: usize, tick_ns: u64) -> Self {
+        Eevdf {
+            per_cpu_run_queues: true,
+            inflate_placement_lag: true,
+            ..Eevdf::new(cpus, tick_ns)
         }
     }
 
