@@ -1110,6 +1110,30 @@ mod tests {
     }
 
     #[test]
+    fn switch_cost_is_paid_only_where_processes_share_a_cpu() {
+        let run = |cpus: usize, producers: usize, switch_cost_ns: u64| {
+            let mut config = SimConfig {
+                cpus,
+                producers,
+                ring_capacity_events: 100_000,
+                ..SimConfig::default()
+            };
+            config.collector.switch_cost_ns = switch_cost_ns;
+            simulate(&config, &mut Eevdf::like_linux(config.cpus, config.tick_ns))
+        };
+        // A CPU each: the collector and the producer never follow each other.
+        let (free, charged) = (run(2, 1, 0), run(2, 1, 50_000));
+        assert_eq!(free.collector().cpu_ns, charged.collector().cpu_ns);
+        assert_eq!(free.produced, charged.produced);
+        // One CPU: every switch between them costs both, so the producer makes less and the
+        // collector spends more per event.
+        let (free, charged) = (run(1, 1, 0), run(1, 1, 50_000));
+        assert!(charged.produced < free.produced);
+        let per_event = |r: &SimResult| r.collector().cpu_ns as f64 / r.consumed.max(1) as f64;
+        assert!(per_event(&charged) > per_event(&free));
+    }
+
+    #[test]
     fn collector_wakeup_ages_span_latency_to_run() {
         // One producer, a CPU each: every wakeup runs at once, so each age is the wakeup
         // latency exactly, and there is one age per wakeup.
