@@ -17,6 +17,16 @@ fn sim_speed(c: &mut Criterion) {
     group.bench_function("eevdf_8cpu_200ms", |b| {
         b.iter(|| simulate(&config, &mut Eevdf::new(config.cpus, config.tick_ns)))
     });
+    // The model `sim --validate` checks: per-CPU queues, Linux's lag placement, a 4 ms tick
+    // (HZ 250) and a switch cost between processes.
+    let mut linux = config.clone();
+    linux.tick_ns = 4_000_000;
+    linux.collector.switch_cost_ns = 12_000;
+    let events = simulate(&linux, &mut Eevdf::like_linux(linux.cpus, linux.tick_ns)).sched_events;
+    group.throughput(Throughput::Elements(events));
+    group.bench_function("eevdf_linux_8cpu_200ms", |b| {
+        b.iter(|| simulate(&linux, &mut Eevdf::like_linux(linux.cpus, linux.tick_ns)))
+    });
     let events = simulate(&config, &mut Cfs::new(config.cpus)).sched_events;
     group.throughput(Throughput::Elements(events));
     group.bench_function("cfs_8cpu_200ms", |b| {
