@@ -758,6 +758,8 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         points,
     };
     write_json_atomically(json, &report)?;
+    let (png, svg) = crate::figures::sim_to_real::figure_paths(json);
+    crate::figures::sim_to_real::draw_validation(&report, &png, &svg)?;
     let mut table = Table::new();
     table.set_header([
         "threads",
@@ -800,7 +802,12 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         if report.target_met { "met" } else { "NOT met" },
         started.elapsed().as_secs_f64()
     );
-    println!("wrote {}", json.display());
+    println!(
+        "wrote {}, {} and {}",
+        json.display(),
+        png.display(),
+        svg.display()
+    );
     Ok(())
 }
 
