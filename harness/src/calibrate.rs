@@ -634,7 +634,8 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             real_attack(&argv)?
         }
     };
-    let linux = args.eevdf_model == EevdfModel::Linux;
+    let eevdf_model = args.eevdf_model.unwrap_or(EevdfModel::Linux);
+    let linux = eevdf_model == EevdfModel::Linux;
     let tick_ns = match (linux, calibration.kernel_tick_ns) {
         (true, Some(tick_ns)) => Some(tick_ns),
         (true, None) => {
@@ -747,7 +748,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
         cpus,
         calibration_file: args.calibration.clone(),
         calibration,
-        eevdf_model: args.eevdf_model,
+        eevdf_model,
         per_cpu_run_queues: linux || args.per_cpu_run_queues,
         inflate_placement_lag: linux,
         calibration_from_this_host,
@@ -811,7 +812,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
     Ok(())
 }
 
-fn simple_model() -> EevdfModel {
+pub fn simple_model() -> EevdfModel {
     EevdfModel::Simple
 }
 

@@ -226,12 +226,13 @@ pub struct SimArgs {
     /// Two short intensities (for tests).
     #[arg(long)]
     pub quick: bool,
-    /// With --validate: the EEVDF model. `linux`: a run queue per CPU, waking tasks placed
-    /// with Linux's lag inflation, the kernel's tick (1 / CONFIG_HZ, which `calibrate`
-    /// records). `simple`: one global queue, no inflation, a 1 ms tick (the model that
-    /// `sim --evaluate` and `train` use).
-    #[arg(long, value_enum, default_value_t = EevdfModel::Linux)]
-    pub eevdf_model: EevdfModel,
+    /// The EEVDF model. `linux`: a run queue per CPU, waking tasks placed with Linux's lag
+    /// inflation, the kernel's tick (1 / CONFIG_HZ, which `calibrate` records; with
+    /// --evaluate every policy runs at that tick). `simple`: one global queue, no inflation,
+    /// a 1 ms tick (what `train` uses) [default: linux with --validate, simple with
+    /// --evaluate].
+    #[arg(long, value_enum)]
+    pub eevdf_model: Option<EevdfModel>,
     /// With --validate --eevdf-model simple: one run queue per CPU (load-balanced) instead of
     /// the global queue (the `linux` model always has them).
     #[arg(long)]

@@ -43,7 +43,7 @@ use scheduler::sim::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::cli::SimArgs;
+use crate::cli::{EevdfModel, SimArgs};
 use crate::export::write_atomically;
 use crate::fairness::jain_index;
 use crate::size::parse_size;
@@ -98,7 +98,12 @@ impl PolicyKind {
     }
 
     /// Runs one simulation; Aegis variants also return what Aegis did.
-    fn run(self, config: &SimConfig, network: &QNet) -> (SimResult, Option<AegisStats>) {
+    fn run(
+        self,
+        config: &SimConfig,
+        network: &QNet,
+        eevdf_model: EevdfModel,
+    ) -> (SimResult, Option<AegisStats>) {
         let aegis = |gating: bool, bound: bool| {
             let mut aegis = Aegis::new(Some(network.clone()), config.tick_ns, AEGIS_DELTA);
             aegis.gating = gating;
@@ -109,6 +114,9 @@ impl PolicyKind {
             aegis
         };
         let mut aegis = match self {
+            PolicyKind::Eevdf if eevdf_model == EevdfModel::Linux => {
+                return plain(config, Eevdf::like_linux(config.cpus, config.tick_ns))
+            }
             PolicyKind::Eevdf => return plain(config, Eevdf::new(config.cpus, config.tick_ns)),
             PolicyKind::Cfs => return plain(config, Cfs::new(config.cpus)),
             PolicyKind::Rustland => return plain(config, Rustland::default()),
@@ -145,6 +153,8 @@ pub struct EvalOptions {
     pub jobs: usize,
     /// Replaces the calibration's collector wakeup latency.
     pub wakeup_latency_ns: Option<u64>,
+    /// The EEVDF row's model; `Linux` also runs every policy at the kernel's tick.
+    pub eevdf_model: EevdfModel,
 }
 
 /// One policy at one configuration, averaged over seeds.
@@ -212,6 +222,9 @@ pub struct EvalReport {
     pub rustland_round_trip_ns: u64,
     pub rustland_decision_cost_ns: u64,
     pub aegis_delta: u32,
+    /// The EEVDF row's model (`--eevdf-model`); reports that predate the choice used simple.
+    #[serde(default = "crate::calibrate::simple_model")]
+    pub eevdf_model: EevdfModel,
     pub oracle: String,
     pub fairness: String,
     pub calibration_file: PathBuf,
@@ -244,6 +257,11 @@ pub fn eval_config(
     .map_err(anyhow::Error::msg)?;
     config.hogs = hogs;
     config.sleepers = (cpus / 4).max(1);
+    if options.eevdf_model == EevdfModel::Linux {
+        if let Some(tick_ns) = options.calibration.kernel_tick_ns {
+            config.tick_ns = tick_ns;
+        }
+    }
     if let Some(latency) = options.wakeup_latency_ns {
         // A fixed latency in place of the measured distribution.
         config.collector.wakeup_latency_ns = latency;
@@ -328,7 +346,10 @@ pub fn evaluate(options: &EvalOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> 
                     ..group.config.clone()
                 };
                 let t0 = Instant::now();
-                let (result, stats) = group.policy.run(&config, &options.network);
+                let (result, stats) =
+                    group
+                        .policy
+                        .run(&config, &options.network, options.eevdf_model);
                 let outcome = Outcome {
                     result,
                     stats,
@@ -390,6 +411,7 @@ pub fn evaluate(options: &EvalOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> 
         rustland_round_trip_ns: DEFAULT_ROUND_TRIP_NS,
         rustland_decision_cost_ns: DEFAULT_DECISION_COST_NS,
         aegis_delta: AEGIS_DELTA,
+        eevdf_model: options.eevdf_model,
         oracle: "least collector CPU losing nothing: events x per-event cost + ceil(events / ring \
                  capacity) x per-wakeup cost, the collector (one thread) at most one CPU, \
                  producers capped at what it can record, everyone else max-min fair; \
@@ -560,6 +582,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         },
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         wakeup_latency_ns: args.wakeup_latency_us.map(|us| (us * 1e3).round() as u64),
+        eevdf_model: args.eevdf_model.unwrap_or(EevdfModel::Simple),
     };
     if options.duration_ns == 0 {
         return crate::error::input_error("--duration must be positive");
@@ -707,6 +730,39 @@ mod tests {
     }
 
     #[test]
+    fn the_linux_model_changes_eevdf_and_the_tick_only() {
+        let options = |eevdf_model| EvalOptions {
+            calibration: Calibration {
+                kernel_tick_ns: Some(4_000_000),
+                ..calibration()
+            },
+            calibration_file: "calibration.json".into(),
+            network: load_network(&shipped_model()).expect("the shipped model"),
+            model_file: shipped_model(),
+            cpus: vec![2],
+            producers: Some(vec![2]),
+            seeds: 1,
+            duration_ns: 50_000_000,
+            ring_bytes: 64 << 10,
+            ablation_configs: vec![],
+            jobs: 1,
+            wakeup_latency_ns: None,
+            eevdf_model,
+        };
+        let linux = evaluate(&options(EevdfModel::Linux), &|_, _| {}).unwrap();
+        let simple = evaluate(&options(EevdfModel::Simple), &|_, _| {}).unwrap();
+        assert_eq!(linux.eevdf_model, EevdfModel::Linux);
+        assert_eq!(simple.eevdf_model, EevdfModel::Simple);
+        let row = |report: &EvalReport, policy: &str| {
+            let row = report.rows.iter().find(|r| r.policy == policy).unwrap();
+            (row.loss_pct, row.collector_wakeups)
+        };
+        assert_ne!(row(&linux, "eevdf"), row(&simple, "eevdf"));
+        // The kernel's 4 ms tick reaches the other policies too (CFS ticks its slices).
+        assert_ne!(row(&linux, "cfs"), row(&simple, "cfs"));
+    }
+
+    #[test]
     fn quick_evaluation_has_the_json_shape() {
         let options = EvalOptions {
             calibration: calibration(),
@@ -721,6 +777,7 @@ mod tests {
             ablation_configs: vec![(2, 4)],
             jobs: 2,
             wakeup_latency_ns: None,
+            eevdf_model: EevdfModel::Simple,
         };
         let calls = AtomicUsize::new(0);
         let report = evaluate(&options, &|done, total| {
@@ -793,6 +850,7 @@ mod tests {
             ablation_configs: vec![],
             jobs: 1,
             wakeup_latency_ns: Some(20_000),
+            eevdf_model: EevdfModel::Simple,
         };
         assert_eq!(intensities(&options, 2), vec![1, 2, 4, 8]);
         assert_eq!(intensities(&options, 8), vec![1, 4, 8]);

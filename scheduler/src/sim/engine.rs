@@ -897,6 +897,13 @@ impl<'a> Sim<'a> {
     }
 
     fn fill_idle_cpus(&mut self, policy: &mut dyn Policy) {
+        // Queue lengths counted once, kept as tasks move (counting per idle CPU was
+        // cpus^2 x tasks on large machines).
+        let mut queue_lengths = if self.per_cpu {
+            self.queue_lengths()
+        } else {
+            Vec::new()
+        };
         for cpu in 0..self.cpus.len() {
             if self.cpus[cpu].is_some() {
                 continue;
@@ -906,7 +913,7 @@ impl<'a> Sim<'a> {
                 // empty (newidle balance).
                 let own = |t: &Task| Self::is_dispatchable(t) && t.home_cpu == cpu;
                 if !self.tasks.iter().any(own) {
-                    self.balance_towards(cpu, 1);
+                    self.balance_towards(cpu, 1, &mut queue_lengths);
                 }
                 let view = self.view_of(Some(cpu));
                 let Some(chosen) = self.pick_with(policy, &view, own) else {
@@ -922,32 +929,38 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Tasks on `cpu`'s run queue, the running one included.
-    fn nr_on_queue(&self, cpu: usize) -> usize {
-        self.tasks
-            .iter()
-            .filter(|t| t.home_cpu == cpu && matches!(t.state, State::Runnable | State::Running(_)))
-            .count()
+    /// Tasks on each CPU's run queue, the running one included.
+    fn queue_lengths(&self) -> Vec<usize> {
+        let mut lengths = vec![0; self.cpus.len()];
+        for task in &self.tasks {
+            if matches!(task.state, State::Runnable | State::Running(_)) {
+                lengths[task.home_cpu] += 1;
+            }
+        }
+        lengths
     }
 
     /// With per-CPU run queues: moves one queued task to `cpu` from the busiest CPU if that
-    /// one has at least `margin` more tasks (see [`Self::migrate`]).
-    fn balance_towards(&mut self, cpu: usize, margin: usize) {
+    /// one has at least `margin` more tasks (see [`Self::migrate`]); `queue_lengths` (from
+    /// [`Self::queue_lengths`]) follows the move.
+    fn balance_towards(&mut self, cpu: usize, margin: usize, queue_lengths: &mut [usize]) {
         if !self.per_cpu {
             return;
         }
-        let queued = self.nr_on_queue(cpu);
+        let queued = queue_lengths[cpu];
         let Some(busiest) = (0..self.cpus.len())
             .filter(|other| *other != cpu)
-            .max_by_key(|other| (self.nr_on_queue(*other), usize::MAX - other))
+            .max_by_key(|other| (queue_lengths[*other], usize::MAX - other))
         else {
             return;
         };
-        if self.nr_on_queue(busiest) < queued + margin {
+        if queue_lengths[busiest] < queued + margin {
             return;
         }
         if let Some(id) = self.latest_queued_on(busiest, |_| true) {
             self.migrate(id, busiest, cpu);
+            queue_lengths[busiest] -= 1;
+            queue_lengths[cpu] += 1;
         }
     }
 
@@ -969,17 +982,15 @@ impl<'a> Sim<'a> {
         if !self.per_cpu {
             return;
         }
-        let load_on = |sim: &Self, cpu: usize| -> f64 {
-            sim.tasks
-                .iter()
-                .filter(|t| t.home_cpu == cpu)
-                .map(|t| t.load)
-                .sum()
-        };
-        let local = load_on(self, cpu);
+        // Every CPU's load in one pass over the tasks (per CPU it was cpus x tasks a tick).
+        let mut load_on = vec![0.0f64; self.cpus.len()];
+        for task in &self.tasks {
+            load_on[task.home_cpu] += task.load;
+        }
+        let local = load_on[cpu];
         let Some((busiest, busiest_load)) = (0..self.cpus.len())
             .filter(|other| *other != cpu)
-            .map(|other| (other, load_on(self, other)))
+            .map(|other| (other, load_on[other]))
             .max_by(|a, b| a.1.total_cmp(&b.1))
         else {
             return;
