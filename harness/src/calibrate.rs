@@ -32,7 +32,7 @@ use scheduler::sim::calibration::{
     fit_collector_costs, fit_producer_costs, fit_switch_cost, fit_wakeup_latency,
 };
 use scheduler::sim::{
-    simulate, Calibration, CalibrationRun, Eevdf, LatencyHistogram, SimConfig, WakeupFit,
+    simulate, Calibration, CalibrationRun, LatencyHistogram, SimConfig, WakeupFit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -636,19 +636,15 @@ pub fn sim(args: &SimArgs) -> Result<()> {
     };
     let eevdf_model = args.eevdf_model.unwrap_or(EevdfModel::Linux);
     let linux = eevdf_model == EevdfModel::Linux;
-    let tick_ns = match (linux, calibration.kernel_tick_ns) {
-        (true, Some(tick_ns)) => Some(tick_ns),
-        (true, None) => {
-            crate::say!(
-                "warning: {} does not record the kernel's tick (it predates that, or CONFIG_HZ \
-                 was unreadable): simulating a 1 ms tick; recalibrate with `aegis-bench \
-                 calibrate` for the kernel's",
-                args.calibration.display()
-            );
-            None
-        }
-        (false, _) => None,
-    };
+    let tick_ns = eevdf_model.tick_ns(&calibration);
+    if linux && tick_ns.is_none() {
+        crate::say!(
+            "warning: {} does not record the kernel's tick (it predates that, or CONFIG_HZ \
+             was unreadable): simulating a 1 ms tick; recalibrate with `aegis-bench \
+             calibrate` for the kernel's",
+            args.calibration.display()
+        );
+    }
     let cpus = online_cpus();
     let started = Instant::now();
     let mut points = Vec::new();
@@ -679,11 +675,7 @@ pub fn sim(args: &SimArgs) -> Result<()> {
             if let Some(tick_ns) = tick_ns {
                 config.tick_ns = tick_ns;
             }
-            let mut policy = if linux {
-                Eevdf::like_linux(config.cpus, config.tick_ns)
-            } else {
-                Eevdf::new(config.cpus, config.tick_ns)
-            };
+            let mut policy = eevdf_model.policy(config.cpus, config.tick_ns);
             policy.per_cpu_run_queues |= args.per_cpu_run_queues;
             let result = simulate(&config, &mut policy);
             by_seed.push(result.loss_pct);

@@ -196,6 +196,25 @@ pub enum EevdfModel {
     Simple,
 }
 
+impl EevdfModel {
+    /// The simulated EEVDF on `cpus` CPUs ticking every `tick_ns`.
+    pub fn policy(self, cpus: usize, tick_ns: u64) -> scheduler::sim::Eevdf {
+        match self {
+            EevdfModel::Linux => scheduler::sim::Eevdf::like_linux(cpus, tick_ns),
+            EevdfModel::Simple => scheduler::sim::Eevdf::new(cpus, tick_ns),
+        }
+    }
+
+    /// The tick to simulate in place of the simulator's default: the kernel's (as
+    /// `calibrate` recorded it) for `linux`, none for `simple`.
+    pub fn tick_ns(self, calibration: &scheduler::sim::Calibration) -> Option<u64> {
+        match self {
+            EevdfModel::Linux => calibration.kernel_tick_ns,
+            EevdfModel::Simple => None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// Run real host attacks and the simulator at the same intensities and compare loss.

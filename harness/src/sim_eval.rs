@@ -38,8 +38,8 @@ use scheduler::aegis::levels::{Level, NR_LEVELS};
 use scheduler::aegis::qnet::QNet;
 use scheduler::sim::rustland::{DEFAULT_DECISION_COST_NS, DEFAULT_ROUND_TRIP_NS};
 use scheduler::sim::{
-    oracle, simulate, Aegis, AegisStats, Calibration, Cfs, Eevdf, Oracle, Policy, Rustland,
-    SimConfig, SimResult,
+    oracle, simulate, Aegis, AegisStats, Calibration, Cfs, Oracle, Policy, Rustland, SimConfig,
+    SimResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,10 +114,9 @@ impl PolicyKind {
             aegis
         };
         let mut aegis = match self {
-            PolicyKind::Eevdf if eevdf_model == EevdfModel::Linux => {
-                return plain(config, Eevdf::like_linux(config.cpus, config.tick_ns))
+            PolicyKind::Eevdf => {
+                return plain(config, eevdf_model.policy(config.cpus, config.tick_ns))
             }
-            PolicyKind::Eevdf => return plain(config, Eevdf::new(config.cpus, config.tick_ns)),
             PolicyKind::Cfs => return plain(config, Cfs::new(config.cpus)),
             PolicyKind::Rustland => return plain(config, Rustland::default()),
             PolicyKind::AegisNoNet => Aegis::new(None, config.tick_ns, 0),
@@ -257,10 +256,8 @@ pub fn eval_config(
     .map_err(anyhow::Error::msg)?;
     config.hogs = hogs;
     config.sleepers = (cpus / 4).max(1);
-    if options.eevdf_model == EevdfModel::Linux {
-        if let Some(tick_ns) = options.calibration.kernel_tick_ns {
-            config.tick_ns = tick_ns;
-        }
+    if let Some(tick_ns) = options.eevdf_model.tick_ns(&options.calibration) {
+        config.tick_ns = tick_ns;
     }
     if let Some(latency) = options.wakeup_latency_ns {
         // A fixed latency in place of the measured distribution.

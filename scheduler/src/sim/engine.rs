@@ -897,13 +897,9 @@ impl<'a> Sim<'a> {
     }
 
     fn fill_idle_cpus(&mut self, policy: &mut dyn Policy) {
-        // Queue lengths counted once, kept as tasks move (counting per idle CPU was
-        // cpus^2 x tasks on large machines).
-        let mut queue_lengths = if self.per_cpu {
-            self.queue_lengths()
-        } else {
-            Vec::new()
-        };
+        // Queue lengths counted once, when an idle CPU first needs them, and kept as tasks
+        // move (counting per idle CPU was cpus^2 x tasks on large machines).
+        let mut queue_lengths: Option<Vec<usize>> = None;
         for cpu in 0..self.cpus.len() {
             if self.cpus[cpu].is_some() {
                 continue;
@@ -913,7 +909,8 @@ impl<'a> Sim<'a> {
                 // empty (newidle balance).
                 let own = |t: &Task| Self::is_dispatchable(t) && t.home_cpu == cpu;
                 if !self.tasks.iter().any(own) {
-                    self.balance_towards(cpu, 1, &mut queue_lengths);
+                    let lengths = queue_lengths.get_or_insert_with(|| self.queue_lengths());
+                    self.balance_towards(cpu, 1, lengths);
                 }
                 let view = self.view_of(Some(cpu));
                 let Some(chosen) = self.pick_with(policy, &view, own) else {
