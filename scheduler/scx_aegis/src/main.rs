@@ -380,3 +380,23 @@ fn main() -> Result<()> {
     }
     exit.map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bpf_intf;
+    use scheduler::aegis::qnet;
+
+    /// The simulator trains and evaluates the policy core's copy of these rules; the BPF
+    /// scheduler must apply the same.
+    #[test]
+    fn the_policy_core_and_the_bpf_scheduler_share_their_fill_lines() {
+        assert_eq!(
+            bpf_intf::aegis_consts_AEGIS_PREEMPT_FILL_PCT,
+            qnet::PREEMPT_FILL_PCT
+        );
+        assert_eq!(
+            bpf_intf::aegis_consts_AEGIS_HOLD_FILL_PCT,
+            qnet::HOLD_FILL_PCT
+        );
+    }
+}

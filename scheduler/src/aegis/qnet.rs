@@ -53,6 +53,12 @@ impl State {
 /// a runnable provenance task preempts a running producer. The BPF scheduler mirrors it.
 pub const PREEMPT_FILL_PCT: u32 = 50;
 
+/// Ring fill (percent) from which producers are held back whatever the action, while the
+/// collector is alive: a queued producer is not dispatched unless it is past its wait bound,
+/// and a running one gives up its CPU. The BPF scheduler's `AEGIS_HOLD_FILL_PCT` (the default
+/// of `scx_aegis --hold-fill-pct`); the simulator's Aegis holds at the same fill.
+pub const HOLD_FILL_PCT: u32 = 75;
+
 /// The base time slice: ordinary tasks get it; provenance and producer slices are scaled from
 /// it by the action.
 pub const BASE_SLICE_NS: u64 = 3_000_000;

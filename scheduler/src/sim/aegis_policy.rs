@@ -7,14 +7,19 @@
 //! under boost 0 a provenance task never preempts, under boost 1 a runnable provenance task
 //! preempts a running producer once the ring is [`PREEMPT_FILL_PCT`] % full (on wakeup, or
 //! when the fill reaches it while the task waits: [`Policy::preempt_fill_pct`]), under boost 2
-//! at once on wakeup; producer slices are `base >> producer_throttle`. At the end of every
+//! at once on wakeup; producer slices are `base >> producer_throttle`. Whatever the action,
+//! producers are held back from [`HOLD_FILL_PCT`] % of the ring (the collector, always alive
+//! here, drains first): a queued producer is not picked unless it is past its wait bound, a
+//! running one gives up its CPU, and a CPU with only held producers to run stays idle, as the
+//! BPF scheduler's dispatch and `sys_enter` kick do. A collector draining a backlog keeps its
+//! CPU against overdue producers at the tick. At the end of every
 //! window the quantized state goes through the [`DeltaGate`] and, if it moved, the Q-network
 //! picks the next action. Without a network the action stays fixed: levels and the waiting
 //! bound only (the ablation baseline).
 
 use crate::aegis::gate::DeltaGate;
 use crate::aegis::levels::{Backbone, Level, TaskSignals, NR_LEVELS};
-use crate::aegis::qnet::{Action, QNet, State, BASE_SLICE_NS, PREEMPT_FILL_PCT};
+use crate::aegis::qnet::{Action, QNet, State, BASE_SLICE_NS, HOLD_FILL_PCT, PREEMPT_FILL_PCT};
 
 use super::policy::{Entity, Policy, QueueView};
 
@@ -40,6 +45,8 @@ pub struct Aegis {
     /// a gate with delta 0 still skips windows whose state did not change at all).
     pub gating: bool,
     pub action: Action,
+    /// The fill producers are held back from ([`HOLD_FILL_PCT`]; `None`: never, an ablation).
+    pub hold_fill_pct: Option<u32>,
     pub stats: AegisStats,
     min_vruntime: u64,
 }
@@ -58,6 +65,7 @@ impl Aegis {
                 collector_boost: 1,
                 producer_throttle: 0,
             },
+            hold_fill_pct: Some(HOLD_FILL_PCT),
             stats: AegisStats {
                 action_windows: vec![0; crate::aegis::qnet::NR_ACTIONS],
                 ..AegisStats::default()
@@ -79,6 +87,12 @@ impl Aegis {
             Level::Ordinary => self.base_slice_ns,
             Level::Producer => self.action.producer_slice_ns(self.base_slice_ns),
         }
+    }
+
+    /// Whether producers are held back at this view's ring fill.
+    fn holding(&self, view: &QueueView) -> bool {
+        self.hold_fill_pct
+            .is_some_and(|pct| view.ring_fill_pct >= pct)
     }
 
     /// The state the network sees, from the engine's view.
@@ -149,11 +163,17 @@ impl Policy for Aegis {
 
     fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool {
         self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
+        // A collector draining a backlog keeps its CPU against overdue producers: they would
+        // fill the ring.
+        let draining = self.level_of(e) == Level::Provenance
+            && (self.action.provenance_preempts(view.ring_fill_pct) || self.holding(view));
         // A waiting task past its bound takes the CPU at the next tick.
         let someone_overdue = Level::ALL.iter().any(|level| {
-            self.backbone
-                .overdue_ns(*level, view.oldest_wait_ns_by_level[level.index()])
-                > 0
+            !(draining && *level == Level::Producer)
+                && self
+                    .backbone
+                    .overdue_ns(*level, view.oldest_wait_ns_by_level[level.index()])
+                    > 0
         });
         someone_overdue || ran_since_pick_ns >= self.slice_ns(self.level_of(e))
     }
@@ -166,6 +186,20 @@ impl Policy for Aegis {
 
     fn preempt_fill_pct(&self) -> Option<u32> {
         (self.action.collector_boost == 1).then_some(PREEMPT_FILL_PCT)
+    }
+
+    fn hold_fill_pct(&self) -> Option<u32> {
+        self.hold_fill_pct
+    }
+
+    fn holds(&self, e: &Entity, running: bool, view: &QueueView) -> bool {
+        self.holding(view)
+            && self.level_of(e) == Level::Producer
+            && (running
+                || self
+                    .backbone
+                    .overdue_ns(Level::Producer, view.now_ns - e.runnable_since_ns)
+                    == 0)
     }
 
     fn window(&mut self, view: &QueueView) {
@@ -316,6 +350,8 @@ mod tests {
         };
         let run = |boost| {
             let mut aegis = with_action(boost, 0, config.tick_ns);
+            // The boosts alone: the hold would keep boost 0 from overflowing too.
+            aegis.hold_fill_pct = None;
             simulate(&config, &mut aegis)
         };
         let (never, half, fifo) = (run(0), run(1), run(2));
@@ -347,6 +383,73 @@ mod tests {
             half.collector().wakeups,
             fifo.collector().wakeups
         );
+    }
+
+    #[test]
+    fn the_hold_keeps_producers_off_the_cpus_while_the_ring_is_nearly_full() {
+        // One producer per CPU and a collector that never preempts (boost 0): without the
+        // hold, producers keep their CPUs for whole slices while the ring overflows.
+        let config = SimConfig {
+            cpus: 8,
+            producers: 8,
+            hogs: 1,
+            ..SimConfig::default()
+        };
+        let run = |hold_fill_pct| {
+            let mut aegis = with_action(0, 0, config.tick_ns);
+            aegis.hold_fill_pct = hold_fill_pct;
+            let result = simulate(&config, &mut aegis);
+            (result, aegis.stats)
+        };
+        let (held, stats) = run(Some(HOLD_FILL_PCT));
+        let (free, _) = run(None);
+        assert!(
+            held.loss_pct * 5.0 < free.loss_pct,
+            "{} vs {}",
+            held.loss_pct,
+            free.loss_pct
+        );
+        assert_eq!(
+            held.produced,
+            held.consumed + held.dropped + held.ring_level_end
+        );
+        assert!(held.max_ring_level <= config.ring_capacity_events);
+        // CPUs idle beside held producers (by design: not counted as lost work) ...
+        let busy: u64 = held.tasks.iter().map(|t| t.cpu_ns).sum();
+        assert!(busy < config.duration_ns * config.cpus as u64);
+        assert_eq!(held.idle_with_runnable_ns, 0);
+        // ... and the hold starves nobody: every level within its bound plus a tick.
+        assert_eq!(stats.bound_violations, 0, "{stats:?}");
+        for level in Level::ALL {
+            let bound = Backbone::default().wait_bound_ns(level) + config.tick_ns;
+            assert!(stats.max_wait_ns[level.index()] <= bound, "{stats:?}");
+        }
+    }
+
+    #[test]
+    fn held_producers_are_picked_once_overdue_and_preempted_when_running() {
+        let aegis = with_action(1, 0, 1_000_000);
+        let bound = aegis.backbone.wait_bound_ns(Level::Producer);
+        let producer = Entity {
+            recent_syscalls: 100_000,
+            runnable_since_ns: 0,
+            ..Entity::default()
+        };
+        let ordinary = Entity::default();
+        let view = |ring_fill_pct, now_ns| QueueView {
+            ring_fill_pct,
+            now_ns,
+            ..QueueView::default()
+        };
+        assert!(!aegis.holds(&producer, false, &view(HOLD_FILL_PCT - 1, 0)));
+        assert!(aegis.holds(&producer, false, &view(HOLD_FILL_PCT, 0)));
+        assert!(aegis.holds(&producer, true, &view(100, bound + 1)));
+        // Past its bound it may be picked (and is preempted again once it runs).
+        assert!(!aegis.holds(&producer, false, &view(100, bound + 1)));
+        assert!(!aegis.holds(&ordinary, true, &view(100, 0)));
+        let mut never = with_action(1, 0, 1_000_000);
+        never.hold_fill_pct = None;
+        assert!(!never.holds(&producer, true, &view(100, 0)));
     }
 
     #[test]

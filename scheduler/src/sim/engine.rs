@@ -209,7 +209,7 @@ pub fn simulate(config: &SimConfig, policy: &mut dyn Policy) -> SimResult {
     sim.fill_idle_cpus(policy);
     while sim.now_ns < config.duration_ns {
         let next = sim
-            .next_event_ns(policy.preempt_fill_pct())
+            .next_event_ns(policy.preempt_fill_pct(), policy.hold_fill_pct())
             .clamp(sim.now_ns + 1, config.duration_ns);
         sim.advance(next, policy);
         if sim.now_ns >= config.duration_ns {
@@ -462,9 +462,9 @@ impl<'a> Sim<'a> {
         Some(lo)
     }
 
-    /// The next moment something changes. `preempt_fill_pct` is the policy's
-    /// [`Policy::preempt_fill_pct`].
-    fn next_event_ns(&self, preempt_fill_pct: Option<u32>) -> u64 {
+    /// The next moment something changes. `preempt_fill_pct` and `hold_fill_pct` are the
+    /// policy's [`Policy::preempt_fill_pct`] and [`Policy::hold_fill_pct`].
+    fn next_event_ns(&self, preempt_fill_pct: Option<u32>, hold_fill_pct: Option<u32>) -> u64 {
         let mut next = self.config.duration_ns.min(self.next_window_ns);
         for (cpu, running) in self.cpus.iter().enumerate() {
             if let Some(id) = running {
@@ -544,7 +544,31 @@ impl<'a> Sim<'a> {
             }
             _ => {}
         }
+        // The ring reaching the policy's hold line (running producers are then held).
+        if let Some(pct) = hold_fill_pct {
+            let target = self.fill_level(pct).min(self.config.ring_capacity_events);
+            if self.ring_level < target {
+                if let Some(dt) = self.time_to_rise(target - self.ring_level) {
+                    next = next.min(self.now_ns + dt);
+                }
+            }
+        }
         next
+    }
+
+    /// How long until the ring has risen by `need` events, if it is rising: the running
+    /// producers' syscalls, less what a running collector (past its overhead) drains.
+    fn time_to_rise(&self, need: u64) -> Option<u64> {
+        let collector = &self.tasks[self.collector];
+        if !matches!(collector.state, State::Running(_)) || collector.overhead_left_ns > 0 {
+            // Nothing drains meanwhile (a collector still paying its overhead drains later:
+            // an early stop, re-planned then).
+            return self.time_to_syscalls(need);
+        }
+        let cost = self.config.syscall_cost_ns.max(1) as f64;
+        let per_event = self.config.collector.per_event_cost_ns.max(1) as f64;
+        let net = self.running_producers().count() as f64 / cost - 1.0 / per_event;
+        (net > 0.0).then(|| ((need as f64 / net).ceil() as u64).max(1))
     }
 
     /// Integrates the running tasks' progress up to `until_ns`.
@@ -593,14 +617,23 @@ impl<'a> Sim<'a> {
             }
         }
         let (mut runnable, mut pending) = (0u64, 0u64);
+        // Held tasks are runnable but not dispatchable: an idle CPU beside them is the
+        // policy's choice, not lost work.
+        let holding = policy
+            .hold_fill_pct()
+            .is_some_and(|pct| self.ring_level >= self.fill_level(pct));
+        let view = holding.then(|| self.view());
         for task in &mut self.tasks {
             if task.state == State::Runnable {
                 task.report.wait_ns += dt;
                 task.window_runnable_ns += dt;
-                if task.stage == Stage::Ready {
-                    runnable += 1;
-                } else {
+                if task.stage != Stage::Ready {
                     pending += 1;
+                } else if !view
+                    .as_ref()
+                    .is_some_and(|view| policy.holds(&task.entity, false, view))
+                {
+                    runnable += 1;
                 }
             }
         }
@@ -827,6 +860,7 @@ impl<'a> Sim<'a> {
             }
         }
         self.user_space_events(policy);
+        self.hold_running_tasks(policy);
         for cpu in 0..self.cpus.len() {
             let Some(id) = self.cpus[cpu] else { continue };
             if self.next_check_ns[cpu] > now {
@@ -844,6 +878,29 @@ impl<'a> Sim<'a> {
                 self.route(id);
             } else {
                 self.next_check_ns[cpu] = now + self.config.tick_ns;
+            }
+        }
+    }
+
+    /// At or past the policy's hold line: running tasks the policy holds give up their CPUs
+    /// (the BPF scheduler kicks a held producer's CPU at its next syscall).
+    fn hold_running_tasks(&mut self, policy: &mut dyn Policy) {
+        let Some(pct) = policy.hold_fill_pct() else {
+            return;
+        };
+        if self.ring_level < self.fill_level(pct) {
+            return;
+        }
+        for cpu in 0..self.cpus.len() {
+            let Some(id) = self.cpus[cpu] else { continue };
+            let view = self.view_of(Some(cpu));
+            if policy.holds(&self.tasks[id].entity, true, &view) {
+                self.cpus[cpu] = None;
+                let task = &mut self.tasks[id];
+                task.state = State::Runnable;
+                task.entity.runnable_since_ns = self.now_ns;
+                self.sched_events += 1;
+                self.route(id);
             }
         }
     }
@@ -1024,7 +1081,10 @@ impl<'a> Sim<'a> {
         eligible: impl Fn(&Task) -> bool,
     ) -> Option<usize> {
         let candidates: Vec<usize> = (0..self.tasks.len())
-            .filter(|id| eligible(&self.tasks[*id]))
+            .filter(|id| {
+                let task = &self.tasks[*id];
+                eligible(task) && !policy.holds(&task.entity, false, view)
+            })
             .collect();
         if candidates.is_empty() {
             return None;
@@ -1373,7 +1433,7 @@ mod tests {
         let mut checks = 0;
         while sim.now_ns < 200_000_000 {
             let next = sim
-                .next_event_ns(eevdf.preempt_fill_pct())
+                .next_event_ns(eevdf.preempt_fill_pct(), eevdf.hold_fill_pct())
                 .clamp(sim.now_ns + 1, config.duration_ns);
             sim.advance(next, &mut eevdf);
             sim.handle_events(&mut eevdf);

@@ -94,6 +94,18 @@ pub trait Policy {
     fn preempt_fill_pct(&self) -> Option<u32> {
         None
     }
+    /// A ring fill (percent) from which the policy holds some tasks back ([`Policy::holds`]):
+    /// the engine stops when the fill reaches it and takes the CPU from running tasks the
+    /// policy then holds.
+    fn hold_fill_pct(&self) -> Option<u32> {
+        None
+    }
+    /// Whether `e`, runnable (`running`: on a CPU), must not run now: a held task is not
+    /// picked (a CPU with nothing else to run stays idle) and a running one is preempted when
+    /// the fill reaches [`Policy::hold_fill_pct`].
+    fn holds(&self, _e: &Entity, _running: bool, _view: &QueueView) -> bool {
+        false
+    }
     /// Called at the end of every signal window (see `SimConfig::window_ns`).
     fn window(&mut self, _view: &QueueView) {}
     /// Called when a task is put on a CPU.
