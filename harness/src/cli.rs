@@ -196,22 +196,25 @@ pub enum EevdfModel {
     Simple,
 }
 
+impl From<EevdfModel> for scheduler::sim::EevdfModel {
+    fn from(model: EevdfModel) -> Self {
+        match model {
+            EevdfModel::Linux => scheduler::sim::EevdfModel::Linux,
+            EevdfModel::Simple => scheduler::sim::EevdfModel::Simple,
+        }
+    }
+}
+
 impl EevdfModel {
     /// The simulated EEVDF on `cpus` CPUs ticking every `tick_ns`.
     pub fn policy(self, cpus: usize, tick_ns: u64) -> scheduler::sim::Eevdf {
-        match self {
-            EevdfModel::Linux => scheduler::sim::Eevdf::like_linux(cpus, tick_ns),
-            EevdfModel::Simple => scheduler::sim::Eevdf::new(cpus, tick_ns),
-        }
+        scheduler::sim::EevdfModel::from(self).policy(cpus, tick_ns)
     }
 
     /// The tick to simulate in place of the simulator's default: the kernel's (as
     /// `calibrate` recorded it) for `linux`, none for `simple`.
     pub fn tick_ns(self, calibration: &scheduler::sim::Calibration) -> Option<u64> {
-        match self {
-            EevdfModel::Linux => calibration.kernel_tick_ns,
-            EevdfModel::Simple => None,
-        }
+        scheduler::sim::EevdfModel::from(self).tick_ns(calibration)
     }
 }
 
@@ -248,8 +251,7 @@ pub struct SimArgs {
     /// The EEVDF model. `linux`: a run queue per CPU, waking tasks placed with Linux's lag
     /// inflation, the kernel's tick (1 / CONFIG_HZ, which `calibrate` records; with
     /// --evaluate every policy runs at that tick). `simple`: one global queue, no inflation,
-    /// a 1 ms tick (what `train` uses) [default: linux with --validate, simple with
-    /// --evaluate].
+    /// a 1 ms tick (the model before sim-to-real was validated) [default: linux].
     #[arg(long, value_enum)]
     pub eevdf_model: Option<EevdfModel>,
     /// With --validate --eevdf-model simple: one run queue per CPU (load-balanced) instead of
@@ -310,8 +312,17 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     pub calibration: Option<PathBuf>,
     /// CPU counts episodes are drawn from (the evaluation, `sim --evaluate`, covers 2 to 128).
-    #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "2")]
+    #[arg(
+        long,
+        value_name = "N,..",
+        value_delimiter = ',',
+        default_value = "2,8"
+    )]
     pub cpus: Vec<usize>,
+    /// The simulator to train in: `linux` (the EEVDF model and kernel tick `sim --validate`
+    /// checks against real runs) or `simple` (the global-queue model, 1 ms tick).
+    #[arg(long, value_enum, default_value = "linux")]
+    pub eevdf_model: EevdfModel,
 }
 
 #[derive(Debug, Args)]

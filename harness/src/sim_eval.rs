@@ -579,7 +579,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         },
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         wakeup_latency_ns: args.wakeup_latency_us.map(|us| (us * 1e3).round() as u64),
-        eevdf_model: args.eevdf_model.unwrap_or(EevdfModel::Simple),
+        eevdf_model: args.eevdf_model.unwrap_or(EevdfModel::Linux),
     };
     if options.duration_ns == 0 {
         return crate::error::input_error("--duration must be positive");

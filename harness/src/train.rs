@@ -18,7 +18,7 @@ use scheduler::dqn::{train as train_dqn, TrainConfig, TrainedModel};
 use scheduler::sim::{Calibration, SimConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::TrainArgs;
+use crate::cli::{EevdfModel, TrainArgs};
 use crate::export::write_atomically;
 use crate::trial::now_rfc3339;
 use crate::GIT_REV;
@@ -44,6 +44,7 @@ pub struct ModelFile {
 pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     let mut config = TrainConfig {
         seed: args.seed,
+        eevdf_model: args.eevdf_model.into(),
         ..TrainConfig::default()
     };
     if args.cpus.is_empty() || args.cpus.contains(&0) {
@@ -70,10 +71,25 @@ pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
             None
         }
     };
-    if let Some(calibration) = calibration {
+    if let Some(calibration) = &calibration {
         config.machine =
-            SimConfig::from_calibration(&calibration, "openat", 2, 4, 64 * 1024, config.episode_ns)
+            SimConfig::from_calibration(calibration, "openat", 2, 4, 64 * 1024, config.episode_ns)
                 .map_err(anyhow::Error::msg)?;
+        if let Some(tick_ns) = args.eevdf_model.tick_ns(calibration) {
+            config.machine.tick_ns = tick_ns;
+        }
+    }
+    if args.eevdf_model == EevdfModel::Linux
+        && calibration
+            .as_ref()
+            .and_then(|c| c.kernel_tick_ns)
+            .is_none()
+    {
+        eprintln!(
+            "note: the calibration does not record the kernel's tick (recalibrate with \
+             `aegis-bench calibrate`): training at the simulator's {} ms tick",
+            config.machine.tick_ns as f64 / 1e6
+        );
     }
     if args.quick {
         config.episodes = 12;
@@ -134,6 +150,13 @@ pub fn train(args: &TrainArgs) -> Result<ModelFile> {
             .map(|n| n.to_string())
             .collect::<Vec<_>>()
             .join(",")
+    ));
+    command.push_str(&format!(
+        " --eevdf-model {}",
+        match args.eevdf_model {
+            EevdfModel::Linux => "linux",
+            EevdfModel::Simple => "simple",
+        }
     ));
     command.push_str(&format!(" --out {}", args.out.display()));
     let file = ModelFile {

@@ -384,12 +384,12 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::bpf_intf;
-    use scheduler::aegis::qnet;
+    use scheduler::aegis::{levels, qnet};
 
     /// The simulator trains and evaluates the policy core's copy of these rules; the BPF
     /// scheduler must apply the same.
     #[test]
-    fn the_policy_core_and_the_bpf_scheduler_share_their_fill_lines() {
+    fn the_policy_core_and_the_bpf_scheduler_share_their_constants() {
         assert_eq!(
             bpf_intf::aegis_consts_AEGIS_PREEMPT_FILL_PCT,
             qnet::PREEMPT_FILL_PCT
@@ -397,6 +397,14 @@ mod tests {
         assert_eq!(
             bpf_intf::aegis_consts_AEGIS_HOLD_FILL_PCT,
             qnet::HOLD_FILL_PCT
+        );
+        assert_eq!(
+            bpf_intf::aegis_consts_AEGIS_MIN_PRODUCER_SYSCALLS,
+            levels::MIN_PRODUCER_SYSCALLS
+        );
+        assert_eq!(
+            bpf_intf::aegis_consts_AEGIS_MIN_RATE_RUN_US as u64 * 1_000,
+            levels::MIN_RATE_RUN_NS
         );
     }
 }

@@ -49,6 +49,33 @@ pub fn syscalls_per_window_of_cpu(syscalls: u32, ran_ns: u64, window_ns: u64) ->
     (ran_ns > 0).then(|| (syscalls as u64 * window_ns / ran_ns).min(u32::MAX as u64) as u32)
 }
 
+/// A window in which the task ran less than this keeps its previous rate: a producer held
+/// back runs a syscall at a time and must stay a producer (BPF: `AEGIS_MIN_RATE_RUN_US`).
+pub const MIN_RATE_RUN_NS: u64 = 1_000_000;
+
+/// Fewer syscalls than this in the window in progress never make a task a producer before the
+/// window ends (BPF: `AEGIS_MIN_PRODUCER_SYSCALLS`).
+pub const MIN_PRODUCER_SYSCALLS: u32 = 8;
+
+/// The rate a finished window measured, if the task ran long enough in it to measure one.
+pub fn window_rate(syscalls: u32, ran_ns: u64, window_ns: u64) -> Option<u32> {
+    if ran_ns < MIN_RATE_RUN_NS {
+        return None;
+    }
+    syscalls_per_window_of_cpu(syscalls, ran_ns, window_ns)
+}
+
+/// The rate of the window in progress, once it has [`MIN_PRODUCER_SYSCALLS`]: the BPF
+/// `sys_enter` program makes a task that crosses the threshold mid-run a producer at once,
+/// not from the next window (a new flood thread would otherwise run a whole window as an
+/// ordinary task, past the hold).
+pub fn rate_so_far(syscalls: u32, ran_ns: u64, window_ns: u64) -> Option<u32> {
+    if syscalls < MIN_PRODUCER_SYSCALLS {
+        return None;
+    }
+    syscalls_per_window_of_cpu(syscalls, ran_ns, window_ns)
+}
+
 /// The backbone's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backbone {
@@ -166,6 +193,18 @@ mod tests {
         assert_eq!(
             syscalls_per_window_of_cpu(u32::MAX, 1, 10_000_000),
             Some(u32::MAX)
+        );
+        // Too little CPU in a finished window measures nothing; too few syscalls in the
+        // window in progress neither.
+        assert_eq!(window_rate(5, MIN_RATE_RUN_NS - 1, 10_000_000), None);
+        assert_eq!(window_rate(5, MIN_RATE_RUN_NS, 10_000_000), Some(50));
+        assert_eq!(
+            rate_so_far(MIN_PRODUCER_SYSCALLS - 1, 1_000, 10_000_000),
+            None
+        );
+        assert_eq!(
+            rate_so_far(MIN_PRODUCER_SYSCALLS, 1_000, 10_000_000),
+            Some(MIN_PRODUCER_SYSCALLS * 10_000)
         );
     }
 

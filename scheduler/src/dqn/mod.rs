@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aegis::qnet::{Action, QNet, NR_ACTIONS, STATE_LEN};
 use crate::sim::policy::{Entity, Policy, QueueView};
-use crate::sim::{simulate, Aegis, Cfs, Eevdf, SimConfig};
+use crate::sim::{simulate, Aegis, Cfs, EevdfModel, SimConfig};
 use export::QuantizationError;
 use mlp::{Adam, Mlp, NR_PARAMS};
 
@@ -55,6 +55,10 @@ pub struct TrainConfig {
     /// CPU counts an episode may have (one drawn per episode).
     #[serde(default = "default_cpu_choices")]
     pub cpu_choices: Vec<usize>,
+    /// The EEVDF the evaluation compares with (the machine's `tick_ns` is the matching tick;
+    /// models trained before this field existed used the simple one).
+    #[serde(default)]
+    pub eevdf_model: EevdfModel,
 }
 
 fn default_cpu_choices() -> Vec<usize> {
@@ -82,6 +86,7 @@ impl Default for TrainConfig {
             evaluation_configs: 40,
             machine: SimConfig::default(),
             cpu_choices: default_cpu_choices(),
+            eevdf_model: EevdfModel::Simple,
         }
     }
 }
@@ -257,6 +262,12 @@ impl Policy for Learner<'_, '_> {
     }
     fn preempt_fill_pct(&self) -> Option<u32> {
         self.aegis.preempt_fill_pct()
+    }
+    fn hold_fill_pct(&self) -> Option<u32> {
+        self.aegis.hold_fill_pct()
+    }
+    fn holds(&self, e: &Entity, running: bool, view: &QueueView) -> bool {
+        self.aegis.holds(e, running, view)
     }
     fn on_pick(&mut self, e: &Entity, now_ns: u64) {
         self.aegis.on_pick(e, now_ns)
@@ -442,10 +453,10 @@ pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Trai
 /// configurations that training never saw: EEVDF, CFS, Aegis without the network (its
 /// default action, levels and waiting bound), Aegis held at each other fixed action of note
 /// (SCHED_FIFO-like boost 2; the strongest throttle), and Aegis with `network`.
-pub fn evaluate(network: &QNet, config: &TrainConfig, seed: u64) -> Vec<Score> {
+pub fn evaluate(network: &QNet, training: &TrainConfig, seed: u64) -> Vec<Score> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let configs: Vec<SimConfig> = (0..config.evaluation_configs.max(1))
-        .map(|_| episode_config(&mut rng, config, config.episode_ns))
+    let configs: Vec<SimConfig> = (0..training.evaluation_configs.max(1))
+        .map(|_| episode_config(&mut rng, training, training.episode_ns))
         .collect();
     let fixed = |index: usize| {
         let action = Action::from_index(index);
@@ -464,7 +475,10 @@ pub fn evaluate(network: &QNet, config: &TrainConfig, seed: u64) -> Vec<Score> {
     let mut totals = vec![(0.0, 0.0); names.len()];
     for config in &configs {
         let mut runs = vec![
-            simulate(config, &mut Eevdf::new(config.cpus, config.tick_ns)),
+            simulate(
+                config,
+                &mut training.eevdf_model.policy(config.cpus, config.tick_ns),
+            ),
             simulate(config, &mut Cfs::new(config.cpus)),
             simulate(config, &mut Aegis::new(None, config.tick_ns, 0)),
         ];
@@ -531,6 +545,52 @@ mod tests {
             train(&config, |_, _| {}).learning_curve,
             model.learning_curve
         );
+    }
+
+    #[test]
+    fn the_learner_at_a_fixed_action_schedules_as_aegis_does() {
+        // The learner wraps Aegis: every Policy method must reach it (a missed one, such as
+        // the producer hold, would train the network on another scheduler).
+        let config = TrainConfig::default();
+        let sim = SimConfig {
+            cpus: 4,
+            producers: 6,
+            hogs: 2,
+            sleepers: 1,
+            duration_ns: 200_000_000,
+            ..SimConfig::default()
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut online = Mlp::new(&mut rng);
+        let mut target = online.clone();
+        let mut adam = Adam::new(config.learning_rate);
+        let (mut replay, mut replay_next, mut updates) = (Vec::new(), 0, 0);
+        let mut state = LearnerState {
+            online: &mut online,
+            target: &mut target,
+            adam: &mut adam,
+            replay: &mut replay,
+            replay_next: &mut replay_next,
+            updates: &mut updates,
+        };
+        let mut learner = Learner {
+            aegis: Aegis::new(None, sim.tick_ns, 0),
+            config: &config,
+            cpus: sim.cpus,
+            window_ns: sim.window_ns,
+            state: &mut state,
+            rng: StdRng::seed_from_u64(2),
+            mode: Mode::Fixed(no_network_action()),
+            last: None,
+            last_violations: 0,
+            reward_sum: 0.0,
+            windows: 0,
+            usual_produced: 0.0,
+        };
+        let mut learned = simulate(&sim, &mut learner);
+        let direct = simulate(&sim, &mut Aegis::new(None, sim.tick_ns, 0));
+        learned.policy = direct.policy.clone();
+        assert_eq!(learned, direct);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::latency::{LatencyHistogram, LatencySampler};
 use super::policy::{Entity, Policy, QueueView, UserSpace};
 use super::{weight_of_nice, SimConfig};
-use crate::aegis::levels::{syscalls_per_window_of_cpu, Backbone, TaskSignals};
+use crate::aegis::levels::{rate_so_far, window_rate, Backbone, TaskSignals};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -574,6 +574,7 @@ impl<'a> Sim<'a> {
     /// Integrates the running tasks' progress up to `until_ns`.
     fn advance(&mut self, until_ns: u64, policy: &mut dyn Policy) {
         let dt = until_ns - self.now_ns;
+        let window_ns = self.config.window_ns.max(1);
         let cost = self.config.syscall_cost_ns.max(1);
         let per_event = self.config.collector.per_event_cost_ns.max(1);
         let mut produced = 0u64;
@@ -599,6 +600,12 @@ impl<'a> Sim<'a> {
                     task.report.events += syscalls;
                     task.window_syscalls = task.window_syscalls.saturating_add(syscalls as u32);
                     produced += syscalls;
+                    // The scheduler's syscall counter sees the rate rise within the window.
+                    if let Some(rate) =
+                        rate_so_far(task.window_syscalls, task.window_ran_ns, window_ns)
+                    {
+                        task.entity.recent_syscalls = task.entity.recent_syscalls.max(rate);
+                    }
                 }
                 Kind::Collector => {
                     self.window_collector_cpu_ns += dt;
@@ -618,10 +625,11 @@ impl<'a> Sim<'a> {
         }
         let (mut runnable, mut pending) = (0u64, 0u64);
         // Held tasks are runnable but not dispatchable: an idle CPU beside them is the
-        // policy's choice, not lost work.
-        let holding = policy
-            .hold_fill_pct()
-            .is_some_and(|pct| self.ring_level >= self.fill_level(pct));
+        // policy's choice, not lost work. (Asked only when a CPU idles: the view costs.)
+        let holding = idle_cpus > 0
+            && policy
+                .hold_fill_pct()
+                .is_some_and(|pct| self.ring_level >= self.fill_level(pct));
         let view = holding.then(|| self.view());
         for task in &mut self.tasks {
             if task.state == State::Runnable {
@@ -762,9 +770,7 @@ impl<'a> Sim<'a> {
             ordinary_cpu_ns: self.window_ordinary_cpu_ns,
         };
         for task in &mut self.tasks {
-            if let Some(rate) =
-                syscalls_per_window_of_cpu(task.window_syscalls, task.window_ran_ns, window)
-            {
+            if let Some(rate) = window_rate(task.window_syscalls, task.window_ran_ns, window) {
                 task.entity.recent_syscalls = rate;
             }
             task.window_syscalls = 0;
@@ -891,10 +897,15 @@ impl<'a> Sim<'a> {
         if self.ring_level < self.fill_level(pct) {
             return;
         }
+        // One view for the global queue; per CPU only where each CPU has its own.
+        let mut view = None;
         for cpu in 0..self.cpus.len() {
             let Some(id) = self.cpus[cpu] else { continue };
-            let view = self.view_of(Some(cpu));
-            if policy.holds(&self.tasks[id].entity, true, &view) {
+            if self.per_cpu || view.is_none() {
+                view = Some(self.view_of(self.per_cpu.then_some(cpu)));
+            }
+            let view = view.as_ref().expect("set above");
+            if policy.holds(&self.tasks[id].entity, true, view) {
                 self.cpus[cpu] = None;
                 let task = &mut self.tasks[id];
                 task.state = State::Runnable;

@@ -48,6 +48,38 @@ pub use rustland::Rustland;
 
 use serde::{Deserialize, Serialize};
 
+/// Which simulated EEVDF stands for the kernel's, and at which tick every policy runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EevdfModel {
+    /// The model `sim --validate` checks against real runs: per-CPU queues, Linux's lag
+    /// inflation on placement ([`Eevdf::like_linux`]), and the kernel's tick as `calibrate`
+    /// recorded it.
+    Linux,
+    /// One global queue, no lag inflation ([`Eevdf::new`]), the simulator's 1 ms tick.
+    #[default]
+    Simple,
+}
+
+impl EevdfModel {
+    /// The simulated EEVDF on `cpus` CPUs ticking every `tick_ns`.
+    pub fn policy(self, cpus: usize, tick_ns: u64) -> Eevdf {
+        match self {
+            EevdfModel::Linux => Eevdf::like_linux(cpus, tick_ns),
+            EevdfModel::Simple => Eevdf::new(cpus, tick_ns),
+        }
+    }
+
+    /// The tick to simulate in place of the simulator's default: the kernel's (as `calibrate`
+    /// recorded it) for `Linux`, none for `Simple`.
+    pub fn tick_ns(self, calibration: &Calibration) -> Option<u64> {
+        match self {
+            EevdfModel::Linux => calibration.kernel_tick_ns,
+            EevdfModel::Simple => None,
+        }
+    }
+}
+
 /// Everything a simulation run needs. All times in nanoseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimConfig {

@@ -18,8 +18,9 @@ pub struct Entity {
     /// Registered as a provenance task (the collector).
     pub provenance: bool,
     /// The task's syscalls per window of its own CPU time, measured over the last window in
-    /// which it ran ([`crate::aegis::levels::syscalls_per_window_of_cpu`]; a BPF `sys_enter`
-    /// counter and the task's runtime give the same).
+    /// which it ran at least [`crate::aegis::levels::MIN_RATE_RUN_NS`], or the window in
+    /// progress once that one's rate is higher ([`crate::aegis::levels::rate_so_far`]; a BPF
+    /// `sys_enter` counter and the task's runtime give the same).
     pub recent_syscalls: u32,
     /// When the task last became runnable.
     pub runnable_since_ns: u64,
