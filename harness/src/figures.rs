@@ -27,6 +27,7 @@ mod delay_cdf;
 mod fairness;
 mod provenance;
 mod runtime;
+pub mod sim_eval;
 pub mod sim_to_real;
 
 use std::collections::BTreeMap;

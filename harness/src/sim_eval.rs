@@ -600,10 +600,12 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(&report).context("serializing the report")?;
     bytes.push(b'\n');
     write_atomically(json, &bytes)?;
+    let (png, svg) = crate::figures::sim_eval::figure_paths(json);
+    crate::figures::sim_eval::draw_evaluation(&report, &png, &svg)?;
     print_tables(&report);
     println!(
         "{} simulations of {} s ({} seeds per row, ring {} events, wakeup latency {}{:.0} us); \
-         {:.1} M scheduling events, {:.2} M/s per core; {:.1} s; wrote {}",
+         {:.1} M scheduling events, {:.2} M/s per core; {:.1} s; wrote {}, {} and {}",
         (report.rows.len() + report.ablations.len()) as u64 * report.seeds,
         report.duration_s,
         report.seeds,
@@ -617,7 +619,9 @@ pub fn run(args: &SimArgs) -> Result<()> {
         report.sched_events as f64 / 1e6,
         report.sched_events_per_core_s / 1e6,
         report.elapsed_s,
-        json.display()
+        json.display(),
+        png.display(),
+        svg.display()
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! End to end: `aegis-bench train --quick` writes a model that parses, with its learning-curve
-//! figures beside it. No root needed (simulation only).
+//! figures beside it, and `sim --evaluate --quick` a report with its figures. No root needed
+//! (simulation only).
 
 mod common;
 
@@ -101,4 +102,43 @@ fn a_missing_calibration_is_named_with_its_fix() {
     ]);
     assert_eq!(bad_cpus.status.code(), Some(2), "{}", stderr(&bad_cpus));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn quick_evaluation_writes_report_and_figures() {
+    let dir = temp_dir("evaluate");
+    let json = dir.join("eval").join("sim-evaluate.json");
+    let out = aegis(&[
+        "sim",
+        "--evaluate",
+        "--quick",
+        "--calibration",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../results/calibration.json"),
+        "--model",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scheduler/models/aegis.json"
+        ),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["eevdf_model"], "linux");
+    let rows = report["rows"].as_array().unwrap();
+    // 2 and 8 CPUs x 1 and 4 producers x five policies.
+    assert_eq!(rows.len(), 20);
+    for figure in ["png", "svg"] {
+        let path = json.with_extension(figure);
+        let len = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .len();
+        assert!(len > 1_000, "{} is {len} bytes", path.display());
+    }
+    assert!(
+        stdout(&out).contains("sim-evaluate.png"),
+        "{}",
+        stdout(&out)
+    );
 }
