@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aegis::qnet::{Action, QNet, NR_ACTIONS, STATE_LEN};
 use crate::sim::policy::{Entity, Policy, QueueView};
-use crate::sim::{simulate, Aegis, Cfs, EevdfModel, SimConfig};
+use crate::sim::{simulate, Aegis, Cfs, EevdfModel, SimConfig, SimResult};
 use export::QuantizationError;
 use mlp::{Adam, Mlp, NR_PARAMS};
 
@@ -185,12 +185,12 @@ enum Mode {
 }
 
 /// The agent inside the simulator: Aegis schedules, the agent picks its action per window.
-struct Learner<'a, 'b> {
+struct Learner<'a> {
     aegis: Aegis,
     config: &'a TrainConfig,
     cpus: usize,
     window_ns: u64,
-    state: &'a mut LearnerState<'b>,
+    state: &'a mut LearnerState,
     rng: StdRng,
     mode: Mode,
     last: Option<([f32; STATE_LEN], usize)>,
@@ -200,15 +200,15 @@ struct Learner<'a, 'b> {
     usual_produced: f32,
 }
 
-impl Learner<'_, '_> {
+impl Learner<'_> {
     fn remember(&mut self, t: Transition) {
         let state = &mut *self.state;
         if state.replay.len() < self.config.replay_capacity {
             state.replay.push(t);
         } else {
-            state.replay[*state.replay_next] = t;
+            state.replay[state.replay_next] = t;
         }
-        *state.replay_next = (*state.replay_next + 1) % self.config.replay_capacity;
+        state.replay_next = (state.replay_next + 1) % self.config.replay_capacity;
     }
 
     /// One Adam step on a minibatch, with double-DQN targets: the online network picks the
@@ -221,7 +221,7 @@ impl Learner<'_, '_> {
         let mut grad = vec![0.0; NR_PARAMS];
         for _ in 0..self.config.batch {
             let t = state.replay[self.rng.gen_range(0..state.replay.len())];
-            let next_action = greedy(state.online, &t.next);
+            let next_action = greedy(&state.online, &t.next);
             let next_value = state.target.forward(&t.next).q[next_action];
             let target = t.reward + self.config.gamma * next_value;
             let fwd = state.online.forward(&t.state);
@@ -231,14 +231,14 @@ impl Learner<'_, '_> {
         }
         grad.iter_mut().for_each(|g| *g /= self.config.batch as f32);
         state.adam.step(&mut state.online.params, &grad);
-        *state.updates += 1;
-        if *state.updates % self.config.target_sync == 0 {
-            state.target.clone_from(state.online);
+        state.updates += 1;
+        if state.updates % self.config.target_sync == 0 {
+            state.target.clone_from(&state.online);
         }
     }
 }
 
-impl Policy for Learner<'_, '_> {
+impl Policy for Learner<'_> {
     fn name(&self) -> &'static str {
         "aegis-learning"
     }
@@ -308,7 +308,7 @@ impl Policy for Learner<'_, '_> {
             Mode::Learn { epsilon } if self.rng.gen_bool(epsilon) => {
                 self.rng.gen_range(0..NR_ACTIONS)
             }
-            Mode::Learn { .. } | Mode::Greedy => greedy(self.state.online, &x),
+            Mode::Learn { .. } | Mode::Greedy => greedy(&self.state.online, &x),
             Mode::Fixed(action) => action,
         };
         self.aegis.action = Action::from_index(action);
@@ -316,24 +316,40 @@ impl Policy for Learner<'_, '_> {
     }
 }
 
-/// The learner's persistent parts, borrowed for one episode.
-struct LearnerState<'a> {
-    online: &'a mut Mlp,
-    target: &'a mut Mlp,
-    adam: &'a mut Adam,
-    replay: &'a mut Vec<Transition>,
-    replay_next: &'a mut usize,
-    updates: &'a mut u64,
+/// The learner's persistent parts, carried from episode to episode.
+struct LearnerState {
+    online: Mlp,
+    target: Mlp,
+    adam: Adam,
+    replay: Vec<Transition>,
+    replay_next: usize,
+    updates: u64,
 }
 
-/// Runs one simulated episode with the agent acting; returns the mean reward per window.
+impl LearnerState {
+    /// A fresh online network from `rng`, the target network a copy of it.
+    fn new(config: &TrainConfig, rng: &mut StdRng) -> Self {
+        let online = Mlp::new(rng);
+        LearnerState {
+            target: online.clone(),
+            online,
+            adam: Adam::new(config.learning_rate),
+            replay: Vec::with_capacity(config.replay_capacity),
+            replay_next: 0,
+            updates: 0,
+        }
+    }
+}
+
+/// Runs one simulated episode with the agent acting; returns the mean reward per window and
+/// the run.
 fn run_episode(
     config: &TrainConfig,
     sim: &SimConfig,
-    state: &mut LearnerState<'_>,
+    state: &mut LearnerState,
     mode: Mode,
     seed: u64,
-) -> f64 {
+) -> (f64, SimResult) {
     let mut learner = Learner {
         aegis: Aegis::new(None, sim.tick_ns, 0),
         config,
@@ -348,8 +364,8 @@ fn run_episode(
         windows: 0,
         usual_produced: 0.0,
     };
-    simulate(sim, &mut learner);
-    learner.reward_sum / learner.windows.max(1) as f64
+    let result = simulate(sim, &mut learner);
+    (learner.reward_sum / learner.windows.max(1) as f64, result)
 }
 
 /// A training or evaluation episode's simulator configuration: `config.machine` with a CPU
@@ -383,28 +399,15 @@ fn no_network_action() -> usize {
 /// Trains a model; `progress` is called after every episode with (episode, mean reward).
 pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> TrainedModel {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut online = Mlp::new(&mut rng);
-    let mut target = online.clone();
-    let mut adam = Adam::new(config.learning_rate);
-    let mut replay = Vec::with_capacity(config.replay_capacity);
-    let mut replay_next = 0;
-    let mut updates = 0;
-    let mut state = LearnerState {
-        online: &mut online,
-        target: &mut target,
-        adam: &mut adam,
-        replay: &mut replay,
-        replay_next: &mut replay_next,
-        updates: &mut updates,
-    };
+    let mut state = LearnerState::new(config, &mut rng);
     let mut validation_rng = StdRng::seed_from_u64(config.seed.wrapping_add(500));
     let validation: Vec<SimConfig> = (0..config.validation_configs.max(1))
         .map(|_| episode_config(&mut validation_rng, config, config.episode_ns))
         .collect();
-    let validate = |state: &mut LearnerState<'_>, mode: Mode| {
+    let validate = |state: &mut LearnerState, mode: Mode| {
         validation
             .iter()
-            .map(|sim| run_episode(config, sim, state, mode, 0))
+            .map(|sim| run_episode(config, sim, state, mode, 0).0)
             .sum::<f64>()
             / validation.len() as f64
     };
@@ -428,7 +431,7 @@ pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Trai
         let fraction = episode as f64 / config.episodes.max(1) as f64;
         let epsilon = config.epsilon_start
             + (config.epsilon_end - config.epsilon_start) * (fraction / 0.5).min(1.0);
-        let mean = run_episode(config, &sim, &mut state, Mode::Learn { epsilon }, rng.gen());
+        let (mean, _) = run_episode(config, &sim, &mut state, Mode::Learn { epsilon }, rng.gen());
         training_rewards.push(mean);
         progress(episode, mean);
     }
@@ -491,7 +494,7 @@ pub fn evaluate(network: &QNet, training: &TrainConfig, seed: u64) -> Vec<Score>
             config,
             &mut Aegis::new(Some(network.clone()), config.tick_ns, 0),
         ));
-        let ordinary = |r: &crate::sim::SimResult| r.cpu_ns_of("hog") + r.cpu_ns_of("sleeper");
+        let ordinary = |r: &SimResult| r.cpu_ns_of("hog") + r.cpu_ns_of("sleeper");
         let base = ordinary(&runs[0]);
         for (slot, run) in totals.iter_mut().zip(&runs) {
             slot.0 += run.loss_pct;
@@ -560,34 +563,14 @@ mod tests {
             duration_ns: 200_000_000,
             ..SimConfig::default()
         };
-        let mut rng = StdRng::seed_from_u64(1);
-        let mut online = Mlp::new(&mut rng);
-        let mut target = online.clone();
-        let mut adam = Adam::new(config.learning_rate);
-        let (mut replay, mut replay_next, mut updates) = (Vec::new(), 0, 0);
-        let mut state = LearnerState {
-            online: &mut online,
-            target: &mut target,
-            adam: &mut adam,
-            replay: &mut replay,
-            replay_next: &mut replay_next,
-            updates: &mut updates,
-        };
-        let mut learner = Learner {
-            aegis: Aegis::new(None, sim.tick_ns, 0),
-            config: &config,
-            cpus: sim.cpus,
-            window_ns: sim.window_ns,
-            state: &mut state,
-            rng: StdRng::seed_from_u64(2),
-            mode: Mode::Fixed(no_network_action()),
-            last: None,
-            last_violations: 0,
-            reward_sum: 0.0,
-            windows: 0,
-            usual_produced: 0.0,
-        };
-        let mut learned = simulate(&sim, &mut learner);
+        let mut state = LearnerState::new(&config, &mut StdRng::seed_from_u64(1));
+        let (_, mut learned) = run_episode(
+            &config,
+            &sim,
+            &mut state,
+            Mode::Fixed(no_network_action()),
+            2,
+        );
         let direct = simulate(&sim, &mut Aegis::new(None, sim.tick_ns, 0));
         learned.policy = direct.policy.clone();
         assert_eq!(learned, direct);
