@@ -375,6 +375,19 @@ static bool holding_producers(void)
 	return holding_producers_at(ring_fill_pct());
 }
 
+/*
+ * Whether the collector has a backlog to drain: the ring past the preemption point or the hold
+ * line. Only then does a queued collector go ahead of overdue tasks, and a running one keep its
+ * CPU against overdue producers. Boost 2's eagerness alone (it preempts at any fill) must not:
+ * with it a busy collector kept overdue producers out tick after tick.
+ */
+static bool collector_backlog(void)
+{
+	__u32 fill = ring_fill_pct();
+
+	return fill >= AEGIS_PREEMPT_FILL_PCT || holding_producers_at(fill);
+}
+
 /* Wakes idle CPUs so they look at the queues again (after a hold lifts, every window). */
 static void kick_idle_cpus(void)
 {
@@ -708,8 +721,7 @@ void BPF_STRUCT_OPS(aegis_dispatch, s32 cpu, struct task_struct *prev)
 		 * of a queued collector overfilled the ring when the guest's vCPUs stalled. Other
 		 * overdue tasks reach a draining collector's CPU through its tick.
 		 */
-		if ((provenance_should_preempt() || holding_producers()) &&
-		    scx_bpf_dsq_move_to_local(AEGIS_LEVEL_PROVENANCE, 0)) {
+		if (collector_backlog() && scx_bpf_dsq_move_to_local(AEGIS_LEVEL_PROVENANCE, 0)) {
 			if (st)
 				st->nr_dispatched[AEGIS_LEVEL_PROVENANCE]++;
 			return;
@@ -799,7 +811,7 @@ void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 	 * A collector draining a backlog keeps its slice against producers, however overdue:
 	 * they would fill the ring. Any other overdue task that may run here takes the CPU.
 	 */
-	draining = tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && provenance_should_preempt();
+	draining = tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && collector_backlog();
 	level = find_overdue(cpu, draining, now, &pid);
 	if (level >= 0) {
 		/*

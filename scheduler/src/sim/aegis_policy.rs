@@ -11,8 +11,9 @@
 //! producers are held back from [`HOLD_FILL_PCT`] % of the ring (the collector, always alive
 //! here, drains first): a queued producer is not picked unless it is past its wait bound, a
 //! running one gives up its CPU, and a CPU with only held producers to run stays idle, as the
-//! BPF scheduler's dispatch and `sys_enter` kick do. A collector draining a backlog keeps its
-//! CPU against overdue producers at the tick. At the end of every
+//! BPF scheduler's dispatch and `sys_enter` kick do. A collector draining a backlog (the ring
+//! past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against overdue producers at
+//! the tick. At the end of every
 //! window the quantized state goes through the [`DeltaGate`] and, if it moved, the Q-network
 //! picks the next action. Without a network the action stays fixed: levels and the waiting
 //! bound only (the ablation baseline).
@@ -163,10 +164,10 @@ impl Policy for Aegis {
 
     fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool {
         self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
-        // A collector draining a backlog keeps its CPU against overdue producers: they would
-        // fill the ring.
+        // A collector draining a backlog (the ring past the preemption point or the hold line,
+        // whatever the boost) keeps its CPU against overdue producers: they would fill the ring.
         let draining = self.level_of(e) == Level::Provenance
-            && (self.action.provenance_preempts(view.ring_fill_pct) || self.holding(view));
+            && (view.ring_fill_pct >= PREEMPT_FILL_PCT || self.holding(view));
         // A waiting task past its bound takes the CPU at the next tick.
         let someone_overdue = Level::ALL.iter().any(|level| {
             !(draining && *level == Level::Producer)
