@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{draw_bar_panel, plot_err, Bar, BarPanel, LegendStrip, Swatch};
-use crate::sim_eval::EvalReport;
+use crate::sim_eval::{EvalReport, EvalRow};
 
 /// `results/sim-evaluate.json` -> `results/sim-evaluate.png` and `.svg`.
 pub fn figure_paths(json: &Path) -> (PathBuf, PathBuf) {
@@ -80,7 +80,7 @@ fn draw<DB: DrawingBackend>(
         .map(|(cpus, producers)| format!("{cpus}/{producers}"))
         .collect();
     let series: Vec<(String, RGBColor)> = policies.iter().map(|p| (p.clone(), colour(p))).collect();
-    let slot = |row: &crate::sim_eval::EvalRow| {
+    let slot = |row: &EvalRow| {
         let group = configs
             .iter()
             .position(|c| *c == (row.cpus, row.producers))
@@ -91,30 +91,23 @@ fn draw<DB: DrawingBackend>(
             .expect("listed above");
         (group, series)
     };
-    let loss: BTreeMap<(usize, usize), Bar> = report
-        .rows
-        .iter()
-        .map(|row| {
-            let bar = Bar {
-                value: row.loss_pct,
-                whisker: (report.seeds > 1).then_some((row.loss_pct_min, row.loss_pct_max)),
-                pale_on_top: None,
-            };
-            (slot(row), bar)
-        })
-        .collect();
-    let slowdown: BTreeMap<(usize, usize), Bar> = report
-        .rows
-        .iter()
-        .map(|row| {
-            let bar = Bar {
-                value: row.slowdown_vs_oracle,
-                whisker: None,
-                pale_on_top: None,
-            };
-            (slot(row), bar)
-        })
-        .collect();
+    let bars = |bar: &dyn Fn(&EvalRow) -> Bar| -> BTreeMap<(usize, usize), Bar> {
+        report
+            .rows
+            .iter()
+            .map(|row| (slot(row), bar(row)))
+            .collect()
+    };
+    let loss = bars(&|row| Bar {
+        value: row.loss_pct,
+        whisker: (report.seeds > 1).then_some((row.loss_pct_min, row.loss_pct_max)),
+        pale_on_top: None,
+    });
+    let slowdown = bars(&|row| Bar {
+        value: row.slowdown_vs_oracle,
+        whisker: None,
+        pale_on_top: None,
+    });
     let top_slowdown = slowdown.values().map(|b| b.value).fold(1.0_f64, f64::max) * 1.1;
     let legend = LegendStrip::new(
         series
