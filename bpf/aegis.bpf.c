@@ -801,17 +801,22 @@ void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 	s32 cpu = bpf_get_smp_processor_id();
 	__u64 now = bpf_ktime_get_ns();
-	bool draining;
+	bool collector_here, draining;
 	s32 pid = 0;
 	int level;
 
 	account_tick(now);
 
 	/*
-	 * A collector draining a backlog keeps its slice against producers, however overdue:
-	 * they would fill the ring. Any other overdue task that may run here takes the CPU.
+	 * A collector draining a backlog keeps its CPU against overdue producers for a tick: they
+	 * would fill the ring. After that the most overdue one gets a turn (the hold and the
+	 * preemption kick stop it at its next syscall while the backlog lasts), so no producer
+	 * waits past its bound by much more than a tick, whatever the collector's slice. Any
+	 * other overdue task that may run here takes the CPU at once.
 	 */
-	draining = tctx && tctx->level == AEGIS_LEVEL_PROVENANCE && collector_backlog();
+	collector_here = tctx && tctx->level == AEGIS_LEVEL_PROVENANCE;
+	draining = collector_here && collector_backlog() && tctx->started_at_ns &&
+		   now - tctx->started_at_ns < tick_ns;
 	level = find_overdue(cpu, draining, now, &pid);
 	if (level >= 0) {
 		/*
@@ -820,8 +825,11 @@ void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 		 */
 		__u32 idx = bpf_get_smp_processor_id();
 
-		/* Not a producer: the next dispatch serves it even ahead of the collector. */
-		if (level < AEGIS_LEVEL_PRODUCER && idx < AEGIS_MAX_CPUS) {
+		/*
+		 * Not a producer, or one the collector running here kept out a tick: the next
+		 * dispatch serves it even ahead of the collector.
+		 */
+		if ((level < AEGIS_LEVEL_PRODUCER || collector_here) && idx < AEGIS_MAX_CPUS) {
 			pending_overdue_pid[idx] = pid;
 			pending_overdue_level[idx] = level + 1;
 		}

@@ -12,8 +12,8 @@
 //! here, drains first): a queued producer is not picked unless it is past its wait bound, a
 //! running one gives up its CPU, and a CPU with only held producers to run stays idle, as the
 //! BPF scheduler's dispatch and `sys_enter` kick do. A collector draining a backlog (the ring
-//! past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against overdue producers at
-//! the tick. At the end of every
+//! past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against overdue producers for
+//! a tick. At the end of every
 //! window the quantized state goes through the [`DeltaGate`] and, if it moved, the Q-network
 //! picks the next action. Without a network the action stays fixed: levels and the waiting
 //! bound only (the ablation baseline).
@@ -165,9 +165,11 @@ impl Policy for Aegis {
     fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool {
         self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
         // A collector draining a backlog (the ring past the preemption point or the hold line,
-        // whatever the boost) keeps its CPU against overdue producers: they would fill the ring.
+        // whatever the boost) keeps its CPU against overdue producers for a tick: they would
+        // fill the ring.
         let draining = self.level_of(e) == Level::Provenance
-            && (view.ring_fill_pct >= PREEMPT_FILL_PCT || self.holding(view));
+            && (view.ring_fill_pct >= PREEMPT_FILL_PCT || self.holding(view))
+            && ran_since_pick_ns < self.tick_ns;
         // A waiting task past its bound takes the CPU at the next tick.
         let someone_overdue = Level::ALL.iter().any(|level| {
             !(draining && *level == Level::Producer)
