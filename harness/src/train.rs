@@ -75,16 +75,13 @@ pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
         config.machine =
             SimConfig::from_calibration(calibration, "openat", 2, 4, 64 * 1024, config.episode_ns)
                 .map_err(anyhow::Error::msg)?;
-        if let Some(tick_ns) = args.eevdf_model.tick_ns(calibration) {
-            config.machine.tick_ns = tick_ns;
-        }
     }
-    if args.eevdf_model == EevdfModel::Linux
-        && calibration
-            .as_ref()
-            .and_then(|c| c.kernel_tick_ns)
-            .is_none()
-    {
+    let tick_ns = calibration
+        .as_ref()
+        .and_then(|c| args.eevdf_model.tick_ns(c));
+    if let Some(tick_ns) = tick_ns {
+        config.machine.tick_ns = tick_ns;
+    } else if args.eevdf_model == EevdfModel::Linux {
         eprintln!(
             "note: the calibration does not record the kernel's tick (recalibrate with \
              `aegis-bench calibrate`): training at the simulator's {} ms tick",
@@ -151,13 +148,9 @@ pub fn train(args: &TrainArgs) -> Result<ModelFile> {
             .collect::<Vec<_>>()
             .join(",")
     ));
-    command.push_str(&format!(
-        " --eevdf-model {}",
-        match args.eevdf_model {
-            EevdfModel::Linux => "linux",
-            EevdfModel::Simple => "simple",
-        }
-    ));
+    if let Some(model) = clap::ValueEnum::to_possible_value(&args.eevdf_model) {
+        command.push_str(&format!(" --eevdf-model {}", model.get_name()));
+    }
     command.push_str(&format!(" --out {}", args.out.display()));
     let file = ModelFile {
         model,
