@@ -364,16 +364,10 @@ static bool collector_active(void)
 	return bpf_ktime_get_ns() - provenance_last_run_ns < hold_grace_ns;
 }
 
-/* The fill producers are held back from under the current action's throttle. */
-static __u32 hold_line_pct(void)
-{
-	return aegis_hold_line_pct(hold_fill_pct, action_throttle());
-}
-
-/* Whether producers are held back at this fill: past the hold line, the collector alive. */
+/* Whether producers are held back at this fill: the ring is nearly full, the collector alive. */
 static bool holding_producers_at(__u32 fill)
 {
-	return fill >= hold_line_pct() && collector_active();
+	return fill >= hold_fill_pct && collector_active();
 }
 
 static bool holding_producers(void)
@@ -462,7 +456,7 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	st = my_stats();
 	if (st) {
 		st->nr_producer_syscalls++;
-		if (fill >= hold_line_pct()) {
+		if (fill >= hold_fill_pct) {
 			__u32 reason = AEGIS_PAST_HOLD_BEFORE_PREEMPTION;
 
 			if (!held)

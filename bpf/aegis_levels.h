@@ -36,21 +36,6 @@ static __always_inline __u64 aegis_wait_bound_ns(__u32 level, __u64 base_wait_ns
 	return base_wait_ns << (level & 3);
 }
 
-/*
- * The ring fill (percent) from which producers are held back under producer throttle t: the
- * throttle-0 hold line lowered by thirds (75, 50, 25 % at the default), so that producers
- * already in a syscall when the hold begins still find room in the ring. A line of 100 % (the
- * rule off) stays off.
- */
-static __always_inline __u32 aegis_hold_line_pct(__u32 hold_fill_pct, __u32 throttle)
-{
-	if (hold_fill_pct >= 100)
-		return 100;
-	if (throttle > 2)
-		throttle = 2;
-	return hold_fill_pct * (3 - throttle) / 3;
-}
-
 /* Bits needed for v (0 for 0) times 8, saturated to a byte: a log2 scale. */
 static __always_inline __u8 aegis_log2_byte(__u64 v)
 {

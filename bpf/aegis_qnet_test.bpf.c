@@ -47,10 +47,7 @@ int aegis_qnet_test(struct qnet_test_ctx *ctx)
 	return 0;
 }
 
-/*
- * The backbone's arithmetic: quantization, level choice, wait bound, delta-gate distance, hold
- * line.
- */
+/* The backbone's arithmetic: quantization, level choice, wait bound, delta-gate distance. */
 struct levels_test_ctx {
 	__u64 production_rate_per_s;
 	__u64 base_wait_ns;
@@ -61,16 +58,12 @@ struct levels_test_ctx {
 	__u32 provenance;
 	__u32 recent_syscalls;
 	__u32 producer_syscalls_per_window;
-	__u32 hold_fill_pct;
-	__u32 throttle;
 	__u8 last_state[AEGIS_STATE_LEN];
 	/* Out. */
 	__u8 state[AEGIS_STATE_LEN];
 	__u64 bound_ns[AEGIS_NR_LEVELS];
 	__u32 level;
 	__u32 distance;
-	__u32 hold_line_pct;
-	__u32 pad;
 };
 
 SEC("syscall")
@@ -100,6 +93,5 @@ int aegis_levels_test(struct levels_test_ctx *ctx)
 	ctx->bound_ns[1] = aegis_wait_bound_ns(1, ctx->base_wait_ns);
 	ctx->bound_ns[2] = aegis_wait_bound_ns(2, ctx->base_wait_ns);
 	ctx->distance = aegis_state_distance(state, last);
-	ctx->hold_line_pct = aegis_hold_line_pct(ctx->hold_fill_pct, ctx->throttle);
 	return 0;
 }

@@ -28,10 +28,8 @@
 //! `base >> throttle`. At boost 1 the collector drains in large batches as the ring fills
 //! instead of on every wakeup, which is where Aegis saves the CPU a FIFO collector spends.
 //!
-//! **Holding producers back.** While the ring is at least `--hold-fill-pct` (75 %) full
-//! under throttle 0, or two thirds and one third of that under throttles 1 and 2 (50 and
-//! 25 %: producers already in a syscall when the hold begins still find room), and the
-//! collector is alive (runnable, or on a CPU within the
+//! **Holding producers back.** Whatever the action, while the ring is at least
+//! `--hold-fill-pct` (75 %) full and the collector is alive (runnable, or on a CPU within the
 //! last `--hold-grace-ms`, 1 s), producers stay queued (unless overdue), a producer waking onto
 //! an idle CPU is queued too, and a running producer preempts itself at its next syscall. The
 //! grace matters: in a loaded guest the ring's wakeup reached a sleeping collector tens of
@@ -143,9 +141,8 @@ struct Opts {
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     est_ring_bytes: u64,
     /// Hold producers back (leave them queued unless overdue, preempt running ones) while the
-    /// collector's ring is at least this full under producer throttle 0 (2/3 and 1/3 of it
-    /// under throttles 1 and 2) and the collector is alive (see --hold-grace-ms); 100 turns the
-    /// rule off.
+    /// collector's ring is at least this full and the collector is alive (see
+    /// --hold-grace-ms); 100 turns the rule off.
     #[arg(long, value_name = "PCT", default_value_t = bpf_intf::aegis_consts_AEGIS_HOLD_FILL_PCT)]
     hold_fill_pct: u32,
     /// A collector that has been neither runnable nor on a CPU for this long is taken as gone

@@ -53,11 +53,10 @@ impl State {
 /// a runnable provenance task preempts a running producer. The BPF scheduler mirrors it.
 pub const PREEMPT_FILL_PCT: u32 = 50;
 
-/// Ring fill (percent) from which producers are held back under throttle 0, while the
+/// Ring fill (percent) from which producers are held back whatever the action, while the
 /// collector is alive: a queued producer is not dispatched unless it is past its wait bound,
-/// and a running one gives up its CPU. Higher throttles hold from lower fills
-/// ([`Action::hold_fill_pct`]). The BPF scheduler's `AEGIS_HOLD_FILL_PCT` (the default of
-/// `scx_aegis --hold-fill-pct`); the simulator's Aegis holds at the same fills.
+/// and a running one gives up its CPU. The BPF scheduler's `AEGIS_HOLD_FILL_PCT` (the default
+/// of `scx_aegis --hold-fill-pct`); the simulator's Aegis holds at the same fill.
 pub const HOLD_FILL_PCT: u32 = 75;
 
 /// The base time slice: ordinary tasks get it; provenance and producer slices are scaled from
@@ -73,18 +72,12 @@ pub const BASE_SLICE_NS: u64 = 3_000_000;
 /// | 1 | base << 1 | once the ring is at least [`PREEMPT_FILL_PCT`] % full: the collector is woken as the ring fills and drains it in big batches |
 /// | 2 | base << 2 | at once on wakeup (SCHED_FIFO-like) |
 ///
-/// `producer_throttle` t: producers are held back from a lower ring fill,
-/// [`Action::hold_fill_pct`] = hold line x (3 - t) / 3 (75, 50 and 25 % of the ring at the
-/// default [`HOLD_FILL_PCT`]), and their slice is base >> t. Holding early keeps room in the
-/// ring for the events that producers already in a syscall still write when the hold begins
-/// (one each: with dozens of CPUs flooding, more than a quarter of a small ring), at the cost
-/// of producers' throughput when nothing was at risk.
+/// `producer_throttle` t: producer slice = base >> t.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Action {
     /// 0..=2: how strongly provenance tasks are favoured (see the table above).
     pub collector_boost: u8,
-    /// 0..=2: how hard producers are held back (hold line lowered by thirds, slice divided
-    /// by 2^throttle).
+    /// 0..=2: how hard producers are held back (slice divided by 2^throttle).
     pub producer_throttle: u8,
 }
 
@@ -108,17 +101,6 @@ impl Action {
     /// Slice of a producer under this action.
     pub fn producer_slice_ns(self, base_ns: u64) -> u64 {
         base_ns >> self.producer_throttle
-    }
-
-    /// The ring fill (percent) from which producers are held back under this action, given
-    /// the hold line of throttle 0 (`scx_aegis --hold-fill-pct`, [`HOLD_FILL_PCT`] by
-    /// default). A line of 100 % (the rule off) stays off. The BPF scheduler's
-    /// `aegis_hold_line_pct`.
-    pub fn hold_fill_pct(self, hold_line_pct: u32) -> u32 {
-        if hold_line_pct >= 100 {
-            return 100;
-        }
-        hold_line_pct * (3 - self.producer_throttle.min(2) as u32) / 3
     }
 
     /// Whether a runnable provenance task preempts a running producer at this ring fill.

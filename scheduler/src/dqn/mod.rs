@@ -3,11 +3,8 @@
 //! The agent acts once per signal window (10 ms of simulated time): it sees the quantized state
 //! of [`crate::aegis::qnet::State`] (scaled to 0..1), picks one of the nine actions
 //! (collector boost x producer throttle) epsilon-greedily, and is rewarded
-//! `-(loss_weight * dropped/produced) - lambda * slowdown - nu * producer_shortfall
-//! - mu * bound_violations` for the window, where slowdown is how far the ordinary tasks' CPU
-//! time fell below their fair share, and producer_shortfall how far the producers' fell below
-//! the least of theirs and what a collector with a whole CPU could record (holding producers
-//! back costs when nothing was at risk: a producer may be a busy benign task). Training
+//! `-(loss_weight * dropped/produced) - lambda * slowdown - mu * bound_violations` for the window,
+//! where slowdown is how far the ordinary tasks' CPU time fell below their fair share. Training
 //! uses a replay buffer, a target network synced every `target_sync` updates, the Huber loss and
 //! Adam. Episodes are simulations with random intensity, ring size and background load. The
 //! result is exported to the fixed-point network the kernel evaluates, with its quantization
@@ -45,12 +42,6 @@ pub struct TrainConfig {
     pub loss_weight: f32,
     pub lambda_slowdown: f32,
     pub mu_violation: f32,
-    /// Weight of producers' shortfall: how far their CPU time fell below the least of their
-    /// fair share and what the collector, given a whole CPU, could record of theirs (the
-    /// oracle's cap). It prices holding producers back when nothing was at risk: a producer
-    /// may be a busy benign task. Models trained before it existed had 0.
-    #[serde(default)]
-    pub nu_producer_shortfall: f32,
     /// Fixed validation configurations the greedy policy is scored on (the learning curve).
     pub validation_configs: usize,
     /// Validation points over the whole training (the first before any training).
@@ -90,7 +81,6 @@ impl Default for TrainConfig {
             loss_weight: 10.0,
             lambda_slowdown: 0.2,
             mu_violation: 1.0,
-            nu_producer_shortfall: 0.1,
             validation_configs: 40,
             validation_points: 20,
             evaluation_configs: 40,
@@ -147,8 +137,6 @@ pub struct TrainedModel {
 /// episode's usual production per window (`usual_produced`): a window in which starved
 /// producers dropped half of a handful of events then weighs what those events are worth, so
 /// the rewards of an episode add up to its overall loss, the figure the policy is judged by.
-/// `producer_cpu_per_collector_cpu` is the producers' CPU time that yields the events one CPU
-/// of collector records (syscall cost over per-event cost).
 fn reward(
     config: &TrainConfig,
     view: &QueueView,
@@ -156,27 +144,20 @@ fn reward(
     cpus: usize,
     violations: u64,
     window_ns: u64,
-    producer_cpu_per_collector_cpu: f32,
 ) -> f32 {
     let produced = (view.window_produced as f32).max(usual_produced).max(1.0);
     let loss = view.window_dropped as f32 / produced;
-    // Fair share: every always-runnable task (ordinary, producers, collector) alike.
-    let tasks = (view.nr_ordinary_tasks + view.nr_producers + 1) as f32;
-    let fair_ns = |nr: u32| window_ns as f32 * (cpus as f32).min(tasks) * nr as f32 / tasks;
-    let shortfall = |got_ns: u64, target_ns: f32| {
-        if target_ns <= 0.0 {
-            0.0
-        } else {
-            (1.0 - got_ns as f32 / target_ns).max(0.0)
-        }
+    let slowdown = if view.nr_ordinary_tasks == 0 {
+        0.0
+    } else {
+        // Fair share: every always-runnable task (ordinary, producers, collector) alike.
+        let tasks = (view.nr_ordinary_tasks + view.nr_producers + 1) as f32;
+        let fair =
+            window_ns as f32 * (cpus as f32).min(tasks) * view.nr_ordinary_tasks as f32 / tasks;
+        (1.0 - view.window_ordinary_cpu_ns as f32 / fair).max(0.0)
     };
-    let slowdown = shortfall(view.window_ordinary_cpu_ns, fair_ns(view.nr_ordinary_tasks));
-    let producer_target_ns =
-        fair_ns(view.nr_producers).min(window_ns as f32 * producer_cpu_per_collector_cpu);
-    let producer_shortfall = shortfall(view.window_producer_cpu_ns, producer_target_ns);
     -(config.loss_weight * loss)
         - config.lambda_slowdown * slowdown
-        - config.nu_producer_shortfall * producer_shortfall
         - config.mu_violation * violations as f32
 }
 
@@ -217,8 +198,6 @@ struct Learner<'a> {
     reward_sum: f64,
     windows: u64,
     usual_produced: f32,
-    /// See [`reward`].
-    producer_cpu_per_collector_cpu: f32,
 }
 
 impl Learner<'_> {
@@ -311,7 +290,6 @@ impl Policy for Learner<'_> {
             self.cpus,
             violations,
             self.window_ns,
-            self.producer_cpu_per_collector_cpu,
         );
         if let Some((state, action)) = self.last {
             self.reward_sum += r as f64;
@@ -385,8 +363,6 @@ fn run_episode(
         reward_sum: 0.0,
         windows: 0,
         usual_produced: 0.0,
-        producer_cpu_per_collector_cpu: sim.syscall_cost_ns as f32
-            / sim.collector.per_event_cost_ns.max(1) as f32,
     };
     let result = simulate(sim, &mut learner);
     (learner.reward_sum / learner.windows.max(1) as f64, result)
@@ -544,50 +520,6 @@ pub fn evaluate(network: &QNet, training: &TrainConfig, seed: u64) -> Vec<Score>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_reward_prices_loss_slowdown_violations_and_held_back_producers() {
-        let config = TrainConfig::default();
-        let window_ns = 10_000_000;
-        // 2 CPUs, 2 hogs, 1 producer and the collector: fair shares of 2/4 CPU each.
-        let view = |ordinary_ns, producer_ns, dropped| QueueView {
-            window_produced: 1_000,
-            window_dropped: dropped,
-            window_ordinary_cpu_ns: ordinary_ns,
-            window_producer_cpu_ns: producer_ns,
-            nr_ordinary_tasks: 2,
-            nr_producers: 1,
-            ..QueueView::default()
-        };
-        let score =
-            |v: &QueueView, violations| reward(&config, v, 0.0, 2, violations, window_ns, 1.9);
-        let fair_ns = window_ns / 2;
-        assert_eq!(score(&view(2 * fair_ns, fair_ns, 0), 0), 0.0);
-        let lossy = score(&view(2 * fair_ns, fair_ns, 100), 0);
-        assert!((lossy + config.loss_weight * 0.1).abs() < 1e-6, "{lossy}");
-        let slow = score(&view(fair_ns, fair_ns, 0), 0);
-        assert!((slow + config.lambda_slowdown * 0.5).abs() < 1e-6, "{slow}");
-        let held = score(&view(2 * fair_ns, fair_ns / 2, 0), 0);
-        assert!(
-            (held + config.nu_producer_shortfall * 0.5).abs() < 1e-6,
-            "{held}"
-        );
-        assert_eq!(
-            score(&view(2 * fair_ns, fair_ns, 0), 2),
-            -2.0 * config.mu_violation
-        );
-        // Producers are owed no more than a collector with a whole CPU records of theirs.
-        let capped = reward(
-            &config,
-            &view(2 * fair_ns, window_ns / 4, 0),
-            0.0,
-            2,
-            0,
-            window_ns,
-            0.25,
-        );
-        assert_eq!(capped, 0.0);
-    }
 
     #[test]
     fn a_short_training_run_learns_and_exports() {

@@ -7,15 +7,15 @@
 //! under boost 0 a provenance task never preempts, under boost 1 a runnable provenance task
 //! preempts a running producer once the ring is [`PREEMPT_FILL_PCT`] % full (on wakeup, or
 //! when the fill reaches it while the task waits: [`Policy::preempt_fill_pct`]), under boost 2
-//! at once on wakeup; producer slices are `base >> producer_throttle`. Under every action
-//! producers are held back from some ring fill ([`HOLD_FILL_PCT`] % under throttle 0, 50 and
-//! 25 % under throttles 1 and 2: [`Action::hold_fill_pct`]; the collector, always alive here,
-//! drains first): a queued producer is not picked unless it is past its wait bound, a running
-//! one gives up its CPU, and a CPU with only held producers to run stays idle, as the BPF
-//! scheduler's dispatch and `sys_enter` kick do. A collector draining a backlog (the ring past
-//! [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against overdue producers for a tick.
-//! At the end of every window the quantized state goes through the [`DeltaGate`] and, if it
-//! moved, the Q-network picks the next action. Without a network the action stays fixed: levels and the waiting
+//! at once on wakeup; producer slices are `base >> producer_throttle`. Whatever the action,
+//! producers are held back from [`HOLD_FILL_PCT`] % of the ring (the collector, always alive
+//! here, drains first): a queued producer is not picked unless it is past its wait bound, a
+//! running one gives up its CPU, and a CPU with only held producers to run stays idle, as the
+//! BPF scheduler's dispatch and `sys_enter` kick do. A collector draining a backlog (the ring
+//! past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against overdue producers for
+//! a tick. At the end of every
+//! window the quantized state goes through the [`DeltaGate`] and, if it moved, the Q-network
+//! picks the next action. Without a network the action stays fixed: levels and the waiting
 //! bound only (the ablation baseline).
 
 use crate::aegis::gate::DeltaGate;
@@ -46,8 +46,7 @@ pub struct Aegis {
     /// a gate with delta 0 still skips windows whose state did not change at all).
     pub gating: bool,
     pub action: Action,
-    /// The fill producers are held back from under throttle 0 ([`HOLD_FILL_PCT`]; `None`:
-    /// never, an ablation); higher throttles hold from lower fills.
+    /// The fill producers are held back from ([`HOLD_FILL_PCT`]; `None`: never, an ablation).
     pub hold_fill_pct: Option<u32>,
     pub stats: AegisStats,
     min_vruntime: u64,
@@ -91,14 +90,9 @@ impl Aegis {
         }
     }
 
-    /// The fill producers are held back from under the current action.
-    fn hold_line_pct(&self) -> Option<u32> {
-        self.hold_fill_pct.map(|pct| self.action.hold_fill_pct(pct))
-    }
-
     /// Whether producers are held back at this view's ring fill.
     fn holding(&self, view: &QueueView) -> bool {
-        self.hold_line_pct()
+        self.hold_fill_pct
             .is_some_and(|pct| view.ring_fill_pct >= pct)
     }
 
@@ -198,7 +192,7 @@ impl Policy for Aegis {
     }
 
     fn hold_fill_pct(&self) -> Option<u32> {
-        self.hold_line_pct()
+        self.hold_fill_pct
     }
 
     fn holds(&self, e: &Entity, running: bool, view: &QueueView) -> bool {
@@ -433,43 +427,6 @@ mod tests {
             let bound = Backbone::default().wait_bound_ns(level) + config.tick_ns;
             assert!(stats.max_wait_ns[level.index()] <= bound, "{stats:?}");
         }
-    }
-
-    #[test]
-    fn the_throttle_lowers_the_hold_line() {
-        let producer = Entity {
-            recent_syscalls: 100_000,
-            ..Entity::default()
-        };
-        let at_fill = |ring_fill_pct| QueueView {
-            ring_fill_pct,
-            ..QueueView::default()
-        };
-        for (throttle, line) in [(0, HOLD_FILL_PCT), (1, 50), (2, 25)] {
-            let aegis = with_action(1, throttle, 1_000_000);
-            assert_eq!(aegis.hold_fill_pct(), Some(line));
-            assert!(!aegis.holds(&producer, true, &at_fill(line - 1)));
-            assert!(aegis.holds(&producer, true, &at_fill(line)));
-        }
-        // The rule turned off stays off under every throttle.
-        let mut off = with_action(1, 2, 1_000_000);
-        off.hold_fill_pct = Some(100);
-        assert_eq!(off.hold_fill_pct(), Some(100));
-        // In a run: the harder the throttle, the less of the ring producers may fill.
-        let config = SimConfig {
-            cpus: 2,
-            producers: 4,
-            hogs: 1,
-            duration_ns: 200_000_000,
-            ..SimConfig::default()
-        };
-        let max_level = |throttle| {
-            let result = simulate(&config, &mut with_action(0, throttle, config.tick_ns));
-            assert_eq!(result.dropped, 0, "throttle {throttle}");
-            result.max_ring_level
-        };
-        let levels = [0, 1, 2].map(max_level);
-        assert!(levels[2] < levels[1] && levels[1] < levels[0], "{levels:?}");
     }
 
     #[test]

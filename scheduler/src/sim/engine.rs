@@ -163,7 +163,6 @@ struct Sim<'a> {
     window_dropped: u64,
     window_collector_cpu_ns: u64,
     window_ordinary_cpu_ns: u64,
-    window_producer_cpu_ns: u64,
     signals: Signals,
     /// Draws wakeup latencies when the collector model has a measured distribution.
     latency: Option<(LatencySampler, StdRng)>,
@@ -190,7 +189,6 @@ struct Signals {
     produced: u64,
     dropped: u64,
     ordinary_cpu_ns: u64,
-    producer_cpu_ns: u64,
 }
 
 /// Runs one simulation.
@@ -289,7 +287,6 @@ impl<'a> Sim<'a> {
             window_dropped: 0,
             window_collector_cpu_ns: 0,
             window_ordinary_cpu_ns: 0,
-            window_producer_cpu_ns: 0,
             signals: Signals::default(),
             // Its own stream, so a measured distribution leaves the other draws as they were.
             latency: config
@@ -396,7 +393,6 @@ impl<'a> Sim<'a> {
             window_produced: self.signals.produced,
             window_dropped: self.signals.dropped,
             window_ordinary_cpu_ns: self.signals.ordinary_cpu_ns,
-            window_producer_cpu_ns: self.signals.producer_cpu_ns,
             nr_ordinary_tasks: (self.config.hogs + self.config.sleepers) as u32,
             nr_producers: self.config.producers as u32,
             ..QueueView::default()
@@ -596,7 +592,6 @@ impl<'a> Sim<'a> {
             policy.charge(&mut task.entity, dt);
             match task.kind {
                 Kind::Producer => {
-                    self.window_producer_cpu_ns += dt;
                     let paid = task.overhead_left_ns.min(dt);
                     task.overhead_left_ns -= paid;
                     let total = task.carry_ns + dt - paid;
@@ -773,7 +768,6 @@ impl<'a> Sim<'a> {
             produced: self.window_produced,
             dropped: self.window_dropped,
             ordinary_cpu_ns: self.window_ordinary_cpu_ns,
-            producer_cpu_ns: self.window_producer_cpu_ns,
         };
         for task in &mut self.tasks {
             if let Some(rate) = window_rate(task.window_syscalls, task.window_ran_ns, window) {
@@ -789,7 +783,6 @@ impl<'a> Sim<'a> {
         self.window_dropped = 0;
         self.window_collector_cpu_ns = 0;
         self.window_ordinary_cpu_ns = 0;
-        self.window_producer_cpu_ns = 0;
         self.next_window_ns += window;
         let view = self.view();
         policy.window(&view);

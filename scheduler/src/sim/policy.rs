@@ -51,12 +51,10 @@ pub struct QueueView {
     pub runnable_by_level: [u32; 3],
     /// The longest current wait among runnable tasks of each Aegis level.
     pub oldest_wait_ns_by_level: [u64; 3],
-    /// Events produced and dropped, and CPU time of ordinary tasks and of producers, in the
-    /// last window.
+    /// Events produced and dropped, and CPU time of ordinary tasks, in the last window.
     pub window_produced: u64,
     pub window_dropped: u64,
     pub window_ordinary_cpu_ns: u64,
-    pub window_producer_cpu_ns: u64,
     pub nr_ordinary_tasks: u32,
     pub nr_producers: u32,
 }
