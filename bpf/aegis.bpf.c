@@ -7,8 +7,9 @@
  * provenance tasks (registered by tgid, comm or cgroup in maps scx_aegis fills), ordinary
  * tasks, and producers (tasks whose syscall count in the last window, counted by this
  * object's own sys_enter program, crosses a threshold). A task in level k that has waited
- * base_wait << k is overdue and is served ahead of every level (exponential waiting time);
- * the tick preempts the running task when one is overdue, so the bound holds to a tick.
+ * base_wait << k is overdue and is served ahead of every level (exponential waiting time):
+ * a timer armed for the earliest deadline kicks a CPU when it passes, and the tick preempts
+ * the running task while one is overdue, so the bound holds to a tick at worst.
  *
  * Every window a timer builds the state (production rate, ring fill, collector CPU share,
  * runnable tasks and the longest wait per level), quantizes it, and re-runs the fixed-point
@@ -165,6 +166,41 @@ struct {
 	__type(key, __u32);
 	__type(value, struct window_timer);
 } window_timers SEC(".maps");
+
+/* Fires when the earliest queued task reaches its wait bound (see on_deadline()). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct window_timer);
+} deadline_timers SEC(".maps");
+
+/* When the deadline timer is armed to fire (0: not armed). */
+__u64 deadline_timer_at_ns;
+
+/*
+ * Arms the deadline timer for @at_ns, unless it is already armed for earlier. A moment in the
+ * past (a task overdue where nobody could take it) is retried a scan interval later, not at
+ * once.
+ */
+static void arm_deadline_timer(__u64 at_ns, __u64 now)
+{
+	__u64 armed = deadline_timer_at_ns;
+	struct window_timer *dt;
+	__u32 zero = 0;
+
+	if (at_ns == (__u64)-1)
+		return;
+	if (at_ns <= now)
+		at_ns = now + AEGIS_SCAN_INTERVAL_US * 1000ULL;
+	if (armed && armed <= at_ns && armed > now)
+		return;
+	dt = bpf_map_lookup_elem(&deadline_timers, &zero);
+	if (!dt)
+		return;
+	deadline_timer_at_ns = at_ns;
+	bpf_timer_start(&dt->timer, at_ns, BPF_F_TIMER_ABS);
+}
 
 /* Window accounting, shared by all CPUs. */
 __u64 window_producer_syscalls;
@@ -548,6 +584,9 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx)
 		tctx->queued_into = level;
 	scx_bpf_dsq_insert_vtime(p, level, slice_of(level), vtime, enq_flags);
+	if (tctx)
+		arm_deadline_timer(tctx->queued_at_ns + aegis_wait_bound_ns(level, base_wait_ns),
+				   now);
 	if (st) {
 		/* The insert takes effect once enqueue returns: the task is not counted yet. */
 		s32 queued = scx_bpf_dsq_nr_queued(level) + 1;
@@ -647,6 +686,7 @@ static int find_overdue(s32 cpu, bool skip_producers, __u64 now, s32 *pid_out)
 	if (st)
 		st->nr_overdue_scans++;
 	level = find_overdue_on(cpu, skip_producers, now, pid_out, &next_deadline);
+	arm_deadline_timer(next_deadline, now);
 	if (level >= 0) {
 		/* Promoting one may leave others overdue: scan again next time. */
 		next_overdue_scan_ns = 0;
@@ -1072,6 +1112,82 @@ static void window_end(void)
 }
 
 /*
+ * A task overdue at @pid in @level: kick the CPU it may run on whose running task matters
+ * least (an idle one first; a producer's before an ordinary task's), so that it is served at
+ * its deadline rather than at the next tick, up to a tick later. Never the collector's CPU for
+ * a producer: the collector's tick decides that (a draining collector keeps producers out for a
+ * tick). A provenance or ordinary task is left pending for that CPU's dispatch, as the tick
+ * does.
+ */
+static void kick_for_overdue(int level, s32 pid)
+{
+	struct task_struct *p = bpf_task_from_pid(pid);
+	struct aegis_stats *st;
+	__u32 target_level = 0;
+	s32 target = -1;
+	__u32 cpu;
+
+	if (!p)
+		return;
+	bpf_for(cpu, 0, nr_cpus)
+	{
+		__u32 *running = bpf_map_lookup_elem(&cpu_level, &cpu);
+
+		if (!running || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		if (*running == AEGIS_LEVEL_NONE) {
+			target = cpu;
+			target_level = AEGIS_LEVEL_NONE;
+			break;
+		}
+		if (level == AEGIS_LEVEL_PRODUCER && *running == AEGIS_LEVEL_PROVENANCE)
+			continue;
+		if (target < 0 || *running > target_level) {
+			target = cpu;
+			target_level = *running;
+		}
+	}
+	bpf_task_release(p);
+	if (target < 0 || target >= AEGIS_MAX_CPUS)
+		return;
+	if (target_level == AEGIS_LEVEL_NONE) {
+		scx_bpf_kick_cpu(target, SCX_KICK_IDLE);
+		return;
+	}
+	if (level < AEGIS_LEVEL_PRODUCER) {
+		pending_overdue_pid[target] = pid;
+		pending_overdue_level[target] = level + 1;
+	}
+	scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
+	st = my_stats();
+	if (st)
+		st->nr_deadline_kicks++;
+}
+
+/*
+ * The deadline timer: at the moment the earliest queued task reaches its wait bound (armed at
+ * enqueue and by every scan), a CPU is kicked for the most overdue task. The tick alone served
+ * it at the first tick after its deadline: up to a tick later, more when a tick came late
+ * (under TCG, ticks 4 to 8 ms apart at HZ=250 were common).
+ */
+static int on_deadline(void *map, int *key, struct bpf_timer *timer)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 next_deadline;
+	s32 pid = 0;
+	int level;
+
+	deadline_timer_at_ns = 0;
+	level = find_overdue_on(-1, false, now, &pid, &next_deadline);
+	if (level >= 0) {
+		next_overdue_scan_ns = 0;
+		kick_for_overdue(level, pid);
+	}
+	arm_deadline_timer(next_deadline, now);
+	return 0;
+}
+
+/*
  * Every AEGIS_CHECK_US: if a task is past its wait bound, wake the idle CPUs so they look at
  * the queues (busy CPUs see it at their next tick). Preempting a busy CPU from here as well
  * cost events in the guest: producers promoted between ticks overfilled the ring. Every
@@ -1129,7 +1245,15 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(aegis_init)
 		return -ESRCH;
 	bpf_timer_init(&wt->timer, &window_timers, CLOCK_MONOTONIC);
 	bpf_timer_set_callback(&wt->timer, periodic);
-	return bpf_timer_start(&wt->timer, AEGIS_CHECK_US * 1000ULL, 0);
+	err = bpf_timer_start(&wt->timer, AEGIS_CHECK_US * 1000ULL, 0);
+	if (err)
+		return err;
+	wt = bpf_map_lookup_elem(&deadline_timers, &zero);
+	if (!wt)
+		return -ESRCH;
+	bpf_timer_init(&wt->timer, &deadline_timers, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(&wt->timer, on_deadline);
+	return 0;
 }
 
 void BPF_STRUCT_OPS(aegis_exit, struct scx_exit_info *ei)

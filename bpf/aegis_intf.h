@@ -115,6 +115,8 @@ struct aegis_stats {
 	 */
 	unsigned long long max_tick_gap_ns;
 	unsigned long long nr_late_ticks;
+	/* CPUs kicked by the deadline timer for a task that reached its wait bound. */
+	unsigned long long nr_deadline_kicks;
 };
 
 #endif /* AEGIS_INTF_H */

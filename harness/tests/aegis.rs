@@ -170,6 +170,11 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
         u64_of(producers, "nr_dispatched") > 0 && u64_of(producers, "nr_promoted") > 0,
         "producers ran, through the waiting-time rule: {stats}"
     );
+    // Held producers reach their bound between ticks: the deadline timer kicks a CPU for them.
+    assert!(
+        u64_of(stats, "nr_deadline_kicks") > 0,
+        "the deadline timer served overdue tasks: {stats}"
+    );
     // The same from outside the scheduler: /proc schedstat of every flood, stress-ng and
     // collector thread, sampled by a SCHED_FIFO observer. Its figure is an upper bound that
     // exceeds the longest wait by at most one sampling gap; the largest bound is the

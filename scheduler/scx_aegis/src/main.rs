@@ -18,9 +18,15 @@
 //! **Exponential waiting time.** Strict priority would starve the lower levels, so a task in
 //! level `k` that has waited `base_wait << k` (16/32/64 ms by default) is overdue: dispatch
 //! serves the most overdue task ahead of every level (only a collector with a backlog past
-//! the preemption point goes first), and the tick (and a 10 ms BPF timer, for idle CPUs)
-//! takes a CPU from a running task as soon as anyone is overdue. No task waits longer than its bound plus about a
-//! tick; the stats count every wait past that as a violation.
+//! the preemption point goes first). A BPF timer armed for the earliest deadline among the
+//! queued tasks (at enqueue, and by every scan) kicks a CPU the overdue task may run on when
+//! it passes: an idle one, else the one running the least important task (never the
+//! collector's for a producer: a draining collector keeps producers out for a tick). The tick
+//! (and a 10 ms BPF timer, for idle CPUs) also takes a CPU from a running task while anyone
+//! is overdue. Served by the tick alone, a task waited up to a tick past its deadline, more
+//! when a tick came late (under TCG, ticks 4 to 8 ms apart at HZ=250 were common); with the
+//! deadline timer, almost every wait ends within its bound plus the timer's latency. The
+//! stats count every wait past the bound plus one tick as a violation.
 //!
 //! **When the collector runs.** The action sets the provenance slice (`base << boost`) and
 //! when a runnable provenance task takes a producer's CPU: never (boost 0), once the ring is

@@ -104,6 +104,8 @@ pub struct Stats {
     /// a CPU that does not tick cannot enforce the wait bound.
     pub max_tick_gap_us: u64,
     pub nr_late_ticks: u64,
+    /// CPUs the deadline timer kicked for a task that reached its wait bound between ticks.
+    pub nr_deadline_kicks: u64,
     /// Per BPF program, with `--prog-stats`; empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgStats>,
@@ -142,6 +144,7 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
         total.nr_producer_holds += s.nr_producer_holds;
         total.max_tick_gap_ns = total.max_tick_gap_ns.max(s.max_tick_gap_ns);
         total.nr_late_ticks += s.nr_late_ticks;
+        total.nr_deadline_kicks += s.nr_deadline_kicks;
         for (sum, n) in total
             .nr_past_hold_syscalls
             .iter_mut()
@@ -308,6 +311,7 @@ impl Stats {
             },
             max_tick_gap_us: s.max_tick_gap_ns / 1_000,
             nr_late_ticks: s.nr_late_ticks,
+            nr_deadline_kicks: s.nr_deadline_kicks,
             past_hold_syscalls: PastHoldSyscalls {
                 collector_asleep: past_hold(
                     bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP,
@@ -347,7 +351,7 @@ impl Stats {
             })
             .collect();
         format!(
-            "[aegis] {} | inferences run={} skipped={} | action={} (boost {}, throttle {}) | fill={}% kicks={} prov_runs={} prov_cpu={:.1}ms",
+            "[aegis] {} | inferences run={} skipped={} | action={} (boost {}, throttle {}) | fill={}% kicks={} deadline_kicks={} prov_runs={} prov_cpu={:.1}ms",
             levels.join(" | "),
             self.nr_inferences_run,
             self.nr_inferences_skipped,
@@ -356,6 +360,7 @@ impl Stats {
             self.current_action.producer_throttle,
             self.ring_fill_pct,
             self.nr_preempt_kicks,
+            self.nr_deadline_kicks,
             self.nr_provenance_runs,
             self.provenance_runtime_ms,
         )

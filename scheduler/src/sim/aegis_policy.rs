@@ -11,11 +11,12 @@
 //! producers are held back from [`HOLD_FILL_PCT`] % of the ring (the collector, always alive
 //! here, drains first): a queued producer is not picked unless it is past its wait bound, a
 //! running one gives up its CPU, and a CPU with only held producers to run stays idle, as the
-//! BPF scheduler's dispatch and `sys_enter` kick do. A collector draining a backlog (the ring
-//! past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against overdue producers for
-//! a tick. At the end of every
-//! window the quantized state goes through the [`DeltaGate`] and, if it moved, the Q-network
-//! picks the next action. Without a network the action stays fixed: levels and the waiting
+//! BPF scheduler's dispatch and `sys_enter` kick do. An overdue task takes a CPU at the next
+//! tick (the BPF scheduler also kicks one at the deadline with a timer, so the simulator's
+//! waits past a bound can be up to a tick longer than the kernel's). A collector draining a
+//! backlog (the ring past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against
+//! overdue producers for a tick. At the end of every window the quantized state goes through
+//! the [`DeltaGate`] and, if it moved, the Q-network picks the next action. Without a network the action stays fixed: levels and the waiting
 //! bound only (the ablation baseline).
 
 use crate::aegis::gate::DeltaGate;
