@@ -156,7 +156,8 @@ struct {
 	__type(value, __u32);
 } cpu_level SEC(".maps");
 
-struct window_timer {
+/* A BPF timer in a one-slot array map: the window timer and the deadline timer. */
+struct timer_slot {
 	struct bpf_timer timer;
 };
 
@@ -164,7 +165,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct window_timer);
+	__type(value, struct timer_slot);
 } window_timers SEC(".maps");
 
 /* Fires when the earliest queued task reaches its wait bound (see on_deadline()). */
@@ -172,7 +173,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct window_timer);
+	__type(value, struct timer_slot);
 } deadline_timers SEC(".maps");
 
 /* When the deadline timer is armed to fire (0: not armed). */
@@ -186,7 +187,7 @@ __u64 deadline_timer_at_ns;
 static void arm_deadline_timer(__u64 at_ns, __u64 now)
 {
 	__u64 armed = deadline_timer_at_ns;
-	struct window_timer *dt;
+	struct timer_slot *dt;
 	__u32 zero = 0;
 
 	if (at_ns == (__u64)-1)
@@ -1221,7 +1222,7 @@ static int periodic(void *map, int *key, struct bpf_timer *timer)
 
 s32 BPF_STRUCT_OPS_SLEEPABLE(aegis_init)
 {
-	struct window_timer *wt;
+	struct timer_slot *wt;
 	__u32 zero = 0;
 	int level, err;
 

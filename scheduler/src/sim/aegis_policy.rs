@@ -16,8 +16,8 @@
 //! waits past a bound can be up to a tick longer than the kernel's). A collector draining a
 //! backlog (the ring past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against
 //! overdue producers for a tick. At the end of every window the quantized state goes through
-//! the [`DeltaGate`] and, if it moved, the Q-network picks the next action. Without a network the action stays fixed: levels and the waiting
-//! bound only (the ablation baseline).
+//! the [`DeltaGate`] and, if it moved, the Q-network picks the next action. Without a network
+//! the action stays fixed: levels and the waiting bound only (the ablation baseline).
 
 use crate::aegis::gate::DeltaGate;
 use crate::aegis::levels::{Backbone, Level, TaskSignals, NR_LEVELS};
