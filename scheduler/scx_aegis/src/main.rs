@@ -16,17 +16,19 @@
 //! order.
 //!
 //! **Exponential waiting time.** Strict priority would starve the lower levels, so a task in
-//! level `k` that has waited `base_wait << k` (16/32/64 ms by default) is overdue: dispatch
-//! serves the most overdue task ahead of every level (only a collector with a backlog past
-//! the preemption point goes first). A BPF timer armed for the earliest deadline among the
-//! queued tasks (at enqueue, and by every scan) kicks a CPU the overdue task may run on when
-//! it passes: an idle one, else the one running the least important task (never the
-//! collector's for a producer: a draining collector keeps producers out for a tick). The tick
-//! (and a 10 ms BPF timer, for idle CPUs) also takes a CPU from a running task while anyone
-//! is overdue. Served by the tick alone, a task waited up to a tick past its deadline, more
-//! when a tick came late (under TCG, ticks 4 to 8 ms apart at HZ=250 were common); with the
-//! deadline timer, almost every wait ends within its bound plus the timer's latency. The
-//! stats count every wait past the bound plus one tick as a violation.
+//! level `k` may wait at most `base_wait << k` (16/32/64 ms by default) plus one tick before
+//! it is served ahead of every level. Aegis aims half a tick early: at `base_wait << k` minus
+//! half a tick the task is *overdue*, and dispatch serves the most overdue task ahead of every
+//! level. Reaching it takes time: under TCG the timer and the CPU it kicks answered up to 5-8
+//! ms late when QEMU did not run a vCPU. While the collector has a backlog (the ring past the
+//! preemption point or the hold line), overdue tasks yield to it for another half tick, so
+//! they take a CPU at their bound, the collector's included. A BPF timer armed for the
+//! earliest such moment among the queued tasks (at enqueue, and by every scan) kicks a CPU the
+//! overdue task may run on: an idle one, else the one running the least important task; a
+//! CPU that has not answered an earlier kick within a millisecond comes last. The tick (and a
+//! 10 ms BPF timer, for idle CPUs) also takes a CPU from a running task while anyone is
+//! overdue. The stats count every wait past the bound plus one tick as a violation, apart
+//! those during which a busy CPU went two tick periods without a tick (a stalled vCPU).
 //!
 //! **When the collector runs.** The action sets the provenance slice (`base << boost`) and
 //! when a runnable provenance task takes a producer's CPU: never (boost 0), once the ring is

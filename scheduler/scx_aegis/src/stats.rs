@@ -106,6 +106,11 @@ pub struct Stats {
     pub nr_late_ticks: u64,
     /// CPUs the deadline timer kicked for a task that reached its wait bound between ticks.
     pub nr_deadline_kicks: u64,
+    /// The latest the deadline timer's callback ran after the moment it was armed for.
+    pub max_deadline_timer_late_us: u64,
+    /// The longest a CPU the deadline timer kicked took to dispatch or tick (under TCG: a
+    /// vCPU that QEMU did not run meanwhile; the next kick goes elsewhere).
+    pub max_kick_to_dispatch_us: u64,
     /// Per BPF program, with `--prog-stats`; empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgStats>,
@@ -145,6 +150,11 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
         total.max_tick_gap_ns = total.max_tick_gap_ns.max(s.max_tick_gap_ns);
         total.nr_late_ticks += s.nr_late_ticks;
         total.nr_deadline_kicks += s.nr_deadline_kicks;
+        total.max_kick_to_dispatch_ns =
+            total.max_kick_to_dispatch_ns.max(s.max_kick_to_dispatch_ns);
+        total.max_deadline_timer_late_ns = total
+            .max_deadline_timer_late_ns
+            .max(s.max_deadline_timer_late_ns);
         for (sum, n) in total
             .nr_past_hold_syscalls
             .iter_mut()
@@ -201,19 +211,30 @@ fn describe_waiter(w: &aegis_wait) -> String {
         l @ 0..=2 => format!("in the {} DSQ", LEVEL_NAMES[l as usize]),
         bpf_intf::aegis_consts_AEGIS_QUEUED_DIRECT => "on an idle CPU from select_cpu".into(),
         bpf_intf::aegis_consts_AEGIS_QUEUED_LAST => "as its CPU's last task".into(),
-        bpf_intf::aegis_consts_AEGIS_QUEUED_PROMOTED => "promoted past its bound".into(),
+        bpf_intf::aegis_consts_AEGIS_QUEUED_PROMOTED => "promoted at its deadline".into(),
         other => format!("path {other}"),
+    };
+    // Where the time past the bound went: until a scan saw it overdue, until it was promoted,
+    // and in the local queue after that.
+    let since_queued = |ns: u64| {
+        if ns == 0 {
+            "never".to_string()
+        } else {
+            format!("at {:.1} ms", ns as f64 / 1e6)
+        }
     };
     format!(
         "{} (pid {}, may run on {nr_cpus} CPU{}; queued {queued_into}; after {} ran {:.1} ms; \
-         scanned {} times, {} overdue where it could run)",
+         scanned {} times, {} overdue where it could run; found due for promotion {}, promoted {})",
         comm(&w.comm),
         w.pid,
         if nr_cpus == 1 { "" } else { "s" },
         comm(&w.after_comm),
         w.after_ran_ns as f64 / 1e6,
         w.scanned,
-        w.scanned_overdue
+        w.scanned_overdue,
+        since_queued(w.overdue_seen_after_ns),
+        since_queued(w.promoted_after_ns),
     )
 }
 
@@ -312,6 +333,8 @@ impl Stats {
             max_tick_gap_us: s.max_tick_gap_ns / 1_000,
             nr_late_ticks: s.nr_late_ticks,
             nr_deadline_kicks: s.nr_deadline_kicks,
+            max_deadline_timer_late_us: s.max_deadline_timer_late_ns / 1_000,
+            max_kick_to_dispatch_us: s.max_kick_to_dispatch_ns / 1_000,
             past_hold_syscalls: PastHoldSyscalls {
                 collector_asleep: past_hold(
                     bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP,
