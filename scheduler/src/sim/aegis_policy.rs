@@ -11,11 +11,12 @@
 //! producers are held back from [`HOLD_FILL_PCT`] % of the ring (the collector, always alive
 //! here, drains first): a queued producer is not picked unless it is past its wait bound, a
 //! running one gives up its CPU, and a CPU with only held producers to run stays idle, as the
-//! BPF scheduler's dispatch and `sys_enter` kick do. An overdue task takes a CPU at the next
-//! tick (the BPF scheduler also kicks one at the deadline with a timer, so the simulator's
-//! waits past a bound can be up to a tick longer than the kernel's). A collector draining a
-//! backlog (the ring past [`PREEMPT_FILL_PCT`] % or the hold line) keeps its CPU against
-//! overdue producers for a tick. At the end of every window the quantized state goes through
+//! BPF scheduler's dispatch and `sys_enter` kick do. A task is overdue half a tick before its
+//! bound, and while the collector has a backlog (the ring past [`PREEMPT_FILL_PCT`] % or the
+//! hold line) half a tick later, at its bound (as `promote_after_ns` in the BPF scheduler). An
+//! overdue task takes a CPU at the next tick (the BPF scheduler also kicks one at once with a
+//! timer, so the simulator's waits past a bound can be up to a tick longer than the kernel's).
+//! At the end of every window the quantized state goes through
 //! the [`DeltaGate`] and, if it moved, the Q-network picks the next action. Without a network
 //! the action stays fixed: levels and the waiting bound only (the ablation baseline).
 
@@ -97,6 +98,17 @@ impl Aegis {
             .is_some_and(|pct| view.ring_fill_pct >= pct)
     }
 
+    /// A wait as the overdue rule counts it: a task is promoted half a tick before its bound
+    /// (the kernel's timer and kick take time), and while the collector has a backlog it yields
+    /// half a tick more, so it is promoted at its bound. As `promote_after_ns` in the BPF
+    /// scheduler; [`Backbone::choose`] and `overdue_ns` take this in place of the wait.
+    fn promotion_wait_ns(&self, waited_ns: u64, view: &QueueView) -> u64 {
+        let lead_ns = self.tick_ns / 2;
+        let backlog = view.ring_fill_pct >= PREEMPT_FILL_PCT || self.holding(view);
+        let yield_ns = if backlog { self.tick_ns / 2 } else { 0 };
+        (waited_ns + lead_ns).saturating_sub(yield_ns)
+    }
+
     /// The state the network sees, from the engine's view.
     pub fn observe(&self, view: &QueueView) -> State {
         State {
@@ -144,7 +156,7 @@ impl Policy for Aegis {
                 .map(|e| {
                     (
                         self.level_of(e),
-                        view.now_ns - e.runnable_since_ns,
+                        self.promotion_wait_ns(view.now_ns - e.runnable_since_ns, view),
                         e.vruntime,
                     )
                 })
@@ -154,7 +166,7 @@ impl Policy for Aegis {
         for (slot, e) in queued.iter_mut().zip(candidates) {
             *slot = (
                 self.level_of(e),
-                view.now_ns - e.runnable_since_ns,
+                self.promotion_wait_ns(view.now_ns - e.runnable_since_ns, view),
                 e.vruntime,
             );
         }
@@ -165,19 +177,10 @@ impl Policy for Aegis {
 
     fn tick(&mut self, e: &mut Entity, ran_since_pick_ns: u64, view: &QueueView) -> bool {
         self.min_vruntime = self.min_vruntime.max(view.min_vruntime);
-        // A collector draining a backlog (the ring past the preemption point or the hold line,
-        // whatever the boost) keeps its CPU against overdue producers for a tick: they would
-        // fill the ring.
-        let draining = self.level_of(e) == Level::Provenance
-            && (view.ring_fill_pct >= PREEMPT_FILL_PCT || self.holding(view))
-            && ran_since_pick_ns < self.tick_ns;
-        // A waiting task past its bound takes the CPU at the next tick.
+        // An overdue waiting task takes the CPU at the next tick, a draining collector's too.
         let someone_overdue = Level::ALL.iter().any(|level| {
-            !(draining && *level == Level::Producer)
-                && self
-                    .backbone
-                    .overdue_ns(*level, view.oldest_wait_ns_by_level[level.index()])
-                    > 0
+            let wait_ns = self.promotion_wait_ns(view.oldest_wait_ns_by_level[level.index()], view);
+            self.backbone.overdue_ns(*level, wait_ns) > 0
         });
         someone_overdue || ran_since_pick_ns >= self.slice_ns(self.level_of(e))
     }
@@ -200,10 +203,10 @@ impl Policy for Aegis {
         self.holding(view)
             && self.level_of(e) == Level::Producer
             && (running
-                || self
-                    .backbone
-                    .overdue_ns(Level::Producer, view.now_ns - e.runnable_since_ns)
-                    == 0)
+                || self.backbone.overdue_ns(
+                    Level::Producer,
+                    self.promotion_wait_ns(view.now_ns - e.runnable_since_ns, view),
+                ) == 0)
     }
 
     fn window(&mut self, view: &QueueView) {
