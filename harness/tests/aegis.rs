@@ -147,9 +147,11 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
         // tick, and almost every dispatch keeps it; the waits that do not are those a vCPU
         // stall fell into (60 s on a loaded host: 76 ms without a tick, 3,744 late ticks). So:
         // no wait past twice the bound plus the longest stall (a starving task waits until the
-        // 5 s watchdog), and past bound + tick, outside stalls, on under 1 % of dispatches.
-        // A CI run saw one ordinary wait of 84 ms (bound 32 ms) outside any stall: so the
-        // starvation catcher is twice the longest bound, for every level.
+        // 5 s watchdog), and past bound + tick, outside stalls, on at most 0.1 % of
+        // dispatches (none in the hand-run trials since overdue tasks are promoted half a tick
+        // early; 0.04-0.11 % before, 0.2 % before the deadline timer). A CI run saw one
+        // ordinary wait of 84 ms (bound 32 ms) outside any stall: so the starvation catcher is
+        // twice the longest bound, for every level.
         assert!(
             max_wait_us <= 2 * longest_bound_us + tick_gap_us,
             "{} waited {max_wait_us} us, bound {bound_us} us: {stats}",
@@ -159,7 +161,7 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
             u64_of(level, "nr_bound_violations") - u64_of(level, "nr_bound_violations_in_stalls");
         let dispatched = u64_of(level, "nr_dispatched").max(1);
         assert!(
-            late * 100 <= dispatched,
+            late * 1000 <= dispatched,
             "{}: {late} of {dispatched} dispatches waited past bound + tick outside stalls: \
              {stats}",
             level["level"]
