@@ -421,13 +421,23 @@ mod tests {
         w.queued_into = 1;
         w.after_comm = [u64::from_ne_bytes(*b"stress\0\0"), 0];
         w.after_ran_ns = 2_500_000;
+        w.scanned = 3;
+        w.scanned_overdue = 1;
+        w.overdue_seen_after_ns = 30_100_000;
+        w.promoted_after_ns = 30_400_000;
         let total = sum_per_cpu(&[cpu0, cpu1]);
         assert_eq!(total.max_wait[1].ns, 9_000_000);
         assert_eq!(
             describe_waiter(&total.max_wait[1]),
             "kworker/1:2 (pid 42, may run on 1 CPU; queued in the ordinary DSQ; after stress ran \
-             2.5 ms; scanned 0 times, 0 overdue where it could run)"
+             2.5 ms; scanned 3 times, 1 overdue where it could run; found due for promotion at \
+             30.1 ms, promoted at 30.4 ms)"
         );
+        // A task no scan found due says so.
+        cpu1.max_wait[1].overdue_seen_after_ns = 0;
+        cpu1.max_wait[1].promoted_after_ns = 0;
+        assert!(describe_waiter(&cpu1.max_wait[1])
+            .ends_with("found due for promotion never, promoted never)"));
         // A level nobody waited in names nobody.
         assert_eq!(describe_waiter(&total.max_wait[0]), "");
     }
