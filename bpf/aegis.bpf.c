@@ -738,15 +738,15 @@ static int find_overdue(s32 cpu, __u64 yield_ns, __u64 now, s32 *pid_out)
 }
 
 /*
- * A task that the tick or the deadline timer found overdue (past its bound plus the drain
- * yield), for that CPU's next dispatch to serve even ahead of a queued collector (pid, and
+ * A task that the tick or the deadline timer found overdue (promote_after_ns()), for that CPU's
+ * next dispatch to serve even ahead of a queued collector (pid, and
  * level + 1; 0: none). Without it a task that may run only there (a per-CPU kworker) waited
  * while a draining collector kept the CPU.
  */
 __s32 pending_overdue_pid[AEGIS_MAX_CPUS];
-/* When the deadline timer kicked each CPU that has not dispatched since (0: none). */
-__u64 overdue_kicked_at_ns[AEGIS_MAX_CPUS];
 __u32 pending_overdue_level[AEGIS_MAX_CPUS];
+/* When the deadline timer kicked each CPU that has not dispatched or ticked since (0: none). */
+__u64 overdue_kicked_at_ns[AEGIS_MAX_CPUS];
 
 /*
  * This CPU dispatches or ticks: it runs, so the deadline timer may kick it again. Records how
@@ -904,19 +904,19 @@ void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 	s32 cpu = bpf_get_smp_processor_id();
 	__u64 now = bpf_ktime_get_ns();
 	bool collector_here, draining;
+	__u64 yield_ns;
 	s32 pid = 0;
 	int level;
 
 	account_tick(now);
 	kick_answered(cpu, now);
 
-	/*
-	 * A task past its bound (plus the drain yield while the collector has a backlog) that may
-	 * run here takes the CPU, even from a draining collector.
-	 */
+	/* An overdue task that may run here takes the CPU, even from a draining collector. */
+	yield_ns = drain_yield_ns();
 	collector_here = tctx && tctx->level == AEGIS_LEVEL_PROVENANCE;
-	draining = collector_here && collector_backlog();
-	level = find_overdue(cpu, drain_yield_ns(), now, &pid);
+	/* The yield is non-zero exactly while the collector has a backlog. */
+	draining = collector_here && yield_ns;
+	level = find_overdue(cpu, yield_ns, now, &pid);
 	if (level >= 0) {
 		/*
 		 * Read afresh: a copy of cpu spilled next to pid, which the scan wrote through, is
@@ -1203,8 +1203,8 @@ static void kick_for_overdue(int level, s32 pid, __u64 now)
 		 * AEGIS_LEVEL_NONE (idle) is above every level. A CPU that has not dispatched
 		 * since an earlier kick comes last: under TCG a vCPU QEMU is not running answered
 		 * after up to 7 ms, while the collector's CPU could have served the task at once.
+		 * Masked: the verifier loses the bound on cpu across the helper calls.
 		 */
-		/* Masked: the verifier loses the bound on cpu across the helper calls. */
 		kicked = overdue_kicked_at_ns[cpu & (AEGIS_MAX_CPUS - 1)];
 		score = *running + 1;
 		if (!(kicked && now - kicked > AEGIS_SCAN_INTERVAL_US * 1000ULL))

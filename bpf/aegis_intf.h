@@ -75,9 +75,9 @@ struct aegis_wait {
 	unsigned long long scanned;
 	unsigned long long scanned_overdue;
 	/*
-	 * How long after it was queued a scan first found it past its bound where it could run,
-	 * and when it was promoted (ns; 0: never): splits a late wait into finding it, getting a
-	 * CPU to take it, and waiting in that CPU's local queue.
+	 * How long after it was queued a scan first found it due for promotion where it could
+	 * run, and when it was promoted (ns; 0: never): splits a late wait into finding it,
+	 * getting a CPU to take it, and waiting in that CPU's local queue.
 	 */
 	unsigned long long overdue_seen_after_ns;
 	unsigned long long promoted_after_ns;
@@ -122,11 +122,11 @@ struct aegis_stats {
 	 */
 	unsigned long long max_tick_gap_ns;
 	unsigned long long nr_late_ticks;
-	/* CPUs kicked by the deadline timer for a task that reached its wait bound. */
+	/* CPUs kicked by the deadline timer for an overdue task. */
 	unsigned long long nr_deadline_kicks;
 	/* The latest the deadline timer ran after the moment it was armed for. */
 	unsigned long long max_deadline_timer_late_ns;
-	/* The longest a CPU the deadline timer kicked took to dispatch. */
+	/* The longest a CPU the deadline timer kicked took to dispatch or tick. */
 	unsigned long long max_kick_to_dispatch_ns;
 };
 
