@@ -43,6 +43,9 @@ const volatile bool have_model;
 const volatile __u32 fixed_action = 3;
 const volatile __u32 hold_fill_pct = AEGIS_HOLD_FILL_PCT;
 const volatile __u64 hold_grace_ns = 1000000000;
+/* Deferred collector wakeups (AEGIS_WAKE_FILL_PCT); 0 turns them off. */
+const volatile __u32 wake_fill_pct = AEGIS_WAKE_FILL_PCT;
+const volatile __u64 max_wake_defer_ns = 2000000;
 /* Estimated backlog for collectors whose ring is not visible. */
 const volatile __u64 est_ns_per_event = 4000;
 const volatile __u64 est_event_bytes = 104;
@@ -82,6 +85,8 @@ struct task_ctx {
 	bool woken_on_idle_cpu;
 	/* Counted in nr_provenance_runnable. */
 	bool counted_runnable;
+	/* Woken while the ring was nearly empty: enqueue leaves it queued, no CPU kicked. */
+	bool wake_deferred;
 };
 
 struct {
@@ -223,6 +228,8 @@ __u64 vtime_now[AEGIS_NR_LEVELS];
 __s64 nr_provenance_runnable;
 /* When a provenance task last left a CPU. */
 __u64 provenance_last_run_ns;
+/* Since when a provenance task's wakeup waits for its ring to fill (0: none waits). */
+__u64 collector_wake_deferred_ns;
 __u64 next_window_ns;
 
 static struct aegis_stats *my_stats(void)
@@ -470,6 +477,56 @@ static void kick_idle_cpus(void)
 }
 
 /*
+ * Whether a provenance task woken now waits for its ring to fill instead of taking an idle CPU.
+ * The ring wakes its consumer on the first event after it caught up, so a collector woken at
+ * once onto an idle CPU drained a few events a wakeup: with one flood thread, 19k wakeups a
+ * second, each costing both sides (and, under TCG, a vCPU wake). Only when the waker is a
+ * producer (the wakeup comes from its event), the ring is visible and nearly empty, and the
+ * action does not ask for an eager collector (boost 2).
+ */
+static bool defer_collector_wake(void)
+{
+	struct task_struct *waker = bpf_get_current_task_btf();
+	struct task_ctx *wctx;
+
+	if (!have_ring || !wake_fill_pct || action_boost() >= 2)
+		return false;
+	wctx = bpf_task_storage_get(&task_ctxs, waker, 0, 0);
+	if (!wctx || wctx->level != AEGIS_LEVEL_PRODUCER)
+		return false;
+	return ring_fill_pct() < wake_fill_pct;
+}
+
+/*
+ * Ends a deferred collector wakeup once the ring reached the wake fill or the deferral lasted
+ * max_wake_defer_ns: wakes the idle CPUs so one of them runs the collector (a busy CPU takes it
+ * at its next dispatch, or preempts a producer as the action says).
+ */
+static void end_wake_deferral(__u64 now, __u32 fill)
+{
+	__u64 since = collector_wake_deferred_ns;
+	struct aegis_stats *st;
+	bool timed_out;
+
+	if (!since)
+		return;
+	timed_out = now > since && now - since >= max_wake_defer_ns;
+	if (fill < wake_fill_pct && !timed_out)
+		return;
+	/* One CPU ends it. */
+	if (__sync_val_compare_and_swap(&collector_wake_deferred_ns, since, 0) != since)
+		return;
+	st = my_stats();
+	if (st) {
+		if (fill >= wake_fill_pct)
+			st->nr_deferred_wakes_at_fill++;
+		else
+			st->nr_deferred_wakes_at_timeout++;
+	}
+	kick_idle_cpus();
+}
+
+/*
  * The scheduler's own syscall counter: classifies producers, feeds the production rate, and
  * preempts a producer whose events are filling the ring while a provenance task waits.
  */
@@ -519,6 +576,8 @@ int BPF_PROG(aegis_sys_enter, struct pt_regs *regs, long id)
 	__sync_fetch_and_add(&window_producer_syscalls, 1);
 	/* Read once: every rule below looks at the same fill. */
 	fill = ring_fill_pct();
+	if (collector_wake_deferred_ns)
+		end_wake_deferral(now, fill);
 	held = holding_producers_at(fill);
 	st = my_stats();
 	if (st) {
@@ -552,6 +611,20 @@ s32 BPF_STRUCT_OPS(aegis_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	bool is_idle = false;
 	s32 cpu;
 
+	/*
+	 * Checked before an idle CPU is claimed: one claimed and left unused stays marked busy.
+	 * The waking CPU runs the producer, which keeps it; enqueue kicks nobody.
+	 */
+	if (tctx && is_provenance(p, tctx) && defer_collector_wake()) {
+		struct aegis_stats *st = my_stats();
+
+		tctx->wake_deferred = true;
+		if (!collector_wake_deferred_ns)
+			collector_wake_deferred_ns = bpf_ktime_get_ns();
+		if (st)
+			st->nr_wakes_deferred++;
+		return bpf_get_smp_processor_id();
+	}
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle && tctx) {
 		__u64 now = bpf_ktime_get_ns();
@@ -583,10 +656,13 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	__u64 now = bpf_ktime_get_ns();
 	__u32 level = AEGIS_LEVEL_ORDINARY;
 	__u64 vtime = p->scx.dsq_vtime;
+	bool wake_deferred = false;
 	__u64 floor;
 	s32 idle;
 
 	if (tctx) {
+		wake_deferred = tctx->wake_deferred;
+		tctx->wake_deferred = false;
 		level = classify(p, tctx, now);
 		/* A task sent back from a CPU a higher class took has been waiting all along. */
 		if (!(enq_flags & SCX_ENQ_REENQ) || !tctx->queued_at_ns) {
@@ -630,6 +706,9 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 			st->max_queued[level] = queued;
 	}
 
+	/* A deferred collector wakeup waits for the ring to fill (end_wake_deferral()). */
+	if (wake_deferred && level == AEGIS_LEVEL_PROVENANCE)
+		return;
 	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (idle >= 0)
 		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
@@ -910,6 +989,9 @@ void BPF_STRUCT_OPS(aegis_tick, struct task_struct *p)
 
 	account_tick(now);
 	kick_answered(cpu, now);
+	/* Producers that stopped making syscalls no longer end a deferral: the tick does. */
+	if (collector_wake_deferred_ns)
+		end_wake_deferral(now, ring_fill_pct());
 
 	/* An overdue task that may run here takes the CPU, even from a draining collector. */
 	yield_ns = drain_yield_ns();
@@ -1005,8 +1087,11 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 			window_max_wait_ns[level] = waited;
 	}
 	tctx->queued_at_ns = 0;
-	if (level == AEGIS_LEVEL_PROVENANCE && st)
-		st->nr_provenance_runs++;
+	if (level == AEGIS_LEVEL_PROVENANCE) {
+		collector_wake_deferred_ns = 0;
+		if (st)
+			st->nr_provenance_runs++;
+	}
 }
 
 void BPF_STRUCT_OPS(aegis_stopping, struct task_struct *p, bool runnable)

@@ -22,6 +22,12 @@ enum aegis_consts {
 	 * the CPU preempts them.
 	 */
 	AEGIS_HOLD_FILL_PCT = 75,
+	/*
+	 * Default of scx_aegis --wake-fill-pct: a collector woken by a producer's event while its
+	 * ring is emptier than this waits (on no CPU) until the ring reaches it, so that it drains
+	 * in batches instead of waking on an idle CPU for every few events.
+	 */
+	AEGIS_WAKE_FILL_PCT = 25,
 	/* Tasks looked at per level when searching for one past its wait bound. */
 	AEGIS_SCAN_DEPTH = 16,
 	/* Longest time between two such searches while none is due (the bound's extra slack). */
@@ -128,6 +134,13 @@ struct aegis_stats {
 	unsigned long long max_deadline_timer_late_ns;
 	/* The longest a CPU the deadline timer kicked took to dispatch or tick. */
 	unsigned long long max_kick_to_dispatch_ns;
+	/*
+	 * Collector wakeups deferred until the ring filled (--wake-fill-pct), and how the
+	 * deferral ended: the ring reached the wake fill, or --max-wake-defer-us passed.
+	 */
+	unsigned long long nr_wakes_deferred;
+	unsigned long long nr_deferred_wakes_at_fill;
+	unsigned long long nr_deferred_wakes_at_timeout;
 };
 
 #endif /* AEGIS_INTF_H */

@@ -158,6 +158,16 @@ struct Opts {
     /// the ring's wakeup reached a live collector tens of milliseconds late.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     hold_grace_ms: u64,
+    /// A collector woken by a producer's event while its ring is less full than this waits,
+    /// on no CPU, until the ring reaches it (or --max-wake-defer-us passes), so that it drains
+    /// in batches instead of waking on an idle CPU for every few events. Only for a collector
+    /// whose ring scx_aegis sees (--collector-ring), and not while the action boosts the collector
+    /// to eager (boost 2); 0 turns the rule off.
+    #[arg(long, value_name = "PCT", default_value_t = bpf_intf::aegis_consts_AEGIS_WAKE_FILL_PCT)]
+    wake_fill_pct: u32,
+    /// The longest a collector's wakeup is deferred by --wake-fill-pct.
+    #[arg(long, value_name = "US", default_value_t = 2_000)]
+    max_wake_defer_us: u64,
     /// Print statistics every SECS seconds.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
     stats: Option<f64>,
@@ -300,6 +310,8 @@ fn main() -> Result<()> {
         rodata.fixed_action = opts.action;
         rodata.hold_fill_pct = opts.hold_fill_pct.min(100);
         rodata.hold_grace_ns = opts.hold_grace_ms * 1_000_000;
+        rodata.wake_fill_pct = opts.wake_fill_pct.min(100);
+        rodata.max_wake_defer_ns = opts.max_wake_defer_us * 1_000;
         rodata.est_ns_per_event = opts.est_ns_per_event;
         rodata.est_event_bytes = opts.est_event_bytes;
         rodata.est_ring_bytes = opts.est_ring_bytes;

@@ -76,6 +76,14 @@ pub struct PastHoldSyscalls {
     pub before_preemption: u64,
 }
 
+/// Collector wakeups that waited for the ring to fill.
+#[derive(Debug, Serialize)]
+pub struct DeferredWakes {
+    pub deferred: u64,
+    pub ended_at_fill: u64,
+    pub ended_at_timeout: u64,
+}
+
 /// One BPF program's cost since scx_aegis attached (with `--prog-stats`).
 #[derive(Debug, Serialize)]
 pub struct ProgStats {
@@ -111,6 +119,9 @@ pub struct Stats {
     /// The longest a CPU the deadline timer kicked took to dispatch or tick (under TCG: a
     /// vCPU that QEMU did not run meanwhile; the next kick goes elsewhere).
     pub max_kick_to_dispatch_us: u64,
+    /// Collector wakeups deferred until its ring filled (--wake-fill-pct), and how the
+    /// deferrals ended: the ring reached the wake fill, or --max-wake-defer-us passed.
+    pub collector_wakes_deferred: DeferredWakes,
     /// Per BPF program, with `--prog-stats`; empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgStats>,
@@ -150,6 +161,9 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
         total.max_tick_gap_ns = total.max_tick_gap_ns.max(s.max_tick_gap_ns);
         total.nr_late_ticks += s.nr_late_ticks;
         total.nr_deadline_kicks += s.nr_deadline_kicks;
+        total.nr_wakes_deferred += s.nr_wakes_deferred;
+        total.nr_deferred_wakes_at_fill += s.nr_deferred_wakes_at_fill;
+        total.nr_deferred_wakes_at_timeout += s.nr_deferred_wakes_at_timeout;
         total.max_kick_to_dispatch_ns =
             total.max_kick_to_dispatch_ns.max(s.max_kick_to_dispatch_ns);
         total.max_deadline_timer_late_ns = total
@@ -335,6 +349,11 @@ impl Stats {
             nr_deadline_kicks: s.nr_deadline_kicks,
             max_deadline_timer_late_us: s.max_deadline_timer_late_ns / 1_000,
             max_kick_to_dispatch_us: s.max_kick_to_dispatch_ns / 1_000,
+            collector_wakes_deferred: DeferredWakes {
+                deferred: s.nr_wakes_deferred,
+                ended_at_fill: s.nr_deferred_wakes_at_fill,
+                ended_at_timeout: s.nr_deferred_wakes_at_timeout,
+            },
             past_hold_syscalls: PastHoldSyscalls {
                 collector_asleep: past_hold(
                     bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP,
