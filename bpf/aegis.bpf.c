@@ -87,6 +87,9 @@ struct task_ctx {
 	bool counted_runnable;
 	/* Woken while the ring was nearly empty: enqueue leaves it queued, no CPU kicked. */
 	bool wake_deferred;
+	/* Moved to the front of its level while overdue; its own vtime, restored when it runs. */
+	bool requeued;
+	__u64 vtime_before_requeue;
 };
 
 struct {
@@ -663,6 +666,12 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx) {
 		wake_deferred = tctx->wake_deferred;
 		tctx->wake_deferred = false;
+		/* Left its queue before it ran (e.g. an affinity change): its own vtime again. */
+		if (tctx->requeued) {
+			tctx->requeued = false;
+			vtime = tctx->vtime_before_requeue;
+			p->scx.dsq_vtime = vtime;
+		}
 		level = classify(p, tctx, now);
 		/* A task sent back from a CPU a higher class took has been waiting all along. */
 		if (!(enq_flags & SCX_ENQ_REENQ) || !tctx->queued_at_ns) {
@@ -780,6 +789,68 @@ __noinline int find_overdue_on(s32 cpu, __u64 yield_ns, __u64 now, s32 *pid_out,
 	bpf_rcu_read_unlock();
 	*next_deadline_out = next_deadline;
 	return found;
+}
+
+/*
+ * Moves the overdue tasks deeper than AEGIS_SCAN_DEPTH in @level's queue (up to
+ * AEGIS_DEEP_SCAN_DEPTH) to the front, the most overdue first, where the scans of dispatch and
+ * tick see them. The queues are in vtime order: beside hackbench ~80 producer-class tasks were
+ * queued and a task behind the first 16 was found only when it reached the front, 480 ms after
+ * it was queued. Called from the deadline timer only (no rq lock held, so tasks may move);
+ * *next_deadline_out is lowered to the earliest promotion time of a task it looked at.
+ * Returns how many tasks it moved.
+ */
+__noinline int requeue_deep_overdue_in(__u32 level, __u64 yield_ns, __u64 now,
+				       __u64 *next_deadline_out)
+{
+	__u64 bound, front, next_deadline;
+	struct task_struct *p;
+	int moved = 0, seen = 0;
+
+	if (!next_deadline_out || level >= AEGIS_NR_LEVELS)
+		return 0;
+	if (scx_bpf_dsq_nr_queued(level) <= AEGIS_SCAN_DEPTH)
+		return 0;
+	bound = promote_after_ns(level, yield_ns);
+	next_deadline = *next_deadline_out;
+	/* Ahead of every queued task and of any later waker (never below its floor). */
+	front = vtime_now[level] > base_slice_ns ? vtime_now[level] - base_slice_ns : 0;
+	/* Verified on its own, it is not known to run inside the callers' RCU section. */
+	bpf_rcu_read_lock();
+	bpf_for_each(scx_dsq, p, level, 0)
+	{
+		struct task_ctx *tctx;
+		__u64 waited, late;
+
+		if (++seen > AEGIS_DEEP_SCAN_DEPTH)
+			break;
+		if (seen == 1 && p->scx.dsq_vtime < front)
+			front = p->scx.dsq_vtime;
+		if (seen <= AEGIS_SCAN_DEPTH)
+			continue;
+		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+		if (!tctx || !tctx->queued_at_ns || now < tctx->queued_at_ns)
+			continue;
+		if (tctx->queued_at_ns + bound < next_deadline)
+			next_deadline = tctx->queued_at_ns + bound;
+		waited = now - tctx->queued_at_ns;
+		if (waited <= bound)
+			continue;
+		if (!tctx->overdue_seen_ns)
+			tctx->overdue_seen_ns = now;
+		if (!tctx->requeued)
+			tctx->vtime_before_requeue = p->scx.dsq_vtime;
+		/* The most overdue goes first. */
+		late = waited - bound + 1;
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, front > late ? front - late : 0);
+		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, level, 0)) {
+			tctx->requeued = true;
+			moved++;
+		}
+	}
+	bpf_rcu_read_unlock();
+	*next_deadline_out = next_deadline;
+	return moved;
 }
 
 /*
@@ -1043,6 +1114,11 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 		return;
 	if (running_level)
 		*running_level = level;
+	/* The front place was for the wait only: fairness within the level goes on as before. */
+	if (tctx->requeued) {
+		tctx->requeued = false;
+		p->scx.dsq_vtime = tctx->vtime_before_requeue;
+	}
 	tctx->started_at_ns = now;
 	if (cpu < AEGIS_MAX_CPUS)
 		cpu_last_tick_ns[cpu] = now;
@@ -1328,19 +1404,26 @@ static int on_deadline(void *map, int *key, struct bpf_timer *timer)
 	__u64 now = bpf_ktime_get_ns();
 	__u64 armed_for = deadline_timer_at_ns;
 	struct aegis_stats *st = my_stats();
-	__u64 next_deadline;
+	__u64 deep_deadline = (__u64)-1, next_deadline, yield_ns;
 	s32 pid = 0;
-	int level;
+	int level, moved;
 
 	if (st && armed_for && now > armed_for && now - armed_for > st->max_deadline_timer_late_ns)
 		st->max_deadline_timer_late_ns = now - armed_for;
 	deadline_timer_at_ns = 0;
-	level = find_overdue_on(-1, drain_yield_ns(), now, &pid, &next_deadline);
+	yield_ns = drain_yield_ns();
+	/* First, so that the scan below sees the tasks it moved. */
+	moved = 0;
+	bpf_for(level, 0, AEGIS_NR_LEVELS) moved +=
+		requeue_deep_overdue_in(level, yield_ns, now, &deep_deadline);
+	if (st && moved > 0)
+		st->nr_requeued_overdue += moved;
+	level = find_overdue_on(-1, yield_ns, now, &pid, &next_deadline);
 	if (level >= 0) {
 		next_overdue_scan_ns = 0;
 		kick_for_overdue(level, pid, now);
 	}
-	arm_deadline_timer(next_deadline, now);
+	arm_deadline_timer(next_deadline < deep_deadline ? next_deadline : deep_deadline, now);
 	return 0;
 }
 

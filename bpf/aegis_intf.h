@@ -30,6 +30,11 @@ enum aegis_consts {
 	AEGIS_WAKE_FILL_PCT = 25,
 	/* Tasks looked at per level when searching for one past its wait bound. */
 	AEGIS_SCAN_DEPTH = 16,
+	/*
+	 * Tasks the deadline timer looks at per level, beyond AEGIS_SCAN_DEPTH, for overdue ones
+	 * to move to the front of their level (requeue_deep_overdue()).
+	 */
+	AEGIS_DEEP_SCAN_DEPTH = 512,
 	/* Longest time between two such searches while none is due (the bound's extra slack). */
 	AEGIS_SCAN_INTERVAL_US = 1000,
 	/* Fewer syscalls than this in a window of wall time never make a task a producer. */
@@ -141,6 +146,11 @@ struct aegis_stats {
 	unsigned long long nr_wakes_deferred;
 	unsigned long long nr_deferred_wakes_at_fill;
 	unsigned long long nr_deferred_wakes_at_timeout;
+	/*
+	 * Overdue tasks the deadline timer found deeper than AEGIS_SCAN_DEPTH in their level's
+	 * queue and moved to its front, where the scans see them.
+	 */
+	unsigned long long nr_requeued_overdue;
 };
 
 #endif /* AEGIS_INTF_H */

@@ -122,6 +122,9 @@ pub struct Stats {
     /// Collector wakeups deferred until its ring filled (--wake-fill-pct), and how the
     /// deferrals ended: the ring reached the wake fill, or --max-wake-defer-us passed.
     pub collector_wakes_deferred: DeferredWakes,
+    /// Overdue tasks the deadline timer found deeper than the scans look (16 per level) and
+    /// moved to the front of their level.
+    pub nr_requeued_overdue: u64,
     /// Per BPF program, with `--prog-stats`; empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgStats>,
@@ -162,6 +165,7 @@ fn sum_per_cpu<T>(per_cpu: &[T]) -> aegis_stats {
         total.nr_late_ticks += s.nr_late_ticks;
         total.nr_deadline_kicks += s.nr_deadline_kicks;
         total.nr_wakes_deferred += s.nr_wakes_deferred;
+        total.nr_requeued_overdue += s.nr_requeued_overdue;
         total.nr_deferred_wakes_at_fill += s.nr_deferred_wakes_at_fill;
         total.nr_deferred_wakes_at_timeout += s.nr_deferred_wakes_at_timeout;
         total.max_kick_to_dispatch_ns =
@@ -349,6 +353,7 @@ impl Stats {
             nr_deadline_kicks: s.nr_deadline_kicks,
             max_deadline_timer_late_us: s.max_deadline_timer_late_ns / 1_000,
             max_kick_to_dispatch_us: s.max_kick_to_dispatch_ns / 1_000,
+            nr_requeued_overdue: s.nr_requeued_overdue,
             collector_wakes_deferred: DeferredWakes {
                 deferred: s.nr_wakes_deferred,
                 ended_at_fill: s.nr_deferred_wakes_at_fill,
