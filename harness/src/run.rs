@@ -640,8 +640,10 @@ fn run_trial(
             collector.attack_joined(pid)?;
         }
         if let Some(name) = spec.workload {
-            let workload =
+            let mut workload =
                 RunningWorkload::start(name, root, &serial.to_string(), plan.duration, &trial_dir)?;
+            // The flood is released when this returns: the workload is at work by then.
+            workload.wait_until_working()?;
             if let Some(watch) = &run_delay {
                 watch.add_cgroup("workload", workload.cgroup_path().to_path_buf());
             }

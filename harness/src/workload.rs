@@ -139,6 +139,58 @@ impl RunningWorkload {
         })
     }
 
+    /// Waits until the workload's tool runs and has used [`WORKING_CPU_S`] of CPU since it
+    /// appeared in the group, so that an attack released next runs beside the tool's work and
+    /// not beside its start-up. Without this, under a FIFO collector and eight flood threads in
+    /// the guest, stress-ng started ~4 s late, ran its 4 s mostly after the flood and reported
+    /// 1.07 of its throughput alone. Returns early if the worker exits (`finish` reports why).
+    pub fn wait_until_working(&mut self) -> Result<()> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let worker = child.id();
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut cpu_when_tool_seen: Option<f64> = None;
+        loop {
+            crate::signals::check()?;
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            let used_s = self.cgroup.cpu_usage_s().unwrap_or(0.0);
+            match cpu_when_tool_seen {
+                None => {
+                    let procs =
+                        std::fs::read_to_string(self.cgroup.procs_file()).unwrap_or_default();
+                    if procs
+                        .split_whitespace()
+                        .any(|pid| pid.parse::<u32>().is_ok_and(|pid| pid != worker))
+                    {
+                        cpu_when_tool_seen = Some(used_s);
+                    }
+                }
+                Some(at_s) if used_s - at_s >= WORKING_CPU_S => {
+                    // The tool's own clock started about now.
+                    self.started = Instant::now();
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "workload {} was not working {START_TIMEOUT:?} after it was started (its \
+                     group used {used_s:.3} s of CPU, its tool {}); is the machine overloaded?",
+                    self.name,
+                    if cpu_when_tool_seen.is_some() {
+                        "had started"
+                    } else {
+                        "had not started"
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits for the workload to finish (staying responsive to Ctrl-C) and returns its result
     /// and the wall-clock seconds from its start to its end.
     pub fn finish(mut self) -> Result<(WorkloadResult, f64)> {
@@ -174,6 +226,11 @@ impl RunningWorkload {
         Ok((result, wall_s))
     }
 }
+
+/// CPU a workload's tool must use before the attack beside it is released.
+pub const WORKING_CPU_S: f64 = 0.05;
+/// How long a workload may take to start working (TCG guests start tools slowly).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A warning when a workload ran much longer than the attack beside it (a `compile` build or
 /// a slow last hackbench round outlasting the flood): its throughput then also covers time
