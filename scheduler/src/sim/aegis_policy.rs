@@ -19,6 +19,12 @@
 //! At the end of every window the quantized state goes through
 //! the [`DeltaGate`] and, if it moved, the Q-network picks the next action. Without a network
 //! the action stays fixed: levels and the waiting bound only (the ablation baseline).
+//!
+//! Not modelled: the BPF scheduler's deferred collector wakeup (`--wake-fill-pct`: a collector
+//! woken by a producer's event into a nearly empty ring waits for the ring to fill before it
+//! takes an idle CPU) and its deadline timer's requeueing of overdue tasks queued deeper than
+//! its scans look. Here a woken collector takes an idle CPU at once, and every queued task is
+//! seen.
 
 use crate::aegis::gate::DeltaGate;
 use crate::aegis::levels::{Backbone, Level, TaskSignals, NR_LEVELS};
