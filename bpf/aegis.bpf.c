@@ -235,6 +235,18 @@ __u64 provenance_last_run_ns;
 __u64 collector_wake_deferred_ns;
 __u64 next_window_ns;
 
+/*
+ * A task the deadline timer moved to the front of its level (requeue_deep_overdue_in()) gets its
+ * own vtime back once it runs or is queued anew: the front place was for the wait only.
+ */
+static void undo_requeue(struct task_struct *p, struct task_ctx *tctx)
+{
+	if (!tctx->requeued)
+		return;
+	tctx->requeued = false;
+	p->scx.dsq_vtime = tctx->vtime_before_requeue;
+}
+
 static struct aegis_stats *my_stats(void)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -666,12 +678,9 @@ void BPF_STRUCT_OPS(aegis_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx) {
 		wake_deferred = tctx->wake_deferred;
 		tctx->wake_deferred = false;
-		/* Left its queue before it ran (e.g. an affinity change): its own vtime again. */
-		if (tctx->requeued) {
-			tctx->requeued = false;
-			vtime = tctx->vtime_before_requeue;
-			p->scx.dsq_vtime = vtime;
-		}
+		/* Left its queue before it ran (e.g. an affinity change). */
+		undo_requeue(p, tctx);
+		vtime = p->scx.dsq_vtime;
 		level = classify(p, tctx, now);
 		/* A task sent back from a CPU a higher class took has been waiting all along. */
 		if (!(enq_flags & SCX_ENQ_REENQ) || !tctx->queued_at_ns) {
@@ -1114,11 +1123,7 @@ void BPF_STRUCT_OPS(aegis_running, struct task_struct *p)
 		return;
 	if (running_level)
 		*running_level = level;
-	/* The front place was for the wait only: fairness within the level goes on as before. */
-	if (tctx->requeued) {
-		tctx->requeued = false;
-		p->scx.dsq_vtime = tctx->vtime_before_requeue;
-	}
+	undo_requeue(p, tctx);
 	tctx->started_at_ns = now;
 	if (cpu < AEGIS_MAX_CPUS)
 		cpu_last_tick_ns[cpu] = now;
@@ -1414,8 +1419,10 @@ static int on_deadline(void *map, int *key, struct bpf_timer *timer)
 	yield_ns = drain_yield_ns();
 	/* First, so that the scan below sees the tasks it moved. */
 	moved = 0;
-	bpf_for(level, 0, AEGIS_NR_LEVELS) moved +=
-		requeue_deep_overdue_in(level, yield_ns, now, &deep_deadline);
+	bpf_for(level, 0, AEGIS_NR_LEVELS)
+	{
+		moved += requeue_deep_overdue_in(level, yield_ns, now, &deep_deadline);
+	}
 	if (st && moved > 0)
 		st->nr_requeued_overdue += moved;
 	level = find_overdue_on(-1, yield_ns, now, &pid, &next_deadline);

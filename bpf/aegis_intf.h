@@ -32,7 +32,7 @@ enum aegis_consts {
 	AEGIS_SCAN_DEPTH = 16,
 	/*
 	 * Tasks the deadline timer looks at per level, beyond AEGIS_SCAN_DEPTH, for overdue ones
-	 * to move to the front of their level (requeue_deep_overdue()).
+	 * to move to the front of their level (requeue_deep_overdue_in()).
 	 */
 	AEGIS_DEEP_SCAN_DEPTH = 512,
 	/* Longest time between two such searches while none is due (the bound's extra slack). */
