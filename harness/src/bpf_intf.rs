@@ -42,3 +42,17 @@ pub fn traced_syscall_table() -> [u8; MAX_SYSCALL_NR] {
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_traced_syscall_fits_the_table() {
+        for traced in crate::syscalls::TRACED {
+            assert!(
+                (traced.nr as usize) < super::MAX_SYSCALL_NR,
+                "{}",
+                traced.nr
+            );
+        }
+    }
+}

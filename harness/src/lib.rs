@@ -23,34 +23,21 @@ macro_rules! say {
 }
 
 pub mod bpf_intf;
-pub mod calibrate;
-pub mod cgroup;
 pub mod cli;
 pub mod collector;
-pub mod doctor;
+pub mod commands;
 pub mod error;
 pub mod export;
-pub mod fairness;
 pub mod figures;
-pub mod gate;
-pub mod kernel;
-pub mod matrix;
-pub mod mounts;
-pub mod perf_counters;
-pub mod producer;
+pub mod measure;
 pub mod provlog;
+pub mod results;
 pub mod run;
-pub mod run_delay;
 pub mod sched;
 pub mod signals;
-pub mod sim_eval;
 pub mod size;
 pub mod syscalls;
-pub mod train;
-pub mod trial;
-pub mod truth;
 pub mod vm;
-pub mod workload;
 
 /// Generated libbpf-rs skeletons of `bpf/*.bpf.c`.
 pub mod skel {

@@ -12,7 +12,7 @@ use aegis_bench::collector::consumer::{self, ConsumerConfig};
 use aegis_bench::error::exit_status;
 use aegis_bench::provlog::for_each_event;
 use aegis_bench::run::{run_attack, Plan};
-use aegis_bench::{doctor, syscalls, vm};
+use aegis_bench::{commands::doctor, syscalls, vm};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -35,16 +35,16 @@ fn main() -> ExitCode {
         }
         Command::Vm(args) => return guest_exit(vm::run_vm_command(&args)),
         // `run --vm` exits with the guest's status; `gate` with 1 on a regression.
-        Command::Run(args) => return guest_exit(aegis_bench::matrix::run(&args)),
-        Command::Gate(args) => return guest_exit(aegis_bench::gate::gate(&args)),
-        Command::Merge(args) => aegis_bench::matrix::merge(&args),
+        Command::Run(args) => return guest_exit(aegis_bench::run::matrix::run(&args)),
+        Command::Gate(args) => return guest_exit(aegis_bench::commands::gate::gate(&args)),
+        Command::Merge(args) => aegis_bench::run::matrix::merge(&args),
         Command::Attack(args) => vm::attack::refuse_guest_flags_without_vm(&args)
             .and_then(|()| Plan::from_args(&args))
             .map_err(anyhow::Error::from)
             .and_then(|plan| run_attack(&plan).map(|_| ())),
-        Command::Calibrate(args) => aegis_bench::calibrate::calibrate(&args).map(|_| ()),
-        Command::Sim(args) => aegis_bench::calibrate::sim(&args),
-        Command::Train(args) => aegis_bench::train::train(&args).map(|_| ()),
+        Command::Calibrate(args) => aegis_bench::commands::calibrate::calibrate(&args).map(|_| ()),
+        Command::Sim(args) => aegis_bench::commands::calibrate::sim(&args),
+        Command::Train(args) => aegis_bench::commands::train::train(&args).map(|_| ()),
         Command::Figures(args) => aegis_bench::figures::figures(&args),
         Command::Doctor => {
             doctor::print();
@@ -126,7 +126,7 @@ fn attack_worker(args: WorkerArgs) -> Result<()> {
 }
 
 fn workload_worker(args: &WorkloadWorkerArgs) -> Result<()> {
-    aegis_bench::workload::worker(
+    aegis_bench::run::workload::worker(
         &args.name,
         Duration::from_secs_f64(args.duration),
         &args.cgroup_procs,

@@ -24,7 +24,10 @@ fn check(name: &str, bytes: &[u8]) {
     }
     let expected = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     if expected != bytes {
-        let (want, got) = (String::from_utf8_lossy(&expected), String::from_utf8_lossy(bytes));
+        let (want, got) = (
+            String::from_utf8_lossy(&expected),
+            String::from_utf8_lossy(bytes),
+        );
         let line = want
             .lines()
             .zip(got.lines())
@@ -45,8 +48,16 @@ fn exports_are_byte_for_byte_the_golden_files() {
     assert_eq!(trials.len(), 20);
     let json = JsonExporter::new("x".into()).serialize(&trials).unwrap();
     check("trials.json", &json);
-    check("trials.jsonl", &JsonLinesExporter::new("x".into()).serialize(&trials).unwrap());
-    check("trials.csv", &CsvExporter::new("x".into()).serialize(&trials).unwrap());
+    check(
+        "trials.jsonl",
+        &JsonLinesExporter::new("x".into())
+            .serialize(&trials)
+            .unwrap(),
+    );
+    check(
+        "trials.csv",
+        &CsvExporter::new("x".into()).serialize(&trials).unwrap(),
+    );
     // What was written reads back as the same trials.
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), &json).unwrap();

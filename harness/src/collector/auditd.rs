@@ -40,6 +40,7 @@
 //! **Drain.** auditd stops reading its netlink socket on SIGTERM, so before stopping it the
 //! harness waits until the kernel's backlog is empty and the socket's receive queue is empty.
 
+pub use crate::results::collector::AuditOutcome;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -50,7 +51,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 use super::audit_log::{self, AttackFilter};
 use super::audit_state::{self, auditctl, find_program, AuditGuard, AuditStatus};
@@ -87,21 +87,6 @@ const STARTUP_EXCLUDE_RULE: &[&str] = &[
 ];
 /// The netlink protocol number of NETLINK_AUDIT, the `Eth` column of `/proc/net/netlink`.
 const NETLINK_AUDIT: u32 = 9;
-
-/// What the audit counters and the log said, behind `received` and `dropped`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AuditOutcome {
-    pub settings: AuditSettings,
-    /// Records the kernel lost during the trial (audit status `lost`, after − before).
-    pub lost_records: u64,
-    /// PATH records the received events announced but the log lacks (lost after their
-    /// SYSCALL record was queued).
-    pub path_records_missing: u64,
-    /// Time tasks spent waiting for room in the backlog during the trial
-    /// (`backlog_wait_time_actual`, after − before), in milliseconds.
-    pub backlog_wait_actual_ms: f64,
-    pub auditd_version: String,
-}
 
 /// Whether auditd can run a trial here, and if not, why (one line).
 pub fn check_available() -> Result<(), InputError> {
@@ -573,7 +558,7 @@ impl RunningCollector for AuditdCollector {
                  from the audit log but the kernel lost only {lost_records} records"
             );
         }
-        let hz = crate::kernel::hz().unwrap_or(0);
+        let hz = crate::measure::kernel::hz().unwrap_or(0);
         let waited_jiffies = after
             .backlog_wait_time_actual
             .saturating_sub(before.backlog_wait_time_actual);

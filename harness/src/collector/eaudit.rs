@@ -40,7 +40,7 @@ fn bcc_missing() -> Option<String> {
 }
 
 fn headers_missing() -> Option<String> {
-    let release = crate::kernel::release();
+    let release = crate::measure::kernel::release();
     let build = Path::new("/lib/modules").join(&release).join("build");
     let kheaders = Path::new("/sys/kernel/kheaders.tar.xz");
     if build.exists() || kheaders.exists() {

@@ -23,14 +23,14 @@ pub mod consumer;
 pub mod eaudit;
 pub mod sysdig;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use attacks::FloodKind;
-use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
+pub use crate::results::collector::{AuditOutcome, AuditSettings, CollectorStats};
 
 /// The collectors this build knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,68 +74,6 @@ impl CollectorKind {
     /// Whether the collector has a BPF ring buffer whose size `--ring-size` sets.
     pub fn has_ring(self) -> bool {
         self == CollectorKind::Builtin
-    }
-}
-
-/// auditd's kernel-side buffer: the backlog queue between the syscalls and kauditd.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditSettings {
-    /// Records the kernel queues for auditd before it loses or waits (0 = unlimited).
-    pub backlog_limit: u32,
-    /// How long a task waits for room before its record is lost.
-    pub backlog_wait_time_ms: u64,
-    /// The same in the kernel's unit (jiffies), as handed to auditctl.
-    pub backlog_wait_time_jiffies: u64,
-}
-
-/// What a collector knows about itself once drained.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CollectorStats {
-    /// Records decoded and written to the log.
-    pub received: u64,
-    pub received_by_syscall: BTreeMap<u32, u64>,
-    /// Records the collector itself counted as lost (failed ring reservations).
-    pub dropped: u64,
-    /// Records that could not be decoded (a harness bug if ever non-zero).
-    pub decode_errors: u64,
-    /// Times the consumer woke up and found records.
-    pub wakeups: u64,
-    pub cpu_user_s: f64,
-    pub cpu_system_s: f64,
-    /// CPU seconds from attach (`ready`) through the final drain: the consuming alone, without
-    /// loading the BPF object before it and flushing the log after (built-in and compact
-    /// collectors; `cpu_user_s + cpu_system_s` is the whole process).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consuming_cpu_s: Option<f64>,
-    /// Over the same span: times the collector gave up its CPU to sleep (getrusage
-    /// ru_nvcsw), and times it was preempted (ru_nivcsw).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consuming_sleeps: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consuming_preemptions: Option<u64>,
-    pub log_bytes: u64,
-    /// Records the collector found missing on its own (sequence gaps), where it can tell.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub self_detected_lost: Option<u64>,
-    /// Flushes that forced a consumer wakeup (compact architecture).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forced_wakeups: Option<u64>,
-    /// Built-in collector: the age of the first record of each batch when read (the wakeup
-    /// latency `aegis-bench calibrate` gives the simulator).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wakeup_age_histogram: Option<scheduler::sim::LatencyHistogram>,
-    /// Built-in collector: gaps over 100 us within 16 records of one batch (it stopped
-    /// reading while records waited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stall_histogram: Option<scheduler::sim::LatencyHistogram>,
-    /// auditd only: the audit details behind `received` and `dropped`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit: Option<auditd::AuditOutcome>,
-}
-
-impl CollectorStats {
-    pub fn cpu_s(&self) -> f64 {
-        self.cpu_user_s + self.cpu_system_s
     }
 }
 

@@ -88,7 +88,7 @@ pub fn probe() -> Capture {
             "sysdig is not installed (apt-get install --no-install-recommends sysdig)".into(),
         );
     };
-    let release = crate::kernel::release();
+    let release = crate::measure::kernel::release();
     if Path::new("/dev/scap0").exists() {
         return Capture::Yes("the scap kernel module (/dev/scap0)".into());
     }

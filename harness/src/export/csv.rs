@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Exporter;
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 pub struct CsvExporter {
     path: PathBuf,
@@ -200,7 +200,7 @@ impl Exporter for CsvExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trial::example_trial;
+    use crate::results::trial::example_trial;
 
     #[test]
     fn new_measures_are_columns_and_the_cdf_is_one_cell() {

@@ -1,11 +1,11 @@
-//! JSON: a list of trial objects (see [`crate::trial::Trial`] for the fields).
+//! JSON: a list of trial objects (see [`crate::results::trial::Trial`] for the fields).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use super::Exporter;
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 pub struct JsonExporter {
     path: PathBuf,

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use super::Exporter;
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 use std::path::{Path, PathBuf};
 
 /// The name of a `run` output directory's trial file.
@@ -55,7 +55,7 @@ pub fn parse(text: &str) -> Result<Vec<Trial>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trial::example_trial;
+    use crate::results::trial::example_trial;
 
     #[test]
     fn lines_round_trip_and_a_bad_line_is_named() {

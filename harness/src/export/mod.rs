@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 /// A file format for a list of trials.
 pub trait Exporter {

@@ -3,8 +3,8 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 
+use crate::results::trial::Trial;
 use crate::size::format_size;
-use crate::trial::Trial;
 
 /// The collector's buffer: its ring size, or auditd's backlog limit and wait time.
 fn buffer(t: &Trial) -> String {
@@ -93,7 +93,7 @@ mod tests {
     use super::*;
 
     fn trial(workload: Option<(&str, f64)>) -> Trial {
-        crate::trial::example_trial("eevdf", 1, 0.0, workload)
+        crate::results::trial::example_trial("eevdf", 1, 0.0, workload)
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{
     cell, draw_bar_panel, draw_empty_panel, figure_section, titled, Bar, BarPanel, Figure,
     LegendStrip, Run, Spread, Swatch, SIZE,
 };
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 /// The variant an Aegis trial ran: `full` for plain `aegis`, `<variant>` for
 /// `aegis:<variant>`; `None` for other schedulers (and an empty variant).
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn variants_fold_loss_inferences_and_the_longest_wait() {
         let with_stats = |scheduler: &str, loss: f64, run: u64, waits_us: [u64; 3]| {
-            let mut t = crate::trial::example_trial(scheduler, 8, loss, None);
+            let mut t = crate::results::trial::example_trial(scheduler, 8, loss, None);
             t.scheduler_stats = Some(serde_json::json!({
                 "nr_inferences_run": run, "nr_inferences_skipped": 4,
                 "levels": waits_us.map(|w| serde_json::json!({"max_wait_us": w})),
@@ -245,8 +245,8 @@ mod tests {
             with_stats("aegis", 0.0, 10, [1000, 56_635, 3]),
             with_stats("aegis", 2.0, 20, [1000, 2000, 4000]),
             with_stats("aegis:no-model", 50.0, 0, [9000, 1, 1]),
-            crate::trial::example_trial("aegis:no-wait-bound", 8, 30.0, None),
-            crate::trial::example_trial("eevdf", 8, 80.0, None),
+            crate::results::trial::example_trial("aegis:no-wait-bound", 8, 30.0, None),
+            crate::results::trial::example_trial("eevdf", 8, 80.0, None),
         ];
         let a = ablations(&trials).unwrap();
         assert_eq!(

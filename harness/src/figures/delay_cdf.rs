@@ -14,7 +14,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{figure_section, plot_err, tick, titled, Figure, LegendStrip, Run, Swatch, SIZE};
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 /// The panel of trials without a workload.
 pub const NO_WORKLOAD: &str = "no workload";
@@ -303,11 +303,11 @@ mod tests {
 
     #[test]
     fn trials_pool_per_workload_and_scheduler() {
-        let mut a = crate::trial::example_trial("aegis", 8, 0.0, Some(("hackbench", 0.5)));
+        let mut a = crate::results::trial::example_trial("aegis", 8, 0.0, Some(("hackbench", 0.5)));
         a.run_delay_cdf_ms = Some(vec![[0.5, 1.0], [1.0, 2.0]]);
         let mut b = a.clone();
         b.run_delay_cdf_ms = Some(vec![[0.5, 3.0], [1.0, 4.0]]);
-        let mut c = crate::trial::example_trial("eevdf", 8, 0.0, None);
+        let mut c = crate::results::trial::example_trial("eevdf", 8, 0.0, None);
         c.run_delay_cdf_ms = Some(vec![[1.0, 50.0]]);
         let cdfs = delay_cdfs(&[a, b, c]).unwrap();
         let aegis = &cdfs["hackbench"]["aegis"];
@@ -316,6 +316,8 @@ mod tests {
         assert_eq!(cdfs[NO_WORKLOAD]["eevdf"].points, vec![[1.0, 50.0]]);
         let axis = DelayAxis::of(&cdfs);
         assert!(!axis.log, "2 to 50 ms is under two decades");
-        assert!(delay_cdfs(&[crate::trial::example_trial("eevdf", 8, 0.0, None)]).is_err());
+        assert!(
+            delay_cdfs(&[crate::results::trial::example_trial("eevdf", 8, 0.0, None)]).is_err()
+        );
     }
 }

@@ -13,7 +13,7 @@ use super::{
     draw_bar_panel, draw_empty_panel, figure_section, titled, Bar, BarPanel, Figure, LegendStrip,
     Run, Spread,
 };
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Fairness {
@@ -119,13 +119,13 @@ mod tests {
 
     #[test]
     fn each_index_folds_per_scheduler_over_the_trials_that_measured_it() {
-        let mut a = crate::trial::example_trial("aegis", 8, 0.0, None);
+        let mut a = crate::results::trial::example_trial("aegis", 8, 0.0, None);
         a.fairness_workload_jain = Some(0.9);
         a.fairness_attack_jain = Some(0.5);
         let mut b = a.clone();
         b.fairness_workload_jain = Some(0.7);
         b.fairness_attack_jain = None;
-        let none = crate::trial::example_trial("eevdf", 8, 0.0, None);
+        let none = crate::results::trial::example_trial("eevdf", 8, 0.0, None);
         let f = fairness(&[a, b, none.clone()]).unwrap();
         let w = f.workload["aegis"];
         assert!((w.mean - 0.8).abs() < 1e-12 && w.min == 0.7 && w.max == 0.9 && w.n == 2);

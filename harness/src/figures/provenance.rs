@@ -17,7 +17,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{dashed_line, figure_section, plot_err, Figure, LegendStrip, Run, Swatch, SIZE};
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 const RECORDED: RGBColor = RGBColor(44, 160, 44);
 const MISSING: RGBColor = RGBColor(214, 39, 40);
@@ -235,7 +235,7 @@ mod tests {
     use super::*;
 
     fn trial(scheduler: &str, collector: &str, threads: u32, repetition: u32) -> Trial {
-        let mut t = crate::trial::example_trial(scheduler, threads, threads as f64, None);
+        let mut t = crate::results::trial::example_trial(scheduler, threads, threads as f64, None);
         t.collector = collector.into();
         t.repetition = repetition;
         t.canary_path = Some("/tmp/canary".into());

@@ -26,7 +26,7 @@ use super::{
     cell, centred_category, dashed_line, draw_empty_panel, figure_section, plot_err, tick, titled,
     Figure, LegendStrip, Run, Swatch, SIZE,
 };
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 /// The baseline scheduler's name, in order of preference: EEVDF, or CFS in older guests.
 const BASELINES: [&str; 2] = ["eevdf", "cfs"];
@@ -663,7 +663,7 @@ mod tests {
     use super::*;
 
     fn trial(scheduler: &str, workload: &str, throughput_per_s: f64) -> Trial {
-        let mut t = crate::trial::example_trial(scheduler, 8, 0.0, Some((workload, 0.5)));
+        let mut t = crate::results::trial::example_trial(scheduler, 8, 0.0, Some((workload, 0.5)));
         t.workload_throughput_per_s = Some(throughput_per_s);
         t
     }
@@ -725,7 +725,10 @@ mod tests {
         let labels = cell_labels(r.bars.keys().map(|(c, _)| c));
         assert_eq!(labels[&cell], "hackbench, x8");
         assert!(normalized_runtime(&[trial("aegis", "hackbench", 1.0)]).is_err());
-        assert!(normalized_runtime(&[crate::trial::example_trial("eevdf", 1, 0.0, None)]).is_err());
+        assert!(
+            normalized_runtime(&[crate::results::trial::example_trial("eevdf", 1, 0.0, None)])
+                .is_err()
+        );
     }
 
     fn cell(workload: &str, collector: &str, threads: u32, ring_size_bytes: u64) -> Cell {

@@ -15,7 +15,7 @@ pub mod scx;
 use std::path::PathBuf;
 
 use crate::error::InputError;
-use crate::kernel;
+use crate::measure::kernel;
 pub use policy::FairVariant;
 
 /// A validated scheduler choice.

@@ -12,12 +12,12 @@
 //! restore is read back.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
+pub use crate::results::policy::AppliedPolicy;
 
 pub const COLLECTOR_FIFO_PRIORITY: i32 = 50;
 pub const COLLECTOR_NICE: i32 = -20;
@@ -81,17 +81,6 @@ impl FairVariant {
             attack_cpu_quota_pct: quota,
         }
     }
-}
-
-/// The policy a trial applied, as recorded in its JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AppliedPolicy {
-    /// `collector` or `attack`.
-    pub policy_target: String,
-    pub policy: String,
-    pub policy_rt_priority: i32,
-    pub policy_nice: i32,
-    pub attack_cpu_quota_pct: Option<u32>,
 }
 
 /// One thread's scheduling settings.
@@ -231,17 +220,9 @@ pub struct CpuQuotaGroup {
     path: PathBuf,
 }
 
-/// The cpu controller's directory: cgroup v1 `/sys/fs/cgroup/cpu` where present.
-pub fn cpu_controller_root() -> Option<PathBuf> {
-    let v1 = Path::new("/sys/fs/cgroup/cpu");
-    v1.join("cpu.cfs_quota_us")
-        .exists()
-        .then(|| v1.to_path_buf())
-}
-
 impl CpuQuotaGroup {
     pub fn create(serial: u32, quota_pct: u32) -> Result<Self> {
-        let root = cpu_controller_root().ok_or_else(|| {
+        let root = crate::measure::cgroup::cpu_controller_root().ok_or_else(|| {
             InputError(
                 "attack-quota needs the cpu controller (cgroup v1 /sys/fs/cgroup/cpu), which this \
                  machine does not mount"
@@ -250,7 +231,7 @@ impl CpuQuotaGroup {
         })?;
         let path = root.join(format!(
             "{}{}-{serial}",
-            crate::cgroup::PREFIX,
+            crate::measure::cgroup::PREFIX,
             std::process::id()
         ));
         fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;

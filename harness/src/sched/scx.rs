@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::kernel;
+use crate::measure::kernel;
 
 const ENABLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Enables slower than this are reported.

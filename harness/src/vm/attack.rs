@@ -169,7 +169,7 @@ fn alone_count(plan: &Plan, args: &AttackArgs) -> u64 {
 
 /// A workload that cannot run in a guest is refused before anything else is checked.
 fn refuse_non_guest_workloads(names: &[String]) -> Result<(), InputError> {
-    for name in crate::workload::parse_names(names)? {
+    for name in crate::run::workload::parse_names(names)? {
         if !GUEST_WORKLOADS.contains(&name) {
             return Err(InputError(format!(
                 "workload {name} cannot run in a guest (its tools need more than their \
@@ -185,7 +185,7 @@ fn refuse_non_guest_workloads(names: &[String]) -> Result<(), InputError> {
 fn workload_binaries(plan: &Plan) -> Result<Vec<PathBuf>, InputError> {
     let mut binaries = Vec::new();
     for name in &plan.workloads {
-        for path in crate::workload::tool_paths(name)? {
+        for path in crate::run::workload::tool_paths(name)? {
             if !binaries.contains(&path) {
                 binaries.push(path);
             }

@@ -10,7 +10,7 @@ use super::attack::{guest_spec, GUEST_WORKLOADS};
 use super::run_in_guest;
 use crate::cli::RunArgs;
 use crate::error::InputError;
-use crate::matrix::{Matrix, Shard};
+use crate::run::matrix::{Matrix, Shard};
 
 /// Where the guest finds the matrix and writes its results.
 const GUEST_MATRIX: &str = "/aegis/in/matrix.toml";
@@ -50,7 +50,7 @@ pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
     );
     for plan in &plans {
         for name in &plan.workloads {
-            for path in crate::workload::tool_paths(name)? {
+            for path in crate::run::workload::tool_paths(name)? {
                 if !spec.extra_binaries.contains(&path) {
                     spec.extra_binaries.push(path);
                 }

@@ -18,7 +18,7 @@
 //! The same reads give each task's time on a CPU (schedstat's first field). The first and the
 //! last value seen per task, kept after the task exits, give the CPU time every watched task
 //! got during the watch, grouped by what it was watched for, for Jain's fairness index (see
-//! [`crate::fairness`]).
+//! [`crate::measure::fairness`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +34,7 @@ use anyhow::{Context, Result};
 use procfs::process::Schedstat;
 use procfs::FromRead;
 
-use crate::fairness::{self, TaskCpu};
+use crate::measure::fairness::{self, TaskCpu};
 
 /// How often the watched tasks' schedstat is read.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(5);

@@ -37,9 +37,9 @@ use scheduler::sim::{
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{CalibrateArgs, Cli, Command, EevdfModel, SimArgs};
+use crate::results::trial::{now_rfc3339, Trial};
 use crate::run::{run_attack, Plan};
-use crate::trial::{now_rfc3339, Trial};
-use crate::{kernel, GIT_REV};
+use crate::{measure::kernel, GIT_REV};
 
 /// Ring bytes of one built-in collector record (8-byte ring header included): records with a
 /// path carry a 352-byte payload, the others are 104 bytes (`bpf/intf.h`).
@@ -563,7 +563,7 @@ pub struct ValidationReport {
 
 pub fn sim(args: &SimArgs) -> Result<()> {
     if args.evaluate {
-        return crate::sim_eval::run(args);
+        return crate::commands::sim_eval::run(args);
     }
     if !args.validate {
         bail!("`aegis-bench sim` needs --validate (root) or --evaluate, and --json FILE");

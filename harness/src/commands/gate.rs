@@ -10,7 +10,7 @@
 //!
 //! # Metrics
 //!
-//! A metric is any numeric field of the trial's JSON (see [`crate::trial::Trial`]), named as in
+//! A metric is any numeric field of the trial's JSON (see [`crate::results::trial::Trial`]), named as in
 //! the JSON; `a.b` reaches into an object (`audit.lost_records`). Booleans count as 1 and 0; a
 //! missing or null field is no sample. Each metric has a direction (is lower or higher
 //! better?) and a tolerance; the built-in set is [`DEFAULT_METRICS`], and a thresholds file
@@ -62,7 +62,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::cli::GateArgs;
 use crate::error::InputError;
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 /// The one-sided significance level unless a thresholds file sets `alpha`.
 pub const DEFAULT_ALPHA: f64 = 0.05;
@@ -890,7 +890,7 @@ pub fn gate(args: &GateArgs) -> Result<i32> {
 mod tests {
     use super::*;
     use crate::error::exit_status;
-    use crate::trial::example_trial;
+    use crate::results::trial::example_trial;
 
     const CELL: &str = "openat/eevdf/builtin/ring64KiB/x8/none";
 

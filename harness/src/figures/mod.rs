@@ -40,7 +40,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::cli::FiguresArgs;
-use crate::trial::Trial;
+use crate::results::trial::Trial;
 
 const SIZE: (u32, u32) = (1000, 560);
 /// The loss axis goes past 100 % to leave the legend room above the data.
@@ -913,7 +913,7 @@ impl Figure for KeptSeries {
 mod tests {
     use super::*;
     use crate::export::Exporter as _;
-    use crate::trial::example_trial;
+    use crate::results::trial::example_trial;
 
     fn trial(scheduler: &str, threads: u32, loss: f64, kept: Option<f64>) -> Trial {
         example_trial(scheduler, threads, loss, kept.map(|k| ("stress-ng-cpu", k)))

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{EevdfModel, TrainArgs};
 use crate::export::write_atomically;
-use crate::trial::now_rfc3339;
+use crate::results::trial::now_rfc3339;
 use crate::GIT_REV;
 
 /// What `train` writes: the scheduler's model, and its provenance.

@@ -45,9 +45,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{EevdfModel, SimArgs};
 use crate::export::write_atomically;
-use crate::fairness::jain_index;
+use crate::measure::fairness::jain_index;
+use crate::results::trial::now_rfc3339;
 use crate::size::parse_size;
-use crate::trial::now_rfc3339;
 use crate::GIT_REV;
 
 /// scx_aegis's default `--delta`: the delta gate of full Aegis.
@@ -222,7 +222,7 @@ pub struct EvalReport {
     pub rustland_decision_cost_ns: u64,
     pub aegis_delta: u32,
     /// The EEVDF row's model (`--eevdf-model`); reports that predate the choice used simple.
-    #[serde(default = "crate::calibrate::simple_model")]
+    #[serde(default = "crate::commands::calibrate::simple_model")]
     pub eevdf_model: EevdfModel,
     pub oracle: String,
     pub fairness: String,

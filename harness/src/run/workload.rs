@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use workloads::{Amount, WorkloadResult};
 
-use crate::cgroup::AttackCgroup;
 use crate::collector::builtin::helper_command;
 use crate::error::InputError;
+use crate::measure::cgroup::AttackCgroup;
 
 /// Extra time past the requested duration before a workload counts as hung (hackbench's last
 /// round may start just before the deadline and run slowly beside a flood).

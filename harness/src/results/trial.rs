@@ -16,8 +16,7 @@ use anyhow::{bail, Result};
 use attacks::AttackReport;
 use serde::{Deserialize, Serialize};
 
-use crate::collector::auditd::AuditOutcome;
-use crate::collector::CollectorStats;
+use crate::results::collector::{AuditOutcome, CollectorStats};
 use crate::syscalls;
 
 /// One trial as written to JSON and CSV. Field names are an interface: keep them.
@@ -104,7 +103,7 @@ pub struct Trial {
     pub machine: String,
     pub git_rev: String,
     /// The fair-class baseline policy the trial applied (`eevdf:collector-fifo`, ...).
-    pub applied_policy: Option<crate::sched::policy::AppliedPolicy>,
+    pub applied_policy: Option<crate::results::policy::AppliedPolicy>,
     /// Whether the threads whose policy was changed were put back (read back to check).
     pub policy_restored: Option<bool>,
     /// auditd only: its backlog settings, the kernel's lost records, PATH records missing,

@@ -33,8 +33,8 @@ use crate::cli::{Cli, Command, MergeArgs, RunArgs};
 use crate::collector::CollectorKind;
 use crate::error::InputError;
 use crate::export::{self, csv::CsvExporter, jsonl, table, Exporter};
+use crate::results::trial::Trial;
 use crate::run::{Bench, Plan, TrialSpec};
-use crate::trial::Trial;
 
 /// The matrix file, as written by users. Unknown keys are errors: a misspelt key silently
 /// ignored would run a different experiment than the one asked for.
@@ -541,7 +541,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     for (index, planned) in todo.iter().enumerate() {
         let plan = &plans[planned.plan];
         crate::say!("{} {}", progress.line(index), planned.id);
-        let started_at = crate::trial::now_rfc3339();
+        let started_at = crate::results::trial::now_rfc3339();
         match bench.run(plan, &planned.spec) {
             Ok(trial) => {
                 trials.push(trial);
@@ -849,7 +849,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trial::example_trial;
+    use crate::results::trial::example_trial;
 
     const SMALL: &str = r#"
 duration_s = 2

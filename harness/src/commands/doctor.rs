@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 use std::path::Path;
 use std::process::Command;
 
-use crate::{cgroup, kernel, mounts};
+use crate::{measure::cgroup, measure::kernel, measure::mounts};
 
 /// One capability: `Ok(detail)` or `Err(reason and fix)`.
 pub struct Check {
@@ -229,7 +229,7 @@ fn schedulers_line(release: &str) -> String {
 
 fn bpf_truth_check() -> Result<String, String> {
     let mut object = MaybeUninit::uninit();
-    crate::truth::GroundTruth::attach(&mut object, 0)
+    crate::measure::truth::GroundTruth::attach(&mut object, 0)
         .map(|_| "loads and attaches to raw_syscalls/sys_enter".to_string())
         .map_err(|err| format!("{err:#}"))
 }

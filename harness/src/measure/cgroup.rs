@@ -1,6 +1,6 @@
 //! The attack's own cgroup v2 group: BPF filters by its id, and killing it kills everything
 //! the attack started. Removed on drop, on every exit path that unwinds. A workload run beside
-//! the attack gets a group of the same kind (`<serial>-workload`, see [`crate::workload`]).
+//! the attack gets a group of the same kind (`<serial>-workload`, see [`crate::run::workload`]).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -135,7 +135,7 @@ impl Drop for AttackCgroup {
 /// stop it from cleaning up), here and in the cgroup v1 cpu controller (`attack-quota`).
 /// Returns how many were removed.
 pub fn remove_stale(root: &Path) -> usize {
-    let quota_groups = crate::sched::policy::cpu_controller_root()
+    let quota_groups = cpu_controller_root()
         .map(|cpu_root| remove_stale_in(&cpu_root, false))
         .unwrap_or(0);
     remove_stale_in(root, true) + quota_groups
@@ -175,4 +175,12 @@ fn remove_stale_in(root: &Path, kill: bool) -> usize {
         std::mem::forget(group);
     }
     removed
+}
+
+/// The cpu controller's directory: cgroup v1 `/sys/fs/cgroup/cpu` where present.
+pub fn cpu_controller_root() -> Option<PathBuf> {
+    let v1 = Path::new("/sys/fs/cgroup/cpu");
+    v1.join("cpu.cfs_quota_us")
+        .exists()
+        .then(|| v1.to_path_buf())
 }

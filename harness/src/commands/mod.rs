@@ -1,0 +1,7 @@
+//! One module per subcommand, named like it.
+
+pub mod calibrate;
+pub mod doctor;
+pub mod gate;
+pub mod sim_eval;
+pub mod train;

@@ -1,0 +1,196 @@
+//! The trial loop: a bench prepared once per run, each trial run and exported in turn.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::collector::audit_state;
+use crate::collector::{self, CollectorKind};
+use crate::error::InputError;
+use crate::export::{table, Exporters};
+use crate::measure::cgroup::{self};
+use crate::results::trial::Trial;
+use crate::run::workload::{self, RunningWorkload};
+use crate::sched::scx::RunningScx;
+use crate::sched::SchedulerSpec;
+use crate::{measure::mounts, signals};
+
+use super::plan::{Plan, TrialSpec};
+use super::trial::run_trial;
+
+/// Checks made after the flags and before anything is changed.
+pub fn check_privileges() -> Result<(), InputError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(InputError(
+            "aegis-bench attack loads BPF programs and creates cgroups, which needs root: run it \
+             with sudo (or as root)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The state shared by a run's trials: checked privileges, signal handling, a work
+/// directory, stale state from a killed run cleaned up, tracefs mounted, and each workload's
+/// no-attack throughput per scheduler (measured before its first trial).
+pub struct Bench {
+    work_dir: tempfile::TempDir,
+    root: PathBuf,
+    _tracefs: mounts::TracefsGuard,
+    alone: Vec<(String, &'static str, f64)>,
+    serial: u32,
+}
+
+impl Bench {
+    /// Prepares the machine for trials; `uses_audit` when a trial will run auditd.
+    pub fn open(uses_audit: bool) -> Result<Bench> {
+        check_privileges()?;
+        signals::install()?;
+        let work_dir = tempfile::Builder::new()
+            .prefix("aegis-bench-")
+            .tempdir()
+            .context("creating a work directory")?;
+        if audit_state::recover_stale(uses_audit, work_dir.path())? {
+            crate::say!(
+                "note: restored the audit rules and settings an aegis-bench that was killed left \
+                 behind"
+            );
+        }
+        if uses_audit {
+            collector::check_available(CollectorKind::Auditd, None)?;
+        }
+        let root = cgroup::cgroup2_root()?;
+        let stale = cgroup::remove_stale(&root);
+        if stale > 0 {
+            crate::say!(
+                "note: removed {stale} attack cgroup(s) left by an aegis-bench that was killed"
+            );
+        }
+        let tracefs = mounts::ensure_tracefs()?;
+        if tracefs.mounted_by_us() {
+            crate::say!(
+                "note: mounted tracefs at {} for this run (unmounted afterwards)",
+                mounts::TRACEFS
+            );
+        }
+        Ok(Bench {
+            work_dir,
+            root,
+            _tracefs: tracefs,
+            alone: Vec::new(),
+            serial: 0,
+        })
+    }
+
+    /// Runs one trial of `plan` (its workload's baseline first, if not measured yet).
+    pub fn run(&mut self, plan: &Plan, spec: &TrialSpec) -> Result<Trial> {
+        signals::check()?;
+        let scheduler = plan.scheduler_name(spec);
+        let alone_per_s = match spec.workload {
+            None => None,
+            Some(name) => {
+                let known = self
+                    .alone
+                    .iter()
+                    .find(|(s, w, _)| *s == scheduler && *w == name)
+                    .map(|(_, _, per_s)| *per_s);
+                let per_s = match known {
+                    Some(per_s) => per_s,
+                    None => {
+                        let per_s = run_alone(
+                            plan,
+                            &spec.scheduler,
+                            name,
+                            &self.root,
+                            self.work_dir.path(),
+                            self.alone.len() as u32,
+                        )
+                        .with_context(|| {
+                            format!("workload {name} alone under {scheduler} (the baseline)")
+                        })?;
+                        self.alone.push((scheduler.clone(), name, per_s));
+                        per_s
+                    }
+                };
+                Some(per_s)
+            }
+        };
+        let serial = self.serial;
+        self.serial += 1;
+        run_trial(
+            plan,
+            spec,
+            &self.root,
+            self.work_dir.path(),
+            serial,
+            alone_per_s,
+        )
+    }
+}
+
+/// Runs the plan and returns the trials (also printed and exported).
+pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
+    let mut bench = Bench::open(plan.collectors.contains(&CollectorKind::Auditd))?;
+    if let Some(dir) = &plan.keep_logs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let exporters = Exporters::new(plan.json.clone(), plan.csv.clone());
+    let specs = plan.trials();
+    let mut trials = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        signals::check()?;
+        crate::say!(
+            "trial {}/{}: {}",
+            index + 1,
+            specs.len(),
+            plan.describe(spec)
+        );
+        let trial = bench
+            .run(plan, spec)
+            .with_context(|| format!("trial {}", index + 1))?;
+        trials.push(trial);
+        exporters.write(&trials)?;
+    }
+    println!("{}", table::render(&trials));
+    for path in exporters.paths() {
+        println!("wrote {}", path.display());
+    }
+    Ok(trials)
+}
+
+/// Runs workload `name` alone, under `scheduler` and without attack or collector, for the
+/// plan's duration: the no-attack baseline. Returns its throughput per second.
+fn run_alone(
+    plan: &Plan,
+    scheduler: &SchedulerSpec,
+    name: &'static str,
+    root: &Path,
+    work_dir: &Path,
+    serial: u32,
+) -> Result<f64> {
+    crate::say!(
+        "  {name} alone under {} for {} s (the no-attack baseline)",
+        scheduler.name(),
+        plan.duration.as_secs_f64()
+    );
+    let dir = work_dir.join(format!("alone-{serial}"));
+    std::fs::create_dir_all(&dir)?;
+    let mut scx = match scheduler {
+        SchedulerSpec::SchedExt { name, binary } => {
+            // The user's scheduler arguments apply here too (an ablation is compared with its
+            // own baseline); there is no collector to register.
+            Some(RunningScx::start(name, binary, &plan.scx_args, &dir)?)
+        }
+        SchedulerSpec::Fair { .. } => None,
+    };
+    let running =
+        RunningWorkload::start(name, root, &format!("alone{serial}"), plan.duration, &dir)?;
+    let (result, _) = running.finish()?;
+    if let Some(mut running) = scx.take() {
+        running.check_alive()?;
+        running.stop()?;
+    }
+    let (per_s, unit) = workload::throughput(&result)?;
+    crate::say!("  {name} alone: {per_s:.1} {unit}");
+    Ok(per_s)
+}
