@@ -17,3 +17,4 @@
 pub mod aegis;
 pub mod dqn;
 pub mod sim;
+pub mod stats;

@@ -86,7 +86,7 @@ use scheduler::aegis::qnet::{QNet, NR_ACTIONS};
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report};
 
 use bpf_skel::*;
-use stats::{ModelInfo, Stats};
+use stats::ModelInfo;
 
 /// Aegis: a sched_ext scheduler that keeps a provenance collector complete under a
 /// syscall flood without starving anyone (see the crate docs for the algorithm).
@@ -379,21 +379,21 @@ fn main() -> Result<()> {
         if let Some(every) = print_every {
             if last_print.elapsed() >= every {
                 last_print = Instant::now();
-                println!("{}", Stats::read(&skel, &opts, &model_info)?.one_line());
+                println!("{}", stats::read(&skel, &opts, &model_info)?.one_line());
             }
         }
         if let Some(path) = &opts.stats_file {
             if last_write.elapsed() >= Duration::from_secs(1) {
                 last_write = Instant::now();
-                Stats::read(&skel, &opts, &model_info)?.write_atomically(path)?;
+                stats::write_atomically(&stats::read(&skel, &opts, &model_info)?, path)?;
             }
         }
     }
-    let final_stats = Stats::read(&skel, &opts, &model_info)?;
+    let final_stats = stats::read(&skel, &opts, &model_info)?;
     drop(struct_ops);
     let exit = uei_report!(&skel, uei);
     if let Some(path) = &opts.stats_file {
-        final_stats.write_atomically(path)?;
+        stats::write_atomically(&final_stats, path)?;
     }
     if opts.stats.is_some() {
         println!("{}", final_stats.one_line());
