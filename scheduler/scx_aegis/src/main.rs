@@ -1,62 +1,19 @@
 //! # scx_aegis: provenance-complete scheduling under a super-producer attack
 //!
-//! A provenance collector loses events when the tasks that produce them outrun the collector
-//! and its ring buffer fills. The fair class gives the collector one fair share, which is not
-//! enough against a flood; a SCHED_FIFO collector loses nothing but wakes for every few
-//! events and starves whoever shares its CPU. Aegis decides in the scheduler, with the ring's
-//! fill level in view, how much CPU the collector gets and when.
+//! The loader of Aegis, a sched_ext scheduler (`bpf/aegis.bpf.c`) that keeps a provenance
+//! collector's ring buffer from overflowing under a syscall flood without starving anyone.
+//! Tasks sit in three levels served in priority order: provenance tasks (the collector,
+//! registered here by pid, comm or cgroup), ordinary tasks, and producers (by their syscall
+//! rate per CPU time); a task in level `k` is served ahead of every level once it has waited
+//! `base_wait << k` (exponential waiting time). While the collector's ring (read exactly with
+//! `--collector-ring`, else estimated) is nearly full, producers are held back. Every window a
+//! fixed-point Q-network (`--model`), re-run only when its state moved more than `--delta`,
+//! picks how much the collector is boosted and how hard producers are throttled.
 //!
-//! **Levels.** Every task sits in one of three dispatch queues, served in priority order:
-//! provenance tasks (the collector; registered by pid, comm or cgroup through maps this
-//! loader fills), ordinary tasks, and producers. A producer is a task whose syscall rate per
-//! 10 ms of its *own CPU time* crosses a threshold, counted by the scheduler's own `sys_enter`
-//! program: counted per wall time, a flood thread waiting for a CPU would look idle exactly
-//! when it is picked. A producer's new threads start as producers, and a task crossing the
-//! threshold mid-run is one from that syscall on. Inside a level tasks run in weighted-vtime
-//! order.
-//!
-//! **Exponential waiting time.** Strict priority would starve the lower levels, so a task in
-//! level `k` may wait at most `base_wait << k` (16/32/64 ms by default) plus one tick before
-//! it is served ahead of every level. Aegis aims half a tick early: at `base_wait << k` minus
-//! half a tick the task is *overdue*, and dispatch serves the most overdue task ahead of every
-//! level. Reaching it takes time: under TCG the timer and the CPU it kicks answered up to 5-8
-//! ms late when QEMU did not run a vCPU. While the collector has a backlog (the ring past the
-//! preemption point or the hold line), overdue tasks yield to it for another half tick, so
-//! they take a CPU at their bound, the collector's included. A BPF timer armed for the
-//! earliest such moment among the queued tasks (at enqueue, and by every scan) kicks a CPU the
-//! overdue task may run on: an idle one, else the one running the least important task; a
-//! CPU that has not answered an earlier kick within a millisecond comes last. The tick (and a
-//! 10 ms BPF timer, for idle CPUs) also takes a CPU from a running task while anyone is
-//! overdue. The stats count every wait past the bound plus one tick as a violation, apart
-//! those during which a busy CPU went two tick periods without a tick (a stalled vCPU).
-//!
-//! **When the collector runs.** The action sets the provenance slice (`base << boost`) and
-//! when a runnable provenance task takes a producer's CPU: never (boost 0), once the ring is
-//! half full (boost 1), or at once (boost 2, FIFO-like); producers' slices are
-//! `base >> throttle`. At boost 1 the collector drains in large batches as the ring fills
-//! instead of on every wakeup, which is where Aegis saves the CPU a FIFO collector spends.
-//!
-//! **Holding producers back.** Whatever the action, while the ring is at least
-//! `--hold-fill-pct` (75 %) full and the collector is alive (runnable, or on a CPU within the
-//! last `--hold-grace-ms`, 1 s), producers stay queued (unless overdue), a producer waking onto
-//! an idle CPU is queued too, and a running producer preempts itself at its next syscall. The
-//! grace matters: in a loaded guest the ring's wakeup reached a sleeping collector tens of
-//! milliseconds late, and producers released meanwhile overfilled the ring. The scheduler runs
-//! with `SCX_OPS_ENQ_LAST`, so a held producer that is the last runnable task on its CPU is
-//! not handed a fresh slice by the kernel: the CPU idles instead, and is kicked when the
-//! collector stops. This is what makes the loss zero rather than small: the collector's
-//! backlog cannot outgrow the ring however slowly the collector is scheduled in.
-//!
-//! The fill is exact for the built-in collectors: `--collector-ring` reuses their pinned ring
-//! buffer map and the BPF side reads it with `bpf_ringbuf_query()`. For other collectors it
-//! is estimated from the production rate and the collector's CPU time (`--est-*`).
-//!
-//! **Q-network.** Every window a BPF timer builds the state (production rate, ring fill,
-//! collector CPU share, runnable tasks per level, longest waits), quantizes it to bytes and,
-//! only if it moved more than `--delta` (L1) since the last inference, evaluates the
-//! fixed-point MLP from `--model` (weights in a BPF array map, `bpf/aegis_qnet.h`) to pick one
-//! of the nine actions. Without a model the action stays fixed (`--action`): the backbone
-//! alone, the ablation baseline.
+//! The algorithm, its parameters and its measured behaviour are described once, in
+//! `docs/aegis.md`. This binary opens, configures, loads and attaches the BPF scheduler
+//! ([`Scheduler::init`]) and reports its statistics until SIGINT or SIGTERM
+//! ([`Scheduler::run`]).
 
 mod bpf_skel {
     include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));
