@@ -166,12 +166,14 @@ mod tests {
 
     const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-    /// Files written by scx_aegis's own `--stats-file` code before its record moved here (the
-    /// values of a real trial, results/aegis/flood.json; the second with `--prog-stats`
-    /// programs and no model), and the `--stats` line it printed for the second.
-    const WRITTEN: [&str; 2] = [
+    /// Files written by scx_aegis's own `--stats-file` code before its record moved here: the
+    /// values of a real trial (results/aegis/flood.json); the same with `--prog-stats`
+    /// programs and no model; and the file that scx_aegis, run in a sched_ext guest with
+    /// `--prog-stats --no-model`, wrote at exit. Then the `--stats` line printed for the second.
+    const WRITTEN: [&str; 3] = [
         include_str!("../tests/data/scx_aegis_stats.json"),
         include_str!("../tests/data/scx_aegis_stats_prog_stats.json"),
+        include_str!("../tests/data/scx_aegis_stats_guest.json"),
     ];
     const PRINTED: &str = "[aegis] provenance q=5484 d=5476 promoted=0 max_wait=1105us/16000us \
         | ordinary q=80 d=80 promoted=0 max_wait=4302us/32000us | producer q=10813 d=10799 \
