@@ -1,24 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Aegis: a sched_ext scheduler that keeps a provenance collector's ring buffer from
- * overflowing under a super-producer attack, without starving anyone.
+ * overflowing under a super-producer attack, without starving anyone. The algorithm is
+ * described once, in docs/aegis.md; in short:
  *
- * Three DSQs, one per level, served in priority order with vtime order inside a level:
- * provenance tasks (registered by tgid, comm or cgroup in maps scx_aegis fills), ordinary
- * tasks, and producers (tasks whose syscall count in the last window, counted by this
- * object's own sys_enter program, crosses a threshold). A task in level k that has waited
- * base_wait << k, less half a tick, is overdue and is served ahead of every level (exponential
- * waiting time; see promote_after_ns()): a timer armed for the earliest such moment kicks a
- * CPU when it passes, and the tick preempts the running task while one is overdue, so the
- * bound holds to a tick at worst.
- *
- * Every window a timer builds the state (production rate, ring fill, collector CPU share,
- * runnable tasks and the longest wait per level), quantizes it, and re-runs the fixed-point
- * Q-network only if the state moved more than delta since the last inference. The action
- * sets the provenance slice and when a provenance task preempts a producer (never, once the
- * ring is half full, or at once), and how short producers' slices are. The ring fill is exact
- * for the built-in collectors: their ring buffer map is pinned and reused here, and read with
- * bpf_ringbuf_query(); for other collectors it is estimated.
+ * Three DSQs, one per level, served in priority order (vtime order inside a level):
+ * provenance tasks (registered by scx_aegis), ordinary tasks, and producers (by their syscall
+ * rate, counted by this object's sys_enter program). A task in level k is overdue once it has
+ * waited base_wait << k less half a tick, and is then served ahead of every level
+ * (promote_after_ns()). While the collector's ring (read with bpf_ringbuf_query(), or
+ * estimated) is nearly full, producers are held back. Every window a timer quantizes the
+ * state and, if it moved more than delta, re-runs the fixed-point Q-network, whose action
+ * sets the collector's boost and the producers' throttle.
  */
 #include <scx/common.bpf.h>
 

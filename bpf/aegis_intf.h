@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What bpf/aegis.bpf.c and scx_aegis (scheduler/scx_aegis) share: levels, limits and the stats
- * record. Plain C types only, so bindgen reads it without vmlinux.h.
+ * record. Plain C types only, so bindgen reads it without vmlinux.h. The algorithm these
+ * serve is described in docs/aegis.md.
  */
 #ifndef AEGIS_INTF_H
 #define AEGIS_INTF_H

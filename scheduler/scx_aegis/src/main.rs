@@ -1,62 +1,19 @@
 //! # scx_aegis: provenance-complete scheduling under a super-producer attack
 //!
-//! A provenance collector loses events when the tasks that produce them outrun the collector
-//! and its ring buffer fills. The fair class gives the collector one fair share, which is not
-//! enough against a flood; a SCHED_FIFO collector loses nothing but wakes for every few
-//! events and starves whoever shares its CPU. Aegis decides in the scheduler, with the ring's
-//! fill level in view, how much CPU the collector gets and when.
+//! The loader of Aegis, a sched_ext scheduler (`bpf/aegis.bpf.c`) that keeps a provenance
+//! collector's ring buffer from overflowing under a syscall flood without starving anyone.
+//! Tasks sit in three levels served in priority order: provenance tasks (the collector,
+//! registered here by pid, comm or cgroup), ordinary tasks, and producers (by their syscall
+//! rate per CPU time); a task in level `k` is served ahead of every level once it has waited
+//! `base_wait << k` (exponential waiting time). While the collector's ring (read exactly with
+//! `--collector-ring`, else estimated) is nearly full, producers are held back. Every window a
+//! fixed-point Q-network (`--model`), re-run only when its state moved more than `--delta`,
+//! picks how much the collector is boosted and how hard producers are throttled.
 //!
-//! **Levels.** Every task sits in one of three dispatch queues, served in priority order:
-//! provenance tasks (the collector; registered by pid, comm or cgroup through maps this
-//! loader fills), ordinary tasks, and producers. A producer is a task whose syscall rate per
-//! 10 ms of its *own CPU time* crosses a threshold, counted by the scheduler's own `sys_enter`
-//! program: counted per wall time, a flood thread waiting for a CPU would look idle exactly
-//! when it is picked. A producer's new threads start as producers, and a task crossing the
-//! threshold mid-run is one from that syscall on. Inside a level tasks run in weighted-vtime
-//! order.
-//!
-//! **Exponential waiting time.** Strict priority would starve the lower levels, so a task in
-//! level `k` may wait at most `base_wait << k` (16/32/64 ms by default) plus one tick before
-//! it is served ahead of every level. Aegis aims half a tick early: at `base_wait << k` minus
-//! half a tick the task is *overdue*, and dispatch serves the most overdue task ahead of every
-//! level. Reaching it takes time: under TCG the timer and the CPU it kicks answered up to 5-8
-//! ms late when QEMU did not run a vCPU. While the collector has a backlog (the ring past the
-//! preemption point or the hold line), overdue tasks yield to it for another half tick, so
-//! they take a CPU at their bound, the collector's included. A BPF timer armed for the
-//! earliest such moment among the queued tasks (at enqueue, and by every scan) kicks a CPU the
-//! overdue task may run on: an idle one, else the one running the least important task; a
-//! CPU that has not answered an earlier kick within a millisecond comes last. The tick (and a
-//! 10 ms BPF timer, for idle CPUs) also takes a CPU from a running task while anyone is
-//! overdue. The stats count every wait past the bound plus one tick as a violation, apart
-//! those during which a busy CPU went two tick periods without a tick (a stalled vCPU).
-//!
-//! **When the collector runs.** The action sets the provenance slice (`base << boost`) and
-//! when a runnable provenance task takes a producer's CPU: never (boost 0), once the ring is
-//! half full (boost 1), or at once (boost 2, FIFO-like); producers' slices are
-//! `base >> throttle`. At boost 1 the collector drains in large batches as the ring fills
-//! instead of on every wakeup, which is where Aegis saves the CPU a FIFO collector spends.
-//!
-//! **Holding producers back.** Whatever the action, while the ring is at least
-//! `--hold-fill-pct` (75 %) full and the collector is alive (runnable, or on a CPU within the
-//! last `--hold-grace-ms`, 1 s), producers stay queued (unless overdue), a producer waking onto
-//! an idle CPU is queued too, and a running producer preempts itself at its next syscall. The
-//! grace matters: in a loaded guest the ring's wakeup reached a sleeping collector tens of
-//! milliseconds late, and producers released meanwhile overfilled the ring. The scheduler runs
-//! with `SCX_OPS_ENQ_LAST`, so a held producer that is the last runnable task on its CPU is
-//! not handed a fresh slice by the kernel: the CPU idles instead, and is kicked when the
-//! collector stops. This is what makes the loss zero rather than small: the collector's
-//! backlog cannot outgrow the ring however slowly the collector is scheduled in.
-//!
-//! The fill is exact for the built-in collectors: `--collector-ring` reuses their pinned ring
-//! buffer map and the BPF side reads it with `bpf_ringbuf_query()`. For other collectors it
-//! is estimated from the production rate and the collector's CPU time (`--est-*`).
-//!
-//! **Q-network.** Every window a BPF timer builds the state (production rate, ring fill,
-//! collector CPU share, runnable tasks per level, longest waits), quantizes it to bytes and,
-//! only if it moved more than `--delta` (L1) since the last inference, evaluates the
-//! fixed-point MLP from `--model` (weights in a BPF array map, `bpf/aegis_qnet.h`) to pick one
-//! of the nine actions. Without a model the action stays fixed (`--action`): the backbone
-//! alone, the ablation baseline.
+//! The algorithm, its parameters and its measured behaviour are described once, in
+//! `docs/aegis.md`. This binary opens, configures, loads and attaches the BPF scheduler
+//! ([`Scheduler::init`]) and reports its statistics until SIGINT or SIGTERM
+//! ([`Scheduler::run`]).
 
 mod bpf_skel {
     include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));
@@ -73,6 +30,7 @@ mod bpf_intf {
 mod stats;
 
 use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,12 +39,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenObject};
 use scheduler::aegis::qnet::{QNet, NR_ACTIONS};
-use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report};
+use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report, UserExitInfo};
 
 use bpf_skel::*;
-use stats::{ModelInfo, Stats};
+use stats::ModelInfo;
 
 /// Aegis: a sched_ext scheduler that keeps a provenance collector complete under a
 /// syscall flood without starving anyone (see the crate docs for the algorithm).
@@ -216,8 +174,11 @@ fn cgroup_id(dir: &Path) -> Result<u64> {
     Ok(meta.ino())
 }
 
-fn comm_key(comm: &str) -> Result<[u8; bpf_intf::aegis_consts_AEGIS_COMM_LEN as usize]> {
-    let mut key = [0u8; bpf_intf::aegis_consts_AEGIS_COMM_LEN as usize];
+/// A key of the `provenance_comms` map: a command name, zero-padded like the kernel's comm.
+type CommKey = [u8; bpf_intf::aegis_consts_AEGIS_COMM_LEN as usize];
+
+fn comm_key(comm: &str) -> Result<CommKey> {
+    let mut key: CommKey = [0; bpf_intf::aegis_consts_AEGIS_COMM_LEN as usize];
     let bytes = comm.as_bytes();
     if bytes.is_empty() || bytes.len() >= key.len() {
         bail!(
@@ -229,103 +190,149 @@ fn comm_key(comm: &str) -> Result<[u8; bpf_intf::aegis_consts_AEGIS_COMM_LEN as 
     Ok(key)
 }
 
-fn main() -> Result<()> {
-    let opts = Opts::parse();
-    if opts.action >= NR_ACTIONS as u32 {
+/// The collector's pinned ring buffer, reused by the BPF side for its exact fill.
+struct CollectorRing {
+    path: PathBuf,
+    size_bytes: u32,
+}
+
+/// Opens the pinned map at `path` and checks that it is a ring buffer.
+fn open_collector_ring(path: &Path) -> Result<CollectorRing> {
+    let handle = MapHandle::from_pinned_path(path).with_context(|| {
+        format!(
+            "--collector-ring {}: no pinned BPF map there (is the collector running \
+             and bpffs mounted?)",
+            path.display()
+        )
+    })?;
+    let info = handle.info()?;
+    if info.map_type() != libbpf_rs::MapType::RingBuf {
         bail!(
-            "--action {} is not an action: use 0 to {}",
-            opts.action,
-            NR_ACTIONS - 1
+            "--collector-ring {} is a {:?} map, not a ring buffer",
+            path.display(),
+            info.map_type()
         );
     }
-    if opts.window_ms == 0 || opts.base_slice_us == 0 || opts.base_wait_ms == 0 {
-        bail!("--window-ms, --base-slice-us and --base-wait-ms must be positive");
-    }
-    let (model, model_path) = match (&opts.model, opts.no_model) {
-        (Some(path), _) => (Some(load_model(path)?), Some(path.clone())),
-        (None, true) => (None, None),
-        (None, false) if EMBEDDED_MODEL.trim().is_empty() => (None, None),
-        (None, false) => (
-            Some(parse_model(EMBEDDED_MODEL, Path::new(EMBEDDED_MODEL_NAME))?),
-            Some(PathBuf::from(EMBEDDED_MODEL_NAME)),
-        ),
-    };
-    let cgroups = opts
-        .provenance_cgroup
-        .iter()
-        .map(|dir| cgroup_id(dir))
-        .collect::<Result<Vec<_>>>()?;
-    let comms = opts
-        .provenance_comm
-        .iter()
-        .map(|c| comm_key(c))
-        .collect::<Result<Vec<_>>>()?;
-    let ring = match &opts.collector_ring {
-        Some(path) => {
-            let handle = MapHandle::from_pinned_path(path).with_context(|| {
-                format!(
-                    "--collector-ring {}: no pinned BPF map there (is the collector running \
-                     and bpffs mounted?)",
-                    path.display()
-                )
-            })?;
-            let info = handle.info()?;
-            if info.map_type() != libbpf_rs::MapType::RingBuf {
-                bail!(
-                    "--collector-ring {} is a {:?} map, not a ring buffer",
-                    path.display(),
-                    info.map_type()
-                );
-            }
-            Some((path.clone(), info.info.max_entries))
-        }
-        None => None,
-    };
+    Ok(CollectorRing {
+        path: path.to_path_buf(),
+        size_bytes: info.info.max_entries,
+    })
+}
 
+/// What the options name, read and checked before anything is loaded: the Q-network, the
+/// provenance registrations as map keys, and the collector's ring.
+struct Inputs {
+    model: Option<QNet>,
+    model_info: ModelInfo,
+    cgroup_ids: Vec<u64>,
+    comm_keys: Vec<CommKey>,
+    ring: Option<CollectorRing>,
+}
+
+impl Inputs {
+    fn from_opts(opts: &Opts) -> Result<Self> {
+        if opts.action >= NR_ACTIONS as u32 {
+            bail!(
+                "--action {} is not an action: use 0 to {}",
+                opts.action,
+                NR_ACTIONS - 1
+            );
+        }
+        if opts.window_ms == 0 || opts.base_slice_us == 0 || opts.base_wait_ms == 0 {
+            bail!("--window-ms, --base-slice-us and --base-wait-ms must be positive");
+        }
+        let (model, model_path) = match (&opts.model, opts.no_model) {
+            (Some(path), _) => (Some(load_model(path)?), Some(path.clone())),
+            (None, true) => (None, None),
+            (None, false) if EMBEDDED_MODEL.trim().is_empty() => (None, None),
+            (None, false) => (
+                Some(parse_model(EMBEDDED_MODEL, Path::new(EMBEDDED_MODEL_NAME))?),
+                Some(PathBuf::from(EMBEDDED_MODEL_NAME)),
+            ),
+        };
+        let cgroup_ids = opts
+            .provenance_cgroup
+            .iter()
+            .map(|dir| cgroup_id(dir))
+            .collect::<Result<Vec<_>>>()?;
+        let comm_keys = opts
+            .provenance_comm
+            .iter()
+            .map(|c| comm_key(c))
+            .collect::<Result<Vec<_>>>()?;
+        let ring = match &opts.collector_ring {
+            Some(path) => Some(open_collector_ring(path)?),
+            None => None,
+        };
+        let model_info = ModelInfo {
+            path: model_path,
+            fixed_action: model.is_none().then_some(opts.action),
+        };
+        Ok(Inputs {
+            model,
+            model_info,
+            cgroup_ids,
+            comm_keys,
+            ring,
+        })
+    }
+}
+
+/// A flag that SIGINT and SIGTERM set: the signal to detach and write the final statistics.
+fn shutdown_on_signals() -> Result<Arc<AtomicBool>> {
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, shutdown.clone())?;
     }
+    Ok(shutdown)
+}
 
-    let mut open_object = MaybeUninit::uninit();
+/// Opens the BPF object and sets what it reads only: the options, in the units it counts in,
+/// and the collector's ring, reused in place of its own before load.
+fn open_and_configure<'obj>(
+    opts: &Opts,
+    inputs: &Inputs,
+    open_object: &'obj mut MaybeUninit<OpenObject>,
+) -> Result<OpenBpfSkel<'obj>> {
     let builder = BpfSkelBuilder::default();
     let mut skel = scx_ops_open!(
         builder,
-        &mut open_object,
+        open_object,
         aegis_ops,
         None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>
     )?;
-    {
-        let rodata = skel.maps.rodata_data.as_mut().expect("rodata");
-        rodata.base_slice_ns = opts.base_slice_us * 1_000;
-        rodata.base_wait_ns = opts.base_wait_ms * 1_000_000;
-        rodata.window_ns = opts.window_ms * 1_000_000;
-        rodata.tick_ns = opts.tick_us * 1_000;
-        rodata.producer_syscalls_per_window = opts.producer_syscalls_per_window;
-        rodata.gate_delta = opts.delta;
-        rodata.nr_cpus =
-            (libbpf_rs::num_possible_cpus()? as u32).min(bpf_intf::aegis_consts_AEGIS_MAX_CPUS);
-        rodata.have_ring = ring.is_some();
-        rodata.have_model = model.is_some();
-        rodata.fixed_action = opts.action;
-        rodata.hold_fill_pct = opts.hold_fill_pct.min(100);
-        rodata.hold_grace_ns = opts.hold_grace_ms * 1_000_000;
-        rodata.wake_fill_pct = opts.wake_fill_pct.min(100);
-        rodata.max_wake_defer_ns = opts.max_wake_defer_us * 1_000;
-        rodata.est_ns_per_event = opts.est_ns_per_event;
-        rodata.est_event_bytes = opts.est_event_bytes;
-        rodata.est_ring_bytes = opts.est_ring_bytes;
-    }
-    if let Some((path, size)) = &ring {
-        skel.maps.events.set_max_entries(*size)?;
+    let rodata = skel.maps.rodata_data.as_mut().expect("rodata");
+    rodata.base_slice_ns = opts.base_slice_us * 1_000;
+    rodata.base_wait_ns = opts.base_wait_ms * 1_000_000;
+    rodata.window_ns = opts.window_ms * 1_000_000;
+    rodata.tick_ns = opts.tick_us * 1_000;
+    rodata.producer_syscalls_per_window = opts.producer_syscalls_per_window;
+    rodata.gate_delta = opts.delta;
+    rodata.nr_cpus =
+        (libbpf_rs::num_possible_cpus()? as u32).min(bpf_intf::aegis_consts_AEGIS_MAX_CPUS);
+    rodata.have_ring = inputs.ring.is_some();
+    rodata.have_model = inputs.model.is_some();
+    rodata.fixed_action = opts.action;
+    rodata.hold_fill_pct = opts.hold_fill_pct.min(100);
+    rodata.hold_grace_ns = opts.hold_grace_ms * 1_000_000;
+    rodata.wake_fill_pct = opts.wake_fill_pct.min(100);
+    rodata.max_wake_defer_ns = opts.max_wake_defer_us * 1_000;
+    rodata.est_ns_per_event = opts.est_ns_per_event;
+    rodata.est_event_bytes = opts.est_event_bytes;
+    rodata.est_ring_bytes = opts.est_ring_bytes;
+    if let Some(ring) = &inputs.ring {
+        skel.maps.events.set_max_entries(ring.size_bytes)?;
         skel.maps
             .events
-            .reuse_pinned_map(path)
-            .with_context(|| format!("reusing the collector's ring {}", path.display()))?;
+            .reuse_pinned_map(&ring.path)
+            .with_context(|| format!("reusing the collector's ring {}", ring.path.display()))?;
     }
-    let mut skel = scx_ops_load!(skel, aegis_ops, uei)?;
+    Ok(skel)
+}
 
-    if let Some(network) = &model {
+/// Fills the loaded object's maps: the Q-network's weights and the provenance registrations.
+fn fill_maps(skel: &mut BpfSkel<'_>, opts: &Opts, inputs: &Inputs) -> Result<()> {
+    if let Some(network) = &inputs.model {
         skel.maps
             .qnet_weights
             .update(&0u32.to_ne_bytes(), &network.to_bpf_bytes(), MapFlags::ANY)
@@ -336,69 +343,117 @@ fn main() -> Result<()> {
             .provenance_tgids
             .update(&pid.to_ne_bytes(), &[1], MapFlags::ANY)?;
     }
-    for key in &comms {
+    for key in &inputs.comm_keys {
         skel.maps
             .provenance_comms
             .update(key, &[1], MapFlags::ANY)?;
     }
-    for id in &cgroups {
+    for id in &inputs.cgroup_ids {
         skel.maps
             .provenance_cgroups
             .update(&id.to_ne_bytes(), &[1], MapFlags::ANY)?;
     }
+    Ok(())
+}
 
-    // Held for as long as scx_aegis runs: closing it turns the kernel's run-time accounting off.
-    let _prog_stats_fd = if opts.prog_stats {
-        Some(stats::enable_prog_run_time_stats()?)
-    } else {
-        None
-    };
-    let struct_ops = scx_ops_attach!(skel, aegis_ops)?;
-    stats::mark_attached();
-    let model_info = ModelInfo {
-        path: model_path,
-        fixed_action: model.is_none().then_some(opts.action),
-    };
-    eprintln!(
-        "scx_aegis: enabled; {}; provenance: {} pid(s), {} comm(s), {} cgroup(s); ring: {}",
-        model_info.describe(),
-        opts.provenance_pid.len(),
-        comms.len(),
-        cgroups.len(),
-        match &ring {
-            Some((path, size)) => format!("{} ({size} bytes, exact)", path.display()),
-            None => "estimated".into(),
-        }
-    );
+/// Aegis attached, in the scx shape: [`Scheduler::init`] loads and attaches it,
+/// [`Scheduler::run`] reports until told to stop and detaches it.
+struct Scheduler<'a> {
+    // Fields drop in this order: detach first, then stop the run-time accounting, then
+    // close the object.
+    struct_ops: Option<libbpf_rs::Link>,
+    /// Held for as long as scx_aegis runs: closing it turns the kernel's run-time
+    /// accounting off (`--prog-stats`).
+    _prog_stats_fd: Option<OwnedFd>,
+    skel: BpfSkel<'a>,
+    opts: &'a Opts,
+    model_info: ModelInfo,
+}
 
-    let print_every = opts.stats.map(Duration::from_secs_f64);
-    let mut last_print = Instant::now();
-    let mut last_write = Instant::now();
-    while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&skel, uei) {
-        std::thread::sleep(Duration::from_millis(100));
-        if let Some(every) = print_every {
-            if last_print.elapsed() >= every {
-                last_print = Instant::now();
-                println!("{}", Stats::read(&skel, &opts, &model_info)?.one_line());
+impl<'a> Scheduler<'a> {
+    /// Opens, configures, loads and attaches the BPF scheduler, with the Q-network and the
+    /// provenance registrations in its maps, and says so on stderr.
+    fn init(
+        opts: &'a Opts,
+        inputs: Inputs,
+        open_object: &'a mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
+        let mut skel = open_and_configure(opts, &inputs, open_object)?;
+        let mut skel = scx_ops_load!(skel, aegis_ops, uei)?;
+        fill_maps(&mut skel, opts, &inputs)?;
+        let prog_stats_fd = if opts.prog_stats {
+            Some(stats::enable_prog_run_time_stats()?)
+        } else {
+            None
+        };
+        let struct_ops = scx_ops_attach!(skel, aegis_ops)?;
+        stats::mark_attached();
+        eprintln!(
+            "scx_aegis: enabled; {}; provenance: {} pid(s), {} comm(s), {} cgroup(s); ring: {}",
+            inputs.model_info.describe(),
+            opts.provenance_pid.len(),
+            inputs.comm_keys.len(),
+            inputs.cgroup_ids.len(),
+            match &inputs.ring {
+                Some(ring) => format!("{} ({} bytes, exact)", ring.path.display(), ring.size_bytes),
+                None => "estimated".into(),
+            }
+        );
+        Ok(Scheduler {
+            struct_ops: Some(struct_ops),
+            _prog_stats_fd: prog_stats_fd,
+            skel,
+            opts,
+            model_info: inputs.model_info,
+        })
+    }
+
+    /// Prints (`--stats`) and writes (`--stats-file`, every second) the statistics until
+    /// `shutdown` is set or the BPF scheduler exits; then detaches it, reports how it exited
+    /// and writes the final statistics.
+    fn run(&mut self, shutdown: &AtomicBool) -> Result<UserExitInfo> {
+        let print_every = self.opts.stats.map(Duration::from_secs_f64);
+        let mut last_print = Instant::now();
+        let mut last_write = Instant::now();
+        while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(every) = print_every {
+                if last_print.elapsed() >= every {
+                    last_print = Instant::now();
+                    println!("{}", self.read_stats()?.one_line());
+                }
+            }
+            if let Some(path) = &self.opts.stats_file {
+                if last_write.elapsed() >= Duration::from_secs(1) {
+                    last_write = Instant::now();
+                    stats::write_atomically(&self.read_stats()?, path)?;
+                }
             }
         }
-        if let Some(path) = &opts.stats_file {
-            if last_write.elapsed() >= Duration::from_secs(1) {
-                last_write = Instant::now();
-                Stats::read(&skel, &opts, &model_info)?.write_atomically(path)?;
-            }
+        let final_stats = self.read_stats()?;
+        drop(self.struct_ops.take());
+        let exit = uei_report!(&self.skel, uei);
+        if let Some(path) = &self.opts.stats_file {
+            stats::write_atomically(&final_stats, path)?;
         }
+        if self.opts.stats.is_some() {
+            println!("{}", final_stats.one_line());
+        }
+        exit
     }
-    let final_stats = Stats::read(&skel, &opts, &model_info)?;
-    drop(struct_ops);
-    let exit = uei_report!(&skel, uei);
-    if let Some(path) = &opts.stats_file {
-        final_stats.write_atomically(path)?;
+
+    fn read_stats(&self) -> Result<scheduler::stats::ScxAegisStats> {
+        stats::read(&self.skel, self.opts, &self.model_info)
     }
-    if opts.stats.is_some() {
-        println!("{}", final_stats.one_line());
-    }
-    exit.map(|_| ())
+}
+
+fn main() -> Result<()> {
+    let opts = Opts::parse();
+    let inputs = Inputs::from_opts(&opts)?;
+    let shutdown = shutdown_on_signals()?;
+    let mut open_object = MaybeUninit::uninit();
+    let mut scheduler = Scheduler::init(&opts, inputs, &mut open_object)?;
+    scheduler.run(&shutdown).map(|_| ())
 }
 
 #[cfg(test)]

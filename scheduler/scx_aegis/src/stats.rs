@@ -1,6 +1,7 @@
-//! What `--stats` prints and `--stats-file` writes: the per-CPU counters of the BPF side
-//! summed (waits: the maximum), plus the current action. The harness records the JSON form
-//! in every trial that runs Aegis.
+//! Fills the statistics record ([`scheduler::stats::ScxAegisStats`]: what `--stats` prints
+//! and `--stats-file` writes) from the BPF side: the per-CPU counters summed (waits: the
+//! maximum), plus the current action. The harness records the JSON form in every trial that
+//! runs Aegis.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,9 @@ use anyhow::{Context, Result};
 use libbpf_rs::skel::Skel;
 use libbpf_rs::AsRawLibbpf;
 use scheduler::aegis::qnet::Action;
-use serde::Serialize;
+use scheduler::stats::{
+    ActionStats, DeferredWakes, LevelStats, PastHoldSyscalls, ProgStats, ScxAegisStats,
+};
 
 use crate::bpf_intf::{self, aegis_stats, aegis_wait};
 use crate::bpf_skel::BpfSkel;
@@ -31,106 +34,6 @@ impl ModelInfo {
             (None, None) => "no model".into(),
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-pub struct LevelStats {
-    pub level: &'static str,
-    pub nr_queued: u64,
-    pub nr_dispatched: u64,
-    pub nr_promoted: u64,
-    /// The most tasks seen in the level's DSQ at once (the overdue scan looks at the first
-    /// AEGIS_SCAN_DEPTH).
-    pub max_queued: u64,
-    pub max_wait_us: u64,
-    /// The task that waited max_wait_us: "comm (pid N, may run on K CPUs; queued PATH; after
-    /// COMM ran X ms)", the last naming the task that left the CPU just before it; "" if none.
-    pub max_wait_task: String,
-    /// When that wait ended, in seconds since scx_aegis attached (0 if none).
-    pub max_wait_ended_at_s: f64,
-    pub wait_bound_us: u64,
-    pub nr_bound_violations: u64,
-    /// Of those, the waits during which a busy CPU went over two tick periods without a tick
-    /// (under TCG: QEMU did not run the vCPU), which no scheduler could have served on time.
-    pub nr_bound_violations_in_stalls: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ActionStats {
-    pub index: u32,
-    pub collector_boost: u8,
-    pub producer_throttle: u8,
-}
-
-/// Producer syscalls made while the ring was past the hold line, by why the producer had a
-/// CPU. Each can put an event into an almost full ring: where event loss comes from.
-#[derive(Debug, Serialize)]
-pub struct PastHoldSyscalls {
-    /// No provenance task was runnable or had run within a window, so producers were not held.
-    pub collector_asleep: u64,
-    /// The producer was past its wait bound and served anyway.
-    pub promoted: u64,
-    /// The producer woke onto an idle CPU (select_cpu dispatches directly).
-    pub woken_on_idle_cpu: u64,
-    /// The producer was already running when the ring crossed the line (until its kick lands).
-    pub before_preemption: u64,
-}
-
-/// Collector wakeups that waited for the ring to fill.
-#[derive(Debug, Serialize)]
-pub struct DeferredWakes {
-    pub deferred: u64,
-    pub ended_at_fill: u64,
-    pub ended_at_timeout: u64,
-}
-
-/// One BPF program's cost since scx_aegis attached (with `--prog-stats`).
-#[derive(Debug, Serialize)]
-pub struct ProgStats {
-    pub name: String,
-    pub runs: u64,
-    pub run_time_ms: f64,
-    pub mean_run_ns: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Stats {
-    pub model: String,
-    pub model_path: Option<PathBuf>,
-    pub levels: Vec<LevelStats>,
-    pub nr_direct_dispatches: u64,
-    pub nr_inferences_run: u64,
-    pub nr_inferences_skipped: u64,
-    pub nr_preempt_kicks: u64,
-    pub nr_producer_syscalls: u64,
-    pub nr_provenance_runs: u64,
-    pub provenance_runtime_ms: f64,
-    pub nr_overdue_scans: u64,
-    pub nr_producer_holds: u64,
-    pub past_hold_syscalls: PastHoldSyscalls,
-    /// The longest a busy CPU went without a tick, and the ticks over twice the period late:
-    /// a CPU that does not tick cannot enforce the wait bound.
-    pub max_tick_gap_us: u64,
-    pub nr_late_ticks: u64,
-    /// CPUs the deadline timer kicked for a task that reached its wait bound between ticks.
-    pub nr_deadline_kicks: u64,
-    /// The latest the deadline timer's callback ran after the moment it was armed for.
-    pub max_deadline_timer_late_us: u64,
-    /// The longest a CPU the deadline timer kicked took to dispatch or tick (under TCG: a
-    /// vCPU that QEMU did not run meanwhile; the next kick goes elsewhere).
-    pub max_kick_to_dispatch_us: u64,
-    /// Collector wakeups deferred until its ring filled (--wake-fill-pct), and how the
-    /// deferrals ended: the ring reached the wake fill, or --max-wake-defer-us passed.
-    pub collector_wakes_deferred: DeferredWakes,
-    /// Overdue tasks the deadline timer found deeper than the scans look (16 per level) and
-    /// moved to the front of their level.
-    pub nr_requeued_overdue: u64,
-    /// Per BPF program, with `--prog-stats`; empty otherwise.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub programs: Vec<ProgStats>,
-    pub current_action: ActionStats,
-    pub ring_fill_pct: u32,
-    pub wait_bound_tick_us: u64,
 }
 
 /// Sums the per-CPU records (the skeleton's copy of `struct aegis_stats`, the same C layout).
@@ -306,123 +209,94 @@ fn prog_stats(skel: &BpfSkel<'_>) -> Result<Vec<ProgStats>> {
     Ok(programs)
 }
 
-impl Stats {
-    pub fn read(skel: &BpfSkel<'_>, opts: &Opts, model: &ModelInfo) -> Result<Stats> {
-        let bss = skel.maps.bss_data.as_ref().expect("bss");
-        let rodata = skel.maps.rodata_data.as_ref().expect("rodata");
-        let nr_cpus = (rodata.nr_cpus as usize).min(bss.cpu_stats.len());
-        let s = sum_per_cpu(&bss.cpu_stats[..nr_cpus]);
-        let action = bss.current_action;
-        let decoded = Action::from_index(action as usize);
-        let base_wait_us = opts.base_wait_ms * 1_000;
-        let past_hold = |reason: u32| s.nr_past_hold_syscalls[reason as usize];
-        Ok(Stats {
-            model: model.describe(),
-            model_path: model.path.clone(),
-            levels: (0..3)
-                .map(|l| LevelStats {
-                    level: LEVEL_NAMES[l],
-                    nr_queued: s.nr_queued[l],
-                    nr_dispatched: s.nr_dispatched[l],
-                    nr_promoted: s.nr_promoted[l],
-                    max_queued: s.max_queued[l],
-                    max_wait_us: s.max_wait[l].ns / 1_000,
-                    max_wait_task: describe_waiter(&s.max_wait[l]),
-                    max_wait_ended_at_s: since_attach_s(s.max_wait[l].ended_ns),
-                    wait_bound_us: base_wait_us << l,
-                    nr_bound_violations: s.nr_bound_violations[l],
-                    nr_bound_violations_in_stalls: s.nr_bound_violations_in_stalls[l],
-                })
-                .collect(),
-            nr_direct_dispatches: s.nr_direct,
-            nr_inferences_run: s.nr_inferences_run,
-            nr_inferences_skipped: s.nr_inferences_skipped,
-            nr_preempt_kicks: s.nr_preempt_kicks,
-            nr_producer_syscalls: s.nr_producer_syscalls,
-            nr_provenance_runs: s.nr_provenance_runs,
-            provenance_runtime_ms: s.provenance_runtime_ns as f64 / 1e6,
-            nr_overdue_scans: s.nr_overdue_scans,
-            nr_producer_holds: s.nr_producer_holds,
-            programs: if opts.prog_stats {
-                prog_stats(skel)?
-            } else {
-                Vec::new()
-            },
-            max_tick_gap_us: s.max_tick_gap_ns / 1_000,
-            nr_late_ticks: s.nr_late_ticks,
-            nr_deadline_kicks: s.nr_deadline_kicks,
-            max_deadline_timer_late_us: s.max_deadline_timer_late_ns / 1_000,
-            max_kick_to_dispatch_us: s.max_kick_to_dispatch_ns / 1_000,
-            nr_requeued_overdue: s.nr_requeued_overdue,
-            collector_wakes_deferred: DeferredWakes {
-                deferred: s.nr_wakes_deferred,
-                ended_at_fill: s.nr_deferred_wakes_at_fill,
-                ended_at_timeout: s.nr_deferred_wakes_at_timeout,
-            },
-            past_hold_syscalls: PastHoldSyscalls {
-                collector_asleep: past_hold(
-                    bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP,
-                ),
-                promoted: past_hold(bpf_intf::aegis_consts_AEGIS_PAST_HOLD_PROMOTED),
-                woken_on_idle_cpu: past_hold(
-                    bpf_intf::aegis_consts_AEGIS_PAST_HOLD_WOKEN_ON_IDLE_CPU,
-                ),
-                before_preemption: past_hold(
-                    bpf_intf::aegis_consts_AEGIS_PAST_HOLD_BEFORE_PREEMPTION,
-                ),
-            },
-            current_action: ActionStats {
-                index: action,
-                collector_boost: decoded.collector_boost,
-                producer_throttle: decoded.producer_throttle,
-            },
-            ring_fill_pct: bss.current_fill_pct,
-            wait_bound_tick_us: opts.tick_us,
-        })
-    }
+/// The statistics now: the BPF side's per-CPU counters summed, the current action, and (with
+/// `--prog-stats`) the programs' costs.
+pub fn read(skel: &BpfSkel<'_>, opts: &Opts, model: &ModelInfo) -> Result<ScxAegisStats> {
+    let bss = skel.maps.bss_data.as_ref().expect("bss");
+    let rodata = skel.maps.rodata_data.as_ref().expect("rodata");
+    let nr_cpus = (rodata.nr_cpus as usize).min(bss.cpu_stats.len());
+    let s = sum_per_cpu(&bss.cpu_stats[..nr_cpus]);
+    let action = bss.current_action;
+    let decoded = Action::from_index(action as usize);
+    let base_wait_us = opts.base_wait_ms * 1_000;
+    Ok(ScxAegisStats {
+        model: model.describe(),
+        model_path: model.path.clone(),
+        levels: (0..3).map(|l| level_stats(&s, l, base_wait_us)).collect(),
+        nr_direct_dispatches: s.nr_direct,
+        nr_inferences_run: s.nr_inferences_run,
+        nr_inferences_skipped: s.nr_inferences_skipped,
+        nr_preempt_kicks: s.nr_preempt_kicks,
+        nr_producer_syscalls: s.nr_producer_syscalls,
+        nr_provenance_runs: s.nr_provenance_runs,
+        provenance_runtime_ms: s.provenance_runtime_ns as f64 / 1e6,
+        nr_overdue_scans: s.nr_overdue_scans,
+        nr_producer_holds: s.nr_producer_holds,
+        programs: if opts.prog_stats {
+            prog_stats(skel)?
+        } else {
+            Vec::new()
+        },
+        max_tick_gap_us: s.max_tick_gap_ns / 1_000,
+        nr_late_ticks: s.nr_late_ticks,
+        nr_deadline_kicks: s.nr_deadline_kicks,
+        max_deadline_timer_late_us: s.max_deadline_timer_late_ns / 1_000,
+        max_kick_to_dispatch_us: s.max_kick_to_dispatch_ns / 1_000,
+        nr_requeued_overdue: s.nr_requeued_overdue,
+        collector_wakes_deferred: DeferredWakes {
+            deferred: s.nr_wakes_deferred,
+            ended_at_fill: s.nr_deferred_wakes_at_fill,
+            ended_at_timeout: s.nr_deferred_wakes_at_timeout,
+        },
+        past_hold_syscalls: past_hold_syscalls(&s),
+        current_action: ActionStats {
+            index: action,
+            collector_boost: decoded.collector_boost,
+            producer_throttle: decoded.producer_throttle,
+        },
+        ring_fill_pct: bss.current_fill_pct,
+        wait_bound_tick_us: opts.tick_us,
+    })
+}
 
-    pub fn one_line(&self) -> String {
-        let levels: Vec<String> = self
-            .levels
-            .iter()
-            .map(|l| {
-                format!(
-                    "{} q={} d={} promoted={} max_wait={}us/{}us",
-                    l.level,
-                    l.nr_queued,
-                    l.nr_dispatched,
-                    l.nr_promoted,
-                    l.max_wait_us,
-                    l.wait_bound_us
-                )
-            })
-            .collect();
-        format!(
-            "[aegis] {} | inferences run={} skipped={} | action={} (boost {}, throttle {}) | fill={}% kicks={} deadline_kicks={} prov_runs={} prov_cpu={:.1}ms",
-            levels.join(" | "),
-            self.nr_inferences_run,
-            self.nr_inferences_skipped,
-            self.current_action.index,
-            self.current_action.collector_boost,
-            self.current_action.producer_throttle,
-            self.ring_fill_pct,
-            self.nr_preempt_kicks,
-            self.nr_deadline_kicks,
-            self.nr_provenance_runs,
-            self.provenance_runtime_ms,
-        )
+/// Level `l`'s counters, its longest wait and its bound (`base_wait_us << l`).
+fn level_stats(s: &aegis_stats, l: usize, base_wait_us: u64) -> LevelStats {
+    LevelStats {
+        level: LEVEL_NAMES[l].to_string(),
+        nr_queued: s.nr_queued[l],
+        nr_dispatched: s.nr_dispatched[l],
+        nr_promoted: s.nr_promoted[l],
+        max_queued: s.max_queued[l],
+        max_wait_us: s.max_wait[l].ns / 1_000,
+        max_wait_task: describe_waiter(&s.max_wait[l]),
+        max_wait_ended_at_s: since_attach_s(s.max_wait[l].ended_ns),
+        wait_bound_us: base_wait_us << l,
+        nr_bound_violations: s.nr_bound_violations[l],
+        nr_bound_violations_in_stalls: s.nr_bound_violations_in_stalls[l],
     }
+}
 
-    pub fn write_atomically(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        let mut file =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        serde_json::to_writer_pretty(&mut file, self)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+fn past_hold_syscalls(s: &aegis_stats) -> PastHoldSyscalls {
+    let past_hold = |reason: u32| s.nr_past_hold_syscalls[reason as usize];
+    PastHoldSyscalls {
+        collector_asleep: past_hold(bpf_intf::aegis_consts_AEGIS_PAST_HOLD_COLLECTOR_ASLEEP),
+        promoted: past_hold(bpf_intf::aegis_consts_AEGIS_PAST_HOLD_PROMOTED),
+        woken_on_idle_cpu: past_hold(bpf_intf::aegis_consts_AEGIS_PAST_HOLD_WOKEN_ON_IDLE_CPU),
+        before_preemption: past_hold(bpf_intf::aegis_consts_AEGIS_PAST_HOLD_BEFORE_PREEMPTION),
     }
+}
+
+/// Writes `stats` as pretty JSON and a newline to `path`, through a temporary file renamed
+/// over it, so that a reader never sees half a file.
+pub fn write_atomically(stats: &ScxAegisStats, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    serde_json::to_writer_pretty(&mut file, stats)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

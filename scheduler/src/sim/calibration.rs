@@ -147,13 +147,6 @@ impl CalibrationRun {
             0
         }
     }
-
-    pub fn events_per_s_per_producer(&self) -> f64 {
-        if self.duration_s <= 0.0 || self.threads == 0 {
-            return 0.0;
-        }
-        self.generated as f64 / self.duration_s / self.threads as f64
-    }
 }
 
 impl Calibration {

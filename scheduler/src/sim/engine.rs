@@ -191,6 +191,16 @@ struct Signals {
     ordinary_cpu_ns: u64,
 }
 
+/// What the running tasks did over one segment ([`Sim::run_cpus_for`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuProgress {
+    /// Syscalls the running producers issued (events offered to the ring).
+    produced: u64,
+    /// Events the running collector had the CPU time to consume.
+    consume_capacity: u64,
+    idle_cpus: u64,
+}
+
 /// Runs one simulation.
 pub fn simulate(config: &SimConfig, policy: &mut dyn Policy) -> SimResult {
     let mut sim = Sim::new(config);
@@ -221,10 +231,9 @@ pub fn simulate(config: &SimConfig, policy: &mut dyn Policy) -> SimResult {
     sim.finish(policy.name())
 }
 
-impl<'a> Sim<'a> {
-    fn new(config: &'a SimConfig) -> Self {
-        let mut rng = StdRng::seed_from_u64(config.seed);
-        let task = |kind: Kind, nice: i32, state: State| Task {
+impl Task {
+    fn new(kind: Kind, nice: i32, state: State) -> Task {
+        Task {
             kind,
             entity: Entity {
                 weight: weight_of_nice(nice),
@@ -246,31 +255,74 @@ impl<'a> Sim<'a> {
                 kind: kind.name().to_string(),
                 ..TaskReport::default()
             },
-        };
-        let mut tasks = Vec::new();
-        let mut collector = task(Kind::Collector, config.collector.nice, State::Sleeping);
-        collector.entity.provenance = true;
-        tasks.push(collector);
-        for _ in 0..config.producers {
-            let mut producer = task(Kind::Producer, 0, State::Runnable);
-            // Producers start at different points of their first syscall.
-            producer.carry_ns = rng.gen_range(0..config.syscall_cost_ns.max(1));
-            tasks.push(producer);
         }
-        for _ in 0..config.hogs {
-            tasks.push(task(Kind::Hog, 0, State::Runnable));
-        }
-        for _ in 0..config.sleepers {
-            let mut sleeper = task(Kind::Sleeper, 0, State::Sleeping);
-            sleeper.sleep_until_ns = rng.gen_range(0..config.sleeper_sleep_ns.max(1));
-            tasks.push(sleeper);
-        }
+    }
+}
+
+/// The collector (task 0, asleep), the producers (runnable, each at a random point of its
+/// first syscall), the hogs and the sleepers (asleep until a random moment), in that order.
+fn initial_tasks(config: &SimConfig) -> Vec<Task> {
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut tasks = Vec::new();
+    let mut collector = Task::new(Kind::Collector, config.collector.nice, State::Sleeping);
+    collector.entity.provenance = true;
+    tasks.push(collector);
+    for _ in 0..config.producers {
+        let mut producer = Task::new(Kind::Producer, 0, State::Runnable);
+        // Producers start at different points of their first syscall.
+        producer.carry_ns = rng.gen_range(0..config.syscall_cost_ns.max(1));
+        tasks.push(producer);
+    }
+    for _ in 0..config.hogs {
+        tasks.push(Task::new(Kind::Hog, 0, State::Runnable));
+    }
+    for _ in 0..config.sleepers {
+        let mut sleeper = Task::new(Kind::Sleeper, 0, State::Sleeping);
+        sleeper.sleep_until_ns = rng.gen_range(0..config.sleeper_sleep_ns.max(1));
+        tasks.push(sleeper);
+    }
+    tasks
+}
+
+/// Draws the collector's wakeup latencies when the model has a measured distribution: its own
+/// random stream, so such a distribution leaves the other draws as they were.
+fn wakeup_latency_stream(config: &SimConfig) -> Option<(LatencySampler, StdRng)> {
+    config
+        .collector
+        .wakeup_latency_histogram
+        .as_ref()
+        .map(|histogram| {
+            (
+                histogram.sampler(),
+                StdRng::seed_from_u64(config.seed ^ 0x5eed_1a7e),
+            )
+        })
+}
+
+/// Draws the collector's stalls when the model has them (on a stream of their own too).
+fn stall_stream(config: &SimConfig) -> Option<(LatencySampler, StdRng)> {
+    config
+        .collector
+        .stall_histogram
+        .as_ref()
+        .filter(|_| config.collector.stalls_per_event > 0.0)
+        .map(|histogram| {
+            (
+                histogram.sampler(),
+                StdRng::seed_from_u64(config.seed ^ 0x057a_11ed),
+            )
+        })
+}
+
+impl<'a> Sim<'a> {
+    fn new(config: &'a SimConfig) -> Self {
+        let cpus = config.cpus.max(1);
         let mut sim = Sim {
             config,
             now_ns: 0,
-            tasks,
-            cpus: vec![None; config.cpus.max(1)],
-            next_check_ns: vec![0; config.cpus.max(1)],
+            tasks: initial_tasks(config),
+            cpus: vec![None; cpus],
+            next_check_ns: vec![0; cpus],
             collector: 0,
             ring_level: 0,
             produced: 0,
@@ -288,36 +340,15 @@ impl<'a> Sim<'a> {
             window_collector_cpu_ns: 0,
             window_ordinary_cpu_ns: 0,
             signals: Signals::default(),
-            // Its own stream, so a measured distribution leaves the other draws as they were.
-            latency: config
-                .collector
-                .wakeup_latency_histogram
-                .as_ref()
-                .map(|histogram| {
-                    (
-                        histogram.sampler(),
-                        StdRng::seed_from_u64(config.seed ^ 0x5eed_1a7e),
-                    )
-                }),
-            stalls: config
-                .collector
-                .stall_histogram
-                .as_ref()
-                .filter(|_| config.collector.stalls_per_event > 0.0)
-                .map(|histogram| {
-                    (
-                        histogram.sampler(),
-                        StdRng::seed_from_u64(config.seed ^ 0x057a_11ed),
-                    )
-                }),
+            latency: wakeup_latency_stream(config),
+            stalls: stall_stream(config),
             events_until_stall: u64::MAX,
             collector_stalled: false,
             per_cpu: false,
-            last_on_cpu: vec![None; config.cpus.max(1)],
+            last_on_cpu: vec![None; cpus],
             collector_notified_at_ns: None,
             collector_wakeup_age_ns: LatencyHistogram::default(),
         };
-        let cpus = sim.cpus.len();
         for (id, task) in sim.tasks.iter_mut().enumerate() {
             task.home_cpu = id % cpus;
         }
@@ -495,6 +526,24 @@ impl<'a> Sim<'a> {
                 next = next.min(self.now_ns + cost.saturating_sub(task.carry_ns).max(1));
             }
         }
+        next = next.min(self.next_collector_event_ns(preempt_fill_pct));
+        // The ring reaching the policy's hold line (running producers are then held).
+        if let Some(pct) = hold_fill_pct {
+            let target = self.fill_level(pct).min(self.config.ring_capacity_events);
+            if self.ring_level < target {
+                if let Some(dt) = self.time_to_rise(target - self.ring_level) {
+                    next = next.min(self.now_ns + dt);
+                }
+            }
+        }
+        next
+    }
+
+    /// The next moment the collector's situation changes (`u64::MAX`: none foreseen): the
+    /// first event wakes it, its wakeup overhead is paid, it reaches its next stall, its ring
+    /// runs empty, or (waiting) the ring reaches the policy's preemption fill.
+    fn next_collector_event_ns(&self, preempt_fill_pct: Option<u32>) -> u64 {
+        let mut next = u64::MAX;
         let collector = &self.tasks[self.collector];
         let cost = self.config.syscall_cost_ns.max(1);
         match collector.state {
@@ -544,15 +593,6 @@ impl<'a> Sim<'a> {
             }
             _ => {}
         }
-        // The ring reaching the policy's hold line (running producers are then held).
-        if let Some(pct) = hold_fill_pct {
-            let target = self.fill_level(pct).min(self.config.ring_capacity_events);
-            if self.ring_level < target {
-                if let Some(dt) = self.time_to_rise(target - self.ring_level) {
-                    next = next.min(self.now_ns + dt);
-                }
-            }
-        }
         next
     }
 
@@ -574,15 +614,22 @@ impl<'a> Sim<'a> {
     /// Integrates the running tasks' progress up to `until_ns`.
     fn advance(&mut self, until_ns: u64, policy: &mut dyn Policy) {
         let dt = until_ns - self.now_ns;
+        let progress = self.run_cpus_for(dt, policy);
+        self.account_waiting(dt, progress.idle_cpus, policy);
+        self.move_ring_traffic(progress.produced, progress.consume_capacity);
+        self.now_ns = until_ns;
+    }
+
+    /// Charges `dt` of CPU to every running task and advances what it does with it: producers
+    /// issue syscalls, the collector gains capacity to consume, sleepers run down their phase.
+    fn run_cpus_for(&mut self, dt: u64, policy: &mut dyn Policy) -> CpuProgress {
         let window_ns = self.config.window_ns.max(1);
         let cost = self.config.syscall_cost_ns.max(1);
         let per_event = self.config.collector.per_event_cost_ns.max(1);
-        let mut produced = 0u64;
-        let mut consume_capacity = 0u64;
-        let mut idle_cpus = 0u64;
+        let mut progress = CpuProgress::default();
         for cpu in 0..self.cpus.len() {
             let Some(id) = self.cpus[cpu] else {
-                idle_cpus += 1;
+                progress.idle_cpus += 1;
                 continue;
             };
             let task = &mut self.tasks[id];
@@ -599,7 +646,7 @@ impl<'a> Sim<'a> {
                     task.carry_ns = total % cost;
                     task.report.events += syscalls;
                     task.window_syscalls = task.window_syscalls.saturating_add(syscalls as u32);
-                    produced += syscalls;
+                    progress.produced += syscalls;
                     // The scheduler's syscall counter sees the rate rise within the window.
                     if let Some(rate) =
                         rate_so_far(task.window_syscalls, task.window_ran_ns, window_ns)
@@ -612,7 +659,7 @@ impl<'a> Sim<'a> {
                     let paid = task.overhead_left_ns.min(dt);
                     task.overhead_left_ns -= paid;
                     let total = task.carry_ns + dt - paid;
-                    consume_capacity = total / per_event;
+                    progress.consume_capacity = total / per_event;
                     task.carry_ns = total % per_event;
                 }
                 Kind::Sleeper => {
@@ -623,6 +670,12 @@ impl<'a> Sim<'a> {
                 Kind::Scheduler => task.carry_ns += dt,
             }
         }
+        progress
+    }
+
+    /// Charges `dt` of waiting to every runnable task, and the CPU time left idle beside
+    /// dispatchable tasks (or tasks on their way through a user-space scheduler).
+    fn account_waiting(&mut self, dt: u64, idle_cpus: u64, policy: &mut dyn Policy) {
         let (mut runnable, mut pending) = (0u64, 0u64);
         // Held tasks are runnable but not dispatchable: an idle CPU beside them is the
         // policy's choice, not lost work. (Asked only when a CPU idles: the view costs.)
@@ -647,8 +700,11 @@ impl<'a> Sim<'a> {
         }
         self.idle_with_runnable_ns += dt * idle_cpus.min(runnable);
         self.idle_with_pending_ns += dt * idle_cpus.saturating_sub(runnable).min(pending);
+    }
 
-        // Ring traffic over the segment: within it the level only rises or only falls.
+    /// Ring traffic over a segment: `produced` events in, up to `consume_capacity` out. Within
+    /// a segment the level only rises or only falls; what does not fit is dropped.
+    fn move_ring_traffic(&mut self, produced: u64, consume_capacity: u64) {
         let available = self.ring_level + produced;
         let consumed = consume_capacity.min(available);
         if consumed < consume_capacity {
@@ -671,7 +727,6 @@ impl<'a> Sim<'a> {
         self.consumed += consumed;
         self.ring_level = level;
         self.max_ring_level = self.max_ring_level.max(level);
-        self.now_ns = until_ns;
     }
 
     /// `id` becomes runnable; `woken` says whether that counts as a wakeup (a collector back
@@ -789,11 +844,24 @@ impl<'a> Sim<'a> {
         self.sched_events += 1;
     }
 
+    /// Everything due at `now_ns`, in order: the window's end, the collector's stall, wakeup or
+    /// sleep, other tasks' timers, the user-space scheduler, held tasks, and ticks.
     fn handle_events(&mut self, policy: &mut dyn Policy) {
-        let now = self.now_ns;
-        if now >= self.next_window_ns {
+        if self.now_ns >= self.next_window_ns {
             self.end_window(policy);
         }
+        self.stall_collector_if_due(policy);
+        self.collector_events(policy);
+        self.task_timers(policy);
+        self.user_space_events(policy);
+        self.hold_running_tasks(policy);
+        self.tick_due_cpus(policy);
+    }
+
+    /// A running collector that has consumed up to its drawn stall goes off its CPU for a
+    /// drawn duration.
+    fn stall_collector_if_due(&mut self, policy: &mut dyn Policy) {
+        let now = self.now_ns;
         let collector = self.collector;
         if self.events_until_stall == 0 {
             if let State::Running(_) = self.tasks[collector].state {
@@ -808,6 +876,13 @@ impl<'a> Sim<'a> {
                 self.events_until_stall = self.draw_events_until_stall();
             }
         }
+    }
+
+    /// The collector wakes (after its wakeup latency) once its ring has an event, sleeps once
+    /// the ring is empty, and, waiting, preempts once the ring passes the policy's fill.
+    fn collector_events(&mut self, policy: &mut dyn Policy) {
+        let now = self.now_ns;
+        let collector = self.collector;
         match self.tasks[collector].state {
             State::Sleeping if self.ring_level > 0 => {
                 let latency_ns = match &mut self.latency {
@@ -845,6 +920,13 @@ impl<'a> Sim<'a> {
             }
             _ => {}
         }
+    }
+
+    /// Tasks whose wakeup latency has passed become runnable; sleepers end their run phase or
+    /// their sleep.
+    fn task_timers(&mut self, policy: &mut dyn Policy) {
+        let now = self.now_ns;
+        let collector = self.collector;
         for id in 0..self.tasks.len() {
             match (self.tasks[id].kind, self.tasks[id].state) {
                 (_, State::Waking(at)) if at <= now => {
@@ -865,8 +947,12 @@ impl<'a> Sim<'a> {
                 _ => {}
             }
         }
-        self.user_space_events(policy);
-        self.hold_running_tasks(policy);
+    }
+
+    /// Ticks every CPU whose check is due: load balance, then the policy decides whether the
+    /// running task keeps its CPU.
+    fn tick_due_cpus(&mut self, policy: &mut dyn Policy) {
+        let now = self.now_ns;
         for cpu in 0..self.cpus.len() {
             let Some(id) = self.cpus[cpu] else { continue };
             if self.next_check_ns[cpu] > now {

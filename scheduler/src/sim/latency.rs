@@ -132,7 +132,8 @@ impl LatencyHistogram {
     }
 }
 
-/// [`LatencyHistogram::sample`] by binary search over cumulative counts.
+/// Draws latencies from a [`LatencyHistogram`] ([`LatencyHistogram::sampler`]) by binary search
+/// over cumulative counts.
 #[derive(Clone, Debug)]
 pub struct LatencySampler {
     /// (cumulative count up to and including the bucket, bucket lower edge, upper edge).

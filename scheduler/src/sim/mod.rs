@@ -22,7 +22,7 @@
 //!   only once that task has spent CPU time on a decision for each.
 //!
 //! [`oracle()`] gives, for a configuration, the least collector CPU any scheduler needs to lose
-//! nothing and the least slowdown of the ordinary tasks that follows (see [`oracle`]).
+//! nothing and the least slowdown of the ordinary tasks that follows (see [`oracle`](mod@oracle)).
 //!
 //! Between two scheduling events every running task progresses at a constant rate, so ring
 //! traffic is integrated exactly over each segment (a fluid model with integer event counts):
