@@ -44,7 +44,8 @@ const volatile __u64 est_ns_per_event = 4000;
 const volatile __u64 est_event_bytes = 104;
 const volatile __u64 est_ring_bytes = 8 << 20;
 
-/* Bumped by scx_aegis whenever the registration maps change. */
+/* A task caches whether it is registered as provenance until this changes; scx_aegis
+ * registers its tasks before attaching, so today it stays 1 (a later writer bumps it). */
 volatile __u64 registry_gen = 1;
 /* Read by scx_aegis for --stats. */
 volatile __u32 current_action;

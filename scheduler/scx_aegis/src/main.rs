@@ -47,7 +47,7 @@ use bpf_skel::*;
 use stats::ModelInfo;
 
 /// Aegis: a sched_ext scheduler that keeps a provenance collector complete under a
-/// syscall flood without starving anyone (see the crate docs for the algorithm).
+/// syscall flood without starving anyone (the algorithm: docs/aegis.md).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Opts {
