@@ -1,6 +1,7 @@
 //! `aegis-bench attack`: validate once into a [`Plan`], then arm, fire, disarm and account
 //! each trial, exporting after every one.
 
+pub mod account;
 pub mod bench;
 pub mod matrix;
 pub mod plan;

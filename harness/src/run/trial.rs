@@ -13,7 +13,7 @@ use crate::measure::cgroup::AttackCgroup;
 use crate::measure::kernel;
 use crate::measure::run_delay::{RunDelayWatch, Watched};
 use crate::measure::truth::GroundTruth;
-use crate::results::trial::{account, by_name, now_rfc3339, Measured, Trial};
+use crate::results::trial::{by_name, now_rfc3339, Trial};
 use crate::run::producer::{self, Placement, Producer};
 use crate::run::workload::{self, RunningWorkload};
 use crate::sched::policy::{
@@ -22,6 +22,7 @@ use crate::sched::policy::{
 use crate::sched::scx::RunningScx;
 use crate::sched::SchedulerSpec;
 
+use super::account::{account, Measured};
 use super::plan::{Plan, ProducerPlan, TrialSpec};
 
 pub(super) fn run_trial(
