@@ -1,5 +1,5 @@
-//! The account step's identities: a trial's loss figure is believed only once they hold.
-//!
+//! Account: the last stage of a trial, from `Disarmed` to the [`Trial`] record. A trial's
+//! loss figure is believed only once two identities hold:
 //! - *truth = tally*: for every syscall the attack tallied (those it can vouch for), the
 //!   ground-truth count in its cgroup is exactly the attack's own count;
 //! - *received + dropped = generated*: over the syscalls the collector traces (each collector
@@ -10,12 +10,21 @@
 //! If either fails the trial is an error, not a row.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use attacks::AttackReport;
+use workloads::WorkloadResult;
 
+use crate::collector::CanarySeen;
 use crate::results::collector::CollectorStats;
+use crate::results::trial::{by_name, Trial};
+use crate::run::workload;
 use crate::syscalls;
+
+use super::disarm::Disarmed;
+use super::record::{record, IdentityFields};
+use super::trial::Setup;
 
 /// The inputs of [`account`].
 pub struct Measured<'a> {
@@ -114,6 +123,180 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
         loss_pct,
         incidental_syscalls: total_truth.saturating_sub(tallied),
     })
+}
+
+impl Disarmed {
+    /// Checks the identities, looks for the canary in the collector's log (then kept or
+    /// removed), and fills the record.
+    pub(super) fn account(self, setup: &Setup<'_>, alone_per_s: Option<f64>) -> Result<Trial> {
+        let accounted = account(&Measured {
+            truth: &self.truth_counts,
+            attack: &self.report,
+            collector: &self.stats,
+            traced: &self.traced,
+        })?;
+        let canary_seen = self.collector.find_canary(&self.canary)?;
+        let collector_version = self.collector.version();
+        drop(self.collector);
+        keep_log(setup, &self.log_path)?;
+        let workload = WorkloadFields::measured(
+            setup.spec.workload,
+            self.beside.as_ref(),
+            self.report.flood_secs(),
+            alone_per_s,
+        )?;
+        let identity = IdentityFields::of(
+            setup,
+            self.flood_spec.as_ref(),
+            self.sched_ext_ops,
+            collector_version,
+        );
+        let accounting = AccountingFields::measured(
+            accounted,
+            canary_seen,
+            &self.traced,
+            &self.stats,
+            &self.truth_counts,
+            &self.report,
+        );
+        Ok(record(
+            identity,
+            accounting,
+            self.collector_cost,
+            self.policy,
+            workload,
+            self.run_delay,
+            self.counters,
+        ))
+    }
+}
+
+/// Copies the collector's log under `--keep-logs` if asked, and removes it.
+fn keep_log(setup: &Setup<'_>, log_path: &Path) -> Result<()> {
+    let kept = match &setup.plan.keep_logs {
+        Some(dir) => {
+            let kept = dir.join(format!(
+                "trial-{}-{}.log",
+                setup.serial,
+                setup.spec.collector.name()
+            ));
+            std::fs::copy(log_path, &kept)
+                .with_context(|| format!("keeping {}", kept.display()))?;
+            Some(kept)
+        }
+        None => None,
+    };
+    std::fs::remove_file(log_path).ok();
+    if let Some(kept) = kept {
+        crate::say!("  log kept in {}", kept.display());
+    }
+    Ok(())
+}
+
+/// The record's fields on what happened and what the collector recorded of it.
+pub(super) struct AccountingFields {
+    pub(super) generated: u64,
+    pub(super) traced_syscalls: Vec<String>,
+    pub(super) received: u64,
+    pub(super) dropped: u64,
+    pub(super) loss_pct: f64,
+    pub(super) canary_recorded: bool,
+    pub(super) canary_create_recorded: bool,
+    pub(super) canary_unlink_recorded: bool,
+    pub(super) canary_path: Option<String>,
+    pub(super) attack_rate: f64,
+    pub(super) attack_syscalls: u64,
+    pub(super) delivered_per_s: f64,
+    pub(super) duration_s: f64,
+    pub(super) truth_by_syscall: BTreeMap<String, u64>,
+    pub(super) attack_by_syscall: BTreeMap<String, u64>,
+    pub(super) incidental_syscalls: u64,
+}
+
+impl AccountingFields {
+    fn measured(
+        accounted: Accounted,
+        canary_seen: CanarySeen,
+        traced: &BTreeSet<u32>,
+        stats: &CollectorStats,
+        truth: &BTreeMap<u32, u64>,
+        report: &AttackReport,
+    ) -> Self {
+        let flood_s = report.flood_secs();
+        let per_s = |n: u64| {
+            if flood_s > 0.0 {
+                n as f64 / flood_s
+            } else {
+                0.0
+            }
+        };
+        let attack_syscalls: u64 = report.syscalls.values().sum();
+        Self {
+            generated: accounted.generated,
+            traced_syscalls: traced.iter().map(|nr| syscalls::name(*nr)).collect(),
+            received: stats.received,
+            dropped: stats.dropped,
+            loss_pct: accounted.loss_pct,
+            canary_recorded: canary_seen.created && canary_seen.unlinked,
+            canary_create_recorded: canary_seen.created,
+            canary_unlink_recorded: canary_seen.unlinked,
+            canary_path: report.canary.as_ref().map(|c| c.path.clone()),
+            attack_rate: per_s(attack_syscalls),
+            attack_syscalls,
+            delivered_per_s: per_s(stats.received),
+            duration_s: flood_s,
+            truth_by_syscall: by_name(truth),
+            attack_by_syscall: by_name(&report.syscalls),
+            incidental_syscalls: accounted.incidental_syscalls,
+        }
+    }
+}
+
+/// The record's fields on the workload beside the attack: `None` without `--workload`.
+pub(super) struct WorkloadFields {
+    pub(super) workload: Option<String>,
+    pub(super) workload_throughput_per_s: Option<f64>,
+    pub(super) workload_throughput_unit: Option<String>,
+    pub(super) workload_alone_throughput_per_s: Option<f64>,
+    pub(super) workload_kept_fraction: Option<f64>,
+}
+
+impl WorkloadFields {
+    /// From the workload's result beside a flood of `flood_s` seconds and its throughput
+    /// alone, said on stderr too.
+    fn measured(
+        name: Option<&'static str>,
+        beside: Option<&(WorkloadResult, f64)>,
+        flood_s: f64,
+        alone_per_s: Option<f64>,
+    ) -> Result<Self> {
+        let (per_s, unit) = match beside {
+            Some((result, wall_s)) => {
+                if let Some(warning) = workload::outlasted(&result.name, *wall_s, flood_s) {
+                    crate::say!("  {warning}");
+                }
+                let (per_s, unit) = workload::throughput(result)?;
+                (Some(per_s), Some(unit))
+            }
+            None => (None, None),
+        };
+        let kept_fraction = per_s
+            .zip(alone_per_s)
+            .and_then(|(beside, alone)| workload::kept_fraction(beside, alone));
+        if let (Some(name), Some(per_s), Some(unit)) = (name, per_s, &unit) {
+            crate::say!(
+                "  {name} beside the attack: {per_s:.1} {unit}, {} of its throughput alone",
+                kept_fraction.map_or("?".to_string(), |kept| format!("{kept:.2}"))
+            );
+        }
+        Ok(Self {
+            workload: name.map(String::from),
+            workload_throughput_per_s: per_s,
+            workload_throughput_unit: unit,
+            workload_alone_throughput_per_s: name.and(alone_per_s),
+            workload_kept_fraction: kept_fraction,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,14 @@
 //! each trial, exporting after every one.
 
 pub mod account;
+mod arm;
 pub mod bench;
+mod disarm;
+mod fire;
 pub mod matrix;
 pub mod plan;
 pub mod producer;
+mod record;
 pub mod trial;
 pub mod workload;
 
