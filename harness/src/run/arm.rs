@@ -1,0 +1,141 @@
+//! Arm: the attack's cgroup, ground truth, the collector, a fair-class baseline's changes and
+//! the sched_ext scheduler, started in that order and owned by [`Armed`].
+
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use libbpf_rs::OpenObject;
+
+use crate::collector::{self, CollectorSetup, RunningCollector};
+use crate::measure::cgroup::AttackCgroup;
+use crate::measure::kernel;
+use crate::measure::truth::GroundTruth;
+use crate::run::producer::Placement;
+use crate::sched::policy::{
+    ChangedThreads, CpuQuotaGroup, FairVariant, ATTACK_NICE, ATTACK_QUOTA_PCT,
+};
+use crate::sched::scx::RunningScx;
+use crate::sched::SchedulerSpec;
+
+use super::plan::ProducerPlan;
+use super::trial::Setup;
+
+/// A trial with everything that counts, records and schedules the attack running. Fields drop
+/// in declaration order: a trial that ends early releases them in the reverse of the order
+/// they were started in, the scheduler first and the attack's cgroup last.
+pub(super) struct Armed<'t> {
+    pub(super) scx: Option<RunningScx>,
+    /// The `eevdf:attack-quota` baseline's CPU-limited cgroup the attack worker also joins.
+    pub(super) quota_group: Option<CpuQuotaGroup>,
+    /// The collector's threads under a collector-side baseline, put back when dropped.
+    pub(super) collector_policy: Option<ChangedThreads>,
+    pub(super) collector: Box<dyn RunningCollector>,
+    /// Borrows the BPF object [`super::trial::run_trial`] keeps for it.
+    pub(super) truth: GroundTruth<'t>,
+    pub(super) cgroup: AttackCgroup,
+    pub(super) variant: Option<FairVariant>,
+    pub(super) placement: Placement,
+    pub(super) aegis_stats_file: PathBuf,
+    /// `/sys/kernel/sched_ext/root/ops` once armed.
+    pub(super) sched_ext_ops: Option<String>,
+}
+
+impl<'t> Armed<'t> {
+    /// Starts each part in turn; when one fails, those already started are released in
+    /// reverse order.
+    pub(super) fn arm(
+        setup: &Setup<'_>,
+        truth_object: &'t mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
+        let (spec, serial) = (setup.spec, setup.serial);
+        let cgroup = AttackCgroup::create(setup.root, serial)?;
+        let truth = GroundTruth::attach(truth_object, cgroup.id())?;
+        let collector = start_collector(setup, cgroup.id())?;
+        // Collector-side baselines change the collector's threads; attack-side ones are applied
+        // by the attack worker to itself before it joins the cgroup.
+        let variant = spec.scheduler.variant();
+        let collector_policy = match variant {
+            Some(v @ (FairVariant::CollectorFifo | FairVariant::CollectorNice)) => {
+                Some(ChangedThreads::apply(collector.pid(), v)?)
+            }
+            _ => None,
+        };
+        let quota_group = match variant {
+            Some(FairVariant::AttackQuota) => {
+                Some(CpuQuotaGroup::create(serial, ATTACK_QUOTA_PCT)?)
+            }
+            _ => None,
+        };
+        let placement = Placement {
+            nice: (variant == Some(FairVariant::AttackNice)).then_some(ATTACK_NICE),
+            extra_cgroup_procs: quota_group.iter().map(|g| g.procs_file()).collect(),
+        };
+        let aegis_stats_file = setup.trial_dir.join("scx_aegis-stats.json");
+        let scx = start_scx(setup, collector.as_ref(), &aegis_stats_file)?;
+        let sched_ext_ops = match &scx {
+            Some(running) => Some(running.ops().to_string()),
+            None => kernel::sched_ext_ops(),
+        };
+        Ok(Self {
+            scx,
+            quota_group,
+            collector_policy,
+            collector,
+            truth,
+            cgroup,
+            variant,
+            placement,
+            aegis_stats_file,
+            sched_ext_ops,
+        })
+    }
+}
+
+fn start_collector(setup: &Setup<'_>, cgroup_id: u64) -> Result<Box<dyn RunningCollector>> {
+    let spec = setup.spec;
+    let flood = match &setup.plan.producer {
+        ProducerPlan::Flood { spec, .. } => Some(spec.kind),
+        ProducerPlan::Command(_) => None,
+    };
+    // Aegis reads the fill of the collector's ring buffer where the collector pins it.
+    let pin_ring = match &spec.scheduler {
+        SchedulerSpec::SchedExt { name, .. } if name == "aegis" => {
+            crate::sched::aegis::ring_pin_path(setup.serial)
+        }
+        _ => None,
+    };
+    collector::start(
+        spec.collector,
+        &CollectorSetup {
+            cgroup_id,
+            ring_bytes: spec.ring_bytes,
+            work_dir: &setup.trial_dir,
+            flood,
+            audit: spec.audit,
+            pin_ring,
+        },
+    )
+}
+
+/// Starts the sched_ext scheduler, if the trial has one, once the collector it may favour
+/// runs.
+fn start_scx(
+    setup: &Setup<'_>,
+    collector: &dyn RunningCollector,
+    aegis_stats_file: &Path,
+) -> Result<Option<RunningScx>> {
+    let SchedulerSpec::SchedExt { name, binary } = &setup.spec.scheduler else {
+        return Ok(None);
+    };
+    let mut args = match name.as_str() {
+        "aegis" => crate::sched::aegis::args(
+            collector.pid(),
+            collector.pinned_ring().as_deref(),
+            aegis_stats_file,
+        ),
+        _ => Vec::new(),
+    };
+    args.extend(setup.plan.scx_args.iter().cloned());
+    RunningScx::start(name, binary, &args, &setup.trial_dir).map(Some)
+}
