@@ -190,62 +190,9 @@ pub fn compare(
     let all: BTreeSet<&String> = base_cells.keys().chain(cur_cells.keys()).collect();
     let mut rows = Vec::new();
     for cell in all {
-        let (base, cur) = match (base_cells.get(cell), cur_cells.get(cell)) {
-            (Some(base), Some(cur)) => (base, cur),
-            (base, cur) => {
-                let count = |side: Option<&Vec<Value>>| {
-                    side.map(|trials| Summary {
-                        n: trials.len(),
-                        mean: 0.0,
-                        sd: 0.0,
-                    })
-                };
-                rows.push(Row {
-                    cell: cell.clone(),
-                    metric: None,
-                    baseline: count(base),
-                    current: count(cur),
-                    allowed: None,
-                    test: Test::None,
-                    decision: if base.is_some() {
-                        Decision::Missing
-                    } else {
-                        Decision::New
-                    },
-                });
-                continue;
-            }
-        };
-        for (metric, rule) in &thresholds.metrics {
-            let b = Summary::of(&samples(base, metric, "baseline")?);
-            let c = Summary::of(&samples(cur, metric, "current run")?);
-            let row = |allowed, test, decision| Row {
-                cell: cell.clone(),
-                metric: Some(metric.clone()),
-                baseline: b,
-                current: c,
-                allowed,
-                test,
-                decision,
-            };
-            match (b, c) {
-                // Neither side measures it here (no workload, no --watch-run-delay): no row.
-                (None, None) => {}
-                (Some(b), Some(c)) => {
-                    let (test, decision) = judge(rule, thresholds.alpha, &b, &c);
-                    rows.push(row(Some(rule.allowed(b.mean)), test, decision));
-                }
-                _ => rows.push(row(None, Test::None, Decision::NoData)),
-            }
-        }
-    }
-    // A metric no trial has, in any cell, is more likely misspelt than unmeasured.
-    let mut seen = vec![false; thresholds.metrics.len()];
-    for trials in base_cells.values().chain(cur_cells.values()) {
-        for (index, (metric, _)) in thresholds.metrics.iter().enumerate() {
-            seen[index] |= trials
-                .iter()
-                .any(|t| matches!(metric_value(t, metric), Ok(Some(_))));
+        match (base_cells.get(cell), cur_cells.get(cell)) {
+            (Some(base), Some(cur)) => judge_cell(cell, base, cur, thresholds, &mut rows)?,
+            (base, cur) => rows.push(absent_row(cell, base, cur)),
         }
     }
     let order = |row: &Row| {
@@ -264,17 +211,91 @@ pub fn compare(
         current_cells: cur_cells.len(),
         alpha: thresholds.alpha,
         rules: thresholds.metrics.clone(),
-        unseen_metrics: thresholds
-            .metrics
-            .iter()
-            .zip(seen)
-            // The defaults are often legitimately absent (no workload, no run-delay watch).
-            .filter(|((name, _), seen)| {
-                !seen && !DEFAULT_METRICS.iter().any(|(default, ..)| default == name)
-            })
-            .map(|((name, _), _)| name.clone())
-            .collect(),
+        unseen_metrics: unseen_metrics(thresholds, [&base_cells, &cur_cells]),
     })
+}
+
+/// The row of a cell that one side lacks: missing from the current run, or new in it.
+fn absent_row(cell: &str, base: Option<&Vec<Value>>, cur: Option<&Vec<Value>>) -> Row {
+    let count = |side: Option<&Vec<Value>>| {
+        side.map(|trials| Summary {
+            n: trials.len(),
+            mean: 0.0,
+            sd: 0.0,
+        })
+    };
+    Row {
+        cell: cell.to_string(),
+        metric: None,
+        baseline: count(base),
+        current: count(cur),
+        allowed: None,
+        test: Test::None,
+        decision: if base.is_some() {
+            Decision::Missing
+        } else {
+            Decision::New
+        },
+    }
+}
+
+/// A row per metric of a cell both runs have, where either side measured it.
+fn judge_cell(
+    cell: &str,
+    base: &[Value],
+    cur: &[Value],
+    thresholds: &Thresholds,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    for (metric, rule) in &thresholds.metrics {
+        let b = Summary::of(&samples(base, metric, "baseline")?);
+        let c = Summary::of(&samples(cur, metric, "current run")?);
+        let row = |allowed, test, decision| Row {
+            cell: cell.to_string(),
+            metric: Some(metric.clone()),
+            baseline: b,
+            current: c,
+            allowed,
+            test,
+            decision,
+        };
+        match (b, c) {
+            // Neither side measures it here (no workload, no --watch-run-delay): no row.
+            (None, None) => {}
+            (Some(b), Some(c)) => {
+                let (test, decision) = judge(rule, thresholds.alpha, &b, &c);
+                rows.push(row(Some(rule.allowed(b.mean)), test, decision));
+            }
+            _ => rows.push(row(None, Test::None, Decision::NoData)),
+        }
+    }
+    Ok(())
+}
+
+/// Metrics beyond the defaults that no trial of either side has: a metric no trial has, in
+/// any cell, is more likely misspelt than unmeasured.
+fn unseen_metrics(
+    thresholds: &Thresholds,
+    sides: [&BTreeMap<String, Vec<Value>>; 2],
+) -> Vec<String> {
+    let mut seen = vec![false; thresholds.metrics.len()];
+    for trials in sides.iter().flat_map(|cells| cells.values()) {
+        for (index, (metric, _)) in thresholds.metrics.iter().enumerate() {
+            seen[index] |= trials
+                .iter()
+                .any(|t| matches!(metric_value(t, metric), Ok(Some(_))));
+        }
+    }
+    thresholds
+        .metrics
+        .iter()
+        .zip(seen)
+        // The defaults are often legitimately absent (no workload, no run-delay watch).
+        .filter(|((name, _), seen)| {
+            !seen && !DEFAULT_METRICS.iter().any(|(default, ..)| default == name)
+        })
+        .map(|((name, _), _)| name.clone())
+        .collect()
 }
 
 /// The decision rule of the module docs for one metric of one cell.
