@@ -3,5 +3,7 @@
 pub mod calibrate;
 pub mod doctor;
 pub mod gate;
+pub mod log;
 pub mod sim_eval;
 pub mod train;
+pub mod worker;
