@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => aegis_bench::commands::calibrate::calibrate(&args).map(|_| ()),
         Command::Sim(args) => aegis_bench::commands::calibrate::sim(&args),
         Command::Train(args) => aegis_bench::commands::train::train(&args).map(|_| ()),
-        Command::Figures(args) => aegis_bench::figures::figures(&args),
+        Command::Figures(args) => aegis_bench::commands::figures::figures(&args),
         Command::Doctor => {
             doctor::print();
             Ok(())

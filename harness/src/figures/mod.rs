@@ -1,11 +1,8 @@
-//! `aegis-bench figures`: figures and a markdown report from result files, without running
-//! anything.
+//! Figures and a markdown report drawn from runs' trials, without running anything (the
+//! `figures` command, in `commands/figures.rs`, picks the result files and writes the report).
 //!
-//! Every `*.json` file under `--results` that holds a list of trials (what `attack --json`
-//! writes) is one run, and so is every `trials.jsonl` (what `run` writes, one trial a line);
-//! other files (calibrations, simulator reports, a run's `run.json`, `matrix.toml` and
-//! `trials.csv`) are skipped. Runs are drawn one by one, never mixed: two runs may come from
-//! different machines. For each run:
+//! Runs are drawn one by one, never mixed: two runs may come from different machines. For
+//! each run:
 //!
 //! - loss against attack intensity (flood threads), a line per scheduler, a panel per
 //!   collector; the point is the mean over repetitions, the bar spans their minimum and maximum;
@@ -19,8 +16,8 @@
 //! - the canary's causal chain as each scheduler's collector recorded it (`provenance`).
 //!
 //! A figure a run has no data for is a one-line note in the report instead. PNG and SVG of
-//! each, and `report.md` showing them with their numbers. Inputs are read in sorted order and
-//! nothing depends on the clock, so the same results give the same files.
+//! each, and the report's text showing them with their numbers. Nothing depends on the clock,
+//! so the same runs give the same files.
 
 mod ablations;
 mod delay_cdf;
@@ -30,16 +27,15 @@ mod runtime;
 pub mod sim_eval;
 pub mod sim_to_real;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::cli::FiguresArgs;
 use crate::results::trial::Trial;
 
 const SIZE: (u32, u32) = (1000, 560);
@@ -47,10 +43,10 @@ const SIZE: (u32, u32) = (1000, 560);
 const LOSS_AXIS_TOP_PCT: f64 = 125.0;
 
 /// One result file's trials.
-struct Run {
+pub struct Run {
     /// Path under `--results`, e.g. `aegis/flood.json`.
-    name: String,
-    trials: Vec<Trial>,
+    pub name: String,
+    pub trials: Vec<Trial>,
     /// See [`run_colours`].
     colours: BTreeMap<String, RGBColor>,
 }
@@ -87,70 +83,95 @@ impl Spread {
     }
 }
 
-pub fn figures(args: &FiguresArgs) -> Result<()> {
-    let runs = read_runs(&args.results)?;
-    if runs.is_empty() {
-        anyhow::bail!(
-            "no trial lists under {}: point --results at `attack --json` files or `run` outputs",
-            args.results.display()
-        );
+/// The markdown report: a section per run, each figure drawn beside it as it is added.
+pub struct Report {
+    text: String,
+    /// The runs' figure file prefixes so far (see [`file_stem`]).
+    stems: BTreeSet<String>,
+}
+
+impl Report {
+    pub fn new() -> Report {
+        Report {
+            text: String::from(
+                "# aegis-bench results\n\nMade by `aegis-bench figures` from the result files; \
+                 one section per file (one run each). Points are means over repetitions, bars \
+                 their range.\n",
+            ),
+            stems: BTreeSet::new(),
+        }
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut report = String::from(
-        "# aegis-bench results\n\nMade by `aegis-bench figures` from the result files; one \
-         section per file (one run each). Points are means over repetitions, bars their range.\n",
-    );
-    let mut stems = std::collections::BTreeSet::new();
-    for run in &runs {
-        let stem = file_stem(&run.name, &stems);
-        stems.insert(stem.clone());
+
+    /// Draws a run's figures into `out` and adds its section: loss, the workloads' kept share,
+    /// then the figures of the other modules.
+    pub fn add_run(&mut self, run: &Run, out: &Path) -> Result<()> {
+        let stem = file_stem(&run.name, &self.stems);
+        self.stems.insert(stem.clone());
+        let report = &mut self.text;
         writeln!(report, "\n## `{}`\n", run.name)?;
-        let loss = loss_series(&run.trials);
-        let loss_file = format!("{stem}-loss");
-        draw_both(&args.out, &loss_file, run, &loss)?;
-        writeln!(report, "![loss]({loss_file}.svg)\n")?;
-        report
-            .push_str("| collector | scheduler | threads | trials | loss % (mean) | min | max |\n");
-        report.push_str("|---|---|---|---|---|---|---|\n");
-        for ((collector, scheduler), points) in &loss {
-            for (threads, s) in points {
-                writeln!(
-                    report,
-                    "| {collector} | {scheduler} | {threads} | {} |",
-                    s.cells(2)
-                )?;
-            }
-        }
-        let kept = kept_series(&run.trials);
-        if !kept.is_empty() {
-            let kept_file = format!("{stem}-workload-kept");
-            draw_both(&args.out, &kept_file, run, &kept)?;
-            writeln!(report, "\n![workload kept]({kept_file}.svg)\n")?;
-            report.push_str("| workload | scheduler | trials | kept (mean) | min | max |\n");
-            report.push_str("|---|---|---|---|---|---|\n");
-            for ((workload, scheduler), s) in &kept {
-                writeln!(report, "| {workload} | {scheduler} | {} |", s.cells(2))?;
-            }
-        }
-        runtime::section(run, &stem, &args.out, &mut report)?;
-        fairness::section(run, &stem, &args.out, &mut report)?;
-        delay_cdf::section(run, &stem, &args.out, &mut report)?;
-        ablations::section(run, &stem, &args.out, &mut report)?;
-        provenance::section(run, &stem, &args.out, &mut report)?;
-        crate::say!("figures: {} ({} trials)", run.name, run.trials.len());
+        loss_section(run, &stem, out, report)?;
+        kept_section(run, &stem, out, report)?;
+        runtime::section(run, &stem, out, report)?;
+        fairness::section(run, &stem, out, report)?;
+        delay_cdf::section(run, &stem, out, report)?;
+        ablations::section(run, &stem, out, report)?;
+        provenance::section(run, &stem, out, report)?;
+        Ok(())
     }
-    let report_path = args.out.join("report.md");
-    std::fs::write(&report_path, report)
-        .with_context(|| format!("writing {}", report_path.display()))?;
-    crate::say!("wrote {} and its figures", report_path.display());
+
+    /// The report's markdown.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report::new()
+    }
+}
+
+/// Loss against flood threads, and its table.
+fn loss_section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
+    let loss = loss_series(&run.trials);
+    let loss_file = format!("{stem}-loss");
+    draw_both(out, &loss_file, run, &loss)?;
+    writeln!(report, "![loss]({loss_file}.svg)\n")?;
+    report.push_str("| collector | scheduler | threads | trials | loss % (mean) | min | max |\n");
+    report.push_str("|---|---|---|---|---|---|---|\n");
+    for ((collector, scheduler), points) in &loss {
+        for (threads, s) in points {
+            writeln!(
+                report,
+                "| {collector} | {scheduler} | {threads} | {} |",
+                s.cells(2)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The share of its throughput each workload kept, and its table; nothing without workloads.
+fn kept_section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
+    let kept = kept_series(&run.trials);
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let kept_file = format!("{stem}-workload-kept");
+    draw_both(out, &kept_file, run, &kept)?;
+    writeln!(report, "\n![workload kept]({kept_file}.svg)\n")?;
+    report.push_str("| workload | scheduler | trials | kept (mean) | min | max |\n");
+    report.push_str("|---|---|---|---|---|---|\n");
+    for ((workload, scheduler), s) in &kept {
+        writeln!(report, "| {workload} | {scheduler} | {} |", s.cells(2))?;
+    }
     Ok(())
 }
 
 /// The figures' file name prefix for a run: its path without the extension, `/` as `-`
 /// (`sweep/trials.jsonl` gives `sweep-trials`); the whole path if that prefix is taken (a
 /// directory holding both `trials.json` and `trials.jsonl`).
-fn file_stem(name: &str, taken: &std::collections::BTreeSet<String>) -> String {
+fn file_stem(name: &str, taken: &BTreeSet<String>) -> String {
     let short = name
         .strip_suffix(".jsonl")
         .or_else(|| name.strip_suffix(".json"))
@@ -161,58 +182,6 @@ fn file_stem(name: &str, taken: &std::collections::BTreeSet<String>) -> String {
     } else {
         short
     }
-}
-
-/// Every trial list under `dir`, by path.
-fn read_runs(dir: &Path) -> Result<Vec<Run>> {
-    let mut files = Vec::new();
-    collect_trial_files(dir, &mut files)
-        .with_context(|| format!("reading the results directory {}", dir.display()))?;
-    files.sort();
-    let mut runs = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let trials = if path.extension().is_some_and(|ext| ext == "jsonl") {
-            // Named as a run's trial file: a line that is not a trial is an error, not a
-            // file to skip, or the report would silently leave a run out.
-            crate::export::jsonl::parse(&text)
-                .with_context(|| format!("reading trials from {}", path.display()))?
-        } else {
-            // Not a trial list (a calibration, a simulator report, run.json): not ours to draw.
-            let Ok(trials) = serde_json::from_str::<Vec<Trial>>(&text) else {
-                continue;
-            };
-            trials
-        };
-        if trials.is_empty() {
-            continue;
-        }
-        let name = path
-            .strip_prefix(dir)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        runs.push(Run::new(name, trials));
-    }
-    Ok(runs)
-}
-
-/// `*.json` files and `run`'s `trials.jsonl` files under `dir`, recursively.
-fn collect_trial_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_trial_files(&path, out)?;
-        } else if path.extension().is_some_and(|ext| ext == "json")
-            || path
-                .file_name()
-                .is_some_and(|name| name == crate::export::jsonl::FILE_NAME)
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 type LossSeries = BTreeMap<(String, String), BTreeMap<u32, Spread>>;
@@ -428,7 +397,7 @@ fn run_colours(trials: &[Trial]) -> BTreeMap<String, RGBColor> {
 }
 
 impl Run {
-    fn new(name: String, trials: Vec<Trial>) -> Run {
+    pub fn new(name: String, trials: Vec<Trial>) -> Run {
         Run {
             name,
             colours: run_colours(&trials),
@@ -912,7 +881,6 @@ impl Figure for KeptSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::Exporter as _;
     use crate::results::trial::example_trial;
 
     fn trial(scheduler: &str, threads: u32, loss: f64, kept: Option<f64>) -> Trial {
@@ -953,216 +921,16 @@ mod tests {
             trial("eevdf", 8, 0.0, None),
         ];
         let run = Run::new("r".into(), trials.to_vec());
-        let colours: std::collections::BTreeSet<_> =
-            run.colours.values().map(|c| (c.0, c.1, c.2)).collect();
+        let colours: BTreeSet<_> = run.colours.values().map(|c| (c.0, c.1, c.2)).collect();
         assert_eq!(colours.len(), 5);
         assert_eq!(Some(run.colour("aegis")), fixed_colour("aegis"));
         assert_eq!(Some(run.colour("eevdf")), fixed_colour("eevdf"));
     }
 
     #[test]
-    fn a_broken_trials_jsonl_is_an_error_naming_it_and_stems_stay_unique() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("r")).unwrap();
-        std::fs::write(dir.path().join("r/trials.jsonl"), "{\"scheduler\": 1}\n").unwrap();
-        let err = format!("{:#}", read_runs(dir.path()).err().unwrap());
-        assert!(
-            err.contains("r/trials.jsonl") && err.contains("line 1"),
-            "{err}"
-        );
-        let taken = std::collections::BTreeSet::from(["r-trials".to_string()]);
+    fn stems_stay_unique() {
+        let taken = BTreeSet::from(["r-trials".to_string()]);
         assert_eq!(file_stem("r/trials.json", &Default::default()), "r-trials");
         assert_eq!(file_stem("r/trials.jsonl", &taken), "r-trials-jsonl");
-    }
-
-    /// A `run` output's trials with every field the figures read: three baselines and three
-    /// Aegis variants, two workloads, two repetitions.
-    fn sweep_trials() -> Vec<Trial> {
-        struct Setup {
-            name: &'static str,
-            loss_pct: f64,
-            /// Throughput relative to eevdf's.
-            speed: f64,
-            jain: (f64, f64),
-            /// Median run delay, ms.
-            delay_ms: f64,
-            canary: (bool, bool),
-        }
-        let setups = [
-            ("eevdf", 81.0, 1.0, (0.55, 0.95), 2.0, (false, false)),
-            (
-                "eevdf:collector-fifo",
-                8.0,
-                0.9,
-                (0.6, 0.9),
-                1.5,
-                (true, false),
-            ),
-            ("scx_rustland", 86.0, 1.05, (0.7, 0.93), 3.0, (false, false)),
-            ("aegis", 0.0, 0.85, (0.92, 0.6), 0.05, (true, true)),
-            (
-                "aegis:no-delta-gating",
-                3.0,
-                0.8,
-                (0.9, 0.65),
-                0.08,
-                (true, true),
-            ),
-            ("aegis:no-model", 40.0, 0.95, (0.8, 0.9), 0.5, (true, false)),
-        ]
-        .map(|(name, loss_pct, speed, jain, delay_ms, canary)| Setup {
-            name,
-            loss_pct,
-            speed,
-            jain,
-            delay_ms,
-            canary,
-        });
-        let mut trials = Vec::new();
-        for (k, s) in setups.iter().enumerate() {
-            for (w, workload) in ["hackbench", "stress-ng-cpu"].iter().enumerate() {
-                for rep in 0..2u32 {
-                    let r = rep as f64;
-                    let mut t = example_trial(s.name, 8, s.loss_pct + r, Some((workload, 0.5)));
-                    t.repetition = rep;
-                    t.workload_throughput_per_s =
-                        Some(100.0 * (w + 1) as f64 * s.speed * (1.0 + 0.05 * r));
-                    t.fairness_workload_jain = Some(s.jain.0 + 0.01 * r);
-                    t.fairness_attack_jain = Some(s.jain.1);
-                    // From a tenth of the median to 75 times it: waits over several decades.
-                    t.run_delay_cdf_ms = Some(
-                        [
-                            (0.1, 0.1),
-                            (0.5, 1.0),
-                            (0.9, 10.0),
-                            (0.99, 30.0),
-                            (1.0, 75.0),
-                        ]
-                        .iter()
-                        .map(|(fraction, x)| [*fraction, s.delay_ms * x * (1.0 + r)])
-                        .collect(),
-                    );
-                    t.canary_path = Some("/tmp/aegis-canary".into());
-                    (t.canary_create_recorded, t.canary_unlink_recorded) = s.canary;
-                    if s.name.starts_with("aegis") {
-                        let k = k as u64;
-                        t.scheduler_stats = Some(serde_json::json!({
-                            "nr_inferences_run": if s.name == "aegis:no-model" { 0 } else { 400 - 50 * k },
-                            "nr_inferences_skipped": 10 * k,
-                            "levels": [
-                                {"level": "provenance", "max_wait_us": 1700 + 100 * k},
-                                {"level": "producer", "max_wait_us": 20_000 * k + 500 * rep as u64},
-                            ],
-                        }));
-                    }
-                    trials.push(t);
-                }
-            }
-        }
-        trials
-    }
-
-    #[test]
-    fn figures_and_report_come_out_identical_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join("results");
-        std::fs::create_dir_all(results.join("run")).unwrap();
-        let trials = vec![
-            trial("eevdf", 1, 10.0, Some(0.3)),
-            trial("eevdf", 4, 60.0, Some(0.25)),
-            trial("aegis", 1, 0.0, Some(0.9)),
-            trial("aegis", 4, 0.0, Some(0.95)),
-        ];
-        std::fs::write(
-            results.join("run/trials.json"),
-            serde_json::to_string(&trials).unwrap(),
-        )
-        .unwrap();
-        // Not a trial list: skipped.
-        std::fs::write(results.join("calibration.json"), "{\"x\": 1}").unwrap();
-        // A `run` output directory: trials.jsonl beside files that are not trial lists.
-        let sweep = results.join("sweep");
-        std::fs::create_dir_all(&sweep).unwrap();
-        let lines = crate::export::jsonl::JsonLinesExporter::new("unused".into())
-            .serialize(&sweep_trials())
-            .unwrap();
-        std::fs::write(sweep.join("trials.jsonl"), lines).unwrap();
-        std::fs::write(sweep.join("run.json"), "{\"started_at\": \"x\"}").unwrap();
-        std::fs::write(sweep.join("matrix.toml"), "repetitions = 2\n").unwrap();
-        std::fs::write(sweep.join("trials.csv"), "scheduler\neevdf\n").unwrap();
-        let render = |out: &Path| {
-            figures(&FiguresArgs {
-                results: results.clone(),
-                out: out.to_path_buf(),
-            })
-            .unwrap();
-            let mut files: Vec<_> = std::fs::read_dir(out)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            files.sort();
-            files
-                .iter()
-                .map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(p).unwrap()))
-                .collect::<Vec<_>>()
-        };
-        // To look at them: AEGIS_FIGURES_TEST_OUT=/some/dir cargo test ... identical_twice
-        let first = match std::env::var_os("AEGIS_FIGURES_TEST_OUT") {
-            Some(out) => render(Path::new(&out)),
-            None => render(&dir.path().join("a")),
-        };
-        let second = render(&dir.path().join("b"));
-        let names: Vec<_> = first
-            .iter()
-            .map(|(n, _)| n.to_string_lossy().into_owned())
-            .collect();
-        let mut expected = vec![
-            "report.md".to_string(),
-            "run-trials-loss.png".into(),
-            "run-trials-loss.svg".into(),
-            "run-trials-workload-kept.png".into(),
-            "run-trials-workload-kept.svg".into(),
-        ];
-        for figure in [
-            "ablations",
-            "fairness",
-            "loss",
-            "normalized-runtime",
-            "provenance-graph",
-            "run-delay-cdf",
-            "workload-kept",
-        ] {
-            expected.push(format!("sweep-trials-{figure}.png"));
-            expected.push(format!("sweep-trials-{figure}.svg"));
-        }
-        assert_eq!(names, expected);
-        assert!(first == second, "the same results drew different files");
-        let report = String::from_utf8(first[0].1.clone()).unwrap();
-        assert!(
-            report.contains("| builtin | eevdf | 4 | 1 | 60.00 |"),
-            "{report}"
-        );
-        assert!(report.contains("| stress-ng-cpu | aegis | 2 |"), "{report}");
-        // The first run has none of the new data: a note for each figure.
-        assert!(
-            report.contains("No normalized runtime figure: no eevdf"),
-            "{report}"
-        );
-        assert!(report.contains("No ablation figure"), "{report}");
-        assert!(report.contains("No provenance graph"), "{report}");
-        // The sweep's numbers: eevdf's two repetitions of hackbench ran 100 and 105 per s.
-        assert!(
-            report.contains("| hackbench | eevdf | 2 | 1.001 |"),
-            "{report}"
-        );
-        assert!(
-            report.contains("| workload | aegis | 4 | 0.925 | 0.920 | 0.930 |"),
-            "{report}"
-        );
-        assert!(report.contains("| aegis:no-model | 4 |"), "{report}");
-        assert!(
-            report.contains("| eevdf | builtin | 8 | 0 | 81.00 | missing | missing |"),
-            "{report}"
-        );
     }
 }
