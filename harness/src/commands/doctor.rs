@@ -43,22 +43,39 @@ fn which(program: &str) -> Option<String> {
         .map(|path| path.display().to_string())
 }
 
+/// Every check, in the order `doctor` prints them.
 pub fn run_checks() -> Vec<Check> {
     let release = kernel::release();
     let root = nix::unistd::geteuid().is_root();
-    let mut checks = vec![
-        check("kernel", Ok(release.clone())),
+    let mut checks = kernel_checks(&release, root);
+    checks.extend(bpf_checks(root));
+    checks.extend(collector_checks(root));
+    checks.extend(guest_checks());
+    checks.extend(scheduler_checks(&release));
+    checks.push(check(
+        "clang for BPF",
+        match which("clang-19") {
+            Some(path) => Ok(command_output(&path, &["--version"]).unwrap_or(path)),
+            None => Err("clang-19 not installed: `make setup` (apt-get install clang-19)".into()),
+        },
+    ));
+    checks
+}
+
+/// The kernel, its fair class and what it offers: root, sched_ext, cgroups, BTF.
+fn kernel_checks(release: &str, root: bool) -> Vec<Check> {
+    let fair = kernel::fair_class_of(release);
+    vec![
+        check("kernel", Ok(release.to_string())),
         check(
             "fair class",
             Ok(format!(
-                "{} (Linux {} the fair class; the native row is `--scheduler {}`)",
-                kernel::fair_class_of(&release),
-                if kernel::fair_class_of(&release) == "eevdf" {
+                "{fair} (Linux {} the fair class; the native row is `--scheduler {fair}`)",
+                if fair == "eevdf" {
                     ">= 6.6: EEVDF is"
                 } else {
                     "< 6.6: CFS is"
                 },
-                kernel::fair_class_of(&release)
             )),
         ),
         check(
@@ -88,20 +105,7 @@ pub fn run_checks() -> Vec<Check> {
                 .map(|root| format!("mounted at {}", root.display()))
                 .map_err(|err| err.0),
         ),
-        check(
-            "cpu controller",
-            if Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
-                Ok("cgroup v1 /sys/fs/cgroup/cpu (for quota baselines)".into())
-            } else if cgroup::cgroup2_root()
-                .ok()
-                .and_then(|root| std::fs::read_to_string(root.join("cgroup.controllers")).ok())
-                .is_some_and(|c| c.split_whitespace().any(|c| c == "cpu"))
-            {
-                Ok("cgroup v2".into())
-            } else {
-                Err("no cpu controller: the attack-quota baseline cannot run".into())
-            },
-        ),
+        check("cpu controller", cpu_controller_check()),
         check(
             "BTF",
             if Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -113,77 +117,105 @@ pub fn run_checks() -> Vec<Check> {
                 )
             },
         ),
-    ];
-    if root {
-        let tracefs = mounts::ensure_tracefs();
-        checks.push(check(
-            "tracefs",
-            match &tracefs {
-                Ok(guard) if guard.mounted_by_us() => Ok(format!(
-                    "not mounted; mountable at {} (attack mounts it for the run)",
-                    mounts::TRACEFS
-                )),
-                Ok(_) => Ok("mounted".into()),
-                Err(err) => Err(err.0.clone()),
-            },
-        ));
-        if tracefs.is_ok() {
-            checks.push(check(
-                "BPF tracepoint + per-CPU hash (ground truth)",
-                bpf_truth_check(),
-            ));
-            checks.push(check(
-                "BPF ring buffer (built-in collector)",
-                bpf_collector_check(),
-            ));
-        }
+    ]
+}
+
+/// Where the attack-quota baseline finds a cpu controller.
+fn cpu_controller_check() -> Result<String, String> {
+    if Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+        Ok("cgroup v1 /sys/fs/cgroup/cpu (for quota baselines)".into())
+    } else if cgroup::cgroup2_root()
+        .ok()
+        .and_then(|root| std::fs::read_to_string(root.join("cgroup.controllers")).ok())
+        .is_some_and(|c| c.split_whitespace().any(|c| c == "cpu"))
+    {
+        Ok("cgroup v2".into())
     } else {
-        checks.push(check("tracefs", Err("run doctor as root to check".into())));
+        Err("no cpu controller: the attack-quota baseline cannot run".into())
+    }
+}
+
+/// tracefs and the two BPF programs a native attack loads (tried for real, so root only).
+fn bpf_checks(root: bool) -> Vec<Check> {
+    if !root {
+        return vec![
+            check("tracefs", Err("run doctor as root to check".into())),
+            check("BPF programs", Err("run doctor as root to check".into())),
+        ];
+    }
+    let tracefs = mounts::ensure_tracefs();
+    let mut checks = vec![check(
+        "tracefs",
+        match &tracefs {
+            Ok(guard) if guard.mounted_by_us() => Ok(format!(
+                "not mounted; mountable at {} (attack mounts it for the run)",
+                mounts::TRACEFS
+            )),
+            Ok(_) => Ok("mounted".into()),
+            Err(err) => Err(err.0.clone()),
+        },
+    )];
+    if tracefs.is_ok() {
         checks.push(check(
-            "BPF programs",
-            Err("run doctor as root to check".into()),
+            "BPF tracepoint + per-CPU hash (ground truth)",
+            bpf_truth_check(),
+        ));
+        checks.push(check(
+            "BPF ring buffer (built-in collector)",
+            bpf_collector_check(),
         ));
     }
-    checks.push(check("auditd (collector)", audit_check(root)));
-    checks.push(check(
-        "sysdig (collector)",
-        Err(crate::collector::sysdig::why_unusable()),
-    ));
-    checks.push(check(
-        "eaudit (collector)",
-        Err(crate::collector::eaudit::why_unusable(None)),
-    ));
-    checks.push(check(
-        "QEMU",
-        match crate::vm::qemu::find_qemu() {
-            Ok(path) => Ok(qemu_detail(&path)),
-            Err(err) => Err(err.0),
-        },
-    ));
-    checks.push(check("guest kernels", guest_kernels_check()));
-    checks.push(check("schedulers", Ok(schedulers_line(&release))));
-    checks.push(check(
-        "scx_rustland",
-        sched_ext_binary(
-            "scx_rustland",
-            "not installed: `make tools` (cargo install scx_rustland 1.1.4 into tools/)",
-        ),
-    ));
-    checks.push(check(
-        "scx_aegis",
-        sched_ext_binary(
-            "scx_aegis",
-            "not built: `cargo build --release -p scx_aegis` (or `make build`)",
-        ),
-    ));
-    checks.push(check(
-        "clang for BPF",
-        match which("clang-19") {
-            Some(path) => Ok(command_output(&path, &["--version"]).unwrap_or(path)),
-            None => Err("clang-19 not installed: `make setup` (apt-get install clang-19)".into()),
-        },
-    ));
     checks
+}
+
+/// The real collectors: auditd here, sysdig and eAudit only where their needs are met.
+fn collector_checks(root: bool) -> Vec<Check> {
+    vec![
+        check("auditd (collector)", audit_check(root)),
+        check(
+            "sysdig (collector)",
+            Err(crate::collector::sysdig::why_unusable()),
+        ),
+        check(
+            "eaudit (collector)",
+            Err(crate::collector::eaudit::why_unusable(None)),
+        ),
+    ]
+}
+
+/// QEMU and the cached guest kernels.
+fn guest_checks() -> Vec<Check> {
+    vec![
+        check(
+            "QEMU",
+            match crate::vm::qemu::find_qemu() {
+                Ok(path) => Ok(qemu_detail(&path)),
+                Err(err) => Err(err.0),
+            },
+        ),
+        check("guest kernels", guest_kernels_check()),
+    ]
+}
+
+/// Which schedulers run where, and the sched_ext binaries.
+fn scheduler_checks(release: &str) -> Vec<Check> {
+    vec![
+        check("schedulers", Ok(schedulers_line(release))),
+        check(
+            "scx_rustland",
+            sched_ext_binary(
+                "scx_rustland",
+                "not installed: `make tools` (cargo install scx_rustland 1.1.4 into tools/)",
+            ),
+        ),
+        check(
+            "scx_aegis",
+            sched_ext_binary(
+                "scx_aegis",
+                "not built: `cargo build --release -p scx_aegis` (or `make build`)",
+            ),
+        ),
+    ]
 }
 
 fn audit_check(root: bool) -> Result<String, String> {

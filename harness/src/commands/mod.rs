@@ -2,6 +2,9 @@
 
 pub mod calibrate;
 pub mod doctor;
+pub mod figures;
 pub mod gate;
+pub mod log;
 pub mod sim_eval;
 pub mod train;
+pub mod worker;

@@ -116,13 +116,6 @@ impl Figure for CaseStudy<'_> {
     fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let (top, strip) = self.legend.split_off(root);
         let (title, rows) = top.split_vertically(TITLE_PX);
-        let centred = |px: u32| {
-            TextStyle::from(("sans-serif", px).into_font())
-                .pos(Pos::new(HPos::Center, VPos::Center))
-        };
-        let left = |px: u32| {
-            TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Left, VPos::Center))
-        };
         let (width_px, _) = title.dim_in_pixel();
         title
             .draw(&Text::new(
@@ -134,12 +127,10 @@ impl Figure for CaseStudy<'_> {
                 centred(22),
             ))
             .map_err(plot_err)?;
-        let grey = RGBColor(110, 110, 110);
         for (i, (scheduler, t)) in self.picked.iter().enumerate() {
             let row = rows
                 .clone()
                 .shrink((0, i as u32 * ROW_PX), (width_px, ROW_PX));
-            let y = ROW_PX as i32 / 2;
             if i > 0 {
                 row.draw(&PathElement::new(
                     [(16, 0), (width_px as i32 - 16, 0)],
@@ -147,87 +138,122 @@ impl Figure for CaseStudy<'_> {
                 ))
                 .map_err(plot_err)?;
             }
-            // Who and how much of the flood was lost.
-            row.draw(&Text::new(
-                scheduler.to_string(),
-                (20, y - 22),
-                TextStyle::from(("sans-serif", 17).into_font().style(FontStyle::Bold))
-                    .pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(plot_err)?;
-            row.draw(&Text::new(
-                format!("events lost: {:.2} %", t.loss_pct),
-                (20, y),
-                left(14),
-            ))
-            .map_err(plot_err)?;
-            row.draw(&Text::new(
-                format!(
-                    "{} flood threads, {}, rep. {}",
-                    t.threads, t.collector, t.repetition
-                ),
-                (20, y + 20),
-                left(12).color(&grey),
-            ))
-            .map_err(plot_err)?;
-            // Nodes, left to right, as pixel spans.
-            let nodes = [
-                ("attacker (flood worker)", 250, 450),
-                ("canary file", 590, 730),
-                ("removed", 850, 980),
-            ];
-            for (label, x0, x1) in nodes {
-                row.draw(&Rectangle::new(
-                    [(x0, y - 20), (x1, y + 20)],
-                    RGBColor(238, 238, 238).filled(),
-                ))
-                .map_err(plot_err)?;
-                row.draw(&Rectangle::new(
-                    [(x0, y - 20), (x1, y + 20)],
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(plot_err)?;
-                row.draw(&Text::new(label, ((x0 + x1) / 2, y), centred(14)))
-                    .map_err(plot_err)?;
-            }
-            let edges = [
-                (
-                    "openat(O_CREAT)",
-                    nodes[0].2,
-                    nodes[1].1,
-                    t.canary_create_recorded,
-                ),
-                ("unlink", nodes[1].2, nodes[2].1, t.canary_unlink_recorded),
-            ];
-            for (syscall, from, to, seen) in edges {
-                let (x0, x1) = (from + 4, to - 6);
-                let colour = if seen { RECORDED } else { MISSING };
-                let style = colour.stroke_width(3);
-                // The line stops where the arrowhead starts, so its tip stays sharp.
-                if seen {
-                    row.draw(&PathElement::new([(x0, y), (x1 - 10, y)], style))
-                        .map_err(plot_err)?;
-                } else {
-                    dashed_line(&row, (x0, y), (x1 - 10, y), style).map_err(plot_err)?;
-                }
-                row.draw(&Polygon::new(
-                    vec![(x1, y), (x1 - 12, y - 7), (x1 - 12, y + 7)],
-                    colour.filled(),
-                ))
-                .map_err(plot_err)?;
-                let mid = (x0 + x1) / 2;
-                row.draw(&Text::new(syscall, (mid, y - 16), centred(13)))
-                    .map_err(plot_err)?;
-                row.draw(&Text::new(
-                    recorded(seen),
-                    (mid, y + 17),
-                    centred(13).color(&colour),
-                ))
-                .map_err(plot_err)?;
-            }
+            draw_row(&row, scheduler, t)?;
         }
         self.legend.draw(&strip)
     }
+}
+
+/// Text of `px` pixels centred on its point.
+fn centred(px: u32) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
+}
+
+/// Text of `px` pixels starting at its point.
+fn left(px: u32) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", px).into_font()).pos(Pos::new(HPos::Left, VPos::Center))
+}
+
+/// One scheduler's row: who and how much of the flood was lost, then the chain's nodes and
+/// its two edges.
+fn draw_row<DB: DrawingBackend>(
+    row: &DrawingArea<DB, Shift>,
+    scheduler: &str,
+    t: &Trial,
+) -> Result<()> {
+    let y = ROW_PX as i32 / 2;
+    let grey = RGBColor(110, 110, 110);
+    row.draw(&Text::new(
+        scheduler.to_string(),
+        (20, y - 22),
+        TextStyle::from(("sans-serif", 17).into_font().style(FontStyle::Bold))
+            .pos(Pos::new(HPos::Left, VPos::Center)),
+    ))
+    .map_err(plot_err)?;
+    row.draw(&Text::new(
+        format!("events lost: {:.2} %", t.loss_pct),
+        (20, y),
+        left(14),
+    ))
+    .map_err(plot_err)?;
+    row.draw(&Text::new(
+        format!(
+            "{} flood threads, {}, rep. {}",
+            t.threads, t.collector, t.repetition
+        ),
+        (20, y + 20),
+        left(12).color(&grey),
+    ))
+    .map_err(plot_err)?;
+    // Nodes, left to right, as pixel spans.
+    let nodes = [
+        ("attacker (flood worker)", 250, 450),
+        ("canary file", 590, 730),
+        ("removed", 850, 980),
+    ];
+    for (label, x0, x1) in nodes {
+        row.draw(&Rectangle::new(
+            [(x0, y - 20), (x1, y + 20)],
+            RGBColor(238, 238, 238).filled(),
+        ))
+        .map_err(plot_err)?;
+        row.draw(&Rectangle::new(
+            [(x0, y - 20), (x1, y + 20)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(plot_err)?;
+        row.draw(&Text::new(label, ((x0 + x1) / 2, y), centred(14)))
+            .map_err(plot_err)?;
+    }
+    let edges = [
+        (
+            "openat(O_CREAT)",
+            nodes[0].2,
+            nodes[1].1,
+            t.canary_create_recorded,
+        ),
+        ("unlink", nodes[1].2, nodes[2].1, t.canary_unlink_recorded),
+    ];
+    for (syscall, from, to, seen) in edges {
+        draw_edge(row, syscall, (from, to), seen)?;
+    }
+    Ok(())
+}
+
+/// An edge between two nodes' pixel ends, arrowed, labelled with its system call and whether
+/// the log has it: solid green when recorded, dashed red when missing.
+fn draw_edge<DB: DrawingBackend>(
+    row: &DrawingArea<DB, Shift>,
+    syscall: &str,
+    (from, to): (i32, i32),
+    seen: bool,
+) -> Result<()> {
+    let y = ROW_PX as i32 / 2;
+    let (x0, x1) = (from + 4, to - 6);
+    let colour = if seen { RECORDED } else { MISSING };
+    let style = colour.stroke_width(3);
+    // The line stops where the arrowhead starts, so its tip stays sharp.
+    if seen {
+        row.draw(&PathElement::new([(x0, y), (x1 - 10, y)], style))
+            .map_err(plot_err)?;
+    } else {
+        dashed_line(row, (x0, y), (x1 - 10, y), style).map_err(plot_err)?;
+    }
+    row.draw(&Polygon::new(
+        vec![(x1, y), (x1 - 12, y - 7), (x1 - 12, y + 7)],
+        colour.filled(),
+    ))
+    .map_err(plot_err)?;
+    let mid = (x0 + x1) / 2;
+    row.draw(&Text::new(syscall, (mid, y - 16), centred(13)))
+        .map_err(plot_err)?;
+    row.draw(&Text::new(
+        recorded(seen),
+        (mid, y + 17),
+        centred(13).color(&colour),
+    ))
+    .map_err(plot_err)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -564,23 +565,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel<'_>) 
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..groups as f64, 0.0..p.y_top)
         .map_err(plot_err)?;
-    let x_label = |x: &f64| centred_category(*x, p.labels);
-    let y_label = |y: &f64| tick(*y);
-    let mut mesh = chart.configure_mesh();
-    mesh.disable_x_mesh()
-        .light_line_style(WHITE)
-        .x_labels(groups * 2 + 1)
-        .x_label_formatter(&x_label)
-        .y_label_formatter(&y_label)
-        .axis_desc_style(("sans-serif", 14))
-        .label_style(("sans-serif", 13));
-    if let Some(desc) = p.x_desc {
-        mesh.x_desc(desc);
-    }
-    if let Some(desc) = p.y_desc {
-        mesh.y_desc(desc);
-    }
-    mesh.draw().map_err(plot_err)?;
+    draw_mesh(&mut chart, p)?;
     let width = 0.8 / p.series.len().max(1) as f64;
     let left = |(group, slot): (usize, usize)| group as f64 + 0.1 + slot as f64 * width;
     for (&(group, slot), m) in p.bars {
@@ -656,6 +641,31 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel<'_>) 
             .map_err(plot_err)?;
     }
     Ok(())
+}
+
+/// A panel's axes: the groups' names under the bars, the axes' names where the grid has them.
+fn draw_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    p: &Panel<'_>,
+) -> Result<()> {
+    let groups = p.labels.len().max(1);
+    let x_label = |x: &f64| centred_category(*x, p.labels);
+    let y_label = |y: &f64| tick(*y);
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(groups * 2 + 1)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .axis_desc_style(("sans-serif", 14))
+        .label_style(("sans-serif", 13));
+    if let Some(desc) = p.x_desc {
+        mesh.x_desc(desc);
+    }
+    if let Some(desc) = p.y_desc {
+        mesh.y_desc(desc);
+    }
+    mesh.draw().map_err(plot_err)
 }
 
 #[cfg(test)]

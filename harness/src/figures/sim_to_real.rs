@@ -47,14 +47,29 @@ fn draw<DB: DrawingBackend>(
     );
     let root = root.titled(&title, ("sans-serif", 18)).map_err(plot_err)?;
     let (left, right) = root.split_horizontally(620);
-    let max_threads = report.points.iter().map(|p| p.threads).max().unwrap_or(1) as f64;
-    let x_range = 0.0..max_threads + 1.0;
+    draw_loss(report, &left)?;
+    draw_cpu(report, &right)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
 
-    let mut loss = ChartBuilder::on(&left)
+/// The thread counts' axis range and the most threads: both panels share them.
+fn threads_axis(report: &ValidationReport) -> (std::ops::Range<f64>, f64) {
+    let max_threads = report.points.iter().map(|p| p.threads).max().unwrap_or(1) as f64;
+    (0.0..max_threads + 1.0, max_threads)
+}
+
+/// Left panel: real and simulated loss against producers, in the target's band.
+fn draw_loss<DB: DrawingBackend>(
+    report: &ValidationReport,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<()> {
+    let (x_range, max_threads) = threads_axis(report);
+    let mut loss = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d(x_range.clone(), 0.0..100.0)
+        .build_cartesian_2d(x_range, 0.0..100.0)
         .map_err(plot_err)?;
     loss.configure_mesh()
         .max_light_lines(1)
@@ -125,14 +140,21 @@ fn draw<DB: DrawingBackend>(
             .map(|p| Circle::new((p.threads as f64, p.sim_loss_pct), 4, SIM.filled())),
     )
     .map_err(plot_err)?;
-    draw_legend(&mut loss, SeriesLabelPosition::LowerRight)?;
+    draw_legend(&mut loss, SeriesLabelPosition::LowerRight)
+}
 
+/// Right panel: the collector's CPU seconds, real and simulated.
+fn draw_cpu<DB: DrawingBackend>(
+    report: &ValidationReport,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<()> {
+    let (x_range, max_threads) = threads_axis(report);
     let max_cpu = report
         .points
         .iter()
         .flat_map(|p| [p.real_collector_cpu_s, p.sim_collector_cpu_s])
         .fold(0.0, f64::max);
-    let mut cpu = ChartBuilder::on(&right)
+    let mut cpu = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(56)
@@ -165,9 +187,7 @@ fn draw<DB: DrawingBackend>(
         )
         .map_err(plot_err)?;
     }
-    draw_legend(&mut cpu, SeriesLabelPosition::UpperRight)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    draw_legend(&mut cpu, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

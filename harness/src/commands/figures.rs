@@ -1,0 +1,318 @@
+//! `aegis-bench figures`: figures and a markdown report from result files, without running
+//! anything.
+//!
+//! Every `*.json` file under `--results` that holds a list of trials (what `attack --json`
+//! writes) is one run, and so is every `trials.jsonl` (what `run` writes, one trial a line);
+//! other files (calibrations, simulator reports, a run's `run.json`, `matrix.toml` and
+//! `trials.csv`) are skipped. Each run's figures and section of `report.md` are drawn by
+//! [`crate::figures`]. Inputs are read in sorted order, so the same results give the same
+//! files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cli::FiguresArgs;
+use crate::figures::{Report, Run};
+use crate::results::trial::Trial;
+
+/// Draws every run under `--results` into `--out`, with `report.md`.
+pub fn figures(args: &FiguresArgs) -> Result<()> {
+    let runs = read_runs(&args.results)?;
+    if runs.is_empty() {
+        anyhow::bail!(
+            "no trial lists under {}: point --results at `attack --json` files or `run` outputs",
+            args.results.display()
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut report = Report::new();
+    for run in &runs {
+        report.add_run(run, &args.out)?;
+        crate::say!("figures: {} ({} trials)", run.name, run.trials.len());
+    }
+    let report_path = args.out.join("report.md");
+    std::fs::write(&report_path, report.text())
+        .with_context(|| format!("writing {}", report_path.display()))?;
+    crate::say!("wrote {} and its figures", report_path.display());
+    Ok(())
+}
+
+/// Every trial list under `dir`, by path.
+fn read_runs(dir: &Path) -> Result<Vec<Run>> {
+    let mut files = Vec::new();
+    collect_trial_files(dir, &mut files)
+        .with_context(|| format!("reading the results directory {}", dir.display()))?;
+    files.sort();
+    let mut runs = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let trials = if path.extension().is_some_and(|ext| ext == "jsonl") {
+            // Named as a run's trial file: a line that is not a trial is an error, not a
+            // file to skip, or the report would silently leave a run out.
+            crate::export::jsonl::parse(&text)
+                .with_context(|| format!("reading trials from {}", path.display()))?
+        } else {
+            // Not a trial list (a calibration, a simulator report, run.json): not ours to draw.
+            let Ok(trials) = serde_json::from_str::<Vec<Trial>>(&text) else {
+                continue;
+            };
+            trials
+        };
+        if trials.is_empty() {
+            continue;
+        }
+        let name = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        runs.push(Run::new(name, trials));
+    }
+    Ok(runs)
+}
+
+/// `*.json` files and `run`'s `trials.jsonl` files under `dir`, recursively.
+fn collect_trial_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_trial_files(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "json")
+            || path
+                .file_name()
+                .is_some_and(|name| name == crate::export::jsonl::FILE_NAME)
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::Exporter as _;
+    use crate::results::trial::example_trial;
+
+    fn trial(scheduler: &str, threads: u32, loss: f64, kept: Option<f64>) -> Trial {
+        example_trial(scheduler, threads, loss, kept.map(|k| ("stress-ng-cpu", k)))
+    }
+
+    #[test]
+    fn a_broken_trials_jsonl_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("r")).unwrap();
+        std::fs::write(dir.path().join("r/trials.jsonl"), "{\"scheduler\": 1}\n").unwrap();
+        let err = format!("{:#}", read_runs(dir.path()).err().unwrap());
+        assert!(
+            err.contains("r/trials.jsonl") && err.contains("line 1"),
+            "{err}"
+        );
+    }
+
+    /// A `run` output's trials with every field the figures read: three baselines and three
+    /// Aegis variants, two workloads, two repetitions.
+    fn sweep_trials() -> Vec<Trial> {
+        struct Setup {
+            name: &'static str,
+            loss_pct: f64,
+            /// Throughput relative to eevdf's.
+            speed: f64,
+            jain: (f64, f64),
+            /// Median run delay, ms.
+            delay_ms: f64,
+            canary: (bool, bool),
+        }
+        let setups = [
+            ("eevdf", 81.0, 1.0, (0.55, 0.95), 2.0, (false, false)),
+            (
+                "eevdf:collector-fifo",
+                8.0,
+                0.9,
+                (0.6, 0.9),
+                1.5,
+                (true, false),
+            ),
+            ("scx_rustland", 86.0, 1.05, (0.7, 0.93), 3.0, (false, false)),
+            ("aegis", 0.0, 0.85, (0.92, 0.6), 0.05, (true, true)),
+            (
+                "aegis:no-delta-gating",
+                3.0,
+                0.8,
+                (0.9, 0.65),
+                0.08,
+                (true, true),
+            ),
+            ("aegis:no-model", 40.0, 0.95, (0.8, 0.9), 0.5, (true, false)),
+        ]
+        .map(|(name, loss_pct, speed, jain, delay_ms, canary)| Setup {
+            name,
+            loss_pct,
+            speed,
+            jain,
+            delay_ms,
+            canary,
+        });
+        let mut trials = Vec::new();
+        for (k, s) in setups.iter().enumerate() {
+            for (w, workload) in ["hackbench", "stress-ng-cpu"].iter().enumerate() {
+                for rep in 0..2u32 {
+                    let r = rep as f64;
+                    let mut t = example_trial(s.name, 8, s.loss_pct + r, Some((workload, 0.5)));
+                    t.repetition = rep;
+                    t.workload_throughput_per_s =
+                        Some(100.0 * (w + 1) as f64 * s.speed * (1.0 + 0.05 * r));
+                    t.fairness_workload_jain = Some(s.jain.0 + 0.01 * r);
+                    t.fairness_attack_jain = Some(s.jain.1);
+                    // From a tenth of the median to 75 times it: waits over several decades.
+                    t.run_delay_cdf_ms = Some(
+                        [
+                            (0.1, 0.1),
+                            (0.5, 1.0),
+                            (0.9, 10.0),
+                            (0.99, 30.0),
+                            (1.0, 75.0),
+                        ]
+                        .iter()
+                        .map(|(fraction, x)| [*fraction, s.delay_ms * x * (1.0 + r)])
+                        .collect(),
+                    );
+                    t.canary_path = Some("/tmp/aegis-canary".into());
+                    (t.canary_create_recorded, t.canary_unlink_recorded) = s.canary;
+                    if s.name.starts_with("aegis") {
+                        let k = k as u64;
+                        t.scheduler_stats = Some(serde_json::json!({
+                            "nr_inferences_run": if s.name == "aegis:no-model" { 0 } else { 400 - 50 * k },
+                            "nr_inferences_skipped": 10 * k,
+                            "levels": [
+                                {"level": "provenance", "max_wait_us": 1700 + 100 * k},
+                                {"level": "producer", "max_wait_us": 20_000 * k + 500 * rep as u64},
+                            ],
+                        }));
+                    }
+                    trials.push(t);
+                }
+            }
+        }
+        trials
+    }
+
+    /// Two runs under `results`: an `attack --json` file of four trials, and a `run` output
+    /// directory (the sweep) whose trials.jsonl lies beside files that are not trial lists.
+    fn write_results(results: &Path) {
+        std::fs::create_dir_all(results.join("run")).unwrap();
+        let trials = vec![
+            trial("eevdf", 1, 10.0, Some(0.3)),
+            trial("eevdf", 4, 60.0, Some(0.25)),
+            trial("aegis", 1, 0.0, Some(0.9)),
+            trial("aegis", 4, 0.0, Some(0.95)),
+        ];
+        std::fs::write(
+            results.join("run/trials.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        // Not a trial list: skipped.
+        std::fs::write(results.join("calibration.json"), "{\"x\": 1}").unwrap();
+        let sweep = results.join("sweep");
+        std::fs::create_dir_all(&sweep).unwrap();
+        let lines = crate::export::jsonl::JsonLinesExporter::new("unused".into())
+            .serialize(&sweep_trials())
+            .unwrap();
+        std::fs::write(sweep.join("trials.jsonl"), lines).unwrap();
+        std::fs::write(sweep.join("run.json"), "{\"started_at\": \"x\"}").unwrap();
+        std::fs::write(sweep.join("matrix.toml"), "repetitions = 2\n").unwrap();
+        std::fs::write(sweep.join("trials.csv"), "scheduler\neevdf\n").unwrap();
+    }
+
+    /// `figures` from `results` into `out`: every file it wrote, by name, with its bytes.
+    fn render(results: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
+        figures(&FiguresArgs {
+            results: results.to_path_buf(),
+            out: out.to_path_buf(),
+        })
+        .unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(p).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn figures_and_report_come_out_identical_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        write_results(&results);
+        // To look at them: AEGIS_FIGURES_TEST_OUT=/some/dir cargo test ... identical_twice
+        let first = match std::env::var_os("AEGIS_FIGURES_TEST_OUT") {
+            Some(out) => render(&results, Path::new(&out)),
+            None => render(&results, &dir.path().join("a")),
+        };
+        let second = render(&results, &dir.path().join("b"));
+        let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
+        let mut expected = vec![
+            "report.md".to_string(),
+            "run-trials-loss.png".into(),
+            "run-trials-loss.svg".into(),
+            "run-trials-workload-kept.png".into(),
+            "run-trials-workload-kept.svg".into(),
+        ];
+        for figure in [
+            "ablations",
+            "fairness",
+            "loss",
+            "normalized-runtime",
+            "provenance-graph",
+            "run-delay-cdf",
+            "workload-kept",
+        ] {
+            expected.push(format!("sweep-trials-{figure}.png"));
+            expected.push(format!("sweep-trials-{figure}.svg"));
+        }
+        assert_eq!(names, expected);
+        assert!(first == second, "the same results drew different files");
+        let report = String::from_utf8(first[0].1.clone()).unwrap();
+        assert_report_numbers(&report);
+    }
+
+    /// The numbers and notes `figures_and_report_come_out_identical_twice`'s report must hold.
+    fn assert_report_numbers(report: &str) {
+        assert!(
+            report.contains("| builtin | eevdf | 4 | 1 | 60.00 |"),
+            "{report}"
+        );
+        assert!(report.contains("| stress-ng-cpu | aegis | 2 |"), "{report}");
+        // The first run has none of the new data: a note for each figure.
+        assert!(
+            report.contains("No normalized runtime figure: no eevdf"),
+            "{report}"
+        );
+        assert!(report.contains("No ablation figure"), "{report}");
+        assert!(report.contains("No provenance graph"), "{report}");
+        // The sweep's numbers: eevdf's two repetitions of hackbench ran 100 and 105 per s.
+        assert!(
+            report.contains("| hackbench | eevdf | 2 | 1.001 |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| workload | aegis | 4 | 0.925 | 0.920 | 0.930 |"),
+            "{report}"
+        );
+        assert!(report.contains("| aegis:no-model | 4 |"), "{report}");
+        assert!(
+            report.contains("| eevdf | builtin | 8 | 0 | 81.00 | missing | missing |"),
+            "{report}"
+        );
+    }
+}

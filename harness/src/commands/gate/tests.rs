@@ -1,0 +1,372 @@
+//! The gate from trials to report: decisions, the report's text, the thresholds file and the
+//! command's files and exit status.
+
+use super::*;
+use crate::error::exit_status;
+use crate::results::trial::example_trial;
+
+const CELL: &str = "openat/eevdf/builtin/ring64KiB/x8/none";
+
+/// One repetition of the cell `CELL` (or another scheduler's), with the two metrics the
+/// tests move.
+fn trial(scheduler: &str, rep: u32, loss_pct: f64, delivered_per_s: f64) -> Trial {
+    let mut t = example_trial(scheduler, 8, loss_pct, None);
+    t.repetition = rep;
+    t.trial_id = format!("openat/{scheduler}/builtin/ring64KiB/x8/none/rep{rep}");
+    t.delivered_per_s = delivered_per_s;
+    t
+}
+
+/// Three repetitions each of eevdf and aegis cells; per repetition (loss, delivered/s).
+fn run(points: &[(f64, f64)]) -> Vec<Trial> {
+    ["eevdf", "aegis"]
+        .iter()
+        .flat_map(|scheduler| {
+            points
+                .iter()
+                .enumerate()
+                .map(move |(rep, &(loss, delivered))| trial(scheduler, rep as u32, loss, delivered))
+        })
+        .collect()
+}
+
+fn report(comparison: &Comparison) -> String {
+    render_report(
+        comparison,
+        &Inputs {
+            baseline: Path::new("results/baseline"),
+            current: Path::new("current"),
+            thresholds: None,
+            baseline_provenance: String::new(),
+            current_provenance: String::new(),
+        },
+    )
+}
+
+fn row<'a>(comparison: &'a Comparison, cell: &str, metric: &str) -> &'a Row {
+    comparison
+        .rows
+        .iter()
+        .find(|r| r.cell == cell && r.metric.as_deref() == Some(metric))
+        .unwrap_or_else(|| panic!("no row {cell} {metric}"))
+}
+
+#[test]
+fn identical_runs_pass() {
+    let baseline = run(&[(0.5, 1e6), (0.7, 1.2e6), (0.4, 0.9e6)]);
+    let comparison = compare(&baseline, &baseline, &Thresholds::default()).unwrap();
+    assert_eq!(comparison.exit_status(), 0);
+    assert_eq!(comparison.count(Decision::Regression), 0);
+    assert_eq!(comparison.count(Decision::Improved), 0);
+    // loss, canary, delivered, collector CPU in two cells; the rest not measured.
+    assert_eq!(comparison.count(Decision::Ok), 8);
+    let text = report(&comparison);
+    assert!(text.starts_with("# aegis-bench gate: PASS"), "{text}");
+    assert!(
+        text.contains("**PASS**: 0 regressions, 0 improved, 8 ok, 0 missing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn planted_regression_fails_and_names_cell_and_metric() {
+    let baseline = run(&[(0.0, 1.0e6), (0.0, 1.03e6), (0.0, 0.97e6)]);
+    let mut current = baseline.clone();
+    for t in current.iter_mut().filter(|t| t.scheduler == "eevdf") {
+        t.loss_pct = 40.0;
+        t.delivered_per_s /= 2.0;
+    }
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    assert_eq!(comparison.exit_status(), 1);
+    assert_eq!(
+        row(&comparison, CELL, "loss_pct").decision,
+        Decision::Regression
+    );
+    // Loss went from exactly 0 to exactly 40: no variance, no test needed.
+    assert_eq!(row(&comparison, CELL, "loss_pct").test, Test::NoVariance);
+    let delivered = row(&comparison, CELL, "delivered_per_s");
+    assert_eq!(delivered.decision, Decision::Regression);
+    assert!(
+        matches!(delivered.test, Test::Welch(w) if w.p < 0.05),
+        "{delivered:?}"
+    );
+    // The untouched cell passes.
+    let aegis = "openat/aegis/builtin/ring64KiB/x8/none";
+    assert_eq!(row(&comparison, aegis, "loss_pct").decision, Decision::Ok);
+
+    let text = report(&comparison);
+    assert!(text.starts_with("# aegis-bench gate: FAIL"), "{text}");
+    assert!(
+        text.contains("**FAIL**: 2 regressions, 0 improved,"),
+        "{text}"
+    );
+    let table: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| openat/"))
+        .collect();
+    // Regressions first, in metric order.
+    assert!(
+        table[0].starts_with(&format!(
+            "| {CELL} | loss_pct | 0 ± 0 (3) | 40 ± 0 (3) | +40 (n/a) | 1 |"
+        )),
+        "{text}"
+    );
+    assert!(
+        table[0].ends_with("| no variance | **REGRESSION** |"),
+        "{text}"
+    );
+    // 1e6 ± 3 % halved: t = (5e5 − 3.5e5) / sqrt(3e4²/3 + 1.5e4²/3) = 7.75, df = 2.94.
+    assert!(
+        table[1].starts_with(&format!(
+            "| {CELL} | delivered_per_s | 1e6 ± 30000 (3) | 500000 ± 15000 (3) | -500000 \
+             (-50.0 %) | 350000 | 0.0024 |"
+        )) && table[1].contains("(-50.0 %)")
+            && table[1].ends_with("| **REGRESSION** |"),
+        "{text}"
+    );
+}
+
+#[test]
+fn noise_inside_tolerance_passes() {
+    // Loss within 1 pp, throughput ±25 %, collector CPU +40 %: a noisy TCG guest.
+    let baseline = run(&[(0.2, 1.0e6), (0.5, 1.3e6), (0.3, 0.8e6)]);
+    let mut current = run(&[(0.9, 0.8e6), (0.6, 0.75e6), (1.1, 0.95e6)]);
+    for t in &mut current {
+        t.collector_cpu_s *= 1.4;
+    }
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    assert_eq!(comparison.exit_status(), 0, "{}", report(&comparison));
+    assert_eq!(comparison.count(Decision::Regression), 0);
+}
+
+#[test]
+fn change_beyond_tolerance_but_within_scatter_passes() {
+    // One bad repetition drags the mean 2 pp up; the scatter explains it.
+    let baseline = run(&[(0.0, 1e6), (0.0, 1e6), (0.0, 1e6)]);
+    let current = run(&[(0.0, 1e6), (0.0, 1e6), (6.0, 1e6)]);
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    let loss = row(&comparison, CELL, "loss_pct");
+    assert_eq!(loss.decision, Decision::Ok);
+    // t = (2 - 0 - 1) / sqrt(12 / 3) = 0.5 with 2 degrees of freedom.
+    let Test::Welch(welch) = loss.test else {
+        panic!("{loss:?}")
+    };
+    assert!((welch.t - 0.5).abs() < 1e-12 && (welch.df - 2.0).abs() < 1e-12);
+    assert!(welch.p > 0.3 && welch.p < 0.35, "{welch:?}");
+    assert_eq!(comparison.exit_status(), 0);
+}
+
+#[test]
+fn improvement_is_reported_and_passes() {
+    let baseline = run(&[(30.0, 1e6), (32.0, 1e6), (31.0, 1e6)]);
+    let current = run(&[(0.0, 1e6), (1.0, 1e6), (0.5, 1e6)]);
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    assert_eq!(
+        row(&comparison, CELL, "loss_pct").decision,
+        Decision::Improved
+    );
+    assert_eq!(comparison.exit_status(), 0);
+}
+
+#[test]
+fn missing_cell_fails_and_new_cell_does_not() {
+    let baseline = run(&[(0.0, 1e6), (0.0, 1e6)]);
+    let mut current: Vec<Trial> = baseline
+        .iter()
+        .filter(|t| t.scheduler == "aegis")
+        .cloned()
+        .collect();
+    current.push(trial("scx_rusty", 0, 0.0, 1e6));
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    assert_eq!(comparison.exit_status(), 1);
+    assert_eq!(comparison.count(Decision::Missing), 1);
+    assert_eq!(comparison.count(Decision::New), 1);
+    let text = report(&comparison);
+    assert!(
+        text.contains(&format!(
+            "| {CELL} | - | 2 trials | absent |  |  |  | **MISSING** |"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("| openat/scx_rusty/builtin/ring64KiB/x8/none | - | absent | 1 trial |"),
+        "{text}"
+    );
+    assert!(text.contains("0 regressions, 0 improved, 4 ok, 1 missing (1 new cell, 0 no data)"));
+}
+
+#[test]
+fn one_repetition_decides_on_the_tolerance() {
+    let baseline = vec![trial("eevdf", 0, 0.0, 1e6)];
+    let current = vec![trial("eevdf", 0, 5.0, 1e6)];
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    let loss = row(&comparison, CELL, "loss_pct");
+    assert_eq!(
+        (loss.test, loss.decision),
+        (Test::OneRepetition, Decision::Regression)
+    );
+    assert!(report(&comparison).contains("| 1 repetition: no test | **REGRESSION** |"));
+}
+
+#[test]
+fn any_canary_drop_is_a_regression() {
+    let baseline = run(&[(0.0, 1e6), (0.0, 1e6), (0.0, 1e6)]);
+    let mut current = baseline.clone();
+    current[2].canary_recorded = false;
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    let canary = row(&comparison, CELL, "canary_recorded");
+    assert_eq!(
+        (canary.test, canary.decision),
+        (Test::Rule, Decision::Regression)
+    );
+}
+
+#[test]
+fn no_data_on_one_side_does_not_fail() {
+    let mut baseline = run(&[(0.0, 1e6), (0.0, 1e6)]);
+    for t in &mut baseline {
+        t.run_delay_p99_ms = Some(3.0);
+    }
+    let current = run(&[(0.0, 1e6), (0.0, 1e6)]);
+    let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
+    assert_eq!(
+        row(&comparison, CELL, "run_delay_p99_ms").decision,
+        Decision::NoData
+    );
+    assert_eq!(comparison.exit_status(), 0);
+}
+
+#[test]
+fn trials_without_ids_are_grouped_by_their_fields() {
+    let mut t = trial("eevdf", 2, 0.0, 1e6);
+    let with_id = cell_key(&t);
+    t.trial_id.clear();
+    assert_eq!(cell_key(&t), with_id);
+    assert_eq!(with_id, CELL);
+    t.workload = Some("hackbench".into());
+    t.ring_size_bytes = 4096;
+    assert_eq!(cell_key(&t), "openat/eevdf/builtin/ring4KiB/x8/hackbench");
+    // An id without a repetition is its own cell.
+    t.trial_id = "custom/label".into();
+    assert_eq!(cell_key(&t), "custom/label");
+}
+
+#[test]
+fn thresholds_file_overrides_one_metric_and_keeps_the_rest() {
+    let thresholds = parse_thresholds(
+        "alpha = 0.01\n\
+         [metrics.loss_pct]\n\
+         direction = \"lower\"\n\
+         abs_tolerance = 50.0\n\
+         [metrics.attack_rate]\n\
+         direction = \"higher\"\n\
+         rel_tolerance = 0.2\n\
+         [metrics.fairness_workload_jain]\n\
+         enabled = false\n",
+    )
+    .unwrap();
+    assert_eq!(thresholds.alpha, 0.01);
+    let names: Vec<&str> = thresholds.metrics.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "loss_pct",
+            "canary_recorded",
+            "delivered_per_s",
+            "collector_cpu_s",
+            "workload_kept_fraction",
+            "run_delay_p99_ms",
+            "attack_rate"
+        ]
+    );
+    let defaults = Thresholds::default();
+    assert_eq!(thresholds.metrics[0].1.abs_tolerance, 50.0);
+    assert_eq!(thresholds.metrics[2], defaults.metrics[2]);
+
+    // The planted regression: loss now within the tolerance, throughput still caught.
+    let baseline = run(&[(0.0, 1.0e6), (0.0, 1.03e6), (0.0, 0.97e6)]);
+    let mut current = baseline.clone();
+    for t in current.iter_mut().filter(|t| t.scheduler == "eevdf") {
+        t.loss_pct = 40.0;
+        t.delivered_per_s /= 2.0;
+    }
+    let comparison = compare(&baseline, &current, &thresholds).unwrap();
+    assert_eq!(row(&comparison, CELL, "loss_pct").decision, Decision::Ok);
+    assert_eq!(
+        row(&comparison, CELL, "delivered_per_s").decision,
+        Decision::Regression
+    );
+    assert_eq!(row(&comparison, CELL, "attack_rate").decision, Decision::Ok);
+}
+
+#[test]
+fn misspelt_metric_is_noted() {
+    let thresholds =
+        parse_thresholds("[metrics.loss_pc]\ndirection = \"lower\"\nabs_tolerance = 1\n").unwrap();
+    let baseline = run(&[(0.0, 1e6)]);
+    let comparison = compare(&baseline, &baseline, &thresholds).unwrap();
+    assert!(comparison.unseen_metrics.contains(&"loss_pc".to_string()));
+    assert!(report(&comparison).contains("no trial in either file has `loss_pc`"));
+}
+
+#[test]
+fn gate_reads_files_writes_the_report_and_returns_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, trials: &[Trial]| {
+        let path = dir.path().join(name);
+        let mut text = String::new();
+        for t in trials {
+            text.push_str(&serde_json::to_string(t).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let baseline = run(&[(0.0, 1e6), (0.0, 1e6), (0.0, 1e6)]);
+    let mut current = baseline.clone();
+    for t in &mut current {
+        t.loss_pct = 40.0;
+    }
+    let args = GateArgs {
+        baseline: write("baseline.jsonl", &baseline),
+        current: write("current.jsonl", &current),
+        thresholds: None,
+        report: Some(dir.path().join("out/gate.md")),
+    };
+    assert_eq!(gate(&args).unwrap(), 1);
+    let text = std::fs::read_to_string(dir.path().join("out/gate.md")).unwrap();
+    assert!(
+        text.contains("6 trials in 2 cells (git r; kernel 6.18)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("| {CELL} | loss_pct |")));
+
+    let same = GateArgs {
+        current: args.baseline.clone(),
+        report: None,
+        ..args.clone()
+    };
+    assert_eq!(gate(&same).unwrap(), 0);
+
+    let missing = GateArgs {
+        current: dir.path().join("nowhere"),
+        ..same.clone()
+    };
+    let err = gate(&missing).unwrap_err();
+    assert_eq!(exit_status(&err), 2);
+    assert!(err.to_string().contains("--current"), "{err}");
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[metrics.loss_pct]\nbogus = 1\n",
+    )
+    .unwrap();
+    let bad = GateArgs {
+        thresholds: Some(dir.path().join("bad.toml")),
+        ..same
+    };
+    let err = gate(&bad).unwrap_err();
+    assert_eq!(exit_status(&err), 2);
+    assert!(err.to_string().contains("bad.toml"), "{err}");
+    assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
+}
