@@ -6,6 +6,7 @@ use std::io::BufWriter;
 
 use aegis_bench::bpf_intf::{offset, EVENT_HEADER_BYTES, EVENT_WITH_PAYLOAD_BYTES};
 use aegis_bench::collector::consumer::Consumer;
+use aegis_bench::collector::ring::RingConsumer;
 use aegis_bench::provlog::LogWriter;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -80,7 +81,7 @@ fn consumer_throughput(c: &mut Criterion) {
 /// The same events as compact records packed in ~2 KiB batches, as collector_compact.bpf.c
 /// flushes them.
 fn compact_batches() -> Vec<Vec<u8>> {
-    use aegis_bench::collector::compact::{BATCH_HEADER_BYTES, RECORD_HEADER_BYTES};
+    use aegis_bench::provlog::compact::{BATCH_HEADER_BYTES, RECORD_HEADER_BYTES};
     let mut batches = Vec::new();
     let mut records = Vec::new();
     let mut nr_records = 0u16;

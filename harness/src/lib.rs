@@ -29,6 +29,7 @@ pub mod commands;
 pub mod error;
 pub mod export;
 pub mod figures;
+pub mod files;
 pub mod measure;
 pub mod provlog;
 pub mod results;

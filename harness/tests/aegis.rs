@@ -93,6 +93,45 @@ fn aegis_loses_nothing_where_eevdf_loses_most() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Every level of scx_aegis's `stats` bounds its waits, allowing for `tick_gap_us`, the
+/// longest a busy vCPU went without a tick.
+fn assert_levels_bound_their_waits(stats: &serde_json::Value, tick_gap_us: u64) {
+    let longest_bound_us = stats["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| u64_of(l, "wait_bound_us"))
+        .max()
+        .unwrap();
+    for level in stats["levels"].as_array().unwrap() {
+        let max_wait_us = u64_of(level, "max_wait_us");
+        let bound_us = u64_of(level, "wait_bound_us");
+        // No task starves: every wait is bounded. The design bound is the level's bound plus a
+        // tick, and almost every dispatch keeps it; the waits that do not are those a vCPU
+        // stall fell into (60 s on a loaded host: 76 ms without a tick, 3,744 late ticks). So:
+        // no wait past twice the bound plus the longest stall (a starving task waits until the
+        // 5 s watchdog), and past bound + tick, outside stalls, on at most 0.1 % of
+        // dispatches (none in the hand-run trials since overdue tasks are promoted half a tick
+        // early; 0.04-0.11 % before, 0.2 % before the deadline timer). A CI run saw one
+        // ordinary wait of 84 ms (bound 32 ms) outside any stall: so the starvation catcher is
+        // twice the longest bound, for every level.
+        assert!(
+            max_wait_us <= 2 * longest_bound_us + tick_gap_us,
+            "{} waited {max_wait_us} us, bound {bound_us} us: {stats}",
+            level["level"]
+        );
+        let late =
+            u64_of(level, "nr_bound_violations") - u64_of(level, "nr_bound_violations_in_stalls");
+        let dispatched = u64_of(level, "nr_dispatched").max(1);
+        assert!(
+            late * 1000 <= dispatched,
+            "{}: {late} of {dispatched} dispatches waited past bound + tick outside stalls: \
+             {stats}",
+            level["level"]
+        );
+    }
+}
+
 #[test]
 fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
     if !have_root("aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood") {
@@ -133,40 +172,7 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
     // How long a busy vCPU went without a tick: under TCG QEMU does not always run it, and
     // nothing in the guest runs then.
     let tick_gap_us = u64_of(stats, "max_tick_gap_us");
-    let longest_bound_us = stats["levels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| u64_of(l, "wait_bound_us"))
-        .max()
-        .unwrap();
-    for level in stats["levels"].as_array().unwrap() {
-        let max_wait_us = u64_of(level, "max_wait_us");
-        let bound_us = u64_of(level, "wait_bound_us");
-        // No task starves: every wait is bounded. The design bound is the level's bound plus a
-        // tick, and almost every dispatch keeps it; the waits that do not are those a vCPU
-        // stall fell into (60 s on a loaded host: 76 ms without a tick, 3,744 late ticks). So:
-        // no wait past twice the bound plus the longest stall (a starving task waits until the
-        // 5 s watchdog), and past bound + tick, outside stalls, on at most 0.1 % of
-        // dispatches (none in the hand-run trials since overdue tasks are promoted half a tick
-        // early; 0.04-0.11 % before, 0.2 % before the deadline timer). A CI run saw one
-        // ordinary wait of 84 ms (bound 32 ms) outside any stall: so the starvation catcher is
-        // twice the longest bound, for every level.
-        assert!(
-            max_wait_us <= 2 * longest_bound_us + tick_gap_us,
-            "{} waited {max_wait_us} us, bound {bound_us} us: {stats}",
-            level["level"]
-        );
-        let late =
-            u64_of(level, "nr_bound_violations") - u64_of(level, "nr_bound_violations_in_stalls");
-        let dispatched = u64_of(level, "nr_dispatched").max(1);
-        assert!(
-            late * 1000 <= dispatched,
-            "{}: {late} of {dispatched} dispatches waited past bound + tick outside stalls: \
-             {stats}",
-            level["level"]
-        );
-    }
+    assert_levels_bound_their_waits(stats, tick_gap_us);
     let producers = &stats["levels"][2];
     assert!(
         u64_of(producers, "nr_dispatched") > 0 && u64_of(producers, "nr_promoted") > 0,

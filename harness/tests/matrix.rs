@@ -46,6 +46,31 @@ fn host_matrix(dir: &Path, threads: &str) -> PathBuf {
     path
 }
 
+/// The ids of the trials a dry run of `matrix` plans, sorted.
+fn planned_trial_ids(matrix: &str) -> Vec<String> {
+    let dry = aegis(&["run", "--matrix", matrix, "--out", "unused", "--dry-run"]);
+    assert_success(&dry);
+    let mut planned: Vec<String> = stdout(&dry)
+        .lines()
+        .map(|line| line.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
+    planned.sort();
+    planned
+}
+
+/// `run --matrix MATRIX --shard SHARD EXTRA... --out OUT`.
+fn shard_args<'a>(
+    matrix: &'a str,
+    shard: &'a str,
+    extra: &[&'a str],
+    out: &'a Path,
+) -> Vec<&'a str> {
+    let mut args = vec!["run", "--matrix", matrix, "--shard", shard];
+    args.extend(extra);
+    args.extend(["--out", out.to_str().unwrap()]);
+    args
+}
+
 #[test]
 fn an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix() {
     if !have_root("an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix") {
@@ -54,45 +79,20 @@ fn an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix() {
     let dir = temp_dir("matrix-shards");
     let matrix = host_matrix(&dir, "threads = [1, 2]");
     let matrix = matrix.to_str().unwrap();
-    let dry = aegis(&["run", "--matrix", matrix, "--out", "unused", "--dry-run"]);
-    assert_success(&dry);
-    let mut planned: Vec<String> = stdout(&dry)
-        .lines()
-        .map(|line| line.split_whitespace().nth(1).unwrap().to_string())
-        .collect();
-    planned.sort();
+    let planned = planned_trial_ids(matrix);
     assert_eq!(planned.len(), 4, "{planned:?}");
 
     // Shard 1 of 2, interrupted once its first trial is written.
     let part1 = dir.join("part1");
     let before = snapshot();
     // The progress line before the second trial: the first is written.
-    let status = interrupt_when_stderr_says(
-        &[
-            "run",
-            "--matrix",
-            matrix,
-            "--shard",
-            "1/2",
-            "--out",
-            part1.to_str().unwrap(),
-        ],
-        "] 1/2,",
-    );
+    let status = interrupt_when_stderr_says(&shard_args(matrix, "1/2", &[], &part1), "] 1/2,");
     assert_eq!(status, Some(130));
     assert_restored(&before);
     assert_eq!(trial_ids(&part1).len(), 1, "the finished trial is kept");
 
     // Without --resume the directory is not overwritten.
-    let refused = aegis(&[
-        "run",
-        "--matrix",
-        matrix,
-        "--shard",
-        "1/2",
-        "--out",
-        part1.to_str().unwrap(),
-    ]);
+    let refused = aegis(&shard_args(matrix, "1/2", &[], &part1));
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains("--resume"),
@@ -100,42 +100,16 @@ fn an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix() {
         stderr(&refused)
     );
     // The other shard's directory is not this shard's to resume.
-    let wrong = aegis(&[
-        "run",
-        "--matrix",
-        matrix,
-        "--shard",
-        "2/2",
-        "--resume",
-        "--out",
-        part1.to_str().unwrap(),
-    ]);
+    let wrong = aegis(&shard_args(matrix, "2/2", &["--resume"], &part1));
     assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
 
-    let resumed = aegis(&[
-        "run",
-        "--matrix",
-        matrix,
-        "--shard",
-        "1/2",
-        "--resume",
-        "--out",
-        part1.to_str().unwrap(),
-    ]);
+    let resumed = aegis(&shard_args(matrix, "1/2", &["--resume"], &part1));
     assert_success(&resumed);
     assert!(stderr(&resumed).contains("1 trial(s) done, 1 to run"));
     assert_eq!(trial_ids(&part1).len(), 2);
 
     let part2 = dir.join("part2");
-    assert_success(&aegis(&[
-        "run",
-        "--matrix",
-        matrix,
-        "--shard",
-        "2/2",
-        "--out",
-        part2.to_str().unwrap(),
-    ]));
+    assert_success(&aegis(&shard_args(matrix, "2/2", &[], &part2)));
     assert_restored(&before);
 
     let merged = dir.join("merged");

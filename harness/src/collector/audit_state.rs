@@ -286,7 +286,7 @@ fn write_saved(state: &AuditState, auditd_pid: Option<u32>) -> Result<()> {
         auditd_pid,
         state: state.clone(),
     };
-    crate::export::write_atomically(Path::new(STATE_FILE), &serde_json::to_vec_pretty(&saved)?)
+    crate::files::write_atomically(Path::new(STATE_FILE), &serde_json::to_vec_pretty(&saved)?)
         .context("saving the audit state before changing it")
 }
 

@@ -5,25 +5,21 @@
 //! drains what the ring still holds, writes its [`CollectorStats`] as JSON (atomically) and
 //! exits 0.
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::mem::MaybeUninit;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 use scheduler::sim::LatencyHistogram;
 
+use super::ring::{self, PinnedRing, RingConsumer};
 use super::CollectorStats;
 use crate::bpf_intf::{traced_syscall_table, MAX_SYSCALL_NR};
 use crate::provlog::{LogWriter, ProvEvent};
 use crate::skel::collector::CollectorSkelBuilder;
 
-pub const PROG_NAME: &str = "aegis_collect";
-
+/// What `aegis-bench collect` is asked to do (either architecture).
 pub struct ConsumerConfig {
     pub cgroup_id: u64,
     pub ring_bytes: u64,
@@ -31,28 +27,6 @@ pub struct ConsumerConfig {
     pub stats: PathBuf,
     /// Pin the ring buffer map here (bpffs) so a scheduler (scx_aegis) can read its fill.
     pub pin_ring: Option<PathBuf>,
-}
-
-/// The ring buffer's pin, removed when the collector exits (on error too).
-pub struct PinnedRing(Option<PathBuf>);
-
-impl PinnedRing {
-    pub fn pin(map: &mut libbpf_rs::MapMut<'_>, path: Option<&std::path::Path>) -> Result<Self> {
-        let Some(path) = path else {
-            return Ok(PinnedRing(None));
-        };
-        map.pin(path)
-            .with_context(|| format!("pinning the ring buffer at {}", path.display()))?;
-        Ok(PinnedRing(Some(path.to_path_buf())))
-    }
-}
-
-impl Drop for PinnedRing {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            std::fs::remove_file(path).ok();
-        }
-    }
 }
 
 /// Decodes records and writes the log; shared by the ring-buffer callback and the benchmark.
@@ -101,21 +75,39 @@ impl<W: Write> Consumer<W> {
         }
     }
 
+    pub fn finish(self) -> Result<(W, CollectorStats)> {
+        if let Some(err) = self.io_error {
+            return Err(err).context("writing the provenance log");
+        }
+        let out = self.log.finish().context("flushing the provenance log")?;
+        let stats = CollectorStats {
+            received: self.received,
+            received_by_syscall: ring::by_syscall(&self.received_by_syscall),
+            decode_errors: self.decode_errors,
+            wakeup_age_histogram: Some(self.wakeup_ages).filter(|h| !h.is_empty()),
+            stall_histogram: Some(self.stalls).filter(|h| !h.is_empty()),
+            ..CollectorStats::default()
+        };
+        Ok((out, stats))
+    }
+}
+
+impl<W: Write> RingConsumer for Consumer<W> {
     /// The next record consumed starts a batch (called before each poll).
-    pub fn start_batch(&mut self) {
+    fn start_batch(&mut self) {
         self.batch_pending = true;
         self.batch_records = 0;
     }
 
     /// Records read from now on are outside any timed batch (the final drain).
-    pub fn stop_timing(&mut self) {
+    fn stop_timing(&mut self) {
         self.batch_pending = false;
         self.last_read_ns = 0;
     }
 
     /// Handles one ring-buffer record.
     #[inline]
-    pub fn consume(&mut self, raw: &[u8]) {
+    fn consume(&mut self, raw: &[u8]) {
         match ProvEvent::decode(raw) {
             Ok(event) => {
                 if self.batch_pending {
@@ -146,26 +138,8 @@ impl<W: Write> Consumer<W> {
         }
     }
 
-    pub fn finish(self) -> Result<(W, CollectorStats)> {
-        if let Some(err) = self.io_error {
-            return Err(err).context("writing the provenance log");
-        }
-        let out = self.log.finish().context("flushing the provenance log")?;
-        let stats = CollectorStats {
-            received: self.received,
-            received_by_syscall: self
-                .received_by_syscall
-                .iter()
-                .enumerate()
-                .filter(|(_, count)| **count > 0)
-                .map(|(nr, count)| (nr as u32, *count))
-                .collect(),
-            decode_errors: self.decode_errors,
-            wakeup_age_histogram: Some(self.wakeup_ages).filter(|h| !h.is_empty()),
-            stall_histogram: Some(self.stalls).filter(|h| !h.is_empty()),
-            ..CollectorStats::default()
-        };
-        Ok((out, stats))
+    fn progress(&self) -> u64 {
+        self.received
     }
 }
 
@@ -174,10 +148,6 @@ fn monotonic_now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |now| {
         now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64
     })
-}
-
-fn rusage_seconds(tv: libc::timeval) -> f64 {
-    tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
 }
 
 /// Runs the collector until SIGTERM/SIGINT.
@@ -205,130 +175,16 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     skel.attach()
         .context("attaching the collector to raw_syscalls/sys_enter")?;
 
-    let consumer = Rc::new(RefCell::new(Consumer::new(LogWriter::create(&config.log)?)));
-    let mut builder = RingBufferBuilder::new();
-    let callback_consumer = consumer.clone();
-    builder.add(&skel.maps.events, move |raw: &[u8]| {
-        callback_consumer.borrow_mut().consume(raw);
-        0
-    })?;
-    let ring = builder.build()?;
-
-    println!("ready");
-    std::io::stdout().flush()?;
-    let usage_at_ready = ProcessUsage::now()?;
-
-    let wakeups = poll_until_stopped(
-        &ring,
-        || consumer.borrow().received,
-        || consumer.borrow_mut().start_batch(),
-    )?;
-    // Drain: everything reserved before the attack stopped is in the ring by now.
-    consumer.borrow_mut().stop_timing();
-    ring.consume().context("draining the ring buffer")?;
-    let usage_after_drain = ProcessUsage::now()?;
-    drop(ring);
-    let dropped = sum_per_cpu_counter(&skel.maps.dropped_events)?;
+    let consumer = Consumer::new(LogWriter::create(&config.log)?);
+    let (consumer, served) = ring::serve(&skel.maps.events, consumer, || Ok(()))?;
+    let dropped = ring::sum_per_cpu_counter(&skel.maps.dropped_events)?;
     drop(skel);
 
-    let consumer = Rc::try_unwrap(consumer)
-        .map_err(|_| anyhow::anyhow!("ring buffer callback still holds the consumer"))?
-        .into_inner();
     let (log_file, mut stats) = consumer.finish()?;
     let log_file = log_file.into_inner().map_err(|err| err.into_error())?;
     log_file.sync_all().ok();
     stats.log_bytes = log_file.metadata()?.len();
-    stats.dropped = dropped;
-    stats.wakeups = wakeups;
-    usage_after_drain.record_consuming_since(&usage_at_ready, &mut stats);
-    fill_cpu_usage(&mut stats)?;
-    write_json_atomically(&config.stats, &stats)
-}
-
-/// Polls the ring buffer until SIGTERM/SIGINT. `progress` reads how much has been consumed so
-/// far; `start_batch` runs before each poll. Returns how many polls found something (the
-/// consumer's wakeups).
-pub fn poll_until_stopped(
-    ring: &libbpf_rs::RingBuffer<'_>,
-    progress: impl Fn() -> u64,
-    start_batch: impl Fn(),
-) -> Result<u64> {
-    let mut wakeups = 0u64;
-    while crate::signals::received().is_none() {
-        let before = progress();
-        start_batch();
-        match ring.poll(Duration::from_millis(100)) {
-            Ok(()) => {}
-            // EINTR: the stop signal arrived during epoll_wait.
-            Err(_) if crate::signals::received().is_some() => break,
-            Err(err) => return Err(err).context("polling the ring buffer"),
-        }
-        if progress() > before {
-            wakeups += 1;
-        }
-    }
-    Ok(wakeups)
-}
-
-/// The collector process's use of the CPU so far, from getrusage.
-#[derive(Clone, Copy, Debug)]
-pub struct ProcessUsage {
-    /// User + system CPU seconds.
-    pub cpu_s: f64,
-    /// Voluntary context switches (it slept).
-    pub sleeps: u64,
-    /// Involuntary context switches (it was preempted).
-    pub preemptions: u64,
-}
-
-impl ProcessUsage {
-    pub fn now() -> Result<ProcessUsage> {
-        let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
-        Ok(ProcessUsage {
-            cpu_s: rusage_seconds(*usage.user_time().as_ref())
-                + rusage_seconds(*usage.system_time().as_ref()),
-            sleeps: usage.voluntary_context_switches() as u64,
-            preemptions: usage.involuntary_context_switches() as u64,
-        })
-    }
-
-    /// Records what was used since `start` as the consuming's share in `stats`.
-    pub fn record_consuming_since(&self, start: &ProcessUsage, stats: &mut CollectorStats) {
-        stats.consuming_cpu_s = Some(self.cpu_s - start.cpu_s);
-        stats.consuming_sleeps = Some(self.sleeps.saturating_sub(start.sleeps));
-        stats.consuming_preemptions = Some(self.preemptions.saturating_sub(start.preemptions));
-    }
-}
-
-/// The collector process's own CPU time, from getrusage.
-pub fn fill_cpu_usage(stats: &mut CollectorStats) -> Result<()> {
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
-    stats.cpu_user_s = rusage_seconds(*usage.user_time().as_ref());
-    stats.cpu_system_s = rusage_seconds(*usage.system_time().as_ref());
-    Ok(())
-}
-
-/// A one-entry per-CPU array of u64, summed over CPUs.
-pub fn sum_per_cpu_counter(map: &libbpf_rs::MapMut<'_>) -> Result<u64> {
-    let per_cpu = map
-        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
-        .context("drop counter missing")?;
-    Ok(per_cpu
-        .iter()
-        .map(|value| u64::from_ne_bytes(value[..8].try_into().unwrap()))
-        .sum())
-}
-
-/// Writes JSON to a temporary file beside `path` and renames it into place.
-pub fn write_json_atomically<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    ring::write_stats(stats, &served, dropped, &config.stats)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod builtin;
 pub mod compact;
 pub mod consumer;
 pub mod eaudit;
+pub mod ring;
 pub mod sysdig;
 
 use std::collections::BTreeSet;

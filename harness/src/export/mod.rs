@@ -8,32 +8,18 @@ pub mod table;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::results::trial::Trial;
+
+/// Exports replace their files whole (see [`crate::files`]).
+pub use crate::files::write_atomically;
 
 /// A file format for a list of trials.
 pub trait Exporter {
     /// Serializes all trials so far.
     fn serialize(&self, trials: &[Trial]) -> Result<Vec<u8>>;
     fn path(&self) -> &Path;
-}
-
-/// Replaces `path` with `bytes` through a temporary file in the same directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing into {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// All requested exporters.

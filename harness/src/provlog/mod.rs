@@ -1,6 +1,7 @@
-//! The provenance log the built-in collector writes, and its reader (`aegis-bench log FILE`).
+//! The provenance logs the built-in collector writes, and their readers (`aegis-bench log
+//! FILE`): the full format here, one record per event; the compact one in [`compact`].
 //!
-//! # Format (version 1, all integers little-endian)
+//! # Full format (version 1, all integers little-endian)
 //! ```text
 //! file    := magic record*
 //! magic   := "AEGPROV1"                      8 bytes
@@ -11,6 +12,8 @@
 //! ```
 //! The header has the layout of `struct prov_event` in `bpf/intf.h`; `ts_ns` is
 //! CLOCK_MONOTONIC at syscall entry, `pid` the thread group id.
+
+pub mod compact;
 
 use std::fmt;
 use std::fs::File;
@@ -71,6 +74,7 @@ pub struct ProvEvent<'a> {
     pub payload: &'a [u8],
 }
 
+// Little-endian integers at a byte offset, for both formats' decoders.
 fn u64_at(raw: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(raw[at..at + 8].try_into().unwrap())
 }
@@ -259,8 +263,8 @@ impl<R: Read> LogReader<R> {
 
 /// Calls `each` for every record of a log of either built-in architecture.
 pub fn for_each_event(path: &Path, mut each: impl FnMut(&ProvEvent<'_>)) -> anyhow::Result<()> {
-    if crate::collector::compact::is_compact_log(path) {
-        return crate::collector::compact::read_log(path, each);
+    if compact::is_compact_log(path) {
+        return compact::read_log(path, each);
     }
     let mut reader = LogReader::open(path)?;
     while let Some(event) = reader.next_event()? {

@@ -265,11 +265,7 @@ pub fn worker(name: &str, duration: Duration, cgroup_procs: &Path, report: &Path
     let result = workload
         .run(Amount::Duration(duration))
         .with_context(|| format!("workload {name}"))?;
-    let tmp = report.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&result)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, report).with_context(|| format!("writing {}", report.display()))?;
-    Ok(())
+    crate::files::write_atomically(report, &serde_json::to_vec(&result)?)
 }
 
 #[cfg(test)]

@@ -211,45 +211,8 @@ pub fn ensure_base(cache: &Path, extra_binaries: &[PathBuf]) -> Result<BaseImage
             .ok();
         return Ok(BaseImage { path });
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let started = std::time::Instant::now();
-    let tmp = tempfile::NamedTempFile::new_in(&dir)
-        .with_context(|| format!("creating an image in {}", dir.display()))?;
-    let strip_dir = tempfile::tempdir().context("creating a directory to strip binaries in")?;
-    {
-        let gz = GzEncoder::new(BufWriter::new(tmp.as_file()), Compression::fast());
-        let mut cpio = NewcWriter::new(gz);
-        for dir in [
-            "proc", "sys", "dev", "tmp", "run", "root", "etc", "var/tmp", "aegis",
-        ] {
-            cpio.dir(dir, 0o755)?;
-        }
-        cpio.char_device("dev/console", 0o600, 5, 1)?;
-        cpio.char_device("dev/null", 0o666, 1, 3)?;
-        cpio.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
-        cpio.file("etc/group", 0o644, b"root:x:0:\n")?;
-        cpio.file("init", 0o755, INIT_SCRIPT.as_bytes())?;
-        for input in &inputs {
-            let source = if input.strip {
-                strip_debug(&input.host, strip_dir.path())
-            } else {
-                input.host.clone()
-            };
-            let bytes =
-                std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
-            cpio.file(&input.guest, 0o755, &bytes)?;
-        }
-        for applet in &applets {
-            if !inputs.iter().any(|input| input.guest == *applet) {
-                cpio.symlink(applet, BUSYBOX)?;
-            }
-        }
-        let gz = cpio.finish()?;
-        gz.finish()?.flush()?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::files::write_atomically_with(&path, |file| write_base(file, &inputs, &applets))?;
     crate::say!(
         "vm: built the guest initramfs {} ({:.1} MB, {:.1} s)",
         path.display(),
@@ -258,6 +221,42 @@ pub fn ensure_base(cache: &Path, extra_binaries: &[PathBuf]) -> Result<BaseImage
     );
     prune(&dir, &path);
     Ok(BaseImage { path })
+}
+
+/// Writes the base image into `file`: the directory layout, `/init`, the inputs (ELF programs
+/// of ours without their debug info) and busybox's applets, as a gzipped cpio archive.
+fn write_base(file: &File, inputs: &[Input], applets: &[String]) -> Result<()> {
+    let strip_dir = tempfile::tempdir().context("creating a directory to strip binaries in")?;
+    let gz = GzEncoder::new(BufWriter::new(file), Compression::fast());
+    let mut cpio = NewcWriter::new(gz);
+    for dir in [
+        "proc", "sys", "dev", "tmp", "run", "root", "etc", "var/tmp", "aegis",
+    ] {
+        cpio.dir(dir, 0o755)?;
+    }
+    cpio.char_device("dev/console", 0o600, 5, 1)?;
+    cpio.char_device("dev/null", 0o666, 1, 3)?;
+    cpio.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
+    cpio.file("etc/group", 0o644, b"root:x:0:\n")?;
+    cpio.file("init", 0o755, INIT_SCRIPT.as_bytes())?;
+    for input in inputs {
+        let source = if input.strip {
+            strip_debug(&input.host, strip_dir.path())
+        } else {
+            input.host.clone()
+        };
+        let bytes =
+            std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+        cpio.file(&input.guest, 0o755, &bytes)?;
+    }
+    for applet in applets {
+        if !inputs.iter().any(|input| input.guest == *applet) {
+            cpio.symlink(applet, BUSYBOX)?;
+        }
+    }
+    let gz = cpio.finish()?;
+    gz.finish()?.flush()?;
+    Ok(())
 }
 
 /// A copy of `program` without debug info, or `program` itself when `strip` is unavailable

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use super::kernel::KernelImage;
 use crate::error::{InputError, Interrupted};
@@ -202,42 +202,50 @@ fn forward(listener: UnixListener, mut sink: impl Write) {
     }
 }
 
-/// Boots the guest and waits for it to power off.
-pub fn boot(boot: &Boot<'_>) -> Result<Outcome> {
-    let qemu = find_qemu()?;
-    let results = boot.run_dir.join("results.tar");
-    let socket_paths = [
-        ("stdout", boot.run_dir.join("stdout.sock")),
-        ("stderr", boot.run_dir.join("stderr.sock")),
-    ];
-    let mut forwarders: Vec<(PathBuf, JoinHandle<()>)> = Vec::new();
-    for (name, path) in &socket_paths {
-        let listener =
-            UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-        let handle = if *name == "stdout" {
-            std::thread::spawn(move || forward(listener, std::io::stdout()))
-        } else {
-            std::thread::spawn(move || forward(listener, std::io::stderr()))
-        };
-        forwarders.push((path.clone(), handle));
-    }
-    let sockets: Vec<(&str, &Path)> = socket_paths
-        .iter()
-        .map(|(name, path)| (*name, path.as_path()))
-        .collect();
-    let args = qemu_args(boot, &sockets, &results);
+/// The guest command's stdout and stderr ports: unix sockets QEMU connects to, each copied to
+/// ours by a thread.
+struct Ports(Vec<(&'static str, PathBuf, JoinHandle<()>)>);
 
-    crate::say!(
-        "vm: booting {} ({}) under QEMU TCG: {} CPUs, {} MiB, timeout {} s",
-        boot.kernel.package,
-        boot.kernel.release,
-        boot.cpus,
-        boot.mem_bytes >> 20,
-        boot.timeout.as_secs()
-    );
-    let mut command = Command::new(&qemu);
+impl Ports {
+    /// Binds the sockets in `run_dir` and starts copying what arrives on them.
+    fn listen(run_dir: &Path) -> Result<Ports> {
+        let mut ports = Vec::new();
+        for name in ["stdout", "stderr"] {
+            let path = run_dir.join(format!("{name}.sock"));
+            let listener =
+                UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+            let handle = if name == "stdout" {
+                std::thread::spawn(move || forward(listener, std::io::stdout()))
+            } else {
+                std::thread::spawn(move || forward(listener, std::io::stderr()))
+            };
+            ports.push((name, path, handle));
+        }
+        Ok(Ports(ports))
+    }
+
+    fn sockets(&self) -> Vec<(&str, &Path)> {
+        self.0
+            .iter()
+            .map(|(name, path, _)| (*name, path.as_path()))
+            .collect()
+    }
+
+    /// Waits for the copying to end. A socket QEMU never connected to is still waiting in
+    /// accept(); a connection of our own releases it.
+    fn join(self) {
+        for (_, path, handle) in self.0 {
+            let _ = UnixStream::connect(&path);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The QEMU command: in its own process group, and killed when we die.
+fn command(qemu: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(qemu);
     command
-        .args(&args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -258,13 +266,14 @@ pub fn boot(boot: &Boot<'_>) -> Result<Outcome> {
             Ok(())
         });
     }
-    let started = Instant::now();
-    let mut guard = QemuGuard(
-        command
-            .spawn()
-            .with_context(|| format!("starting {}", qemu.display()))?,
-    );
-    let console = Arc::new(Mutex::new(Console::default()));
+    command
+}
+
+/// Starts the threads that read QEMU's console (its stdout) into `console`, and its stderr.
+fn read_outputs(
+    guard: &mut QemuGuard,
+    console: &Arc<Mutex<Console>>,
+) -> Result<(JoinHandle<()>, JoinHandle<String>)> {
     let console_thread = {
         let out = guard.0.stdout.take().context("QEMU's stdout")?;
         let console = console.clone();
@@ -278,6 +287,33 @@ pub fn boot(boot: &Boot<'_>) -> Result<Outcome> {
             text
         })
     };
+    Ok((console_thread, stderr_thread))
+}
+
+/// Boots the guest and waits for it to power off.
+pub fn boot(boot: &Boot<'_>) -> Result<Outcome> {
+    let qemu = find_qemu()?;
+    let results = boot.run_dir.join("results.tar");
+    let ports = Ports::listen(boot.run_dir)?;
+    let args = qemu_args(boot, &ports.sockets(), &results);
+
+    crate::say!(
+        "vm: booting {} ({}) under QEMU TCG: {} CPUs, {} MiB, timeout {} s",
+        boot.kernel.package,
+        boot.kernel.release,
+        boot.cpus,
+        boot.mem_bytes >> 20,
+        boot.timeout.as_secs()
+    );
+    let mut command = command(&qemu, &args);
+    let started = Instant::now();
+    let mut guard = QemuGuard(
+        command
+            .spawn()
+            .with_context(|| format!("starting {}", qemu.display()))?,
+    );
+    let console = Arc::new(Mutex::new(Console::default()));
+    let (console_thread, stderr_thread) = read_outputs(&mut guard, &console)?;
 
     let booting = || {
         let console = console.lock().unwrap_or_else(|e| e.into_inner());
@@ -285,15 +321,11 @@ pub fn boot(boot: &Boot<'_>) -> Result<Outcome> {
     };
     let status = wait(&mut guard, started, boot, booting);
     let elapsed = started.elapsed();
-    // QEMU is gone (or killed): let the readers finish. A socket QEMU never connected to is
-    // still waiting in accept(); a connection of our own releases it.
+    // QEMU is gone (or killed): let the readers finish.
     drop(guard);
     let _ = console_thread.join();
     let qemu_stderr = stderr_thread.join().unwrap_or_default();
-    for (path, handle) in forwarders {
-        let _ = UnixStream::connect(&path);
-        let _ = handle.join();
-    }
+    ports.join();
     let console = std::mem::take(&mut *console.lock().unwrap_or_else(|e| e.into_inner()));
     let booted_after = console.started_at.map(|t| t.duration_since(started));
 
@@ -303,34 +335,50 @@ pub fn boot(boot: &Boot<'_>) -> Result<Outcome> {
         }
     }
     let status = status?;
-    let has_results = results.metadata().is_ok_and(|m| m.len() > 0);
-    if !has_results {
-        let qemu_said = qemu_stderr.trim();
-        if !status.success() {
-            bail!(
-                "QEMU failed ({status}) after {:.1} s{}",
-                elapsed.as_secs_f64(),
-                if qemu_said.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", qemu_said.lines().last().unwrap_or(qemu_said))
-                }
-            );
-        }
-        if booted_after.is_none() {
-            bail!(
-                "the guest powered off before /init started (kernel output above); the kernel \
-                 {} may not boot under TCG",
-                boot.kernel.package
-            );
-        }
-        bail!("the guest powered off without sending its results (guest console above)");
+    if !results.metadata().is_ok_and(|m| m.len() > 0) {
+        return Err(no_results(
+            boot,
+            status,
+            elapsed,
+            booted_after,
+            &qemu_stderr,
+        ));
     }
     Ok(Outcome {
         results,
         elapsed,
         booted_after,
     })
+}
+
+/// Why the guest sent no results.
+fn no_results(
+    boot: &Boot<'_>,
+    status: ExitStatus,
+    elapsed: Duration,
+    booted_after: Option<Duration>,
+    qemu_stderr: &str,
+) -> anyhow::Error {
+    let qemu_said = qemu_stderr.trim();
+    if !status.success() {
+        return anyhow!(
+            "QEMU failed ({status}) after {:.1} s{}",
+            elapsed.as_secs_f64(),
+            if qemu_said.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", qemu_said.lines().last().unwrap_or(qemu_said))
+            }
+        );
+    }
+    if booted_after.is_none() {
+        return anyhow!(
+            "the guest powered off before /init started (kernel output above); the kernel \
+             {} may not boot under TCG",
+            boot.kernel.package
+        );
+    }
+    anyhow!("the guest powered off without sending its results (guest console above)")
 }
 
 /// Waits for QEMU to exit; kills it on timeout or signal.

@@ -50,23 +50,15 @@ fn destination(entry: &Path, files_back: &[(PathBuf, PathBuf)]) -> Option<(usize
         })
 }
 
-/// Replaces `dest` with the bytes of `reader` through a temporary file beside it.
+/// Replaces `dest` with the bytes of `reader`, with the permission bits of `mode` (and at
+/// least read and write for the owner).
 fn persist(dest: &Path, reader: &mut impl Read, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = match dest.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing into {}", dir.display()))?;
-    std::io::copy(reader, &mut tmp).with_context(|| format!("writing {}", dest.display()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode & 0o777 | 0o600))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(dest)
-        .with_context(|| format!("writing {}", dest.display()))?;
-    Ok(())
+    crate::files::write_atomically_with(dest, |file| {
+        std::io::copy(reader, file).with_context(|| format!("writing {}", dest.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777 | 0o600))?;
+        Ok(())
+    })
 }
 
 /// Unpacks the results tar onto the host paths of `files_back` and returns the guest
