@@ -43,6 +43,7 @@ use scheduler::sim::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::FLOOD;
 use crate::cli::EvaluateArgs;
 use crate::export::write_atomically;
 use crate::measure::fairness::jain_index;
@@ -53,9 +54,6 @@ use crate::GIT_REV;
 
 /// scx_aegis's default `--delta`: the delta gate of full Aegis.
 pub const AEGIS_DELTA: u32 = 8;
-
-/// The flood every configuration simulates (the one `make demo` and `sim validate` use).
-pub const FLOOD: &str = "openat";
 
 /// A simulated scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +153,60 @@ pub struct EvalOptions {
     pub wakeup_latency_ns: Option<u64>,
     /// The EEVDF row's model; `Linux` also runs every policy at the kernel's tick.
     pub eevdf_model: EevdfModel,
+}
+
+impl EvalOptions {
+    /// Reads the calibration and the model `args` name and fills in the defaults.
+    pub fn from_args(args: &EvaluateArgs) -> Result<Self> {
+        let (common, only) = (&args.common, &args.only);
+        let calibration = Calibration::load(&common.calibration)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| {
+                format!(
+                    "no calibration at {}: run `aegis-bench calibrate --out {}` first (as \
+                     root), or pass --calibration FILE",
+                    common.calibration.display(),
+                    common.calibration.display()
+                )
+            })?;
+        let network = load_network(&only.model)?;
+        let ring_bytes = parse_size(&common.ring_size)
+            .with_context(|| format!("--ring-size {}", common.ring_size))?;
+        let quick = common.quick;
+        let options = EvalOptions {
+            calibration,
+            calibration_file: common.calibration.clone(),
+            network,
+            model_file: only.model.clone(),
+            cpus: only.cpus.clone().unwrap_or_else(|| {
+                if quick {
+                    vec![2, 8]
+                } else {
+                    vec![2, 8, 64, 128]
+                }
+            }),
+            producers: common
+                .threads
+                .as_ref()
+                .map(|t| t.iter().map(|n| *n as usize).collect())
+                .or_else(|| quick.then(|| vec![1, 4])),
+            seeds: common.seeds,
+            duration_ns: (common.duration.unwrap_or(if quick { 0.1 } else { 1.0 }) * 1e9) as u64,
+            ring_bytes,
+            ablation_configs: if quick {
+                vec![(2, 4)]
+            } else {
+                vec![(2, 4), (8, 8)]
+            },
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            wakeup_latency_ns: only.wakeup_latency_us.map(|us| (us * 1e3).round() as u64),
+            eevdf_model: common.eevdf_model.map_or(EevdfModel::Linux, Into::into),
+        };
+        if options.duration_ns == 0 {
+            return crate::error::input_error("--duration must be positive");
+        }
+        Ok(options)
+    }
 }
 
 /// The configuration simulated for `cpus` CPUs and `producers` flood threads, and its
@@ -500,60 +552,6 @@ pub fn load_network(path: &Path) -> Result<QNet> {
             path.display()
         )
     })
-}
-
-impl EvalOptions {
-    /// Reads the calibration and the model `args` name and fills in the defaults.
-    pub fn from_args(args: &EvaluateArgs) -> Result<Self> {
-        let (common, only) = (&args.common, &args.only);
-        let calibration = Calibration::load(&common.calibration)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| {
-                format!(
-                    "no calibration at {}: run `aegis-bench calibrate --out {}` first (as \
-                     root), or pass --calibration FILE",
-                    common.calibration.display(),
-                    common.calibration.display()
-                )
-            })?;
-        let network = load_network(&only.model)?;
-        let ring_bytes = parse_size(&common.ring_size)
-            .with_context(|| format!("--ring-size {}", common.ring_size))?;
-        let quick = common.quick;
-        let options = EvalOptions {
-            calibration,
-            calibration_file: common.calibration.clone(),
-            network,
-            model_file: only.model.clone(),
-            cpus: only.cpus.clone().unwrap_or_else(|| {
-                if quick {
-                    vec![2, 8]
-                } else {
-                    vec![2, 8, 64, 128]
-                }
-            }),
-            producers: common
-                .threads
-                .as_ref()
-                .map(|t| t.iter().map(|n| *n as usize).collect())
-                .or_else(|| quick.then(|| vec![1, 4])),
-            seeds: common.seeds,
-            duration_ns: (common.duration.unwrap_or(if quick { 0.1 } else { 1.0 }) * 1e9) as u64,
-            ring_bytes,
-            ablation_configs: if quick {
-                vec![(2, 4)]
-            } else {
-                vec![(2, 4), (8, 8)]
-            },
-            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            wakeup_latency_ns: only.wakeup_latency_us.map(|us| (us * 1e3).round() as u64),
-            eevdf_model: common.eevdf_model.map_or(EevdfModel::Linux, Into::into),
-        };
-        if options.duration_ns == 0 {
-            return crate::error::input_error("--duration must be positive");
-        }
-        Ok(options)
-    }
 }
 
 /// `aegis-bench sim evaluate`.

@@ -9,6 +9,9 @@ use anyhow::{bail, Result};
 
 use crate::cli::{SimArgs, SimCommand};
 
+/// The flood both commands simulate (the one `make demo` runs).
+pub const FLOOD: &str = "openat";
+
 pub fn sim(args: &SimArgs) -> Result<()> {
     match args.subcommand() {
         Some(SimCommand::Validate(args)) => validate::run(&args),

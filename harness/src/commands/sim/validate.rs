@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use comfy_table::Table;
 use scheduler::sim::{simulate, Calibration, EevdfModel, SimConfig};
 
+use super::FLOOD;
 use crate::cli::ValidateArgs;
 use crate::commands::calibrate::{online_cpus, real_attack};
 use crate::export::write_atomically;
@@ -26,9 +27,6 @@ const LONG_WAIT_NS: u64 = 500_000;
 
 /// The sim-to-real target, in percentage points of loss.
 const TARGET_ERROR_PP: f64 = 5.0;
-
-/// The flood validated.
-const FLOOD: &str = "openat";
 
 /// What to validate, from the command line and the calibration it names.
 #[derive(Clone, Debug)]
