@@ -35,8 +35,9 @@ pub enum Command {
     /// Measure the simulator's parameters on this machine (syscall cost per flood kind,
     /// collector per-event and per-wakeup cost, wakeup latency) and write them to a file.
     Calibrate(CalibrateArgs),
-    /// The simulator: `--validate` replays real host runs (EEVDF, built-in collector, openat,
-    /// 64KiB ring) in the simulator and reports real and simulated loss per intensity.
+    /// The simulator: `sim validate` replays real host runs (EEVDF, built-in collector, openat,
+    /// 64KiB ring) in the simulator and reports real and simulated loss per intensity; `sim
+    /// evaluate` compares the simulated schedulers with the oracle.
     Sim(SimArgs),
     /// Train the Aegis Q-network in the simulator (DQN) and write the model, with its
     /// fixed-point export and learning curve, for scx_aegis to load.
@@ -186,11 +187,8 @@ pub struct CalibrateArgs {
     pub quick: bool,
 }
 
-/// The simulated EEVDF `sim --validate` compares with the real runs.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+/// The simulated EEVDF `sim validate` compares with the real runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EevdfModel {
     Linux,
     Simple,
@@ -205,83 +203,158 @@ impl From<EevdfModel> for scheduler::sim::EevdfModel {
     }
 }
 
-impl EevdfModel {
-    /// The simulated EEVDF on `cpus` CPUs ticking every `tick_ns`.
-    pub fn policy(self, cpus: usize, tick_ns: u64) -> scheduler::sim::Eevdf {
-        scheduler::sim::EevdfModel::from(self).policy(cpus, tick_ns)
-    }
+/// `sim validate` and `sim evaluate`, or their old spelling `sim --validate` and `sim
+/// --evaluate` (hidden, with the flags of both, as before).
+#[derive(Clone, Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, mut_args(|arg| arg.hide(true)))]
+pub struct SimArgs {
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
+    #[arg(long)]
+    pub validate: bool,
+    #[arg(long, conflicts_with = "validate")]
+    pub evaluate: bool,
+    #[command(flatten)]
+    pub common: SimCommonArgs,
+    #[command(flatten)]
+    pub validate_only: ValidateOnlyArgs,
+    #[command(flatten)]
+    pub evaluate_only: EvaluateOnlyArgs,
+}
 
-    /// The tick to simulate in place of the simulator's default: the kernel's (as
-    /// `calibrate` recorded it) for `linux`, none for `simple`.
-    pub fn tick_ns(self, calibration: &scheduler::sim::Calibration) -> Option<u64> {
-        scheduler::sim::EevdfModel::from(self).tick_ns(calibration)
+impl SimArgs {
+    /// The subcommand asked for, in either spelling.
+    pub fn subcommand(&self) -> Option<SimCommand> {
+        match &self.command {
+            Some(command) => Some(command.clone()),
+            None if self.validate => Some(SimCommand::Validate(ValidateArgs {
+                common: self.common.clone(),
+                only: self.validate_only.clone(),
+            })),
+            None if self.evaluate => Some(SimCommand::Evaluate(EvaluateArgs {
+                common: self.common.clone(),
+                only: self.evaluate_only.clone(),
+            })),
+            None => None,
+        }
     }
 }
 
-#[derive(Debug, Args)]
-pub struct SimArgs {
-    /// Run real host attacks and the simulator at the same intensities and compare loss.
-    #[arg(long)]
-    pub validate: bool,
-    /// Write the validation report (a top-level `points` list) to FILE.
+#[derive(Clone, Debug, PartialEq, Subcommand)]
+pub enum SimCommand {
+    /// Run real host attacks (EEVDF, built-in collector, openat; root), or replay saved ones,
+    /// simulate the same intensities and compare real and simulated loss.
+    Validate(ValidateArgs),
+    /// Simulate only (no root): each scheduler beside the oracle, and the Aegis ablations.
+    ///
+    /// EEVDF, CFS, rustland-like, Aegis without the network and Aegis with the DQN across
+    /// attack intensities (--threads: producers) and machine sizes (--cpus), each beside the
+    /// oracle, plus the Aegis ablations. Writes --json FILE (a top-level `rows` list) and
+    /// prints tables.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Clone, Debug, PartialEq, Args)]
+#[command(
+    mut_arg("json", |arg| arg.help("Write the report (a top-level `points` list) to FILE")),
+    mut_arg("threads", |arg| arg.help(
+        "Flood threads, one intensity each [default: 1,2,3,4,6,8; 1,4 with --quick]"
+    )),
+    mut_arg("duration", |arg| arg.help(
+        "Seconds each real flood runs (the simulation runs as long as the flood did) \
+         [default: 1; 0.5 with --quick]"
+    )),
+)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub common: SimCommonArgs,
+    #[command(flatten)]
+    pub only: ValidateOnlyArgs,
+}
+
+#[derive(Clone, Debug, PartialEq, Args)]
+#[command(
+    mut_arg("json", |arg| arg.help("Write the report (a top-level `rows` list) to FILE")),
+    mut_arg("threads", |arg| arg.help(
+        "Flood threads (producers) per configuration [default: 1,4,8 and one per CPU; 1,4 \
+         with --quick]"
+    )),
+    mut_arg("duration", |arg| arg.help(
+        "Simulated seconds per run [default: 1; 0.1 with --quick]"
+    )),
+)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub common: SimCommonArgs,
+    #[command(flatten)]
+    pub only: EvaluateOnlyArgs,
+}
+
+/// The flags `sim validate` and `sim evaluate` share (each words `--json`, `--threads` and
+/// `--duration` its own way).
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct SimCommonArgs {
+    /// Write the report to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// The calibration `aegis-bench calibrate` wrote.
     #[arg(long, value_name = "FILE", default_value = scheduler::sim::calibration::DEFAULT_CALIBRATION_PATH)]
     pub calibration: PathBuf,
-    /// Flood threads, one intensity each [default: 1,2,3,4,6,8; 1,4 with --quick].
+    /// Flood threads, one intensity each.
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub threads: Option<Vec<u32>>,
-    /// Seconds each real flood runs (the simulation runs as long as the flood did)
-    /// [default: 1; 0.5 with --quick].
+    /// Seconds each run lasts.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// The collector's ring buffer.
     #[arg(long, value_name = "SIZE", default_value = "64KiB")]
     pub ring_size: String,
-    /// Real runs per intensity; the real loss is their mean [default: 3; 1 with --quick].
-    #[arg(long, value_name = "N")]
-    pub repetitions: Option<u32>,
     /// Simulation seeds per intensity; the simulated loss is their mean.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub seeds: u64,
-    /// Two short intensities (for tests).
+    /// Short runs at few intensities (for tests).
     #[arg(long)]
     pub quick: bool,
     /// The EEVDF model. `linux`: a run queue per CPU, waking tasks placed with Linux's lag
-    /// inflation, the kernel's tick (1 / CONFIG_HZ, which `calibrate` records; with
-    /// --evaluate every policy runs at that tick). `simple`: one global queue, no inflation,
-    /// a 1 ms tick (the model before sim-to-real was validated) [default: linux].
+    /// inflation, the kernel's tick (1 / CONFIG_HZ, which `calibrate` records; in evaluate
+    /// every policy runs at that tick). `simple`: one global queue, no inflation, a 1 ms tick
+    /// (the model before sim-to-real was validated) [default: linux].
     #[arg(long, value_enum)]
     pub eevdf_model: Option<EevdfModel>,
-    /// With --validate --eevdf-model simple: one run queue per CPU (load-balanced) instead of
-    /// the global queue (the `linux` model always has them).
+}
+
+/// The flags of `sim validate` alone.
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct ValidateOnlyArgs {
+    /// Real runs per intensity; the real loss is their mean [default: 3; 1 with --quick].
+    #[arg(long, value_name = "N")]
+    pub repetitions: Option<u32>,
+    /// With --eevdf-model simple: one run queue per CPU (load-balanced) instead of the global
+    /// queue (the `linux` model always has them).
     #[arg(long)]
     pub per_cpu_run_queues: bool,
-    /// With --validate: replay these real trials (`aegis-bench attack --json FILE` with the
-    /// built-in collector, openat, EEVDF) instead of running new ones; needs no root, so
-    /// simulator variants can be compared on the same real runs.
+    /// Replay these real trials (`aegis-bench attack --json FILE` with the built-in
+    /// collector, openat, EEVDF) instead of running new ones; needs no root, so simulator
+    /// variants can be compared on the same real runs.
     #[arg(long, value_name = "FILE")]
     pub real_trials: Option<PathBuf>,
-    /// Only simulate (no root): EEVDF, CFS, rustland-like, Aegis without the network and
-    /// Aegis with the DQN across attack intensities (--threads: producers, default 1,4,8 and
-    /// one per CPU) and machine sizes (--cpus), each beside the oracle, plus the Aegis
-    /// ablations; --duration is the simulated seconds per run [default: 1; 0.1 with --quick].
-    /// Writes --json FILE (a top-level `rows` list) and prints tables.
-    #[arg(long, conflicts_with = "validate")]
-    pub evaluate: bool,
-    /// With --evaluate: the CPU counts to simulate [default: 2,8,64,128; 2,8 with --quick].
+}
+
+/// The flags of `sim evaluate` alone.
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct EvaluateOnlyArgs {
+    /// The CPU counts to simulate [default: 2,8,64,128; 2,8 with --quick].
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub cpus: Option<Vec<usize>>,
-    /// With --evaluate: the trained model Aegis-with-DQN runs (read as scx_aegis reads it).
+    /// The trained model Aegis-with-DQN runs (read as scx_aegis reads it).
     #[arg(
         long,
         value_name = "FILE",
         default_value = "scheduler/models/aegis.json"
     )]
     pub model: PathBuf,
-    /// With --evaluate: replace the calibration's collector wakeup latency (microseconds), to
-    /// see how much of the loss the latency alone makes.
+    /// Replace the calibration's collector wakeup latency (microseconds), to see how much of
+    /// the loss the latency alone makes.
     #[arg(long, value_name = "US")]
     pub wakeup_latency_us: Option<f64>,
 }
@@ -311,7 +384,7 @@ pub struct TrainArgs {
     /// [default: results/calibration.json].
     #[arg(long, value_name = "FILE")]
     pub calibration: Option<PathBuf>,
-    /// CPU counts episodes are drawn from (the evaluation, `sim --evaluate`, covers 2 to 128).
+    /// CPU counts episodes are drawn from (the evaluation, `sim evaluate`, covers 2 to 128).
     #[arg(
         long,
         value_name = "N,..",
@@ -319,7 +392,7 @@ pub struct TrainArgs {
         default_value = "2,8"
     )]
     pub cpus: Vec<usize>,
-    /// The simulator to train in: `linux` (the EEVDF model and kernel tick `sim --validate`
+    /// The simulator to train in: `linux` (the EEVDF model and kernel tick `sim validate`
     /// checks against real runs) or `simple` (the global-queue model, 1 ms tick).
     #[arg(long, value_enum, default_value = "linux")]
     pub eevdf_model: EevdfModel,

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|plan| run_attack(&plan).map(|_| ())),
         Command::Calibrate(args) => aegis_bench::commands::calibrate::calibrate(&args).map(|_| ()),
-        Command::Sim(args) => aegis_bench::commands::calibrate::sim(&args),
+        Command::Sim(args) => aegis_bench::commands::sim::sim(&args),
         Command::Train(args) => aegis_bench::commands::train::train(&args).map(|_| ()),
         Command::Figures(args) => aegis_bench::commands::figures::figures(&args),
         Command::Doctor => {

@@ -1,7 +1,9 @@
-//! End to end: `aegis-bench calibrate` then `aegis-bench sim --validate` on real attacks.
+//! End to end: `aegis-bench calibrate` then `aegis-bench sim validate` on real attacks.
 //! Needs root (CI is root).
 
 mod common;
+
+use std::path::Path;
 
 use common::*;
 
@@ -12,9 +14,20 @@ fn calibrate_then_validate_writes_points() {
     }
     let dir = temp_dir("calibrate");
     let calibration = dir.join("calibration.json");
-    let report = dir.join("validate.json");
     let before = snapshot();
+    let cal = calibrate_quick(&calibration);
+    validate_quick(&dir, &calibration);
+    replay_saved_trials(&dir, &calibration, &cal);
+    assert_eq!(snapshot(), before, "the runs left state behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `calibrate --quick` into `calibration`; returns what it wrote.
+fn calibrate_quick(calibration: &Path) -> serde_json::Value {
     let out = aegis(&[
         "calibrate",
         "--quick",
@@ -24,8 +37,7 @@ fn calibrate_then_validate_writes_points() {
         calibration.to_str().unwrap(),
     ]);
     assert_success(&out);
-    let cal: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&calibration).unwrap()).unwrap();
+    let cal = read_json(calibration);
     let cost = cal["syscall_cost_ns"]["openat"].as_f64().unwrap();
     assert!(cost > 10.0 && cost < 1e6, "openat cost {cost} ns");
     assert!(cal["collector_per_event_cost_ns"].as_f64().unwrap() > 0.0);
@@ -54,10 +66,15 @@ fn calibrate_then_validate_writes_points() {
             "{field} missing: {cal}"
         );
     }
+    cal
+}
 
+/// `sim validate --quick` with new real runs at two intensities.
+fn validate_quick(dir: &Path, calibration: &Path) {
+    let report = dir.join("validate.json");
     let out = aegis(&[
         "sim",
-        "--validate",
+        "validate",
         "--quick",
         "--threads",
         "1,4",
@@ -76,8 +93,7 @@ fn calibrate_then_validate_writes_points() {
     assert_success(&out);
     let stdout = stdout(&out);
     assert!(stdout.contains("max error"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let report = read_json(&report);
     assert_eq!(report["per_cpu_run_queues"], true);
     assert_eq!(report["eevdf_model"], "simple");
     assert_eq!(report["inflate_placement_lag"], false);
@@ -95,8 +111,11 @@ fn calibrate_then_validate_writes_points() {
         let error = point["error_pp"].as_f64().unwrap();
         assert!((error - (real - sim).abs()).abs() < 1e-9);
     }
+}
 
-    // The same replayed from saved trials: no new runs, the simulator with the kernel's tick.
+/// The same replayed from saved trials: no new runs, the simulator with the kernel's tick.
+/// Spelled the old way (`sim --validate`), which still works.
+fn replay_saved_trials(dir: &Path, calibration: &Path, cal: &serde_json::Value) {
     let trials = dir.join("trials.json");
     let out = aegis(&[
         "attack",
@@ -129,8 +148,7 @@ fn calibrate_then_validate_writes_points() {
     ]);
     assert_success(&out);
     assert!(!stderr(&out).contains("validate: aegis-bench attack"));
-    let replayed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&replayed).unwrap()).unwrap();
+    let replayed = read_json(&replayed);
     // The default model: Linux-like, with the kernel's tick where its config is readable.
     assert_eq!(replayed["eevdf_model"], "linux");
     assert_eq!(replayed["inflate_placement_lag"], true);
@@ -145,8 +163,6 @@ fn calibrate_then_validate_writes_points() {
     );
     assert!(point["real_long_waits"].as_u64().is_some(), "{point}");
     assert!(point["sim_long_waits"].as_u64().is_some(), "{point}");
-    assert_eq!(snapshot(), before, "the runs left state behind");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -161,7 +177,7 @@ fn validate_refuses_files_that_are_not_real_trials() {
     .unwrap();
     let out = aegis(&[
         "sim",
-        "--validate",
+        "validate",
         "--real-trials",
         calibration.to_str().unwrap(),
         "--calibration",
@@ -181,19 +197,26 @@ fn validate_refuses_files_that_are_not_real_trials() {
 #[test]
 fn validate_without_calibration_names_the_fix() {
     let dir = temp_dir("no-calibration");
-    let out = aegis(&[
-        "sim",
-        "--validate",
+    let missing = dir.join("missing.json");
+    let json = dir.join("v.json");
+    let args = [
         "--calibration",
-        dir.join("missing.json").to_str().unwrap(),
+        missing.to_str().unwrap(),
         "--json",
-        dir.join("v.json").to_str().unwrap(),
-    ]);
+        json.to_str().unwrap(),
+    ];
+    let out = aegis(&[&["sim", "validate"], &args[..]].concat());
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("aegis-bench calibrate"),
         "{}",
         stderr(&out)
+    );
+    // The old spelling says the same.
+    let old = aegis(&[&["sim", "--validate"], &args[..]].concat());
+    assert_eq!(
+        (old.status.code(), stderr(&old)),
+        (out.status.code(), stderr(&out))
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,5 @@
 //! End to end: `aegis-bench train --quick` writes a model that parses, with its learning-curve
-//! figures beside it, and `sim --evaluate --quick` a report with its figures. No root needed
+//! figures beside it, and `sim evaluate --quick` a report with its figures. No root needed
 //! (simulation only).
 
 mod common;
@@ -110,7 +110,7 @@ fn quick_evaluation_writes_report_and_figures() {
     let json = dir.join("eval").join("sim-evaluate.json");
     let out = aegis(&[
         "sim",
-        "--evaluate",
+        "evaluate",
         "--quick",
         "--calibration",
         concat!(env!("CARGO_MANIFEST_DIR"), "/../results/calibration.json"),
@@ -141,4 +141,29 @@ fn quick_evaluation_writes_report_and_figures() {
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn evaluate_in_the_old_spelling_says_the_same() {
+    let dir = temp_dir("evaluate-old");
+    let json = dir.join("e.json");
+    let args = [
+        "--calibration",
+        "/nonexistent/calibration.json",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let new = aegis(&[&["sim", "evaluate"], &args[..]].concat());
+    assert_eq!(new.status.code(), Some(1), "{}", stderr(&new));
+    assert!(
+        stderr(&new).contains("aegis-bench calibrate"),
+        "{}",
+        stderr(&new)
+    );
+    let old = aegis(&[&["sim", "--evaluate"], &args[..]].concat());
+    assert_eq!(
+        (old.status.code(), stderr(&old)),
+        (new.status.code(), stderr(&new))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

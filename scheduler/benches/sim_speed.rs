@@ -17,7 +17,7 @@ fn sim_speed(c: &mut Criterion) {
     group.bench_function("eevdf_8cpu_200ms", |b| {
         b.iter(|| simulate(&config, &mut Eevdf::new(config.cpus, config.tick_ns)))
     });
-    // The model `sim --validate` checks: per-CPU queues, Linux's lag placement, a 4 ms tick
+    // The model `sim validate` checks: per-CPU queues, Linux's lag placement, a 4 ms tick
     // (HZ 250) and a switch cost between processes.
     let mut linux = config.clone();
     linux.tick_ns = 4_000_000;

@@ -5,6 +5,6 @@ pub mod doctor;
 pub mod figures;
 pub mod gate;
 pub mod log;
-pub mod sim_eval;
+pub mod sim;
 pub mod train;
 pub mod worker;

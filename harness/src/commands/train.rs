@@ -1,10 +1,10 @@
 //! `aegis-bench train`: trains the Aegis Q-network in the simulator (`scheduler::dqn`) and
 //! writes the model that scx_aegis loads.
 //!
-//! The model file is the scheduler's [`TrainedModel`] (training config and seed, float and
-//! fixed-point networks, quantization error, rewards, learning curve, evaluation) plus where
-//! and when it was made. `fixed_network` is the key the scheduler's loader reads. Beside it,
-//! `STEM-learning-curve.png` and `.svg` draw the learning curve.
+//! The model file ([`ModelFile`]) is the scheduler's [`TrainedModel`] (training config and
+//! seed, float and fixed-point networks, quantization error, rewards, learning curve,
+//! evaluation) plus where and when it was made. `fixed_network` is the key the scheduler's
+//! loader reads. Beside it, `STEM-learning-curve.png` and `.svg` draw the learning curve.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,73 +15,62 @@ use indicatif::{ProgressBar, ProgressStyle};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use scheduler::dqn::{train as train_dqn, TrainConfig, TrainedModel};
-use scheduler::sim::{Calibration, SimConfig};
-use serde::{Deserialize, Serialize};
+use scheduler::sim::{Calibration, EevdfModel, SimConfig};
 
-use crate::cli::{EevdfModel, TrainArgs};
+use crate::cli::TrainArgs;
 use crate::export::write_atomically;
+use crate::results::sim::ModelFile;
 use crate::results::trial::now_rfc3339;
 use crate::GIT_REV;
 
-/// What `train` writes: the scheduler's model, and its provenance.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ModelFile {
-    #[serde(flatten)]
-    pub model: TrainedModel,
-    /// The revision of the code that trained it (`git describe --always --dirty`).
-    pub git_rev: String,
-    /// When training finished (RFC 3339, UTC).
-    pub created_at: String,
-    /// Wall-clock seconds training and evaluation took.
-    pub train_seconds: f64,
+/// What to train, from the command line.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub config: TrainConfig,
+    /// Where the model goes; the learning curve beside it.
+    pub out: PathBuf,
     /// The command line that makes this model again.
     pub command: String,
+}
+
+impl TrainOptions {
+    pub fn from_args(args: &TrainArgs) -> Result<Self> {
+        let config = train_config(args)?;
+        if config.episodes == 0 {
+            return crate::error::input_error("--episodes must be at least 1");
+        }
+        Ok(Self {
+            config,
+            out: args.out.clone(),
+            command: command_line(args),
+        })
+    }
 }
 
 /// The training configuration for these arguments: the machine comes from the calibration
 /// (`--calibration`, else `results/calibration.json` if it exists, else the simulator's
 /// defaults, said on stderr).
-pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
+fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let eevdf_model = EevdfModel::from(args.eevdf_model);
     let mut config = TrainConfig {
         seed: args.seed,
-        eevdf_model: args.eevdf_model.into(),
+        eevdf_model,
         ..TrainConfig::default()
     };
     if args.cpus.is_empty() || args.cpus.contains(&0) {
         return crate::error::input_error("--cpus needs CPU counts of at least 1, e.g. 2,8");
     }
     config.cpu_choices = args.cpus.clone();
-    let default_path = Path::new(scheduler::sim::calibration::DEFAULT_CALIBRATION_PATH);
-    let calibration = match &args.calibration {
-        Some(path) => Some(Calibration::load(path).map_err(|err| {
-            anyhow!(
-                "{err}; run `aegis-bench calibrate --out {}` first",
-                path.display()
-            )
-        })?),
-        None if default_path.exists() => {
-            Some(Calibration::load(default_path).map_err(anyhow::Error::msg)?)
-        }
-        None => {
-            eprintln!(
-                "note: no {} (run `aegis-bench calibrate`): training on the simulator's \
-                 uncalibrated default costs",
-                default_path.display()
-            );
-            None
-        }
-    };
+    let calibration = load_calibration(args.calibration.as_deref())?;
     if let Some(calibration) = &calibration {
         config.machine =
             SimConfig::from_calibration(calibration, "openat", 2, 4, 64 * 1024, config.episode_ns)
                 .map_err(anyhow::Error::msg)?;
     }
-    let tick_ns = calibration
-        .as_ref()
-        .and_then(|c| args.eevdf_model.tick_ns(c));
+    let tick_ns = calibration.as_ref().and_then(|c| eevdf_model.tick_ns(c));
     if let Some(tick_ns) = tick_ns {
         config.machine.tick_ns = tick_ns;
-    } else if args.eevdf_model == EevdfModel::Linux {
+    } else if eevdf_model == EevdfModel::Linux {
         eprintln!(
             "note: the calibration does not record the kernel's tick (recalibrate with \
              `aegis-bench calibrate`): training at the simulator's {} ms tick",
@@ -101,41 +90,38 @@ pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     Ok(config)
 }
 
-/// The learning-curve figures written beside `out`: `STEM-learning-curve.{png,svg}`.
-pub fn figure_paths(out: &Path) -> (PathBuf, PathBuf) {
-    let stem = out
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let base = out.with_file_name(format!("{stem}-learning-curve"));
-    (base.with_extension("png"), base.with_extension("svg"))
+/// The calibration `path` names, else `results/calibration.json` if it exists, else none.
+fn load_calibration(path: Option<&Path>) -> Result<Option<Calibration>> {
+    let default_path = Path::new(scheduler::sim::calibration::DEFAULT_CALIBRATION_PATH);
+    Ok(match path {
+        Some(path) => Some(Calibration::load(path).map_err(|err| {
+            anyhow!(
+                "{err}; run `aegis-bench calibrate --out {}` first",
+                path.display()
+            )
+        })?),
+        None if default_path.exists() => {
+            Some(Calibration::load(default_path).map_err(anyhow::Error::msg)?)
+        }
+        None => {
+            eprintln!(
+                "note: no {} (run `aegis-bench calibrate`): training on the simulator's \
+                 uncalibrated default costs",
+                default_path.display()
+            );
+            None
+        }
+    })
 }
 
-pub fn train(args: &TrainArgs) -> Result<ModelFile> {
-    let config = train_config(args)?;
-    if config.episodes == 0 {
-        return crate::error::input_error("--episodes must be at least 1");
-    }
-    let started = Instant::now();
-    let bar = ProgressBar::new(config.episodes as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "train [{elapsed_precise}] {bar:30} {pos}/{len} episodes, ETA {eta} {msg}",
-        )
-        .expect("a valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(500));
-    let model = train_dqn(&config, |episode, reward| {
-        bar.set_position(episode as u64 + 1);
-        bar.set_message(format!("(reward {reward:.3}/window)"));
-    });
-    bar.finish_and_clear();
-    let mut command = format!("aegis-bench train --seed {}", config.seed);
+/// The `train` command line that makes the same model again.
+fn command_line(args: &TrainArgs) -> String {
+    let mut command = format!("aegis-bench train --seed {}", args.seed);
     if args.quick {
         command.push_str(" --quick");
     }
-    if args.episodes.is_some() {
-        command.push_str(&format!(" --episodes {}", config.episodes));
+    if let Some(episodes) = args.episodes {
+        command.push_str(&format!(" --episodes {episodes}"));
     }
     if let Some(path) = &args.calibration {
         command.push_str(&format!(" --calibration {}", path.display()));
@@ -152,19 +138,49 @@ pub fn train(args: &TrainArgs) -> Result<ModelFile> {
         command.push_str(&format!(" --eevdf-model {}", model.get_name()));
     }
     command.push_str(&format!(" --out {}", args.out.display()));
+    command
+}
+
+/// The learning-curve figures written beside `out`: `STEM-learning-curve.{png,svg}`.
+pub fn figure_paths(out: &Path) -> (PathBuf, PathBuf) {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let base = out.with_file_name(format!("{stem}-learning-curve"));
+    (base.with_extension("png"), base.with_extension("svg"))
+}
+
+/// `aegis-bench train`: trains, writes the model and its learning curve, prints a summary.
+pub fn train(args: &TrainArgs) -> Result<ModelFile> {
+    let options = TrainOptions::from_args(args)?;
+    let started = Instant::now();
+    let bar = ProgressBar::new(options.config.episodes as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "train [{elapsed_precise}] {bar:30} {pos}/{len} episodes, ETA {eta} {msg}",
+        )
+        .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(500));
+    let model = train_dqn(&options.config, |episode, reward| {
+        bar.set_position(episode as u64 + 1);
+        bar.set_message(format!("(reward {reward:.3}/window)"));
+    });
+    bar.finish_and_clear();
     let file = ModelFile {
         model,
         git_rev: GIT_REV.to_string(),
         created_at: now_rfc3339(),
         train_seconds: started.elapsed().as_secs_f64(),
-        command,
+        command: options.command,
     };
     let mut json = serde_json::to_vec_pretty(&file).context("serializing the model")?;
     json.push(b'\n');
-    write_atomically(&args.out, &json)?;
-    let (png, svg) = figure_paths(&args.out);
+    write_atomically(&options.out, &json)?;
+    let (png, svg) = figure_paths(&options.out);
     draw_learning_curve(&file.model, &png, &svg)?;
-    print_summary(&file, &args.out, &png, &svg);
+    print_summary(&file, &options.out, &png, &svg);
     Ok(file)
 }
 

@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{draw_bar_panel, plot_err, Bar, BarPanel, LegendStrip, Swatch};
-use crate::commands::sim_eval::{EvalReport, EvalRow};
+use crate::results::sim::{EvalReport, EvalRow};
 
 /// `results/sim-evaluate.json` -> `results/sim-evaluate.png` and `.svg`.
 pub fn figure_paths(json: &Path) -> (PathBuf, PathBuf) {

@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{draw_legend, plot_err};
-use crate::commands::calibrate::{ValidationPoint, ValidationReport};
+use crate::results::sim::{ValidationPoint, ValidationReport};
 
 /// `results/sim-validate.json` -> `results/sim-validate.png` and `.svg`.
 pub fn figure_paths(json: &Path) -> (PathBuf, PathBuf) {

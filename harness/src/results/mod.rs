@@ -3,4 +3,5 @@
 
 pub mod collector;
 pub mod policy;
+pub mod sim;
 pub mod trial;

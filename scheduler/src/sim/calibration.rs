@@ -1,7 +1,7 @@
 //! Machine parameters measured by `aegis-bench calibrate`, and the simulator configuration
 //! derived from them.
 //!
-//! The file is JSON (see [`Calibration`]); `aegis-bench sim --validate` and anything else that
+//! The file is JSON (see [`Calibration`]); `aegis-bench sim validate` and anything else that
 //! wants a simulation of *this* machine reads it with [`Calibration::load`] and turns it into a
 //! [`SimConfig`] with [`SimConfig::from_calibration`].
 

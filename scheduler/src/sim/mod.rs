@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EevdfModel {
-    /// The model `sim --validate` checks against real runs: per-CPU queues, Linux's lag
+    /// The model `sim validate` checks against real runs: per-CPU queues, Linux's lag
     /// inflation on placement ([`Eevdf::like_linux`]), and the kernel's tick as `calibrate`
     /// recorded it.
     Linux,

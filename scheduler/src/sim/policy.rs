@@ -160,7 +160,7 @@ impl Eevdf {
         }
     }
 
-    /// The model closest to Linux's fair class, the one `sim --validate` checks by default:
+    /// The model closest to Linux's fair class, the one `sim validate` checks by default:
     /// a run queue per CPU and Linux's lag placement (run it with the kernel's tick).
     pub fn like_linux(cpus: usize, tick_ns: u64) -> Self {
         Eevdf {

@@ -1,4 +1,4 @@
-//! `aegis-bench sim --evaluate`: every simulated scheduler against the oracle, across attack
+//! `aegis-bench sim evaluate`: every simulated scheduler against the oracle, across attack
 //! intensities and machine sizes, and the Aegis ablations. It only simulates (no root).
 //!
 //! Each configuration is this machine's calibrated attack (`results/calibration.json`, see
@@ -38,23 +38,22 @@ use scheduler::aegis::levels::{Level, NR_LEVELS};
 use scheduler::aegis::qnet::QNet;
 use scheduler::sim::rustland::{DEFAULT_DECISION_COST_NS, DEFAULT_ROUND_TRIP_NS};
 use scheduler::sim::{
-    oracle, simulate, Aegis, AegisStats, Calibration, Cfs, Oracle, Policy, Rustland, SimConfig,
-    SimResult,
+    oracle, simulate, Aegis, AegisStats, Calibration, Cfs, EevdfModel, Oracle, Policy, Rustland,
+    SimConfig, SimResult,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{EevdfModel, SimArgs};
+use super::FLOOD;
+use crate::cli::EvaluateArgs;
 use crate::export::write_atomically;
 use crate::measure::fairness::jain_index;
+use crate::results::sim::{EvalReport, EvalRow};
 use crate::results::trial::now_rfc3339;
 use crate::size::parse_size;
 use crate::GIT_REV;
 
 /// scx_aegis's default `--delta`: the delta gate of full Aegis.
 pub const AEGIS_DELTA: u32 = 8;
-
-/// The flood every configuration simulates (the one `make demo` and `sim --validate` use).
-pub const FLOOD: &str = "openat";
 
 /// A simulated scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,85 +155,58 @@ pub struct EvalOptions {
     pub eevdf_model: EevdfModel,
 }
 
-/// One policy at one configuration, averaged over seeds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EvalRow {
-    pub policy: String,
-    pub cpus: usize,
-    pub producers: usize,
-    pub hogs: usize,
-    pub sleepers: usize,
-    pub seeds: u64,
-    pub loss_pct: f64,
-    pub loss_pct_min: f64,
-    pub loss_pct_max: f64,
-    pub produced: u64,
-    pub dropped: u64,
-    pub collector_cpu_s: f64,
-    pub collector_wakeups: u64,
-    pub producer_cpu_s: f64,
-    /// Hogs' and sleepers' CPU, all of them.
-    pub ordinary_cpu_s: f64,
-    /// The user-space scheduler's own CPU (rustland; 0 for the others).
-    pub scheduler_cpu_s: f64,
-    /// CPU idle while tasks travelled through user space (rustland; 0 for the others).
-    pub idle_in_round_trip_cpu_s: f64,
-    /// Ordinary tasks' CPU without the attack (oracle) / with it under this policy.
-    pub ordinary_slowdown: f64,
-    /// Oracle ordinary CPU / this policy's: 1 = the least slowdown possible without loss.
-    pub slowdown_vs_oracle: f64,
-    /// Jain's index over the ordinary tasks' CPU times, each relative to its oracle share.
-    pub fairness_jain: f64,
-    pub oracle_collector_cpu_s: f64,
-    pub oracle_slowdown: f64,
-    pub oracle_ordinary_cpu_s: f64,
-    pub oracle_producer_cpu_s: f64,
-    pub oracle_events: u64,
-    pub oracle_producers_capped: bool,
-    /// Aegis only: the longest wait per level (provenance, ordinary, producer), ms, the largest
-    /// over seeds: until a pick, or until the end of the run for a task never picked again.
-    pub max_wait_ms_by_level: Option<[f64; NR_LEVELS]>,
-    pub bound_violations: Option<u64>,
-    /// Aegis with the network: inferences run and skipped by the delta gate, over all seeds.
-    pub nr_inferences: Option<u64>,
-    pub nr_skipped: Option<u64>,
-    pub sched_events: u64,
-}
-
-/// Everything `sim --evaluate` writes.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EvalReport {
-    pub rows: Vec<EvalRow>,
-    /// Full Aegis and its ablations (same fields as `rows`).
-    pub ablations: Vec<EvalRow>,
-    pub flood: String,
-    pub ring_size_bytes: u64,
-    pub ring_capacity_events: u64,
-    /// The collector wakeup latency simulated (the calibration's unless overridden); with a
-    /// measured distribution, its mean.
-    pub wakeup_latency_ns: u64,
-    /// Whether each wakeup's latency was drawn from the calibration's measured distribution.
-    #[serde(default)]
-    pub wakeup_latency_measured: bool,
-    pub duration_s: f64,
-    pub seeds: u64,
-    pub rustland_round_trip_ns: u64,
-    pub rustland_decision_cost_ns: u64,
-    pub aegis_delta: u32,
-    /// The EEVDF row's model (`--eevdf-model`); reports that predate the choice used simple.
-    #[serde(default = "crate::commands::calibrate::simple_model")]
-    pub eevdf_model: EevdfModel,
-    pub oracle: String,
-    pub fairness: String,
-    pub calibration_file: PathBuf,
-    pub calibration: Calibration,
-    pub model_file: PathBuf,
-    pub git_rev: String,
-    pub date: String,
-    pub elapsed_s: f64,
-    /// Scheduling events simulated, and per second of one core's simulation time.
-    pub sched_events: u64,
-    pub sched_events_per_core_s: f64,
+impl EvalOptions {
+    /// Reads the calibration and the model `args` name and fills in the defaults.
+    pub fn from_args(args: &EvaluateArgs) -> Result<Self> {
+        let (common, only) = (&args.common, &args.only);
+        let calibration = Calibration::load(&common.calibration)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| {
+                format!(
+                    "no calibration at {}: run `aegis-bench calibrate --out {}` first (as \
+                     root), or pass --calibration FILE",
+                    common.calibration.display(),
+                    common.calibration.display()
+                )
+            })?;
+        let network = load_network(&only.model)?;
+        let ring_bytes = parse_size(&common.ring_size)
+            .with_context(|| format!("--ring-size {}", common.ring_size))?;
+        let quick = common.quick;
+        let options = EvalOptions {
+            calibration,
+            calibration_file: common.calibration.clone(),
+            network,
+            model_file: only.model.clone(),
+            cpus: only.cpus.clone().unwrap_or_else(|| {
+                if quick {
+                    vec![2, 8]
+                } else {
+                    vec![2, 8, 64, 128]
+                }
+            }),
+            producers: common
+                .threads
+                .as_ref()
+                .map(|t| t.iter().map(|n| *n as usize).collect())
+                .or_else(|| quick.then(|| vec![1, 4])),
+            seeds: common.seeds,
+            duration_ns: (common.duration.unwrap_or(if quick { 0.1 } else { 1.0 }) * 1e9) as u64,
+            ring_bytes,
+            ablation_configs: if quick {
+                vec![(2, 4)]
+            } else {
+                vec![(2, 4), (8, 8)]
+            },
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            wakeup_latency_ns: only.wakeup_latency_us.map(|us| (us * 1e3).round() as u64),
+            eevdf_model: common.eevdf_model.map_or(EevdfModel::Linux, Into::into),
+        };
+        if options.duration_ns == 0 {
+            return crate::error::input_error("--duration must be positive");
+        }
+        Ok(options)
+    }
 }
 
 /// The configuration simulated for `cpus` CPUs and `producers` flood threads, and its
@@ -299,6 +271,18 @@ struct Outcome {
 /// Runs the evaluation; `progress(done, total)` after every simulation.
 pub fn evaluate(options: &EvalOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<EvalReport> {
     let started = Instant::now();
+    let groups = groups(options)?;
+    let seeds = options.seeds.max(1);
+    let jobs: Vec<(usize, u64)> = (0..groups.len())
+        .flat_map(|g| (1..=seeds).map(move |seed| (g, seed)))
+        .collect();
+    let outcomes = run_jobs(options, &groups, &jobs, progress);
+    let summaries = summarize_groups(&groups, &jobs, &outcomes);
+    report(options, seeds, summaries, started)
+}
+
+/// Every policy compared at every configuration, then the ablations.
+fn groups(options: &EvalOptions) -> Result<Vec<Group>> {
     let mut groups = Vec::new();
     for &cpus in &options.cpus {
         for producers in intensities(options, cpus) {
@@ -322,10 +306,16 @@ pub fn evaluate(options: &EvalOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> 
             });
         }
     }
-    let seeds = options.seeds.max(1);
-    let jobs: Vec<(usize, u64)> = (0..groups.len())
-        .flat_map(|g| (1..=seeds).map(move |seed| (g, seed)))
-        .collect();
+    Ok(groups)
+}
+
+/// Runs the `jobs` (group, seed) on `options.jobs` threads; the outcomes in the jobs' order.
+fn run_jobs(
+    options: &EvalOptions,
+    groups: &[Group],
+    jobs: &[(usize, u64)],
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Vec<Outcome> {
     let total = jobs.len() as u64;
     let outcomes: Vec<Mutex<Option<Outcome>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -358,34 +348,59 @@ pub fn evaluate(options: &EvalOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> 
             });
         }
     });
-    let outcomes: Vec<Outcome> = outcomes
+    outcomes
         .into_iter()
         .map(|slot| {
             slot.into_inner()
                 .expect("no panics while holding it")
                 .expect("every job ran")
         })
-        .collect();
-    let mut rows = Vec::new();
-    let mut ablations = Vec::new();
-    let mut sched_events = 0;
-    let mut sim_seconds = 0.0;
+        .collect()
+}
+
+/// The rows of the report and what simulating them took.
+struct Summaries {
+    rows: Vec<EvalRow>,
+    ablations: Vec<EvalRow>,
+    sched_events: u64,
+    /// Seconds of simulation, summed over the threads.
+    sim_seconds: f64,
+}
+
+/// One row per group, from the outcomes of its seeds.
+fn summarize_groups(groups: &[Group], jobs: &[(usize, u64)], outcomes: &[Outcome]) -> Summaries {
+    let mut summaries = Summaries {
+        rows: Vec::new(),
+        ablations: Vec::new(),
+        sched_events: 0,
+        sim_seconds: 0.0,
+    };
     for (g, group) in groups.iter().enumerate() {
         let runs: Vec<&Outcome> = jobs
             .iter()
-            .zip(&outcomes)
+            .zip(outcomes)
             .filter(|((job_group, _), _)| *job_group == g)
             .map(|(_, outcome)| outcome)
             .collect();
-        sim_seconds += runs.iter().map(|o| o.seconds).sum::<f64>();
+        summaries.sim_seconds += runs.iter().map(|o| o.seconds).sum::<f64>();
         let row = summarize(group.policy, &group.config, &runs);
-        sched_events += row.sched_events;
+        summaries.sched_events += row.sched_events;
         if group.ablation {
-            ablations.push(row);
+            summaries.ablations.push(row);
         } else {
-            rows.push(row);
+            summaries.rows.push(row);
         }
     }
+    summaries
+}
+
+/// The report around the rows: what was simulated, and how.
+fn report(
+    options: &EvalOptions,
+    seeds: u64,
+    summaries: Summaries,
+    started: Instant,
+) -> Result<EvalReport> {
     let ring_capacity_events = options
         .calibration
         .ring_capacity_events(FLOOD, options.ring_bytes)
@@ -395,6 +410,12 @@ pub fn evaluate(options: &EvalOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> 
         Some(measured) => measured.mean_ns().round() as u64,
         None => collector.wakeup_latency_ns,
     };
+    let Summaries {
+        rows,
+        ablations,
+        sched_events,
+        sim_seconds,
+    } = summaries;
     Ok(EvalReport {
         wakeup_latency_ns,
         wakeup_latency_measured: collector.wakeup_latency_histogram.is_some(),
@@ -533,57 +554,14 @@ pub fn load_network(path: &Path) -> Result<QNet> {
     })
 }
 
-/// `aegis-bench sim --evaluate`.
-pub fn run(args: &SimArgs) -> Result<()> {
+/// `aegis-bench sim evaluate`.
+pub fn run(args: &EvaluateArgs) -> Result<()> {
     let json = args
+        .common
         .json
         .as_ref()
         .context("--evaluate needs --json FILE for its report")?;
-    let calibration = Calibration::load(&args.calibration)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| {
-            format!(
-                "no calibration at {}: run `aegis-bench calibrate --out {}` first (as root), \
-                 or pass --calibration FILE",
-                args.calibration.display(),
-                args.calibration.display()
-            )
-        })?;
-    let network = load_network(&args.model)?;
-    let ring_bytes =
-        parse_size(&args.ring_size).with_context(|| format!("--ring-size {}", args.ring_size))?;
-    let options = EvalOptions {
-        calibration,
-        calibration_file: args.calibration.clone(),
-        network,
-        model_file: args.model.clone(),
-        cpus: args.cpus.clone().unwrap_or_else(|| {
-            if args.quick {
-                vec![2, 8]
-            } else {
-                vec![2, 8, 64, 128]
-            }
-        }),
-        producers: args
-            .threads
-            .as_ref()
-            .map(|t| t.iter().map(|n| *n as usize).collect())
-            .or_else(|| args.quick.then(|| vec![1, 4])),
-        seeds: args.seeds,
-        duration_ns: (args.duration.unwrap_or(if args.quick { 0.1 } else { 1.0 }) * 1e9) as u64,
-        ring_bytes,
-        ablation_configs: if args.quick {
-            vec![(2, 4)]
-        } else {
-            vec![(2, 4), (8, 8)]
-        },
-        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        wakeup_latency_ns: args.wakeup_latency_us.map(|us| (us * 1e3).round() as u64),
-        eevdf_model: args.eevdf_model.unwrap_or(EevdfModel::Linux),
-    };
-    if options.duration_ns == 0 {
-        return crate::error::input_error("--duration must be positive");
-    }
+    let options = EvalOptions::from_args(args)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(

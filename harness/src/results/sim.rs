@@ -1,0 +1,241 @@
+//! The simulator's records: what `sim validate` (real against simulated loss), `sim evaluate`
+//! (every simulated scheduler against the oracle) and `train` (the model) write. Field names
+//! are an interface: the checked-in `results/sim-*.json` files are read back with these types.
+
+use std::path::PathBuf;
+
+use scheduler::aegis::levels::NR_LEVELS;
+use scheduler::dqn::TrainedModel;
+use scheduler::sim::{Calibration, EevdfModel, SimConfig};
+use serde::{Deserialize, Serialize};
+
+/// Reports that predate the choice of EEVDF model simulated the simple one.
+fn simple_model() -> EevdfModel {
+    EevdfModel::Simple
+}
+
+/// One intensity of `sim validate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationPoint {
+    pub threads: u32,
+    /// Mean over the repetitions.
+    pub real_loss_pct: f64,
+    pub real_loss_pct_min: f64,
+    pub real_loss_pct_max: f64,
+    pub real_loss_pct_by_repetition: Vec<f64>,
+    pub sim_loss_pct: f64,
+    /// |real - sim| in percentage points.
+    pub error_pp: f64,
+    pub scheduler: String,
+    /// Means over the repetitions.
+    pub real_generated: u64,
+    pub real_dropped: u64,
+    pub real_duration_s: f64,
+    pub real_collector_cpu_s: f64,
+    /// Polls of the real collector that found records.
+    pub real_collector_wakeups: u64,
+    /// Times the real collector slept (voluntary context switches), when measured: what a
+    /// simulated wakeup is.
+    #[serde(default)]
+    pub real_collector_sleeps: Option<u64>,
+    pub sim_collector_wakeups: u64,
+    /// Batches whose first record waited at least 500 us (the waits in which a 64 KiB ring
+    /// fills): real (from the collector's own timing, when measured) and simulated.
+    #[serde(default)]
+    pub real_long_waits: Option<u64>,
+    #[serde(default)]
+    pub sim_long_waits: u64,
+    /// Simulated loss per seed, averaged into `sim_loss_pct`.
+    pub sim_loss_pct_by_seed: Vec<f64>,
+    pub sim_produced: u64,
+    pub sim_dropped: u64,
+    pub sim_collector_cpu_s: f64,
+    pub sim_config: SimConfig,
+}
+
+/// Everything `sim validate` writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub points: Vec<ValidationPoint>,
+    pub max_error_pp: f64,
+    pub target_error_pp: f64,
+    pub target_met: bool,
+    pub flood: String,
+    pub ring_size_bytes: u64,
+    pub cpus: usize,
+    pub calibration_file: PathBuf,
+    pub calibration: Calibration,
+    /// The simulated EEVDF (`--eevdf-model`), and what it amounts to below.
+    #[serde(default = "simple_model")]
+    pub eevdf_model: EevdfModel,
+    /// Whether the simulated EEVDF had one run queue per CPU.
+    #[serde(default)]
+    pub per_cpu_run_queues: bool,
+    /// The simulator's tick (the kernel's in the `linux` model, when the calibration has it).
+    #[serde(default)]
+    pub tick_ns: u64,
+    /// The real trials replayed (`--real-trials`); none when they were run for this report.
+    #[serde(default)]
+    pub real_trials_file: Option<PathBuf>,
+    /// Whether the calibration was measured on this machine, kernel and CPU count.
+    #[serde(default)]
+    pub calibration_from_this_host: bool,
+    /// Whether waking tasks were placed with Linux's lag inflation.
+    #[serde(default)]
+    pub inflate_placement_lag: bool,
+    pub git_rev: String,
+    pub date: String,
+}
+
+/// One policy at one configuration of `sim evaluate`, averaged over seeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    pub policy: String,
+    pub cpus: usize,
+    pub producers: usize,
+    pub hogs: usize,
+    pub sleepers: usize,
+    pub seeds: u64,
+    pub loss_pct: f64,
+    pub loss_pct_min: f64,
+    pub loss_pct_max: f64,
+    pub produced: u64,
+    pub dropped: u64,
+    pub collector_cpu_s: f64,
+    pub collector_wakeups: u64,
+    pub producer_cpu_s: f64,
+    /// Hogs' and sleepers' CPU, all of them.
+    pub ordinary_cpu_s: f64,
+    /// The user-space scheduler's own CPU (rustland; 0 for the others).
+    pub scheduler_cpu_s: f64,
+    /// CPU idle while tasks travelled through user space (rustland; 0 for the others).
+    pub idle_in_round_trip_cpu_s: f64,
+    /// Ordinary tasks' CPU without the attack (oracle) / with it under this policy.
+    pub ordinary_slowdown: f64,
+    /// Oracle ordinary CPU / this policy's: 1 = the least slowdown possible without loss.
+    pub slowdown_vs_oracle: f64,
+    /// Jain's index over the ordinary tasks' CPU times, each relative to its oracle share.
+    pub fairness_jain: f64,
+    pub oracle_collector_cpu_s: f64,
+    pub oracle_slowdown: f64,
+    pub oracle_ordinary_cpu_s: f64,
+    pub oracle_producer_cpu_s: f64,
+    pub oracle_events: u64,
+    pub oracle_producers_capped: bool,
+    /// Aegis only: the longest wait per level (provenance, ordinary, producer), ms, the largest
+    /// over seeds: until a pick, or until the end of the run for a task never picked again.
+    pub max_wait_ms_by_level: Option<[f64; NR_LEVELS]>,
+    pub bound_violations: Option<u64>,
+    /// Aegis with the network: inferences run and skipped by the delta gate, over all seeds.
+    pub nr_inferences: Option<u64>,
+    pub nr_skipped: Option<u64>,
+    pub sched_events: u64,
+}
+
+/// Everything `sim evaluate` writes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub rows: Vec<EvalRow>,
+    /// Full Aegis and its ablations (same fields as `rows`).
+    pub ablations: Vec<EvalRow>,
+    pub flood: String,
+    pub ring_size_bytes: u64,
+    pub ring_capacity_events: u64,
+    /// The collector wakeup latency simulated (the calibration's unless overridden); with a
+    /// measured distribution, its mean.
+    pub wakeup_latency_ns: u64,
+    /// Whether each wakeup's latency was drawn from the calibration's measured distribution.
+    #[serde(default)]
+    pub wakeup_latency_measured: bool,
+    pub duration_s: f64,
+    pub seeds: u64,
+    pub rustland_round_trip_ns: u64,
+    pub rustland_decision_cost_ns: u64,
+    pub aegis_delta: u32,
+    /// The EEVDF row's model (`--eevdf-model`).
+    #[serde(default = "simple_model")]
+    pub eevdf_model: EevdfModel,
+    pub oracle: String,
+    pub fairness: String,
+    pub calibration_file: PathBuf,
+    pub calibration: Calibration,
+    pub model_file: PathBuf,
+    pub git_rev: String,
+    pub date: String,
+    pub elapsed_s: f64,
+    /// Scheduling events simulated, and per second of one core's simulation time.
+    pub sched_events: u64,
+    pub sched_events_per_core_s: f64,
+}
+
+/// What `train` writes: the scheduler's model, and its provenance. `fixed_network` is the key
+/// scx_aegis's loader reads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelFile {
+    #[serde(flatten)]
+    pub model: TrainedModel,
+    /// The revision of the code that trained it (`git describe --always --dirty`).
+    pub git_rev: String,
+    /// When training finished (RFC 3339, UTC).
+    pub created_at: String,
+    /// Wall-clock seconds training and evaluation took.
+    pub train_seconds: f64,
+    /// The command line that makes this model again.
+    pub command: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+    use crate::results::trial::Trial;
+
+    /// Reads `file` (relative to the workspace) as a `T` and writes it back: the same JSON.
+    fn round_trips<T: Serialize + DeserializeOwned>(file: &Path) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let record: T =
+            serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // Through text, as a file is: an f32 is written as its shortest decimal.
+        let written: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert!(
+            written == read,
+            "{} changed on the way back",
+            file.display()
+        );
+    }
+
+    /// Every checked-in simulator result, by the record it holds.
+    #[test]
+    fn checked_in_sim_results_read_and_write_back_unchanged() {
+        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&results).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let file = Path::new("results").join(&name);
+            match name.as_str() {
+                _ if !name.ends_with(".json") => continue,
+                "calibration.json" | "sim-validate-calibration.json" => {
+                    round_trips::<Calibration>(&file)
+                }
+                "sim-validate-trials.json" => round_trips::<Vec<Trial>>(&file),
+                _ if name.starts_with("sim-validate") => round_trips::<ValidationReport>(&file),
+                _ if name.starts_with("sim-evaluate") => round_trips::<EvalReport>(&file),
+                _ => continue,
+            }
+            seen += 1;
+        }
+        assert!(seen >= 8, "found {seen} simulator results under results/");
+    }
+
+    #[test]
+    fn the_shipped_model_reads_and_writes_back_unchanged() {
+        round_trips::<ModelFile>(Path::new("scheduler/models/aegis.json"));
+    }
+}
