@@ -74,29 +74,31 @@ pub(crate) fn real_attack(args: &[String]) -> Result<Vec<Trial>> {
 
 fn calibration_run(trial: &Trial) -> CalibrationRun {
     let ring_bytes = trial
+        .attack
         .truth_by_syscall
         .iter()
-        .filter(|(name, _)| trial.traced_syscalls.contains(name))
+        .filter(|(name, _)| trial.accounting.traced_syscalls.contains(name))
         .map(|(name, count)| *count as f64 * record_bytes(name))
         .sum();
     CalibrationRun {
-        flood: trial.flood.clone(),
-        threads: trial.threads,
-        rate: trial.rate,
-        count: trial.count,
-        generated: trial.generated,
-        received: trial.received,
-        dropped: trial.dropped,
-        duration_s: trial.duration_s,
+        flood: trial.id.flood.clone(),
+        threads: trial.id.threads,
+        rate: trial.attack.rate,
+        count: trial.attack.count,
+        generated: trial.accounting.generated,
+        received: trial.accounting.received,
+        dropped: trial.accounting.dropped,
+        duration_s: trial.attack.duration_s,
         // The consuming alone: loading the BPF object costs the collector a fixed ~0.1-0.2 s
         // that the fit would otherwise have to separate from the per-event cost.
         collector_cpu_s: trial
+            .cost
             .collector_consuming_cpu_s
-            .unwrap_or(trial.collector_cpu_s),
-        collector_wakeups: trial.collector_wakeups,
-        collector_sleeps: trial.collector_sleeps,
-        collector_preemptions: trial.collector_preemptions,
-        producer_cpu_s: trial.attack_cpu_s,
+            .unwrap_or(trial.cost.collector_cpu_s),
+        collector_wakeups: trial.cost.collector_wakeups,
+        collector_sleeps: trial.cost.collector_sleeps,
+        collector_preemptions: trial.cost.collector_preemptions,
+        producer_cpu_s: trial.cost.attack_cpu_s,
         ring_bytes,
     }
 }
@@ -252,11 +254,11 @@ fn run_floods(options: &CalibrateOptions, notes: &mut Vec<String>) -> Result<Vec
                 .into_iter()
                 .next()
                 .context("the calibration attack ran no trial")?;
-            if trial.dropped > 0 && ring == CALIBRATION_RING {
+            if trial.accounting.dropped > 0 && ring == CALIBRATION_RING {
                 notes.push(format!(
                     "{flood} run (count {count:?}, rate {rate:?}) lost {} of {} events even with a \
                      {CALIBRATION_RING} ring",
-                    trial.dropped, trial.generated
+                    trial.accounting.dropped, trial.accounting.generated
                 ));
             }
             flood_runs.push(calibration_run(&trial));
@@ -416,8 +418,12 @@ fn fit_latency(
 ) -> Result<u64> {
     let fit_flood = options.floods[0].name().to_string();
     let fit_n = fit_trials.len() as f64;
-    let fit_loss_pct = fit_trials.iter().map(|t| t.loss_pct).sum::<f64>() / fit_n;
-    let fit_duration_s = fit_trials.iter().map(|t| t.duration_s).sum::<f64>() / fit_n;
+    let fit_loss_pct = fit_trials
+        .iter()
+        .map(|t| t.accounting.loss_pct)
+        .sum::<f64>()
+        / fit_n;
+    let fit_duration_s = fit_trials.iter().map(|t| t.attack.duration_s).sum::<f64>() / fit_n;
     let fit_trial = &fit_trials[0];
     let seeds = 3;
     crate::say!("calibrate: fitting the ring's wakeup latency to the {FIT_RING} run");
@@ -426,7 +432,7 @@ fn fit_latency(
         &fit_flood,
         online_cpus(),
         1,
-        fit_trial.ring_size_bytes,
+        fit_trial.id.ring_size_bytes,
         (fit_duration_s * 1e9) as u64,
         fit_loss_pct,
         seeds,
@@ -437,19 +443,19 @@ fn fit_latency(
     calibration.wakeup_latency_fit = Some(WakeupFit {
         flood: fit_flood,
         threads: 1,
-        ring_size_bytes: fit_trial.ring_size_bytes,
+        ring_size_bytes: fit_trial.id.ring_size_bytes,
         real_loss_pct: fit_loss_pct,
-        real_loss_pct_by_repetition: fit_trials.iter().map(|t| t.loss_pct).collect(),
+        real_loss_pct_by_repetition: fit_trials.iter().map(|t| t.accounting.loss_pct).collect(),
         sim_loss_pct,
         seeds,
     });
     let merged = |field: fn(&Trial) -> Option<&LatencyHistogram>| {
         LatencyHistogram::merged(fit_trials.iter().filter_map(field))
     };
-    let measured = merged(|t| t.collector_wakeup_age_ns.as_ref());
+    let measured = merged(|t| t.cost.collector_wakeup_age_ns.as_ref());
     calibration.wakeup_latency_histogram = Some(measured).filter(|h| !h.is_empty());
-    let stalls = merged(|t| t.collector_stall_ns.as_ref());
-    let received: u64 = fit_trials.iter().map(|t| t.received).sum();
+    let stalls = merged(|t| t.cost.collector_stall_ns.as_ref());
+    let received: u64 = fit_trials.iter().map(|t| t.accounting.received).sum();
     calibration.collector_stalls_per_event = stalls.count() as f64 / received.max(1) as f64;
     calibration.collector_stall_histogram = Some(stalls).filter(|h| !h.is_empty());
     Ok(latency_ns)

@@ -162,13 +162,13 @@ mod tests {
                 for rep in 0..2u32 {
                     let r = rep as f64;
                     let mut t = example_trial(s.name, 8, s.loss_pct + r, Some((workload, 0.5)));
-                    t.repetition = rep;
-                    t.workload_throughput_per_s =
+                    t.id.repetition = rep;
+                    t.beside.workload_throughput_per_s =
                         Some(100.0 * (w + 1) as f64 * s.speed * (1.0 + 0.05 * r));
-                    t.fairness_workload_jain = Some(s.jain.0 + 0.01 * r);
-                    t.fairness_attack_jain = Some(s.jain.1);
+                    t.run_delay.fairness_workload_jain = Some(s.jain.0 + 0.01 * r);
+                    t.run_delay.fairness_attack_jain = Some(s.jain.1);
                     // From a tenth of the median to 75 times it: waits over several decades.
-                    t.run_delay_cdf_ms = Some(
+                    t.run_delay.run_delay_cdf_ms = Some(
                         [
                             (0.1, 0.1),
                             (0.5, 1.0),
@@ -180,8 +180,11 @@ mod tests {
                         .map(|(fraction, x)| [*fraction, s.delay_ms * x * (1.0 + r)])
                         .collect(),
                     );
-                    t.canary_path = Some("/tmp/aegis-canary".into());
-                    (t.canary_create_recorded, t.canary_unlink_recorded) = s.canary;
+                    t.accounting.canary_path = Some("/tmp/aegis-canary".into());
+                    (
+                        t.accounting.canary_create_recorded,
+                        t.accounting.canary_unlink_recorded,
+                    ) = s.canary;
                     if s.name.starts_with("aegis") {
                         let k = k as u64;
                         t.scheduler_stats = Some(serde_json::json!({

@@ -112,45 +112,54 @@ impl Exporter for CsvExporter {
         let mut writer = csv::Writer::from_writer(Vec::new());
         for t in trials {
             writer.serialize(Row {
-                scheduler: &t.scheduler,
-                sched_ext_ops: t.sched_ext_ops.as_deref().unwrap_or(""),
-                collector: &t.collector,
-                flood: &t.flood,
-                cmd: t.cmd.as_deref().unwrap_or(""),
-                threads: t.threads,
-                ring_size_bytes: t.ring_size_bytes,
-                repetition: t.repetition,
-                generated: t.generated,
-                received: t.received,
-                dropped: t.dropped,
-                loss_pct: t.loss_pct,
-                canary_recorded: t.canary_recorded,
-                attack_rate: t.attack_rate,
-                attack_syscalls: t.attack_syscalls,
-                delivered_per_s: t.delivered_per_s,
-                collector_cpu_s: t.collector_cpu_s,
-                received_per_collector_cpu_s: t.received_per_collector_cpu_s,
-                collector_wakeups: t.collector_wakeups,
-                duration_s: t.duration_s,
-                requested_duration_s: t.requested_duration_s,
-                incidental_syscalls: t.incidental_syscalls,
-                truth_by_syscall: flatten(&t.truth_by_syscall),
-                attack_by_syscall: flatten(&t.attack_by_syscall),
-                kernel: &t.kernel,
-                machine: &t.machine,
-                git_rev: &t.git_rev,
-                policy_target: t.applied_policy.as_ref().map_or("", |p| &p.policy_target),
-                policy: t.applied_policy.as_ref().map_or("", |p| &p.policy),
-                policy_rt_priority: t.applied_policy.as_ref().map(|p| p.policy_rt_priority),
-                policy_nice: t.applied_policy.as_ref().map(|p| p.policy_nice),
+                scheduler: &t.id.scheduler,
+                sched_ext_ops: t.id.sched_ext_ops.as_deref().unwrap_or(""),
+                collector: &t.id.collector,
+                flood: &t.id.flood,
+                cmd: t.id.cmd.as_deref().unwrap_or(""),
+                threads: t.id.threads,
+                ring_size_bytes: t.id.ring_size_bytes,
+                repetition: t.id.repetition,
+                generated: t.accounting.generated,
+                received: t.accounting.received,
+                dropped: t.accounting.dropped,
+                loss_pct: t.accounting.loss_pct,
+                canary_recorded: t.accounting.canary_recorded,
+                attack_rate: t.accounting.attack_rate,
+                attack_syscalls: t.accounting.attack_syscalls,
+                delivered_per_s: t.accounting.delivered_per_s,
+                collector_cpu_s: t.cost.collector_cpu_s,
+                received_per_collector_cpu_s: t.cost.received_per_collector_cpu_s,
+                collector_wakeups: t.cost.collector_wakeups,
+                duration_s: t.attack.duration_s,
+                requested_duration_s: t.attack.requested_duration_s,
+                incidental_syscalls: t.attack.incidental_syscalls,
+                truth_by_syscall: flatten(&t.attack.truth_by_syscall),
+                attack_by_syscall: flatten(&t.attack.attack_by_syscall),
+                kernel: &t.env.kernel,
+                machine: &t.env.machine,
+                git_rev: &t.env.git_rev,
+                policy_target: t
+                    .policy
+                    .applied_policy
+                    .as_ref()
+                    .map_or("", |p| &p.policy_target),
+                policy: t.policy.applied_policy.as_ref().map_or("", |p| &p.policy),
+                policy_rt_priority: t
+                    .policy
+                    .applied_policy
+                    .as_ref()
+                    .map(|p| p.policy_rt_priority),
+                policy_nice: t.policy.applied_policy.as_ref().map(|p| p.policy_nice),
                 attack_cpu_quota_pct: t
+                    .policy
                     .applied_policy
                     .as_ref()
                     .and_then(|p| p.attack_cpu_quota_pct),
-                policy_restored: t.policy_restored,
+                policy_restored: t.policy.policy_restored,
                 started_at: &t.started_at,
-                collector_version: t.collector_version.as_deref().unwrap_or(""),
-                traced_syscalls: t.traced_syscalls.join(";"),
+                collector_version: t.id.collector_version.as_deref().unwrap_or(""),
+                traced_syscalls: t.accounting.traced_syscalls.join(";"),
                 audit_backlog_limit: t.audit.as_ref().map(|a| a.settings.backlog_limit),
                 audit_backlog_wait_time_ms: t
                     .audit
@@ -159,33 +168,38 @@ impl Exporter for CsvExporter {
                 audit_lost_records: t.audit.as_ref().map(|a| a.lost_records),
                 audit_path_records_missing: t.audit.as_ref().map(|a| a.path_records_missing),
                 audit_backlog_wait_actual_ms: t.audit.as_ref().map(|a| a.backlog_wait_actual_ms),
-                workload: t.workload.as_deref().unwrap_or(""),
-                workload_throughput_per_s: t.workload_throughput_per_s,
-                workload_throughput_unit: t.workload_throughput_unit.as_deref().unwrap_or(""),
-                workload_alone_throughput_per_s: t.workload_alone_throughput_per_s,
-                workload_kept_fraction: t.workload_kept_fraction,
-                run_delay_max_ms: t.run_delay_max_ms,
-                run_delay_max_task: t.run_delay_max_task.as_deref().unwrap_or(""),
-                run_delay_max_sample_gap_ms: t.run_delay_max_sample_gap_ms,
-                run_delay_p50_ms: t.run_delay_p50_ms,
-                run_delay_p99_ms: t.run_delay_p99_ms,
-                run_delay_cdf_ms: flatten_cdf(t.run_delay_cdf_ms.as_deref()),
-                fairness_workload_jain: t.fairness_workload_jain,
-                fairness_workload_tasks: t.fairness_workload_tasks,
-                fairness_attack_jain: t.fairness_attack_jain,
-                fairness_attack_tasks: t.fairness_attack_tasks,
-                collector_context_switches: t.collector_context_switches,
-                collector_cpu_migrations: t.collector_cpu_migrations,
-                attack_context_switches: t.attack_context_switches,
-                attack_cpu_migrations: t.attack_cpu_migrations,
-                collector_cycles: t.collector_cycles,
-                collector_instructions: t.collector_instructions,
+                workload: t.beside.workload.as_deref().unwrap_or(""),
+                workload_throughput_per_s: t.beside.workload_throughput_per_s,
+                workload_throughput_unit: t
+                    .beside
+                    .workload_throughput_unit
+                    .as_deref()
+                    .unwrap_or(""),
+                workload_alone_throughput_per_s: t.beside.workload_alone_throughput_per_s,
+                workload_kept_fraction: t.beside.workload_kept_fraction,
+                run_delay_max_ms: t.run_delay.run_delay_max_ms,
+                run_delay_max_task: t.run_delay.run_delay_max_task.as_deref().unwrap_or(""),
+                run_delay_max_sample_gap_ms: t.run_delay.run_delay_max_sample_gap_ms,
+                run_delay_p50_ms: t.run_delay.run_delay_p50_ms,
+                run_delay_p99_ms: t.run_delay.run_delay_p99_ms,
+                run_delay_cdf_ms: flatten_cdf(t.run_delay.run_delay_cdf_ms.as_deref()),
+                fairness_workload_jain: t.run_delay.fairness_workload_jain,
+                fairness_workload_tasks: t.run_delay.fairness_workload_tasks,
+                fairness_attack_jain: t.run_delay.fairness_attack_jain,
+                fairness_attack_tasks: t.run_delay.fairness_attack_tasks,
+                collector_context_switches: t.counters.collector_context_switches,
+                collector_cpu_migrations: t.counters.collector_cpu_migrations,
+                attack_context_switches: t.counters.attack_context_switches,
+                attack_cpu_migrations: t.counters.attack_cpu_migrations,
+                collector_cycles: t.counters.collector_cycles,
+                collector_instructions: t.counters.collector_instructions,
                 hardware_counters_unavailable: t
+                    .counters
                     .hardware_counters_unavailable
                     .as_deref()
                     .unwrap_or(""),
                 scheduler_args: t.scheduler_args.as_deref().unwrap_or(""),
-                trial_id: &t.trial_id,
+                trial_id: &t.id.trial_id,
                 collector_cpu_share: t.collector_cpu_share,
             })?;
         }
@@ -205,11 +219,12 @@ mod tests {
     #[test]
     fn new_measures_are_columns_and_the_cdf_is_one_cell() {
         let mut t = example_trial("eevdf", 2, 1.0, Some(("stress-ng-cpu", 0.8)));
-        t.run_delay_cdf_ms = Some(vec![[0.5, 1.25], [0.999, 30.0]]);
-        t.fairness_workload_jain = Some(0.97);
-        t.fairness_workload_tasks = Some(2);
-        t.collector_context_switches = Some(1234);
-        t.hardware_counters_unavailable = Some("no PMU: perf_event_open(cycles) failed".into());
+        t.run_delay.run_delay_cdf_ms = Some(vec![[0.5, 1.25], [0.999, 30.0]]);
+        t.run_delay.fairness_workload_jain = Some(0.97);
+        t.run_delay.fairness_workload_tasks = Some(2);
+        t.counters.collector_context_switches = Some(1234);
+        t.counters.hardware_counters_unavailable =
+            Some("no PMU: perf_event_open(cycles) failed".into());
         let bytes = CsvExporter::new("x.csv".into())
             .serialize(&[t, example_trial("eevdf", 1, 0.0, None)])
             .unwrap();

@@ -13,8 +13,8 @@ fn buffer(t: &Trial) -> String {
             "backlog {}, wait {} ms",
             audit.settings.backlog_limit, audit.settings.backlog_wait_time_ms
         ),
-        None if t.ring_size_bytes == 0 => "-".to_string(),
-        None => format_size(t.ring_size_bytes),
+        None if t.id.ring_size_bytes == 0 => "-".to_string(),
+        None => format_size(t.id.ring_size_bytes),
     }
 }
 
@@ -32,7 +32,7 @@ pub fn format_rate(per_s: f64) -> String {
 pub fn render(trials: &[Trial]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    let with_workload = trials.iter().any(|t| t.workload.is_some());
+    let with_workload = trials.iter().any(|t| t.beside.workload.is_some());
     let mut header = vec![
         "scheduler",
         "collector",
@@ -55,25 +55,31 @@ pub fn render(trials: &[Trial]) -> String {
     table.set_header(header);
     for t in trials {
         let mut row = vec![
-            t.scheduler.clone(),
-            t.collector.clone(),
-            t.flood.clone(),
-            t.threads.to_string(),
+            t.id.scheduler.clone(),
+            t.id.collector.clone(),
+            t.id.flood.clone(),
+            t.id.threads.to_string(),
             buffer(t),
-            t.generated.to_string(),
-            t.received.to_string(),
-            t.dropped.to_string(),
-            format!("{:.2}", t.loss_pct),
-            if t.canary_recorded { "yes" } else { "NO" }.to_string(),
-            format_rate(t.attack_rate),
-            format_rate(t.delivered_per_s),
-            format!("{:.2} s", t.collector_cpu_s),
-            format!("{:.2} s", t.duration_s),
+            t.accounting.generated.to_string(),
+            t.accounting.received.to_string(),
+            t.accounting.dropped.to_string(),
+            format!("{:.2}", t.accounting.loss_pct),
+            if t.accounting.canary_recorded {
+                "yes"
+            } else {
+                "NO"
+            }
+            .to_string(),
+            format_rate(t.accounting.attack_rate),
+            format_rate(t.accounting.delivered_per_s),
+            format!("{:.2} s", t.cost.collector_cpu_s),
+            format!("{:.2} s", t.attack.duration_s),
         ];
         if with_workload {
-            row.push(t.workload.clone().unwrap_or_else(|| "-".to_string()));
+            row.push(t.beside.workload.clone().unwrap_or_else(|| "-".to_string()));
             row.push(
-                t.workload_kept_fraction
+                t.beside
+                    .workload_kept_fraction
                     .map_or("-".to_string(), |kept| format!("{kept:.2}")),
             );
         }

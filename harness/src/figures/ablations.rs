@@ -66,8 +66,8 @@ pub fn longest_wait_ms(stats: &Value) -> Option<f64> {
 pub fn ablations(trials: &[Trial]) -> Result<BTreeMap<String, Ablation>, String> {
     let mut by_scheduler: BTreeMap<&str, Vec<&Trial>> = BTreeMap::new();
     for t in trials {
-        if ablation_variant(&t.scheduler).is_some() {
-            by_scheduler.entry(&t.scheduler).or_default().push(t);
+        if ablation_variant(&t.id.scheduler).is_some() {
+            by_scheduler.entry(&t.id.scheduler).or_default().push(t);
         }
     }
     if !by_scheduler.keys().any(|s| *s != "aegis") {
@@ -83,7 +83,7 @@ pub fn ablations(trials: &[Trial]) -> Result<BTreeMap<String, Ablation>, String>
         .into_iter()
         .filter_map(|(scheduler, trials)| {
             let ablation = Ablation {
-                loss_pct: of(&trials, &|t| Some(t.loss_pct))?,
+                loss_pct: of(&trials, &|t| Some(t.accounting.loss_pct))?,
                 inferences_run: of(&trials, &|t| stats(t, "nr_inferences_run")),
                 inferences_skipped: of(&trials, &|t| stats(t, "nr_inferences_skipped")),
                 longest_wait_ms: of(&trials, &|t| {

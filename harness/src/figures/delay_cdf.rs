@@ -92,17 +92,21 @@ pub fn delay_cdfs(trials: &[Trial]) -> Result<DelayCdfs, String> {
     // Per workload and scheduler, the trials' curves.
     let mut curves: BTreeMap<String, BTreeMap<String, Vec<Curve>>> = BTreeMap::new();
     for t in trials {
-        let Some(curve) = t.run_delay_cdf_ms.as_ref().map(|c| clean(c)) else {
+        let Some(curve) = t.run_delay.run_delay_cdf_ms.as_ref().map(|c| clean(c)) else {
             continue;
         };
         if curve.is_empty() {
             continue;
         }
-        let workload = t.workload.clone().unwrap_or_else(|| NO_WORKLOAD.into());
+        let workload = t
+            .beside
+            .workload
+            .clone()
+            .unwrap_or_else(|| NO_WORKLOAD.into());
         curves
             .entry(workload)
             .or_default()
-            .entry(t.scheduler.clone())
+            .entry(t.id.scheduler.clone())
             .or_default()
             .push(curve);
     }
@@ -304,11 +308,11 @@ mod tests {
     #[test]
     fn trials_pool_per_workload_and_scheduler() {
         let mut a = crate::results::trial::example_trial("aegis", 8, 0.0, Some(("hackbench", 0.5)));
-        a.run_delay_cdf_ms = Some(vec![[0.5, 1.0], [1.0, 2.0]]);
+        a.run_delay.run_delay_cdf_ms = Some(vec![[0.5, 1.0], [1.0, 2.0]]);
         let mut b = a.clone();
-        b.run_delay_cdf_ms = Some(vec![[0.5, 3.0], [1.0, 4.0]]);
+        b.run_delay.run_delay_cdf_ms = Some(vec![[0.5, 3.0], [1.0, 4.0]]);
         let mut c = crate::results::trial::example_trial("eevdf", 8, 0.0, None);
-        c.run_delay_cdf_ms = Some(vec![[1.0, 50.0]]);
+        c.run_delay.run_delay_cdf_ms = Some(vec![[1.0, 50.0]]);
         let cdfs = delay_cdfs(&[a, b, c]).unwrap();
         let aegis = &cdfs["hackbench"]["aegis"];
         assert_eq!(aegis.trials, 2);

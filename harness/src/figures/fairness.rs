@@ -30,7 +30,7 @@ fn by_scheduler(
     let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for t in trials {
         if let Some(v) = index(t).filter(|v| v.is_finite()) {
-            values.entry(t.scheduler.clone()).or_default().push(v);
+            values.entry(t.id.scheduler.clone()).or_default().push(v);
         }
     }
     values
@@ -41,8 +41,8 @@ fn by_scheduler(
 
 pub fn fairness(trials: &[Trial]) -> Result<Fairness, String> {
     let f = Fairness {
-        workload: by_scheduler(trials, |t| t.fairness_workload_jain),
-        attack: by_scheduler(trials, |t| t.fairness_attack_jain),
+        workload: by_scheduler(trials, |t| t.run_delay.fairness_workload_jain),
+        attack: by_scheduler(trials, |t| t.run_delay.fairness_attack_jain),
     };
     if f.workload.is_empty() && f.attack.is_empty() {
         return Err(
@@ -120,11 +120,11 @@ mod tests {
     #[test]
     fn each_index_folds_per_scheduler_over_the_trials_that_measured_it() {
         let mut a = crate::results::trial::example_trial("aegis", 8, 0.0, None);
-        a.fairness_workload_jain = Some(0.9);
-        a.fairness_attack_jain = Some(0.5);
+        a.run_delay.fairness_workload_jain = Some(0.9);
+        a.run_delay.fairness_attack_jain = Some(0.5);
         let mut b = a.clone();
-        b.fairness_workload_jain = Some(0.7);
-        b.fairness_attack_jain = None;
+        b.run_delay.fairness_workload_jain = Some(0.7);
+        b.run_delay.fairness_attack_jain = None;
         let none = crate::results::trial::example_trial("eevdf", 8, 0.0, None);
         let f = fairness(&[a, b, none.clone()]).unwrap();
         let w = f.workload["aegis"];

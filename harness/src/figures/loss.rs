@@ -57,16 +57,16 @@ type LossSeries = BTreeMap<(String, String), BTreeMap<u32, Spread>>;
 /// The line a trial belongs to: its scheduler, plus whatever else varies in the run (ring
 /// size, auditd's backlog settings), so that different set-ups are never averaged together.
 pub(super) fn series_label(t: &Trial, trials: &[Trial]) -> String {
-    let mut label = t.scheduler.clone();
-    let same_collector = || trials.iter().filter(|o| o.collector == t.collector);
-    let mut rings: Vec<u64> = same_collector().map(|o| o.ring_size_bytes).collect();
+    let mut label = t.id.scheduler.clone();
+    let same_collector = || trials.iter().filter(|o| o.id.collector == t.id.collector);
+    let mut rings: Vec<u64> = same_collector().map(|o| o.id.ring_size_bytes).collect();
     rings.sort_unstable();
     rings.dedup();
     if rings.len() > 1 {
         write!(
             label,
             ", ring {}",
-            crate::size::format_size(t.ring_size_bytes)
+            crate::size::format_size(t.id.ring_size_bytes)
         )
         .ok();
     }
@@ -89,11 +89,11 @@ pub fn loss_series(trials: &[Trial]) -> LossSeries {
     let mut values: BTreeMap<(String, String), BTreeMap<u32, Vec<f64>>> = BTreeMap::new();
     for t in trials {
         values
-            .entry((t.collector.clone(), series_label(t, trials)))
+            .entry((t.id.collector.clone(), series_label(t, trials)))
             .or_default()
-            .entry(t.threads)
+            .entry(t.id.threads)
             .or_default()
-            .push(t.loss_pct);
+            .push(t.accounting.loss_pct);
     }
     values
         .into_iter()
@@ -113,9 +113,10 @@ type KeptSeries = BTreeMap<(String, String), Spread>;
 pub fn kept_series(trials: &[Trial]) -> KeptSeries {
     let mut values: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     for t in trials {
-        if let (Some(workload), Some(kept)) = (&t.workload, t.workload_kept_fraction) {
+        if let (Some(workload), Some(kept)) = (&t.beside.workload, t.beside.workload_kept_fraction)
+        {
             values
-                .entry((workload.clone(), t.scheduler.clone()))
+                .entry((workload.clone(), t.id.scheduler.clone()))
                 .or_default()
                 .push(kept);
         }

@@ -265,7 +265,7 @@ const OTHER_COLOURS: [RGBColor; 7] = [
 /// colour in each of the run's figures.
 fn run_colours(trials: &[Trial]) -> BTreeMap<String, RGBColor> {
     let mut names: std::collections::BTreeSet<String> =
-        trials.iter().map(|t| t.scheduler.clone()).collect();
+        trials.iter().map(|t| t.id.scheduler.clone()).collect();
     names.extend(trials.iter().map(|t| series_label(t, trials)));
     let mut others = OTHER_COLOURS.iter().cycle();
     names

@@ -27,18 +27,24 @@ const TITLE_PX: u32 = 48;
 /// Per scheduler, the trial whose canary the figure shows (trials without a canary never).
 pub fn case_study(trials: &[Trial]) -> BTreeMap<&str, &Trial> {
     let mut by_scheduler: BTreeMap<&str, Vec<&Trial>> = BTreeMap::new();
-    for t in trials.iter().filter(|t| t.canary_path.is_some()) {
-        by_scheduler.entry(&t.scheduler).or_default().push(t);
+    for t in trials.iter().filter(|t| t.accounting.canary_path.is_some()) {
+        by_scheduler.entry(&t.id.scheduler).or_default().push(t);
     }
     by_scheduler
         .into_iter()
         .filter_map(|(scheduler, trials)| {
-            let builtin = trials.iter().any(|t| t.collector == "builtin");
+            let builtin = trials.iter().any(|t| t.id.collector == "builtin");
             let picked = trials
                 .into_iter()
-                .filter(|t| !builtin || t.collector == "builtin")
+                .filter(|t| !builtin || t.id.collector == "builtin")
                 // Highest intensity, then the first repetition; the id settles the rest.
-                .min_by_key(|t| (Reverse(t.threads), t.repetition, t.trial_id.as_str()))?;
+                .min_by_key(|t| {
+                    (
+                        Reverse(t.id.threads),
+                        t.id.repetition,
+                        t.id.trial_id.as_str(),
+                    )
+                })?;
             Some((scheduler, picked))
         })
         .collect()
@@ -75,12 +81,12 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
         writeln!(
             report,
             "| {scheduler} | {} | {} | {} | {:.2} | {} | {} |",
-            t.collector,
-            t.threads,
-            t.repetition,
-            t.loss_pct,
-            recorded(t.canary_create_recorded),
-            recorded(t.canary_unlink_recorded)
+            t.id.collector,
+            t.id.threads,
+            t.id.repetition,
+            t.accounting.loss_pct,
+            recorded(t.accounting.canary_create_recorded),
+            recorded(t.accounting.canary_unlink_recorded)
         )?;
     }
     Ok(())
@@ -171,7 +177,7 @@ fn draw_row<DB: DrawingBackend>(
     ))
     .map_err(plot_err)?;
     row.draw(&Text::new(
-        format!("events lost: {:.2} %", t.loss_pct),
+        format!("events lost: {:.2} %", t.accounting.loss_pct),
         (20, y),
         left(14),
     ))
@@ -179,7 +185,7 @@ fn draw_row<DB: DrawingBackend>(
     row.draw(&Text::new(
         format!(
             "{} flood threads, {}, rep. {}",
-            t.threads, t.collector, t.repetition
+            t.id.threads, t.id.collector, t.id.repetition
         ),
         (20, y + 20),
         left(12).color(&grey),
@@ -210,9 +216,14 @@ fn draw_row<DB: DrawingBackend>(
             "openat(O_CREAT)",
             nodes[0].2,
             nodes[1].1,
-            t.canary_create_recorded,
+            t.accounting.canary_create_recorded,
         ),
-        ("unlink", nodes[1].2, nodes[2].1, t.canary_unlink_recorded),
+        (
+            "unlink",
+            nodes[1].2,
+            nodes[2].1,
+            t.accounting.canary_unlink_recorded,
+        ),
     ];
     for (syscall, from, to, seen) in edges {
         draw_edge(row, syscall, (from, to), seen)?;
@@ -262,16 +273,16 @@ mod tests {
 
     fn trial(scheduler: &str, collector: &str, threads: u32, repetition: u32) -> Trial {
         let mut t = crate::results::trial::example_trial(scheduler, threads, threads as f64, None);
-        t.collector = collector.into();
-        t.repetition = repetition;
-        t.canary_path = Some("/tmp/canary".into());
+        t.id.collector = collector.into();
+        t.id.repetition = repetition;
+        t.accounting.canary_path = Some("/tmp/canary".into());
         t
     }
 
     #[test]
     fn the_case_is_the_highest_intensity_first_repetition_builtin_trial() {
         let mut no_canary = trial("eevdf", "builtin", 64, 0);
-        no_canary.canary_path = None;
+        no_canary.accounting.canary_path = None;
         let trials = [
             trial("eevdf", "builtin", 4, 0),
             trial("eevdf", "builtin", 8, 1),

@@ -71,11 +71,11 @@ pub struct Cell {
 impl Cell {
     fn of(t: &Trial) -> Option<Cell> {
         Some(Cell {
-            workload: t.workload.clone()?,
-            flood: t.flood.clone(),
-            threads: t.threads,
-            collector: t.collector.clone(),
-            ring_size_bytes: t.ring_size_bytes,
+            workload: t.beside.workload.clone()?,
+            flood: t.id.flood.clone(),
+            threads: t.id.threads,
+            collector: t.id.collector.clone(),
+            ring_size_bytes: t.id.ring_size_bytes,
         })
     }
 }
@@ -94,20 +94,24 @@ pub struct NormalizedRuntime {
 
 /// A usable throughput: measured, finite and above zero.
 fn throughput_per_s(t: &Trial) -> Option<f64> {
-    t.workload_throughput_per_s
+    t.beside
+        .workload_throughput_per_s
         .filter(|v| v.is_finite() && *v > 0.0)
 }
 
 /// The run's normalized runtimes, or why there are none.
 pub fn normalized_runtime(trials: &[Trial]) -> Result<NormalizedRuntime, String> {
-    let with_workload: Vec<&Trial> = trials.iter().filter(|t| t.workload.is_some()).collect();
+    let with_workload: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| t.beside.workload.is_some())
+        .collect();
     if with_workload.is_empty() {
         return Err("No normalized runtime figure: no trial ran a workload.".into());
     }
     let Some(baseline) = BASELINES.into_iter().find(|b| {
         with_workload
             .iter()
-            .any(|t| t.scheduler == *b && throughput_per_s(t).is_some())
+            .any(|t| t.id.scheduler == *b && throughput_per_s(t).is_some())
     }) else {
         return Err(
             "No normalized runtime figure: no eevdf (or cfs) trial measured a workload's \
@@ -118,7 +122,7 @@ pub fn normalized_runtime(trials: &[Trial]) -> Result<NormalizedRuntime, String>
     let mut baseline_values: BTreeMap<Cell, Vec<f64>> = BTreeMap::new();
     for t in &with_workload {
         if let (true, Some(cell), Some(v)) =
-            (t.scheduler == baseline, Cell::of(t), throughput_per_s(t))
+            (t.id.scheduler == baseline, Cell::of(t), throughput_per_s(t))
         {
             baseline_values.entry(cell).or_default().push(v);
         }
@@ -140,7 +144,7 @@ pub fn normalized_runtime(trials: &[Trial]) -> Result<NormalizedRuntime, String>
             continue;
         };
         ratios
-            .entry((cell, t.scheduler.clone()))
+            .entry((cell, t.id.scheduler.clone()))
             .or_default()
             .push(base / v);
     }
@@ -674,7 +678,7 @@ mod tests {
 
     fn trial(scheduler: &str, workload: &str, throughput_per_s: f64) -> Trial {
         let mut t = crate::results::trial::example_trial(scheduler, 8, 0.0, Some((workload, 0.5)));
-        t.workload_throughput_per_s = Some(throughput_per_s);
+        t.beside.workload_throughput_per_s = Some(throughput_per_s);
         t
     }
 
@@ -722,7 +726,7 @@ mod tests {
     #[test]
     fn cfs_is_the_baseline_only_without_eevdf_and_cells_do_not_mix() {
         let mut other_threads = trial("cfs", "hackbench", 10.0);
-        other_threads.threads = 2;
+        other_threads.id.threads = 2;
         let trials = [
             trial("cfs", "hackbench", 100.0),
             other_threads,

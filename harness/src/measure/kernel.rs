@@ -74,6 +74,17 @@ pub fn hz() -> Option<u64> {
         .and_then(|hz| hz.trim().parse().ok())
 }
 
+impl crate::results::trial::Environment {
+    /// This machine and build: the kernel release, the host name and the git revision.
+    pub fn here() -> Self {
+        Self {
+            kernel: release(),
+            machine: hostname(),
+            git_rev: crate::GIT_REV.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

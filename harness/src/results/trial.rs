@@ -8,9 +8,53 @@ use serde::{Deserialize, Serialize};
 use crate::results::collector::AuditOutcome;
 use crate::syscalls;
 
-/// One trial as written to JSON and CSV. Field names are an interface: keep them.
+/// One trial as written to JSON and CSV. Field names are an interface: keep them. The record
+/// is grouped into sub-records, each filled by the stage or module that measured it and
+/// flattened into one JSON object, so the fields and their order are those of the flat
+/// record (the golden test checks it byte for byte).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trial {
+    #[serde(flatten)]
+    pub id: TrialId,
+    #[serde(flatten)]
+    pub accounting: Accounting,
+    #[serde(flatten)]
+    pub cost: CpuCost,
+    #[serde(flatten)]
+    pub attack: FloodOutcome,
+    #[serde(flatten)]
+    pub env: Environment,
+    #[serde(flatten)]
+    pub policy: PolicyOutcome,
+    /// auditd only: its backlog settings, the kernel's lost records, PATH records missing,
+    /// time tasks waited for backlog room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditOutcome>,
+    /// The sched_ext scheduler's own counters at the end of the trial (`scx_aegis
+    /// --stats-file`: per-level queued/dispatched/promoted and max waits, inferences run and
+    /// skipped, the current action); `None` for schedulers that do not report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_stats: Option<serde_json::Value>,
+    pub started_at: String,
+    #[serde(flatten)]
+    pub beside: WorkloadOutcome,
+    #[serde(flatten)]
+    pub run_delay: RunDelayOutcome,
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// The sched_ext scheduler's arguments (`--scx-args`, or a matrix scheduler's
+    /// `scx_args`), when any were given.
+    #[serde(default)]
+    pub scheduler_args: Option<String>,
+    /// `collector_cpu_s / duration_s`: the collector's CPU time per second of flood, as a
+    /// fraction of one CPU (its drain after the flood counts too, so it can pass 1).
+    #[serde(default)]
+    pub collector_cpu_share: Option<f64>,
+}
+
+/// What the trial was: its cell (scheduler, collector, attack, buffer) and repetition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrialId {
     /// The trial's cell and repetition, unique within a run:
     /// `attack/scheduler/collector/buffer/xTHREADS/workload/repN` (see [`trial_id`]); `run
     /// --resume` and `merge` match trials by it.
@@ -30,6 +74,11 @@ pub struct Trial {
     /// The collector's BPF ring buffer; 0 for a collector without one (auditd: see `audit`).
     pub ring_size_bytes: u64,
     pub repetition: u32,
+}
+
+/// What was generated, recorded and lost, and whether the canary was seen: filled by the account step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accounting {
     /// Events the collector should have recorded: ground truth over its traced syscalls.
     pub generated: u64,
     /// The syscalls `generated` sums over: those the collector records for the attack.
@@ -48,6 +97,11 @@ pub struct Trial {
     pub attack_syscalls: u64,
     /// Events per second the collector recorded over the flood time.
     pub delivered_per_s: f64,
+}
+
+/// CPU the collector and the attack used, and how the collector slept and woke.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuCost {
     /// The collector process's CPU seconds over the whole trial, loading and log flush included.
     pub collector_cpu_s: f64,
     /// Built-in and compact collectors: CPU seconds from attach through the final drain, the
@@ -76,6 +130,11 @@ pub struct Trial {
     pub collector_stall_ns: Option<scheduler::sim::LatencyHistogram>,
     /// Records the collector itself found missing from sequence gaps (compact architecture).
     pub collector_self_detected_lost: Option<u64>,
+}
+
+/// How the attack ran: its time, its bounds and every syscall counted, by ground truth and by itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FloodOutcome {
     /// Seconds the flood ran (first to last syscall of the worker).
     pub duration_s: f64,
     pub requested_duration_s: f64,
@@ -88,23 +147,28 @@ pub struct Trial {
     /// Syscalls in the cgroup the attack did not tally itself (thread exits, futexes, code run
     /// by an exec'd program), explained rather than compared.
     pub incidental_syscalls: u64,
+}
+
+/// Where the trial ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
     pub kernel: String,
     pub machine: String,
     pub git_rev: String,
+}
+
+/// The fair-class baseline a trial applied, and whether it was put back.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyOutcome {
     /// The fair-class baseline policy the trial applied (`eevdf:collector-fifo`, ...).
     pub applied_policy: Option<crate::results::policy::AppliedPolicy>,
     /// Whether the threads whose policy was changed were put back (read back to check).
     pub policy_restored: Option<bool>,
-    /// auditd only: its backlog settings, the kernel's lost records, PATH records missing,
-    /// time tasks waited for backlog room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit: Option<AuditOutcome>,
-    /// The sched_ext scheduler's own counters at the end of the trial (`scx_aegis
-    /// --stats-file`: per-level queued/dispatched/promoted and max waits, inferences run and
-    /// skipped, the current action); `None` for schedulers that do not report them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduler_stats: Option<serde_json::Value>,
-    pub started_at: String,
+}
+
+/// The standard workload beside the attack: filled from the workload tool's own output.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadOutcome {
     /// The standard workload run beside the attack (`--workload`), or `None`.
     #[serde(default)]
     pub workload: Option<String>,
@@ -123,6 +187,11 @@ pub struct Trial {
     /// throughput the workload kept beside the attack.
     #[serde(default)]
     pub workload_kept_fraction: Option<f64>,
+}
+
+/// Waits on a run queue and fairness, from the run-delay watch (`--watch-run-delay`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunDelayOutcome {
     /// With `--watch-run-delay`: the longest wait on a run queue of any attack, workload or
     /// collector thread, from /proc schedstat sampled every 5 ms; an upper bound that exceeds
     /// the true longest wait by at most `run_delay_max_sample_gap_ms`.
@@ -157,6 +226,11 @@ pub struct Trial {
     pub fairness_attack_jain: Option<f64>,
     #[serde(default)]
     pub fairness_attack_tasks: Option<u32>,
+}
+
+/// Perf counters of the collector's and the attack's threads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
     /// Software counters (perf events) of the collector's and the attack's threads.
     #[serde(default)]
     pub collector_context_switches: Option<u64>,
@@ -174,14 +248,6 @@ pub struct Trial {
     /// Why the hardware counters are missing (`no PMU: ...`), when they are.
     #[serde(default)]
     pub hardware_counters_unavailable: Option<String>,
-    /// The sched_ext scheduler's arguments (`--scx-args`, or a matrix scheduler's
-    /// `scx_args`), when any were given.
-    #[serde(default)]
-    pub scheduler_args: Option<String>,
-    /// `collector_cpu_s / duration_s`: the collector's CPU time per second of flood, as a
-    /// fraction of one CPU (its drain after the flood counts too, so it can pass 1).
-    #[serde(default)]
-    pub collector_cpu_share: Option<f64>,
 }
 
 /// Names instead of numbers, for people and for JSON.

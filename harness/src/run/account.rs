@@ -18,6 +18,7 @@ use workloads::WorkloadResult;
 
 use crate::collector::CanarySeen;
 use crate::results::collector::CollectorStats;
+use crate::results::trial::WorkloadOutcome;
 use crate::results::trial::{by_name, Trial};
 use crate::run::workload;
 use crate::syscalls;
@@ -139,7 +140,7 @@ impl Disarmed {
         let collector_version = self.collector.version();
         drop(self.collector);
         keep_log(setup, &self.log_path)?;
-        let workload = WorkloadFields::measured(
+        let workload = WorkloadOutcome::measured(
             setup.spec.workload,
             self.beside.as_ref(),
             self.report.flood_secs(),
@@ -252,16 +253,7 @@ impl AccountingFields {
     }
 }
 
-/// The record's fields on the workload beside the attack: `None` without `--workload`.
-pub(super) struct WorkloadFields {
-    pub(super) workload: Option<String>,
-    pub(super) workload_throughput_per_s: Option<f64>,
-    pub(super) workload_throughput_unit: Option<String>,
-    pub(super) workload_alone_throughput_per_s: Option<f64>,
-    pub(super) workload_kept_fraction: Option<f64>,
-}
-
-impl WorkloadFields {
+impl WorkloadOutcome {
     /// From the workload's result beside a flood of `flood_s` seconds and its throughput
     /// alone, said on stderr too.
     fn measured(

@@ -17,7 +17,8 @@ use crate::results::collector::{AuditOutcome, CollectorStats};
 use crate::results::policy::AppliedPolicy;
 use crate::sched::policy::FairVariant;
 
-use super::fire::{Fired, RunDelayFields};
+use super::fire::Fired;
+use crate::results::trial::{Counters, RunDelayOutcome};
 
 /// A trial with nothing left running: what the account step needs.
 pub(super) struct Disarmed {
@@ -35,7 +36,7 @@ pub(super) struct Disarmed {
     pub(super) sched_ext_ops: Option<String>,
     /// The workload's result beside the attack and its wall-clock seconds.
     pub(super) beside: Option<(WorkloadResult, f64)>,
-    pub(super) run_delay: RunDelayFields,
+    pub(super) run_delay: RunDelayOutcome,
     pub(super) collector_cost: CollectorFields,
     pub(super) counters: CounterFields,
     pub(super) policy: PolicyFields,
@@ -149,27 +150,24 @@ impl CollectorFields {
 /// The record's fields from the kernel's counters: the attack cgroup's CPU time and the perf
 /// counters of the collector's and the attack's threads.
 pub(super) struct CounterFields {
+    /// CPU seconds the attack's cgroup used (recorded with the collector's cost).
     pub(super) attack_cpu_s: Option<f64>,
-    pub(super) collector_context_switches: Option<u64>,
-    pub(super) collector_cpu_migrations: Option<u64>,
-    pub(super) attack_context_switches: Option<u64>,
-    pub(super) attack_cpu_migrations: Option<u64>,
-    pub(super) collector_cycles: Option<u64>,
-    pub(super) collector_instructions: Option<u64>,
-    pub(super) hardware_counters_unavailable: Option<String>,
+    pub(super) counters: Counters,
 }
 
 impl CounterFields {
     fn measured(attack_cpu_s: Option<f64>, collector: Totals, attack: Totals) -> Self {
         Self {
             attack_cpu_s,
-            collector_context_switches: collector.context_switches,
-            collector_cpu_migrations: collector.cpu_migrations,
-            attack_context_switches: attack.context_switches,
-            attack_cpu_migrations: attack.cpu_migrations,
-            collector_cycles: collector.cycles,
-            collector_instructions: collector.instructions,
-            hardware_counters_unavailable: collector.hardware_unavailable,
+            counters: Counters {
+                collector_context_switches: collector.context_switches,
+                collector_cpu_migrations: collector.cpu_migrations,
+                attack_context_switches: attack.context_switches,
+                attack_cpu_migrations: attack.cpu_migrations,
+                collector_cycles: collector.cycles,
+                collector_instructions: collector.instructions,
+                hardware_counters_unavailable: collector.hardware_unavailable,
+            },
         }
     }
 }

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::measure::perf_counters::{Counted, ProcessCounters, Totals};
 use crate::measure::run_delay::{RunDelayReport, RunDelayWatch, Watched};
+use crate::results::trial::RunDelayOutcome;
 use crate::run::producer::{self, Producer};
 use crate::run::workload::RunningWorkload;
 
@@ -33,7 +34,7 @@ pub(super) struct Fired<'t> {
     pub(super) flood_spec: Option<FloodSpec>,
     pub(super) canary: PathBuf,
     pub(super) attack_totals: Totals,
-    pub(super) run_delay: RunDelayFields,
+    pub(super) run_delay: RunDelayOutcome,
 }
 
 impl<'t> Armed<'t> {
@@ -121,7 +122,7 @@ impl<'t> Armed<'t> {
             flood_spec,
             canary,
             attack_totals,
-            run_delay: RunDelayFields::measured(run_delay.as_ref()),
+            run_delay: RunDelayOutcome::measured(run_delay.as_ref()),
         })
     }
 }
@@ -147,21 +148,7 @@ fn progress_bar(duration: Duration) -> ProgressBar {
     bar
 }
 
-/// The record's run-delay and fairness fields: `None` without `--watch-run-delay`.
-pub(super) struct RunDelayFields {
-    pub(super) run_delay_max_ms: Option<f64>,
-    pub(super) run_delay_max_task: Option<String>,
-    pub(super) run_delay_max_sample_gap_ms: Option<f64>,
-    pub(super) run_delay_p50_ms: Option<f64>,
-    pub(super) run_delay_p99_ms: Option<f64>,
-    pub(super) run_delay_cdf_ms: Option<Vec<[f64; 2]>>,
-    pub(super) fairness_workload_jain: Option<f64>,
-    pub(super) fairness_workload_tasks: Option<u32>,
-    pub(super) fairness_attack_jain: Option<f64>,
-    pub(super) fairness_attack_tasks: Option<u32>,
-}
-
-impl RunDelayFields {
+impl RunDelayOutcome {
     fn measured(report: Option<&RunDelayReport>) -> Self {
         let workload = report.and_then(|r| r.fairness("workload"));
         let attack = report.and_then(|r| r.fairness("attack"));

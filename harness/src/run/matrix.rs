@@ -510,7 +510,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let mut trials = resume_state(&out, &matrix, shard, &order)?;
     std::fs::create_dir_all(&out.dir).with_context(|| format!("creating {}", out.dir.display()))?;
     export::write_atomically(&out.dir.join(MATRIX_COPY), matrix.text.as_bytes())?;
-    let done: BTreeSet<String> = trials.iter().map(|t| t.trial_id.clone()).collect();
+    let done: BTreeSet<String> = trials.iter().map(|t| t.id.trial_id.clone()).collect();
     let todo: Vec<&Planned> = order.iter().filter(|p| !done.contains(&p.id)).collect();
     let mut info = RunInfo {
         matrix_sha256: matrix.sha256.clone(),
@@ -650,13 +650,13 @@ fn resume_state(
     let planned: BTreeSet<&str> = order.iter().map(|p| p.id.as_str()).collect();
     if let Some(stray) = trials
         .iter()
-        .find(|t| !planned.contains(t.trial_id.as_str()))
+        .find(|t| !planned.contains(t.id.trial_id.as_str()))
     {
         return Err(InputError(format!(
             "{} holds trial {:?}, which this matrix and shard do not plan; it is not this run's \
              directory",
             out.dir.display(),
-            stray.trial_id
+            stray.id.trial_id
         ))
         .into());
     }
@@ -790,11 +790,11 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         planned += info.trials_planned;
         let part_trials = dir.read_trials()?;
         for trial in part_trials {
-            if trials.iter().any(|t| t.trial_id == trial.trial_id) {
+            if trials.iter().any(|t| t.id.trial_id == trial.id.trial_id) {
                 return Err(InputError(format!(
                     "trial {} is in two parts (again in {}); were the shards given the same \
                      --shard?",
-                    trial.trial_id,
+                    trial.id.trial_id,
                     part.display()
                 ))
                 .into());
@@ -815,7 +815,8 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
             missing.join(", ")
         );
     }
-    trials.sort_by(|a, b| (a.repetition, &a.trial_id).cmp(&(b.repetition, &b.trial_id)));
+    trials
+        .sort_by(|a, b| (a.id.repetition, &a.id.trial_id).cmp(&(b.id.repetition, &b.id.trial_id)));
     let out = RunDir {
         dir: args.out.clone(),
     };
@@ -986,8 +987,8 @@ ring_size = ["16KiB", "64KiB"]
             .iter()
             .map(|id| {
                 let mut trial = example_trial("eevdf", 1, 10.0, None);
-                trial.trial_id = id.to_string();
-                trial.repetition = id.rsplit_once("/rep").unwrap().1.parse().unwrap();
+                trial.id.trial_id = id.to_string();
+                trial.id.repetition = id.rsplit_once("/rep").unwrap().1.parse().unwrap();
                 trial
             })
             .collect();
@@ -1024,7 +1025,7 @@ ring_size = ["16KiB", "64KiB"]
             .read_trials()
             .unwrap()
             .into_iter()
-            .map(|t| t.trial_id)
+            .map(|t| t.id.trial_id)
             .collect();
         assert_eq!(ids, ["x/rep0", "z/rep0", "y/rep1"]);
         let info = merged.read_info().unwrap();

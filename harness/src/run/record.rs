@@ -4,13 +4,14 @@
 
 use attacks::FloodSpec;
 
-use crate::measure::kernel;
-use crate::results::trial::Trial;
+use crate::results::trial::{
+    Accounting, CpuCost, Environment, FloodOutcome, PolicyOutcome, RunDelayOutcome, Trial, TrialId,
+    WorkloadOutcome,
+};
 use crate::sched::SchedulerSpec;
 
-use super::account::{AccountingFields, WorkloadFields};
+use super::account::AccountingFields;
 use super::disarm::{CollectorFields, CounterFields, PolicyFields};
-use super::fire::RunDelayFields;
 use super::plan::ProducerPlan;
 use super::trial::Setup;
 
@@ -29,9 +30,6 @@ pub(super) struct IdentityFields {
     requested_duration_s: f64,
     count: Option<u64>,
     rate: Option<u64>,
-    kernel: String,
-    machine: String,
-    git_rev: String,
     started_at: String,
     scheduler_args: Option<String>,
 }
@@ -63,9 +61,6 @@ impl IdentityFields {
             requested_duration_s: plan.duration.as_secs_f64(),
             count: flood_spec.and_then(|f| f.count),
             rate: flood_spec.and_then(|f| f.rate_per_s),
-            kernel: kernel::release(),
-            machine: kernel::hostname(),
-            git_rev: crate::GIT_REV.to_string(),
             started_at: setup.started_at.clone(),
             scheduler_args: match &spec.scheduler {
                 SchedulerSpec::SchedExt { .. } if !plan.scx_args.is_empty() => {
@@ -77,87 +72,77 @@ impl IdentityFields {
     }
 }
 
-/// Every field of the record from the part that holds it.
+/// The record from its parts: each sub-record of [`Trial`] from the part that measured it.
 pub(super) fn record(
     identity: IdentityFields,
     accounting: AccountingFields,
     collector: CollectorFields,
     policy: PolicyFields,
-    workload: WorkloadFields,
-    run_delay: RunDelayFields,
+    beside: WorkloadOutcome,
+    run_delay: RunDelayOutcome,
     counters: CounterFields,
 ) -> Trial {
+    let id = identity;
     Trial {
-        trial_id: identity.trial_id,
-        scheduler: identity.scheduler,
-        sched_ext_ops: identity.sched_ext_ops,
-        collector: identity.collector,
-        collector_version: identity.collector_version,
-        flood: identity.flood,
-        cmd: identity.cmd,
-        threads: identity.threads,
-        ring_size_bytes: identity.ring_size_bytes,
-        repetition: identity.repetition,
-        requested_duration_s: identity.requested_duration_s,
-        count: identity.count,
-        rate: identity.rate,
-        kernel: identity.kernel,
-        machine: identity.machine,
-        git_rev: identity.git_rev,
-        started_at: identity.started_at,
-        scheduler_args: identity.scheduler_args,
-        generated: accounting.generated,
-        traced_syscalls: accounting.traced_syscalls,
-        received: accounting.received,
-        dropped: accounting.dropped,
-        loss_pct: accounting.loss_pct,
-        canary_recorded: accounting.canary_recorded,
-        canary_create_recorded: accounting.canary_create_recorded,
-        canary_unlink_recorded: accounting.canary_unlink_recorded,
-        canary_path: accounting.canary_path,
-        attack_rate: accounting.attack_rate,
-        attack_syscalls: accounting.attack_syscalls,
-        delivered_per_s: accounting.delivered_per_s,
-        duration_s: accounting.duration_s,
-        truth_by_syscall: accounting.truth_by_syscall,
-        attack_by_syscall: accounting.attack_by_syscall,
-        incidental_syscalls: accounting.incidental_syscalls,
-        collector_cpu_s: collector.collector_cpu_s,
-        collector_consuming_cpu_s: collector.collector_consuming_cpu_s,
-        collector_sleeps: collector.collector_sleeps,
-        collector_preemptions: collector.collector_preemptions,
-        received_per_collector_cpu_s: collector.received_per_collector_cpu_s,
-        collector_wakeups: collector.collector_wakeups,
-        collector_wakeup_age_ns: collector.collector_wakeup_age_ns,
-        collector_stall_ns: collector.collector_stall_ns,
-        collector_self_detected_lost: collector.collector_self_detected_lost,
-        collector_cpu_share: collector.collector_cpu_share,
+        id: TrialId {
+            trial_id: id.trial_id,
+            scheduler: id.scheduler,
+            sched_ext_ops: id.sched_ext_ops,
+            collector: id.collector,
+            collector_version: id.collector_version,
+            flood: id.flood,
+            cmd: id.cmd,
+            threads: id.threads,
+            ring_size_bytes: id.ring_size_bytes,
+            repetition: id.repetition,
+        },
+        accounting: Accounting {
+            generated: accounting.generated,
+            traced_syscalls: accounting.traced_syscalls,
+            received: accounting.received,
+            dropped: accounting.dropped,
+            loss_pct: accounting.loss_pct,
+            canary_recorded: accounting.canary_recorded,
+            canary_create_recorded: accounting.canary_create_recorded,
+            canary_unlink_recorded: accounting.canary_unlink_recorded,
+            canary_path: accounting.canary_path,
+            attack_rate: accounting.attack_rate,
+            attack_syscalls: accounting.attack_syscalls,
+            delivered_per_s: accounting.delivered_per_s,
+        },
+        cost: CpuCost {
+            collector_cpu_s: collector.collector_cpu_s,
+            collector_consuming_cpu_s: collector.collector_consuming_cpu_s,
+            collector_sleeps: collector.collector_sleeps,
+            collector_preemptions: collector.collector_preemptions,
+            attack_cpu_s: counters.attack_cpu_s,
+            received_per_collector_cpu_s: collector.received_per_collector_cpu_s,
+            collector_wakeups: collector.collector_wakeups,
+            collector_wakeup_age_ns: collector.collector_wakeup_age_ns,
+            collector_stall_ns: collector.collector_stall_ns,
+            collector_self_detected_lost: collector.collector_self_detected_lost,
+        },
+        attack: FloodOutcome {
+            duration_s: accounting.duration_s,
+            requested_duration_s: id.requested_duration_s,
+            count: id.count,
+            rate: id.rate,
+            truth_by_syscall: accounting.truth_by_syscall,
+            attack_by_syscall: accounting.attack_by_syscall,
+            incidental_syscalls: accounting.incidental_syscalls,
+        },
+        env: Environment::here(),
+        policy: PolicyOutcome {
+            applied_policy: policy.applied_policy,
+            policy_restored: policy.policy_restored,
+        },
         audit: collector.audit,
-        applied_policy: policy.applied_policy,
-        policy_restored: policy.policy_restored,
         scheduler_stats: policy.scheduler_stats,
-        workload: workload.workload,
-        workload_throughput_per_s: workload.workload_throughput_per_s,
-        workload_throughput_unit: workload.workload_throughput_unit,
-        workload_alone_throughput_per_s: workload.workload_alone_throughput_per_s,
-        workload_kept_fraction: workload.workload_kept_fraction,
-        run_delay_max_ms: run_delay.run_delay_max_ms,
-        run_delay_max_task: run_delay.run_delay_max_task,
-        run_delay_max_sample_gap_ms: run_delay.run_delay_max_sample_gap_ms,
-        run_delay_p50_ms: run_delay.run_delay_p50_ms,
-        run_delay_p99_ms: run_delay.run_delay_p99_ms,
-        run_delay_cdf_ms: run_delay.run_delay_cdf_ms,
-        fairness_workload_jain: run_delay.fairness_workload_jain,
-        fairness_workload_tasks: run_delay.fairness_workload_tasks,
-        fairness_attack_jain: run_delay.fairness_attack_jain,
-        fairness_attack_tasks: run_delay.fairness_attack_tasks,
-        attack_cpu_s: counters.attack_cpu_s,
-        collector_context_switches: counters.collector_context_switches,
-        collector_cpu_migrations: counters.collector_cpu_migrations,
-        attack_context_switches: counters.attack_context_switches,
-        attack_cpu_migrations: counters.attack_cpu_migrations,
-        collector_cycles: counters.collector_cycles,
-        collector_instructions: counters.collector_instructions,
-        hardware_counters_unavailable: counters.hardware_counters_unavailable,
+        started_at: id.started_at,
+        beside,
+        run_delay,
+        counters: counters.counters,
+        scheduler_args: id.scheduler_args,
+        collector_cpu_share: collector.collector_cpu_share,
     }
 }

@@ -14,7 +14,7 @@ use crate::results::trial::Trial;
 /// The cell a trial belongs to: its id without the repetition, or for files without ids the
 /// same key rebuilt from its fields.
 pub fn cell_key(trial: &Trial) -> String {
-    let id = trial.trial_id.trim();
+    let id = trial.id.trial_id.trim();
     if !id.is_empty() {
         return match id.rsplit_once('/') {
             Some((cell, last)) if is_repetition(last) => cell.to_string(),
@@ -27,15 +27,15 @@ pub fn cell_key(trial: &Trial) -> String {
             "backlog{}-wait{}ms",
             audit.settings.backlog_limit, audit.settings.backlog_wait_time_ms
         ),
-        None => format!("ring{}", crate::size::format_size(trial.ring_size_bytes)),
+        None => format!("ring{}", crate::size::format_size(trial.id.ring_size_bytes)),
     };
     format!(
         "{}/{}/{}/{buffer}/x{}/{}",
-        trial.flood,
-        trial.scheduler,
-        trial.collector,
-        trial.threads,
-        trial.workload.as_deref().unwrap_or("none")
+        trial.id.flood,
+        trial.id.scheduler,
+        trial.id.collector,
+        trial.id.threads,
+        trial.beside.workload.as_deref().unwrap_or("none")
     )
 }
 

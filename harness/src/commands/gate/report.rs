@@ -24,8 +24,8 @@ pub fn provenance(trials: &[Trial]) -> String {
     let join = |values: BTreeSet<&str>| values.into_iter().collect::<Vec<_>>().join(", ");
     format!(
         "git {}; kernel {}",
-        join(trials.iter().map(|t| t.git_rev.as_str()).collect()),
-        join(trials.iter().map(|t| t.kernel.as_str()).collect())
+        join(trials.iter().map(|t| t.env.git_rev.as_str()).collect()),
+        join(trials.iter().map(|t| t.env.kernel.as_str()).collect())
     )
 }
 

@@ -11,9 +11,9 @@ const CELL: &str = "openat/eevdf/builtin/ring64KiB/x8/none";
 /// tests move.
 fn trial(scheduler: &str, rep: u32, loss_pct: f64, delivered_per_s: f64) -> Trial {
     let mut t = example_trial(scheduler, 8, loss_pct, None);
-    t.repetition = rep;
-    t.trial_id = format!("openat/{scheduler}/builtin/ring64KiB/x8/none/rep{rep}");
-    t.delivered_per_s = delivered_per_s;
+    t.id.repetition = rep;
+    t.id.trial_id = format!("openat/{scheduler}/builtin/ring64KiB/x8/none/rep{rep}");
+    t.accounting.delivered_per_s = delivered_per_s;
     t
 }
 
@@ -72,9 +72,9 @@ fn identical_runs_pass() {
 fn planted_regression_fails_and_names_cell_and_metric() {
     let baseline = run(&[(0.0, 1.0e6), (0.0, 1.03e6), (0.0, 0.97e6)]);
     let mut current = baseline.clone();
-    for t in current.iter_mut().filter(|t| t.scheduler == "eevdf") {
-        t.loss_pct = 40.0;
-        t.delivered_per_s /= 2.0;
+    for t in current.iter_mut().filter(|t| t.id.scheduler == "eevdf") {
+        t.accounting.loss_pct = 40.0;
+        t.accounting.delivered_per_s /= 2.0;
     }
     let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
     assert_eq!(comparison.exit_status(), 1);
@@ -132,7 +132,7 @@ fn noise_inside_tolerance_passes() {
     let baseline = run(&[(0.2, 1.0e6), (0.5, 1.3e6), (0.3, 0.8e6)]);
     let mut current = run(&[(0.9, 0.8e6), (0.6, 0.75e6), (1.1, 0.95e6)]);
     for t in &mut current {
-        t.collector_cpu_s *= 1.4;
+        t.cost.collector_cpu_s *= 1.4;
     }
     let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
     assert_eq!(comparison.exit_status(), 0, "{}", report(&comparison));
@@ -173,7 +173,7 @@ fn missing_cell_fails_and_new_cell_does_not() {
     let baseline = run(&[(0.0, 1e6), (0.0, 1e6)]);
     let mut current: Vec<Trial> = baseline
         .iter()
-        .filter(|t| t.scheduler == "aegis")
+        .filter(|t| t.id.scheduler == "aegis")
         .cloned()
         .collect();
     current.push(trial("scx_rusty", 0, 0.0, 1e6));
@@ -212,7 +212,7 @@ fn one_repetition_decides_on_the_tolerance() {
 fn any_canary_drop_is_a_regression() {
     let baseline = run(&[(0.0, 1e6), (0.0, 1e6), (0.0, 1e6)]);
     let mut current = baseline.clone();
-    current[2].canary_recorded = false;
+    current[2].accounting.canary_recorded = false;
     let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
     let canary = row(&comparison, CELL, "canary_recorded");
     assert_eq!(
@@ -225,7 +225,7 @@ fn any_canary_drop_is_a_regression() {
 fn no_data_on_one_side_does_not_fail() {
     let mut baseline = run(&[(0.0, 1e6), (0.0, 1e6)]);
     for t in &mut baseline {
-        t.run_delay_p99_ms = Some(3.0);
+        t.run_delay.run_delay_p99_ms = Some(3.0);
     }
     let current = run(&[(0.0, 1e6), (0.0, 1e6)]);
     let comparison = compare(&baseline, &current, &Thresholds::default()).unwrap();
@@ -240,14 +240,14 @@ fn no_data_on_one_side_does_not_fail() {
 fn trials_without_ids_are_grouped_by_their_fields() {
     let mut t = trial("eevdf", 2, 0.0, 1e6);
     let with_id = cell_key(&t);
-    t.trial_id.clear();
+    t.id.trial_id.clear();
     assert_eq!(cell_key(&t), with_id);
     assert_eq!(with_id, CELL);
-    t.workload = Some("hackbench".into());
-    t.ring_size_bytes = 4096;
+    t.beside.workload = Some("hackbench".into());
+    t.id.ring_size_bytes = 4096;
     assert_eq!(cell_key(&t), "openat/eevdf/builtin/ring4KiB/x8/hackbench");
     // An id without a repetition is its own cell.
-    t.trial_id = "custom/label".into();
+    t.id.trial_id = "custom/label".into();
     assert_eq!(cell_key(&t), "custom/label");
 }
 
@@ -286,9 +286,9 @@ fn thresholds_file_overrides_one_metric_and_keeps_the_rest() {
     // The planted regression: loss now within the tolerance, throughput still caught.
     let baseline = run(&[(0.0, 1.0e6), (0.0, 1.03e6), (0.0, 0.97e6)]);
     let mut current = baseline.clone();
-    for t in current.iter_mut().filter(|t| t.scheduler == "eevdf") {
-        t.loss_pct = 40.0;
-        t.delivered_per_s /= 2.0;
+    for t in current.iter_mut().filter(|t| t.id.scheduler == "eevdf") {
+        t.accounting.loss_pct = 40.0;
+        t.accounting.delivered_per_s /= 2.0;
     }
     let comparison = compare(&baseline, &current, &thresholds).unwrap();
     assert_eq!(row(&comparison, CELL, "loss_pct").decision, Decision::Ok);
@@ -325,7 +325,7 @@ fn gate_reads_files_writes_the_report_and_returns_the_status() {
     let baseline = run(&[(0.0, 1e6), (0.0, 1e6), (0.0, 1e6)]);
     let mut current = baseline.clone();
     for t in &mut current {
-        t.loss_pct = 40.0;
+        t.accounting.loss_pct = 40.0;
     }
     let args = GateArgs {
         baseline: write("baseline.jsonl", &baseline),

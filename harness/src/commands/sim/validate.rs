@@ -204,16 +204,16 @@ fn real_trials_from(path: &Path, flood: &str) -> Result<Vec<Trial>> {
         bail!("--real-trials: {} holds no trials", path.display());
     }
     for trial in &trials {
-        let fair = matches!(trial.scheduler.as_str(), "eevdf" | "cfs");
-        if trial.flood != flood || trial.collector != "builtin" || !fair {
+        let fair = matches!(trial.id.scheduler.as_str(), "eevdf" | "cfs");
+        if trial.id.flood != flood || trial.id.collector != "builtin" || !fair {
             bail!(
                 "--real-trials: {} holds a {} flood with the {} collector on {}; validation \
                  replays {flood} floods with the built-in collector on the kernel's fair class \
                  (`aegis-bench attack --flood {flood} --collector builtin --scheduler eevdf`)",
                 path.display(),
-                trial.flood,
-                trial.collector,
-                trial.scheduler
+                trial.id.flood,
+                trial.id.collector,
+                trial.id.scheduler
             );
         }
     }
@@ -233,7 +233,7 @@ fn simulate_points(options: &ValidateOptions, trials: &[Trial]) -> Result<Vec<Va
     }
     let mut by_threads: BTreeMap<u32, Vec<&Trial>> = BTreeMap::new();
     for trial in trials {
-        by_threads.entry(trial.threads).or_default().push(trial);
+        by_threads.entry(trial.id.threads).or_default().push(trial);
     }
     by_threads
         .iter()
@@ -262,7 +262,7 @@ fn simulate_intensity(
     threads: u32,
     reps: &[&Trial],
 ) -> Result<Simulated> {
-    let real_duration_s = reps.iter().map(|t| t.duration_s).sum::<f64>() / reps.len() as f64;
+    let real_duration_s = reps.iter().map(|t| t.attack.duration_s).sum::<f64>() / reps.len() as f64;
     let mut by_seed = Vec::new();
     let (mut produced, mut dropped, mut collector_ns, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
     let mut long_waits = 0u64;
@@ -273,7 +273,7 @@ fn simulate_intensity(
             FLOOD,
             options.cpus,
             threads as usize,
-            reps[0].ring_size_bytes,
+            reps[0].id.ring_size_bytes,
             (real_duration_s * 1e9) as u64,
         )
         .map_err(anyhow::Error::msg)?;
@@ -309,10 +309,10 @@ fn simulate_intensity(
 fn validation_point(threads: u32, reps: &[&Trial], sim: Simulated) -> ValidationPoint {
     let reps_n = reps.len() as f64;
     let mean = |f: &dyn Fn(&Trial) -> f64| reps.iter().map(|t| f(t)).sum::<f64>() / reps_n;
-    let real_loss_pct = mean(&|t| t.loss_pct);
+    let real_loss_pct = mean(&|t| t.accounting.loss_pct);
     let n = sim.loss_pct_by_seed.len() as f64;
     let sim_loss_pct = sim.loss_pct_by_seed.iter().sum::<f64>() / n;
-    let real_by_rep: Vec<f64> = reps.iter().map(|t| t.loss_pct).collect();
+    let real_by_rep: Vec<f64> = reps.iter().map(|t| t.accounting.loss_pct).collect();
     // Means of what the real collector measured, where every repetition measured it.
     let mean_measured = |f: &dyn Fn(&Trial) -> Option<u64>| {
         reps.iter()
@@ -325,18 +325,23 @@ fn validation_point(threads: u32, reps: &[&Trial], sim: Simulated) -> Validation
         real_loss_pct,
         sim_loss_pct,
         error_pp: (real_loss_pct - sim_loss_pct).abs(),
-        scheduler: reps[0].scheduler.clone(),
+        scheduler: reps[0].id.scheduler.clone(),
         real_loss_pct_min: real_by_rep.iter().copied().fold(f64::INFINITY, f64::min),
         real_loss_pct_max: real_by_rep.iter().copied().fold(0.0, f64::max),
         real_loss_pct_by_repetition: real_by_rep,
-        real_generated: mean(&|t| t.generated as f64) as u64,
-        real_dropped: mean(&|t| t.dropped as f64) as u64,
-        real_duration_s: mean(&|t| t.duration_s),
-        real_collector_cpu_s: mean(&|t| t.collector_consuming_cpu_s.unwrap_or(t.collector_cpu_s)),
-        real_collector_wakeups: mean(&|t| t.collector_wakeups as f64) as u64,
-        real_collector_sleeps: mean_measured(&|t| t.collector_sleeps),
+        real_generated: mean(&|t| t.accounting.generated as f64) as u64,
+        real_dropped: mean(&|t| t.accounting.dropped as f64) as u64,
+        real_duration_s: mean(&|t| t.attack.duration_s),
+        real_collector_cpu_s: mean(&|t| {
+            t.cost
+                .collector_consuming_cpu_s
+                .unwrap_or(t.cost.collector_cpu_s)
+        }),
+        real_collector_wakeups: mean(&|t| t.cost.collector_wakeups as f64) as u64,
+        real_collector_sleeps: mean_measured(&|t| t.cost.collector_sleeps),
         real_long_waits: mean_measured(&|t| {
-            t.collector_wakeup_age_ns
+            t.cost
+                .collector_wakeup_age_ns
                 .as_ref()
                 .map(|ages| ages.count_at_or_above(LONG_WAIT_NS))
         }),
@@ -362,7 +367,7 @@ fn validation_report(
         max_error_pp,
         target_error_pp: TARGET_ERROR_PP,
         flood: FLOOD.into(),
-        ring_size_bytes: trials.first().map_or(0, |t| t.ring_size_bytes),
+        ring_size_bytes: trials.first().map_or(0, |t| t.id.ring_size_bytes),
         cpus: options.cpus,
         calibration_file: options.calibration_file,
         calibration: options.calibration,
