@@ -18,7 +18,7 @@ use scheduler::dqn::{train as train_dqn, TrainConfig, TrainedModel};
 use scheduler::sim::{Calibration, EevdfModel, SimConfig};
 
 use crate::cli::TrainArgs;
-use crate::export::write_atomically;
+use crate::files::write_atomically;
 use crate::results::sim::ModelFile;
 use crate::results::trial::now_rfc3339;
 use crate::GIT_REV;

@@ -87,13 +87,42 @@ pub fn args(collector_pid: u32, ring: Option<&Path>, stats_file: &Path) -> Vec<S
     args
 }
 
-/// The counters scx_aegis wrote at exit; `None` for a scheduler that writes none.
+/// The counters scx_aegis wrote at exit, checked against their schema
+/// ([`scheduler::stats::ScxAegisStats`]); `None` for a scheduler that writes none. The trial
+/// keeps them as a JSON value, so records written before a counter existed still read.
 pub fn read_stats(path: &Path) -> Result<Option<serde_json::Value>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
-            format!("scx_aegis wrote unreadable stats to {}", path.display())
-        })?)),
+        Ok(text) => {
+            let stats: scheduler::stats::ScxAegisStats =
+                serde_json::from_str(&text).with_context(|| {
+                    format!("scx_aegis wrote unreadable stats to {}", path.display())
+                })?;
+            Ok(Some(serde_json::to_value(stats)?))
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// What scx_aegis wrote in a guest reads through the schema into the same JSON value as
+    /// the file holds; a file that is not its stats is an error naming it.
+    #[test]
+    fn stats_read_through_the_schema_unchanged() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scheduler/tests/data");
+        for name in ["scx_aegis_stats_guest.json", "scx_aegis_stats_prog_stats.json"] {
+            let path = data.join(name);
+            let raw: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(super::read_stats(&path).unwrap(), Some(raw), "{name}");
+        }
+        assert_eq!(super::read_stats(&data.join("absent.json")).unwrap(), None);
+        let bad = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(bad.path(), "{\"levels\": 3}").unwrap();
+        let err = format!("{:#}", super::read_stats(bad.path()).unwrap_err());
+        assert!(err.contains("unreadable stats"), "{err}");
     }
 }

@@ -108,7 +108,7 @@ pub fn gate(args: &GateArgs) -> Result<i32> {
         },
     );
     if let Some(path) = &args.report {
-        crate::export::write_atomically(path, report.as_bytes())?;
+        crate::files::write_atomically(path, report.as_bytes())?;
     }
     {
         use std::io::Write;

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FLOOD;
 use crate::cli::EvaluateArgs;
-use crate::export::write_atomically;
+use crate::files::write_atomically;
 use crate::measure::fairness::jain_index;
 use crate::results::sim::{EvalReport, EvalRow};
 use crate::results::trial::now_rfc3339;

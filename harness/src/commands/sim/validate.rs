@@ -15,7 +15,7 @@ use scheduler::sim::{simulate, Calibration, EevdfModel, SimConfig};
 use super::FLOOD;
 use crate::cli::ValidateArgs;
 use crate::commands::calibrate::{online_cpus, real_attack};
-use crate::export::write_atomically;
+use crate::files::write_atomically;
 use crate::measure::kernel;
 use crate::results::sim::{ValidationPoint, ValidationReport};
 use crate::results::trial::{now_rfc3339, Trial};
