@@ -11,7 +11,6 @@ use aegis_bench::cli::{Cli, CollectArgs, Command, LogArgs, WorkerArgs, WorkloadW
 use aegis_bench::collector::consumer::{self, ConsumerConfig};
 use aegis_bench::error::exit_status;
 use aegis_bench::provlog::for_each_event;
-use aegis_bench::run::{run_attack, Plan};
 use aegis_bench::{commands::doctor, syscalls, vm};
 
 fn main() -> ExitCode {
@@ -29,19 +28,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        // Guest runs exit with the guest command's status.
-        Command::Attack(args) if args.vm => {
-            return guest_exit(vm::attack::run(&args, &attack_argv()))
-        }
+        // Guest runs (`attack --vm`, `run --vm`) exit with the guest command's status; `gate`
+        // with 1 on a regression.
+        Command::Attack(args) => return guest_exit(aegis_bench::commands::attack::run(&args)),
         Command::Vm(args) => return guest_exit(vm::run_vm_command(&args)),
-        // `run --vm` exits with the guest's status; `gate` with 1 on a regression.
         Command::Run(args) => return guest_exit(aegis_bench::run::matrix::run(&args)),
         Command::Gate(args) => return guest_exit(aegis_bench::commands::gate::gate(&args)),
         Command::Merge(args) => aegis_bench::run::matrix::merge(&args),
-        Command::Attack(args) => vm::attack::refuse_guest_flags_without_vm(&args)
-            .and_then(|()| Plan::from_args(&args))
-            .map_err(anyhow::Error::from)
-            .and_then(|plan| run_attack(&plan).map(|_| ())),
         Command::Calibrate(args) => aegis_bench::commands::calibrate::calibrate(&args).map(|_| ()),
         Command::Sim(args) => aegis_bench::commands::calibrate::sim(&args),
         Command::Train(args) => aegis_bench::commands::train::train(&args).map(|_| ()),
@@ -73,15 +66,6 @@ fn guest_exit(result: Result<i32>) -> ExitCode {
             ExitCode::from(exit_status(&err) as u8)
         }
     }
-}
-
-/// What followed `attack` on the command line, for the guest's copy of it.
-fn attack_argv() -> Vec<String> {
-    std::env::args_os()
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .skip_while(|arg| arg != "attack")
-        .skip(1)
-        .collect()
 }
 
 fn collect(args: &CollectArgs) -> Result<()> {

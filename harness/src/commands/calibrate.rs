@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use attacks::FloodKind;
 use comfy_table::Table;
 use scheduler::sim::calibration::{
     fit_collector_costs, fit_producer_costs, fit_switch_cost, fit_wakeup_latency,
@@ -36,9 +36,11 @@ use scheduler::sim::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{CalibrateArgs, Cli, Command, EevdfModel, SimArgs};
+use crate::cli::{CalibrateArgs, EevdfModel, SimArgs};
+use crate::collector::CollectorKind;
 use crate::results::trial::{now_rfc3339, Trial};
-use crate::run::{run_attack, Plan};
+use crate::run::{run_attack, AttackOptions, Plan};
+use crate::size::parse_ring_size;
 use crate::{measure::kernel, GIT_REV};
 
 /// Ring bytes of one built-in collector record (8-byte ring header included): records with a
@@ -69,18 +71,9 @@ const LONG_WAIT_NS: u64 = 500_000;
 /// The issue's sim-to-real target, in percentage points of loss.
 pub const TARGET_ERROR_PP: f64 = 5.0;
 
-/// Runs `aegis-bench attack ARGS` in this process and returns its trials.
-fn real_attack(args: &[String]) -> Result<Vec<Trial>> {
-    let argv = ["aegis-bench", "attack"]
-        .into_iter()
-        .map(String::from)
-        .chain(args.iter().cloned());
-    let cli = Cli::try_parse_from(argv).context("building the attack's arguments")?;
-    let Command::Attack(attack) = cli.command else {
-        unreachable!("parsed an attack command line");
-    };
-    let plan = Plan::from_args(&attack)?;
-    run_attack(&plan)
+/// Runs `aegis-bench attack` with `options` in this process and returns its trials.
+fn real_attack(options: &AttackOptions) -> Result<Vec<Trial>> {
+    run_attack(&Plan::new(options)?)
 }
 
 fn calibration_run(trial: &Trial) -> CalibrationRun {
@@ -132,6 +125,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     let mut notify_cost_ns = None;
     let mut runs_by_flood = Vec::new();
     for flood in &args.flood {
+        let kind = *flood;
         let flood = flood.name().to_string();
         // Two unpaced sizes (separates the collector's fixed cost from its per-event cost)
         // and one paced run (a wakeup per few events: separates the per-wakeup cost).
@@ -149,26 +143,23 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         for (threads, count, rate, duration, ring) in
             (0..repetitions).flat_map(|_| plan.iter().copied())
         {
-            let mut argv: Vec<String> = vec![
-                "--flood".into(),
-                flood.clone(),
-                "--threads".into(),
-                threads.to_string(),
-                "--duration".into(),
-                duration.to_string(),
-                "--ring-size".into(),
-                ring.into(),
-                "--collector".into(),
-                "builtin".into(),
-            ];
-            if let Some(count) = count {
-                argv.extend(["--count".into(), count.to_string()]);
-            }
-            if let Some(rate) = rate {
-                argv.extend(["--rate".into(), rate.to_string()]);
-            }
-            crate::say!("calibrate: aegis-bench attack {}", argv.join(" "));
-            let trial = real_attack(&argv)?
+            let options = AttackOptions {
+                flood: kind,
+                threads: vec![threads],
+                duration_s: duration,
+                count,
+                rate,
+                ring_sizes: vec![parse_ring_size(ring)?],
+                collectors: vec![CollectorKind::Builtin],
+                ..AttackOptions::default()
+            };
+            crate::say!(
+                "calibrate: aegis-bench attack --flood {flood} --threads {threads} --duration \
+                 {duration} --ring-size {ring} --collector builtin{}{}",
+                count.map(|n| format!(" --count {n}")).unwrap_or_default(),
+                rate.map(|n| format!(" --rate {n}")).unwrap_or_default()
+            );
+            let trial = real_attack(&options)?
                 .into_iter()
                 .next()
                 .context("the calibration attack ran no trial")?;
@@ -192,22 +183,20 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     let fit_flood = args.flood[0].name().to_string();
     let fit_duration = if args.quick { 0.5 } else { 1.0 };
     let fit_repetitions = repetitions;
-    let argv: Vec<String> = vec![
-        "--flood".into(),
-        fit_flood.clone(),
-        "--threads".into(),
-        "1".into(),
-        "--duration".into(),
-        fit_duration.to_string(),
-        "--ring-size".into(),
-        FIT_RING.into(),
-        "--collector".into(),
-        "builtin".into(),
-        "--repetitions".into(),
-        fit_repetitions.to_string(),
-    ];
-    crate::say!("calibrate: aegis-bench attack {}", argv.join(" "));
-    let fit_trials = real_attack(&argv)?;
+    let options = AttackOptions {
+        flood: args.flood[0],
+        threads: vec![1],
+        duration_s: fit_duration,
+        ring_sizes: vec![parse_ring_size(FIT_RING)?],
+        collectors: vec![CollectorKind::Builtin],
+        repetitions: fit_repetitions,
+        ..AttackOptions::default()
+    };
+    crate::say!(
+        "calibrate: aegis-bench attack --flood {fit_flood} --threads 1 --duration {fit_duration} \
+         --ring-size {FIT_RING} --collector builtin --repetitions {fit_repetitions}"
+    );
+    let fit_trials = real_attack(&options)?;
     if fit_trials.is_empty() {
         bail!("the calibration attack ran no trial");
     }
@@ -607,31 +596,26 @@ pub fn sim(args: &SimArgs) -> Result<()> {
     let duration = args.duration.unwrap_or(if args.quick { 0.5 } else { 1.0 });
     let flood = "openat";
     let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
-    let argv: Vec<String> = vec![
-        "--flood".into(),
-        flood.into(),
-        "--threads".into(),
-        threads
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-        "--duration".into(),
-        duration.to_string(),
-        "--ring-size".into(),
-        args.ring_size.clone(),
-        "--collector".into(),
-        "builtin".into(),
-        "--scheduler".into(),
-        "eevdf".into(),
-        "--repetitions".into(),
-        repetitions.to_string(),
-    ];
     let trials = match &args.real_trials {
         Some(path) => real_trials_from(path, flood)?,
         None => {
-            crate::say!("validate: aegis-bench attack {}", argv.join(" "));
-            real_attack(&argv)?
+            let thread_list: Vec<String> = threads.iter().map(u32::to_string).collect();
+            crate::say!(
+                "validate: aegis-bench attack --flood {flood} --threads {} --duration {duration} \
+                 --ring-size {} --collector builtin --scheduler eevdf --repetitions {repetitions}",
+                thread_list.join(","),
+                args.ring_size
+            );
+            real_attack(&AttackOptions {
+                flood: FloodKind::Openat,
+                threads: threads.clone(),
+                duration_s: duration,
+                ring_sizes: vec![parse_ring_size(&args.ring_size)?],
+                collectors: vec![CollectorKind::Builtin],
+                schedulers: vec!["eevdf".to_string()],
+                repetitions,
+                ..AttackOptions::default()
+            })?
         }
     };
     let eevdf_model = args.eevdf_model.unwrap_or(EevdfModel::Linux);

@@ -1,5 +1,6 @@
 //! One module per subcommand, named like it.
 
+pub mod attack;
 pub mod calibrate;
 pub mod doctor;
 pub mod gate;

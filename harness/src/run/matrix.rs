@@ -1,9 +1,10 @@
 //! `aegis-bench run --matrix FILE.toml` and `aegis-bench merge`: experiments as a matrix.
 //!
 //! A matrix names schedulers, collectors, attacks, workloads and a number of repetitions (see
-//! `docs/matrix.md`). Each `[[attack]]` with each scheduler and workload option becomes an
-//! `attack` [`Plan`], validated exactly as `attack` validates its flags, so a matrix can ask for
-//! nothing the command line could not. The plans' trials are then put in run order:
+//! `docs/matrix.md`). Each `[[attack]]` with each scheduler and workload option becomes the
+//! [`AttackOptions`] of one `attack`, validated into a [`Plan`] exactly as `attack`'s flags
+//! are, so a matrix can ask for nothing the command line could not. The plans' trials are then
+//! put in run order:
 //!
 //! - repetitions outermost, so that a machine that drifts during a long run (thermal state, a
 //!   neighbour's load) spreads its drift over every cell instead of favouring the cells run
@@ -25,16 +26,19 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use attacks::FloodKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cli::{Cli, Command, MergeArgs, RunArgs};
+use crate::cli::{MergeArgs, RunArgs};
 use crate::collector::CollectorKind;
 use crate::error::InputError;
 use crate::export::{self, csv::CsvExporter, jsonl, table, Exporter};
 use crate::results::trial::Trial;
+use crate::run::plan::{split_scx_args, AttackOptions};
+use crate::run::workload;
 use crate::run::{Bench, Plan, TrialSpec};
+use crate::size::parse_ring_size;
 
 /// The matrix file, as written by users. Unknown keys are errors: a misspelt key silently
 /// ignored would run a different experiment than the one asked for.
@@ -122,6 +126,13 @@ pub struct AttackEntry {
     pub audit_backlog_wait_time: Vec<u64>,
 }
 
+impl AttackEntry {
+    /// The attack's name: its `name`, else its flood kind.
+    fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.flood)
+    }
+}
+
 fn one() -> u32 {
     1
 }
@@ -193,7 +204,7 @@ impl Matrix {
         }
         let mut names = BTreeSet::new();
         for attack in &file.attacks {
-            let name = attack.name.as_deref().unwrap_or(&attack.flood);
+            let name = attack.label();
             if !names.insert(name.to_string()) {
                 return Err(InputError(format!(
                     "two [[attack]] entries are called {name}; give them distinct `name`s"
@@ -212,121 +223,133 @@ impl Matrix {
     /// scheduler entry and workload option. With `guest_schedulers`, scheduler names are left
     /// for the guest to check (its kernel decides which exist).
     pub fn plans(&self, guest_schedulers: bool) -> Result<Vec<Plan>, InputError> {
-        let file = &self.file;
         let mut plans = Vec::new();
-        for attack in &file.attacks {
-            for scheduler in &file.schedulers {
-                for workload in &file.workloads {
-                    let argv = attack_argv(file, attack, scheduler, workload, guest_schedulers);
-                    let args = match Cli::try_parse_from(&argv) {
-                        Ok(Cli {
-                            command: Command::Attack(args),
-                        }) => args,
-                        Ok(_) => unreachable!("the argv starts with `attack`"),
-                        Err(err) => {
-                            let rendered = err.render().to_string();
-                            return Err(InputError(format!(
-                                "[[attack]] {}: {}",
-                                attack.name.as_deref().unwrap_or(&attack.flood),
-                                rendered
-                                    .lines()
-                                    .next()
-                                    .unwrap_or("bad value")
-                                    .trim_start_matches("error: ")
-                            )));
-                        }
-                    };
-                    let mut plan = Plan::from_args(&args).map_err(|InputError(why)| {
-                        InputError(format!(
-                            "[[attack]] {} with scheduler {}: {why}",
-                            attack.name.as_deref().unwrap_or(&attack.flood),
-                            scheduler.name()
-                        ))
-                    })?;
-                    if let Some(name) = &attack.name {
-                        plan.attack_label = name.clone();
-                    }
-                    plan.scheduler_label = match scheduler.label() {
-                        Some(label) => Some(label.to_string()),
-                        // The plan runs the host's default; its trials will be the guest's.
-                        None if guest_schedulers => Some(scheduler.name().to_string()),
-                        None => None,
-                    };
-                    plans.push(plan);
+        for attack in &self.file.attacks {
+            for scheduler in &self.file.schedulers {
+                for workload in &self.file.workloads {
+                    plans.push(self.plan(attack, scheduler, workload, guest_schedulers)?);
                 }
             }
         }
         Ok(plans)
     }
+
+    /// The plan of one cell group: `attack` beside `workload` under `scheduler`.
+    fn plan(
+        &self,
+        attack: &AttackEntry,
+        scheduler: &SchedulerEntry,
+        workload: &str,
+        guest_schedulers: bool,
+    ) -> Result<Plan, InputError> {
+        let flood: FloodKind = attack.flood.parse().map_err(|err| {
+            InputError(format!(
+                "[[attack]] {}: invalid value '{}' for '--flood <KIND>': {err}",
+                attack.label(),
+                attack.flood
+            ))
+        })?;
+        let in_cell = |InputError(why)| {
+            InputError(format!(
+                "[[attack]] {} with scheduler {}: {why}",
+                attack.label(),
+                scheduler.name()
+            ))
+        };
+        let options = cell_options(
+            &self.file,
+            attack,
+            flood,
+            scheduler,
+            workload,
+            guest_schedulers,
+        )
+        .map_err(in_cell)?;
+        let mut plan = Plan::new(&options).map_err(in_cell)?;
+        if let Some(name) = &attack.name {
+            plan.attack_label = name.clone();
+        }
+        plan.scheduler_label = match scheduler.label() {
+            Some(label) => Some(label.to_string()),
+            // The plan runs the host's default; its trials will be the guest's.
+            None if guest_schedulers => Some(scheduler.name().to_string()),
+            None => None,
+        };
+        Ok(plan)
+    }
 }
 
-/// The `attack` command line equivalent to one cell group of the matrix.
-fn attack_argv(
+/// Values as `attack`'s comma-list flags take them: each entry may itself be a comma list.
+fn comma_list(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|value| value.split(',').map(String::from))
+        .collect()
+}
+
+/// The options of one cell group of the matrix; what a cell leaves out is `attack`'s default.
+fn cell_options(
     file: &MatrixFile,
     attack: &AttackEntry,
+    flood: FloodKind,
     scheduler: &SchedulerEntry,
     workload: &str,
     guest_schedulers: bool,
-) -> Vec<String> {
-    let join = |values: &[String]| values.join(",");
-    let mut argv: Vec<String> = vec![
-        "aegis-bench".into(),
-        "attack".into(),
-        format!("--flood={}", attack.flood),
-    ];
-    // One token per flag, so a value that starts with '-' is never taken for a flag.
-    let mut flag = |name: &str, value: String| argv.push(format!("--{name}={value}"));
-    flag(
-        "threads",
-        join(
-            &attack
-                .threads
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>(),
+) -> Result<AttackOptions, InputError> {
+    let defaults = AttackOptions::default();
+    let ring_sizes = if attack.ring_size.is_empty() {
+        defaults.ring_sizes.clone()
+    } else {
+        let sizes = comma_list(&attack.ring_size);
+        sizes
+            .iter()
+            .map(|size| parse_ring_size(size))
+            .collect::<Result<_, _>>()?
+    };
+    let collectors = comma_list(&file.collectors)
+        .iter()
+        .map(|name| CollectorKind::parse(name))
+        .collect::<Result<_, _>>()?;
+    let workloads = match workload {
+        "none" => Vec::new(),
+        names => workload::parse_names(&comma_list(&[names.to_string()]))?,
+    };
+    Ok(AttackOptions {
+        flood,
+        threads: attack.threads.clone(),
+        duration_s: file.duration_s,
+        count: attack.count,
+        rate: attack.rate,
+        ring_sizes,
+        collectors,
+        schedulers: if guest_schedulers {
+            Vec::new()
+        } else {
+            comma_list(&[scheduler.name().to_string()])
+        },
+        scx_args: scheduler
+            .scx_args()
+            .map(split_scx_args)
+            .transpose()?
+            .unwrap_or_default(),
+        workloads,
+        watch_run_delay: file.watch_run_delay,
+        repetitions: file.repetitions,
+        audit_backlog_limits: or_default(
+            &attack.audit_backlog_limit,
+            &defaults.audit_backlog_limits,
         ),
-    );
-    flag("duration", file.duration_s.to_string());
-    flag("repetitions", file.repetitions.to_string());
-    flag("collector", join(&file.collectors));
-    if !attack.ring_size.is_empty() {
-        flag("ring-size", join(&attack.ring_size));
-    }
-    if let Some(count) = attack.count {
-        flag("count", count.to_string());
-    }
-    if let Some(rate) = attack.rate {
-        flag("rate", rate.to_string());
-    }
-    if !attack.audit_backlog_limit.is_empty() {
-        let limits: Vec<String> = attack
-            .audit_backlog_limit
-            .iter()
-            .map(u32::to_string)
-            .collect();
-        flag("audit-backlog-limit", join(&limits));
-    }
-    if !attack.audit_backlog_wait_time.is_empty() {
-        let waits: Vec<String> = attack
-            .audit_backlog_wait_time
-            .iter()
-            .map(u64::to_string)
-            .collect();
-        flag("audit-backlog-wait-time", join(&waits));
-    }
-    if !guest_schedulers {
-        flag("scheduler", scheduler.name().to_string());
-    }
-    if let Some(args) = scheduler.scx_args() {
-        flag("scx-args", args.to_string());
-    }
-    if workload != "none" {
-        flag("workload", workload.to_string());
-    }
-    if file.watch_run_delay {
-        argv.push("--watch-run-delay".to_string());
-    }
-    argv
+        audit_backlog_wait_times_ms: or_default(
+            &attack.audit_backlog_wait_time,
+            &defaults.audit_backlog_wait_times_ms,
+        ),
+        ..defaults
+    })
+}
+
+/// `given`, or `default` when nothing is given.
+fn or_default<T: Clone>(given: &[T], default: &[T]) -> Vec<T> {
+    if given.is_empty() { default } else { given }.to_vec()
 }
 
 /// One trial to run: its plan (by index) and spec, and its id.
@@ -478,16 +501,15 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         .into());
     }
     if args.vm && !args.dry_run {
-        return crate::vm::matrix::run(args, &matrix, shard);
+        let run = crate::vm::matrix::GuestMatrixRun {
+            guest: &args.guest,
+            out: &args.out,
+            resume: args.resume,
+            keep_going: args.keep_going,
+        };
+        return crate::vm::matrix::run(&run, &matrix, shard);
     }
-    let given = args.guest.given();
-    if !args.vm && !given.is_empty() {
-        return Err(InputError(format!(
-            "{} only applies to guest runs: add --vm",
-            given.join(", ")
-        ))
-        .into());
-    }
+    args.guest.refuse_without_vm(args.vm)?;
     // A dry run of a guest matrix leaves the scheduler names to the guest, like the run.
     let plans = matrix.plans(args.vm)?;
     let order: Vec<Planned> = run_order(&plans, matrix.file.order_seed)

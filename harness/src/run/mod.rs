@@ -1,5 +1,5 @@
-//! `aegis-bench attack`: validate once into a [`Plan`], then arm, fire, disarm and account
-//! each trial, exporting after every one.
+//! Running trials: options validated once into a [`Plan`], then each trial armed, fired,
+//! disarmed and accounted, exporting after every one.
 
 pub mod bench;
 pub mod matrix;
@@ -9,4 +9,4 @@ pub mod trial;
 pub mod workload;
 
 pub use bench::{check_privileges, run_attack, Bench};
-pub use plan::{Plan, ProducerPlan, TrialSpec};
+pub use plan::{AttackOptions, Plan, ProducerPlan, TrialSpec};
