@@ -32,9 +32,9 @@ fn main() -> ExitCode {
         // with 1 on a regression.
         Command::Attack(args) => return guest_exit(aegis_bench::commands::attack::run(&args)),
         Command::Vm(args) => return guest_exit(vm::run_vm_command(&args)),
-        Command::Run(args) => return guest_exit(aegis_bench::run::matrix::run(&args)),
+        Command::Run(args) => return guest_exit(aegis_bench::commands::run::run(&args)),
         Command::Gate(args) => return guest_exit(aegis_bench::commands::gate::gate(&args)),
-        Command::Merge(args) => aegis_bench::run::matrix::merge(&args),
+        Command::Merge(args) => aegis_bench::commands::merge::merge(&args),
         Command::Calibrate(args) => aegis_bench::commands::calibrate::calibrate(&args).map(|_| ()),
         Command::Sim(args) => aegis_bench::commands::calibrate::sim(&args),
         Command::Train(args) => aegis_bench::commands::train::train(&args).map(|_| ()),

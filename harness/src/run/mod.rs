@@ -1,5 +1,6 @@
 //! Running trials: options validated once into a [`Plan`], then each trial armed, fired,
-//! disarmed and accounted, exporting after every one.
+//! disarmed and accounted in one loop ([`Bench::run_all`]) that exports after every trial, for
+//! `attack` and `run --matrix` alike.
 
 pub mod bench;
 pub mod matrix;
@@ -8,5 +9,5 @@ pub mod producer;
 pub mod trial;
 pub mod workload;
 
-pub use bench::{check_privileges, run_attack, Bench};
+pub use bench::{check_privileges, run_attack, Bench, TrialSink};
 pub use plan::{AttackOptions, Plan, ProducerPlan, TrialSpec};
