@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use attacks::FloodKind;
 use clap::{Args, Parser, Subcommand};
 
-use crate::vm::GuestKernel;
+use crate::run::plan::{
+    DEFAULT_AUDIT_BACKLOG_LIMIT, DEFAULT_AUDIT_BACKLOG_WAIT_MS, DEFAULT_DURATION_S,
+    DEFAULT_RING_SIZE, DEFAULT_THREADS,
+};
+use crate::vm::args::{GuestArgs, VmArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,10 +78,10 @@ pub struct AttackArgs {
     #[arg(long, value_name = "KIND", default_value = "openat")]
     pub flood: FloodKind,
     /// Flood threads; a comma list runs one trial per value (e.g. 1,4,8).
-    #[arg(long, value_name = "N", value_delimiter = ',', default_value = "4")]
+    #[arg(long, value_name = "N", value_delimiter = ',', default_values_t = [DEFAULT_THREADS])]
     pub threads: Vec<u32>,
     /// Seconds each flood runs (at most, with --count).
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_DURATION_S)]
     pub duration: f64,
     /// Stop after N iterations in total, split across the threads.
     #[arg(long, value_name = "N")]
@@ -91,7 +95,7 @@ pub struct AttackArgs {
         long,
         value_name = "SIZE",
         value_delimiter = ',',
-        default_value = "256KiB"
+        default_value = DEFAULT_RING_SIZE
     )]
     pub ring_size: Vec<String>,
     /// Collectors to compare, comma separated: builtin, auditd, sysdig, eaudit.
@@ -145,7 +149,12 @@ pub struct AttackArgs {
     pub keep_logs: Option<PathBuf>,
     /// auditd: the kernel's audit backlog limit in records (auditctl -b; 0 = unlimited); a
     /// comma list runs one auditd trial per value.
-    #[arg(long, value_name = "N", value_delimiter = ',', default_value = "8192")]
+    #[arg(
+        long,
+        value_name = "N",
+        value_delimiter = ',',
+        default_values_t = [DEFAULT_AUDIT_BACKLOG_LIMIT]
+    )]
     pub audit_backlog_limit: Vec<u32>,
     /// auditd: how long a task waits for room in a full backlog before its record is lost, in
     /// milliseconds (auditctl --backlog_wait_time, converted to jiffies; 0 = never wait); a
@@ -154,7 +163,7 @@ pub struct AttackArgs {
         long,
         value_name = "MS",
         value_delimiter = ',',
-        default_value = "60000"
+        default_values_t = [DEFAULT_AUDIT_BACKLOG_WAIT_MS]
     )]
     pub audit_backlog_wait_time: Vec<u64>,
     /// eaudit: an eAudit checkout (default: $AEGIS_EAUDIT_DIR).
@@ -469,60 +478,6 @@ pub struct WorkloadWorkerArgs {
     pub cgroup_procs: PathBuf,
     #[arg(long)]
     pub report: PathBuf,
-}
-
-/// The guest to boot, for `vm` and `attack --vm`.
-#[derive(Clone, Debug, Default, Args)]
-pub struct GuestArgs {
-    /// Guest kernel: sched-ext (Debian's Linux 6.18 with sched_ext; EEVDF) or cfs (Debian's
-    /// Linux 6.1; CFS) [default: sched-ext]
-    #[arg(long, value_name = "KERNEL", value_enum)]
-    pub vm_kernel: Option<GuestKernel>,
-    /// Guest CPUs [default: 2]
-    #[arg(long, value_name = "N")]
-    pub cpus: Option<u32>,
-    /// Guest memory, e.g. 2GiB [default: 2GiB]
-    #[arg(long, value_name = "SIZE")]
-    pub mem: Option<String>,
-    /// Use only the cached guest kernel; never download.
-    #[arg(long)]
-    pub offline: bool,
-}
-
-impl GuestArgs {
-    /// The guest flags given, for the error when they come without --vm.
-    pub fn given(&self) -> Vec<&'static str> {
-        let mut given = Vec::new();
-        if self.vm_kernel.is_some() {
-            given.push("--vm-kernel");
-        }
-        if self.cpus.is_some() {
-            given.push("--cpus");
-        }
-        if self.mem.is_some() {
-            given.push("--mem");
-        }
-        if self.offline {
-            given.push("--offline");
-        }
-        given
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct VmArgs {
-    #[command(flatten)]
-    pub guest: GuestArgs,
-    /// Kill the guest after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = crate::vm::DEFAULT_TIMEOUT_S)]
-    pub timeout: u64,
-    /// Also copy this program (with its libraries) into the guest's /usr/local/bin;
-    /// repeatable.
-    #[arg(long = "bin", value_name = "PATH")]
-    pub bins: Vec<PathBuf>,
-    /// The aegis-bench command line to run in the guest, after `--`.
-    #[arg(last = true, value_name = "ARGS")]
-    pub args: Vec<String>,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -8,7 +8,6 @@ use clap::Parser;
 use aegis_bench::cli::{Cli, Command};
 use aegis_bench::commands::{doctor, log, worker};
 use aegis_bench::error::exit_status;
-use aegis_bench::run::{run_attack, Plan};
 use aegis_bench::vm;
 
 fn main() -> ExitCode {
@@ -26,19 +25,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        // Guest runs exit with the guest command's status.
-        Command::Attack(args) if args.vm => {
-            return guest_exit(vm::attack::run(&args, &attack_argv()))
-        }
+        // Guest runs (`attack --vm`, `run --vm`) exit with the guest command's status; `gate`
+        // with 1 on a regression.
+        Command::Attack(args) => return guest_exit(aegis_bench::commands::attack::run(&args)),
         Command::Vm(args) => return guest_exit(vm::run_vm_command(&args)),
-        // `run --vm` exits with the guest's status; `gate` with 1 on a regression.
-        Command::Run(args) => return guest_exit(aegis_bench::run::matrix::run(&args)),
+        Command::Run(args) => return guest_exit(aegis_bench::commands::run::run(&args)),
         Command::Gate(args) => return guest_exit(aegis_bench::commands::gate::gate(&args)),
-        Command::Merge(args) => aegis_bench::run::matrix::merge(&args),
-        Command::Attack(args) => vm::attack::refuse_guest_flags_without_vm(&args)
-            .and_then(|()| Plan::from_args(&args))
-            .map_err(anyhow::Error::from)
-            .and_then(|plan| run_attack(&plan).map(|_| ())),
+        Command::Merge(args) => aegis_bench::commands::merge::merge(&args),
         Command::Calibrate(args) => aegis_bench::commands::calibrate::calibrate(&args).map(|_| ()),
         Command::Sim(args) => aegis_bench::commands::sim::sim(&args),
         Command::Train(args) => aegis_bench::commands::train::train(&args).map(|_| ()),
@@ -70,13 +63,4 @@ fn guest_exit(result: Result<i32>) -> ExitCode {
             ExitCode::from(exit_status(&err) as u8)
         }
     }
-}
-
-/// What followed `attack` on the command line, for the guest's copy of it.
-fn attack_argv() -> Vec<String> {
-    std::env::args_os()
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .skip_while(|arg| arg != "attack")
-        .skip(1)
-        .collect()
 }

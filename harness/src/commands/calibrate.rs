@@ -25,16 +25,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use attacks::FloodKind;
-use clap::Parser;
 use comfy_table::Table;
 use scheduler::sim::calibration::{
     fit_collector_costs, fit_producer_costs, fit_switch_cost, fit_wakeup_latency,
 };
 use scheduler::sim::{Calibration, CalibrationRun, LatencyHistogram, WakeupFit};
 
-use crate::cli::{CalibrateArgs, Cli, Command};
+use crate::cli::CalibrateArgs;
+use crate::collector::CollectorKind;
 use crate::results::trial::{now_rfc3339, Trial};
-use crate::run::{run_attack, Plan};
+use crate::run::{run_attack, AttackOptions, Plan};
+use crate::size::parse_ring_size;
 use crate::{measure::kernel, GIT_REV};
 
 /// Ring bytes of one built-in collector record (8-byte ring header included): records with a
@@ -58,18 +59,9 @@ const FEW_WAKEUPS_RING: &str = "16KiB";
 /// The ring of the run the wakeup latency is fitted to (the one `sim validate` uses).
 const FIT_RING: &str = "64KiB";
 
-/// Runs `aegis-bench attack ARGS` in this process and returns its trials.
-pub(crate) fn real_attack(args: &[String]) -> Result<Vec<Trial>> {
-    let argv = ["aegis-bench", "attack"]
-        .into_iter()
-        .map(String::from)
-        .chain(args.iter().cloned());
-    let cli = Cli::try_parse_from(argv).context("building the attack's arguments")?;
-    let Command::Attack(attack) = cli.command else {
-        unreachable!("parsed an attack command line");
-    };
-    let plan = Plan::from_args(&attack)?;
-    run_attack(&plan)
+/// Runs `aegis-bench attack` with `options` in this process and returns its trials.
+pub(crate) fn real_attack(options: &AttackOptions) -> Result<Vec<Trial>> {
+    run_attack(&Plan::new(options)?)
 }
 
 fn calibration_run(trial: &Trial) -> CalibrationRun {
@@ -214,6 +206,7 @@ fn run_floods(options: &CalibrateOptions, notes: &mut Vec<String>) -> Result<Vec
     let (count, repetitions) = (options.count, options.repetitions);
     let mut runs_by_flood = Vec::new();
     for flood in &options.floods {
+        let kind = *flood;
         let flood = flood.name().to_string();
         // Two unpaced sizes (separates the collector's fixed cost from its per-event cost)
         // and one paced run (a wakeup per few events: separates the per-wakeup cost).
@@ -231,26 +224,23 @@ fn run_floods(options: &CalibrateOptions, notes: &mut Vec<String>) -> Result<Vec
         for (threads, count, rate, duration, ring) in
             (0..repetitions).flat_map(|_| plan.iter().copied())
         {
-            let mut argv: Vec<String> = vec![
-                "--flood".into(),
-                flood.clone(),
-                "--threads".into(),
-                threads.to_string(),
-                "--duration".into(),
-                duration.to_string(),
-                "--ring-size".into(),
-                ring.into(),
-                "--collector".into(),
-                "builtin".into(),
-            ];
-            if let Some(count) = count {
-                argv.extend(["--count".into(), count.to_string()]);
-            }
-            if let Some(rate) = rate {
-                argv.extend(["--rate".into(), rate.to_string()]);
-            }
-            crate::say!("calibrate: aegis-bench attack {}", argv.join(" "));
-            let trial = real_attack(&argv)?
+            let attack = AttackOptions {
+                flood: kind,
+                threads: vec![threads],
+                duration_s: duration,
+                count,
+                rate,
+                ring_sizes: vec![parse_ring_size(ring)?],
+                collectors: vec![CollectorKind::Builtin],
+                ..AttackOptions::default()
+            };
+            crate::say!(
+                "calibrate: aegis-bench attack --flood {flood} --threads {threads} --duration \
+                 {duration} --ring-size {ring} --collector builtin{}{}",
+                count.map(|n| format!(" --count {n}")).unwrap_or_default(),
+                rate.map(|n| format!(" --rate {n}")).unwrap_or_default()
+            );
+            let trial = real_attack(&attack)?
                 .into_iter()
                 .next()
                 .context("the calibration attack ran no trial")?;
@@ -287,22 +277,20 @@ fn run_fit_trials(options: &CalibrateOptions) -> Result<Vec<Trial>> {
     let fit_flood = options.floods[0].name().to_string();
     let fit_duration = options.fit_duration;
     let fit_repetitions = options.repetitions;
-    let argv: Vec<String> = vec![
-        "--flood".into(),
-        fit_flood.clone(),
-        "--threads".into(),
-        "1".into(),
-        "--duration".into(),
-        fit_duration.to_string(),
-        "--ring-size".into(),
-        FIT_RING.into(),
-        "--collector".into(),
-        "builtin".into(),
-        "--repetitions".into(),
-        fit_repetitions.to_string(),
-    ];
-    crate::say!("calibrate: aegis-bench attack {}", argv.join(" "));
-    let fit_trials = real_attack(&argv)?;
+    let attack = AttackOptions {
+        flood: options.floods[0],
+        threads: vec![1],
+        duration_s: fit_duration,
+        ring_sizes: vec![parse_ring_size(FIT_RING)?],
+        collectors: vec![CollectorKind::Builtin],
+        repetitions: fit_repetitions,
+        ..AttackOptions::default()
+    };
+    crate::say!(
+        "calibrate: aegis-bench attack --flood {fit_flood} --threads 1 --duration {fit_duration} \
+         --ring-size {FIT_RING} --collector builtin --repetitions {fit_repetitions}"
+    );
+    let fit_trials = real_attack(&attack)?;
     if fit_trials.is_empty() {
         bail!("the calibration attack ran no trial");
     }

@@ -12,9 +12,6 @@ use anyhow::Result;
 
 use crate::results::trial::Trial;
 
-/// Exports replace their files whole (see [`crate::files`]).
-pub use crate::files::write_atomically;
-
 /// A file format for a list of trials.
 pub trait Exporter {
     /// Serializes all trials so far.
@@ -41,7 +38,7 @@ impl Exporters {
 
     pub fn write(&self, trials: &[Trial]) -> Result<()> {
         for exporter in &self.exporters {
-            write_atomically(exporter.path(), &exporter.serialize(trials)?)?;
+            crate::files::write_atomically(exporter.path(), &exporter.serialize(trials)?)?;
         }
         Ok(())
     }

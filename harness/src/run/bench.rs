@@ -1,4 +1,5 @@
-//! The trial loop: a bench prepared once per run, each trial run and exported in turn.
+//! The trial loop: a bench prepared once per run, each trial run and exported in turn, for
+//! `attack` ([`run_attack`]) and `run --matrix` alike ([`Bench::run_all`]).
 
 use std::path::{Path, PathBuf};
 
@@ -128,31 +129,92 @@ impl Bench {
     }
 }
 
+/// What differs between the runs that share the trial loop ([`Bench::run_all`]): how a trial
+/// is announced, where the trials go after each one, and what a failed trial does to the run.
+pub trait TrialSink {
+    /// The progress line before trial `index` (0-based) of `total`, which starts now.
+    fn announce(&mut self, index: usize, total: usize, plan: &Plan, spec: &TrialSpec) -> String;
+    /// Exports the trials so far; called after each finished trial.
+    fn export(&mut self, trials: &[Trial]) -> Result<()>;
+    /// Trial `index` failed with `err` after `done` trials: `Ok` goes on with the next one,
+    /// an error ends the run.
+    fn failed(
+        &mut self,
+        index: usize,
+        plan: &Plan,
+        spec: &TrialSpec,
+        err: anyhow::Error,
+        done: usize,
+    ) -> Result<()>;
+}
+
+impl Bench {
+    /// The trial loop of `attack` and `run --matrix`: runs `jobs` in order, appending each
+    /// finished trial to `trials` and exporting them all after each one. A Ctrl-C between
+    /// trials ends the run (one during a trial fails that trial, which cleans up first).
+    pub fn run_all(
+        &mut self,
+        jobs: &[(&Plan, &TrialSpec)],
+        trials: &mut Vec<Trial>,
+        sink: &mut dyn TrialSink,
+    ) -> Result<()> {
+        for (index, (plan, spec)) in jobs.iter().enumerate() {
+            signals::check()?;
+            crate::say!("{}", sink.announce(index, jobs.len(), plan, spec));
+            match self.run(plan, spec) {
+                Ok(trial) => {
+                    trials.push(trial);
+                    sink.export(trials)?;
+                }
+                Err(err) => sink.failed(index, plan, spec, err, trials.len())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `attack`'s trials: numbered progress lines, `--json`/`--csv` rewritten after each trial,
+/// and the first failure ends the run.
+struct AttackSink {
+    exporters: Exporters,
+}
+
+impl TrialSink for AttackSink {
+    fn announce(&mut self, index: usize, total: usize, plan: &Plan, spec: &TrialSpec) -> String {
+        format!("trial {}/{total}: {}", index + 1, plan.describe(spec))
+    }
+
+    fn export(&mut self, trials: &[Trial]) -> Result<()> {
+        self.exporters.write(trials)
+    }
+
+    fn failed(
+        &mut self,
+        index: usize,
+        _plan: &Plan,
+        _spec: &TrialSpec,
+        err: anyhow::Error,
+        _done: usize,
+    ) -> Result<()> {
+        Err(err.context(format!("trial {}", index + 1)))
+    }
+}
+
 /// Runs the plan and returns the trials (also printed and exported).
 pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     let mut bench = Bench::open(plan.collectors.contains(&CollectorKind::Auditd))?;
     if let Some(dir) = &plan.keep_logs {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let exporters = Exporters::new(plan.json.clone(), plan.csv.clone());
+    let mut sink = AttackSink {
+        exporters: Exporters::new(plan.json.clone(), plan.csv.clone()),
+    };
     let specs = plan.trials();
+    let jobs: Vec<(&Plan, &TrialSpec)> = specs.iter().map(|spec| (plan, spec)).collect();
     let mut trials = Vec::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        signals::check()?;
-        crate::say!(
-            "trial {}/{}: {}",
-            index + 1,
-            specs.len(),
-            plan.describe(spec)
-        );
-        let trial = bench
-            .run(plan, spec)
-            .with_context(|| format!("trial {}", index + 1))?;
-        trials.push(trial);
-        exporters.write(&trials)?;
-    }
+    bench.run_all(&jobs, &mut trials, &mut sink)?;
     println!("{}", table::render(&trials));
-    for path in exporters.paths() {
+    for path in sink.exporters.paths() {
         println!("wrote {}", path.display());
     }
     Ok(trials)

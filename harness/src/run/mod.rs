@@ -1,5 +1,6 @@
-//! `aegis-bench attack`: validate once into a [`Plan`], then arm, fire, disarm and account
-//! each trial, exporting after every one.
+//! Running trials: options validated once into a [`Plan`], then each trial armed, fired,
+//! disarmed and accounted in one loop ([`Bench::run_all`]) that exports after every trial, for
+//! `attack` and `run --matrix` alike.
 
 pub mod account;
 mod arm;
@@ -13,5 +14,5 @@ mod record;
 pub mod trial;
 pub mod workload;
 
-pub use bench::{check_privileges, run_attack, Bench};
-pub use plan::{Plan, ProducerPlan, TrialSpec};
+pub use bench::{check_privileges, run_attack, Bench, TrialSink};
+pub use plan::{AttackOptions, Plan, ProducerPlan, TrialSpec};

@@ -1,17 +1,109 @@
-//! The plan: the flags validated once into everything `attack` will do, and its trials.
+//! The plan: an attack's typed options ([`AttackOptions`]: what `attack`'s flags or a matrix
+//! cell say) validated once into everything `attack` will do ([`Plan`]), and its trials.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use attacks::FloodSpec;
+use attacks::{FloodKind, FloodSpec};
 
-use crate::cli::AttackArgs;
 use crate::collector::{self, auditd, AuditSettings, CollectorKind};
 use crate::error::InputError;
 use crate::run::workload::{self};
 use crate::sched::{self, SchedulerSpec};
-use crate::size::{format_size, parse_ring_size};
+use crate::size::format_size;
+
+/// `attack`'s defaults, for clap and for the runs that build [`AttackOptions`] themselves.
+pub const DEFAULT_THREADS: u32 = 4;
+pub const DEFAULT_DURATION_S: f64 = 3.0;
+/// The default ring as `--ring-size` spells it; [`DEFAULT_RING_BYTES`] in bytes.
+pub const DEFAULT_RING_SIZE: &str = "256KiB";
+pub const DEFAULT_RING_BYTES: u64 = 256 << 10;
+pub const DEFAULT_AUDIT_BACKLOG_LIMIT: u32 = 8192;
+pub const DEFAULT_AUDIT_BACKLOG_WAIT_MS: u64 = 60_000;
+
+/// The typed options of one attack, before validation ([`Plan::new`]): `attack`'s flags
+/// after parsing, a cell of a matrix, or a calibration run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttackOptions {
+    pub flood: FloodKind,
+    /// Flood threads, one trial per value.
+    pub threads: Vec<u32>,
+    /// Seconds each flood runs (at most, with `count`).
+    pub duration_s: f64,
+    /// Iterations in total, split across the threads.
+    pub count: Option<u64>,
+    /// Iterations per second in total.
+    pub rate: Option<u64>,
+    /// The program run as the producer instead of a flood, split into words.
+    pub cmd: Option<Vec<String>>,
+    /// Ring buffer sizes in bytes (each a checked ring size), one trial each.
+    pub ring_sizes: Vec<u64>,
+    pub collectors: Vec<CollectorKind>,
+    /// Scheduler names, resolved against the kernel the trials run on; none for its fair
+    /// class.
+    pub schedulers: Vec<String>,
+    /// Extra arguments for the sched_ext scheduler binaries.
+    pub scx_args: Vec<String>,
+    /// Standard workloads run beside the attack, one trial each.
+    pub workloads: Vec<&'static str>,
+    /// Sample the trial's threads' schedstat.
+    pub watch_run_delay: bool,
+    pub repetitions: u32,
+    /// auditd's backlog limits (records) and wait times (ms): one auditd trial per pair.
+    pub audit_backlog_limits: Vec<u32>,
+    pub audit_backlog_wait_times_ms: Vec<u64>,
+    /// An eAudit checkout.
+    pub eaudit_dir: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    pub keep_logs: Option<PathBuf>,
+}
+
+impl Default for AttackOptions {
+    /// `attack` without flags.
+    fn default() -> Self {
+        AttackOptions {
+            flood: FloodKind::Openat,
+            threads: vec![DEFAULT_THREADS],
+            duration_s: DEFAULT_DURATION_S,
+            count: None,
+            rate: None,
+            cmd: None,
+            ring_sizes: vec![DEFAULT_RING_BYTES],
+            collectors: vec![CollectorKind::Builtin],
+            schedulers: Vec::new(),
+            scx_args: Vec::new(),
+            workloads: Vec::new(),
+            watch_run_delay: false,
+            repetitions: 1,
+            audit_backlog_limits: vec![DEFAULT_AUDIT_BACKLOG_LIMIT],
+            audit_backlog_wait_times_ms: vec![DEFAULT_AUDIT_BACKLOG_WAIT_MS],
+            eaudit_dir: None,
+            json: None,
+            csv: None,
+            keep_logs: None,
+        }
+    }
+}
+
+/// `--scx-args`, split like a shell would.
+pub fn split_scx_args(text: &str) -> Result<Vec<String>, InputError> {
+    shell_words::split(text).map_err(|err| {
+        InputError(format!(
+            "--scx-args '{text}' does not parse as arguments: {err}"
+        ))
+    })
+}
+
+/// `--cmd`, split like a shell would.
+pub fn split_cmd(cmd: &str) -> Result<Vec<String>, InputError> {
+    shell_words::split(cmd).map_err(|err| {
+        InputError(format!(
+            "cannot split --cmd \"{cmd}\": {err}; check its quotes"
+        ))
+    })
+}
 
 /// What to produce events with.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,126 +141,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Validates the flags. Fails with an [`InputError`] naming the fix; changes nothing.
-    pub fn from_args(args: &AttackArgs) -> Result<Plan, InputError> {
-        if !(args.duration.is_finite() && args.duration > 0.0) {
-            return Err(InputError(format!(
-                "--duration must be a positive number of seconds, got {}; e.g. --duration 3",
-                args.duration
-            )));
-        }
-        if args.duration > 24.0 * 3600.0 {
-            return Err(InputError(
-                "--duration is longer than a day; e.g. --duration 3".into(),
-            ));
-        }
-        let duration = Duration::from_secs_f64(args.duration);
-        if args.count == Some(0) {
-            return Err(InputError("--count must be at least 1".into()));
-        }
-        if args.rate == Some(0) {
-            return Err(InputError("--rate must be at least 1 per second".into()));
-        }
-        if args.repetitions == 0 {
-            return Err(InputError("--repetitions must be at least 1".into()));
-        }
-        let producer = match &args.cmd {
-            Some(cmd) => {
-                let argv = shell_words::split(cmd).map_err(|err| {
-                    InputError(format!(
-                        "cannot split --cmd \"{cmd}\": {err}; check its quotes"
-                    ))
-                })?;
-                if argv.is_empty() {
-                    return Err(InputError(
-                        "--cmd is empty; give a program, e.g. --cmd \"stress-ng --cpu 2\"".into(),
-                    ));
-                }
-                ProducerPlan::Command(argv)
-            }
-            None => {
-                if let Some(bad) = args.threads.iter().find(|t| **t == 0 || **t > 4096) {
-                    return Err(InputError(format!(
-                        "--threads {bad} is out of range; use 1 to 4096"
-                    )));
-                }
-                ProducerPlan::Flood {
-                    threads: args.threads.clone(),
-                    spec: FloodSpec {
-                        kind: args.flood,
-                        threads: args.threads[0],
-                        duration,
-                        count: args.count,
-                        rate_per_s: args.rate,
-                    },
-                }
-            }
-        };
-        let ring_sizes = args
-            .ring_size
-            .iter()
-            .map(|text| parse_ring_size(text))
-            .collect::<Result<Vec<_>, _>>()?;
-        let collectors = args
-            .collector
-            .iter()
-            .map(|name| CollectorKind::parse(name))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Collectors that cannot run here say why now; auditd needs root to ask the kernel,
-        // so it is checked in `run_attack`.
-        let eaudit_dir = args.eaudit_dir.as_deref();
-        for kind in &collectors {
-            if *kind != CollectorKind::Auditd {
-                collector::check_available(*kind, eaudit_dir)?;
-            }
-        }
-        let audit_settings = if collectors.contains(&CollectorKind::Auditd) {
-            if matches!(producer, ProducerPlan::Command(_)) {
-                return Err(InputError(
-                    "collector 'auditd' cannot follow a --cmd producer: audit rules are scoped to \
-                     the attack's process and its children, and the program may start \
-                     grandchildren no rule can follow, so its loss could not be accounted for \
-                     exactly; use a --flood"
-                        .into(),
-                ));
-            }
-            let hz = crate::measure::kernel::hz();
-            let mut settings = Vec::new();
-            for limit in &args.audit_backlog_limit {
-                for wait_ms in &args.audit_backlog_wait_time {
-                    settings.push(auditd::settings(*limit, *wait_ms, hz)?);
-                }
-            }
-            settings
-        } else {
-            Vec::new()
-        };
-        let workloads = workload::parse_names(&args.workload)?;
-        if !workloads.is_empty() {
-            if args.duration.fract() != 0.0 {
-                return Err(InputError(format!(
-                    "--workload needs a whole number of seconds for --duration (stress-ng's \
-                     --timeout counts whole seconds, and the workload runs as long as the \
-                     attack), got {}; e.g. --duration 2",
-                    args.duration
-                )));
-            }
-            for name in &workloads {
-                workload::check_available(name)?;
-            }
-        }
-        let facts = sched::KernelFacts::host();
-        let schedulers = if args.scheduler.is_empty() {
-            vec![SchedulerSpec::Fair {
-                class: facts.fair_class,
-                variant: None,
-            }]
-        } else {
-            args.scheduler
-                .iter()
-                .map(|name| sched::parse(name, &facts))
-                .collect::<Result<Vec<_>, _>>()?
-        };
+    /// Validates the options, against this host's kernel for the schedulers. Fails with an
+    /// [`InputError`] naming the fix; changes nothing.
+    pub fn new(options: &AttackOptions) -> Result<Plan, InputError> {
+        let duration = check_duration(options.duration_s)?;
+        check_counts(options)?;
+        let producer = producer_plan(options, duration)?;
+        check_collectors(options)?;
+        let audit_settings = audit_settings(options, &producer)?;
+        check_workloads(options)?;
+        let schedulers = resolve_schedulers(&options.schedulers)?;
         Ok(Plan {
             attack_label: match &producer {
                 ProducerPlan::Flood { spec, .. } => spec.kind.name().to_string(),
@@ -177,24 +159,17 @@ impl Plan {
             scheduler_label: None,
             producer,
             duration,
-            ring_sizes,
-            collectors,
+            ring_sizes: options.ring_sizes.clone(),
+            collectors: options.collectors.clone(),
             schedulers,
-            scx_args: match &args.scx_args {
-                Some(text) => shell_words::split(text).map_err(|err| {
-                    InputError(format!(
-                        "--scx-args '{text}' does not parse as arguments: {err}"
-                    ))
-                })?,
-                None => Vec::new(),
-            },
-            repetitions: args.repetitions,
-            json: args.json.clone(),
-            csv: args.csv.clone(),
-            keep_logs: args.keep_logs.clone(),
+            scx_args: options.scx_args.clone(),
+            repetitions: options.repetitions,
+            json: options.json.clone(),
+            csv: options.csv.clone(),
+            keep_logs: options.keep_logs.clone(),
             audit_settings,
-            workloads,
-            watch_run_delay: args.watch_run_delay,
+            workloads: options.workloads.clone(),
+            watch_run_delay: options.watch_run_delay,
         })
     }
 
@@ -277,6 +252,139 @@ impl Plan {
         }
         specs
     }
+}
+
+/// A positive duration of at most a day.
+fn check_duration(duration_s: f64) -> Result<Duration, InputError> {
+    if !(duration_s.is_finite() && duration_s > 0.0) {
+        return Err(InputError(format!(
+            "--duration must be a positive number of seconds, got {duration_s}; e.g. --duration 3"
+        )));
+    }
+    if duration_s > 24.0 * 3600.0 {
+        return Err(InputError(
+            "--duration is longer than a day; e.g. --duration 3".into(),
+        ));
+    }
+    Ok(Duration::from_secs_f64(duration_s))
+}
+
+/// Counts that must be at least one.
+fn check_counts(options: &AttackOptions) -> Result<(), InputError> {
+    if options.count == Some(0) {
+        return Err(InputError("--count must be at least 1".into()));
+    }
+    if options.rate == Some(0) {
+        return Err(InputError("--rate must be at least 1 per second".into()));
+    }
+    if options.repetitions == 0 {
+        return Err(InputError("--repetitions must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// The program to run, or the flood with its thread counts checked.
+fn producer_plan(options: &AttackOptions, duration: Duration) -> Result<ProducerPlan, InputError> {
+    if let Some(argv) = &options.cmd {
+        if argv.is_empty() {
+            return Err(InputError(
+                "--cmd is empty; give a program, e.g. --cmd \"stress-ng --cpu 2\"".into(),
+            ));
+        }
+        return Ok(ProducerPlan::Command(argv.clone()));
+    }
+    let Some(first) = options.threads.first() else {
+        return Err(InputError(
+            "--threads needs at least one value, e.g. --threads 4".into(),
+        ));
+    };
+    if let Some(bad) = options.threads.iter().find(|t| **t == 0 || **t > 4096) {
+        return Err(InputError(format!(
+            "--threads {bad} is out of range; use 1 to 4096"
+        )));
+    }
+    Ok(ProducerPlan::Flood {
+        threads: options.threads.clone(),
+        spec: FloodSpec {
+            kind: options.flood,
+            threads: *first,
+            duration,
+            count: options.count,
+            rate_per_s: options.rate,
+        },
+    })
+}
+
+/// Collectors that cannot run here say why now; auditd needs root to ask the kernel, so it
+/// is checked when the trials start.
+fn check_collectors(options: &AttackOptions) -> Result<(), InputError> {
+    for kind in &options.collectors {
+        if *kind != CollectorKind::Auditd {
+            collector::check_available(*kind, options.eaudit_dir.as_deref())?;
+        }
+    }
+    Ok(())
+}
+
+/// auditd's backlog settings, one per limit and wait time (none without auditd).
+fn audit_settings(
+    options: &AttackOptions,
+    producer: &ProducerPlan,
+) -> Result<Vec<AuditSettings>, InputError> {
+    if !options.collectors.contains(&CollectorKind::Auditd) {
+        return Ok(Vec::new());
+    }
+    if matches!(producer, ProducerPlan::Command(_)) {
+        return Err(InputError(
+            "collector 'auditd' cannot follow a --cmd producer: audit rules are scoped to \
+             the attack's process and its children, and the program may start \
+             grandchildren no rule can follow, so its loss could not be accounted for \
+             exactly; use a --flood"
+                .into(),
+        ));
+    }
+    let hz = crate::measure::kernel::hz();
+    let mut settings = Vec::new();
+    for limit in &options.audit_backlog_limits {
+        for wait_ms in &options.audit_backlog_wait_times_ms {
+            settings.push(auditd::settings(*limit, *wait_ms, hz)?);
+        }
+    }
+    Ok(settings)
+}
+
+/// Workloads run as long as the attack, in whole seconds, and need their tools.
+fn check_workloads(options: &AttackOptions) -> Result<(), InputError> {
+    if options.workloads.is_empty() {
+        return Ok(());
+    }
+    if options.duration_s.fract() != 0.0 {
+        return Err(InputError(format!(
+            "--workload needs a whole number of seconds for --duration (stress-ng's \
+             --timeout counts whole seconds, and the workload runs as long as the \
+             attack), got {}; e.g. --duration 2",
+            options.duration_s
+        )));
+    }
+    for name in &options.workloads {
+        workload::check_available(name)?;
+    }
+    Ok(())
+}
+
+/// The schedulers named, as this host's kernel has them (its fair class when none is).
+fn resolve_schedulers(names: &[String]) -> Result<Vec<SchedulerSpec>, InputError> {
+    let facts = sched::KernelFacts::host();
+    if names.is_empty() {
+        return Ok(vec![SchedulerSpec::Fair {
+            class: facts.fair_class,
+            variant: None,
+        }]);
+    }
+    names
+        .iter()
+        .map(|name| sched::parse(name, &facts))
+        .collect()
 }
 
 /// One trial of a plan.

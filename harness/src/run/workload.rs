@@ -292,21 +292,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn help_lists_every_workload() {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        let attack = cli.find_subcommand("attack").unwrap();
-        let flag = attack
-            .get_arguments()
-            .find(|a| a.get_long() == Some("workload"))
-            .unwrap();
-        let help = flag.get_help().unwrap().to_string();
-        for name in workloads::names() {
-            assert!(help.contains(name), "--workload help lacks {name}: {help}");
-        }
-    }
-
     fn result(throughput: Option<(f64, &str)>) -> WorkloadResult {
         WorkloadResult {
             name: "stress-ng-cpu".into(),

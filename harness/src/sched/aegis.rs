@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn stats_read_through_the_schema_unchanged() {
         let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scheduler/tests/data");
-        for name in ["scx_aegis_stats_guest.json", "scx_aegis_stats_prog_stats.json"] {
+        for name in [
+            "scx_aegis_stats_guest.json",
+            "scx_aegis_stats_prog_stats.json",
+        ] {
             let path = data.join(name);
             let raw: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

@@ -6,17 +6,17 @@
 //! and `--keep-logs` pointed at guest paths under `/aegis-out`; the files come back to the
 //! paths the user gave. Rewriting the command line (rather than re-serializing the parsed
 //! flags) keeps flags added to `attack` later working in guests without touching this file;
-//! which tokens are flag values comes from clap's own definition of `attack`.
+//! which tokens are flag values comes from clap's own definition of `attack`, which the
+//! command passes in.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use clap::CommandFactory;
 
-use super::{run_in_guest, GuestKernel, GuestSpec, DEFAULT_CPUS, DEFAULT_MEM};
-use crate::cli::{AttackArgs, Cli, GuestArgs};
+use super::args::GuestArgs;
+use super::run_in_guest;
 use crate::error::InputError;
-use crate::run::{Plan, ProducerPlan};
+use crate::run::{AttackOptions, Plan, ProducerPlan};
 
 /// Flags that only describe the guest, dropped from the guest's command line.
 const GUEST_FLAGS: &[&str] = &["vm", "vm-kernel", "cpus", "mem", "offline"];
@@ -34,29 +34,6 @@ const PER_TRIAL_S: u64 = 30;
 /// servers need configuration trees, `compile` a whole compiler).
 pub const GUEST_WORKLOADS: &[&str] = &["stress-ng-cpu", "hackbench", "sysbench-cpu"];
 
-/// `--cpus` and friends mean nothing without `--vm`; say so instead of ignoring them.
-pub fn refuse_guest_flags_without_vm(args: &AttackArgs) -> Result<(), InputError> {
-    let given = args.guest.given();
-    if !args.vm && !given.is_empty() {
-        return Err(InputError(format!(
-            "{} only applies to guest runs: add --vm",
-            given.join(", ")
-        )));
-    }
-    Ok(())
-}
-
-/// The guest described by the guest flags, with defaults.
-pub fn guest_spec(guest: &GuestArgs, timeout_s: u64) -> Result<GuestSpec, InputError> {
-    GuestSpec::new(
-        guest.vm_kernel.unwrap_or(GuestKernel::SchedExt),
-        guest.cpus.unwrap_or(DEFAULT_CPUS),
-        guest.mem.as_deref().unwrap_or(DEFAULT_MEM),
-        guest.offline,
-        timeout_s,
-    )
-}
-
 /// The guest path for an output flag's host value.
 fn guest_output(flag: &str, guest_dir: &str, host: &Path) -> PathBuf {
     if flag == "keep-logs" {
@@ -70,12 +47,12 @@ fn guest_output(flag: &str, guest_dir: &str, host: &Path) -> PathBuf {
 }
 
 /// The guest's command line: `attack_args` (what followed `attack` on ours) without the guest
-/// flags and with output paths rewritten to guest paths.
-pub fn guest_command_line(attack_args: &[String]) -> Result<Vec<String>, InputError> {
-    let cli = Cli::command();
-    let attack = cli
-        .find_subcommand("attack")
-        .expect("the CLI has an attack subcommand");
+/// flags and with output paths rewritten to guest paths. `attack` is clap's definition of the
+/// `attack` command, which says which flags take a value.
+pub fn guest_command_line(
+    attack: &clap::Command,
+    attack_args: &[String],
+) -> Result<Vec<String>, InputError> {
     let mut out = vec!["attack".to_string()];
     let mut tokens = attack_args.iter();
     while let Some(token) = tokens.next() {
@@ -148,14 +125,14 @@ fn guest_scheduler_paths(mut line: Vec<String>) -> Vec<String> {
     line
 }
 
-/// How many trials the plan runs: schedulers count as given (the guest checks them).
-fn trial_count(plan: &Plan, args: &AttackArgs) -> u64 {
+/// How many trials the plan runs under `schedulers` schedulers (the guest checks them).
+fn trial_count(plan: &Plan, schedulers: usize) -> u64 {
     let threads = match &plan.producer {
         ProducerPlan::Flood { threads, .. } => threads.len(),
         ProducerPlan::Command(_) => 1,
     };
     u64::from(plan.repetitions)
-        * args.scheduler.len().max(1) as u64
+        * schedulers.max(1) as u64
         * plan.collectors.len() as u64
         * plan.ring_sizes.len() as u64
         * threads as u64
@@ -163,14 +140,14 @@ fn trial_count(plan: &Plan, args: &AttackArgs) -> u64 {
 }
 
 /// How many no-attack workload baselines the plan runs (one per scheduler and workload).
-fn alone_count(plan: &Plan, args: &AttackArgs) -> u64 {
-    args.scheduler.len().max(1) as u64 * plan.workloads.len() as u64
+fn alone_count(plan: &Plan, schedulers: usize) -> u64 {
+    schedulers.max(1) as u64 * plan.workloads.len() as u64
 }
 
 /// A workload that cannot run in a guest is refused before anything else is checked.
-fn refuse_non_guest_workloads(names: &[String]) -> Result<(), InputError> {
-    for name in crate::run::workload::parse_names(names)? {
-        if !GUEST_WORKLOADS.contains(&name) {
+fn refuse_non_guest_workloads(names: &[&str]) -> Result<(), InputError> {
+    for name in names {
+        if !GUEST_WORKLOADS.contains(name) {
             return Err(InputError(format!(
                 "workload {name} cannot run in a guest (its tools need more than their \
                  binaries); with --vm use {}",
@@ -194,19 +171,27 @@ fn workload_binaries(plan: &Plan) -> Result<Vec<PathBuf>, InputError> {
     Ok(binaries)
 }
 
-/// Runs `attack --vm`. `attack_args` is what followed `attack` on the command line.
-pub fn run(args: &AttackArgs, attack_args: &[String]) -> Result<i32> {
+/// Runs `attack --vm`: `options` in the guest `guest`. `attack` is clap's definition of the
+/// `attack` command and `attack_args` what followed `attack` on the command line.
+pub fn run(
+    options: &AttackOptions,
+    guest: &GuestArgs,
+    attack: &clap::Command,
+    attack_args: &[String],
+) -> Result<i32> {
     // Everything but the schedulers is checked here, before any boot.
-    refuse_non_guest_workloads(&args.workload)?;
-    let mut host_args = args.clone();
-    host_args.scheduler.clear();
-    let plan = Plan::from_args(&host_args)?;
-    let trials = trial_count(&plan, args);
+    refuse_non_guest_workloads(&options.workloads)?;
+    let plan = Plan::new(&AttackOptions {
+        schedulers: Vec::new(),
+        ..options.clone()
+    })?;
+    let schedulers = options.schedulers.len();
+    let trials = trial_count(&plan, schedulers);
     let duration_s = plan.duration.as_secs_f64().ceil() as u64;
     let timeout_s = BASE_TIMEOUT_S
         + trials * (3 * duration_s + PER_TRIAL_S)
-        + alone_count(&plan, args) * (3 * duration_s + PER_TRIAL_S);
-    let mut spec = guest_spec(&args.guest, timeout_s)?;
+        + alone_count(&plan, schedulers) * (3 * duration_s + PER_TRIAL_S);
+    let mut spec = guest.spec(timeout_s)?;
     // The workloads' tools go in with their libraries, at /usr/local/bin.
     spec.extra_binaries = workload_binaries(&plan)?;
     spec.timeout_hint = format!(
@@ -215,7 +200,7 @@ pub fn run(args: &AttackArgs, attack_args: &[String]) -> Result<i32> {
     );
     // Schedulers are checked against the guest's kernel; sched_ext binaries go in with it.
     let facts = spec.kernel.facts();
-    for name in &args.scheduler {
+    for name in &options.schedulers {
         if let crate::sched::SchedulerSpec::SchedExt { binary, .. } =
             crate::sched::parse(name, &facts)?
         {
@@ -224,13 +209,13 @@ pub fn run(args: &AttackArgs, attack_args: &[String]) -> Result<i32> {
             }
         }
     }
-    let guest_args = guest_scheduler_paths(guest_command_line(attack_args)?);
+    let guest_args = guest_scheduler_paths(guest_command_line(attack, attack_args)?);
     let mut files_back = Vec::new();
     for (flag, dir) in OUTPUT_FLAGS {
         let host = match *flag {
-            "json" => &args.json,
-            "csv" => &args.csv,
-            _ => &args.keep_logs,
+            "json" => &options.json,
+            "csv" => &options.csv,
+            _ => &options.keep_logs,
         };
         if let Some(host) = host {
             files_back.push((guest_output(flag, dir, host), host.clone()));
@@ -263,110 +248,29 @@ mod tests {
     }
 
     #[test]
-    fn rewrites_outputs_and_drops_guest_flags() {
-        let line = guest_command_line(&strings(&[
-            "--flood",
-            "openat",
-            "--vm",
-            "--json",
-            "results/run1/trials.json",
-            "--csv=out.csv",
-            "--vm-kernel",
-            "cfs",
-            "--cpus=4",
-            "--mem",
-            "1GiB",
-            "--offline",
-            "--keep-logs",
-            "/data/logs",
-            "--scheduler",
-            "cfs",
-            "--cmd",
-            "stress-ng --cpu 2",
-        ]))
-        .unwrap();
-        assert_eq!(
-            line,
-            strings(&[
-                "attack",
-                "--flood",
-                "openat",
-                "--json",
-                "/aegis-out/json/trials.json",
-                "--csv",
-                "/aegis-out/csv/out.csv",
-                "--keep-logs",
-                "/aegis-out/logs",
-                "--scheduler",
-                "cfs",
-                "--cmd",
-                "stress-ng --cpu 2",
-            ])
-        );
-    }
-
-    #[test]
-    fn a_value_that_looks_like_a_flag_is_kept() {
-        let line = guest_command_line(&strings(&["--cmd", "--vm", "--vm"])).unwrap();
-        assert_eq!(line, strings(&["attack", "--cmd", "--vm"]));
-    }
-
-    fn parse_attack(args: &[&str]) -> AttackArgs {
-        use clap::Parser;
-        let argv = ["aegis-bench", "attack"].iter().chain(args);
-        match Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::Attack(args) => args,
-            other => panic!("not an attack: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn guest_flags_need_vm() {
-        assert!(refuse_guest_flags_without_vm(&parse_attack(&[])).is_ok());
-        let err = refuse_guest_flags_without_vm(&parse_attack(&["--cpus", "4", "--offline"]))
-            .unwrap_err()
-            .0;
-        assert_eq!(
-            err,
-            "--cpus, --offline only applies to guest runs: add --vm"
-        );
-        let args = parse_attack(&["--vm", "--cpus", "4", "--vm-kernel", "cfs"]);
-        assert!(refuse_guest_flags_without_vm(&args).is_ok());
-        assert_eq!(args.guest.vm_kernel, Some(GuestKernel::Cfs));
-    }
-
-    #[test]
     fn counts_trials_for_the_timeout() {
-        let args = parse_attack(&[
-            "--threads",
-            "1,4",
-            "--ring-size",
-            "64KiB,1MiB",
-            "--repetitions",
-            "3",
-            "--scheduler",
-            "eevdf,aegis",
-        ]);
-        let mut host_args = args.clone();
-        host_args.scheduler.clear();
-        let plan = Plan::from_args(&host_args).unwrap();
-        assert_eq!(trial_count(&plan, &args), 2 * 2 * 3 * 2);
-        assert_eq!(alone_count(&plan, &args), 0);
+        let plan = Plan::new(&AttackOptions {
+            threads: vec![1, 4],
+            ring_sizes: vec![64 << 10, 1 << 20],
+            repetitions: 3,
+            ..AttackOptions::default()
+        })
+        .unwrap();
+        // Two schedulers (eevdf,aegis), counted as given.
+        assert_eq!(trial_count(&plan, 2), 2 * 2 * 3 * 2);
+        assert_eq!(alone_count(&plan, 2), 0);
     }
 
     #[test]
     fn workloads_bring_their_tools_into_the_guest() {
-        let args = parse_attack(&[
-            "--workload",
-            "stress-ng-cpu,hackbench",
-            "--scheduler",
-            "eevdf,scx_rustland",
-        ]);
-        let mut host_args = args.clone();
-        host_args.scheduler.clear();
-        let plan = Plan::from_args(&host_args).unwrap();
-        assert_eq!(trial_count(&plan, &args), 2 * 2);
-        assert_eq!(alone_count(&plan, &args), 2 * 2);
+        let plan = Plan::new(&AttackOptions {
+            workloads: vec!["stress-ng-cpu", "hackbench"],
+            ..AttackOptions::default()
+        })
+        .unwrap();
+        // Two schedulers (eevdf,scx_rustland), counted as given.
+        assert_eq!(trial_count(&plan, 2), 2 * 2);
+        assert_eq!(alone_count(&plan, 2), 2 * 2);
         let binaries = workload_binaries(&plan).unwrap();
         let names: Vec<String> = binaries
             .iter()
@@ -374,9 +278,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["stress-ng", "hackbench"]);
         assert!(binaries.iter().all(|b| b.is_absolute() && b.is_file()));
-        let err = refuse_non_guest_workloads(&parse_attack(&["--workload", "redis"]).workload)
-            .unwrap_err()
-            .0;
+        let err = refuse_non_guest_workloads(&["redis"]).unwrap_err().0;
         assert!(
             err.contains("workload redis cannot run in a guest"),
             "{err}"

@@ -4,11 +4,13 @@
 //! kernel judges), then sent into the guest with the results so far when resuming. The guest
 //! runs `aegis-bench run` on its copy and the output directory comes back to `--out`.
 
+use std::path::Path;
+
 use anyhow::Result;
 
-use super::attack::{guest_spec, GUEST_WORKLOADS};
+use super::args::GuestArgs;
+use super::attack::GUEST_WORKLOADS;
 use super::run_in_guest;
-use crate::cli::RunArgs;
 use crate::error::InputError;
 use crate::run::matrix::{Matrix, Shard};
 
@@ -20,7 +22,17 @@ const BASE_TIMEOUT_S: u64 = 120;
 /// Per trial and per workload baseline: arming (BPF loads are slow under TCG) and accounting.
 const PER_TRIAL_S: u64 = 30;
 
-pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
+/// What `run --vm` was asked for besides the matrix and the shard.
+pub struct GuestMatrixRun<'a> {
+    pub guest: &'a GuestArgs,
+    /// `--out`: where the guest's output directory comes back to.
+    pub out: &'a Path,
+    pub resume: bool,
+    pub keep_going: bool,
+}
+
+/// Runs `shard` of `matrix` in a guest and returns the guest command's exit status.
+pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i32> {
     for name in &matrix.file.workloads {
         if name != "none" && !GUEST_WORKLOADS.contains(&name.as_str()) {
             return Err(InputError(format!(
@@ -43,7 +55,7 @@ pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
     let baselines = matrix.file.schedulers.len() as u64 * workloads;
     let per_trial_s = 3 * matrix.file.duration_s.ceil() as u64 + PER_TRIAL_S;
     let timeout_s = BASE_TIMEOUT_S + (shard_trials + baselines) * per_trial_s;
-    let mut spec = guest_spec(&args.guest, timeout_s)?;
+    let mut spec = args.guest.spec(timeout_s)?;
     spec.timeout_hint = format!(
         "`run --vm` allowed {timeout_s} s for {shard_trials} trial(s); split the matrix with \
          --shard, or continue with --resume"
@@ -71,7 +83,7 @@ pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
         .push((GUEST_MATRIX.to_string(), matrix.text.clone().into_bytes()));
     // Resuming: the finished trials go in, so the guest skips them.
     if args.resume && args.out.is_dir() {
-        for entry in std::fs::read_dir(&args.out)? {
+        for entry in std::fs::read_dir(args.out)? {
             let path = entry?.path();
             if path.is_file() {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -99,5 +111,9 @@ pub fn run(args: &RunArgs, matrix: &Matrix, shard: Shard) -> Result<i32> {
         shell_words::join(&guest_args),
         spec.kernel.name()
     );
-    run_in_guest(&spec, &guest_args, &[(GUEST_OUT.into(), args.out.clone())])
+    run_in_guest(
+        &spec,
+        &guest_args,
+        &[(GUEST_OUT.into(), args.out.to_path_buf())],
+    )
 }

@@ -27,9 +27,11 @@
 //! 4. [`results`]: the tar is unpacked onto the host paths, each file atomically.
 //!
 //! [`attack`] builds `attack --vm` on top: host-side validation, then the same attack in a
-//! guest with its output paths rewritten and the files brought back.
+//! guest with its output paths rewritten and the files brought back; [`matrix`] does the same
+//! for `run --vm`. [`args`] holds the guest runner's flags.
 
 pub mod apt;
+pub mod args;
 pub mod attack;
 pub mod initramfs;
 pub mod kernel;
@@ -43,9 +45,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::VmArgs;
 use crate::error::InputError;
 use crate::size::{format_size, parse_size};
+use args::VmArgs;
 pub use kernel::GuestKernel;
 
 /// Where the guest runner caches kernels, apt state and initramfs images:
@@ -207,7 +209,7 @@ pub fn run_vm_command(args: &VmArgs) -> Result<i32> {
         )
         .into());
     }
-    let mut spec = attack::guest_spec(&args.guest, args.timeout)?;
+    let mut spec = args.guest.spec(args.timeout)?;
     spec.extra_binaries = args.bins.clone();
     run_in_guest(&spec, &args.args, &[])
 }

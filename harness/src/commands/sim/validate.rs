@@ -9,16 +9,20 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use attacks::FloodKind;
 use comfy_table::Table;
 use scheduler::sim::{simulate, Calibration, EevdfModel, SimConfig};
 
 use super::FLOOD;
 use crate::cli::ValidateArgs;
+use crate::collector::CollectorKind;
 use crate::commands::calibrate::{online_cpus, real_attack};
 use crate::files::write_atomically;
 use crate::measure::kernel;
 use crate::results::sim::{ValidationPoint, ValidationReport};
 use crate::results::trial::{now_rfc3339, Trial};
+use crate::run::AttackOptions;
+use crate::size::parse_ring_size;
 use crate::GIT_REV;
 
 /// A batch whose first record waited this long counts as a long wait in the validation
@@ -159,31 +163,26 @@ fn real_trials(options: &ValidateOptions) -> Result<Vec<Trial>> {
     let threads = &options.threads;
     let duration = options.duration;
     let repetitions = options.repetitions;
-    let argv: Vec<String> = vec![
-        "--flood".into(),
-        flood.into(),
-        "--threads".into(),
-        threads
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-        "--duration".into(),
-        duration.to_string(),
-        "--ring-size".into(),
-        options.ring_size.clone(),
-        "--collector".into(),
-        "builtin".into(),
-        "--scheduler".into(),
-        "eevdf".into(),
-        "--repetitions".into(),
-        repetitions.to_string(),
-    ];
     let trials = match &options.real_trials {
         Some(path) => real_trials_from(path, flood)?,
         None => {
-            crate::say!("validate: aegis-bench attack {}", argv.join(" "));
-            real_attack(&argv)?
+            let thread_list: Vec<String> = threads.iter().map(u32::to_string).collect();
+            crate::say!(
+                "validate: aegis-bench attack --flood {flood} --threads {} --duration {duration} \
+                 --ring-size {} --collector builtin --scheduler eevdf --repetitions {repetitions}",
+                thread_list.join(","),
+                options.ring_size
+            );
+            real_attack(&AttackOptions {
+                flood: FloodKind::Openat,
+                threads: threads.clone(),
+                duration_s: duration,
+                ring_sizes: vec![parse_ring_size(&options.ring_size)?],
+                collectors: vec![CollectorKind::Builtin],
+                schedulers: vec!["eevdf".to_string()],
+                repetitions,
+                ..AttackOptions::default()
+            })?
         }
     };
     Ok(trials)

@@ -1,0 +1,411 @@
+//! `aegis-bench run --matrix FILE.toml`: a matrix's trials in run order (see
+//! [`crate::run::matrix`]), on this host or, with `--vm`, in a guest.
+//!
+//! Each finished trial is written at once to `OUT/trials.jsonl` and `OUT/trials.csv` (both
+//! replaced atomically), beside a copy of the matrix and `run.json` (matrix hash, shard, trials
+//! planned and done). A killed run keeps every finished trial; `--resume` reruns none of them,
+//! and refuses a different matrix or shard. With `--keep-going` a failed trial is set aside in
+//! `OUT/failures.jsonl` and the run goes on.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::RunArgs;
+use crate::collector::CollectorKind;
+use crate::error::InputError;
+use crate::export::{self, csv::CsvExporter, jsonl, table, Exporter};
+use crate::results::trial::Trial;
+use crate::run::matrix::{run_order, Matrix, Planned, Shard};
+use crate::run::{Bench, Plan, TrialSink, TrialSpec};
+use crate::vm;
+
+/// `OUT/run.json`: what the directory holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub matrix_sha256: String,
+    pub shard: Shard,
+    /// Trials of this shard of the matrix (all of the matrix for merged directories).
+    pub trials_planned: usize,
+    pub trials_done: usize,
+    /// Shards a merged directory was made of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<Shard>,
+    pub git_rev: String,
+}
+
+pub(super) const MATRIX_COPY: &str = "matrix.toml";
+const RUN_INFO: &str = "run.json";
+const CSV_FILE: &str = "trials.csv";
+
+/// The files of a run directory.
+pub(super) struct RunDir {
+    pub(super) dir: PathBuf,
+}
+
+impl RunDir {
+    pub(super) fn trials_path(&self) -> PathBuf {
+        self.dir.join(jsonl::FILE_NAME)
+    }
+
+    pub(super) fn has_trials(&self) -> bool {
+        self.trials_path().exists()
+    }
+
+    pub(super) fn read_trials(&self) -> Result<Vec<Trial>> {
+        if !self.has_trials() {
+            return Ok(Vec::new());
+        }
+        export::json::read(&self.trials_path())
+    }
+
+    pub(super) fn read_info(&self) -> Result<RunInfo> {
+        let path = self.dir.join(RUN_INFO);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Writes trials, CSV and run.json, each atomically; trials first, so run.json never
+    /// claims more than the trial file holds.
+    pub(super) fn write(&self, trials: &[Trial], info: &RunInfo) -> Result<()> {
+        let jsonl = jsonl::JsonLinesExporter::new(self.trials_path());
+        crate::files::write_atomically(jsonl.path(), &jsonl.serialize(trials)?)?;
+        let csv = CsvExporter::new(self.dir.join(CSV_FILE));
+        crate::files::write_atomically(csv.path(), &csv.serialize(trials)?)?;
+        let mut bytes = serde_json::to_vec_pretty(info)?;
+        bytes.push(b'\n');
+        crate::files::write_atomically(&self.dir.join(RUN_INFO), &bytes)
+    }
+}
+
+/// `aegis-bench run`. Returns the exit status (a guest's, with `--vm`).
+pub fn run(args: &RunArgs) -> Result<i32> {
+    let matrix = Matrix::read(&args.matrix)?;
+    let shard = match &args.shard {
+        Some(text) => Shard::parse(text)?,
+        None => Shard::WHOLE,
+    };
+    let out = RunDir {
+        dir: args.out.clone(),
+    };
+    if out.has_trials() && !args.resume && !args.dry_run {
+        return Err(InputError(format!(
+            "{} already holds trials; add --resume to continue that run, or choose another \
+             --out",
+            out.dir.display()
+        ))
+        .into());
+    }
+    if args.vm && !args.dry_run {
+        let run = vm::matrix::GuestMatrixRun {
+            guest: &args.guest,
+            out: &args.out,
+            resume: args.resume,
+            keep_going: args.keep_going,
+        };
+        return vm::matrix::run(&run, &matrix, shard);
+    }
+    args.guest.refuse_without_vm(args.vm)?;
+    // A dry run of a guest matrix leaves the scheduler names to the guest, like the run.
+    let plans = matrix.plans(args.vm)?;
+    let order: Vec<Planned> = run_order(&plans, matrix.file.order_seed)
+        .into_iter()
+        .enumerate()
+        .filter(|(position, _)| shard.owns(*position))
+        .map(|(_, planned)| planned)
+        .collect();
+    if args.dry_run {
+        for (position, planned) in order.iter().enumerate() {
+            println!("{:>4}  {}", position + 1, planned.id);
+        }
+        crate::say!(
+            "{} trial(s) in shard {shard} of {}",
+            order.len(),
+            args.matrix.display()
+        );
+        return Ok(0);
+    }
+    run_on_host(args.keep_going, &matrix, shard, &plans, &order, &out)
+}
+
+/// Runs this shard's trials that `out` does not hold yet, writing `out` after each one.
+fn run_on_host(
+    keep_going: bool,
+    matrix: &Matrix,
+    shard: Shard,
+    plans: &[Plan],
+    order: &[Planned],
+    out: &RunDir,
+) -> Result<i32> {
+    let mut trials = resume_state(out, matrix, shard, order)?;
+    std::fs::create_dir_all(&out.dir).with_context(|| format!("creating {}", out.dir.display()))?;
+    crate::files::write_atomically(&out.dir.join(MATRIX_COPY), matrix.text.as_bytes())?;
+    let done: BTreeSet<String> = trials.iter().map(|t| t.id.trial_id.clone()).collect();
+    let todo: Vec<&Planned> = order.iter().filter(|p| !done.contains(&p.id)).collect();
+    let info = RunInfo {
+        matrix_sha256: matrix.sha256.clone(),
+        shard,
+        trials_planned: order.len(),
+        trials_done: trials.len(),
+        merged_shards: Vec::new(),
+        git_rev: crate::GIT_REV.to_string(),
+    };
+    out.write(&trials, &info)?;
+    if !done.is_empty() {
+        crate::say!(
+            "resuming {}: {} trial(s) done, {} to run",
+            out.dir.display(),
+            done.len(),
+            todo.len()
+        );
+    }
+    let uses_audit = plans
+        .iter()
+        .any(|plan| plan.collectors.contains(&CollectorKind::Auditd));
+    let mut bench = Bench::open(uses_audit)?;
+    let mut sink = MatrixSink {
+        out,
+        info,
+        progress: Progress::new(todo.len()),
+        keep_going,
+        failures: Vec::new(),
+        started_at: String::new(),
+    };
+    let jobs: Vec<(&Plan, &TrialSpec)> = todo
+        .iter()
+        .map(|planned| (&plans[planned.plan], &planned.spec))
+        .collect();
+    bench.run_all(&jobs, &mut trials, &mut sink)?;
+    drop(bench);
+    sink.finish(&trials)
+}
+
+/// `run --matrix`'s trials: a progress bar per trial, the run directory rewritten after each
+/// one, and failures set aside with `--keep-going`.
+struct MatrixSink<'a> {
+    out: &'a RunDir,
+    info: RunInfo,
+    progress: Progress,
+    keep_going: bool,
+    failures: Vec<Failure>,
+    /// When the trial being run started.
+    started_at: String,
+}
+
+impl TrialSink for MatrixSink<'_> {
+    fn announce(&mut self, index: usize, _total: usize, plan: &Plan, spec: &TrialSpec) -> String {
+        self.started_at = crate::results::trial::now_rfc3339();
+        format!("{} {}", self.progress.line(index), plan.trial_id(spec))
+    }
+
+    fn export(&mut self, trials: &[Trial]) -> Result<()> {
+        self.info.trials_done = trials.len();
+        self.out.write(trials, &self.info)
+    }
+
+    fn failed(
+        &mut self,
+        _index: usize,
+        plan: &Plan,
+        spec: &TrialSpec,
+        err: anyhow::Error,
+        done: usize,
+    ) -> Result<()> {
+        let trial_id = plan.trial_id(spec);
+        // A trial that failed by itself (a scheduler kicked out by the watchdog, accounting
+        // that does not add up) is set aside; an interrupt still ends the run.
+        if !self.keep_going || interrupted(&err) {
+            return Err(err.context(format!("trial {trial_id}")).context(format!(
+                "{done} finished trial(s) are in {}; rerun with --resume to continue",
+                self.out.dir.display()
+            )));
+        }
+        crate::say!("  trial {trial_id} failed: {err:#}; going on (--keep-going)");
+        self.failures.push(Failure {
+            trial_id,
+            error: format!("{err:#}"),
+            started_at: std::mem::take(&mut self.started_at),
+        });
+        let lines: Vec<String> = self
+            .failures
+            .iter()
+            .map(|f| serde_json::to_string(f).expect("a failure serializes"))
+            .collect();
+        crate::files::write_atomically(&self.failures_path(), (lines.join("\n") + "\n").as_bytes())
+    }
+}
+
+impl MatrixSink<'_> {
+    fn failures_path(&self) -> PathBuf {
+        self.out.dir.join(FAILURES_FILE)
+    }
+
+    /// The end of the run: the table, where the trials are, and the exit status (1 when
+    /// trials were set aside).
+    fn finish(self, trials: &[Trial]) -> Result<i32> {
+        let failures_path = self.failures_path();
+        if self.failures.is_empty() && failures_path.exists() {
+            // Failures of an earlier run that this one completed are no longer true.
+            std::fs::remove_file(&failures_path)
+                .with_context(|| format!("removing {}", failures_path.display()))?;
+        }
+        println!("{}", table::render(trials));
+        println!(
+            "wrote {} and {} ({} trials, {})",
+            self.out.trials_path().display(),
+            self.out.dir.join(CSV_FILE).display(),
+            trials.len(),
+            self.progress.elapsed()
+        );
+        if !self.failures.is_empty() {
+            crate::say!(
+                "{} trial(s) failed (see {}); rerun with --resume to retry them",
+                self.failures.len(),
+                failures_path.display()
+            );
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
+/// A trial `run --keep-going` set aside, in `OUT/failures.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Failure {
+    pub trial_id: String,
+    pub error: String,
+    pub started_at: String,
+}
+
+const FAILURES_FILE: &str = "failures.jsonl";
+
+fn interrupted(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<crate::error::Interrupted>().is_some()
+        || crate::signals::received().is_some()
+}
+
+/// The trials already in `out` (which `run` resumes), checked against this run: an error if
+/// they are another matrix's or shard's.
+fn resume_state(
+    out: &RunDir,
+    matrix: &Matrix,
+    shard: Shard,
+    order: &[Planned],
+) -> Result<Vec<Trial>> {
+    if !out.has_trials() {
+        return Ok(Vec::new());
+    }
+    let info = out.read_info()?;
+    if info.matrix_sha256 != matrix.sha256 {
+        return Err(InputError(format!(
+            "{} was run with another matrix (see its {MATRIX_COPY}); resume it with that file, \
+             or start a new --out for the changed matrix",
+            out.dir.display()
+        ))
+        .into());
+    }
+    if info.shard != shard {
+        return Err(InputError(format!(
+            "{} holds shard {} but this is shard {shard}; resume each shard in its own \
+             directory",
+            out.dir.display(),
+            info.shard
+        ))
+        .into());
+    }
+    let trials = out.read_trials()?;
+    let planned: BTreeSet<&str> = order.iter().map(|p| p.id.as_str()).collect();
+    if let Some(stray) = trials
+        .iter()
+        .find(|t| !planned.contains(t.id.trial_id.as_str()))
+    {
+        return Err(InputError(format!(
+            "{} holds trial {:?}, which this matrix and shard do not plan; it is not this run's \
+             directory",
+            out.dir.display(),
+            stray.id.trial_id
+        ))
+        .into());
+    }
+    Ok(trials)
+}
+
+/// The matrix-level progress: a bar, the count and an ETA from the mean trial time so far.
+struct Progress {
+    total: usize,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            started: Instant::now(),
+        }
+    }
+
+    fn line(&self, done: usize) -> String {
+        progress_line(done, self.total, self.started.elapsed())
+    }
+
+    fn elapsed(&self) -> String {
+        format_duration(self.started.elapsed())
+    }
+}
+
+/// `[=====>        ] 5/20, 3m10s elapsed, ETA 9m30s`: `done` of `total` trials finished.
+fn progress_line(done: usize, total: usize, elapsed: Duration) -> String {
+    const WIDTH: usize = 20;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let bar: String = (0..WIDTH)
+        .map(|i| match i.cmp(&filled) {
+            std::cmp::Ordering::Less => '=',
+            std::cmp::Ordering::Equal => '>',
+            std::cmp::Ordering::Greater => ' ',
+        })
+        .collect();
+    let eta = if done == 0 {
+        "ETA after the first trial".to_string()
+    } else {
+        let per_trial = elapsed.as_secs_f64() / done as f64;
+        format!(
+            "ETA {}",
+            format_duration(Duration::from_secs_f64(per_trial * (total - done) as f64))
+        )
+    };
+    format!(
+        "[{bar}] {done}/{total}, {} elapsed, {eta}:",
+        format_duration(elapsed)
+    )
+}
+
+fn format_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_shows_the_bar_and_an_eta() {
+        let line = progress_line(5, 20, Duration::from_secs(100));
+        assert_eq!(
+            line,
+            "[=====>              ] 5/20, 1m40s elapsed, ETA 5m00s:"
+        );
+        assert!(progress_line(0, 3, Duration::ZERO).contains("ETA after the first trial"));
+        assert!(progress_line(3, 3, Duration::from_secs(4000)).contains("1h06m elapsed, ETA 0s"));
+    }
+}

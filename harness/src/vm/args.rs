@@ -1,0 +1,122 @@
+//! The guest runner's own flags: which guest to boot (flattened into `vm`, `attack` and
+//! `run`), and the `vm` command's.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{GuestKernel, GuestSpec, DEFAULT_CPUS, DEFAULT_MEM, DEFAULT_TIMEOUT_S};
+use crate::error::InputError;
+
+/// The guest to boot, for `vm`, `attack --vm` and `run --vm`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct GuestArgs {
+    /// Guest kernel: sched-ext (Debian's Linux 6.18 with sched_ext; EEVDF) or cfs (Debian's
+    /// Linux 6.1; CFS) [default: sched-ext]
+    #[arg(long, value_name = "KERNEL", value_enum)]
+    pub vm_kernel: Option<GuestKernel>,
+    /// Guest CPUs [default: 2]
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Guest memory, e.g. 2GiB [default: 2GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub mem: Option<String>,
+    /// Use only the cached guest kernel; never download.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl GuestArgs {
+    /// The guest flags given, for the error when they come without --vm.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        if self.vm_kernel.is_some() {
+            given.push("--vm-kernel");
+        }
+        if self.cpus.is_some() {
+            given.push("--cpus");
+        }
+        if self.mem.is_some() {
+            given.push("--mem");
+        }
+        if self.offline {
+            given.push("--offline");
+        }
+        given
+    }
+
+    /// `--cpus` and friends mean nothing without `--vm`; say so instead of ignoring them.
+    pub fn refuse_without_vm(&self, vm: bool) -> Result<(), InputError> {
+        let given = self.given();
+        if !vm && !given.is_empty() {
+            return Err(InputError(format!(
+                "{} only applies to guest runs: add --vm",
+                given.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The guest these flags describe, with defaults, allowed `timeout_s` to run.
+    pub fn spec(&self, timeout_s: u64) -> Result<GuestSpec, InputError> {
+        GuestSpec::new(
+            self.vm_kernel.unwrap_or(GuestKernel::SchedExt),
+            self.cpus.unwrap_or(DEFAULT_CPUS),
+            self.mem.as_deref().unwrap_or(DEFAULT_MEM),
+            self.offline,
+            timeout_s,
+        )
+    }
+}
+
+/// `aegis-bench vm [GUEST FLAGS] -- ARGS`.
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Kill the guest after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_S)]
+    pub timeout: u64,
+    /// Also copy this program (with its libraries) into the guest's /usr/local/bin;
+    /// repeatable.
+    #[arg(long = "bin", value_name = "PATH")]
+    pub bins: Vec<PathBuf>,
+    /// The aegis-bench command line to run in the guest, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A command with the guest flags and `--vm`, as `attack` and `run` have them.
+    #[derive(Debug, Parser)]
+    struct WithGuest {
+        #[arg(long)]
+        vm: bool,
+        #[command(flatten)]
+        guest: GuestArgs,
+    }
+
+    fn parse(args: &[&str]) -> WithGuest {
+        WithGuest::try_parse_from(["test"].iter().chain(args)).unwrap()
+    }
+
+    #[test]
+    fn guest_flags_need_vm() {
+        let bare = parse(&[]);
+        assert!(bare.guest.refuse_without_vm(bare.vm).is_ok());
+        let without = parse(&["--cpus", "4", "--offline"]);
+        let err = without.guest.refuse_without_vm(without.vm).unwrap_err().0;
+        assert_eq!(
+            err,
+            "--cpus, --offline only applies to guest runs: add --vm"
+        );
+        let with = parse(&["--vm", "--cpus", "4", "--vm-kernel", "cfs"]);
+        assert!(with.guest.refuse_without_vm(with.vm).is_ok());
+        assert_eq!(with.guest.vm_kernel, Some(GuestKernel::Cfs));
+    }
+}
