@@ -269,7 +269,10 @@ impl AuditdCollector {
         let flood = setup
             .flood
             .context("auditd scopes its rules by process and cannot follow a --cmd producer")?;
-        let settings = setup.audit.context("auditd needs its backlog settings")?;
+        let settings = setup
+            .buffer
+            .audit()
+            .context("auditd needs its backlog settings")?;
         let traced = flood
             .syscalls()
             .iter()

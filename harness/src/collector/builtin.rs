@@ -56,7 +56,11 @@ impl BuiltinCollector {
         let log = setup.work_dir.join("provenance.log");
         let stats = setup.work_dir.join("collector-stats.json");
         let cgroup_id = setup.cgroup_id.to_string();
-        let ring = setup.ring_bytes.to_string();
+        let ring = setup
+            .buffer
+            .ring_bytes()
+            .context("the built-in collector needs a ring size")?
+            .to_string();
         let mut args: Vec<&std::ffi::OsStr> = vec!["collect".as_ref()];
         if compact {
             args.push("--compact".as_ref());

@@ -78,15 +78,40 @@ impl CollectorKind {
     }
 }
 
+/// The buffer between the kernel and a collector: what a trial varies per collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buffer {
+    /// A BPF ring buffer of this many bytes (the built-in collectors).
+    Ring { bytes: u64 },
+    /// auditd's backlog queue in the kernel.
+    AuditBacklog(AuditSettings),
+}
+
+impl Buffer {
+    /// The ring's size, for a collector that has one.
+    pub fn ring_bytes(self) -> Option<u64> {
+        match self {
+            Buffer::Ring { bytes } => Some(bytes),
+            Buffer::AuditBacklog(_) => None,
+        }
+    }
+
+    /// auditd's backlog settings, for auditd.
+    pub fn audit(self) -> Option<AuditSettings> {
+        match self {
+            Buffer::AuditBacklog(settings) => Some(settings),
+            Buffer::Ring { .. } => None,
+        }
+    }
+}
+
 /// Where a collector should scope and store its work.
 pub struct CollectorSetup<'a> {
     pub cgroup_id: u64,
-    pub ring_bytes: u64,
+    pub buffer: Buffer,
     pub work_dir: &'a Path,
     /// The flood about to run (`None` for `--cmd`).
     pub flood: Option<FloodKind>,
-    /// auditd's backlog settings for this trial.
-    pub audit: Option<AuditSettings>,
     /// Where a collector with a BPF ring buffer pins it, for a scheduler that reads its fill
     /// (Aegis); collectors without one ignore it.
     pub pin_ring: Option<PathBuf>,

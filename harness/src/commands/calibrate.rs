@@ -65,7 +65,7 @@ pub(crate) fn real_attack(options: &AttackOptions) -> Result<Vec<Trial>> {
 }
 
 fn calibration_run(trial: &Trial) -> CalibrationRun {
-    let ring_bytes = trial
+    let ring_bytes_written = trial
         .attack
         .truth_by_syscall
         .iter()
@@ -91,7 +91,7 @@ fn calibration_run(trial: &Trial) -> CalibrationRun {
         collector_sleeps: trial.cost.collector_sleeps,
         collector_preemptions: trial.cost.collector_preemptions,
         producer_cpu_s: trial.cost.attack_cpu_s,
-        ring_bytes,
+        ring_bytes_written,
     }
 }
 
@@ -264,7 +264,7 @@ fn ring_bytes_per_event(runs_by_flood: &[FloodRuns]) -> BTreeMap<String, f64> {
         .iter()
         .map(|(flood, flood_runs)| {
             let (bytes, all_events) = flood_runs.iter().fold((0f64, 0u64), |(b, e), r| {
-                (b + r.ring_bytes, e + r.generated)
+                (b + r.ring_bytes_written, e + r.generated)
             });
             (flood.clone(), bytes / all_events.max(1) as f64)
         })

@@ -109,10 +109,9 @@ fn start_collector(setup: &Setup<'_>, cgroup_id: u64) -> Result<Box<dyn RunningC
         spec.collector,
         &CollectorSetup {
             cgroup_id,
-            ring_bytes: spec.ring_bytes,
+            buffer: spec.buffer,
             work_dir: &setup.trial_dir,
             flood,
-            audit: spec.audit,
             pin_ring,
         },
     )

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use attacks::{FloodKind, FloodSpec};
 
-use crate::collector::{self, auditd, AuditSettings, CollectorKind};
+use crate::collector::{self, auditd, AuditSettings, Buffer, CollectorKind};
 use crate::error::InputError;
 use crate::run::workload::{self};
 use crate::sched::{self, SchedulerSpec};
@@ -226,20 +226,25 @@ impl Plan {
             for scheduler in &self.schedulers {
                 for collector in &self.collectors {
                     // Each collector varies its own buffer: the ring size, or auditd's backlog.
-                    let buffers: Vec<(u64, Option<AuditSettings>)> = match collector {
-                        CollectorKind::Auditd => {
-                            self.audit_settings.iter().map(|s| (0, Some(*s))).collect()
-                        }
-                        _ => self.ring_sizes.iter().map(|r| (*r, None)).collect(),
+                    let buffers: Vec<Buffer> = match collector {
+                        CollectorKind::Auditd => self
+                            .audit_settings
+                            .iter()
+                            .map(|s| Buffer::AuditBacklog(*s))
+                            .collect(),
+                        _ => self
+                            .ring_sizes
+                            .iter()
+                            .map(|&bytes| Buffer::Ring { bytes })
+                            .collect(),
                     };
-                    for (ring_bytes, audit) in &buffers {
+                    for buffer in &buffers {
                         for threads in &threads {
                             for workload in &workloads {
                                 specs.push(TrialSpec {
                                     scheduler: scheduler.clone(),
                                     collector: *collector,
-                                    ring_bytes: *ring_bytes,
-                                    audit: *audit,
+                                    buffer: *buffer,
                                     threads: *threads,
                                     workload: *workload,
                                     repetition,
@@ -391,8 +396,7 @@ fn resolve_schedulers(names: &[String]) -> Result<Vec<SchedulerSpec>, InputError
 pub struct TrialSpec {
     pub scheduler: SchedulerSpec,
     pub collector: CollectorKind,
-    pub ring_bytes: u64,
-    pub audit: Option<AuditSettings>,
+    pub buffer: Buffer,
     pub threads: u32,
     /// The workload run beside the attack, if any.
     pub workload: Option<&'static str>,
@@ -402,23 +406,23 @@ pub struct TrialSpec {
 impl TrialSpec {
     /// The collector's buffer in a trial id: `ring16KiB`, `backlog8192-wait0ms`.
     fn buffer_id(&self) -> String {
-        match &self.audit {
-            Some(audit) => format!(
+        match self.buffer {
+            Buffer::AuditBacklog(audit) => format!(
                 "backlog{}-wait{}ms",
                 audit.backlog_limit, audit.backlog_wait_time_ms
             ),
-            None => format!("ring{}", format_size(self.ring_bytes)),
+            Buffer::Ring { bytes } => format!("ring{}", format_size(bytes)),
         }
     }
 
     /// The collector's buffer, for progress lines.
     fn buffer(&self) -> String {
-        match &self.audit {
-            Some(audit) => format!(
+        match self.buffer {
+            Buffer::AuditBacklog(audit) => format!(
                 "backlog {}, wait {} ms",
                 audit.backlog_limit, audit.backlog_wait_time_ms
             ),
-            None => format!("ring {}", format_size(self.ring_bytes)),
+            Buffer::Ring { bytes } => format!("ring {}", format_size(bytes)),
         }
     }
 }

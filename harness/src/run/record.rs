@@ -56,7 +56,8 @@ impl IdentityFields {
                 ProducerPlan::Flood { .. } => None,
             },
             threads: spec.threads,
-            ring_size_bytes: spec.ring_bytes,
+            // 0 for a collector without a ring (the field is an interface).
+            ring_size_bytes: spec.buffer.ring_bytes().unwrap_or(0),
             repetition: spec.repetition,
             requested_duration_s: plan.duration.as_secs_f64(),
             count: flood_spec.and_then(|f| f.count),

@@ -120,8 +120,10 @@ pub struct CalibrationRun {
     /// CPU seconds of the attack's cgroup (the producers), when measured.
     #[serde(default)]
     pub producer_cpu_s: Option<f64>,
-    /// Ring bytes the generated events take (openat records are larger than close records).
-    pub ring_bytes: f64,
+    /// Ring bytes the generated events take (openat records are larger than close records):
+    /// bytes written, not the ring's capacity (named `ring_bytes` in the JSON).
+    #[serde(rename = "ring_bytes")]
+    pub ring_bytes_written: f64,
 }
 
 impl CalibrationRun {
@@ -435,7 +437,7 @@ mod tests {
             collector_sleeps: None,
             collector_preemptions: None,
             producer_cpu_s: None,
-            ring_bytes: received as f64 * 232.0,
+            ring_bytes_written: received as f64 * 232.0,
         }
     }
 
@@ -549,7 +551,7 @@ mod tests {
             collector_sleeps: None,
             collector_preemptions: None,
             producer_cpu_s: Some(generated as f64 * 900e-9 + wakeups as f64 * 12e-6),
-            ring_bytes: 0.0,
+            ring_bytes_written: 0.0,
         };
         let runs = [
             run(1, 400_000, 44_000, None),
@@ -607,7 +609,7 @@ mod tests {
                         + switches as f64 * 15_000.0)
                         * 1e-9,
                 ),
-                ring_bytes: 0.0,
+                ring_bytes_written: 0.0,
             }
         };
         let runs = [
