@@ -191,6 +191,16 @@ fn harness_modules_point_down_only() {
         wrong.is_empty(),
         "records/measure/export import a runner or the CLI: {wrong:?}"
     );
+    // The command line is converted to typed options at the door: only commands read it.
+    let readers: Vec<&String> = graph
+        .iter()
+        .filter(|(module, refs)| *module != "commands" && refs.contains("cli"))
+        .map(|(module, _)| module)
+        .collect();
+    assert!(
+        readers.is_empty(),
+        "modules below the commands import cli.rs: {readers:?}"
+    );
 }
 
 #[test]
