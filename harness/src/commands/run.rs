@@ -207,6 +207,13 @@ impl TrialSink for MatrixSink<'_> {
         self.out.write(trials, &self.info)
     }
 
+    fn interrupted(&mut self, err: anyhow::Error, done: usize) -> anyhow::Error {
+        err.context(format!(
+            "{done} finished trial(s) are in {}; rerun with --resume to continue",
+            self.out.dir.display()
+        ))
+    }
+
     fn failed(
         &mut self,
         _index: usize,
@@ -219,10 +226,8 @@ impl TrialSink for MatrixSink<'_> {
         // A trial that failed by itself (a scheduler kicked out by the watchdog, accounting
         // that does not add up) is set aside; an interrupt still ends the run.
         if !self.keep_going || interrupted(&err) {
-            return Err(err.context(format!("trial {trial_id}")).context(format!(
-                "{done} finished trial(s) are in {}; rerun with --resume to continue",
-                self.out.dir.display()
-            )));
+            let err = err.context(format!("trial {trial_id}"));
+            return Err(self.interrupted(err, done));
         }
         crate::say!("  trial {trial_id} failed: {err:#}; going on (--keep-going)");
         self.failures.push(Failure {

@@ -146,6 +146,10 @@ pub trait TrialSink {
         err: anyhow::Error,
         done: usize,
     ) -> Result<()>;
+    /// What a Ctrl-C between trials ends the run with, after `done` trials.
+    fn interrupted(&mut self, err: anyhow::Error, _done: usize) -> anyhow::Error {
+        err
+    }
 }
 
 impl Bench {
@@ -159,7 +163,9 @@ impl Bench {
         sink: &mut dyn TrialSink,
     ) -> Result<()> {
         for (index, (plan, spec)) in jobs.iter().enumerate() {
-            signals::check()?;
+            if let Err(err) = signals::check() {
+                return Err(sink.interrupted(err.into(), trials.len()));
+            }
             crate::say!("{}", sink.announce(index, jobs.len(), plan, spec));
             match self.run(plan, spec) {
                 Ok(trial) => {
