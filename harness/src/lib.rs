@@ -22,6 +22,16 @@ macro_rules! say {
     }};
 }
 
+/// Writes a line to stdout, ignoring failure: a reader that went away (`| head`) must not
+/// turn the end of a run into a panic after its results were written.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod bpf_intf;
 pub mod cli;
 pub mod collector;

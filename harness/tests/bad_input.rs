@@ -139,3 +139,89 @@ fn tracefs_unmountable() {
     assert_input_error(&out, "cannot mount tracefs");
     assert_restored(&before);
 }
+
+#[test]
+fn a_scheduler_named_twice() {
+    check(
+        &["attack", "--scheduler", "eevdf,eevdf"],
+        "--scheduler names eevdf twice: list each value once",
+    );
+}
+
+#[test]
+fn a_thread_count_named_twice() {
+    check(&["attack", "--threads", "1,4,1"], "--threads names 1 twice");
+}
+
+#[test]
+fn json_and_csv_on_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let path = path.to_str().unwrap();
+    check(
+        &["attack", "--json", path, "--csv", path],
+        "--json and --csv both name",
+    );
+    assert!(!dir.path().join("out").exists(), "nothing is written");
+}
+
+#[test]
+fn a_worker_given_a_negative_or_nan_duration() {
+    for duration in ["-1", "NaN", "inf"] {
+        let out = aegis(&[
+            "workload-worker",
+            "--name",
+            "hackbench",
+            &format!("--duration={duration}"),
+            "--cgroup-procs",
+            "/nonexistent/cgroup.procs",
+            "--report",
+            "/nonexistent/report.json",
+        ]);
+        assert_input_error(
+            &out,
+            "--duration must be a number of seconds from 0 to 86400",
+        );
+        let out = aegis(&[
+            "attack-worker",
+            "--cgroup-procs",
+            "/nonexistent/cgroup.procs",
+            "--report",
+            "/nonexistent/report.json",
+            "--canary",
+            "/nonexistent/canary",
+            "--scratch",
+            "/nonexistent",
+            &format!("--duration={duration}"),
+        ]);
+        assert_input_error(
+            &out,
+            "--duration must be a number of seconds from 0 to 86400",
+        );
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_panic() {
+    // `doctor | true`: the reader may be gone before doctor prints; printing then must not
+    // panic (status 101).
+    let out = Command::new("bash")
+        .args(["-c", "\"$0\" doctor | true; exit ${PIPESTATUS[0]}"])
+        .arg(env!("CARGO_BIN_EXE_aegis-bench"))
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_cmd_program_that_does_not_exist() {
+    check(
+        &["attack", "--cmd", "no-such-program-aegis --flag"],
+        "--cmd program no-such-program-aegis is not an executable file on the PATH",
+    );
+}

@@ -196,8 +196,8 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         .save(&options.out)
         .map_err(anyhow::Error::msg)
         .context("writing the calibration")?;
-    println!("{}", calibration_table(&calibration, latency_ns));
-    println!("wrote {}", options.out.display());
+    crate::out!("{}", calibration_table(&calibration, latency_ns));
+    crate::out!("wrote {}", options.out.display());
     Ok(calibration)
 }
 

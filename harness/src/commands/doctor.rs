@@ -283,8 +283,8 @@ pub fn print() -> bool {
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in &checks {
         match &c.result {
-            Ok(detail) => println!("{:width$}  ok    {detail}", c.name),
-            Err(reason) => println!("{:width$}  no    {reason}", c.name),
+            Ok(detail) => crate::out!("{:width$}  ok    {detail}", c.name),
+            Err(reason) => crate::out!("{:width$}  no    {reason}", c.name),
         }
     }
     let essential = [

@@ -27,10 +27,7 @@ pub fn log(args: &LogArgs) -> Result<()> {
             return;
         }
         if let Some(needle) = filter {
-            let hit = event
-                .path()
-                .is_some_and(|path| path.windows(needle.len()).any(|w| w == needle));
-            if !hit {
+            if !path_contains(event.path(), needle) {
                 return;
             }
         }
@@ -46,4 +43,22 @@ pub fn log(args: &LogArgs) -> Result<()> {
     }
     out.flush().ok();
     Ok(())
+}
+
+/// Whether a record's path holds `needle`; the empty needle is in every path.
+fn path_contains(path: Option<&[u8]>, needle: &[u8]) -> bool {
+    path.is_some_and(|path| needle.is_empty() || path.windows(needle.len()).any(|w| w == needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_contains;
+
+    #[test]
+    fn the_empty_needle_matches_every_path() {
+        assert!(path_contains(Some(b"/tmp/x"), b""));
+        assert!(path_contains(Some(b"/tmp/x"), b"mp/"));
+        assert!(!path_contains(Some(b"/tmp/x"), b"/etc"));
+        assert!(!path_contains(None, b""));
+    }
 }

@@ -61,7 +61,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         git_rev: crate::GIT_REV.to_string(),
     };
     out.write(&trials, &info)?;
-    println!(
+    crate::out!(
         "merged {} part(s), {} trial(s), into {}",
         args.parts.len(),
         trials.len(),

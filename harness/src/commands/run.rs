@@ -120,7 +120,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         .collect();
     if args.dry_run {
         for (position, planned) in order.iter().enumerate() {
-            println!("{:>4}  {}", position + 1, planned.id);
+            crate::out!("{:>4}  {}", position + 1, planned.id);
         }
         crate::say!(
             "{} trial(s) in shard {shard} of {}",
@@ -258,8 +258,8 @@ impl MatrixSink<'_> {
             std::fs::remove_file(&failures_path)
                 .with_context(|| format!("removing {}", failures_path.display()))?;
         }
-        println!("{}", table::render(trials));
-        println!(
+        crate::out!("{}", table::render(trials));
+        crate::out!(
             "wrote {} and {} ({} trials, {})",
             self.out.trials_path().display(),
             self.out.dir.join(CSV_FILE).display(),

@@ -195,9 +195,9 @@ fn print_summary(file: &ModelFile, out: &Path, png: &Path, svg: &Path) {
             format!("{:.3}", score.ordinary_cpu_vs_eevdf),
         ]);
     }
-    println!("{table}");
+    crate::out!("{table}");
     let q = &model.quantization;
-    println!(
+    crate::out!(
         "quantization: fixed-point greedy action agrees with the float network on {:.1} % of \
          {} random states, mean |q error| {:.4}",
         q.argmax_agreement * 100.0,
@@ -205,13 +205,17 @@ fn print_summary(file: &ModelFile, out: &Path, png: &Path, svg: &Path) {
         q.mean_abs_q_error
     );
     if let (Some(first), Some(last)) = (model.learning_curve.first(), model.learning_curve.last()) {
-        println!(
+        crate::out!(
             "learning curve (greedy, validation): {:.3} at episode {} -> {:.3} at episode {}; \
              Aegis without the network: {:.3}",
-            first.1, first.0, last.1, last.0, model.baseline_reward
+            first.1,
+            first.0,
+            last.1,
+            last.0,
+            model.baseline_reward
         );
     }
-    println!(
+    crate::out!(
         "wrote {}, {} and {} in {:.0} s",
         out.display(),
         png.display(),

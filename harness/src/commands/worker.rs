@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::{CollectArgs, WorkerArgs, WorkloadWorkerArgs};
 use crate::collector::consumer::{self, ConsumerConfig};
+use crate::error::InputError;
 
 /// `collect`: the built-in collector, full or compact, until SIGTERM or SIGINT.
 pub fn collect(args: &CollectArgs) -> Result<()> {
@@ -27,7 +28,7 @@ pub fn collect(args: &CollectArgs) -> Result<()> {
 
 /// `attack-worker`: floods (or runs `--cmd`) until the duration is up; returns only on error.
 pub fn attack_worker(args: WorkerArgs) -> Result<()> {
-    let duration = Duration::from_secs_f64(args.duration);
+    let duration = worker_duration(args.duration)?;
     let config = attacks::WorkerConfig {
         flood: args.flood.map(|kind| attacks::FloodSpec {
             kind,
@@ -56,8 +57,20 @@ pub fn attack_worker(args: WorkerArgs) -> Result<()> {
 pub fn workload_worker(args: &WorkloadWorkerArgs) -> Result<()> {
     crate::run::workload::worker(
         &args.name,
-        Duration::from_secs_f64(args.duration),
+        worker_duration(args.duration)?,
         &args.cgroup_procs,
         &args.report,
     )
+}
+
+/// The hidden workers' `--duration`: the harness passes a checked one, but these are
+/// commands too, and a negative or NaN number would otherwise panic in `Duration`.
+fn worker_duration(seconds: f64) -> Result<Duration> {
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(InputError(format!(
+            "--duration must be a number of seconds from 0 to 86400, not {seconds}"
+        ))
+        .into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }

@@ -219,9 +219,9 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     let jobs: Vec<(&Plan, &TrialSpec)> = specs.iter().map(|spec| (plan, spec)).collect();
     let mut trials = Vec::with_capacity(specs.len());
     bench.run_all(&jobs, &mut trials, &mut sink)?;
-    println!("{}", table::render(&trials));
+    crate::out!("{}", table::render(&trials));
     for path in sink.exporters.paths() {
-        println!("wrote {}", path.display());
+        crate::out!("wrote {}", path.display());
     }
     Ok(trials)
 }

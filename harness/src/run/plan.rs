@@ -150,6 +150,8 @@ impl Plan {
         check_collectors(options)?;
         let audit_settings = audit_settings(options, &producer)?;
         check_workloads(options)?;
+        check_distinct(options)?;
+        check_outputs(options)?;
         let schedulers = resolve_schedulers(&options.schedulers)?;
         Ok(Plan {
             attack_label: match &producer {
@@ -259,6 +261,91 @@ impl Plan {
     }
 }
 
+/// Each list flag names a value once: a repeated one would run the same trials twice under
+/// one trial id, which `run --resume` and `merge` could not tell apart.
+fn check_distinct(options: &AttackOptions) -> Result<(), InputError> {
+    fn first_repeat<T: PartialEq + std::fmt::Display>(values: &[T]) -> Option<&T> {
+        values
+            .iter()
+            .enumerate()
+            .find(|(i, v)| values[..*i].contains(v))
+            .map(|(_, v)| v)
+    }
+    let names = |kinds: &[CollectorKind]| kinds.iter().map(|k| k.name()).collect::<Vec<_>>();
+    let repeats = [
+        (
+            "--threads",
+            first_repeat(&options.threads).map(u32::to_string),
+        ),
+        (
+            "--ring-size",
+            first_repeat(&options.ring_sizes).map(|b| format_size(*b)),
+        ),
+        (
+            "--collector",
+            first_repeat(&names(&options.collectors)).map(|n| n.to_string()),
+        ),
+        ("--scheduler", first_repeat(&options.schedulers).cloned()),
+        (
+            "--workload",
+            first_repeat(&options.workloads).map(|w| w.to_string()),
+        ),
+    ];
+    match repeats
+        .into_iter()
+        .find_map(|(flag, value)| value.map(|v| (flag, v)))
+    {
+        Some((flag, value)) => Err(InputError(format!(
+            "{flag} names {value} twice: list each value once"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `--json` and `--csv` are two files: one path for both would leave only the CSV.
+fn check_outputs(options: &AttackOptions) -> Result<(), InputError> {
+    if let (Some(json), Some(csv)) = (&options.json, &options.csv) {
+        let same = json == csv
+            || std::path::absolute(json).ok() == std::path::absolute(csv).ok()
+            || matches!(
+                (json.canonicalize(), csv.canonicalize()),
+                (Ok(a), Ok(b)) if a == b
+            );
+        if same {
+            return Err(InputError(format!(
+                "--json and --csv both name {}: give each its own file",
+                json.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `--cmd`'s program exists and is executable (on the PATH, or at the path given), so a typo
+/// fails before anything is armed rather than as a trial that ran nothing.
+fn check_program(program: &str) -> Result<(), InputError> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if program.contains('/') {
+        executable(std::path::Path::new(program))
+    } else {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| executable(&dir.join(program)))
+        })
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(InputError(format!(
+            "--cmd program {program} is not an executable file on the PATH: install it or give \
+             its path"
+        )))
+    }
+}
+
 /// A positive duration of at most a day.
 fn check_duration(duration_s: f64) -> Result<Duration, InputError> {
     if !(duration_s.is_finite() && duration_s > 0.0) {
@@ -296,6 +383,7 @@ fn producer_plan(options: &AttackOptions, duration: Duration) -> Result<Producer
                 "--cmd is empty; give a program, e.g. --cmd \"stress-ng --cpu 2\"".into(),
             ));
         }
+        check_program(&argv[0])?;
         return Ok(ProducerPlan::Command(argv.clone()));
     }
     let Some(first) = options.threads.first() else {

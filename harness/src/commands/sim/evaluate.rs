@@ -581,7 +581,7 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     let (png, svg) = crate::figures::sim_eval::figure_paths(json);
     crate::figures::sim_eval::draw_evaluation(&report, &png, &svg)?;
     print_tables(&report);
-    println!(
+    crate::out!(
         "{} simulations of {} s ({} seeds per row, ring {} events, wakeup latency {}{:.0} us); \
          {:.1} M scheduling events, {:.2} M/s per core; {:.1} s; wrote {}, {} and {}",
         (report.rows.len() + report.ablations.len()) as u64 * report.seeds,
@@ -667,9 +667,9 @@ pub fn tables(report: &EvalReport) -> (Table, Table) {
 
 fn print_tables(report: &EvalReport) {
     let (main, ablations) = tables(report);
-    println!("{main}");
-    println!("Ablations (full Aegis = DQN + waiting bound + delta gate {AEGIS_DELTA}):");
-    println!("{ablations}");
+    crate::out!("{main}");
+    crate::out!("Ablations (full Aegis = DQN + waiting bound + delta gate {AEGIS_DELTA}):");
+    crate::out!("{ablations}");
 }
 
 #[cfg(test)]

@@ -141,14 +141,14 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     write_atomically(&options.json, &bytes)?;
     let (png, svg) = crate::figures::sim_to_real::figure_paths(&options.json);
     crate::figures::sim_to_real::draw_validation(&report, &png, &svg)?;
-    println!("{}", points_table(&report));
-    println!(
+    crate::out!("{}", points_table(&report));
+    crate::out!(
         "max error {:.2} pp (target <= {TARGET_ERROR_PP} pp): {}; simulated in {:.2} s",
         report.max_error_pp,
         if report.target_met { "met" } else { "NOT met" },
         started.elapsed().as_secs_f64()
     );
-    println!(
+    crate::out!(
         "wrote {}, {} and {}",
         options.json.display(),
         png.display(),
