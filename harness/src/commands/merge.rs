@@ -181,16 +181,7 @@ mod tests {
     use super::*;
     use crate::results::trial::example_trial;
 
-    const SMALL: &str = r#"
-duration_s = 2
-repetitions = 3
-schedulers = ["eevdf", { name = "eevdf", label = "eevdf:other", scx_args = "--x" }]
-
-[[attack]]
-flood = "openat"
-threads = [1, 4]
-ring_size = ["16KiB", "64KiB"]
-"#;
+    use crate::run::matrix::SMALL_TEST_MATRIX as SMALL;
 
     fn shard_dir(root: &Path, shard: Shard, trial_ids: &[&str], sha: &str) -> PathBuf {
         let dir = root.join(format!("part{}", shard.index));

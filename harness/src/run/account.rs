@@ -18,13 +18,12 @@ use workloads::WorkloadResult;
 
 use crate::collector::CanarySeen;
 use crate::results::collector::CollectorStats;
-use crate::results::trial::WorkloadOutcome;
-use crate::results::trial::{by_name, Trial};
+use crate::results::trial::{Accounting, Environment, Trial, WorkloadOutcome};
 use crate::run::workload;
 use crate::syscalls;
 
 use super::disarm::Disarmed;
-use super::record::{record, IdentityFields};
+use super::record::{flood_outcome, scheduler_args, trial_id};
 use super::trial::Setup;
 
 /// The inputs of [`account`].
@@ -146,29 +145,39 @@ impl Disarmed {
             self.report.flood_secs(),
             alone_per_s,
         )?;
-        let identity = IdentityFields::of(
-            setup,
-            self.flood_spec.as_ref(),
-            self.sched_ext_ops,
-            collector_version,
-        );
-        let accounting = AccountingFields::measured(
-            accounted,
-            canary_seen,
-            &self.traced,
-            &self.stats,
-            &self.truth_counts,
-            &self.report,
-        );
-        Ok(record(
-            identity,
-            accounting,
-            self.collector_cost,
-            self.policy,
-            workload,
-            self.run_delay,
-            self.counters,
-        ))
+        Ok(Trial {
+            id: trial_id(
+                setup,
+                self.flood_spec.as_ref(),
+                self.sched_ext_ops,
+                collector_version,
+            ),
+            accounting: Accounting::measured(
+                &accounted,
+                canary_seen,
+                &self.traced,
+                &self.stats,
+                &self.report,
+            ),
+            cost: self.cost,
+            attack: flood_outcome(
+                setup,
+                self.flood_spec.as_ref(),
+                &accounted,
+                &self.truth_counts,
+                &self.report,
+            ),
+            env: Environment::here(),
+            policy: self.policy,
+            audit: self.stats.audit.clone(),
+            scheduler_stats: self.scheduler_stats,
+            started_at: setup.started_at.clone(),
+            beside: workload,
+            run_delay: self.run_delay,
+            counters: self.counters,
+            scheduler_args: scheduler_args(setup),
+            collector_cpu_share: self.collector_cpu_share,
+        })
     }
 }
 
@@ -194,43 +203,15 @@ fn keep_log(setup: &Setup<'_>, log_path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The record's fields on what happened and what the collector recorded of it.
-pub(super) struct AccountingFields {
-    pub(super) generated: u64,
-    pub(super) traced_syscalls: Vec<String>,
-    pub(super) received: u64,
-    pub(super) dropped: u64,
-    pub(super) loss_pct: f64,
-    pub(super) canary_recorded: bool,
-    pub(super) canary_create_recorded: bool,
-    pub(super) canary_unlink_recorded: bool,
-    pub(super) canary_path: Option<String>,
-    pub(super) attack_rate: f64,
-    pub(super) attack_syscalls: u64,
-    pub(super) delivered_per_s: f64,
-    pub(super) duration_s: f64,
-    pub(super) truth_by_syscall: BTreeMap<String, u64>,
-    pub(super) attack_by_syscall: BTreeMap<String, u64>,
-    pub(super) incidental_syscalls: u64,
-}
-
-impl AccountingFields {
+impl Accounting {
+    /// What the collector recorded of what happened, and whether it saw the canary.
     fn measured(
-        accounted: Accounted,
+        accounted: &Accounted,
         canary_seen: CanarySeen,
         traced: &BTreeSet<u32>,
         stats: &CollectorStats,
-        truth: &BTreeMap<u32, u64>,
         report: &AttackReport,
     ) -> Self {
-        let flood_s = report.flood_secs();
-        let per_s = |n: u64| {
-            if flood_s > 0.0 {
-                n as f64 / flood_s
-            } else {
-                0.0
-            }
-        };
         let attack_syscalls: u64 = report.syscalls.values().sum();
         Self {
             generated: accounted.generated,
@@ -242,14 +223,20 @@ impl AccountingFields {
             canary_create_recorded: canary_seen.created,
             canary_unlink_recorded: canary_seen.unlinked,
             canary_path: report.canary.as_ref().map(|c| c.path.clone()),
-            attack_rate: per_s(attack_syscalls),
+            attack_rate: per_flood_s(attack_syscalls, report),
             attack_syscalls,
-            delivered_per_s: per_s(stats.received),
-            duration_s: flood_s,
-            truth_by_syscall: by_name(truth),
-            attack_by_syscall: by_name(&report.syscalls),
-            incidental_syscalls: accounted.incidental_syscalls,
+            delivered_per_s: per_flood_s(stats.received, report),
         }
+    }
+}
+
+/// `n` per second of the flood.
+fn per_flood_s(n: u64, report: &AttackReport) -> f64 {
+    let flood_s = report.flood_secs();
+    if flood_s > 0.0 {
+        n as f64 / flood_s
+    } else {
+        0.0
     }
 }
 

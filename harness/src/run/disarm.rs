@@ -8,17 +8,15 @@ use std::time::Duration;
 
 use anyhow::Result;
 use attacks::{AttackReport, FloodSpec};
-use scheduler::sim::LatencyHistogram;
 use workloads::WorkloadResult;
 
 use crate::collector::RunningCollector;
 use crate::measure::perf_counters::Totals;
-use crate::results::collector::{AuditOutcome, CollectorStats};
-use crate::results::policy::AppliedPolicy;
+use crate::results::collector::CollectorStats;
 use crate::sched::policy::FairVariant;
 
 use super::fire::Fired;
-use crate::results::trial::{Counters, RunDelayOutcome};
+use crate::results::trial::{Counters, CpuCost, PolicyOutcome, RunDelayOutcome};
 
 /// A trial with nothing left running: what the account step needs.
 pub(super) struct Disarmed {
@@ -37,9 +35,13 @@ pub(super) struct Disarmed {
     /// The workload's result beside the attack and its wall-clock seconds.
     pub(super) beside: Option<(WorkloadResult, f64)>,
     pub(super) run_delay: RunDelayOutcome,
-    pub(super) collector_cost: CollectorFields,
-    pub(super) counters: CounterFields,
-    pub(super) policy: PolicyFields,
+    pub(super) cost: CpuCost,
+    /// `collector_cpu_s` per second of flood.
+    pub(super) collector_cpu_share: Option<f64>,
+    pub(super) counters: Counters,
+    pub(super) policy: PolicyOutcome,
+    /// The sched_ext scheduler's own counters.
+    pub(super) scheduler_stats: Option<serde_json::Value>,
 }
 
 impl Fired<'_> {
@@ -90,7 +92,8 @@ impl Fired<'_> {
             collector: self.armed.collector,
             log_path,
             traced,
-            collector_cost: CollectorFields::measured(&stats, flood_s),
+            cost: CpuCost::measured(&stats, attack_cpu_s),
+            collector_cpu_share: (flood_s > 0.0).then(|| stats.cpu_s() / flood_s),
             stats,
             truth_counts,
             report: self.report,
@@ -99,39 +102,25 @@ impl Fired<'_> {
             sched_ext_ops: self.armed.sched_ext_ops,
             beside,
             run_delay: self.run_delay,
-            counters: CounterFields::measured(attack_cpu_s, collector_totals, self.attack_totals),
-            policy: PolicyFields {
+            counters: Counters::measured(collector_totals, self.attack_totals),
+            policy: PolicyOutcome {
                 applied_policy: self.armed.variant.map(FairVariant::applied),
                 policy_restored,
-                scheduler_stats,
             },
+            scheduler_stats,
         })
     }
 }
 
-/// The record's fields on what the collector cost and reported of itself.
-pub(super) struct CollectorFields {
-    pub(super) collector_cpu_s: f64,
-    pub(super) collector_consuming_cpu_s: Option<f64>,
-    pub(super) collector_sleeps: Option<u64>,
-    pub(super) collector_preemptions: Option<u64>,
-    pub(super) received_per_collector_cpu_s: f64,
-    pub(super) collector_wakeups: u64,
-    pub(super) collector_wakeup_age_ns: Option<LatencyHistogram>,
-    pub(super) collector_stall_ns: Option<LatencyHistogram>,
-    pub(super) collector_self_detected_lost: Option<u64>,
-    pub(super) collector_cpu_share: Option<f64>,
-    pub(super) audit: Option<AuditOutcome>,
-}
-
-impl CollectorFields {
-    /// From the collector's final statistics and the seconds the flood ran.
-    fn measured(stats: &CollectorStats, flood_s: f64) -> Self {
+impl CpuCost {
+    /// From the collector's final statistics and the CPU time of the attack's cgroup.
+    fn measured(stats: &CollectorStats, attack_cpu_s: Option<f64>) -> Self {
         Self {
             collector_cpu_s: stats.cpu_s(),
             collector_consuming_cpu_s: stats.consuming_cpu_s,
             collector_sleeps: stats.consuming_sleeps,
             collector_preemptions: stats.consuming_preemptions,
+            attack_cpu_s,
             received_per_collector_cpu_s: if stats.cpu_s() > 0.0 {
                 stats.received as f64 / stats.cpu_s()
             } else {
@@ -141,41 +130,21 @@ impl CollectorFields {
             collector_wakeup_age_ns: stats.wakeup_age_histogram.clone(),
             collector_stall_ns: stats.stall_histogram.clone(),
             collector_self_detected_lost: stats.self_detected_lost,
-            collector_cpu_share: (flood_s > 0.0).then(|| stats.cpu_s() / flood_s),
-            audit: stats.audit.clone(),
         }
     }
 }
 
-/// The record's fields from the kernel's counters: the attack cgroup's CPU time and the perf
-/// counters of the collector's and the attack's threads.
-pub(super) struct CounterFields {
-    /// CPU seconds the attack's cgroup used (recorded with the collector's cost).
-    pub(super) attack_cpu_s: Option<f64>,
-    pub(super) counters: Counters,
-}
-
-impl CounterFields {
-    fn measured(attack_cpu_s: Option<f64>, collector: Totals, attack: Totals) -> Self {
+impl Counters {
+    /// The perf counters of the collector's and the attack's threads.
+    fn measured(collector: Totals, attack: Totals) -> Self {
         Self {
-            attack_cpu_s,
-            counters: Counters {
-                collector_context_switches: collector.context_switches,
-                collector_cpu_migrations: collector.cpu_migrations,
-                attack_context_switches: attack.context_switches,
-                attack_cpu_migrations: attack.cpu_migrations,
-                collector_cycles: collector.cycles,
-                collector_instructions: collector.instructions,
-                hardware_counters_unavailable: collector.hardware_unavailable,
-            },
+            collector_context_switches: collector.context_switches,
+            collector_cpu_migrations: collector.cpu_migrations,
+            attack_context_switches: attack.context_switches,
+            attack_cpu_migrations: attack.cpu_migrations,
+            collector_cycles: collector.cycles,
+            collector_instructions: collector.instructions,
+            hardware_counters_unavailable: collector.hardware_unavailable,
         }
     }
-}
-
-/// The record's fields on the scheduling policy: the fair-class baseline applied and whether
-/// it was put back, and the sched_ext scheduler's own counters.
-pub(super) struct PolicyFields {
-    pub(super) applied_policy: Option<AppliedPolicy>,
-    pub(super) policy_restored: Option<bool>,
-    pub(super) scheduler_stats: Option<serde_json::Value>,
 }

@@ -414,11 +414,10 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// A small matrix for tests: two schedulers (one a labelled variant), two thread counts and
+/// two rings, three repetitions.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SMALL: &str = r#"
+pub(crate) const SMALL_TEST_MATRIX: &str = r#"
 duration_s = 2
 repetitions = 3
 schedulers = ["eevdf", { name = "eevdf", label = "eevdf:other", scx_args = "--x" }]
@@ -428,6 +427,12 @@ flood = "openat"
 threads = [1, 4]
 ring_size = ["16KiB", "64KiB"]
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::SMALL_TEST_MATRIX as SMALL;
 
     fn ids(plans: &[Plan], seed: u64) -> Vec<String> {
         run_order(plans, seed).into_iter().map(|p| p.id).collect()
