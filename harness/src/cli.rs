@@ -132,6 +132,13 @@ pub struct AttackArgs {
     /// Repeat every combination this many times, interleaved.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repetitions: u32,
+    /// With --vm: boot N independent guests, each running every trial (all repetitions) in
+    /// its own seeded random order; trials record their boot (the unit of replication).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub boots: u32,
+    /// (internal) Run only boot B (0-based) of --boots: what the guest runner asks a guest.
+    #[arg(long, value_name = "B", hide = true)]
+    pub boot: Option<u32>,
     /// Run this attack inside a QEMU guest (see `aegis-bench vm`); --json, --csv and
     /// --keep-logs are written on the host.
     #[arg(long)]
@@ -513,9 +520,18 @@ pub struct RunArgs {
     /// the end, and --resume retries it. Without it the first failure ends the run.
     #[arg(long)]
     pub keep_going: bool,
-    /// Run the matrix in a QEMU guest (a sched_ext kernel unless --vm-kernel says otherwise).
+    /// Run the matrix in a QEMU guest (a sched_ext kernel unless --vm-kernel says otherwise);
+    /// a matrix with `boots = N` boots N guests, one after the other.
     #[arg(long)]
     pub vm: bool,
+    /// Run from a tree with uncommitted changes: its trials record a `-dirty` revision that
+    /// no commit reproduces, so this is refused unless asked for.
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// (internal) Run only boot B (0-based) of the matrix's `boots`: what the guest runner
+    /// asks each guest.
+    #[arg(long, value_name = "B", hide = true)]
+    pub boot: Option<u32>,
     #[command(flatten)]
     pub guest: GuestArgs,
 }

@@ -66,3 +66,11 @@ pub mod skel {
 
 /// The revision this binary was built from (`git describe --always --dirty`).
 pub const GIT_REV: &str = env!("AEGIS_GIT_REV");
+
+/// The cargo profile this binary was built with: trials record it, since a debug build's
+/// collector drains slower.
+pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};

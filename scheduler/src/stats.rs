@@ -84,6 +84,10 @@ pub struct ScxAegisStats {
     /// Where the policy comes from: "model PATH", "no model: fixed action N" or "no model".
     pub model: String,
     pub model_path: Option<PathBuf>,
+    /// SHA-256 of the model file's text; `None` without a model (and in stats written before
+    /// it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
     pub levels: Vec<LevelStats>,
     pub nr_direct_dispatches: u64,
     pub nr_inferences_run: u64,

@@ -20,6 +20,7 @@ pub fn run(args: &AttackArgs) -> Result<i32> {
     if args.vm {
         return vm::attack::run(&options, &args.guest, &attack_command(), &attack_argv());
     }
+    refuse_boots_on_host(options.boots, options.boot)?;
     run_attack(&Plan::new(&options)?)?;
     Ok(0)
 }
@@ -52,6 +53,8 @@ pub fn options(args: &AttackArgs) -> Result<AttackOptions, InputError> {
         workloads: workload::parse_names(&args.workload)?,
         watch_run_delay: args.watch_run_delay,
         repetitions: args.repetitions,
+        boots: args.boots,
+        boot: args.boot,
         audit_backlog_limits: args.audit_backlog_limit.clone(),
         audit_backlog_wait_times_ms: args.audit_backlog_wait_time.clone(),
         eaudit_dir: args.eaudit_dir.clone(),
@@ -59,6 +62,18 @@ pub fn options(args: &AttackArgs) -> Result<AttackOptions, InputError> {
         csv: args.csv.clone(),
         keep_logs: args.keep_logs.clone(),
     })
+}
+
+/// Several boots need guests: this machine cannot reboot between them.
+pub fn refuse_boots_on_host(boots: u32, boot: Option<u32>) -> Result<(), InputError> {
+    if boots > 1 && boot.is_none() {
+        return Err(InputError(format!(
+            "{boots} boots need --vm (each boot is a fresh guest; this machine cannot reboot \
+             between them); on bare metal run one boot per runner with --shard and join them \
+             with `aegis-bench merge`"
+        )));
+    }
+    Ok(())
 }
 
 /// clap's definition of `attack`, which the guest's command line is rewritten by.

@@ -100,6 +100,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         ))
         .into());
     }
+    if !args.dry_run {
+        refuse_dirty(crate::GIT_REV, args.allow_dirty)?;
+    }
     if args.vm && !args.dry_run {
         let run = vm::matrix::GuestMatrixRun {
             guest: &args.guest,
@@ -110,6 +113,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         return vm::matrix::run(&run, &matrix, shard);
     }
     args.guest.refuse_without_vm(args.vm)?;
+    if !args.dry_run {
+        super::attack::refuse_boots_on_host(matrix.file.boots, args.boot)?;
+    }
     // A dry run of a guest matrix leaves the scheduler names to the guest, like the run.
     let plans = matrix.plans(args.vm)?;
     let order: Vec<Planned> = run_order(&plans, matrix.file.order_seed)
@@ -129,23 +135,48 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         );
         return Ok(0);
     }
-    run_on_host(args.keep_going, &matrix, shard, &plans, &order, &out)
+    run_on_host(
+        args.keep_going,
+        &matrix,
+        shard,
+        &plans,
+        &order,
+        args.boot,
+        &out,
+    )
 }
 
-/// Runs this shard's trials that `out` does not hold yet, writing `out` after each one.
+/// Results are only as reproducible as their revision: a `-dirty` one names no commit.
+fn refuse_dirty(git_rev: &str, allow_dirty: bool) -> Result<(), InputError> {
+    if git_rev.ends_with("-dirty") && !allow_dirty {
+        return Err(InputError(format!(
+            "this aegis-bench was built from a tree with uncommitted changes ({git_rev}), so \
+             no commit reproduces its results: commit and rebuild, or add --allow-dirty for a \
+             run you will not publish"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs this shard's trials (of `boot` only, if given) that `out` does not hold yet, writing
+/// `out` after each one.
 fn run_on_host(
     keep_going: bool,
     matrix: &Matrix,
     shard: Shard,
     plans: &[Plan],
     order: &[Planned],
+    boot: Option<u32>,
     out: &RunDir,
 ) -> Result<i32> {
     let mut trials = resume_state(out, matrix, shard, order)?;
     std::fs::create_dir_all(&out.dir).with_context(|| format!("creating {}", out.dir.display()))?;
     crate::files::write_atomically(&out.dir.join(MATRIX_COPY), matrix.text.as_bytes())?;
     let done: BTreeSet<String> = trials.iter().map(|t| t.id.trial_id.clone()).collect();
-    let todo: Vec<&Planned> = order.iter().filter(|p| !done.contains(&p.id)).collect();
+    let todo: Vec<&Planned> = order
+        .iter()
+        .filter(|p| !done.contains(&p.id) && boot.is_none_or(|b| p.spec.boot == b))
+        .collect();
     let info = RunInfo {
         matrix_sha256: matrix.sha256.clone(),
         shard,
@@ -402,6 +433,14 @@ fn format_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dirty_revision_is_refused_unless_allowed() {
+        let InputError(why) = refuse_dirty("3c5e916-dirty", false).unwrap_err();
+        assert!(why.contains("--allow-dirty"), "{why}");
+        assert!(refuse_dirty("3c5e916-dirty", true).is_ok());
+        assert!(refuse_dirty("3c5e916", false).is_ok());
+    }
 
     #[test]
     fn progress_shows_the_bar_and_an_eta() {

@@ -20,7 +20,7 @@ impl CsvExporter {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct Row<'a> {
     scheduler: &'a str,
     sched_ext_ops: &'a str,
@@ -88,6 +88,38 @@ struct Row<'a> {
     scheduler_args: &'a str,
     trial_id: &'a str,
     collector_cpu_share: Option<f64>,
+    boot: u32,
+    boot_id: &'a str,
+    cpu_model: &'a str,
+    cpus: Option<u32>,
+    build_profile: &'a str,
+    host_machine: &'a str,
+    host_kernel: &'a str,
+    host_cpu_model: &'a str,
+    host_cpus: Option<u32>,
+    qemu_version: &'a str,
+    model_sha256: &'a str,
+}
+
+impl<'a> Row<'a> {
+    /// The boot and provenance columns (the rest empty).
+    fn provenance(t: &'a Trial) -> Row<'a> {
+        let text = |value: &'a Option<String>| value.as_deref().unwrap_or("");
+        Row {
+            boot: t.id.boot,
+            boot_id: text(&t.env.boot_id),
+            cpu_model: text(&t.env.cpu_model),
+            cpus: t.env.cpus,
+            build_profile: text(&t.env.build_profile),
+            host_machine: text(&t.env.host_machine),
+            host_kernel: text(&t.env.host_kernel),
+            host_cpu_model: text(&t.env.host_cpu_model),
+            host_cpus: t.env.host_cpus,
+            qemu_version: text(&t.env.qemu_version),
+            model_sha256: text(&t.env.model_sha256),
+            ..Row::default()
+        }
+    }
 }
 
 fn flatten(map: &BTreeMap<String, u64>) -> String {
@@ -201,6 +233,7 @@ impl Exporter for CsvExporter {
                 scheduler_args: t.scheduler_args.as_deref().unwrap_or(""),
                 trial_id: &t.id.trial_id,
                 collector_cpu_share: t.collector_cpu_share,
+                ..Row::provenance(t)
             })?;
         }
         Ok(writer.into_inner()?)
@@ -246,7 +279,7 @@ mod tests {
         assert_eq!(cell(1, "attack_context_switches"), "");
         assert_eq!(
             header.iter().next_back(),
-            Some("collector_cpu_share"),
+            Some("model_sha256"),
             "new columns go at the end, so scripts reading columns by position keep working"
         );
         assert_eq!(

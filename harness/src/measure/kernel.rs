@@ -74,13 +74,75 @@ pub fn hz() -> Option<u64> {
         .and_then(|hz| hz.trim().parse().ok())
 }
 
+/// `/proc/sys/kernel/random/boot_id`: a random id the kernel picks at each boot.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+}
+
+/// The first `model name` of /proc/cpuinfo.
+pub fn cpu_model() -> Option<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    cpuinfo_model(&cpuinfo)
+}
+
+fn cpuinfo_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_string())
+    })
+}
+
+/// Online CPUs.
+pub fn cpus() -> Option<u32> {
+    std::thread::available_parallelism()
+        .ok()
+        .map(|n| n.get() as u32)
+}
+
+/// The environment variable through which the guest runner tells a guest its host.
+pub const HOST_FACTS_VAR: &str = "AEGIS_BENCH_HOST";
+
+impl crate::results::trial::HostFacts {
+    /// This machine, with QEMU's version if it will run guests.
+    pub fn here(qemu_version: Option<String>) -> Self {
+        Self {
+            machine: hostname(),
+            kernel: release(),
+            cpu_model: cpu_model(),
+            cpus: cpus(),
+            qemu_version,
+        }
+    }
+
+    /// The host a guest runner described in [`HOST_FACTS_VAR`]; this machine otherwise.
+    pub fn of_this_run() -> Self {
+        std::env::var(HOST_FACTS_VAR)
+            .ok()
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_else(|| Self::here(None))
+    }
+}
+
 impl crate::results::trial::Environment {
-    /// This machine and build: the kernel release, the host name and the git revision.
+    /// This machine, its boot and build, and the physical host (itself, or a guest's host).
     pub fn here() -> Self {
+        let host = crate::results::trial::HostFacts::of_this_run();
         Self {
             kernel: release(),
             machine: hostname(),
             git_rev: crate::GIT_REV.to_string(),
+            boot_id: boot_id(),
+            cpu_model: cpu_model(),
+            cpus: cpus(),
+            build_profile: Some(crate::BUILD_PROFILE.to_string()),
+            host_machine: Some(host.machine),
+            host_kernel: Some(host.kernel),
+            host_cpu_model: host.cpu_model,
+            host_cpus: host.cpus,
+            qemu_version: host.qemu_version,
+            model_sha256: None,
         }
     }
 }
@@ -96,5 +158,19 @@ mod tests {
         assert_eq!(fair_class_of("6.1.0-32-cloud-amd64"), "cfs");
         assert_eq!(fair_class_of("5.15.0"), "cfs");
         assert_eq!(version_of("6.12.9+bpo-amd64"), Some((6, 12)));
+    }
+
+    #[test]
+    fn reads_the_cpu_model_and_this_boot() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) \
+                       CPU @ 2.20GHz\nflags\t\t: fpu\n";
+        assert_eq!(
+            cpuinfo_model(cpuinfo).as_deref(),
+            Some("Intel(R) Xeon(R) CPU @ 2.20GHz")
+        );
+        assert_eq!(cpuinfo_model("processor : 0\n"), None);
+        let id = boot_id().expect("Linux has a boot id");
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(boot_id(), Some(id), "one boot, one id");
     }
 }

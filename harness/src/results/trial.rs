@@ -74,6 +74,14 @@ pub struct TrialId {
     /// The collector's BPF ring buffer; 0 for a collector without one (auditd: see `audit`).
     pub ring_size_bytes: u64,
     pub repetition: u32,
+    /// Which boot of the run (0-based; `boots` in a matrix, `attack --vm --boots`): the unit
+    /// of replication. Left out of the JSON when 0 (runs of one boot).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub boot: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// What was generated, recorded and lost, and whether the canary was seen: filled by the account step.
@@ -149,12 +157,52 @@ pub struct FloodOutcome {
     pub incidental_syscalls: u64,
 }
 
-/// Where the trial ran.
+/// Where and with what the trial ran: the machine (a guest's under `--vm`), its boot, the
+/// build, the physical host and the Aegis model. The fields after `git_rev` are left out of
+/// the JSON when unknown (records written before they existed, QEMU on bare metal, a model
+/// for schedulers without one).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
     pub kernel: String,
     pub machine: String,
     pub git_rev: String,
+    /// The kernel's `/proc/sys/kernel/random/boot_id`: trials with one boot id ran in one boot
+    /// (the unit of replication, see docs/results.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The CPU model and online CPUs of the machine the trial ran on (a guest's vCPUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// `release` or `debug`: the aegis-bench build that ran the trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_profile: Option<String>,
+    /// The physical machine: this one on bare metal, QEMU's host for a guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_machine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_kernel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpus: Option<u32>,
+    /// QEMU's version, for a trial run in a guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_version: Option<String>,
+    /// SHA-256 of the Q-network model scx_aegis loaded (its stats' `model_sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+}
+
+/// The physical machine a run's trials ran on, as the guest runner hands it to the guest.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub machine: String,
+    pub kernel: String,
+    pub cpu_model: Option<String>,
+    pub cpus: Option<u32>,
+    pub qemu_version: Option<String>,
 }
 
 /// The fair-class baseline a trial applied, and whether it was put back.

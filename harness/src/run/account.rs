@@ -167,7 +167,15 @@ impl Disarmed {
                 &self.truth_counts,
                 &self.report,
             ),
-            env: Environment::here(),
+            env: Environment {
+                model_sha256: self
+                    .scheduler_stats
+                    .as_ref()
+                    .and_then(|stats| stats.get("model_sha256"))
+                    .and_then(|sha| sha.as_str())
+                    .map(String::from),
+                ..Environment::here()
+            },
             policy: self.policy,
             audit: self.stats.audit.clone(),
             scheduler_stats: self.scheduler_stats,

@@ -33,12 +33,15 @@ pub fn check_privileges() -> Result<(), InputError> {
 
 /// The state shared by a run's trials: checked privileges, signal handling, a work
 /// directory, stale state from a killed run cleaned up, tracefs mounted, and each workload's
-/// no-attack throughput per scheduler (measured before its first trial).
+/// no-attack throughput per scheduler and repetition (measured before the repetition's first
+/// trial that needs it, so baselines interleave with the attacked runs and each trial's kept
+/// fraction divides by its own repetition's baseline).
 pub struct Bench {
     work_dir: tempfile::TempDir,
     root: PathBuf,
     _tracefs: mounts::TracefsGuard,
-    alone: Vec<(String, &'static str, f64)>,
+    /// (scheduler, workload, repetition, throughput per second alone).
+    alone: Vec<(String, &'static str, u32, f64)>,
     serial: u32,
 }
 
@@ -93,8 +96,8 @@ impl Bench {
                 let known = self
                     .alone
                     .iter()
-                    .find(|(s, w, _)| *s == scheduler && *w == name)
-                    .map(|(_, _, per_s)| *per_s);
+                    .find(|(s, w, r, _)| *s == scheduler && *w == name && *r == spec.repetition)
+                    .map(|(_, _, _, per_s)| *per_s);
                 let per_s = match known {
                     Some(per_s) => per_s,
                     None => {
@@ -109,7 +112,8 @@ impl Bench {
                         .with_context(|| {
                             format!("workload {name} alone under {scheduler} (the baseline)")
                         })?;
-                        self.alone.push((scheduler.clone(), name, per_s));
+                        self.alone
+                            .push((scheduler.clone(), name, spec.repetition, per_s));
                         per_s
                     }
                 };
@@ -215,15 +219,30 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
     let mut sink = AttackSink {
         exporters: Exporters::new(plan.json.clone(), plan.csv.clone()),
     };
-    let specs = plan.trials();
+    // Seeded random order within each repetition (as `run --matrix`'s), so no scheduler or
+    // intensity always runs first; a guest of a several-boot run runs only its boot.
+    let specs: Vec<TrialSpec> = super::matrix::run_order(std::slice::from_ref(plan), 0)
+        .into_iter()
+        .map(|planned| planned.spec)
+        .filter(|spec| plan.boot.is_none_or(|boot| spec.boot == boot))
+        .collect();
     let jobs: Vec<(&Plan, &TrialSpec)> = specs.iter().map(|spec| (plan, spec)).collect();
     let mut trials = Vec::with_capacity(specs.len());
     bench.run_all(&jobs, &mut trials, &mut sink)?;
-    crate::out!("{}", table::render(&trials));
+    crate::out!("{}", table::render(&in_plan_order(plan, &trials)));
     for path in sink.exporters.paths() {
         crate::out!("wrote {}", path.display());
     }
     Ok(trials)
+}
+
+/// `trials` as the plan lists its cells (boot, repetition, scheduler, collector, buffer,
+/// threads, workload), for the table: the run order is shuffled.
+fn in_plan_order(plan: &Plan, trials: &[Trial]) -> Vec<Trial> {
+    let order: Vec<String> = plan.trials().iter().map(|s| plan.trial_id(s)).collect();
+    let mut sorted = trials.to_vec();
+    sorted.sort_by_key(|t| order.iter().position(|id| *id == t.id.trial_id));
+    sorted
 }
 
 /// Runs workload `name` alone, under `scheduler` and without attack or collector, for the

@@ -7,12 +7,15 @@
 //! so a matrix can ask for nothing the command line could not. The plans' trials are then put
 //! in run order:
 //!
-//! - repetitions outermost, so that a machine that drifts during a long run (thermal state, a
+//! - boots outermost: each boot (a guest of `run --vm`, `boots` in the file) runs every
+//!   repetition of every cell, so a boot is one independent replication of the matrix;
+//! - then repetitions, so that a machine that drifts during a long run (thermal state, a
 //!   neighbour's load) spreads its drift over every cell instead of favouring the cells run
 //!   first;
 //! - within a repetition, cells in a pseudo-random order that differs per repetition and is
-//!   fixed by the matrix's `order_seed` (a SHA-256 of seed, repetition and trial id), so every
-//!   runner, shard and resumed run agrees on it.
+//!   fixed by the matrix's `order_seed` (a SHA-256 of seed, boot, repetition and trial id),
+//!   so every runner, shard and resumed run agrees on it, and no scheduler always runs first
+//!   or last.
 //!
 //! `--shard i/n` keeps every n-th trial of that order, starting at the i-th, so shards get
 //! equal shares of every repetition.
@@ -40,6 +43,10 @@ pub struct MatrixFile {
     pub duration_s: f64,
     #[serde(default = "one")]
     pub repetitions: u32,
+    /// Independent boots, each running every repetition (`run --vm` boots one guest per boot):
+    /// the unit of replication that tables and confidence intervals are computed over.
+    #[serde(default = "one")]
+    pub boots: u32,
     /// Scheduler names as for `attack --scheduler`, or tables `{ name, label, scx_args }` for
     /// variants (ablations): `{ name = "aegis", label = "aegis:no-delta-gating", scx_args =
     /// "--delta 0" }`.
@@ -326,6 +333,7 @@ fn cell_options(
         workloads,
         watch_run_delay: file.watch_run_delay,
         repetitions: file.repetitions,
+        boots: file.boots,
         audit_backlog_limits: or_default(
             &attack.audit_backlog_limit,
             &defaults.audit_backlog_limits,
@@ -352,17 +360,21 @@ pub struct Planned {
 
 /// Every trial of the plans, in run order (see the module docs).
 pub fn run_order(plans: &[Plan], order_seed: u64) -> Vec<Planned> {
-    let mut all: Vec<(u32, [u8; 32], Planned)> = Vec::new();
+    let mut all: Vec<((u32, u32), [u8; 32], Planned)> = Vec::new();
     for (index, plan) in plans.iter().enumerate() {
         for spec in plan.trials() {
             let id = plan.trial_id(&spec);
             let mut hasher = Sha256::new();
             hasher.update(order_seed.to_le_bytes());
+            // Boot 0 hashes as runs of one boot always did, so their order is unchanged.
+            if spec.boot > 0 {
+                hasher.update(spec.boot.to_le_bytes());
+            }
             hasher.update(spec.repetition.to_le_bytes());
             hasher.update(id.as_bytes());
             let key: [u8; 32] = hasher.finalize().into();
             all.push((
-                spec.repetition,
+                (spec.boot, spec.repetition),
                 key,
                 Planned {
                     plan: index,
@@ -470,6 +482,49 @@ mod tests {
             cells(1),
             "each repetition runs its cells in its own order"
         );
+    }
+
+    #[test]
+    fn each_boot_runs_every_repetition_in_its_own_order() {
+        let text = SMALL.replace("repetitions = 3", "repetitions = 2\nboots = 3");
+        let plans = Matrix::parse(&text).unwrap().plans(false).unwrap();
+        let order = run_order(&plans, 0);
+        // 8 cells x 2 repetitions x 3 boots, boot-major, then repetition-major.
+        assert_eq!(order.len(), 48);
+        for (position, planned) in order.iter().enumerate() {
+            assert_eq!(planned.spec.boot as usize, position / 16, "{}", planned.id);
+            assert_eq!(planned.spec.repetition as usize, position % 16 / 8);
+            assert!(
+                planned.id.ends_with(&format!(
+                    "/boot{}/rep{}",
+                    planned.spec.boot, planned.spec.repetition
+                )),
+                "{}",
+                planned.id
+            );
+        }
+        let cells = |boot: usize| -> Vec<String> {
+            order[boot * 16..boot * 16 + 8]
+                .iter()
+                .map(|p| p.id.split("/boot").next().unwrap().to_string())
+                .collect()
+        };
+        assert_ne!(cells(0), cells(1), "each boot has its own order");
+        // Nothing always runs first: the first cell differs across the boots' repetitions.
+        let firsts: BTreeSet<String> = (0..6)
+            .map(|block| {
+                order[block * 8]
+                    .id
+                    .split("/boot")
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert!(firsts.len() > 1, "{firsts:?}");
+        // One boot's order is the order runs of one boot always had.
+        let one = Matrix::parse(SMALL).unwrap().plans(false).unwrap();
+        assert!(ids(&one, 0)[0].ends_with("/rep0") && !ids(&one, 0)[0].contains("/boot"));
     }
 
     #[test]

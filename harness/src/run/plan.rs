@@ -50,6 +50,10 @@ pub struct AttackOptions {
     /// Sample the trial's threads' schedstat.
     pub watch_run_delay: bool,
     pub repetitions: u32,
+    /// Independent boots (guests), each running every trial: the unit of replication.
+    pub boots: u32,
+    /// The one boot this process runs (0-based), in a guest of a run of several.
+    pub boot: Option<u32>,
     /// auditd's backlog limits (records) and wait times (ms): one auditd trial per pair.
     pub audit_backlog_limits: Vec<u32>,
     pub audit_backlog_wait_times_ms: Vec<u64>,
@@ -77,6 +81,8 @@ impl Default for AttackOptions {
             workloads: Vec::new(),
             watch_run_delay: false,
             repetitions: 1,
+            boots: 1,
+            boot: None,
             audit_backlog_limits: vec![DEFAULT_AUDIT_BACKLOG_LIMIT],
             audit_backlog_wait_times_ms: vec![DEFAULT_AUDIT_BACKLOG_WAIT_MS],
             eaudit_dir: None,
@@ -129,6 +135,10 @@ pub struct Plan {
     /// `--scx-args`, split like a shell would.
     pub scx_args: Vec<String>,
     pub repetitions: u32,
+    /// Boots of the run (trial ids name the boot when there is more than one).
+    pub boots: u32,
+    /// The one boot this process runs, if the run has several.
+    pub boot: Option<u32>,
     pub json: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     pub keep_logs: Option<PathBuf>,
@@ -166,6 +176,8 @@ impl Plan {
             schedulers,
             scx_args: options.scx_args.clone(),
             repetitions: options.repetitions,
+            boots: options.boots,
+            boot: options.boot,
             json: options.json.clone(),
             csv: options.csv.clone(),
             keep_logs: options.keep_logs.clone(),
@@ -182,11 +194,16 @@ impl Plan {
             .unwrap_or_else(|| spec.scheduler.name())
     }
 
-    /// `spec`'s trial id: `attack/scheduler/collector/buffer/xTHREADS/workload/repN`, for
-    /// `run --resume` and `merge`.
+    /// `spec`'s trial id: `attack/scheduler/collector/buffer/xTHREADS/workload/repN`, with
+    /// `/bootB` before `/repN` in runs of several boots, for `run --resume` and `merge`.
     pub fn trial_id(&self, spec: &TrialSpec) -> String {
+        let boot = if self.boots > 1 {
+            format!("/boot{}", spec.boot)
+        } else {
+            String::new()
+        };
         format!(
-            "{}/{}/{}/{}/x{}/{}/rep{}",
+            "{}/{}/{}/{}/x{}/{}{boot}/rep{}",
             self.attack_label,
             self.scheduler_name(spec),
             spec.collector.name(),
@@ -212,7 +229,8 @@ impl Plan {
         )
     }
 
-    /// The trials in run order: repetitions outermost, so combinations interleave.
+    /// Every trial of every boot, boots and repetitions outermost (the run order shuffles
+    /// the cells within each repetition: [`crate::run::matrix::run_order`]).
     pub fn trials(&self) -> Vec<TrialSpec> {
         let threads: Vec<u32> = match &self.producer {
             ProducerPlan::Flood { threads, .. } => threads.clone(),
@@ -250,6 +268,7 @@ impl Plan {
                                     threads: *threads,
                                     workload: *workload,
                                     repetition,
+                                    boot: 0,
                                 });
                             }
                         }
@@ -257,7 +276,14 @@ impl Plan {
                 }
             }
         }
-        specs
+        (0..self.boots)
+            .flat_map(|boot| {
+                specs.iter().map(move |spec| TrialSpec {
+                    boot,
+                    ..spec.clone()
+                })
+            })
+            .collect()
     }
 }
 
@@ -372,6 +398,15 @@ fn check_counts(options: &AttackOptions) -> Result<(), InputError> {
     if options.repetitions == 0 {
         return Err(InputError("--repetitions must be at least 1".into()));
     }
+    if options.boots == 0 {
+        return Err(InputError("--boots must be at least 1".into()));
+    }
+    if let Some(boot) = options.boot.filter(|boot| *boot >= options.boots) {
+        return Err(InputError(format!(
+            "--boot {boot} is not one of the {} boot(s) (0-based)",
+            options.boots
+        )));
+    }
     Ok(())
 }
 
@@ -481,6 +516,7 @@ fn resolve_schedulers(names: &[String]) -> Result<Vec<SchedulerSpec>, InputError
 }
 
 /// One trial of a plan.
+#[derive(Clone, Debug)]
 pub struct TrialSpec {
     pub scheduler: SchedulerSpec,
     pub collector: CollectorKind,
@@ -489,6 +525,8 @@ pub struct TrialSpec {
     /// The workload run beside the attack, if any.
     pub workload: Option<&'static str>,
     pub repetition: u32,
+    /// The boot (guest) that runs it, 0-based.
+    pub boot: u32,
 }
 
 impl TrialSpec {

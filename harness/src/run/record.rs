@@ -36,6 +36,7 @@ pub(super) fn trial_id(
         // 0 for a collector without a ring (the field is an interface).
         ring_size_bytes: spec.buffer.ring_bytes().unwrap_or(0),
         repetition: spec.repetition,
+        boot: spec.boot,
     }
 }
 

@@ -11,11 +11,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::args::GuestArgs;
-use super::run_in_guest;
+use super::{run_in_guest, GuestSpec};
 use crate::error::InputError;
+use crate::export::Exporters;
+use crate::results::trial::Trial;
 use crate::run::{AttackOptions, Plan, ProducerPlan};
 
 /// Flags that only describe the guest, dropped from the guest's command line.
@@ -132,6 +134,7 @@ fn trial_count(plan: &Plan, schedulers: usize) -> u64 {
         ProducerPlan::Command(_) => 1,
     };
     u64::from(plan.repetitions)
+        * u64::from(plan.boots)
         * schedulers.max(1) as u64
         * plan.collectors.len() as u64
         * plan.ring_sizes.len() as u64
@@ -139,9 +142,10 @@ fn trial_count(plan: &Plan, schedulers: usize) -> u64 {
         * plan.workloads.len().max(1) as u64
 }
 
-/// How many no-attack workload baselines the plan runs (one per scheduler and workload).
+/// How many no-attack workload baselines a boot runs (one per scheduler, workload and
+/// repetition).
 fn alone_count(plan: &Plan, schedulers: usize) -> u64 {
-    schedulers.max(1) as u64 * plan.workloads.len() as u64
+    schedulers.max(1) as u64 * plan.workloads.len() as u64 * u64::from(plan.repetitions)
 }
 
 /// A workload that cannot run in a guest is refused before anything else is checked.
@@ -186,7 +190,8 @@ pub fn run(
         ..options.clone()
     })?;
     let schedulers = options.schedulers.len();
-    let trials = trial_count(&plan, schedulers);
+    // The timeout is one boot's: each boot is its own guest.
+    let trials = trial_count(&plan, schedulers) / u64::from(plan.boots);
     let duration_s = plan.duration.as_secs_f64().ceil() as u64;
     let timeout_s = BASE_TIMEOUT_S
         + trials * (3 * duration_s + PER_TRIAL_S)
@@ -210,6 +215,9 @@ pub fn run(
         }
     }
     let guest_args = guest_scheduler_paths(guest_command_line(attack, attack_args)?);
+    if options.boots > 1 {
+        return run_boots(options, &spec, guest_args);
+    }
     let mut files_back = Vec::new();
     for (flag, dir) in OUTPUT_FLAGS {
         let host = match *flag {
@@ -229,12 +237,101 @@ pub fn run(
     run_in_guest(&spec, &guest_args, &files_back)
 }
 
+/// `attack --vm --boots N`: N guests in turn, each running boot B's trials (`--boot B`) and
+/// sending back its JSON; after each boot the trials so far are written to `--json`/`--csv`
+/// on the host (logs to `--keep-logs/bootB`), and the table of all of them ends the run.
+fn run_boots(options: &AttackOptions, spec: &GuestSpec, guest_args: Vec<String>) -> Result<i32> {
+    let boots = options.boots;
+    let back = tempfile::Builder::new()
+        .prefix("aegis-boots-")
+        .tempdir()
+        .context("creating a directory for the guests' trials")?;
+    let exporters = Exporters::new(options.json.clone(), options.csv.clone());
+    let mut trials: Vec<Trial> = Vec::new();
+    // Each guest writes its boot's trials to one JSON file, whatever the user asked for.
+    let guest_args: Vec<String> = strip_outputs(guest_args);
+    let mut status = 0;
+    for boot in 0..boots {
+        let mut args = guest_args.clone();
+        args.extend(["--boot".to_string(), boot.to_string()]);
+        args.extend(["--json".to_string(), BOOT_JSON.to_string()]);
+        let host_json = back.path().join(format!("boot{boot}.json"));
+        let mut files_back = vec![(PathBuf::from(BOOT_JSON), host_json.clone())];
+        if let Some(logs) = &options.keep_logs {
+            args.extend(["--keep-logs".to_string(), "/aegis-out/logs".to_string()]);
+            files_back.push(("/aegis-out/logs".into(), logs.join(format!("boot{boot}"))));
+        }
+        crate::say!(
+            "vm: boot {}/{boots}: running `aegis-bench {}` in a {} guest",
+            boot + 1,
+            shell_words::join(&args),
+            spec.kernel.name()
+        );
+        let code = run_in_guest(spec, &args, &files_back)?;
+        if host_json.is_file() {
+            trials.extend(crate::export::json::read(&host_json)?);
+            exporters.write(&trials)?;
+        }
+        if code != 0 {
+            status = code;
+            break;
+        }
+    }
+    crate::out!("{}", crate::export::table::render(&trials));
+    for path in exporters.paths() {
+        crate::out!("wrote {}", path.display());
+    }
+    Ok(status)
+}
+
+/// Where each boot's guest writes its trials.
+const BOOT_JSON: &str = "/aegis-out/boot/trials.json";
+
+/// The guest command line without the output flags (and their values), which a
+/// several-boot run sets per boot.
+fn strip_outputs(line: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut tokens = line.into_iter();
+    while let Some(token) = tokens.next() {
+        if token == "--" {
+            out.push(token);
+            out.extend(tokens.by_ref());
+            break;
+        }
+        if OUTPUT_FLAGS
+            .iter()
+            .any(|(flag, _)| token == format!("--{flag}"))
+        {
+            tokens.next();
+            continue;
+        }
+        out.push(token);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_boot_sets_its_own_outputs() {
+        let line = strip_outputs(strings(&[
+            "attack",
+            "--json",
+            "/aegis-out/json/a.json",
+            "--boots",
+            "3",
+            "--csv",
+            "/x.csv",
+            "--",
+            "--json",
+        ]));
+        assert_eq!(line, strings(&["attack", "--boots", "3", "--", "--json"]));
     }
 
     #[test]
@@ -259,6 +356,12 @@ mod tests {
         // Two schedulers (eevdf,aegis), counted as given.
         assert_eq!(trial_count(&plan, 2), 2 * 2 * 3 * 2);
         assert_eq!(alone_count(&plan, 2), 0);
+        let boots = Plan::new(&AttackOptions {
+            boots: 3,
+            ..AttackOptions::default()
+        })
+        .unwrap();
+        assert_eq!(trial_count(&boots, 1), 3);
     }
 
     #[test]

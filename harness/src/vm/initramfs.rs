@@ -296,7 +296,8 @@ fn prune(dir: &Path, keep: &Path) {
 }
 
 /// The script `/init` sources: a function running `aegis-bench` with these arguments. The
-/// clean-up tests' fault injection (`AEGIS_BENCH_INJECT_FAULT`) goes along into the guest.
+/// host's facts go along (trials record the machine QEMU ran on), and so does the clean-up
+/// tests' fault injection (`AEGIS_BENCH_INJECT_FAULT`).
 pub fn job_script(aegis_args: &[String]) -> String {
     let fault = match std::env::var(FAULT_VAR) {
         Ok(value) if !value.is_empty() => {
@@ -304,8 +305,12 @@ pub fn job_script(aegis_args: &[String]) -> String {
         }
         _ => String::new(),
     };
+    let host = crate::results::trial::HostFacts::here(super::qemu::version());
+    let host = serde_json::to_string(&host).expect("host facts serialize");
     format!(
-        "# Written by the host for this run.\n{fault}aegis_command() {{\n    /{GUEST_BIN_DIR}/aegis-bench {}\n}}\n",
+        "# Written by the host for this run.\nexport {}={}\n{fault}aegis_command() {{\n    /{GUEST_BIN_DIR}/aegis-bench {}\n}}\n",
+        crate::measure::kernel::HOST_FACTS_VAR,
+        shell_words::quote(&host),
         shell_words::join(aegis_args)
     )
 }

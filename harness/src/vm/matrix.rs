@@ -1,18 +1,21 @@
 //! `run --matrix --vm`: the matrix run in a guest.
 //!
 //! The matrix is validated on the host (everything but the scheduler names, which the guest's
-//! kernel judges), then sent into the guest with the results so far when resuming. The guest
-//! runs `aegis-bench run` on its copy and the output directory comes back to `--out`.
+//! kernel judges), then sent into a guest with the results so far when resuming. The guest
+//! runs `aegis-bench run` on its copy and the output directory comes back to `--out`. A matrix
+//! of `boots = N` boots N guests in turn, each running its boot's trials (`--boot B`): every
+//! repetition of every cell, in its own order.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
 
 use super::args::GuestArgs;
 use super::attack::GUEST_WORKLOADS;
-use super::run_in_guest;
+use super::{run_in_guest, GuestSpec};
 use crate::error::InputError;
-use crate::run::matrix::{Matrix, Shard};
+use crate::run::matrix::{run_order, Matrix, Shard};
 
 /// Where the guest finds the matrix and writes its results.
 const GUEST_MATRIX: &str = "/aegis/in/matrix.toml";
@@ -31,8 +34,37 @@ pub struct GuestMatrixRun<'a> {
     pub keep_going: bool,
 }
 
-/// Runs `shard` of `matrix` in a guest and returns the guest command's exit status.
+/// Runs `shard` of `matrix` in guests, one boot after another (`boots` in the matrix), and
+/// returns the last failing guest command's exit status, or 0. Boots whose trials `--out`
+/// already holds are not booted again.
 pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i32> {
+    let spec = guest_spec(args, matrix, shard)?;
+    let boots = matrix.file.boots;
+    let mut status = 0;
+    for boot in 0..boots {
+        let missing = missing_trials(args.out, matrix, shard, boot)?;
+        if missing == 0 {
+            crate::say!(
+                "vm: boot {}/{boots} is complete in {}",
+                boot + 1,
+                args.out.display()
+            );
+            continue;
+        }
+        let code = run_boot(args, &spec, shard, (boot, boots), missing)?;
+        if code != 0 {
+            status = code;
+            if !args.keep_going {
+                break;
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// The guest every boot of the run uses: its timeout (for one boot's trials), the
+/// workloads' tools, the sched_ext schedulers and the matrix.
+fn guest_spec(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<GuestSpec> {
     for name in &matrix.file.workloads {
         if name != "none" && !GUEST_WORKLOADS.contains(&name.as_str()) {
             return Err(InputError(format!(
@@ -45,20 +77,22 @@ pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i
     }
     let plans = matrix.plans(true)?;
     let trials: u64 = plans.iter().map(|p| p.trials().len() as u64).sum();
-    let shard_trials = trials.div_ceil(u64::from(shard.count));
+    let boot_trials = trials.div_ceil(u64::from(shard.count) * u64::from(matrix.file.boots));
     let workloads = matrix
         .file
         .workloads
         .iter()
         .filter(|w| *w != "none")
         .count() as u64;
-    let baselines = matrix.file.schedulers.len() as u64 * workloads;
+    // One baseline per scheduler, workload and repetition.
+    let baselines =
+        matrix.file.schedulers.len() as u64 * workloads * u64::from(matrix.file.repetitions);
     let per_trial_s = 3 * matrix.file.duration_s.ceil() as u64 + PER_TRIAL_S;
-    let timeout_s = BASE_TIMEOUT_S + (shard_trials + baselines) * per_trial_s;
+    let timeout_s = BASE_TIMEOUT_S + (boot_trials + baselines) * per_trial_s;
     let mut spec = args.guest.spec(timeout_s)?;
     spec.timeout_hint = format!(
-        "`run --vm` allowed {timeout_s} s for {shard_trials} trial(s); split the matrix with \
-         --shard, or continue with --resume"
+        "`run --vm` allowed {timeout_s} s for {boot_trials} trial(s) of a boot; split the \
+         matrix with --shard, or continue with --resume"
     );
     for plan in &plans {
         for name in &plan.workloads {
@@ -81,8 +115,43 @@ pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i
     }
     spec.files_in
         .push((GUEST_MATRIX.to_string(), matrix.text.clone().into_bytes()));
-    // Resuming: the finished trials go in, so the guest skips them.
-    if args.resume && args.out.is_dir() {
+    Ok(spec)
+}
+
+/// Trials of `boot` in this shard that `out` does not hold yet.
+fn missing_trials(out: &Path, matrix: &Matrix, shard: Shard, boot: u32) -> Result<usize> {
+    let plans = matrix.plans(true)?;
+    let planned: Vec<String> = run_order(&plans, matrix.file.order_seed)
+        .into_iter()
+        .enumerate()
+        .filter(|(position, p)| shard.owns(*position) && p.spec.boot == boot)
+        .map(|(_, p)| p.id)
+        .collect();
+    let trials_file = out.join(crate::export::jsonl::FILE_NAME);
+    let done: BTreeSet<String> = if trials_file.is_file() {
+        crate::export::json::read(&trials_file)?
+            .into_iter()
+            .map(|t| t.id.trial_id)
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    Ok(planned.iter().filter(|id| !done.contains(*id)).count())
+}
+
+/// Boots one guest for boot `boot` of `boots`, with what `--out` holds so far, and returns its
+/// command's exit status. The host has already checked the revision (`--allow-dirty`).
+fn run_boot(
+    args: &GuestMatrixRun<'_>,
+    spec: &GuestSpec,
+    shard: Shard,
+    (boot, boots): (u32, u32),
+    missing: usize,
+) -> Result<i32> {
+    let mut spec = spec.clone();
+    // Resuming, or a later boot: the finished trials go in, so the guest skips them.
+    let resume = args.out.join(crate::export::jsonl::FILE_NAME).is_file();
+    if resume && args.out.is_dir() {
         for entry in std::fs::read_dir(args.out)? {
             let path = entry?.path();
             if path.is_file() {
@@ -92,11 +161,18 @@ pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i
             }
         }
     }
-    let mut guest_args: Vec<String> = ["run", "--matrix", GUEST_MATRIX, "--out", GUEST_OUT]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if args.resume {
+    let mut guest_args: Vec<String> = [
+        "run",
+        "--matrix",
+        GUEST_MATRIX,
+        "--out",
+        GUEST_OUT,
+        "--allow-dirty",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if resume {
         guest_args.push("--resume".into());
     }
     if args.keep_going {
@@ -106,8 +182,13 @@ pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i
         guest_args.push("--shard".into());
         guest_args.push(shard.to_string());
     }
+    if boots > 1 {
+        guest_args.push("--boot".into());
+        guest_args.push(boot.to_string());
+    }
     crate::say!(
-        "vm: running `aegis-bench {}` in a {} guest ({shard_trials} trial(s))",
+        "vm: boot {}/{boots}: running `aegis-bench {}` in a {} guest ({missing} trial(s))",
+        boot + 1,
         shell_words::join(&guest_args),
         spec.kernel.name()
     );

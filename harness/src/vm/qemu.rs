@@ -72,6 +72,21 @@ pub fn find_qemu() -> Result<PathBuf, InputError> {
         })
 }
 
+/// `QEMU version 9.2.0 (Debian ...)`'s version, or `None` if QEMU does not say.
+pub fn version() -> Option<String> {
+    let out = std::process::Command::new(find_qemu().ok()?)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?;
+    Some(
+        line.trim_start_matches("QEMU emulator version")
+            .trim()
+            .to_string(),
+    )
+}
+
 /// The QEMU command line (without the program).
 pub fn qemu_args(boot: &Boot<'_>, sockets: &[(&str, &Path)], results: &Path) -> Vec<String> {
     let mut args: Vec<String> = [

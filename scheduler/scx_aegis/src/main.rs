@@ -143,10 +143,16 @@ struct Opts {
 const EMBEDDED_MODEL: &str = include_str!(concat!(env!("OUT_DIR"), "/default_model.json"));
 const EMBEDDED_MODEL_NAME: &str = "embedded scheduler/models/aegis.json";
 
-fn load_model(path: &Path) -> Result<QNet> {
+/// The model file's network and the SHA-256 of its text (which trials record).
+fn load_model(path: &Path) -> Result<(QNet, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the model {}", path.display()))?;
-    parse_model(&text, path)
+    Ok((parse_model(&text, path)?, sha256_hex(&text)))
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
 fn parse_model(text: &str, path: &Path) -> Result<QNet> {
@@ -241,13 +247,17 @@ impl Inputs {
         if opts.window_ms == 0 || opts.base_slice_us == 0 || opts.base_wait_ms == 0 {
             bail!("--window-ms, --base-slice-us and --base-wait-ms must be positive");
         }
-        let (model, model_path) = match (&opts.model, opts.no_model) {
-            (Some(path), _) => (Some(load_model(path)?), Some(path.clone())),
-            (None, true) => (None, None),
-            (None, false) if EMBEDDED_MODEL.trim().is_empty() => (None, None),
+        let (model, model_path, model_sha256) = match (&opts.model, opts.no_model) {
+            (Some(path), _) => {
+                let (model, sha256) = load_model(path)?;
+                (Some(model), Some(path.clone()), Some(sha256))
+            }
+            (None, true) => (None, None, None),
+            (None, false) if EMBEDDED_MODEL.trim().is_empty() => (None, None, None),
             (None, false) => (
                 Some(parse_model(EMBEDDED_MODEL, Path::new(EMBEDDED_MODEL_NAME))?),
                 Some(PathBuf::from(EMBEDDED_MODEL_NAME)),
+                Some(sha256_hex(EMBEDDED_MODEL)),
             ),
         };
         let cgroup_ids = opts
@@ -266,6 +276,7 @@ impl Inputs {
         };
         let model_info = ModelInfo {
             path: model_path,
+            sha256: model_sha256,
             fixed_action: model.is_none().then_some(opts.action),
         };
         Ok(Inputs {

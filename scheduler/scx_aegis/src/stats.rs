@@ -23,6 +23,8 @@ const LEVEL_NAMES: [&str; 3] = ["provenance", "ordinary", "producer"];
 /// Where the policy comes from.
 pub struct ModelInfo {
     pub path: Option<PathBuf>,
+    /// SHA-256 of the model file's text.
+    pub sha256: Option<String>,
     pub fixed_action: Option<u32>,
 }
 
@@ -222,6 +224,7 @@ pub fn read(skel: &BpfSkel<'_>, opts: &Opts, model: &ModelInfo) -> Result<ScxAeg
     Ok(ScxAegisStats {
         model: model.describe(),
         model_path: model.path.clone(),
+        model_sha256: model.sha256.clone(),
         levels: (0..3).map(|l| level_stats(&s, l, base_wait_us)).collect(),
         nr_direct_dispatches: s.nr_direct,
         nr_inferences_run: s.nr_inferences_run,
