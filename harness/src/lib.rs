@@ -47,6 +47,7 @@ pub mod run;
 pub mod sched;
 pub mod signals;
 pub mod size;
+pub mod stats;
 pub mod syscalls;
 pub mod vm;
 

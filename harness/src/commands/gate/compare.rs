@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use serde_json::Value;
 
-use super::stats::{welch_greater, Summary, Welch};
 use super::thresholds::{Direction, MetricRule, Thresholds, DEFAULT_METRICS};
 use crate::error::InputError;
 use crate::results::trial::Trial;
+use crate::stats::{welch_greater, Summary, Welch};
 
 /// The cell a trial belongs to: its id without the repetition, or for files without ids the
 /// same key rebuilt from its fields.

@@ -53,7 +53,6 @@
 
 mod compare;
 mod report;
-mod stats;
 #[cfg(test)]
 mod tests;
 mod thresholds;
@@ -62,9 +61,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
+pub use crate::stats::{welch_greater, Summary, Welch};
 pub use compare::{cell_key, compare, Comparison, Decision, Row, Test};
 pub use report::{provenance, render_report, Inputs};
-pub use stats::{welch_greater, Summary, Welch};
 pub use thresholds::{
     load_thresholds, parse_thresholds, Direction, MetricRule, Thresholds, DEFAULT_ALPHA,
     DEFAULT_METRICS,

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::compare::{Comparison, Decision, Row, Test};
-use super::stats::Summary;
 use crate::results::trial::Trial;
+use crate::stats::Summary;
 
 /// What the report's header says about the inputs.
 pub struct Inputs<'a> {
