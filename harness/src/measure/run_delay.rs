@@ -69,11 +69,25 @@ pub struct RunDelayReport {
     /// `[fraction, ms]` at each of [`CDF_FRACTIONS`], counted like the percentiles; empty
     /// before any wait ended.
     pub cdf_ms: Vec<[f64; 2]>,
+    /// Every wait, counted like the percentiles, as a log-scale histogram: trials' histograms
+    /// add up, so a figure's CDF can pool the waits of many trials.
+    pub waits_ns: scheduler::sim::LatencyHistogram,
     /// The CPU time each task got while watched, by group label.
     pub cpu_by_group: BTreeMap<&'static str, Vec<TaskCpu>>,
 }
 
 impl RunDelayReport {
+    /// CPU seconds each group's tasks got while watched.
+    pub fn cpu_s_by_group(&self) -> BTreeMap<String, f64> {
+        self.cpu_by_group
+            .iter()
+            .map(|(group, tasks)| {
+                let ns: u64 = tasks.iter().map(|task| task.cpu_ns).sum();
+                (group.to_string(), ns as f64 / 1e9)
+            })
+            .collect()
+    }
+
     /// Jain's index over the group's equal-weight tasks, and how many there were.
     pub fn fairness(&self, group: &str) -> Option<(f64, u32)> {
         fairness::group_fairness(self.cpu_by_group.get(group)?)
@@ -164,6 +178,11 @@ impl WaitTracker {
         self.report.p50_wait_ms = weighted_percentile(&mut self.waits, 0.50);
         self.report.p99_wait_ms = weighted_percentile(&mut self.waits, 0.99);
         self.report.cdf_ms = weighted_cdf(&mut self.waits, &CDF_FRACTIONS);
+        for (mean_ms, waits) in &self.waits {
+            self.report
+                .waits_ns
+                .record_n((mean_ms * 1e6).round() as u64, *waits);
+        }
         self.report
     }
 }
@@ -531,6 +550,11 @@ mod tests {
         assert_eq!(report.cdf_ms[2], [0.5, 50.0]);
         assert_eq!(report.cdf_ms[6], [0.99, 99.0]);
         assert_eq!(report.cdf_ms[8], [1.0, 100.0]);
+        assert_eq!(
+            report.waits_ns.count(),
+            100,
+            "every wait is in the histogram"
+        );
         assert!(WaitTracker::default().finish().cdf_ms.is_empty());
     }
 }

@@ -274,6 +274,14 @@ pub struct RunDelayOutcome {
     pub fairness_attack_jain: Option<f64>,
     #[serde(default)]
     pub fairness_attack_tasks: Option<u32>,
+    /// With `--watch-run-delay`: every wait as a log-scale histogram (`{"counts": [[lower_ns,
+    /// count], ...]}`), which adds up across trials for pooled CDFs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_delay_waits_ns: Option<scheduler::sim::LatencyHistogram>,
+    /// With `--watch-run-delay`: CPU seconds the `attack`, `workload` and `collector` tasks got
+    /// during the trial (from the same samples), for fairness between the groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_by_group: Option<BTreeMap<String, f64>>,
 }
 
 /// Perf counters of the collector's and the attack's threads.

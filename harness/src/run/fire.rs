@@ -165,6 +165,12 @@ impl RunDelayOutcome {
             fairness_workload_tasks: workload.map(|(_, tasks)| tasks),
             fairness_attack_jain: attack.map(|(jain, _)| jain),
             fairness_attack_tasks: attack.map(|(_, tasks)| tasks),
+            run_delay_waits_ns: report
+                .map(|r| r.waits_ns.clone())
+                .filter(|waits| !waits.is_empty()),
+            cpu_s_by_group: report
+                .map(|r| r.cpu_s_by_group())
+                .filter(|groups| !groups.is_empty()),
         }
     }
 }

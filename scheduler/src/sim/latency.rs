@@ -50,7 +50,14 @@ fn lower_of(index: u32) -> u64 {
 
 impl LatencyHistogram {
     pub fn record(&mut self, ns: u64) {
-        *self.counts.entry(bucket_of(ns)).or_insert(0) += 1;
+        self.record_n(ns, 1);
+    }
+
+    /// `n` values of `ns` each.
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        if n > 0 {
+            *self.counts.entry(bucket_of(ns)).or_insert(0) += n;
+        }
     }
 
     pub fn count(&self) -> u64 {
