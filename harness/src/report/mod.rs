@@ -1,0 +1,256 @@
+//! Result tables generated into markdown files (`aegis-bench report`), so every measured
+//! number in README.md and docs/ comes from a checked-in result file and is regenerated from
+//! it, never typed in.
+//!
+//! A generated block is written between two markers; the first names the table and the
+//! result file (a run directory or a trials file, relative to the directory the command runs
+//! in, the repository root):
+//!
+//! ```text
+//! <!-- report: loss results/paper/run collector=builtin workload=none -->
+//! ...generated...
+//! <!-- /report -->
+//! ```
+//!
+//! Kinds: `trials FILE` (the table `attack` prints), `loss`, `delivered`, `throughput` and
+//! `kept` (per flood-thread count and scheduler; options `collector=`, `workload=`),
+//! `canary` (trials that recorded the canary, per scheduler and collector) and `ratios`
+//! (paired per-boot ratios of Aegis to the baselines; option `collector=`). Every table but
+//! `trials` ends with the line saying what it is over ([`tables::replication`]).
+//! `report --check` regenerates every block and fails on any difference (a test runs it on
+//! README.md and docs/).
+
+pub mod tables;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::results::trial::Trial;
+use tables::{RatioColumn, Selection};
+
+const START: &str = "<!-- report: ";
+const END: &str = "<!-- /report -->";
+
+/// One block's request: `kind path key=value...`.
+#[derive(Debug, PartialEq)]
+pub struct Request {
+    pub kind: String,
+    pub path: String,
+    pub options: BTreeMap<String, String>,
+}
+
+impl Request {
+    pub fn parse(text: &str) -> Result<Request> {
+        let mut words = text.split_whitespace();
+        let (Some(kind), Some(path)) = (words.next(), words.next()) else {
+            bail!("`{text}` needs a kind and a result file, e.g. `loss results/paper/run`");
+        };
+        let mut options = BTreeMap::new();
+        for word in words {
+            let (key, value) = word
+                .split_once('=')
+                .ok_or_else(|| anyhow!("`{word}` in `{text}` is not key=value"))?;
+            options.insert(key.to_string(), value.to_string());
+        }
+        Ok(Request {
+            kind: kind.to_string(),
+            path: path.to_string(),
+            options,
+        })
+    }
+
+    fn option(&self, key: &str, default: &str) -> String {
+        self.options
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    }
+
+    fn selection(&self) -> Selection {
+        Selection {
+            collector: self.option("collector", "builtin"),
+            workload: self.option("workload", "none"),
+        }
+    }
+
+    /// The block's text, from `trials`.
+    pub fn render(&self, trials: &[Trial]) -> Result<String> {
+        let selection = self.selection();
+        let table = match self.kind.as_str() {
+            "trials" => {
+                return Ok(format!(
+                    "```\n{}\n```\n",
+                    crate::export::table::render(trials)
+                ))
+            }
+            "loss" => tables::loss(trials, &selection),
+            "delivered" => tables::delivered(trials, &selection),
+            "throughput" => tables::workload_throughput(trials, &selection),
+            "kept" => tables::workload_kept(trials, &selection),
+            "canary" => tables::canary(trials),
+            "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
+            other => bail!(
+                "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
+                 canary or ratios"
+            ),
+        };
+        Ok(format!(
+            "{table}\n_{}_\n",
+            tables::replication(
+                &only(trials, &selection, &self.kind),
+                self.kind != "canary"
+            )
+        ))
+    }
+}
+
+/// The trials a table of `kind` is computed from, for its replication line.
+fn only(trials: &[Trial], selection: &Selection, kind: &str) -> Vec<Trial> {
+    let workload = |t: &Trial| t.beside.workload.as_deref().unwrap_or("none") == selection.workload;
+    trials
+        .iter()
+        .filter(|t| match kind {
+            "canary" => true,
+            "ratios" => t.id.collector == selection.collector,
+            _ => t.id.collector == selection.collector && workload(t),
+        })
+        .cloned()
+        .collect()
+}
+
+/// Aegis against the baselines, paired by boot.
+fn aegis_ratios() -> Vec<RatioColumn<'static>> {
+    fn delivered(t: &Trial) -> Option<f64> {
+        Some(t.accounting.delivered_per_s)
+    }
+    fn throughput(t: &Trial) -> Option<f64> {
+        t.beside.workload_throughput_per_s
+    }
+    vec![
+        RatioColumn {
+            title: "delivered events/s, aegis / eevdf:collector-fifo",
+            a: "aegis",
+            b: "eevdf:collector-fifo",
+            metric: &delivered,
+        },
+        RatioColumn {
+            title: "workload throughput, aegis / eevdf",
+            a: "aegis",
+            b: "eevdf",
+            metric: &throughput,
+        },
+        RatioColumn {
+            title: "workload throughput, aegis / eevdf:collector-fifo",
+            a: "aegis",
+            b: "eevdf:collector-fifo",
+            metric: &throughput,
+        },
+    ]
+}
+
+/// `text` with every block regenerated from the result files under `root`.
+pub fn regenerate(text: &str, root: &Path) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut cache: BTreeMap<String, Vec<Trial>> = BTreeMap::new();
+    while let Some(start) = rest.find(START) {
+        let header_end = rest[start..]
+            .find("-->")
+            .map(|i| start + i + 3)
+            .ok_or_else(|| anyhow!("a `{START}` marker is not closed with -->"))?;
+        let request_text = rest[start + START.len()..header_end - 3].trim();
+        let request = Request::parse(request_text)?;
+        let end = rest[header_end..]
+            .find(END)
+            .map(|i| header_end + i)
+            .ok_or_else(|| anyhow!("block `{request_text}` has no `{END}`"))?;
+        if !cache.contains_key(&request.path) {
+            let trials = crate::export::json::read(&root.join(&request.path))
+                .with_context(|| format!("block `{request_text}`"))?;
+            cache.insert(request.path.clone(), trials);
+        }
+        let body = request.render(&cache[&request.path])?;
+        out.push_str(&rest[..header_end]);
+        out.push('\n');
+        out.push_str(&body);
+        out.push_str(END);
+        rest = &rest[end + END.len()..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The first line where `old` and `new` differ, for a one-line message.
+pub fn first_difference(old: &str, new: &str) -> Option<(usize, String, String)> {
+    let (mut a, mut b) = (old.lines(), new.lines());
+    for line in 1.. {
+        match (a.next(), b.next()) {
+            (None, None) => return None,
+            (x, y) if x == y => continue,
+            (x, y) => {
+                return Some((
+                    line,
+                    x.unwrap_or("(end)").to_string(),
+                    y.unwrap_or("(end)").to_string(),
+                ))
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_bad_ones_are_named() {
+        let request = Request::parse("loss results/paper/run collector=builtin-compact").unwrap();
+        assert_eq!(request.kind, "loss");
+        assert_eq!(request.path, "results/paper/run");
+        assert_eq!(request.selection().collector, "builtin-compact");
+        assert_eq!(request.selection().workload, "none");
+        assert!(Request::parse("loss").is_err());
+        let err = Request::parse("loss x collector").unwrap_err().to_string();
+        assert!(err.contains("key=value"), "{err}");
+        let err = Request::parse("losses x").unwrap().render(&[]).unwrap_err();
+        assert!(err.to_string().contains("unknown report kind"), "{err}");
+    }
+
+    #[test]
+    fn blocks_are_regenerated_in_place_and_the_rest_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let trials = crate::export::json::read(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/trials-in.json"
+        )))
+        .unwrap();
+        std::fs::write(
+            dir.path().join("t.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        let text =
+            "# Title\n\nBefore.\n<!-- report: canary t.json -->\nstale\n<!-- /report -->\nAfter.\n";
+        let new = regenerate(text, dir.path()).unwrap();
+        assert!(
+            new.starts_with("# Title\n\nBefore.\n<!-- report: canary t.json -->\n| scheduler |")
+        );
+        assert!(new.ends_with("<!-- /report -->\nAfter.\n"), "{new}");
+        assert!(!new.contains("stale"));
+        assert_eq!(
+            regenerate(&new, dir.path()).unwrap(),
+            new,
+            "regenerating is stable"
+        );
+        let (line, old, _) = first_difference(text, &new).unwrap();
+        assert_eq!((line, old.as_str()), (5, "stale"));
+        let unclosed = "<!-- report: canary t.json -->\nstale\n";
+        assert!(regenerate(unclosed, dir.path()).is_err());
+        let missing = "<!-- report: canary nothing.json -->\n<!-- /report -->";
+        let err = format!("{:#}", regenerate(missing, dir.path()).unwrap_err());
+        assert!(err.contains("nothing.json"), "{err}");
+    }
+}

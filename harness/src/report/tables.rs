@@ -1,0 +1,344 @@
+//! The tables a report block can hold, each computed from one run's trials.
+//!
+//! A cell (scheduler, collector, threads, workload) is summarized over boots: each boot's
+//! trials are averaged, and the table shows the mean of those boot means with the 95 % t
+//! interval over boots in brackets ([`crate::stats`]). "A / B" columns are paired per-boot
+//! ratios (the geometric mean of A/B over the boots both ran, with its interval).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::results::trial::Trial;
+use crate::stats::{boot_means, paired_ratio, Interval};
+
+/// Scheduler names in the order tables show them: the baselines first, Aegis last, variants
+/// after their scheduler.
+const SCHEDULER_ORDER: &[&str] = &[
+    "eevdf",
+    "cfs",
+    "eevdf:collector-fifo",
+    "cfs:collector-fifo",
+    "scx_rustland",
+    "aegis",
+];
+
+pub fn schedulers(trials: &[Trial]) -> Vec<String> {
+    let mut names: Vec<String> = trials
+        .iter()
+        .map(|t| t.id.scheduler.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rank = |name: &str| {
+        SCHEDULER_ORDER
+            .iter()
+            .position(|known| name == *known || name.starts_with(&format!("{known}:")))
+            .unwrap_or(SCHEDULER_ORDER.len())
+    };
+    names.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    names
+}
+
+/// Which trials a table covers: a collector and a workload condition (`none` for the attack
+/// alone).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub collector: String,
+    pub workload: String,
+}
+
+impl Selection {
+    fn holds(&self, t: &Trial) -> bool {
+        t.id.collector == self.collector
+            && t.beside.workload.as_deref().unwrap_or("none") == self.workload
+    }
+}
+
+/// The trials of one cell: `scheduler` at `threads` in `selection`.
+fn cell<'a>(
+    trials: &'a [Trial],
+    selection: &Selection,
+    scheduler: &str,
+    threads: u32,
+) -> Vec<&'a Trial> {
+    trials
+        .iter()
+        .filter(|t| selection.holds(t) && t.id.scheduler == scheduler && t.id.threads == threads)
+        .collect()
+}
+
+fn thread_counts(trials: &[Trial], selection: &Selection) -> Vec<u32> {
+    trials
+        .iter()
+        .filter(|t| selection.holds(t))
+        .map(|t| t.id.threads)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Each boot's mean of `metric` over `trials` (trials without the metric left out).
+fn by_boot(trials: &[&Trial], metric: impl Fn(&Trial) -> Option<f64>) -> BTreeMap<u32, f64> {
+    boot_means(
+        trials
+            .iter()
+            .filter_map(|t| metric(t).map(|value| (t.id.boot, value))),
+    )
+}
+
+/// The interval over boots of `metric` in `trials`, formatted, or `-` without data.
+fn over_boots(
+    trials: &[&Trial],
+    metric: impl Fn(&Trial) -> Option<f64>,
+    format: impl Fn(&Interval) -> String,
+) -> String {
+    let means: Vec<f64> = by_boot(trials, metric).into_values().collect();
+    Interval::of(&means).map_or("-".to_string(), |i| format(&i))
+}
+
+fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", header.join(" | "));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out
+}
+
+/// A table of `metric` per flood-thread count (rows) and scheduler (columns).
+pub fn per_scheduler(
+    trials: &[Trial],
+    selection: &Selection,
+    metric: &dyn Fn(&Trial) -> Option<f64>,
+    format: &dyn Fn(&Interval) -> String,
+) -> String {
+    let names = schedulers(trials);
+    let mut header = vec!["threads".to_string()];
+    header.extend(names.iter().cloned());
+    let rows: Vec<Vec<String>> = thread_counts(trials, selection)
+        .into_iter()
+        .map(|threads| {
+            let mut row = vec![threads.to_string()];
+            for name in &names {
+                row.push(over_boots(
+                    &cell(trials, selection, name, threads),
+                    metric,
+                    format,
+                ));
+            }
+            row
+        })
+        .collect();
+    markdown(&header, &rows)
+}
+
+/// Loss in percent, two decimals.
+pub fn loss(trials: &[Trial], selection: &Selection) -> String {
+    per_scheduler(trials, selection, &|t| Some(t.accounting.loss_pct), &|i| {
+        format!("{} %", i.display(2))
+    })
+}
+
+/// Events per second the collector recorded, in thousands.
+pub fn delivered(trials: &[Trial], selection: &Selection) -> String {
+    per_scheduler(
+        trials,
+        selection,
+        &|t| Some(t.accounting.delivered_per_s / 1e3),
+        &|i| format!("{}k", i.display(1)),
+    )
+}
+
+/// The workload's absolute throughput beside the attack (its own unit per second).
+pub fn workload_throughput(trials: &[Trial], selection: &Selection) -> String {
+    per_scheduler(
+        trials,
+        selection,
+        &|t| t.beside.workload_throughput_per_s,
+        &|i| i.display(0),
+    )
+}
+
+/// The share of its own repetition's no-attack throughput the workload kept.
+pub fn workload_kept(trials: &[Trial], selection: &Selection) -> String {
+    per_scheduler(
+        trials,
+        selection,
+        &|t| t.beside.workload_kept_fraction,
+        &|i| i.display(2),
+    )
+}
+
+/// Trials that recorded the canary, `x of n`, per scheduler (rows) and collector (columns).
+pub fn canary(trials: &[Trial]) -> String {
+    let collectors: Vec<String> = trials
+        .iter()
+        .map(|t| t.id.collector.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut header = vec!["scheduler".to_string()];
+    header.extend(collectors.iter().cloned());
+    let rows: Vec<Vec<String>> = schedulers(trials)
+        .into_iter()
+        .map(|name| {
+            let mut row = vec![name.clone()];
+            for collector in &collectors {
+                let of: Vec<&Trial> = trials
+                    .iter()
+                    .filter(|t| t.id.scheduler == name && t.id.collector == *collector)
+                    .collect();
+                let seen = of.iter().filter(|t| t.accounting.canary_recorded).count();
+                row.push(format!("{seen} of {}", of.len()));
+            }
+            row
+        })
+        .collect();
+    markdown(&header, &rows)
+}
+
+/// A paired per-boot ratio column: `metric` under `a` over `metric` under `b`.
+pub struct RatioColumn<'a> {
+    pub title: &'a str,
+    pub a: &'a str,
+    pub b: &'a str,
+    pub metric: &'a dyn Fn(&Trial) -> Option<f64>,
+}
+
+/// Paired per-boot ratios, one row per (workload, threads) of `collector`, one column each.
+pub fn ratios(trials: &[Trial], collector: &str, columns: &[RatioColumn<'_>]) -> String {
+    let mut header = vec!["workload".to_string(), "threads".to_string()];
+    header.extend(columns.iter().map(|c| c.title.to_string()));
+    let workloads: BTreeSet<String> = trials
+        .iter()
+        .map(|t| t.beside.workload.clone().unwrap_or_else(|| "none".into()))
+        .collect();
+    let mut rows = Vec::new();
+    for workload in workloads {
+        let selection = Selection {
+            collector: collector.to_string(),
+            workload: workload.clone(),
+        };
+        for threads in thread_counts(trials, &selection) {
+            let mut row = vec![workload.clone(), threads.to_string()];
+            for column in columns {
+                let a = by_boot(&cell(trials, &selection, column.a, threads), column.metric);
+                let b = by_boot(&cell(trials, &selection, column.b, threads), column.metric);
+                row.push(paired_ratio(&a, &b).map_or("-".into(), |i| i.display(2)));
+            }
+            rows.push(row);
+        }
+    }
+    markdown(&header, &rows)
+}
+
+/// One line stating what the numbers are over: boots, repetitions, trials, revision, guest;
+/// `summary` names how cells are summarized (tables of means).
+pub fn replication(trials: &[Trial], summary: bool) -> String {
+    let boots: BTreeSet<u32> = trials.iter().map(|t| t.id.boot).collect();
+    let repetitions: BTreeSet<u32> = trials.iter().map(|t| t.id.repetition).collect();
+    let revisions: BTreeSet<&str> = trials.iter().map(|t| t.env.git_rev.as_str()).collect();
+    let kernels: BTreeSet<&str> = trials.iter().map(|t| t.env.kernel.as_str()).collect();
+    let cpus: BTreeSet<String> = trials
+        .iter()
+        .map(|t| t.env.cpus.map_or("?".into(), |n| n.to_string()))
+        .collect();
+    let guest = trials.iter().any(|t| t.env.qemu_version.is_some());
+    let join = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
+    format!(
+        "{} trials: {} boot(s) x {} repetition(s){}; kernel {}{} with {} CPU(s); revision {}.",
+        trials.len(),
+        boots.len(),
+        repetitions.len(),
+        if summary {
+            "; mean of the per-boot means, [95 % t interval over boots]"
+        } else {
+            ""
+        },
+        join(&kernels),
+        if guest { " (QEMU TCG guest)" } else { "" },
+        cpus.into_iter().collect::<Vec<_>>().join(", "),
+        join(&revisions)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(scheduler: &str, threads: u32, boot: u32, loss_pct: f64, delivered: f64) -> Trial {
+        let mut t = Trial {
+            id: Default::default(),
+            accounting: Default::default(),
+            cost: Default::default(),
+            attack: Default::default(),
+            env: Default::default(),
+            policy: Default::default(),
+            audit: None,
+            scheduler_stats: None,
+            started_at: String::new(),
+            beside: Default::default(),
+            run_delay: Default::default(),
+            counters: Default::default(),
+            scheduler_args: None,
+            collector_cpu_share: None,
+        };
+        t.id.scheduler = scheduler.into();
+        t.id.collector = "builtin".into();
+        t.id.threads = threads;
+        t.id.boot = boot;
+        t.accounting.loss_pct = loss_pct;
+        t.accounting.delivered_per_s = delivered;
+        t.accounting.canary_recorded = loss_pct == 0.0;
+        t
+    }
+
+    fn alone() -> Selection {
+        Selection {
+            collector: "builtin".into(),
+            workload: "none".into(),
+        }
+    }
+
+    #[test]
+    fn cells_are_summarized_over_boot_means() {
+        // Boot 0 has two trials (1 and 3: mean 2), boots 1 and 2 one each (4, 6).
+        let trials = vec![
+            trial("eevdf", 4, 0, 1.0, 10.0),
+            trial("eevdf", 4, 0, 3.0, 10.0),
+            trial("eevdf", 4, 1, 4.0, 10.0),
+            trial("eevdf", 4, 2, 6.0, 10.0),
+            trial("aegis", 4, 0, 0.0, 10.0),
+        ];
+        let table = loss(&trials, &alone());
+        let expected = Interval::of(&[2.0, 4.0, 6.0]).unwrap().display(2);
+        assert!(
+            table.contains(&format!("| 4 | {expected} % | 0.00 (n=1) % |")),
+            "{table}"
+        );
+        assert!(table.starts_with("| threads | eevdf | aegis |"), "{table}");
+        assert!(canary(&trials).contains("| aegis | 1 of 1 |"));
+        assert!(canary(&trials).contains("| eevdf | 0 of 4 |"));
+    }
+
+    #[test]
+    fn ratios_pair_boots() {
+        let trials = vec![
+            trial("aegis", 8, 0, 0.0, 20.0),
+            trial("aegis", 8, 1, 0.0, 30.0),
+            trial("eevdf:collector-fifo", 8, 0, 5.0, 10.0),
+            trial("eevdf:collector-fifo", 8, 1, 5.0, 10.0),
+        ];
+        let table = ratios(
+            &trials,
+            "builtin",
+            &[RatioColumn {
+                title: "aegis / fifo",
+                a: "aegis",
+                b: "eevdf:collector-fifo",
+                metric: &|t| Some(t.accounting.delivered_per_s),
+            }],
+        );
+        // Ratios 2 and 3 per boot: geometric mean sqrt(6) = 2.45.
+        assert!(table.contains("| none | 8 | 2.45 ["), "{table}");
+    }
+}
