@@ -76,8 +76,15 @@ fn a_stale_table_fails_the_check_and_report_regenerates_it() {
     let out = check(&["--check"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("differs from what the results generate"), "{err}");
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), stale, "--check writes nothing");
+    assert!(
+        err.contains("differs from what the results generate"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        stale,
+        "--check writes nothing"
+    );
     assert!(check(&[]).status.success());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), readme);
     assert!(check(&["--check"]).status.success());

@@ -98,10 +98,7 @@ impl Request {
         };
         Ok(format!(
             "{table}\n_{}_\n",
-            tables::replication(
-                &only(trials, &selection, &self.kind),
-                self.kind != "canary"
-            )
+            tables::replication(&only(trials, &selection, &self.kind), self.kind != "canary")
         ))
     }
 }
