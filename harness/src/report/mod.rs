@@ -14,8 +14,10 @@
 //!
 //! Kinds: `trials FILE` (the table `attack` prints), `loss`, `delivered`, `throughput` and
 //! `kept` (per flood-thread count and scheduler; options `collector=`, `workload=`),
-//! `canary` (trials that recorded the canary, per scheduler and collector) and `ratios`
-//! (paired per-boot ratios of Aegis to the baselines; option `collector=`). Every table but
+//! `canary` (trials that recorded the canary, per scheduler and collector), `ratios`
+//! (paired per-boot ratios of Aegis to the baselines; option `collector=`) and `metrics`
+//! (any numeric fields: `rows=FIELD,... cols=FIELD,... [where=FIELD:VALUE,...]
+//! [decimals=N]`, fields by JSON name or pointer such as `/scheduler_stats/nr_preempt_kicks`). Every table but
 //! `trials` ends with the line saying what it is over ([`tables::replication`]).
 //! `report --check` regenerates every block and fails on any difference (a test runs it on
 //! README.md and docs/).
@@ -75,6 +77,30 @@ impl Request {
         }
     }
 
+    /// `metrics`: `rows=a,b cols=m1,m2 [where=field:value,...] [decimals=N]`.
+    fn metrics(&self, trials: &[Trial]) -> Result<String> {
+        let list = |key: &str| -> Vec<String> {
+            self.options
+                .get(key)
+                .map(|v| v.split(',').map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let (rows, cols) = (list("rows"), list("cols"));
+        if rows.is_empty() || cols.is_empty() {
+            bail!("a metrics block needs rows=FIELD,... and cols=FIELD,...");
+        }
+        let filter = list("where")
+            .iter()
+            .map(|pair| {
+                pair.split_once(':')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .ok_or_else(|| anyhow!("where={pair} is not field:value"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let decimals = self.option("decimals", "2").parse().unwrap_or(2);
+        Ok(tables::metrics(trials, &rows, &cols, &filter, decimals))
+    }
+
     /// The block's text, from `trials`.
     pub fn render(&self, trials: &[Trial]) -> Result<String> {
         let selection = self.selection();
@@ -90,10 +116,11 @@ impl Request {
             "throughput" => tables::workload_throughput(trials, &selection),
             "kept" => tables::workload_kept(trials, &selection),
             "canary" => tables::canary(trials),
+            "metrics" => self.metrics(trials)?,
             "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary or ratios"
+                 canary, ratios or metrics"
             ),
         };
         Ok(format!(
@@ -109,7 +136,7 @@ fn only(trials: &[Trial], selection: &Selection, kind: &str) -> Vec<Trial> {
     trials
         .iter()
         .filter(|t| match kind {
-            "canary" => true,
+            "canary" | "metrics" => true,
             "ratios" => t.id.collector == selection.collector,
             _ => t.id.collector == selection.collector && workload(t),
         })

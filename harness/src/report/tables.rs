@@ -231,6 +231,82 @@ pub fn ratios(trials: &[Trial], collector: &str, columns: &[RatioColumn<'_>]) ->
     markdown(&header, &rows)
 }
 
+/// Any numeric trial fields (`cols`, JSON names, or JSON pointers into the record such as
+/// `/scheduler_stats/nr_inferences_run`) as mean [interval over boots], one row per distinct
+/// value of the `rows` fields, among the trials whose fields equal `filter`'s values.
+pub fn metrics(
+    trials: &[Trial],
+    rows: &[String],
+    cols: &[String],
+    filter: &[(String, String)],
+    decimals: usize,
+) -> String {
+    let records: Vec<(u32, serde_json::Value)> = trials
+        .iter()
+        .map(|t| {
+            (
+                t.id.boot,
+                serde_json::to_value(t).expect("a trial serializes"),
+            )
+        })
+        .filter(|(_, v)| filter.iter().all(|(key, want)| field_text(v, key) == *want))
+        .collect();
+    let mut groups: Vec<(Vec<String>, Vec<&(u32, serde_json::Value)>)> = Vec::new();
+    for record in &records {
+        let key: Vec<String> = rows.iter().map(|r| field_text(&record.1, r)).collect();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(record),
+            None => groups.push((key, vec![record])),
+        }
+    }
+    let order = schedulers(trials);
+    let rank = |key: &[String]| -> Vec<String> {
+        key.iter()
+            .map(|value| match order.iter().position(|s| s == value) {
+                Some(i) => format!("{i:04}"),
+                None => format!("{value:>12}"),
+            })
+            .collect()
+    };
+    groups.sort_by_key(|(key, _)| rank(key));
+    let mut header: Vec<String> = rows.to_vec();
+    header.extend(cols.iter().cloned());
+    let table: Vec<Vec<String>> = groups
+        .iter()
+        .map(|(key, members)| {
+            let mut row = key.clone();
+            for col in cols {
+                let means: Vec<f64> = boot_means(members.iter().filter_map(|(boot, v)| {
+                    field(v, col).and_then(|x| x.as_f64()).map(|x| (*boot, x))
+                }))
+                .into_values()
+                .collect();
+                row.push(Interval::of(&means).map_or("-".into(), |i| i.display(decimals)));
+            }
+            row
+        })
+        .collect();
+    markdown(&header, &table)
+}
+
+/// A field of a trial's JSON record by name, or by JSON pointer (`/a/b`).
+fn field<'a>(record: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    if name.starts_with('/') {
+        record.pointer(name)
+    } else {
+        record.get(name)
+    }
+}
+
+/// A field as table text: strings bare, `none` for null or missing.
+fn field_text(record: &serde_json::Value, name: &str) -> String {
+    match field(record, name) {
+        None | Some(serde_json::Value::Null) => "none".into(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
 /// One line stating what the numbers are over: boots, repetitions, trials, revision, guest;
 /// `summary` names how cells are summarized (tables of means).
 pub fn replication(trials: &[Trial], summary: bool) -> String {
@@ -318,6 +394,29 @@ mod tests {
         assert!(table.starts_with("| threads | eevdf | aegis |"), "{table}");
         assert!(canary(&trials).contains("| aegis | 1 of 1 |"));
         assert!(canary(&trials).contains("| eevdf | 0 of 4 |"));
+    }
+
+    #[test]
+    fn metrics_group_by_fields_and_summarize_over_boots() {
+        let trials = vec![
+            trial("aegis", 8, 0, 0.0, 20.0),
+            trial("aegis", 8, 1, 0.0, 30.0),
+            trial("eevdf", 8, 0, 5.0, 10.0),
+            trial("eevdf", 1, 0, 1.0, 10.0),
+        ];
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let table = metrics(
+            &trials,
+            &strings(&["scheduler"]),
+            &strings(&["delivered_per_s", "loss_pct"]),
+            &[("threads".into(), "8".into())],
+            1,
+        );
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows[0], "| scheduler | delivered_per_s | loss_pct |");
+        assert_eq!(rows[2], "| eevdf | 10.0 (n=1) | 5.0 (n=1) |");
+        assert!(rows[3].starts_with("| aegis | 25.0 ["), "{table}");
+        assert_eq!(rows.len(), 4, "the 1-thread trial is filtered out");
     }
 
     #[test]
