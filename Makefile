@@ -74,3 +74,8 @@ doctor: build
 
 clean:
 	$(CARGO) clean
+
+# The result tables in README.md and docs/, regenerated from the result files they name.
+.PHONY: report
+report: build
+	$(BIN) report README.md docs/*.md

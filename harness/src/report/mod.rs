@@ -174,35 +174,43 @@ fn aegis_ratios() -> Vec<RatioColumn<'static>> {
     ]
 }
 
-/// `text` with every block regenerated from the result files under `root`.
+/// `text` with every block regenerated from the result files under `root`. A marker counts
+/// at the start of a line outside fenced code (so docs can show one as an example).
 pub fn regenerate(text: &str, root: &Path) -> Result<String> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
     let mut cache: BTreeMap<String, Vec<Trial>> = BTreeMap::new();
-    while let Some(start) = rest.find(START) {
-        let header_end = rest[start..]
-            .find("-->")
-            .map(|i| start + i + 3)
-            .ok_or_else(|| anyhow!("a `{START}` marker is not closed with -->"))?;
-        let request_text = rest[start + START.len()..header_end - 3].trim();
+    let mut lines = text.split_inclusive('\n');
+    let mut in_fence = false;
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        if line.starts_with("```") {
+            in_fence = !in_fence;
+        }
+        let Some(header) = line.strip_prefix(START).filter(|_| !in_fence) else {
+            continue;
+        };
+        let request_text = header
+            .trim_end()
+            .strip_suffix("-->")
+            .ok_or_else(|| anyhow!("a `{START}` marker is not closed with --> on its line"))?
+            .trim();
         let request = Request::parse(request_text)?;
-        let end = rest[header_end..]
-            .find(END)
-            .map(|i| header_end + i)
-            .ok_or_else(|| anyhow!("block `{request_text}` has no `{END}`"))?;
+        if !line.ends_with('\n') {
+            out.push('\n');
+        }
+        // Skip the old body, up to and including the end marker.
+        let end = lines
+            .by_ref()
+            .find(|l| l.trim_end() == END)
+            .ok_or_else(|| anyhow!("block `{request_text}` has no `{END}` line"))?;
         if !cache.contains_key(&request.path) {
             let trials = crate::export::json::read(&root.join(&request.path))
                 .with_context(|| format!("block `{request_text}`"))?;
             cache.insert(request.path.clone(), trials);
         }
-        let body = request.render(&cache[&request.path])?;
-        out.push_str(&rest[..header_end]);
-        out.push('\n');
-        out.push_str(&body);
-        out.push_str(END);
-        rest = &rest[end + END.len()..];
+        out.push_str(&request.render(&cache[&request.path])?);
+        out.push_str(end);
     }
-    out.push_str(rest);
     Ok(out)
 }
 
@@ -273,6 +281,12 @@ mod tests {
         assert_eq!((line, old.as_str()), (5, "stale"));
         let unclosed = "<!-- report: canary t.json -->\nstale\n";
         assert!(regenerate(unclosed, dir.path()).is_err());
+        let example = "```text\n<!-- report: KIND FILE -->\n...\n<!-- /report -->\n```\n";
+        assert_eq!(
+            regenerate(example, dir.path()).unwrap(),
+            example,
+            "fenced: an example"
+        );
         let missing = "<!-- report: canary nothing.json -->\n<!-- /report -->";
         let err = format!("{:#}", regenerate(missing, dir.path()).unwrap_err());
         assert!(err.contains("nothing.json"), "{err}");
