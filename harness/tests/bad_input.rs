@@ -225,3 +225,58 @@ fn a_cmd_program_that_does_not_exist() {
         "--cmd program no-such-program-aegis is not an executable file on the PATH",
     );
 }
+
+#[test]
+fn boots_need_a_guest_and_at_least_one() {
+    check(&["attack", "--boots", "0"], "--boots must be at least 1");
+    check(&["attack", "--boots", "3"], "3 boots need --vm");
+    check(
+        &["attack", "--boots", "2", "--boot", "2"],
+        "--boot 2 is not one of the 2 boot(s)",
+    );
+}
+
+#[test]
+fn a_matrix_of_several_boots_needs_a_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = dir.path().join("m.toml");
+    std::fs::write(
+        &matrix,
+        "duration_s = 1\nboots = 2\nschedulers = [\"eevdf\"]\n[[attack]]\nflood = \"openat\"\nthreads = [1]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    check(
+        &[
+            "run",
+            "--allow-dirty",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "2 boots need --vm",
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn report_names_a_missing_file_or_a_bad_block() {
+    let dir = tempfile::tempdir().unwrap();
+    check(
+        &["report", dir.path().join("none.md").to_str().unwrap()],
+        "cannot read",
+    );
+    let page = dir.path().join("page.md");
+    std::fs::write(
+        &page,
+        "<!-- report: loss no/such/run -->\n<!-- /report -->\n",
+    )
+    .unwrap();
+    check(&["report", page.to_str().unwrap()], "no/such/run");
+    std::fs::write(&page, "<!-- report: loss results/paper/run -->\nno end\n").unwrap();
+    check(
+        &["report", page.to_str().unwrap()],
+        "has no `<!-- /report -->` line",
+    );
+}
