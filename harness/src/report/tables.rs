@@ -241,7 +241,7 @@ pub fn metrics(
     filter: &[(String, String)],
     decimals: usize,
 ) -> String {
-    let records: Vec<(u32, serde_json::Value)> = trials
+    let records: Vec<BootRecord> = trials
         .iter()
         .map(|t| {
             (
@@ -251,7 +251,7 @@ pub fn metrics(
         })
         .filter(|(_, v)| filter.iter().all(|(key, want)| field_text(v, key) == *want))
         .collect();
-    let mut groups: Vec<(Vec<String>, Vec<&(u32, serde_json::Value)>)> = Vec::new();
+    let mut groups: Vec<(Vec<String>, Vec<&BootRecord>)> = Vec::new();
     for record in &records {
         let key: Vec<String> = rows.iter().map(|r| field_text(&record.1, r)).collect();
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -288,6 +288,9 @@ pub fn metrics(
         .collect();
     markdown(&header, &table)
 }
+
+/// A trial's boot and its JSON record.
+type BootRecord = (u32, serde_json::Value);
 
 /// A field of a trial's JSON record by name, or by JSON pointer (`/a/b`).
 fn field<'a>(record: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
