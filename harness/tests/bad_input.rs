@@ -280,3 +280,11 @@ fn report_names_a_missing_file_or_a_bad_block() {
         "has no `<!-- /report -->` line",
     );
 }
+
+#[test]
+fn an_absurd_number_of_repetitions() {
+    check(
+        &["attack", "--repetitions", "4000000000"],
+        "lower --repetitions or --boots",
+    );
+}
