@@ -18,7 +18,7 @@ use crate::cli::RunArgs;
 use crate::collector::CollectorKind;
 use crate::error::InputError;
 use crate::export::{self, csv::CsvExporter, jsonl, table, Exporter};
-use crate::results::trial::Trial;
+use crate::results::trial::{Failure, Trial};
 use crate::run::matrix::{run_order, Matrix, Planned, Shard};
 use crate::run::{Bench, Plan, TrialSink, TrialSpec};
 use crate::vm;
@@ -307,14 +307,6 @@ impl MatrixSink<'_> {
         }
         Ok(0)
     }
-}
-
-/// A trial `run --keep-going` set aside, in `OUT/failures.jsonl`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Failure {
-    pub trial_id: String,
-    pub error: String,
-    pub started_at: String,
 }
 
 const FAILURES_FILE: &str = "failures.jsonl";

@@ -17,7 +17,9 @@
 //! `canary` (trials that recorded the canary, per scheduler and collector), `ratios`
 //! (paired per-boot ratios of Aegis to the baselines; option `collector=`) and `metrics`
 //! (any numeric fields: `rows=FIELD,... cols=FIELD,... [where=FIELD:VALUE,...]
-//! [decimals=N]`, fields by JSON name or pointer such as `/scheduler_stats/nr_preempt_kicks`). Every table but
+//! [decimals=N]`, fields by JSON name or pointer such as `/scheduler_stats/nr_preempt_kicks`)
+//! and `failures` (trials recorded and set aside as failed, per scheduler, from the run
+//! directory's `failures.jsonl`). Every table but
 //! `trials` ends with the line saying what it is over ([`tables::replication`]).
 //! `report --check` regenerates every block and fails on any difference (a test runs it on
 //! README.md and docs/).
@@ -77,6 +79,23 @@ impl Request {
         }
     }
 
+    /// `failures`: the run directory's `failures.jsonl` (none when it has no such file).
+    fn failed(&self, root: &Path) -> Result<Vec<(String, String)>> {
+        let path = root.join(&self.path).join("failures.jsonl");
+        if !path.is_file() {
+            return Ok(Vec::new());
+        }
+        let text = std::fs::read_to_string(&path)?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let failure: crate::results::trial::Failure = serde_json::from_str(line)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+                Ok((failure.trial_id, failure.error))
+            })
+            .collect()
+    }
+
     /// `metrics`: `rows=a,b cols=m1,m2 [where=field:value,...] [decimals=N]`.
     fn metrics(&self, trials: &[Trial]) -> Result<String> {
         let list = |key: &str| -> Vec<String> {
@@ -101,8 +120,8 @@ impl Request {
         Ok(tables::metrics(trials, &rows, &cols, &filter, decimals))
     }
 
-    /// The block's text, from `trials`.
-    pub fn render(&self, trials: &[Trial]) -> Result<String> {
+    /// The block's text, from `trials` (and files beside them under `root`).
+    pub fn render(&self, trials: &[Trial], root: &Path) -> Result<String> {
         let selection = self.selection();
         let table = match self.kind.as_str() {
             "trials" => {
@@ -117,10 +136,11 @@ impl Request {
             "kept" => tables::workload_kept(trials, &selection),
             "canary" => tables::canary(trials),
             "metrics" => self.metrics(trials)?,
+            "failures" => tables::failures(trials, &self.failed(root)?),
             "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary, ratios or metrics"
+                 canary, ratios, metrics or failures"
             ),
         };
         Ok(format!(
@@ -136,7 +156,7 @@ fn only(trials: &[Trial], selection: &Selection, kind: &str) -> Vec<Trial> {
     trials
         .iter()
         .filter(|t| match kind {
-            "canary" | "metrics" => true,
+            "canary" | "metrics" | "failures" => true,
             "ratios" => t.id.collector == selection.collector,
             _ => t.id.collector == selection.collector && workload(t),
         })
@@ -208,7 +228,7 @@ pub fn regenerate(text: &str, root: &Path) -> Result<String> {
                 .with_context(|| format!("block `{request_text}`"))?;
             cache.insert(request.path.clone(), trials);
         }
-        out.push_str(&request.render(&cache[&request.path])?);
+        out.push_str(&request.render(&cache[&request.path], root)?);
         out.push_str(end);
     }
     Ok(out)
@@ -247,7 +267,10 @@ mod tests {
         assert!(Request::parse("loss").is_err());
         let err = Request::parse("loss x collector").unwrap_err().to_string();
         assert!(err.contains("key=value"), "{err}");
-        let err = Request::parse("losses x").unwrap().render(&[]).unwrap_err();
+        let err = Request::parse("losses x")
+            .unwrap()
+            .render(&[], Path::new("."))
+            .unwrap_err();
         assert!(err.to_string().contains("unknown report kind"), "{err}");
     }
 

@@ -196,6 +196,56 @@ pub fn canary(trials: &[Trial]) -> String {
     markdown(&header, &rows)
 }
 
+/// Trials that ran and trials a run set aside as failed (`run --keep-going`'s failures, as
+/// (trial id, error)), per scheduler, with the failures' causes.
+pub fn failures(trials: &[Trial], failed: &[(String, String)]) -> String {
+    let scheduler_of = |id: &str| id.split('/').nth(1).unwrap_or("?").to_string();
+    let mut names = schedulers(trials);
+    for (id, _) in failed {
+        let name = scheduler_of(id);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let header: Vec<String> = [
+        "scheduler",
+        "trials recorded",
+        "trials failed",
+        "why they failed",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let ran = trials.iter().filter(|t| t.id.scheduler == *name).count();
+            let causes: BTreeSet<String> = failed
+                .iter()
+                .filter(|(id, _)| scheduler_of(id) == *name)
+                .map(|(_, error)| failure_cause(error))
+                .collect();
+            let count = failed
+                .iter()
+                .filter(|(id, _)| scheduler_of(id) == *name)
+                .count();
+            let why = causes.into_iter().collect::<Vec<_>>().join("; ");
+            vec![name.clone(), ran.to_string(), count.to_string(), why]
+        })
+        .collect();
+    markdown(&header, &rows)
+}
+
+/// A failure's cause in a few words: the sched_ext exit reason when the kernel gave one.
+fn failure_cause(error: &str) -> String {
+    for reason in ["runnable task stall", "watchdog", "accounting", "timed out"] {
+        if error.contains(reason) {
+            return reason.to_string();
+        }
+    }
+    error.split(':').next().unwrap_or(error).trim().to_string()
+}
+
 /// A paired per-boot ratio column: `metric` under `a` over `metric` under `b`.
 pub struct RatioColumn<'a> {
     pub title: &'a str,
@@ -420,6 +470,33 @@ mod tests {
         assert_eq!(rows[2], "| eevdf | 10.0 (n=1) | 5.0 (n=1) |");
         assert!(rows[3].starts_with("| aegis | 25.0 ["), "{table}");
         assert_eq!(rows.len(), 4, "the 1-thread trial is filtered out");
+    }
+
+    #[test]
+    fn failures_are_counted_per_scheduler_with_their_cause() {
+        let trials = vec![
+            trial("eevdf", 8, 0, 5.0, 10.0),
+            trial("scx_rustland", 8, 0, 5.0, 1.0),
+        ];
+        let failed = vec![
+            (
+                "openat/scx_rustland/builtin/ring16KiB/x1/none/boot0/rep0".to_string(),
+                "the kernel disabled scx_rustland during the trial (state disabled): ... \
+                 disabled (runnable task stall)"
+                    .to_string(),
+            ),
+            (
+                "openat/aegis/builtin/ring16KiB/x1/none/boot0/rep0".to_string(),
+                "accounting does not add up".to_string(),
+            ),
+        ];
+        let table = failures(&trials, &failed);
+        assert!(table.contains("| eevdf | 1 | 0 |  |"), "{table}");
+        assert!(
+            table.contains("| scx_rustland | 1 | 1 | runnable task stall |"),
+            "{table}"
+        );
+        assert!(table.contains("| aegis | 0 | 1 | accounting |"), "{table}");
     }
 
     #[test]
