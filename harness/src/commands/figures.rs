@@ -327,7 +327,7 @@ mod tests {
         has("| builtin | hackbench | aegis | 8 | 2 | 2 | 0.50 [0.00, 6.85] |");
         // Runtime: per-boot ratios 100/85 and 105/89.25, both 1/0.85.
         has("| hackbench | aegis | 2 | 1.176 | 1.176 | 1.176 |");
-        has("| hackbench | x8 | eevdf | 2 | 19005 [18941, 19069] | 100050 [99415, 100685] |");
+        has("| builtin | hackbench | 8 | eevdf | 2 | 19005 [18941, 19069] | 100050 [99415, 100685] |");
         has("| hackbench | eevdf | 2 | 0.561 [0.000, 1.000] |");
         has("| workload | aegis | 2 | 0.925 [0.861, 0.989] |");
         // Pooled waits: 2 trials of 100 waits.

@@ -62,6 +62,9 @@ pub fn whisker_note(boots: usize) -> String {
     }
 }
 
+/// The hostname of the harness's QEMU guests.
+const GUEST: &str = "aegis-guest";
+
 /// The distinct values, joined by `/`.
 fn distinct(values: impl IntoIterator<Item = String>) -> String {
     values
@@ -75,9 +78,10 @@ fn distinct(values: impl IntoIterator<Item = String>) -> String {
 /// The run's set-up in a line, from its trials: where it ran (a QEMU guest's kernel and
 /// vCPUs, or the host's), the ring size, the attack's duration, boots × repetitions.
 pub fn setup_line(trials: &[Trial]) -> String {
-    let guest = trials
-        .iter()
-        .any(|t| t.env.qemu_version.is_some() || t.env.host_machine.is_some());
+    // Older guests recorded no host, but their hostname (vm/guest_init.sh sets it).
+    let guest = trials.iter().any(|t| {
+        t.env.qemu_version.is_some() || t.env.host_machine.is_some() || t.env.machine == GUEST
+    });
     let kernel = distinct(trials.iter().map(|t| t.env.kernel.clone()));
     let cpus = distinct(
         trials

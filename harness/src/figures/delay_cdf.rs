@@ -15,7 +15,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{figure_section, plot_err, tick, titled, Figure, LegendStrip, Run, Swatch, SIZE};
+use super::{figure_section, plot_err, tick, titled_with, Figure, LegendStrip, Run, Swatch, SIZE};
 use crate::results::trial::Trial;
 
 /// The panel of trials without a workload.
@@ -274,10 +274,12 @@ impl DelayAxis {
 /// A panel per workload, a line per scheduler.
 impl Figure for DelayCdfs {
     fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
-        let root = titled(
+        let root = titled_with(
             root,
             run,
             "Run-queue waits: CDF of all waits of a scheduler's trials",
+            "each curve pools every wait of the scheduler's trials, over all boots and \
+             repetitions (no interval)",
         )?;
         let mut schedulers: Vec<&String> = self.values().flat_map(|m| m.keys()).collect();
         schedulers.sort();

@@ -66,12 +66,13 @@ pub(super) fn kept_section(run: &Run, stem: &str, out: &Path, report: &mut Strin
     let kept_file = format!("{stem}-workload-kept");
     draw_both(out, &kept_file, run, &kept)?;
     writeln!(report, "\n![workload kept]({kept_file}.svg)\n")?;
-    report.push_str("| workload | scheduler | boots | kept fraction |\n");
-    report.push_str("|---|---|---|---|\n");
-    for ((group, scheduler), i) in &kept.bars {
+    report.push_str("| collector | workload | scheduler | boots | kept fraction |\n");
+    report.push_str("|---|---|---|---|---|\n");
+    for ((collector, group, scheduler), i) in &kept.bars {
         writeln!(
             report,
-            "| {} | {scheduler} | {} | {} |",
+            "| {} | {} | {scheduler} | {} | {} |",
+            kept.collectors[*collector],
             kept.groups[*group],
             i.n,
             interval_cell(Some(i), 3)
@@ -186,59 +187,80 @@ pub fn loss_series(trials: &[Trial]) -> LossSeries {
         .collect()
 }
 
-/// The kept fractions: a group per workload (with the flood threads and collector when they
-/// vary), a bar per scheduler.
+/// The kept fractions: a panel per collector, a group per workload (with the flood threads
+/// when they vary), a bar per scheduler.
 #[derive(Debug, PartialEq)]
 pub struct KeptSeries {
+    pub collectors: Vec<String>,
     pub groups: Vec<String>,
-    /// By (group index, scheduler).
-    pub bars: BTreeMap<(usize, String), Interval>,
+    /// By (collector index, group index, scheduler).
+    pub bars: BTreeMap<(usize, usize, String), Interval>,
 }
 
-/// Kept fraction per (workload, threads, collector) and scheduler, over boots.
+impl KeptSeries {
+    fn schedulers(&self) -> BTreeSet<&String> {
+        self.bars.keys().map(|(_, _, s)| s).collect()
+    }
+}
+
+/// A group of the kept figure: a workload condition and a flood thread count.
+type KeptGroup = (String, u32);
+
+/// Kept fraction per (collector, workload, threads) and scheduler, over boots.
 pub fn kept_series(trials: &[Trial]) -> KeptSeries {
     let with: Vec<&Trial> = trials
         .iter()
         .filter(|t| t.beside.workload.is_some() && t.beside.workload_kept_fraction.is_some())
         .collect();
-    let varies =
-        |f: &dyn Fn(&Trial) -> String| with.iter().map(|t| f(t)).collect::<BTreeSet<_>>().len() > 1;
-    let (threads_vary, collectors_vary) = (
-        varies(&|t| t.id.threads.to_string()),
-        varies(&|t| t.id.collector.clone()),
-    );
+    let threads: BTreeSet<u32> = with.iter().map(|t| t.id.threads).collect();
     let group_of = |t: &Trial| {
         let mut label = workload_of(t);
-        if threads_vary {
+        if threads.len() > 1 {
             write!(label, ", x{}", t.id.threads).ok();
-        }
-        if collectors_vary {
-            write!(label, ", {}", t.id.collector).ok();
         }
         label
     };
-    let mut cells: BTreeMap<(String, String), Vec<&Trial>> = BTreeMap::new();
+    let mut cells: BTreeMap<(String, KeptGroup, String), Vec<&Trial>> = BTreeMap::new();
     for t in &with {
+        let group = (workload_of(t), t.id.threads);
         cells
-            .entry((group_of(t), t.id.scheduler.clone()))
+            .entry((t.id.collector.clone(), group, t.id.scheduler.clone()))
             .or_default()
             .push(t);
     }
-    let groups: Vec<String> = cells
-        .keys()
-        .map(|(g, _)| g.clone())
+    let collectors: Vec<String> = with
+        .iter()
+        .map(|t| t.id.collector.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // Groups by workload, then thread count (not by their labels: x16 after x8).
+    let keys: Vec<KeptGroup> = with
+        .iter()
+        .map(|t| (workload_of(t), t.id.threads))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let groups = with
+        .iter()
+        .map(|t| ((workload_of(t), t.id.threads), group_of(t)))
+        .collect::<BTreeMap<_, _>>()
+        .into_values()
+        .collect();
     let bars = cells
         .into_iter()
-        .filter_map(|((group, scheduler), trials)| {
+        .filter_map(|((collector, group, scheduler), trials)| {
             let i = over_boots(trials, |t| t.beside.workload_kept_fraction)?;
-            let g = groups.iter().position(|x| *x == group)?;
-            Some(((g, scheduler), within(i, 0.0, f64::MAX)))
+            let c = collectors.iter().position(|x| *x == collector)?;
+            let g = keys.iter().position(|x| *x == group)?;
+            Some(((c, g, scheduler), within(i, 0.0, f64::MAX)))
         })
         .collect();
-    KeptSeries { groups, bars }
+    KeptSeries {
+        collectors,
+        groups,
+        bars,
+    }
 }
 
 /// The loss figure's legend: a line (or box) per series.
@@ -417,43 +439,52 @@ impl LossFigure {
     }
 }
 
-/// A group of bars per workload, a bar per scheduler.
+/// A panel per collector, a group of bars per workload, a bar per scheduler.
 impl Figure for KeptSeries {
     fn size_px(&self) -> (u32, u32) {
-        let schedulers: BTreeSet<&String> = self.bars.keys().map(|(_, s)| s).collect();
-        (
-            bars_width_px(1, self.groups.len(), schedulers.len()),
-            SIZE.1,
-        )
+        let width = bars_width_px(1, self.groups.len(), self.schedulers().len());
+        (width, SIZE.1.max(100 + 380 * self.collectors.len() as u32))
     }
 
     fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let root = titled(root, run, "Workload throughput kept beside the attack")?;
-        let schedulers: BTreeSet<&String> = self.bars.keys().map(|(_, s)| s).collect();
+        let schedulers = self.schedulers();
         let series = run.series(schedulers.iter().copied());
         let legend = LegendStrip::of_bars_in(&series, root.dim_in_pixel().0);
         let (body, strip) = legend.split_off(&root);
-        let bars: BTreeMap<(usize, usize), Bar> = self
-            .bars
-            .iter()
-            .filter_map(|((g, s), i)| {
-                let slot = schedulers.iter().position(|x| *x == s)?;
-                Some(((*g, slot), Bar::of_interval(i)))
-            })
-            .collect();
-        draw_bar_panel(
-            &body,
-            &BarPanel {
-                caption: "",
-                groups: &self.groups,
-                series: &series,
-                bars: &bars,
-                x_desc: "workload",
-                y_desc: "throughput beside the attack / alone",
-                y_top: bars_top(bars.values(), 1.0),
-                reference: Some(1.0),
-            },
-        )?;
+        let panels = body.split_evenly((self.collectors.len().max(1), 1));
+        let top = bars_top(
+            self.bars
+                .values()
+                .map(Bar::of_interval)
+                .collect::<Vec<_>>()
+                .iter(),
+            1.0,
+        );
+        for (c, (panel, collector)) in panels.iter().zip(&self.collectors).enumerate() {
+            let bars: BTreeMap<(usize, usize), Bar> = self
+                .bars
+                .iter()
+                .filter(|((x, _, _), _)| *x == c)
+                .filter_map(|((_, g, s), i)| {
+                    let slot = schedulers.iter().position(|x| *x == s)?;
+                    Some(((*g, slot), Bar::of_interval(i)))
+                })
+                .collect();
+            draw_bar_panel(
+                panel,
+                &BarPanel {
+                    caption: &format!("collector: {collector}"),
+                    groups: &self.groups,
+                    series: &series,
+                    bars: &bars,
+                    x_desc: "workload",
+                    y_desc: "throughput beside the attack / alone",
+                    y_top: top,
+                    reference: Some(1.0),
+                },
+            )?;
+        }
         legend.draw(&strip)
     }
 }
@@ -507,7 +538,23 @@ mod tests {
         assert_eq!(figure.series.len(), 6);
         assert_eq!(figure.workloads(), ["hackbench", "none", "stress-ng-cpu"]);
         let kept = kept_series(&trials);
+        assert_eq!(kept.collectors, ["builtin"]);
         assert_eq!(kept.groups, ["hackbench", "stress-ng-cpu"]);
         assert_eq!(kept.bars.len(), 4);
+        // Thread counts in numeric order when they vary.
+        let mut more = trials.clone();
+        for (i, t) in more.iter_mut().enumerate() {
+            t.id.threads = [8, 16][i % 2];
+        }
+        let kept = kept_series(&more);
+        assert_eq!(
+            kept.groups,
+            [
+                "hackbench, x8",
+                "hackbench, x16",
+                "stress-ng-cpu, x8",
+                "stress-ng-cpu, x16"
+            ]
+        );
     }
 }

@@ -35,71 +35,59 @@ fn metric(t: &Trial, row: usize) -> Option<f64> {
     (v > 0.0).then_some(v)
 }
 
-/// Per workload condition (a column each), the groups (flood threads, with the collector when
-/// it varies), and per (metric, workload, group, scheduler) the rate over boots.
+/// A row per (rate, collector), a column per workload condition, a group per flood thread
+/// count, and per (rate, collector, workload, threads, scheduler) the rate over boots.
 #[derive(Debug, PartialEq)]
 pub struct Rates {
+    pub collectors: Vec<String>,
     pub workloads: Vec<String>,
-    pub groups: Vec<String>,
+    pub threads: Vec<u32>,
     pub schedulers: Vec<String>,
-    pub values: BTreeMap<(usize, usize, usize, usize), Interval>,
+    /// By (index into [`METRICS`], collector, workload, threads, scheduler) index.
+    pub values: BTreeMap<(usize, usize, usize, usize, usize), Interval>,
+}
+
+/// The sorted distinct values of `f` over the trials.
+fn distinct<T: Ord>(trials: &[Trial], f: impl Fn(&Trial) -> T) -> Vec<T> {
+    let set: BTreeSet<T> = trials.iter().map(f).collect();
+    set.into_iter().collect()
 }
 
 pub fn rates(trials: &[Trial]) -> Result<Rates, String> {
-    let collectors: BTreeSet<&str> = trials.iter().map(|t| t.id.collector.as_str()).collect();
-    let group_of = |t: &Trial| {
-        if collectors.len() > 1 {
-            format!("x{} {}", t.id.threads, t.id.collector)
-        } else {
-            format!("x{}", t.id.threads)
-        }
-    };
-    let set = |f: &dyn Fn(&Trial) -> String| -> Vec<String> {
-        let s: BTreeSet<String> = trials.iter().map(f).collect();
-        s.into_iter().collect()
-    };
-    let workloads = set(&workload_of);
-    let schedulers = set(&|t| t.id.scheduler.clone());
-    // Groups in thread order, then by collector.
-    let mut keyed: Vec<(u32, String)> = trials
-        .iter()
-        .map(|t| (t.id.threads, group_of(t)))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    keyed.sort();
-    let groups: Vec<String> = keyed.into_iter().map(|(_, g)| g).collect();
-    let mut cells: BTreeMap<(usize, usize, usize), Vec<&Trial>> = BTreeMap::new();
+    let collectors = distinct(trials, |t| t.id.collector.clone());
+    let workloads = distinct(trials, workload_of);
+    let threads = distinct(trials, |t| t.id.threads);
+    let schedulers = distinct(trials, |t| t.id.scheduler.clone());
+    let at = |list: &[String], x: &str| list.iter().position(|y| y == x).unwrap_or(0);
+    let mut cells: BTreeMap<(usize, usize, usize, usize), Vec<&Trial>> = BTreeMap::new();
     for t in trials {
-        let w = workloads
-            .iter()
-            .position(|x| *x == workload_of(t))
-            .unwrap_or(0);
-        let g = groups.iter().position(|x| *x == group_of(t)).unwrap_or(0);
-        let s = schedulers
-            .iter()
-            .position(|x| *x == t.id.scheduler)
-            .unwrap_or(0);
-        cells.entry((w, g, s)).or_default().push(t);
+        let key = (
+            at(&collectors, &t.id.collector),
+            at(&workloads, &workload_of(t)),
+            threads.iter().position(|x| *x == t.id.threads).unwrap_or(0),
+            at(&schedulers, &t.id.scheduler),
+        );
+        cells.entry(key).or_default().push(t);
     }
     let mut values = BTreeMap::new();
-    for ((w, g, s), trials) in &cells {
+    for ((c, w, g, s), trials) in &cells {
         for row in 0..METRICS.len() {
             if let Some(i) = over_boots(trials.iter().copied(), |t| metric(t, row)) {
-                values.insert((row, *w, *g, *s), within(i, 0.0, f64::MAX));
+                values.insert((row, *c, *w, *g, *s), within(i, 0.0, f64::MAX));
             }
         }
     }
     if values.is_empty() {
         return Err(
             "No rates figure: no trial recorded its delivered events/s or attack rate \
-                    (results from before they were recorded)."
+             (results from before they were recorded)."
                 .into(),
         );
     }
     Ok(Rates {
+        collectors,
         workloads,
-        groups,
+        threads,
         schedulers,
         values,
     })
@@ -113,19 +101,24 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
         return Ok(());
     };
     report.push_str(
-        "| workload | threads | scheduler | boots | delivered events/s | attack syscalls/s |\n",
+        "| collector | workload | threads | scheduler | boots | delivered events/s | attack \
+         syscalls/s |\n",
     );
-    report.push_str("|---|---|---|---|---|---|\n");
-    let cells: BTreeSet<(usize, usize, usize)> =
-        r.values.keys().map(|(_, w, g, s)| (*w, *g, *s)).collect();
-    for (w, g, s) in cells {
-        let at = |row| r.values.get(&(row, w, g, s));
+    report.push_str("|---|---|---|---|---|---|---|\n");
+    let cells: BTreeSet<(usize, usize, usize, usize)> = r
+        .values
+        .keys()
+        .map(|(_, c, w, g, s)| (*c, *w, *g, *s))
+        .collect();
+    for (c, w, g, s) in cells {
+        let at = |row| r.values.get(&(row, c, w, g, s));
         let n = at(0).or(at(1)).map_or(0, |i| i.n);
         writeln!(
             report,
-            "| {} | {} | {} | {n} | {} | {} |",
+            "| {} | {} | {} | {} | {n} | {} | {} |",
+            r.collectors[c],
             r.workloads[w],
-            r.groups[g],
+            r.threads[g],
             r.schedulers[s],
             super::chart::interval_cell(at(0), 0),
             super::chart::interval_cell(at(1), 0)
@@ -134,16 +127,17 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
     Ok(())
 }
 
-/// A row per rate, a column per workload condition, a group per intensity, a bar per
-/// scheduler.
+/// A row per (rate, collector), a column per workload condition, a group per intensity, a
+/// bar per scheduler.
 impl Figure for Rates {
     fn size_px(&self) -> (u32, u32) {
         let width = bars_width_px(
             self.workloads.len(),
-            self.groups.len(),
+            self.threads.len(),
             self.schedulers.len(),
         );
-        (width, SIZE.1.max(120 + 2 * 300))
+        let rows = (METRICS.len() * self.collectors.len()) as u32;
+        (width, SIZE.1.max(120 + rows * 280))
     }
 
     fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
@@ -156,15 +150,20 @@ impl Figure for Rates {
         let legend = LegendStrip::of_bars_in(&series, root.dim_in_pixel().0);
         let (body, strip) = legend.split_off(&root);
         let columns = self.workloads.len().max(1);
-        let panels = body.split_evenly((METRICS.len(), columns));
-        for (i, panel) in panels.iter().enumerate() {
+        let rows = METRICS.len() * self.collectors.len().max(1);
+        let groups: Vec<String> = self.threads.iter().map(|t| t.to_string()).collect();
+        for (i, panel) in body.split_evenly((rows, columns)).iter().enumerate() {
             let (row, w) = (i / columns, i % columns);
-            let caption = format!("{} · workload: {}", METRICS[row].0, self.workloads[w]);
+            let (metric, c) = (row % METRICS.len(), row / METRICS.len());
+            let caption = format!(
+                "{} · {} · workload: {}",
+                METRICS[metric].0, self.collectors[c], self.workloads[w]
+            );
             let bars: BTreeMap<(usize, usize), Bar> = self
                 .values
                 .iter()
-                .filter(|((r, x, _, _), _)| *r == row && *x == w)
-                .map(|((_, _, g, s), i)| ((*g, *s), Bar::of_interval(i)))
+                .filter(|((m, x, y, _, _), _)| (*m, *x, *y) == (metric, c, w))
+                .map(|((_, _, _, g, s), i)| ((*g, *s), Bar::of_interval(i)))
                 .collect();
             if bars.is_empty() {
                 draw_empty_panel(panel, &caption, "not recorded")?;
@@ -174,11 +173,11 @@ impl Figure for Rates {
                 panel,
                 &BarPanel {
                     caption: &caption,
-                    groups: &self.groups,
+                    groups: &groups,
                     series: &series,
                     bars: &bars,
                     x_desc: "flood threads",
-                    y_desc: METRICS[row].1,
+                    y_desc: METRICS[metric].1,
                     y_top: bars_top(bars.values(), 1.0),
                     reference: None,
                 },
@@ -208,14 +207,14 @@ mod tests {
             trial("aegis", 8, 0, 50.0),
         ];
         let r = rates(&trials).unwrap();
-        assert_eq!(r.groups, ["x4", "x8"]);
+        assert_eq!(r.threads, [4, 8]);
         assert_eq!(r.schedulers, ["aegis", "eevdf"]);
-        let eevdf = r.values[&(0, 0, 0, 1)];
+        let eevdf = r.values[&(0, 0, 0, 0, 1)];
         // Boot means 150 and 300.
         assert_eq!((eevdf.n, eevdf.mean), (2, 225.0));
         assert!(eevdf.ci95.unwrap().0 >= 0.0);
-        assert_eq!(r.values[&(1, 0, 0, 1)].mean, 450.0);
-        assert_eq!(r.values[&(0, 0, 1, 0)].ci95, None);
+        assert_eq!(r.values[&(1, 0, 0, 0, 1)].mean, 450.0);
+        assert_eq!(r.values[&(0, 0, 0, 1, 0)].ci95, None);
         assert!(rates(&[trial("eevdf", 4, 0, 0.0)]).is_err());
     }
 }
