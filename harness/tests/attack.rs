@@ -297,8 +297,15 @@ fn compact_collector_accounts_exactly_and_drains_cheaper() {
         json.to_str().unwrap(),
     ]);
     assert_success(&out);
+    // Trials run (and are written) in seeded random order: find each by its collector.
     let trials = read_trials(&json);
-    let (full, compact) = (&trials[0], &trials[1]);
+    let by = |name: &str| {
+        trials
+            .iter()
+            .find(|t| t["collector"] == name)
+            .unwrap_or_else(|| panic!("no {name} trial in {trials:?}"))
+    };
+    let (full, compact) = (by("builtin"), by("builtin-compact"));
     assert_eq!(compact["collector_self_detected_lost"], compact["dropped"]);
     let efficiency = |t: &serde_json::Value| t["received_per_collector_cpu_s"].as_f64().unwrap();
     assert!(
@@ -389,7 +396,9 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
              fairness_attack_jain,fairness_attack_tasks,collector_context_switches,\
              collector_cpu_migrations,attack_context_switches,attack_cpu_migrations,\
              collector_cycles,collector_instructions,hardware_counters_unavailable,\
-             scheduler_args,trial_id,collector_cpu_share"
+             scheduler_args,trial_id,collector_cpu_share,boot,boot_id,cpu_model,cpus,\
+             build_profile,host_machine,host_kernel,host_cpu_model,host_cpus,qemu_version,\
+             model_sha256"
         ),
         "{header}"
     );

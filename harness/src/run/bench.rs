@@ -183,19 +183,21 @@ impl Bench {
     }
 }
 
-/// `attack`'s trials: numbered progress lines, `--json`/`--csv` rewritten after each trial,
-/// and the first failure ends the run.
-struct AttackSink {
+/// `attack`'s trials: numbered progress lines, `--json`/`--csv` rewritten after each trial
+/// (in plan order: the run order is shuffled, and each trial's `started_at` keeps it), and the
+/// first failure ends the run.
+struct AttackSink<'a> {
+    plan: &'a Plan,
     exporters: Exporters,
 }
 
-impl TrialSink for AttackSink {
+impl TrialSink for AttackSink<'_> {
     fn announce(&mut self, index: usize, total: usize, plan: &Plan, spec: &TrialSpec) -> String {
         format!("trial {}/{total}: {}", index + 1, plan.describe(spec))
     }
 
     fn export(&mut self, trials: &[Trial]) -> Result<()> {
-        self.exporters.write(trials)
+        self.exporters.write(&in_plan_order(self.plan, trials))
     }
 
     fn failed(
@@ -217,6 +219,7 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut sink = AttackSink {
+        plan,
         exporters: Exporters::new(plan.json.clone(), plan.csv.clone()),
     };
     // Seeded random order within each repetition (as `run --matrix`'s), so no scheduler or
@@ -237,11 +240,16 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
 }
 
 /// `trials` as the plan lists its cells (boot, repetition, scheduler, collector, buffer,
-/// threads, workload), for the table: the run order is shuffled.
+/// threads, workload), for the table and the files: the run order is shuffled.
 fn in_plan_order(plan: &Plan, trials: &[Trial]) -> Vec<Trial> {
-    let order: Vec<String> = plan.trials().iter().map(|s| plan.trial_id(s)).collect();
+    let order: std::collections::HashMap<String, usize> = plan
+        .trials()
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| (plan.trial_id(spec), index))
+        .collect();
     let mut sorted = trials.to_vec();
-    sorted.sort_by_key(|t| order.iter().position(|id| *id == t.id.trial_id));
+    sorted.sort_by_key(|t| order.get(&t.id.trial_id).copied());
     sorted
 }
 
