@@ -92,7 +92,7 @@ fn over_boots(
     format: impl Fn(&Interval) -> String,
 ) -> String {
     let means: Vec<f64> = by_boot(trials, metric).into_values().collect();
-    Interval::of(&means).map_or("-".to_string(), |i| format(&i))
+    Interval::of_nonnegative(&means).map_or("-".to_string(), |i| format(&i))
 }
 
 fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
@@ -331,7 +331,9 @@ pub fn metrics(
                 }))
                 .into_values()
                 .collect();
-                row.push(Interval::of(&means).map_or("-".into(), |i| i.display(decimals)));
+                row.push(
+                    Interval::of_nonnegative(&means).map_or("-".into(), |i| i.display(decimals)),
+                );
             }
             row
         })
@@ -369,7 +371,7 @@ pub fn replication(trials: &[Trial], summary: bool) -> String {
     let kernels: BTreeSet<&str> = trials.iter().map(|t| t.env.kernel.as_str()).collect();
     let cpus: BTreeSet<String> = trials
         .iter()
-        .map(|t| t.env.cpus.map_or("?".into(), |n| n.to_string()))
+        .map(|t| t.env.cpus.map_or("unrecorded".into(), |n| n.to_string()))
         .collect();
     let guest = trials.iter().any(|t| t.env.qemu_version.is_some());
     let join = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
@@ -379,7 +381,7 @@ pub fn replication(trials: &[Trial], summary: bool) -> String {
         boots.len(),
         repetitions.len(),
         if summary {
-            "; mean of the per-boot means, [95 % t interval over boots]"
+            "; mean of the per-boot means, [95 % t interval over boots, cut at 0 where no value is negative]"
         } else {
             ""
         },
@@ -439,7 +441,9 @@ mod tests {
             trial("aegis", 4, 0, 0.0, 10.0),
         ];
         let table = loss(&trials, &alone());
-        let expected = Interval::of(&[2.0, 4.0, 6.0]).unwrap().display(2);
+        let expected = Interval::of_nonnegative(&[2.0, 4.0, 6.0])
+            .unwrap()
+            .display(2);
         assert!(
             table.contains(&format!("| 4 | {expected} % | 0.00 (n=1) % |")),
             "{table}"
