@@ -17,10 +17,11 @@
 //! `canary` (trials that recorded the canary, per scheduler and collector), `ratios`
 //! (paired per-boot ratios of Aegis to the baselines; option `collector=`) and `metrics`
 //! (any numeric fields: `rows=FIELD,... cols=FIELD,... [where=FIELD:VALUE,...]
-//! [decimals=N]`, fields by JSON name or pointer such as `/scheduler_stats/nr_preempt_kicks`)
-//! and `failures` (trials recorded and set aside as failed, per scheduler, from the run
-//! directory's `failures.jsonl`). Every table but
-//! `trials` ends with the line saying what it is over ([`tables::replication`]).
+//! [decimals=N]`, fields by JSON name or pointer such as `/scheduler_stats/nr_preempt_kicks`),
+//! `failures` (trials recorded and set aside as failed, per scheduler, from the run
+//! directory's `failures.jsonl`) and `lossy` (each trial of `scheduler=` (default aegis) that
+//! dropped any event). Every table but `trials` ends with the line saying what it is over
+//! ([`tables::replication`]).
 //! `report --check` regenerates every block and fails on any difference (a test runs it on
 //! README.md and docs/).
 
@@ -137,15 +138,19 @@ impl Request {
             "canary" => tables::canary(trials),
             "metrics" => self.metrics(trials)?,
             "failures" => tables::failures(trials, &self.failed(root)?),
+            "lossy" => tables::lossy(trials, &self.option("scheduler", "aegis")),
             "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary, ratios, metrics or failures"
+                 canary, ratios, metrics, failures or lossy"
             ),
         };
         Ok(format!(
             "{table}\n_{}_\n",
-            tables::replication(&only(trials, &selection, &self.kind), self.kind != "canary")
+            tables::replication(
+                &only(trials, &selection, &self.kind),
+                !matches!(self.kind.as_str(), "canary" | "lossy")
+            )
         ))
     }
 }
@@ -156,7 +161,7 @@ fn only(trials: &[Trial], selection: &Selection, kind: &str) -> Vec<Trial> {
     trials
         .iter()
         .filter(|t| match kind {
-            "canary" | "metrics" | "failures" => true,
+            "canary" | "metrics" | "failures" | "lossy" => true,
             "ratios" => t.id.collector == selection.collector,
             _ => t.id.collector == selection.collector && workload(t),
         })

@@ -196,6 +196,44 @@ pub fn canary(trials: &[Trial]) -> String {
     markdown(&header, &rows)
 }
 
+/// Every trial of `scheduler` whose collector dropped any event, with its loss and the canary:
+/// a mean over boots rounds a single lost event to 0.00 %, this lists it.
+pub fn lossy(trials: &[Trial], scheduler: &str) -> String {
+    let header: Vec<String> = ["trial", "dropped", "generated", "loss %", "canary"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let of: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| t.id.scheduler == scheduler)
+        .collect();
+    let rows: Vec<Vec<String>> = of
+        .iter()
+        .filter(|t| t.accounting.dropped > 0)
+        .map(|t| {
+            vec![
+                format!("`{}`", t.id.trial_id),
+                t.accounting.dropped.to_string(),
+                t.accounting.generated.to_string(),
+                format!("{:.4}", t.accounting.loss_pct),
+                if t.accounting.canary_recorded {
+                    "yes"
+                } else {
+                    "NO"
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "{}
+{} of {} {scheduler} trials dropped any event.\n",
+        markdown(&header, &rows),
+        rows.len(),
+        of.len()
+    )
+}
+
 /// Trials that ran and trials a run set aside as failed (`run --keep-going`'s failures, as
 /// (trial id, error)), per scheduler, with the failures' causes.
 pub fn failures(trials: &[Trial], failed: &[(String, String)]) -> String {
@@ -474,6 +512,28 @@ mod tests {
         assert_eq!(rows[2], "| eevdf | 10.0 (n=1) | 5.0 (n=1) |");
         assert!(rows[3].starts_with("| aegis | 25.0 ["), "{table}");
         assert_eq!(rows.len(), 4, "the 1-thread trial is filtered out");
+    }
+
+    #[test]
+    fn lossy_lists_each_trial_that_dropped_anything() {
+        let mut one = trial("aegis", 8, 1, 0.001, 10.0);
+        one.id.trial_id = "openat/aegis/x8/boot1/rep0".into();
+        one.accounting.dropped = 1;
+        one.accounting.generated = 100_000;
+        let trials = vec![
+            trial("aegis", 8, 0, 0.0, 10.0),
+            one,
+            trial("eevdf", 8, 0, 5.0, 1.0),
+        ];
+        let table = lossy(&trials, "aegis");
+        assert!(
+            table.contains("| `openat/aegis/x8/boot1/rep0` | 1 | 100000 | 0.0010 | NO |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("1 of 2 aegis trials dropped any event."),
+            "{table}"
+        );
     }
 
     #[test]
