@@ -166,6 +166,51 @@ fn json_and_csv_on_one_file() {
 }
 
 #[test]
+fn an_output_that_is_a_device_is_refused_before_anything_runs() {
+    // As root, renaming the results over /dev/null would replace the device.
+    check(
+        &["attack", "--json", "/dev/null"],
+        "--json /dev/null: exists and is not a regular file",
+    );
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device());
+}
+
+#[test]
+fn an_output_through_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, "precious").unwrap();
+    let link = dir.path().join("trials.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    check(&["attack", "--csv", link.to_str().unwrap()], "is a symlink");
+    let logs = dir.path().join("logs");
+    std::os::unix::fs::symlink(dir.path(), &logs).unwrap();
+    check(
+        &["attack", "--keep-logs", logs.to_str().unwrap()],
+        "--keep-logs",
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+}
+
+#[test]
+fn an_output_under_a_file_is_refused_before_a_trial_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let json = file.join("trials.json");
+    check(
+        &["attack", "--json", json.to_str().unwrap()],
+        "is not a directory",
+    );
+    check(
+        &["attack", "--keep-logs", file.to_str().unwrap()],
+        "--keep-logs",
+    );
+}
+
+#[test]
 fn a_worker_given_a_negative_or_nan_duration() {
     for duration in ["-1", "NaN", "inf"] {
         let out = aegis(&[

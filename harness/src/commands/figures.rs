@@ -272,6 +272,25 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_thread_count_draws_without_a_label_per_thread() {
+        // It drew one axis label per thread count: 2^32-1 of them never finished.
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        std::fs::create_dir_all(results.join("run")).unwrap();
+        let trials = vec![
+            trial("eevdf", 1, 10.0, None),
+            trial("eevdf", u32::MAX, 60.0, None),
+        ];
+        std::fs::write(
+            results.join("run/trials.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        let files = render(&results, &dir.path().join("out"));
+        assert!(files.iter().any(|(name, _)| name == "run-trials-loss.svg"));
+    }
+
+    #[test]
     fn figures_and_report_come_out_identical_twice() {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("results");

@@ -51,8 +51,10 @@ impl RunDir {
         self.dir.join(jsonl::FILE_NAME)
     }
 
+    /// Whether an earlier run recorded a trial here: an empty `trials.jsonl` (a first run that
+    /// failed before its first trial) holds none and does not ask for `--resume`.
     pub(super) fn has_trials(&self) -> bool {
-        self.trials_path().exists()
+        std::fs::metadata(self.trials_path()).is_ok_and(|meta| meta.len() > 0)
     }
 
     pub(super) fn read_trials(&self) -> Result<Vec<Trial>> {
@@ -432,6 +434,22 @@ mod tests {
         assert!(why.contains("--allow-dirty"), "{why}");
         assert!(refuse_dirty("3c5e916-dirty", true).is_ok());
         assert!(refuse_dirty("3c5e916", false).is_ok());
+    }
+
+    #[test]
+    fn an_empty_trials_file_asks_for_no_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = RunDir {
+            dir: dir.path().to_path_buf(),
+        };
+        assert!(!out.has_trials());
+        std::fs::write(out.trials_path(), "").unwrap();
+        assert!(
+            !out.has_trials(),
+            "a run that failed before its first trial"
+        );
+        std::fs::write(out.trials_path(), "{}\n").unwrap();
+        assert!(out.has_trials());
     }
 
     #[test]

@@ -357,7 +357,9 @@ impl LossFigure {
                     }
                 })
                 .light_line_style(WHITE)
-                .x_labels(max_threads as usize + 2)
+                // At most a dozen labels: a label per thread count would never finish drawing
+                // for a count such as 10^6 (plotters keeps only the whole ones below).
+                .x_labels((max_threads as usize).saturating_add(2).min(12))
                 // Thread counts are whole: no label between them.
                 .x_label_formatter(&|x| {
                     if (x - x.round()).abs() < 1e-9 {

@@ -141,7 +141,8 @@ impl<'a> ProvEvent<'a> {
 }
 
 impl fmt::Display for ProvEvent<'_> {
-    /// `ts_ns pid/tid comm syscall(args) payload`
+    /// `ts_ns pid/tid comm syscall(args) payload`; the name and the path escaped, since any
+    /// process chooses its own (terminal escapes included).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -149,7 +150,7 @@ impl fmt::Display for ProvEvent<'_> {
             self.ts_ns,
             self.pid,
             self.tid,
-            self.comm_str(),
+            self.comm_str().escape_debug(),
             crate::syscalls::name(self.syscall_nr),
             self.args[0],
             self.args[1],
@@ -296,6 +297,15 @@ mod tests {
             comm: *b"flood-0\0\0\0\0\0\0\0\0\0",
             payload,
         }
+    }
+
+    #[test]
+    fn a_process_name_with_terminal_escapes_prints_escaped() {
+        let mut event = sample(b"/tmp/\x1b[2J");
+        event.comm[..8].copy_from_slice(b"\x1b[31mred");
+        let text = event.to_string();
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
     }
 
     #[test]

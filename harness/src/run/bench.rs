@@ -18,6 +18,7 @@ use crate::{measure::mounts, signals};
 
 use super::plan::{Plan, TrialSpec};
 use super::trial::run_trial;
+use super::work_dir;
 
 /// Checks made after the flags and before anything is changed.
 pub fn check_privileges() -> Result<(), InputError> {
@@ -50,10 +51,14 @@ impl Bench {
     pub fn open(uses_audit: bool) -> Result<Bench> {
         check_privileges()?;
         signals::install()?;
-        let work_dir = tempfile::Builder::new()
-            .prefix("aegis-bench-")
-            .tempdir()
-            .context("creating a work directory")?;
+        let stale = work_dir::sweep_stale(&std::env::temp_dir(), work_dir::aegis_bench_alive);
+        for dir in &stale {
+            crate::say!(
+                "note: removed {}, the work directory of an aegis-bench that was killed",
+                dir.display()
+            );
+        }
+        let work_dir = work_dir::create()?;
         if audit_state::recover_stale(uses_audit, work_dir.path())? {
             crate::say!(
                 "note: restored the audit rules and settings an aegis-bench that was killed left \

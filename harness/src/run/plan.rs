@@ -328,8 +328,27 @@ fn check_distinct(options: &AttackOptions) -> Result<(), InputError> {
     }
 }
 
+/// `--json`, `--csv` and `--keep-logs` can be written (before anything is measured), and
 /// `--json` and `--csv` are two files: one path for both would leave only the CSV.
 fn check_outputs(options: &AttackOptions) -> Result<(), InputError> {
+    let files = [("--json", &options.json), ("--csv", &options.csv)];
+    for (flag, path) in files {
+        let Some(path) = path else { continue };
+        if let Some(why) = crate::files::unusable_output(path) {
+            return Err(InputError(format!(
+                "{flag} {}: {why}; name a new or regular file in a writable directory",
+                path.display()
+            )));
+        }
+    }
+    if let Some(dir) = &options.keep_logs {
+        if let Some(why) = crate::files::unusable_output_dir(dir) {
+            return Err(InputError(format!(
+                "--keep-logs {}: {why}; name a new or existing directory",
+                dir.display()
+            )));
+        }
+    }
     if let (Some(json), Some(csv)) = (&options.json, &options.csv) {
         let same = json == csv
             || std::path::absolute(json).ok() == std::path::absolute(csv).ok()
