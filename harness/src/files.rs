@@ -77,6 +77,30 @@ pub fn create_fresh(path: &Path) -> Result<File> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
+/// The most a result, matrix or threshold file may hold: far above any run's (the paper
+/// matrix's trials are a few MB), far below what exhausts the machine.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// `path`'s text, read only from a regular file of at most [`MAX_INPUT_BYTES`]: `/dev/zero` or
+/// a FIFO given as an input would never end.
+pub fn read_input(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} bytes, more than {MAX_INPUT_BYTES}", meta.len()),
+        ));
+    }
+    let mut text = String::with_capacity(meta.len() as usize);
+    file.take(MAX_INPUT_BYTES).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Replaces `path` with what `write` puts into a fresh file in the same directory (created if
 /// missing).
 pub fn write_atomically_with(
@@ -174,6 +198,16 @@ mod tests {
         file.write_all(b"log").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
         assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+    }
+
+    #[test]
+    fn inputs_are_regular_files_only() {
+        let err = read_input(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.toml");
+        std::fs::write(&path, "a = 1\n").unwrap();
+        assert_eq!(read_input(&path).unwrap(), "a = 1\n");
     }
 
     #[test]

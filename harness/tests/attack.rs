@@ -246,6 +246,16 @@ fn cmd_runs_any_program_as_the_producer() {
     );
     assert_eq!(t["dropped"], 0);
     assert_eq!(t["canary_recorded"], true);
+
+    // A program that fails is a failed trial, not a good one, and the machine is put back.
+    let out = aegis(&["attack", "--cmd", "sh -c 'exit 3'", "--duration", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the --cmd program exited with status 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert_restored(&before);
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -211,6 +211,63 @@ fn an_output_under_a_file_is_refused_before_a_trial_runs() {
 }
 
 #[test]
+fn a_matrix_that_is_a_device_is_refused_not_read_forever() {
+    check(
+        &[
+            "run",
+            "--matrix",
+            "/dev/zero",
+            "--out",
+            "/nonexistent/x",
+            "--dry-run",
+        ],
+        "not a regular file",
+    );
+}
+
+#[test]
+fn a_crafted_shard_count_in_run_json_is_refused_by_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part");
+    std::fs::create_dir(&part).unwrap();
+    std::fs::write(part.join("trials.jsonl"), "{}\n").unwrap();
+    std::fs::write(part.join("matrix.toml"), "duration_s = 1\n").unwrap();
+    std::fs::write(
+        part.join("run.json"),
+        r#"{"matrix_sha256": "x", "shard": {"index": 1, "count": 4294967295},
+            "trials_planned": 1, "trials_done": 1, "git_rev": "x"}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("merged");
+    check(
+        &[
+            "merge",
+            "--out",
+            out.to_str().unwrap(),
+            part.to_str().unwrap(),
+        ],
+        "not i/n",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn figures_of_a_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("figures");
+    check(
+        &[
+            "figures",
+            "--results",
+            "/dev/zero",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "/dev/zero",
+    );
+}
+
+#[test]
 fn a_worker_given_a_negative_or_nan_duration() {
     for duration in ["-1", "NaN", "inf"] {
         let out = aegis(&[

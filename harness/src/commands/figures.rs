@@ -41,13 +41,20 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
 
 /// Every trial list under `dir`, by path.
 fn read_runs(dir: &Path) -> Result<Vec<Run>> {
+    if !dir.is_dir() {
+        return Err(crate::error::InputError(format!(
+            "--results {} is not a directory: name the directory holding the result files",
+            dir.display()
+        ))
+        .into());
+    }
     let mut files = Vec::new();
     collect_trial_files(dir, &mut files)
         .with_context(|| format!("reading the results directory {}", dir.display()))?;
     files.sort();
     let mut runs = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(&path)
+        let text = crate::files::read_input(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let trials = if path.extension().is_some_and(|ext| ext == "jsonl") {
             // Named as a run's trial file: a line that is not a trial is an error, not a
@@ -56,10 +63,16 @@ fn read_runs(dir: &Path) -> Result<Vec<Run>> {
                 .with_context(|| format!("reading trials from {}", path.display()))?
         } else {
             // Not a trial list (a calibration, a simulator report, run.json): not ours to draw.
-            let Ok(trials) = serde_json::from_str::<Vec<Trial>>(&text) else {
+            // A list of records that look like trials must read as trials: one bad field is
+            // an error naming the file, not a run silently left out.
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
                 continue;
             };
-            trials
+            if !looks_like_trials(&value) {
+                continue;
+            }
+            serde_json::from_value::<Vec<Trial>>(value)
+                .with_context(|| format!("reading trials from {}", path.display()))?
         };
         if trials.is_empty() {
             continue;
@@ -74,12 +87,27 @@ fn read_runs(dir: &Path) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// `*.json` files and `run`'s `trials.jsonl` files under `dir`, recursively.
+/// Whether `value` is a non-empty list of objects each with a trial's `scheduler` and
+/// `generated`.
+fn looks_like_trials(value: &serde_json::Value) -> bool {
+    value.as_array().is_some_and(|list| {
+        !list.is_empty()
+            && list
+                .iter()
+                .all(|t| t.get("scheduler").is_some() && t.get("generated").is_some())
+    })
+}
+
+/// `*.json` files and `run`'s `trials.jsonl` files under `dir`, recursively; symlinked
+/// directories are not followed (a link to a parent would draw the runs again and again).
 fn collect_trial_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
             collect_trial_files(&path, out)?;
+        } else if path.is_dir() {
+            continue;
         } else if path.extension().is_some_and(|ext| ext == "json")
             || path
                 .file_name()
@@ -99,6 +127,29 @@ mod tests {
 
     fn trial(scheduler: &str, threads: u32, loss: f64, kept: Option<f64>) -> Trial {
         example_trial(scheduler, threads, loss, kept.map(|k| ("stress-ng-cpu", k)))
+    }
+
+    #[test]
+    fn a_trial_list_with_one_bad_field_is_an_error_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("r")).unwrap();
+        let mut trials = serde_json::to_value(vec![trial("eevdf", 1, 10.0, None)]).unwrap();
+        std::fs::write(
+            dir.path().join("r/trials.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        // A link back up: followed, it would find r/trials.json again, forever.
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("r/loop")).unwrap();
+        assert_eq!(read_runs(dir.path()).unwrap().len(), 1);
+        trials[0]["loss_pct"] = serde_json::json!("lots");
+        std::fs::write(
+            dir.path().join("r/trials.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        let err = format!("{:#}", read_runs(dir.path()).err().unwrap());
+        assert!(err.contains("r/trials.json"), "{err}");
     }
 
     #[test]

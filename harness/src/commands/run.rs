@@ -66,7 +66,7 @@ impl RunDir {
 
     pub(super) fn read_info(&self) -> Result<RunInfo> {
         let path = self.dir.join(RUN_INFO);
-        let text = std::fs::read_to_string(&path)
+        let text = crate::files::read_input(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }

@@ -241,12 +241,9 @@ impl<R: Read> LogReader<R> {
 
     /// The next record, `None` at the end of the log.
     pub fn next_event(&mut self) -> io::Result<Option<ProvEvent<'_>>> {
-        let mut len = [0u8; 4];
-        match self.input.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(err) => return Err(err),
-        }
+        let Some(len) = read_length(&mut self.input)? else {
+            return Ok(None);
+        };
         let len = u32::from_le_bytes(len) as usize;
         if !(EVENT_HEADER_BYTES..=EVENT_HEADER_BYTES + PAYLOAD_MAX).contains(&len) {
             return Err(io::Error::new(
@@ -259,6 +256,29 @@ impl<R: Read> LogReader<R> {
         ProvEvent::decode(&self.record).map(Some).map_err(|err| {
             io::Error::new(io::ErrorKind::InvalidData, format!("corrupt log: {err}"))
         })
+    }
+}
+
+/// A record's (or batch's) 4-byte length, `None` at a clean end of the log; 1 to 3 bytes
+/// before the end mean the log was cut short, which is an error, not its end.
+pub(crate) fn read_length(input: &mut impl Read) -> io::Result<Option<[u8; 4]>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < len.len() {
+        match input.read(&mut len[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    match got {
+        0 => Ok(None),
+        4 => Ok(Some(len)),
+        n => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("corrupt log: it ends {n} byte(s) into a record length (cut short)"),
+        )),
     }
 }
 
@@ -306,6 +326,18 @@ mod tests {
         let text = event.to_string();
         assert!(!text.contains('\x1b'), "{text}");
         assert!(text.contains("\\u{1b}[31mred"), "{text}");
+    }
+
+    #[test]
+    fn a_log_cut_inside_a_length_is_an_error() {
+        let mut writer = LogWriter::new(Vec::new()).unwrap();
+        writer.append(&sample(b"/tmp/x")).unwrap();
+        let mut bytes = writer.finish().unwrap();
+        bytes.extend([1, 0]);
+        let mut reader = LogReader::new(&bytes[..]).unwrap();
+        assert!(reader.next_event().unwrap().is_some());
+        let err = reader.next_event().unwrap_err();
+        assert!(err.to_string().contains("cut short"), "{err}");
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl Request {
         if !path.is_file() {
             return Ok(Vec::new());
         }
-        let text = std::fs::read_to_string(&path)?;
+        let text = crate::files::read_input(&path)?;
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|line| {

@@ -135,6 +135,13 @@ impl Disarmed {
             collector: &self.stats,
             traced: &self.traced,
         })?;
+        // A `--cmd` program that failed did not produce what the trial claims to measure.
+        if let Some(code) = self.report.cmd_exit_code.filter(|code| *code != 0) {
+            anyhow::bail!(
+                "the --cmd program exited with status {code}; run it by hand to see why (a \
+                 program still running at --duration is stopped, which is not a failure)"
+            );
+        }
         // A canary the attack did not create (something was at its path) proves nothing about
         // the collector: the trial fails rather than count a record of a failed open.
         if let Some(canary) = self.report.canary.as_ref().filter(|c| !c.created) {
