@@ -81,6 +81,15 @@ clean:
 	$(CARGO) clean
 
 # The result tables in README.md and docs/, regenerated from the result files they name.
-.PHONY: report
+.PHONY: report fuzz
+# Every decoder of files other programs write, fed mutations of real files for FUZZ_SECONDS
+# each (harness/tests/fuzz.rs); the record of the run goes to results/fuzz/fuzz.jsonl.
+FUZZ_SECONDS ?= 600
+FUZZ_THREADS ?= 1
+fuzz: setup
+	rm -f results/fuzz/fuzz.jsonl
+	AEGIS_FUZZ_SECONDS=$(FUZZ_SECONDS) AEGIS_FUZZ_RECORD=$(CURDIR)/results/fuzz bash -o pipefail \
+		-c "$(CARGO) test -p aegis-bench --test fuzz -- --test-threads=$(FUZZ_THREADS) 2>&1 | grep -v '^vm: '"
+
 report: build
 	$(BIN) report README.md docs/*.md
