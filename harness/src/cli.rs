@@ -79,7 +79,12 @@ pub enum Command {
 pub struct AttackArgs {
     /// Syscall pattern to flood with: openat, open-read-close, rdwr, devnull, execve, fork,
     /// connect, stat.
-    #[arg(long, value_name = "KIND", default_value = "openat")]
+    #[arg(
+        long,
+        value_name = "KIND",
+        default_value = "openat",
+        conflicts_with = "cmd"
+    )]
     pub flood: FloodKind,
     /// Flood threads; a comma list runs one trial per value (e.g. 1,4,8).
     #[arg(long, value_name = "N", value_delimiter = ',', default_values_t = [DEFAULT_THREADS])]

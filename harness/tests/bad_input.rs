@@ -16,6 +16,11 @@ fn assert_input_error(out: &std::process::Output, needle: &str) {
     assert!(lines[0].contains(needle), "expected '{needle}' in: {err}");
 }
 
+/// A file of the repository, as an argument (tests run in harness/).
+fn repo(path: &str) -> String {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn check(args: &[&str], needle: &str) {
     let before = if nix::unistd::geteuid().is_root() {
         Some(snapshot())
@@ -264,6 +269,134 @@ fn figures_of_a_device_is_refused() {
             out.to_str().unwrap(),
         ],
         "/dev/zero",
+    );
+}
+
+#[test]
+fn attack_counts_and_rates_of_zero() {
+    check(&["attack", "--rate", "0"], "--rate must be at least 1");
+    check(&["attack", "--count", "0"], "--count must be at least 1");
+    check(
+        &["attack", "--repetitions", "0"],
+        "--repetitions must be at least 1",
+    );
+    check(&["attack", "--threads", "0"], "--threads 0 is out of range");
+    check(
+        &["attack", "--duration", "nan"],
+        "--duration must be a positive number",
+    );
+}
+
+#[test]
+fn a_flood_and_a_cmd_at_once() {
+    check(&["attack", "--flood", "stat", "--cmd", "true"], "--cmd");
+}
+
+#[test]
+fn scx_args_without_a_sched_ext_scheduler() {
+    check(
+        &["attack", "--scheduler", "eevdf", "--scx-args", "--no-model"],
+        "--scx-args goes to sched_ext schedulers",
+    );
+}
+
+#[test]
+fn shards_that_do_not_split_the_matrix() {
+    for shard in ["0/3", "4/3", "1/0", "2"] {
+        check(
+            &[
+                "run",
+                "--matrix",
+                &repo("matrices/ci.toml"),
+                "--out",
+                "/nonexistent/x",
+                "--shard",
+                shard,
+                "--dry-run",
+            ],
+            "is not i/n",
+        );
+    }
+}
+
+#[test]
+fn a_matrix_that_is_missing_or_not_toml() {
+    check(
+        &["run", "--matrix", "no/such.toml", "--out", "/nonexistent/x"],
+        "cannot read the matrix no/such.toml",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "duration_s = [\n").unwrap();
+    check(
+        &[
+            "run",
+            "--matrix",
+            bad.to_str().unwrap(),
+            "--out",
+            "/nonexistent/x",
+            "--dry-run",
+        ],
+        "line 1, column",
+    );
+}
+
+#[test]
+fn gate_without_its_files_or_with_bad_thresholds() {
+    check(
+        &[
+            "gate",
+            "--baseline",
+            "/nonexistent",
+            "--current",
+            "/nonexistent",
+        ],
+        "cannot read the trials of --baseline /nonexistent",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("thresholds.toml");
+    std::fs::write(&bad, "alpha = \n").unwrap();
+    check(
+        &[
+            "gate",
+            "--baseline",
+            &repo("results/ci-baseline"),
+            "--current",
+            &repo("results/ci-baseline"),
+            "--thresholds",
+            bad.to_str().unwrap(),
+        ],
+        "thresholds file",
+    );
+}
+
+#[test]
+fn merge_of_a_directory_that_is_not_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    check(
+        &[
+            "merge",
+            "--out",
+            dir.path().join("m").to_str().unwrap(),
+            "/nonexistent",
+        ],
+        "has no trials.jsonl",
+    );
+}
+
+#[test]
+fn log_of_a_missing_file() {
+    check(
+        &["log", "/nonexistent.log"],
+        "cannot open log /nonexistent.log",
+    );
+}
+
+#[test]
+fn train_with_no_episodes() {
+    check(
+        &["train", "--episodes", "0"],
+        "--episodes must be at least 1",
     );
 }
 

@@ -168,7 +168,7 @@ impl Matrix {
         let file: MatrixFile = toml::from_str(text).map_err(|err| {
             InputError(format!(
                 "{}; see docs/matrix.md for the keys",
-                err.to_string().trim_end()
+                crate::error::toml_error_line(text, &err)
             ))
         })?;
         if file.schedulers.is_empty() {

@@ -163,6 +163,18 @@ impl Plan {
         check_distinct(options)?;
         check_outputs(options)?;
         let schedulers = resolve_schedulers(&options.schedulers)?;
+        // Given to no scheduler, they would be silently ignored.
+        if !options.scx_args.is_empty()
+            && !schedulers
+                .iter()
+                .any(|s| matches!(s, SchedulerSpec::SchedExt { .. }))
+        {
+            return Err(InputError(
+                "--scx-args goes to sched_ext schedulers, and --scheduler names none: add one \
+                 (aegis, scx_rustland, scx:PATH) or leave --scx-args out"
+                    .into(),
+            ));
+        }
         Ok(Plan {
             attack_label: match &producer {
                 ProducerPlan::Flood { spec, .. } => spec.kind.name().to_string(),

@@ -137,8 +137,12 @@ const THRESHOLDS_KEYS: &str = "the keys are `alpha` and, per [metrics.FIELD], `d
 /// rule of that field (or adds one; `direction` is required, tolerances default to 0),
 /// `enabled = false` drops the metric, metrics not named keep their defaults.
 pub fn parse_thresholds(text: &str) -> Result<Thresholds, InputError> {
-    let file: ThresholdsFile = toml::from_str(text)
-        .map_err(|err| InputError(format!("{}; {THRESHOLDS_KEYS}", err.to_string().trim_end())))?;
+    let file: ThresholdsFile = toml::from_str(text).map_err(|err| {
+        InputError(format!(
+            "{}; {THRESHOLDS_KEYS}",
+            crate::error::toml_error_line(text, &err)
+        ))
+    })?;
     let mut thresholds = Thresholds::default();
     if let Some(alpha) = file.alpha {
         // Above 0.5 a one-sided test would call a change "significant" against the evidence.
