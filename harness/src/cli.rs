@@ -60,6 +60,10 @@ pub enum Command {
     /// Compare a run's trials with a baseline's, metric by metric, with a statistical test over
     /// repetitions; writes a markdown report and exits with status 1 on a regression.
     Gate(GateArgs),
+    /// Regenerate the result tables in markdown files (README.md, docs/) from the result files
+    /// their `<!-- report: ... -->` blocks name; `--check` only compares and exits 1 on any
+    /// difference.
+    Report(ReportArgs),
     /// (internal) The built-in collector process.
     #[command(hide = true)]
     Collect(CollectArgs),
@@ -536,6 +540,17 @@ pub struct RunArgs {
     pub boot: Option<u32>,
     #[command(flatten)]
     pub guest: GuestArgs,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ReportArgs {
+    /// Markdown files holding `<!-- report: KIND RESULTS ... -->` blocks (see
+    /// docs/results.md); result paths are relative to the current directory.
+    #[arg(value_name = "FILE.md", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write nothing: exit 1 if a block differs from what its results generate.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Clone, Debug, Args)]

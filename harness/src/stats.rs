@@ -83,6 +83,17 @@ impl Interval {
         })
     }
 
+    /// As [`Interval::of`], with the interval cut at 0 when no sample is negative: a loss, a
+    /// rate or a wait cannot be below 0, so neither can its mean, and a t interval over three
+    /// boots would otherwise reach below it.
+    pub fn of_nonnegative(samples: &[f64]) -> Option<Interval> {
+        let mut interval = Interval::of(samples)?;
+        if samples.iter().all(|x| *x >= 0.0) {
+            interval.ci95 = interval.ci95.map(|(low, high)| (low.max(0.0), high));
+        }
+        Some(interval)
+    }
+
     /// `12.3 [10.1, 14.5]` with `decimals` places, or `12.3 (n=1)` without an interval.
     pub fn display(&self, decimals: usize) -> String {
         match self.ci95 {
@@ -191,6 +202,17 @@ mod tests {
         assert_eq!(interval.display(1), "2.0 [-0.5, 4.5]");
         assert_eq!(Interval::of(&[7.0]).unwrap().display(0), "7 (n=1)");
         assert_eq!(Interval::of(&[]), None);
+        // Losses cannot be negative: the interval stops at 0; with a negative sample it doesn't.
+        assert_eq!(
+            Interval::of_nonnegative(&[1.0, 2.0, 3.0])
+                .unwrap()
+                .display(1),
+            "2.0 [0.0, 4.5]"
+        );
+        assert_eq!(
+            Interval::of_nonnegative(&[-1.0, 2.0, 3.0]).unwrap().ci95,
+            Interval::of(&[-1.0, 2.0, 3.0]).unwrap().ci95
+        );
     }
 
     #[test]

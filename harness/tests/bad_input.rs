@@ -166,6 +166,108 @@ fn json_and_csv_on_one_file() {
 }
 
 #[test]
+fn an_output_that_is_a_device_is_refused_before_anything_runs() {
+    // As root, renaming the results over /dev/null would replace the device.
+    check(
+        &["attack", "--json", "/dev/null"],
+        "--json /dev/null: exists and is not a regular file",
+    );
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device());
+}
+
+#[test]
+fn an_output_through_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, "precious").unwrap();
+    let link = dir.path().join("trials.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    check(&["attack", "--csv", link.to_str().unwrap()], "is a symlink");
+    let logs = dir.path().join("logs");
+    std::os::unix::fs::symlink(dir.path(), &logs).unwrap();
+    check(
+        &["attack", "--keep-logs", logs.to_str().unwrap()],
+        "--keep-logs",
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+}
+
+#[test]
+fn an_output_under_a_file_is_refused_before_a_trial_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let json = file.join("trials.json");
+    check(
+        &["attack", "--json", json.to_str().unwrap()],
+        "is not a directory",
+    );
+    check(
+        &["attack", "--keep-logs", file.to_str().unwrap()],
+        "--keep-logs",
+    );
+}
+
+#[test]
+fn a_matrix_that_is_a_device_is_refused_not_read_forever() {
+    check(
+        &[
+            "run",
+            "--matrix",
+            "/dev/zero",
+            "--out",
+            "/nonexistent/x",
+            "--dry-run",
+        ],
+        "not a regular file",
+    );
+}
+
+#[test]
+fn a_crafted_shard_count_in_run_json_is_refused_by_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part");
+    std::fs::create_dir(&part).unwrap();
+    std::fs::write(part.join("trials.jsonl"), "{}\n").unwrap();
+    std::fs::write(part.join("matrix.toml"), "duration_s = 1\n").unwrap();
+    std::fs::write(
+        part.join("run.json"),
+        r#"{"matrix_sha256": "x", "shard": {"index": 1, "count": 4294967295},
+            "trials_planned": 1, "trials_done": 1, "git_rev": "x"}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("merged");
+    check(
+        &[
+            "merge",
+            "--out",
+            out.to_str().unwrap(),
+            part.to_str().unwrap(),
+        ],
+        "not i/n",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn figures_of_a_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("figures");
+    check(
+        &[
+            "figures",
+            "--results",
+            "/dev/zero",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "/dev/zero",
+    );
+}
+
+#[test]
 fn a_worker_given_a_negative_or_nan_duration() {
     for duration in ["-1", "NaN", "inf"] {
         let out = aegis(&[
@@ -223,5 +325,68 @@ fn a_cmd_program_that_does_not_exist() {
     check(
         &["attack", "--cmd", "no-such-program-aegis --flag"],
         "--cmd program no-such-program-aegis is not an executable file on the PATH",
+    );
+}
+
+#[test]
+fn boots_need_a_guest_and_at_least_one() {
+    check(&["attack", "--boots", "0"], "--boots must be at least 1");
+    check(&["attack", "--boots", "3"], "3 boots need --vm");
+    check(
+        &["attack", "--boots", "2", "--boot", "2"],
+        "--boot 2 is not one of the 2 boot(s)",
+    );
+}
+
+#[test]
+fn a_matrix_of_several_boots_needs_a_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = dir.path().join("m.toml");
+    std::fs::write(
+        &matrix,
+        "duration_s = 1\nboots = 2\nschedulers = [\"eevdf\"]\n[[attack]]\nflood = \"openat\"\nthreads = [1]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    check(
+        &[
+            "run",
+            "--allow-dirty",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "2 boots need --vm",
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn report_names_a_missing_file_or_a_bad_block() {
+    let dir = tempfile::tempdir().unwrap();
+    check(
+        &["report", dir.path().join("none.md").to_str().unwrap()],
+        "cannot read",
+    );
+    let page = dir.path().join("page.md");
+    std::fs::write(
+        &page,
+        "<!-- report: loss no/such/run -->\n<!-- /report -->\n",
+    )
+    .unwrap();
+    check(&["report", page.to_str().unwrap()], "no/such/run");
+    std::fs::write(&page, "<!-- report: loss results/paper/run -->\nno end\n").unwrap();
+    check(
+        &["report", page.to_str().unwrap()],
+        "has no `<!-- /report -->` line",
+    );
+}
+
+#[test]
+fn an_absurd_number_of_repetitions() {
+    check(
+        &["attack", "--repetitions", "4000000000"],
+        "lower --repetitions or --boots",
     );
 }

@@ -43,7 +43,11 @@ impl<'t> Armed<'t> {
     /// so both begin with the flood.
     pub(super) fn fire(mut self, setup: &Setup<'_>) -> Result<Fired<'t>> {
         let plan = setup.plan;
-        let canary = PathBuf::from(format!("/tmp/aegis-canary-{:016x}", rand::random::<u64>()));
+        // In the trial's private (0700) directory: no other user can create it first, and its
+        // random name is not guessable from the worker's arguments.
+        let canary = setup
+            .trial_dir
+            .join(format!("canary-{:016x}", rand::random::<u64>()));
         let flood_spec = flood_spec(setup);
         let producer = match (&flood_spec, &plan.producer) {
             (Some(flood), _) => Producer::Flood(flood),

@@ -153,7 +153,7 @@ pub struct Matrix {
 
 impl Matrix {
     pub fn read(path: &Path) -> Result<Matrix, InputError> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let text = crate::files::read_input(path).map_err(|err| {
             InputError(format!(
                 "cannot read the matrix {}: {err}; give an existing TOML file (see \
                  docs/matrix.md)",
@@ -408,10 +408,19 @@ impl Shard {
         let (index, count) = text.split_once('/').ok_or_else(bad)?;
         let index: u32 = index.trim().parse().map_err(|_| bad())?;
         let count: u32 = count.trim().parse().map_err(|_| bad())?;
-        if index == 0 || count == 0 || index > count {
+        let shard = Shard { index, count };
+        if !shard.is_valid() {
             return Err(bad());
         }
-        Ok(Shard { index, count })
+        Ok(shard)
+    }
+
+    /// The most shards a matrix may be split into (more would be runners with no trial).
+    pub const MAX_COUNT: u32 = 10_000;
+
+    /// `1 <= index <= count <= MAX_COUNT`; a shard read from a file is checked too.
+    pub fn is_valid(&self) -> bool {
+        self.index >= 1 && self.index <= self.count && self.count <= Self::MAX_COUNT
     }
 
     /// Whether the trial at `position` of the run order is this shard's.

@@ -197,7 +197,7 @@ pub fn load_thresholds(path: Option<&Path>) -> Result<Thresholds, InputError> {
     let Some(path) = path else {
         return Ok(Thresholds::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    let text = crate::files::read_input(path).map_err(|err| {
         InputError(format!(
             "cannot read the thresholds file {}: {err}; give an existing TOML file or leave \
              out --thresholds for the defaults",
