@@ -141,6 +141,16 @@ pub fn paired_ratio(a: &BTreeMap<u32, f64>, b: &BTreeMap<u32, f64>) -> Option<In
     })
 }
 
+/// The geometric mean of ratios: a ratio and its inverse average to 1, so a mean over
+/// ratios that fall on both sides of 1 is not pulled above 1 by the large ones the way an
+/// arithmetic mean is. `None` without values or with one that is not positive and finite.
+pub fn geometric_mean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+        return None;
+    }
+    Some((values.iter().map(|x| x.ln()).sum::<f64>() / values.len() as f64).exp())
+}
+
 /// A Welch t-test's statistic, Welch–Satterthwaite degrees of freedom and one-sided p.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Welch {
@@ -170,6 +180,17 @@ pub fn welch_greater(x: &Summary, y: &Summary, margin: f64) -> Option<Welch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn geometric_mean_of_a_ratio_and_its_inverse_is_one() {
+        let mean = geometric_mean(&[0.5, 2.0]).unwrap();
+        assert!((mean - 1.0).abs() < 1e-12);
+        // The arithmetic mean of the same two says 1.25.
+        assert!((geometric_mean(&[1.0, 4.0, 16.0]).unwrap() - 4.0).abs() < 1e-12);
+        assert_eq!(geometric_mean(&[]), None);
+        assert_eq!(geometric_mean(&[1.0, 0.0]), None);
+        assert_eq!(geometric_mean(&[1.0, f64::NAN]), None);
+    }
 
     #[test]
     fn the_interval_is_students_t() {

@@ -21,10 +21,12 @@
 //! `failures` (trials recorded and set aside as failed, per scheduler, from the run
 //! directory's `failures.jsonl`) and `lossy` (each trial of `scheduler=` (default aegis) that
 //! dropped any event). Every table but `trials` ends with the line saying what it is over
-//! ([`tables::replication`]).
+//! ([`tables::replication`]). `sim-evaluate FILE table=...` reads a `sim evaluate` report
+//! instead of trials ([`sim`]).
 //! `report --check` regenerates every block and fails on any difference (a test runs it on
 //! README.md and docs/).
 
+pub mod sim;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -142,7 +144,7 @@ impl Request {
             "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary, ratios, metrics, failures or lossy"
+                 canary, ratios, metrics, failures, lossy or sim-evaluate"
             ),
         };
         Ok(format!(
@@ -228,6 +230,17 @@ pub fn regenerate(text: &str, root: &Path) -> Result<String> {
             .by_ref()
             .find(|l| l.trim_end() == END)
             .ok_or_else(|| anyhow!("block `{request_text}` has no `{END}` line"))?;
+        if request.kind == "sim-evaluate" {
+            let path = root.join(&request.path);
+            let report: crate::results::sim::EvalReport = serde_json::from_str(
+                &crate::files::read_input(&path)
+                    .with_context(|| format!("block `{request_text}`: {}", path.display()))?,
+            )
+            .with_context(|| format!("block `{request_text}`: {}", path.display()))?;
+            out.push_str(&sim::render(&report, &request.option("table", ""))?);
+            out.push_str(end);
+            continue;
+        }
         if !cache.contains_key(&request.path) {
             let trials = crate::export::json::read(&root.join(&request.path))
                 .with_context(|| format!("block `{request_text}`"))?;

@@ -95,7 +95,7 @@ fn over_boots(
     Interval::of_nonnegative(&means).map_or("-".to_string(), |i| format(&i))
 }
 
-fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
     let mut out = format!("| {} |\n", header.join(" | "));
     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for row in rows {
