@@ -33,14 +33,15 @@ demo: build
 # End-to-end tests run one at a time: they load BPF, flood the CPUs and check that the
 # machine is left as found. They include the guest tests (harness/tests/vm.rs, about a minute:
 # six QEMU boots under TCG; the first run also downloads two Debian kernels, ~75 MB).
-# A test that cannot run here is listed as skipped at the end (CI sets AEGIS_BENCH_NO_SKIPS,
-# which fails it instead).
+# A test that cannot run here is listed as skipped at the end (under CI=true, or with
+# AEGIS_BENCH_NO_SKIPS as .ci/run sets, it fails instead).
 test: setup tools lint
 	$(CARGO) build --workspace --bins
 	@rm -f target/tmp/skipped.txt
 	$(CARGO) test --workspace -- --test-threads=1
 	@if [ -s target/tmp/skipped.txt ]; then \
-		echo "SKIPPED (not passed: they did not run here):"; sed 's/^/  /' target/tmp/skipped.txt; fi
+		echo "$$(wc -l < target/tmp/skipped.txt) test(s) SKIPPED (not passed: they did not run here):"; \
+		sed 's/^/  /' target/tmp/skipped.txt; else echo "no test skipped"; fi
 
 # Only the guest runner's tests: sched-ext and cfs guests, timeout, signals, offline cache.
 .PHONY: vm-test
