@@ -163,6 +163,22 @@ impl Plan {
         check_distinct(options)?;
         check_outputs(options)?;
         let schedulers = resolve_schedulers(&options.schedulers)?;
+        let freezes = schedulers.iter().any(|s| {
+            matches!(
+                s,
+                SchedulerSpec::Fair {
+                    variant: Some(sched::FairVariant::FreezeOnFill),
+                    ..
+                }
+            )
+        });
+        if freezes && options.collectors.contains(&CollectorKind::Auditd) {
+            return Err(InputError(
+                "freeze-on-fill reads a ring buffer's fill, which auditd has not: use it with \
+                 the builtin or builtin-compact collector"
+                    .into(),
+            ));
+        }
         // Given to no scheduler, they would be silently ignored.
         if !options.scx_args.is_empty()
             && !schedulers
