@@ -220,8 +220,8 @@ pub fn parse(name: &str, facts: &KernelFacts) -> Result<SchedulerSpec, InputErro
         }
         other => Err(InputError(format!(
             "unknown scheduler '{other}'; choose {fair}, {fair}:collector-fifo, \
-             {fair}:collector-nice, {fair}:attack-nice, {fair}:attack-quota, scx_rustland, aegis \
-             or scx:PATH"
+             {fair}:collector-nice, {fair}:attack-nice, {fair}:attack-quota, \
+             {fair}:freeze-on-fill, scx_rustland, aegis or scx:PATH"
         ))),
     }
 }
