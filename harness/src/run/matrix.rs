@@ -441,7 +441,7 @@ impl std::fmt::Display for Shard {
 pub(crate) const SMALL_TEST_MATRIX: &str = r#"
 duration_s = 2
 repetitions = 3
-schedulers = ["eevdf", { name = "eevdf", label = "eevdf:other", scx_args = "--x" }]
+schedulers = ["eevdf", { label = "eevdf:other", name = "eevdf" }]
 
 [[attack]]
 flood = "openat"
