@@ -113,10 +113,27 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, decode: impl Fn(&[u8])) {
         }
         cases += 256;
     }
-    eprintln!(
-        "fuzz {name}: {cases} cases in {:.0?}, no panic",
-        start.elapsed()
-    );
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!("fuzz {name}: {cases} cases in {seconds:.0} s, no panic");
+    // `make fuzz` keeps a record of each decoder's run (results/fuzz/fuzz.jsonl).
+    if let Some(dir) = std::env::var_os("AEGIS_FUZZ_RECORD") {
+        use std::io::Write;
+        let line = serde_json::json!({
+            "decoder": name,
+            "cases": cases,
+            "seconds": (seconds * 10.0).round() / 10.0,
+            "panics": 0,
+            "git_rev": aegis_bench::GIT_REV,
+            "build_profile": aegis_bench::BUILD_PROFILE,
+        });
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(&dir).join("fuzz.jsonl"))
+            .unwrap();
+        writeln!(file, "{line}").unwrap();
+    }
 }
 
 /// A scratch file the path-based decoders read each case from.
