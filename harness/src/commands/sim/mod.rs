@@ -1,8 +1,9 @@
-//! `aegis-bench sim`: `validate` (the simulator against real host runs) and `evaluate` (the
+//! `aegis-bench sim`: `validate` (the simulator against real runs, on the host or in a guest) and `evaluate` (the
 //! simulated schedulers against the oracle). `sim --validate` and `sim --evaluate`, their old
 //! spelling, land here too.
 
 pub mod evaluate;
+mod guest;
 pub mod validate;
 
 use anyhow::{bail, Result};
