@@ -231,6 +231,9 @@ pub fn ratios(trials: &[Trial], collector: &str, columns: &[RatioColumn<'_>]) ->
     markdown(&header, &rows)
 }
 
+/// A trial's boot and its JSON.
+type BootRecord = (u32, serde_json::Value);
+
 /// Any numeric trial fields (`cols`, JSON names, or JSON pointers into the record such as
 /// `/scheduler_stats/nr_inferences_run`) as mean [interval over boots], one row per distinct
 /// value of the `rows` fields, among the trials whose fields equal `filter`'s values.
@@ -251,7 +254,7 @@ pub fn metrics(
         })
         .filter(|(_, v)| filter.iter().all(|(key, want)| field_text(v, key) == *want))
         .collect();
-    let mut groups: Vec<(Vec<String>, Vec<&(u32, serde_json::Value)>)> = Vec::new();
+    let mut groups: Vec<(Vec<String>, Vec<&BootRecord>)> = Vec::new();
     for record in &records {
         let key: Vec<String> = rows.iter().map(|r| field_text(&record.1, r)).collect();
         match groups.iter_mut().find(|(k, _)| *k == key) {
