@@ -41,7 +41,7 @@ pub enum Command {
     Calibrate(CalibrateArgs),
     /// The simulator: `sim validate` replays real host runs (EEVDF, built-in collector, openat,
     /// 64KiB ring) in the simulator and reports real and simulated loss per intensity; `sim
-    /// evaluate` compares the simulated schedulers with the oracle.
+    /// evaluate` compares the simulated schedulers with a bound and a fair-share reference.
     Sim(SimArgs),
     /// Train the Aegis Q-network in the simulator (DQN) and write the model, with its
     /// fixed-point export and learning curve, for scx_aegis to load.
@@ -79,7 +79,12 @@ pub enum Command {
 pub struct AttackArgs {
     /// Syscall pattern to flood with: openat, open-read-close, rdwr, devnull, execve, fork,
     /// connect, stat.
-    #[arg(long, value_name = "KIND", default_value = "openat")]
+    #[arg(
+        long,
+        value_name = "KIND",
+        default_value = "openat",
+        conflicts_with = "cmd"
+    )]
     pub flood: FloodKind,
     /// Flood threads; a comma list runs one trial per value (e.g. 1,4,8).
     #[arg(long, value_name = "N", value_delimiter = ',', default_values_t = [DEFAULT_THREADS])]
@@ -265,11 +270,13 @@ pub enum SimCommand {
     /// Run real host attacks (EEVDF, built-in collector, openat; root), or replay saved ones,
     /// simulate the same intensities and compare real and simulated loss.
     Validate(ValidateArgs),
-    /// Simulate only (no root): each scheduler beside the oracle, and the Aegis ablations.
+    /// Simulate only (no root): each scheduler beside the bound and the fair share, and the
+    /// Aegis ablations.
     ///
     /// EEVDF, CFS, rustland-like, Aegis without the network and Aegis with the DQN across
     /// attack intensities (--threads: producers) and machine sizes (--cpus), each beside the
-    /// oracle, plus the Aegis ablations. Writes --json FILE (a top-level `rows` list) and
+    /// bound on the ordinary tasks' slowdown at its own operating point and the lossless fair
+    /// share (not a bound), plus the Aegis ablations. Writes --json FILE (a top-level `rows` list) and
     /// prints tables.
     Evaluate(EvaluateArgs),
 }

@@ -12,7 +12,7 @@ pub fn report(args: &ReportArgs) -> Result<i32> {
     let root = std::env::current_dir()?;
     let mut stale = 0;
     for path in &args.files {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let text = crate::files::read_input(path).map_err(|err| {
             InputError(format!(
                 "cannot read {}: {err}; give markdown files holding report blocks",
                 path.display()

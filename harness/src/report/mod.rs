@@ -17,11 +17,16 @@
 //! `canary` (trials that recorded the canary, per scheduler and collector), `ratios`
 //! (paired per-boot ratios of Aegis to the baselines; option `collector=`) and `metrics`
 //! (any numeric fields: `rows=FIELD,... cols=FIELD,... [where=FIELD:VALUE,...]
-//! [decimals=N]`, fields by JSON name or pointer such as `/scheduler_stats/nr_preempt_kicks`). Every table but
-//! `trials` ends with the line saying what it is over ([`tables::replication`]).
+//! [decimals=N]`, fields by JSON name or pointer such as `/scheduler_stats/nr_preempt_kicks`),
+//! `failures` (trials recorded and set aside as failed, per scheduler, from the run
+//! directory's `failures.jsonl`) and `lossy` (each trial of `scheduler=` (default aegis) that
+//! dropped any event). Every table but `trials` ends with the line saying what it is over
+//! ([`tables::replication`]). `sim-evaluate FILE table=...` reads a `sim evaluate` report
+//! instead of trials ([`sim`]).
 //! `report --check` regenerates every block and fails on any difference (a test runs it on
 //! README.md and docs/).
 
+pub mod sim;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -77,6 +82,23 @@ impl Request {
         }
     }
 
+    /// `failures`: the run directory's `failures.jsonl` (none when it has no such file).
+    fn failed(&self, root: &Path) -> Result<Vec<(String, String)>> {
+        let path = root.join(&self.path).join("failures.jsonl");
+        if !path.is_file() {
+            return Ok(Vec::new());
+        }
+        let text = crate::files::read_input(&path)?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let failure: crate::results::trial::Failure = serde_json::from_str(line)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+                Ok((failure.trial_id, failure.error))
+            })
+            .collect()
+    }
+
     /// `metrics`: `rows=a,b cols=m1,m2 [where=field:value,...] [decimals=N]`.
     fn metrics(&self, trials: &[Trial]) -> Result<String> {
         let list = |key: &str| -> Vec<String> {
@@ -101,8 +123,8 @@ impl Request {
         Ok(tables::metrics(trials, &rows, &cols, &filter, decimals))
     }
 
-    /// The block's text, from `trials`.
-    pub fn render(&self, trials: &[Trial]) -> Result<String> {
+    /// The block's text, from `trials` (and files beside them under `root`).
+    pub fn render(&self, trials: &[Trial], root: &Path) -> Result<String> {
         let selection = self.selection();
         let table = match self.kind.as_str() {
             "trials" => {
@@ -117,15 +139,20 @@ impl Request {
             "kept" => tables::workload_kept(trials, &selection),
             "canary" => tables::canary(trials),
             "metrics" => self.metrics(trials)?,
+            "failures" => tables::failures(trials, &self.failed(root)?),
+            "lossy" => tables::lossy(trials, &self.option("scheduler", "aegis")),
             "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary, ratios or metrics"
+                 canary, ratios, metrics, failures, lossy or sim-evaluate"
             ),
         };
         Ok(format!(
             "{table}\n_{}_\n",
-            tables::replication(&only(trials, &selection, &self.kind), self.kind != "canary")
+            tables::replication(
+                &only(trials, &selection, &self.kind),
+                !matches!(self.kind.as_str(), "canary" | "lossy")
+            )
         ))
     }
 }
@@ -136,7 +163,7 @@ fn only(trials: &[Trial], selection: &Selection, kind: &str) -> Vec<Trial> {
     trials
         .iter()
         .filter(|t| match kind {
-            "canary" | "metrics" => true,
+            "canary" | "metrics" | "failures" | "lossy" => true,
             "ratios" => t.id.collector == selection.collector,
             _ => t.id.collector == selection.collector && workload(t),
         })
@@ -203,12 +230,23 @@ pub fn regenerate(text: &str, root: &Path) -> Result<String> {
             .by_ref()
             .find(|l| l.trim_end() == END)
             .ok_or_else(|| anyhow!("block `{request_text}` has no `{END}` line"))?;
+        if request.kind == "sim-evaluate" {
+            let path = root.join(&request.path);
+            let report: crate::results::sim::EvalReport = serde_json::from_str(
+                &crate::files::read_input(&path)
+                    .with_context(|| format!("block `{request_text}`: {}", path.display()))?,
+            )
+            .with_context(|| format!("block `{request_text}`: {}", path.display()))?;
+            out.push_str(&sim::render(&report, &request.option("table", ""))?);
+            out.push_str(end);
+            continue;
+        }
         if !cache.contains_key(&request.path) {
             let trials = crate::export::json::read(&root.join(&request.path))
                 .with_context(|| format!("block `{request_text}`"))?;
             cache.insert(request.path.clone(), trials);
         }
-        out.push_str(&request.render(&cache[&request.path])?);
+        out.push_str(&request.render(&cache[&request.path], root)?);
         out.push_str(end);
     }
     Ok(out)
@@ -247,7 +285,10 @@ mod tests {
         assert!(Request::parse("loss").is_err());
         let err = Request::parse("loss x collector").unwrap_err().to_string();
         assert!(err.contains("key=value"), "{err}");
-        let err = Request::parse("losses x").unwrap().render(&[]).unwrap_err();
+        let err = Request::parse("losses x")
+            .unwrap()
+            .render(&[], Path::new("."))
+            .unwrap_err();
         assert!(err.to_string().contains("unknown report kind"), "{err}");
     }
 

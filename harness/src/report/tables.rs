@@ -92,10 +92,10 @@ fn over_boots(
     format: impl Fn(&Interval) -> String,
 ) -> String {
     let means: Vec<f64> = by_boot(trials, metric).into_values().collect();
-    Interval::of(&means).map_or("-".to_string(), |i| format(&i))
+    Interval::of_nonnegative(&means).map_or("-".to_string(), |i| format(&i))
 }
 
-fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
     let mut out = format!("| {} |\n", header.join(" | "));
     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for row in rows {
@@ -196,6 +196,94 @@ pub fn canary(trials: &[Trial]) -> String {
     markdown(&header, &rows)
 }
 
+/// Every trial of `scheduler` whose collector dropped any event, with its loss and the canary:
+/// a mean over boots rounds a single lost event to 0.00 %, this lists it.
+pub fn lossy(trials: &[Trial], scheduler: &str) -> String {
+    let header: Vec<String> = ["trial", "dropped", "generated", "loss %", "canary"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let of: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| t.id.scheduler == scheduler)
+        .collect();
+    let rows: Vec<Vec<String>> = of
+        .iter()
+        .filter(|t| t.accounting.dropped > 0)
+        .map(|t| {
+            vec![
+                format!("`{}`", t.id.trial_id),
+                t.accounting.dropped.to_string(),
+                t.accounting.generated.to_string(),
+                format!("{:.4}", t.accounting.loss_pct),
+                if t.accounting.canary_recorded {
+                    "yes"
+                } else {
+                    "NO"
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "{}
+{} of {} {scheduler} trials dropped any event.\n",
+        markdown(&header, &rows),
+        rows.len(),
+        of.len()
+    )
+}
+
+/// Trials that ran and trials a run set aside as failed (`run --keep-going`'s failures, as
+/// (trial id, error)), per scheduler, with the failures' causes.
+pub fn failures(trials: &[Trial], failed: &[(String, String)]) -> String {
+    let scheduler_of = |id: &str| id.split('/').nth(1).unwrap_or("?").to_string();
+    let mut names = schedulers(trials);
+    for (id, _) in failed {
+        let name = scheduler_of(id);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let header: Vec<String> = [
+        "scheduler",
+        "trials recorded",
+        "trials failed",
+        "why they failed",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let ran = trials.iter().filter(|t| t.id.scheduler == *name).count();
+            let causes: BTreeSet<String> = failed
+                .iter()
+                .filter(|(id, _)| scheduler_of(id) == *name)
+                .map(|(_, error)| failure_cause(error))
+                .collect();
+            let count = failed
+                .iter()
+                .filter(|(id, _)| scheduler_of(id) == *name)
+                .count();
+            let why = causes.into_iter().collect::<Vec<_>>().join("; ");
+            vec![name.clone(), ran.to_string(), count.to_string(), why]
+        })
+        .collect();
+    markdown(&header, &rows)
+}
+
+/// A failure's cause in a few words: the sched_ext exit reason when the kernel gave one.
+fn failure_cause(error: &str) -> String {
+    for reason in ["runnable task stall", "watchdog", "accounting", "timed out"] {
+        if error.contains(reason) {
+            return reason.to_string();
+        }
+    }
+    error.split(':').next().unwrap_or(error).trim().to_string()
+}
+
 /// A paired per-boot ratio column: `metric` under `a` over `metric` under `b`.
 pub struct RatioColumn<'a> {
     pub title: &'a str,
@@ -231,9 +319,6 @@ pub fn ratios(trials: &[Trial], collector: &str, columns: &[RatioColumn<'_>]) ->
     markdown(&header, &rows)
 }
 
-/// A trial's boot and its JSON.
-type BootRecord = (u32, serde_json::Value);
-
 /// Any numeric trial fields (`cols`, JSON names, or JSON pointers into the record such as
 /// `/scheduler_stats/nr_inferences_run`) as mean [interval over boots], one row per distinct
 /// value of the `rows` fields, among the trials whose fields equal `filter`'s values.
@@ -244,7 +329,7 @@ pub fn metrics(
     filter: &[(String, String)],
     decimals: usize,
 ) -> String {
-    let records: Vec<(u32, serde_json::Value)> = trials
+    let records: Vec<BootRecord> = trials
         .iter()
         .map(|t| {
             (
@@ -284,13 +369,18 @@ pub fn metrics(
                 }))
                 .into_values()
                 .collect();
-                row.push(Interval::of(&means).map_or("-".into(), |i| i.display(decimals)));
+                row.push(
+                    Interval::of_nonnegative(&means).map_or("-".into(), |i| i.display(decimals)),
+                );
             }
             row
         })
         .collect();
     markdown(&header, &table)
 }
+
+/// A trial's boot and its JSON record.
+type BootRecord = (u32, serde_json::Value);
 
 /// A field of a trial's JSON record by name, or by JSON pointer (`/a/b`).
 fn field<'a>(record: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
@@ -319,7 +409,7 @@ pub fn replication(trials: &[Trial], summary: bool) -> String {
     let kernels: BTreeSet<&str> = trials.iter().map(|t| t.env.kernel.as_str()).collect();
     let cpus: BTreeSet<String> = trials
         .iter()
-        .map(|t| t.env.cpus.map_or("?".into(), |n| n.to_string()))
+        .map(|t| t.env.cpus.map_or("unrecorded".into(), |n| n.to_string()))
         .collect();
     let guest = trials.iter().any(|t| t.env.qemu_version.is_some());
     let join = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
@@ -329,7 +419,7 @@ pub fn replication(trials: &[Trial], summary: bool) -> String {
         boots.len(),
         repetitions.len(),
         if summary {
-            "; mean of the per-boot means, [95 % t interval over boots]"
+            "; mean of the per-boot means, [95 % t interval over boots, cut at 0 where no value is negative]"
         } else {
             ""
         },
@@ -389,7 +479,9 @@ mod tests {
             trial("aegis", 4, 0, 0.0, 10.0),
         ];
         let table = loss(&trials, &alone());
-        let expected = Interval::of(&[2.0, 4.0, 6.0]).unwrap().display(2);
+        let expected = Interval::of_nonnegative(&[2.0, 4.0, 6.0])
+            .unwrap()
+            .display(2);
         assert!(
             table.contains(&format!("| 4 | {expected} % | 0.00 (n=1) % |")),
             "{table}"
@@ -420,6 +512,55 @@ mod tests {
         assert_eq!(rows[2], "| eevdf | 10.0 (n=1) | 5.0 (n=1) |");
         assert!(rows[3].starts_with("| aegis | 25.0 ["), "{table}");
         assert_eq!(rows.len(), 4, "the 1-thread trial is filtered out");
+    }
+
+    #[test]
+    fn lossy_lists_each_trial_that_dropped_anything() {
+        let mut one = trial("aegis", 8, 1, 0.001, 10.0);
+        one.id.trial_id = "openat/aegis/x8/boot1/rep0".into();
+        one.accounting.dropped = 1;
+        one.accounting.generated = 100_000;
+        let trials = vec![
+            trial("aegis", 8, 0, 0.0, 10.0),
+            one,
+            trial("eevdf", 8, 0, 5.0, 1.0),
+        ];
+        let table = lossy(&trials, "aegis");
+        assert!(
+            table.contains("| `openat/aegis/x8/boot1/rep0` | 1 | 100000 | 0.0010 | NO |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("1 of 2 aegis trials dropped any event."),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn failures_are_counted_per_scheduler_with_their_cause() {
+        let trials = vec![
+            trial("eevdf", 8, 0, 5.0, 10.0),
+            trial("scx_rustland", 8, 0, 5.0, 1.0),
+        ];
+        let failed = vec![
+            (
+                "openat/scx_rustland/builtin/ring16KiB/x1/none/boot0/rep0".to_string(),
+                "the kernel disabled scx_rustland during the trial (state disabled): ... \
+                 disabled (runnable task stall)"
+                    .to_string(),
+            ),
+            (
+                "openat/aegis/builtin/ring16KiB/x1/none/boot0/rep0".to_string(),
+                "accounting does not add up".to_string(),
+            ),
+        ];
+        let table = failures(&trials, &failed);
+        assert!(table.contains("| eevdf | 1 | 0 |  |"), "{table}");
+        assert!(
+            table.contains("| scx_rustland | 1 | 1 | runnable task stall |"),
+            "{table}"
+        );
+        assert!(table.contains("| aegis | 0 | 1 | accounting |"), "{table}");
     }
 
     #[test]

@@ -55,7 +55,7 @@ mod compare;
 mod report;
 #[cfg(test)]
 mod tests;
-mod thresholds;
+pub mod thresholds;
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
-//! `aegis-bench sim`: `validate` (the simulator against real runs, on the host or in a guest) and `evaluate` (the
-//! simulated schedulers against the oracle). `sim --validate` and `sim --evaluate`, their old
+//! `aegis-bench sim`: `validate` (the simulator against real runs, on the host or in a guest)
+//! and `evaluate` (the simulated schedulers against the bound and the fair share).
+//! `sim --validate` and `sim --evaluate`, their old
 //! spelling, land here too.
 
 pub mod evaluate;
