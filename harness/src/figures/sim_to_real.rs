@@ -48,17 +48,10 @@ fn by_scheduler(report: &ValidationReport) -> Vec<(String, Vec<&ValidationPoint>
     groups
 }
 
-/// The collector's CPU in percent of one CPU, real and simulated (computed from the seconds
-/// for reports that predate the percentages).
+/// The collector's CPU in percent of one CPU, real and simulated.
 fn cpu_pct(p: &ValidationPoint) -> (f64, f64) {
-    if p.real_collector_cpu_pct > 0.0 || p.real_duration_s <= 0.0 {
-        return (p.real_collector_cpu_pct, p.sim_collector_cpu_pct);
-    }
-    let per_s = 100.0 / p.real_duration_s;
-    (
-        p.real_collector_cpu_s * per_s,
-        p.sim_collector_cpu_s * per_s,
-    )
+    let (real, sim, _) = p.collector_cpu_pct();
+    (real, sim)
 }
 
 fn draw<DB: DrawingBackend>(

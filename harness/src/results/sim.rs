@@ -71,6 +71,26 @@ pub struct ValidationPoint {
     pub sim_config: SimConfig,
 }
 
+impl ValidationPoint {
+    /// The collector's CPU in percent of one CPU, real and simulated, and their difference in
+    /// points (computed from the seconds for reports that predate the percentages).
+    pub fn collector_cpu_pct(&self) -> (f64, f64, f64) {
+        if self.real_collector_cpu_pct > 0.0 || self.real_duration_s <= 0.0 {
+            return (
+                self.real_collector_cpu_pct,
+                self.sim_collector_cpu_pct,
+                self.collector_cpu_error_pp,
+            );
+        }
+        let per_s = 100.0 / self.real_duration_s;
+        let (real, sim) = (
+            self.real_collector_cpu_s * per_s,
+            self.sim_collector_cpu_s * per_s,
+        );
+        (real, sim, (real - sim).abs())
+    }
+}
+
 /// How `sim validate` simulated Aegis: as scx_aegis runs by default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AegisSimSettings {
