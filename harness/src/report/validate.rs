@@ -115,14 +115,24 @@ fn provenance(report: &ValidationReport) -> String {
         .points
         .first()
         .map_or(0, |p| p.sim_loss_pct_by_seed.len());
+    // Reports that predate recording the trials' machine: the calibration's, when it was
+    // measured where the trials ran.
+    let (machine, kernel) = match (&report.real_machine, &report.real_kernel) {
+        (Some(machine), Some(kernel)) => (machine.as_str(), kernel.as_str()),
+        _ if report.calibration_from_this_host => (
+            report.calibration.machine.as_str(),
+            report.calibration.kernel.as_str(),
+        ),
+        _ => ("an unrecorded machine", "unrecorded kernel"),
+    };
     format!(
         "{} points, {} repetitions of {:.1} s each on {} ({}, {} CPUs), {} seeds each; errors \
          over {} points in bold; calibration {} ({}); EEVDF model {}; revision {}, {}.",
         report.points.len(),
         repetitions,
         report.points.first().map_or(0.0, |p| p.real_duration_s),
-        report.real_machine.as_deref().unwrap_or("this host"),
-        report.real_kernel.as_deref().unwrap_or("its kernel"),
+        machine,
+        kernel,
         report.cpus,
         seeds,
         report.target_error_pp,
