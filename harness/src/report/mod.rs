@@ -248,7 +248,7 @@ pub fn regenerate(text: &str, root: &Path) -> Result<String> {
             "sim-validate" => {
                 Some(validate::read(&root.join(&request.path)).map(|r| validate::points(&r)))
             }
-            "sim-validate-rounds" => Some(validate::rounds(&root.join(&request.path))),
+            "sim-validate-rounds" => Some(validate::rounds(root, &request.path)),
             _ => None,
         };
         if let Some(table) = validate {

@@ -180,9 +180,10 @@ pub fn median_round(reports: &[ValidationReport]) -> usize {
     order[reports.len() / 2]
 }
 
-/// A round per row with its largest errors per scheduler; the median round marked.
-pub fn rounds(dir: &Path) -> Result<String> {
-    let files = round_files(dir)?;
+/// A round per row with its largest errors per scheduler; the median round marked. `dir` is
+/// read under `root` and named as given.
+pub fn rounds(root: &Path, dir: &str) -> Result<String> {
+    let files = round_files(&root.join(dir))?;
     let reports = files
         .iter()
         .map(|(_, path)| read(path))
@@ -222,7 +223,7 @@ pub fn rounds(dir: &Path) -> Result<String> {
          headline is the median round by largest loss error._\n",
         markdown(&header, &rows),
         reports.len(),
-        dir.display()
+        dir
     ))
 }
 
@@ -245,6 +246,17 @@ mod tests {
         let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
         assert_eq!(rows.len(), report.points.len() + 2, "{text}");
         assert!(text.contains(&report.git_rev), "{text}");
+    }
+
+    #[test]
+    fn the_committed_guest_rounds_have_one_headline() {
+        let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        let text = rounds(root, "results/sim-validate-guest").unwrap();
+        let files = round_files(&root.join("results/sim-validate-guest")).unwrap();
+        let rows = text.lines().filter(|l| l.starts_with('|')).count();
+        assert_eq!(rows, files.len() + 2, "{text}");
+        assert_eq!(text.matches("(median, headline)").count(), 1, "{text}");
+        assert!(text.contains("in results/sim-validate-guest,"), "{text}");
     }
 
     #[test]

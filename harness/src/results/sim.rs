@@ -392,6 +392,27 @@ mod tests {
     }
 
     #[test]
+    fn guest_sim_to_real_rounds_read_and_write_back_unchanged() {
+        let dir = Path::new("results/sim-validate-guest");
+        let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        let mut rounds = 0;
+        for entry in std::fs::read_dir(&full).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let file = dir.join(&name);
+            match name.as_str() {
+                _ if name.ends_with("-calibration.json") => round_trips::<Calibration>(&file),
+                _ if name.ends_with("-trials.json") => round_trips::<Vec<Trial>>(&file),
+                _ if name.ends_with(".json") => {
+                    round_trips::<ValidationReport>(&file);
+                    rounds += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(rounds >= 3, "found {rounds} rounds in {}", dir.display());
+    }
+
+    #[test]
     fn ratios_are_summarized_by_side_of_one() {
         let sides = SidesOfOne::of(&[0.5, 2.0, 1.0, 0.125]);
         assert_eq!((sides.below, sides.at_or_above), (2, 2));
