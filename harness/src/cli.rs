@@ -348,6 +348,13 @@ pub struct SimCommonArgs {
     /// (the model before sim-to-real was validated) [default: linux].
     #[arg(long, value_enum)]
     pub eevdf_model: Option<EevdfModel>,
+    /// The trained model simulated Aegis runs (read as scx_aegis reads it).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "scheduler/models/aegis.json"
+    )]
+    pub model: PathBuf,
 }
 
 /// The flags of `sim validate` alone.
@@ -361,10 +368,32 @@ pub struct ValidateOnlyArgs {
     #[arg(long)]
     pub per_cpu_run_queues: bool,
     /// Replay these real trials (`aegis-bench attack --json FILE` with the built-in
-    /// collector, openat, EEVDF) instead of running new ones; needs no root, so simulator
-    /// variants can be compared on the same real runs.
-    #[arg(long, value_name = "FILE")]
+    /// collector, openat, EEVDF or Aegis) instead of running new ones; needs no root, so
+    /// simulator variants can be compared on the same real runs.
+    #[arg(long, value_name = "FILE", conflicts_with = "vm")]
     pub real_trials: Option<PathBuf>,
+    /// The schedulers to validate, each simulated with its policy: eevdf (the --eevdf-model),
+    /// cfs, aegis (the simulator's Aegis with --model, as scx_aegis runs it) [default: eevdf;
+    /// with --real-trials, every scheduler in the file].
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub scheduler: Option<Vec<String>>,
+    /// Measure in a sched_ext QEMU guest (2 vCPUs): one boot calibrates (written to
+    /// --calibration FILE, which must be given) and runs the real trials (written to
+    /// --save-trials FILE); the host then simulates them.
+    #[arg(long, requires = "save_trials")]
+    pub vm: bool,
+    /// Write the real trials this run measures to FILE (a list, as `attack --json` writes).
+    #[arg(long, value_name = "FILE")]
+    pub save_trials: Option<PathBuf>,
+    /// (internal) Calibrate to --calibration and run the real trials to --save-trials, then
+    /// stop without simulating: what `--vm` asks the guest.
+    #[arg(
+        long,
+        hide = true,
+        requires = "save_trials",
+        conflicts_with = "real_trials"
+    )]
+    pub measure_only: bool,
 }
 
 /// The flags of `sim evaluate` alone.
@@ -373,13 +402,6 @@ pub struct EvaluateOnlyArgs {
     /// The CPU counts to simulate [default: 2,8,64,128; 2,8 with --quick].
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub cpus: Option<Vec<usize>>,
-    /// The trained model Aegis-with-DQN runs (read as scx_aegis reads it).
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "scheduler/models/aegis.json"
-    )]
-    pub model: PathBuf,
     /// Replace the calibration's collector wakeup latency (microseconds), to see how much of
     /// the loss the latency alone makes.
     #[arg(long, value_name = "US")]

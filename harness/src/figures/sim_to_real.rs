@@ -1,10 +1,12 @@
-//! The sim-to-real figure `aegis-bench sim --validate` draws beside its report: real and
-//! simulated loss at each intensity (real repetitions' spread as bars, the target's band
-//! around the real mean), and the collector's CPU, real and simulated.
+//! The sim-to-real figure `aegis-bench sim validate` draws beside its report: per scheduler,
+//! real and simulated loss at each intensity (real repetitions' spread as bars, the target's
+//! band around the real mean), and the collector's CPU (percent of one CPU), real and
+//! simulated.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -26,8 +28,31 @@ pub fn draw_validation(report: &ValidationReport, png: &Path, svg: &Path) -> Res
     Ok(())
 }
 
-const REAL: RGBColor = RGBColor(40, 40, 40);
-const SIM: RGBColor = RGBColor(31, 119, 180);
+/// Per scheduler, in report order: the real series' colour and the simulated one's.
+const COLOURS: [(RGBColor, RGBColor); 3] = [
+    (RGBColor(40, 40, 40), RGBColor(31, 119, 180)),
+    (RGBColor(150, 30, 30), RGBColor(255, 127, 14)),
+    (RGBColor(30, 110, 40), RGBColor(148, 103, 189)),
+];
+
+/// The report's schedulers in order (`eevdf` for reports that predate naming them) and their
+/// points.
+fn by_scheduler(report: &ValidationReport) -> Vec<(String, Vec<&ValidationPoint>)> {
+    let mut groups: Vec<(String, Vec<&ValidationPoint>)> = Vec::new();
+    for p in &report.points {
+        match groups.iter_mut().find(|(name, _)| *name == p.scheduler) {
+            Some((_, points)) => points.push(p),
+            None => groups.push((p.scheduler.clone(), vec![p])),
+        }
+    }
+    groups
+}
+
+/// The collector's CPU in percent of one CPU, real and simulated.
+fn cpu_pct(p: &ValidationPoint) -> (f64, f64) {
+    let (real, sim, _) = p.collector_cpu_pct();
+    (real, sim)
+}
 
 fn draw<DB: DrawingBackend>(
     report: &ValidationReport,
@@ -35,9 +60,11 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<()> {
     root.fill(&WHITE).map_err(plot_err)?;
     let model = format!("{:?}", report.eevdf_model).to_lowercase();
+    let names: Vec<String> = by_scheduler(report).into_iter().map(|(n, _)| n).collect();
     let title = format!(
-        "Sim-to-real: EEVDF, built-in collector, {} flood, {} KiB ring, {} CPUs ({} model): \
-         max error {:.2} points (target {})",
+        "Sim-to-real: {}, built-in collector, {} flood, {} KiB ring, {} CPUs (EEVDF {} model): \
+         max error {:.2} points of loss (target {})",
+        names.join(", "),
         report.flood,
         report.ring_size_bytes / 1024,
         report.cpus,
@@ -45,7 +72,7 @@ fn draw<DB: DrawingBackend>(
         report.max_error_pp,
         report.target_error_pp
     );
-    let root = root.titled(&title, ("sans-serif", 18)).map_err(plot_err)?;
+    let root = root.titled(&title, ("sans-serif", 16)).map_err(plot_err)?;
     let (left, right) = root.split_horizontally(620);
     draw_loss(report, &left)?;
     draw_cpu(report, &right)?;
@@ -59,7 +86,7 @@ fn threads_axis(report: &ValidationReport) -> (std::ops::Range<f64>, f64) {
     (0.0..max_threads + 1.0, max_threads)
 }
 
-/// Left panel: real and simulated loss against producers, in the target's band.
+/// Left panel: real and simulated loss against producers, each scheduler in the target's band.
 fn draw_loss<DB: DrawingBackend>(
     report: &ValidationReport,
     area: &DrawingArea<DB, Shift>,
@@ -80,70 +107,77 @@ fn draw_loss<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(plot_err)?;
-    // The target: within `target_error_pp` of the real mean.
-    let band: Vec<(f64, f64)> = report
-        .points
-        .iter()
-        .map(|p| {
-            (
-                p.threads as f64,
-                (p.real_loss_pct + report.target_error_pp).min(100.0),
+    let target = report.target_error_pp;
+    for (i, (name, points)) in by_scheduler(report).into_iter().enumerate() {
+        let (real, sim) = COLOURS[i % COLOURS.len()];
+        // The target: within `target_error_pp` of the real mean.
+        let band: Vec<(f64, f64)> = points
+            .iter()
+            .map(|p| (p.threads as f64, (p.real_loss_pct + target).min(100.0)))
+            .chain(
+                points
+                    .iter()
+                    .rev()
+                    .map(|p| (p.threads as f64, (p.real_loss_pct - target).max(0.0))),
             )
-        })
-        .chain(report.points.iter().rev().map(|p| {
-            (
+            .collect();
+        let band_colour = real.mix(0.15);
+        loss.draw_series([Polygon::new(band, band_colour.filled())])
+            .map_err(plot_err)?
+            .label(format!("{name}: real +- {target} points"))
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], band_colour.filled())
+            });
+        loss.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.threads as f64, p.real_loss_pct)),
+            real.stroke_width(2),
+        ))
+        .map_err(plot_err)?
+        .label(format!("{name}: real (mean; bars: min..max)"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], real.stroke_width(2)));
+        loss.draw_series(points.iter().map(|p| {
+            ErrorBar::new_vertical(
                 p.threads as f64,
-                (p.real_loss_pct - report.target_error_pp).max(0.0),
+                p.real_loss_pct_min,
+                p.real_loss_pct,
+                p.real_loss_pct_max,
+                real.filled(),
+                8,
             )
         }))
-        .collect();
-    let band_colour = RGBColor(200, 200, 200).mix(0.5);
-    loss.draw_series([Polygon::new(band, band_colour.filled())])
-        .map_err(plot_err)?
-        .label(format!("real +- {} points", report.target_error_pp))
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], band_colour.filled()));
-    loss.draw_series(LineSeries::new(
-        report
-            .points
-            .iter()
-            .map(|p| (p.threads as f64, p.real_loss_pct)),
-        REAL.stroke_width(2),
-    ))
-    .map_err(plot_err)?
-    .label("real (mean; bars: repetitions' min..max)")
-    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], REAL.stroke_width(2)));
-    loss.draw_series(report.points.iter().map(|p| {
-        ErrorBar::new_vertical(
-            p.threads as f64,
-            p.real_loss_pct_min,
-            p.real_loss_pct,
-            p.real_loss_pct_max,
-            REAL.filled(),
-            8,
-        )
-    }))
-    .map_err(plot_err)?;
-    loss.draw_series(LineSeries::new(
-        report
-            .points
-            .iter()
-            .map(|p| (p.threads as f64, p.sim_loss_pct)),
-        SIM.stroke_width(2),
-    ))
-    .map_err(plot_err)?
-    .label("simulated (mean of seeds)")
-    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], SIM.stroke_width(2)));
-    loss.draw_series(
-        report
-            .points
-            .iter()
-            .map(|p| Circle::new((p.threads as f64, p.sim_loss_pct), 4, SIM.filled())),
-    )
-    .map_err(plot_err)?;
+        .map_err(plot_err)?;
+        draw_simulated(&mut loss, &name, sim, &points, |p| p.sim_loss_pct)?;
+    }
     draw_legend(&mut loss, SeriesLabelPosition::LowerRight)
 }
 
-/// Right panel: the collector's CPU seconds, real and simulated.
+/// A simulated series: a line through circles.
+fn draw_simulated<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    name: &str,
+    colour: RGBColor,
+    points: &[&ValidationPoint],
+    value: impl Fn(&ValidationPoint) -> f64,
+) -> Result<()> {
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().map(|p| (p.threads as f64, value(p))),
+            colour.stroke_width(2),
+        ))
+        .map_err(plot_err)?
+        .label(format!("{name}: simulated (mean of seeds)"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|p| Circle::new((p.threads as f64, value(p)), 4, colour.filled())),
+        )
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// Right panel: the collector's CPU (percent of one CPU), real and simulated.
 fn draw_cpu<DB: DrawingBackend>(
     report: &ValidationReport,
     area: &DrawingArea<DB, Shift>,
@@ -152,40 +186,42 @@ fn draw_cpu<DB: DrawingBackend>(
     let max_cpu = report
         .points
         .iter()
-        .flat_map(|p| [p.real_collector_cpu_s, p.sim_collector_cpu_s])
+        .flat_map(|p| {
+            let (real, sim) = cpu_pct(p);
+            [real, sim]
+        })
         .fold(0.0, f64::max);
     let mut cpu = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d(x_range, 0.0..(max_cpu * 1.2).max(0.01))
+        .build_cartesian_2d(x_range, 0.0..(max_cpu * 1.2).max(1.0))
         .map_err(plot_err)?;
     cpu.configure_mesh()
         .max_light_lines(1)
         .x_labels(max_threads as usize + 2)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("producers (flood threads)")
-        .y_desc("collector CPU (s)")
+        .y_desc("collector CPU (% of one CPU)")
         .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(plot_err)?;
-    let real: fn(&ValidationPoint) -> f64 = |p| p.real_collector_cpu_s;
-    let simulated: fn(&ValidationPoint) -> f64 = |p| p.sim_collector_cpu_s;
-    for (label, colour, value) in [("real", REAL, real), ("simulated", SIM, simulated)] {
+    for (i, (name, points)) in by_scheduler(report).into_iter().enumerate() {
+        let (real, sim) = COLOURS[i % COLOURS.len()];
         cpu.draw_series(LineSeries::new(
-            report.points.iter().map(|p| (p.threads as f64, value(p))),
-            colour.stroke_width(2),
+            points.iter().map(|p| (p.threads as f64, cpu_pct(p).0)),
+            real.stroke_width(2),
         ))
         .map_err(plot_err)?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
+        .label(format!("{name}: real"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], real.stroke_width(2)));
         cpu.draw_series(
-            report
-                .points
+            points
                 .iter()
-                .map(|p| Circle::new((p.threads as f64, value(p)), 4, colour.filled())),
+                .map(|p| Circle::new((p.threads as f64, cpu_pct(p).0), 4, real.filled())),
         )
         .map_err(plot_err)?;
+        draw_simulated(&mut cpu, &name, sim, &points, |p| cpu_pct(p).1)?;
     }
     draw_legend(&mut cpu, SeriesLabelPosition::UpperRight)
 }

@@ -22,12 +22,14 @@
 //! directory's `failures.jsonl`) and `lossy` (each trial of `scheduler=` (default aegis) that
 //! dropped any event). Every table but `trials` ends with the line saying what it is over
 //! ([`tables::replication`]). `sim-evaluate FILE table=...` reads a `sim evaluate` report
-//! instead of trials ([`sim`]).
+//! instead of trials ([`sim`]); `sim-validate FILE` and `sim-validate-rounds DIR` read `sim
+//! validate` reports ([`validate`]).
 //! `report --check` regenerates every block and fails on any difference (a test runs it on
 //! README.md and docs/).
 
 pub mod sim;
 pub mod tables;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -144,7 +146,8 @@ impl Request {
             "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary, ratios, metrics, failures, lossy or sim-evaluate"
+                 canary, ratios, metrics, failures, lossy, sim-evaluate, sim-validate or \
+                 sim-validate-rounds"
             ),
         };
         Ok(format!(
@@ -238,6 +241,18 @@ pub fn regenerate(text: &str, root: &Path) -> Result<String> {
             )
             .with_context(|| format!("block `{request_text}`: {}", path.display()))?;
             out.push_str(&sim::render(&report, &request.option("table", ""))?);
+            out.push_str(end);
+            continue;
+        }
+        let validate = match request.kind.as_str() {
+            "sim-validate" => {
+                Some(validate::read(&root.join(&request.path)).map(|r| validate::points(&r)))
+            }
+            "sim-validate-rounds" => Some(validate::rounds(root, &request.path)),
+            _ => None,
+        };
+        if let Some(table) = validate {
+            out.push_str(&table.with_context(|| format!("block `{request_text}`"))?);
             out.push_str(end);
             continue;
         }

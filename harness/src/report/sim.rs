@@ -216,7 +216,7 @@ fn ablations(report: &EvalReport) -> String {
 }
 
 /// 8077 -> "8,077".
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

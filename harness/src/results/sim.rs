@@ -4,6 +4,7 @@
 //! read back with these types, and renamed fields keep their old names as aliases (the
 //! `oracle*` fields of `sim evaluate` are the `fair_share*` ones).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use scheduler::aegis::levels::NR_LEVELS;
@@ -14,6 +15,12 @@ use serde::{Deserialize, Serialize};
 /// Reports that predate the choice of EEVDF model simulated the simple one.
 fn simple_model() -> EevdfModel {
     EevdfModel::Simple
+}
+
+/// Fields added later are left out of reports where they are zero, as in reports that
+/// predate them.
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 /// One intensity of `sim validate`.
@@ -52,7 +59,47 @@ pub struct ValidationPoint {
     pub sim_produced: u64,
     pub sim_dropped: u64,
     pub sim_collector_cpu_s: f64,
+    /// The collector's CPU as a percentage of one CPU over the run, real (mean over the
+    /// repetitions) and simulated, and |real - sim| in percentage points (0 in reports that
+    /// predate them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub real_collector_cpu_pct: f64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sim_collector_cpu_pct: f64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub collector_cpu_error_pp: f64,
     pub sim_config: SimConfig,
+}
+
+impl ValidationPoint {
+    /// The collector's CPU in percent of one CPU, real and simulated, and their difference in
+    /// points (computed from the seconds for reports that predate the percentages).
+    pub fn collector_cpu_pct(&self) -> (f64, f64, f64) {
+        if self.real_collector_cpu_pct > 0.0 || self.real_duration_s <= 0.0 {
+            return (
+                self.real_collector_cpu_pct,
+                self.sim_collector_cpu_pct,
+                self.collector_cpu_error_pp,
+            );
+        }
+        let per_s = 100.0 / self.real_duration_s;
+        let (real, sim) = (
+            self.real_collector_cpu_s * per_s,
+            self.sim_collector_cpu_s * per_s,
+        );
+        (real, sim, (real - sim).abs())
+    }
+}
+
+/// How `sim validate` simulated Aegis: as scx_aegis runs by default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AegisSimSettings {
+    /// The Q-network's model (`--model`).
+    pub model_file: PathBuf,
+    /// Syscalls per 10 ms window of a task's CPU above which it is a producer.
+    pub producer_syscalls_per_window: u32,
+    /// The delta gate.
+    pub delta: u32,
 }
 
 /// Everything `sim validate` writes.
@@ -79,12 +126,33 @@ pub struct ValidationReport {
     /// The real trials replayed (`--real-trials`); none when they were run for this report.
     #[serde(default)]
     pub real_trials_file: Option<PathBuf>,
-    /// Whether the calibration was measured on this machine, kernel and CPU count.
+    /// Whether the calibration was measured on the machine, kernel and CPU count of the real
+    /// trials (this host's, or a guest's for guest runs).
     #[serde(default)]
     pub calibration_from_this_host: bool,
     /// Whether waking tasks were placed with Linux's lag inflation.
     #[serde(default)]
     pub inflate_placement_lag: bool,
+    /// The schedulers validated (`eevdf` in reports that predate the choice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedulers: Vec<String>,
+    /// The largest loss error of each scheduler.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_error_pp_by_scheduler: BTreeMap<String, f64>,
+    /// The largest collector CPU error (percentage points of one CPU), and whether it is
+    /// within the target at every point.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_collector_cpu_error_pp: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub collector_cpu_target_met: bool,
+    /// Simulated Aegis's settings, when Aegis was validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aegis: Option<AegisSimSettings>,
+    /// The machine, kernel and CPUs of the real trials (a guest's for guest runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_machine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_kernel: Option<String>,
     pub git_rev: String,
     pub date: String,
 }
@@ -321,6 +389,27 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 8, "found {seen} simulator results under results/");
+    }
+
+    #[test]
+    fn guest_sim_to_real_rounds_read_and_write_back_unchanged() {
+        let dir = Path::new("results/sim-validate-guest");
+        let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        let mut rounds = 0;
+        for entry in std::fs::read_dir(&full).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let file = dir.join(&name);
+            match name.as_str() {
+                _ if name.ends_with("-calibration.json") => round_trips::<Calibration>(&file),
+                _ if name.ends_with("-trials.json") => round_trips::<Vec<Trial>>(&file),
+                _ if name.ends_with(".json") => {
+                    round_trips::<ValidationReport>(&file);
+                    rounds += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(rounds >= 3, "found {rounds} rounds in {}", dir.display());
     }
 
     #[test]

@@ -342,8 +342,14 @@ pub fn write_run_image(
         back.push('\n');
     }
     cpio.file("aegis/back", 0o644, back.as_bytes())?;
+    // The kernel's config where `measure::kernel::hz` looks for it (the guest kernels have no
+    // /proc/config.gz): `calibrate` in a guest records its tick.
+    let config = std::fs::read(&kernel.config)
+        .with_context(|| format!("reading {}", kernel.config.display()))?;
+    cpio.dir("boot", 0o755)?;
+    cpio.file(&format!("boot/config-{}", kernel.release), 0o644, &config)?;
     // The kernel's unpacker creates no missing parents: each directory gets its own entry.
-    let mut dirs_made = std::collections::BTreeSet::new();
+    let mut dirs_made = std::collections::BTreeSet::from(["boot".to_string()]);
     for (guest_path, bytes) in files_in {
         let relative = guest_path.trim_start_matches('/');
         let mut parent = Path::new(relative).parent();

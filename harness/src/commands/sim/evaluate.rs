@@ -176,7 +176,7 @@ impl EvalOptions {
                     common.calibration.display()
                 )
             })?;
-        let network = load_network(&only.model)?;
+        let network = load_network(&common.model)?;
         let ring_bytes = parse_size(&common.ring_size)
             .with_context(|| format!("--ring-size {}", common.ring_size))?;
         let quick = common.quick;
@@ -184,7 +184,7 @@ impl EvalOptions {
             calibration,
             calibration_file: common.calibration.clone(),
             network,
-            model_file: only.model.clone(),
+            model_file: common.model.clone(),
             cpus: only.cpus.clone().unwrap_or_else(|| {
                 if quick {
                     vec![2, 8]

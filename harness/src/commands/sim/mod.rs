@@ -1,8 +1,10 @@
-//! `aegis-bench sim`: `validate` (the simulator against real host runs) and `evaluate` (the
-//! simulated schedulers against the bound and the fair share). `sim --validate` and `sim --evaluate`, their old
+//! `aegis-bench sim`: `validate` (the simulator against real runs, on the host or in a guest)
+//! and `evaluate` (the simulated schedulers against the bound and the fair share).
+//! `sim --validate` and `sim --evaluate`, their old
 //! spelling, land here too.
 
 pub mod evaluate;
+mod guest;
 pub mod validate;
 
 use anyhow::{bail, Result};

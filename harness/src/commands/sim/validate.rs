@@ -1,8 +1,10 @@
-//! `aegis-bench sim validate`: runs real host attacks (EEVDF, built-in collector, openat,
-//! 64 KiB ring) at several intensities, or replays saved ones, simulates each with the
-//! calibrated parameters, and reports real and simulated loss side by side. A calibration
-//! from another machine, kernel or CPU count is flagged: the costs move with all three (2x
-//! between two of our VMs).
+//! `aegis-bench sim validate`: runs real attacks (built-in collector, openat, 64 KiB ring by
+//! default) at several intensities under each `--scheduler` (EEVDF on the host; EEVDF and Aegis
+//! in a sched_ext guest with `--vm`, see [`super::guest`]), or replays saved ones, simulates
+//! each with the calibrated parameters and the scheduler's simulated policy, and reports real
+//! and simulated loss and collector CPU side by side. A calibration from another machine,
+//! kernel or CPU count than the real runs' is flagged: the costs move with all three (2x
+//! between two of our VMs, more under TCG).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,15 +13,16 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use attacks::FloodKind;
 use comfy_table::Table;
-use scheduler::sim::{simulate, Calibration, EevdfModel, SimConfig};
+use scheduler::aegis::qnet::QNet;
+use scheduler::sim::{simulate, Aegis, Calibration, Cfs, EevdfModel, SimConfig, SimResult};
 
+use super::evaluate::{load_network, AEGIS_DELTA};
 use super::FLOOD;
 use crate::cli::ValidateArgs;
 use crate::collector::CollectorKind;
 use crate::commands::calibrate::{online_cpus, real_attack};
 use crate::files::write_atomically;
-use crate::measure::kernel;
-use crate::results::sim::{ValidationPoint, ValidationReport};
+use crate::results::sim::{AegisSimSettings, ValidationPoint, ValidationReport};
 use crate::results::trial::{now_rfc3339, Trial};
 use crate::run::AttackOptions;
 use crate::size::parse_ring_size;
@@ -29,8 +32,38 @@ use crate::GIT_REV;
 /// report: at the validated floods a 64 KiB ring fills in about this time.
 const LONG_WAIT_NS: u64 = 500_000;
 
-/// The issue's sim-to-real target, in percentage points of loss.
+/// The issue's sim-to-real target, in percentage points of loss (and of one CPU for the
+/// collector's CPU).
 const TARGET_ERROR_PP: f64 = 5.0;
+
+/// scx_aegis's default `--producer-syscalls-per-window` (scheduler/scx_aegis/src/main.rs): the
+/// simulated Aegis classifies producers as the real one does. The simulator's own default
+/// (1,000, `Backbone::default`) is above what a producer makes under TCG.
+const SCX_AEGIS_PRODUCER_SYSCALLS: u32 = 20;
+
+/// A real scheduler `sim validate` knows how to simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimulatedAs {
+    /// The kernel's EEVDF: the `--eevdf-model`.
+    Eevdf,
+    /// The kernel's CFS (a 6.1 guest): the simulator's CFS.
+    Cfs,
+    /// scx_aegis: the simulator's Aegis with the `--model` network, delta gate and producer
+    /// threshold scx_aegis runs by default.
+    Aegis,
+}
+
+impl SimulatedAs {
+    /// The policy a trial's scheduler is simulated with, if any.
+    pub fn of(scheduler: &str) -> Option<Self> {
+        match scheduler {
+            "eevdf" => Some(Self::Eevdf),
+            "cfs" => Some(Self::Cfs),
+            "aegis" => Some(Self::Aegis),
+            _ => None,
+        }
+    }
+}
 
 /// What to validate, from the command line and the calibration it names.
 #[derive(Clone, Debug)]
@@ -38,9 +71,10 @@ pub struct ValidateOptions {
     pub json: PathBuf,
     pub calibration_file: PathBuf,
     pub calibration: Calibration,
-    /// Whether the calibration was measured on this machine, kernel and CPU count.
+    /// Whether the calibration was measured on the real trials' machine, kernel and CPU count
+    /// (set once the trials are known).
     pub calibration_from_this_host: bool,
-    /// This machine's CPUs, the simulated machine's too.
+    /// The real trials' CPUs, the simulated machine's too (set once the trials are known).
     pub cpus: usize,
     /// Flood threads, one intensity each.
     pub threads: Vec<u32>,
@@ -57,16 +91,24 @@ pub struct ValidateOptions {
     pub per_cpu_run_queues: bool,
     /// Real trials to replay instead of running new ones.
     pub real_trials: Option<PathBuf>,
+    /// The schedulers asked for (`None`: eevdf for new runs, all of a replayed file).
+    pub schedulers: Option<Vec<String>>,
+    /// Where new real trials are saved.
+    pub save_trials: Option<PathBuf>,
+    /// The network simulated Aegis runs.
+    pub model_file: PathBuf,
 }
 
 impl ValidateOptions {
-    /// Reads the calibration (warning when it is another host's) and fills in the defaults.
+    /// Reads the calibration and fills in the defaults.
     pub fn from_args(args: &ValidateArgs) -> Result<Self> {
         let common = &args.common;
-        let json = common
-            .json
-            .clone()
-            .context("--validate needs --json FILE for its report")?;
+        // The guest's half of `--vm` measures only: it writes no report.
+        let json = match &common.json {
+            Some(json) => json.clone(),
+            None if args.only.measure_only => PathBuf::new(),
+            None => bail!("--validate needs --json FILE for its report"),
+        };
         let calibration = Calibration::load(&common.calibration)
             .map_err(anyhow::Error::msg)
             .with_context(|| {
@@ -76,7 +118,6 @@ impl ValidateOptions {
                     common.calibration.display()
                 )
             })?;
-        let calibration_from_this_host = from_this_host(&calibration, &common.calibration);
         let threads: Vec<u32> = if common.quick && common.threads.is_none() {
             vec![1, 4]
         } else {
@@ -89,7 +130,7 @@ impl ValidateOptions {
             json,
             calibration_file: common.calibration.clone(),
             calibration,
-            calibration_from_this_host,
+            calibration_from_this_host: false,
             cpus: online_cpus(),
             threads,
             duration: common
@@ -104,26 +145,45 @@ impl ValidateOptions {
             eevdf_model: common.eevdf_model.map_or(EevdfModel::Linux, Into::into),
             per_cpu_run_queues: args.only.per_cpu_run_queues,
             real_trials: args.only.real_trials.clone(),
+            schedulers: args.only.scheduler.clone(),
+            save_trials: args.only.save_trials.clone(),
+            model_file: common.model.clone(),
         })
+    }
+
+    /// The schedulers new real runs measure.
+    pub fn schedulers_to_run(&self) -> Vec<String> {
+        self.schedulers
+            .clone()
+            .unwrap_or_else(|| vec!["eevdf".to_string()])
     }
 }
 
-/// Whether `calibration` was measured on this machine, kernel and CPU count; says so if not.
-fn from_this_host(calibration: &Calibration, file: &Path) -> bool {
-    let host = (kernel::hostname(), kernel::release(), online_cpus());
+/// The machine, kernel and CPU count the real trials ran on (CPUs: this host's for trials
+/// that predate recording them).
+fn real_machine(trials: &[Trial]) -> (String, String, usize) {
+    let env = &trials[0].env;
+    let cpus = env.cpus.map_or_else(online_cpus, |n| n as usize);
+    (env.machine.clone(), env.kernel.clone(), cpus)
+}
+
+/// Whether `calibration` was measured where the real trials ran; says so if not.
+fn from_trials_machine(calibration: &Calibration, file: &Path, trials: &[Trial]) -> bool {
+    let real = real_machine(trials);
     let same =
-        (&calibration.machine, &calibration.kernel, calibration.cpus) == (&host.0, &host.1, host.2);
+        (&calibration.machine, &calibration.kernel, calibration.cpus) == (&real.0, &real.1, real.2);
     if !same {
         crate::say!(
-            "warning: {} was measured on {} ({}, {} CPUs), this is {} ({}, {} CPUs): its \
-             costs may not hold here; run `aegis-bench calibrate --out FILE` on this machine",
+            "warning: {} was measured on {} ({}, {} CPUs), the real trials ran on {} ({}, {} \
+             CPUs): its costs may not hold there; calibrate where the trials run (`aegis-bench \
+             calibrate --out FILE`, or `sim validate --vm`)",
             file.display(),
             calibration.machine,
             calibration.kernel,
             calibration.cpus,
-            host.0,
-            host.1,
-            host.2
+            real.0,
+            real.1,
+            real.2
         );
     }
     same
@@ -131,11 +191,27 @@ fn from_this_host(calibration: &Calibration, file: &Path) -> bool {
 
 /// `aegis-bench sim validate`.
 pub fn run(args: &ValidateArgs) -> Result<()> {
-    let options = ValidateOptions::from_args(args)?;
+    if args.only.measure_only {
+        return super::guest::measure(args);
+    }
+    let mut args = args.clone();
+    if args.only.vm {
+        super::guest::measure_in_guest(&args)?;
+        // The guest's trials are replayed like any saved ones.
+        args.only.real_trials = args.only.save_trials.take();
+    }
+    let mut options = ValidateOptions::from_args(&args)?;
     let trials = real_trials(&options)?;
+    let (_, _, cpus) = real_machine(&trials);
+    options.cpus = cpus;
+    options.calibration_from_this_host =
+        from_trials_machine(&options.calibration, &options.calibration_file, &trials);
     let started = Instant::now();
-    let points = simulate_points(&options, &trials)?;
-    let report = validation_report(options.clone(), &trials, points);
+    let network = needs_network(&trials)
+        .then(|| load_network(&options.model_file))
+        .transpose()?;
+    let points = simulate_points(&options, &trials, network.as_ref())?;
+    let report = validation_report(options.clone(), &trials, points, network.is_some());
     let mut bytes = serde_json::to_vec_pretty(&report).context("serializing the report")?;
     bytes.push(b'\n');
     write_atomically(&options.json, &bytes)?;
@@ -143,9 +219,16 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     crate::figures::sim_to_real::draw_validation(&report, &png, &svg)?;
     crate::out!("{}", points_table(&report));
     crate::out!(
-        "max error {:.2} pp (target <= {TARGET_ERROR_PP} pp): {}; simulated in {:.2} s",
+        "max error {:.2} pp of loss (target <= {TARGET_ERROR_PP} pp): {}; collector CPU {:.2} \
+         pp of a CPU: {}; simulated in {:.2} s",
         report.max_error_pp,
         if report.target_met { "met" } else { "NOT met" },
+        report.max_collector_cpu_error_pp,
+        if report.collector_cpu_target_met {
+            "met"
+        } else {
+            "NOT met"
+        },
         started.elapsed().as_secs_f64()
     );
     crate::out!(
@@ -157,57 +240,95 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The real side: new host attacks, or the trials `--real-trials` names.
-fn real_trials(options: &ValidateOptions) -> Result<Vec<Trial>> {
-    let flood = FLOOD;
-    let threads = &options.threads;
-    let duration = options.duration;
-    let repetitions = options.repetitions;
+/// Whether any trial is simulated as Aegis (which needs the network).
+fn needs_network(trials: &[Trial]) -> bool {
+    trials
+        .iter()
+        .any(|t| SimulatedAs::of(&t.id.scheduler) == Some(SimulatedAs::Aegis))
+}
+
+/// The real side: new attacks on this machine (saved to `--save-trials`), or the trials
+/// `--real-trials` names.
+pub(super) fn real_trials(options: &ValidateOptions) -> Result<Vec<Trial>> {
     let trials = match &options.real_trials {
-        Some(path) => real_trials_from(path, flood)?,
+        Some(path) => real_trials_from(path, options.schedulers.as_deref())?,
         None => {
-            let thread_list: Vec<String> = threads.iter().map(u32::to_string).collect();
-            crate::say!(
-                "validate: aegis-bench attack --flood {flood} --threads {} --duration {duration} \
-                 --ring-size {} --collector builtin --scheduler eevdf --repetitions {repetitions}",
-                thread_list.join(","),
-                options.ring_size
-            );
-            real_attack(&AttackOptions {
-                flood: FloodKind::Openat,
-                threads: threads.clone(),
-                duration_s: duration,
-                ring_sizes: vec![parse_ring_size(&options.ring_size)?],
-                collectors: vec![CollectorKind::Builtin],
-                schedulers: vec!["eevdf".to_string()],
-                repetitions,
-                ..AttackOptions::default()
-            })?
+            let trials = run_real_trials(options)?;
+            if let Some(path) = &options.save_trials {
+                let mut bytes = serde_json::to_vec_pretty(&trials)?;
+                bytes.push(b'\n');
+                write_atomically(path, &bytes)?;
+                crate::say!("validate: wrote the real trials to {}", path.display());
+            }
+            trials
         }
     };
     Ok(trials)
 }
 
-/// Real trials saved by `aegis-bench attack --json`, checked to be what validation replays.
-fn real_trials_from(path: &Path, flood: &str) -> Result<Vec<Trial>> {
+/// New real attacks, every scheduler at every intensity.
+fn run_real_trials(options: &ValidateOptions) -> Result<Vec<Trial>> {
+    let (flood, duration, repetitions) = (FLOOD, options.duration, options.repetitions);
+    let schedulers = options.schedulers_to_run();
+    for name in &schedulers {
+        if SimulatedAs::of(name).is_none() {
+            bail!(unsupported_scheduler(name));
+        }
+    }
+    let thread_list: Vec<String> = options.threads.iter().map(u32::to_string).collect();
+    crate::say!(
+        "validate: aegis-bench attack --flood {flood} --threads {} --duration {duration} \
+         --ring-size {} --collector builtin --scheduler {} --repetitions {repetitions}",
+        thread_list.join(","),
+        options.ring_size,
+        schedulers.join(",")
+    );
+    real_attack(&AttackOptions {
+        flood: FloodKind::Openat,
+        threads: options.threads.clone(),
+        duration_s: duration,
+        ring_sizes: vec![parse_ring_size(&options.ring_size)?],
+        collectors: vec![CollectorKind::Builtin],
+        schedulers,
+        repetitions,
+        ..AttackOptions::default()
+    })
+}
+
+fn unsupported_scheduler(name: &str) -> String {
+    format!("sim validate simulates eevdf, cfs and aegis; {name} has no simulated policy here")
+}
+
+/// Real trials saved by `aegis-bench attack --json` (or `--save-trials`), checked to be what
+/// validation replays; only those of `schedulers` when given.
+fn real_trials_from(path: &Path, schedulers: Option<&[String]>) -> Result<Vec<Trial>> {
+    let flood = FLOOD;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--real-trials: reading {}", path.display()))?;
-    let trials: Vec<Trial> = serde_json::from_str(&text).with_context(|| {
+    let mut trials: Vec<Trial> = serde_json::from_str(&text).with_context(|| {
         format!(
             "--real-trials: {} is not a trial list (write one with `aegis-bench attack --json \
              FILE`)",
             path.display()
         )
     })?;
+    if let Some(schedulers) = schedulers {
+        for name in schedulers {
+            if !trials.iter().any(|t| &t.id.scheduler == name) {
+                bail!("--real-trials: {} holds no {name} trials", path.display());
+            }
+        }
+        trials.retain(|t| schedulers.contains(&t.id.scheduler));
+    }
     if trials.is_empty() {
         bail!("--real-trials: {} holds no trials", path.display());
     }
     for trial in &trials {
-        let fair = matches!(trial.id.scheduler.as_str(), "eevdf" | "cfs");
-        if trial.id.flood != flood || trial.id.collector != "builtin" || !fair {
+        let known = SimulatedAs::of(&trial.id.scheduler).is_some();
+        if trial.id.flood != flood || trial.id.collector != "builtin" || !known {
             bail!(
                 "--real-trials: {} holds a {} flood with the {} collector on {}; validation \
-                 replays {flood} floods with the built-in collector on the kernel's fair class \
+                 replays {flood} floods with the built-in collector on eevdf, cfs or aegis \
                  (`aegis-bench attack --flood {flood} --collector builtin --scheduler eevdf`)",
                 path.display(),
                 trial.id.flood,
@@ -219,8 +340,12 @@ fn real_trials_from(path: &Path, flood: &str) -> Result<Vec<Trial>> {
     Ok(trials)
 }
 
-/// One point per intensity: the real trials at it beside their simulation.
-fn simulate_points(options: &ValidateOptions, trials: &[Trial]) -> Result<Vec<ValidationPoint>> {
+/// One point per scheduler and intensity: the real trials at it beside their simulation.
+fn simulate_points(
+    options: &ValidateOptions,
+    trials: &[Trial],
+    network: Option<&QNet>,
+) -> Result<Vec<ValidationPoint>> {
     let tick_ns = options.eevdf_model.tick_ns(&options.calibration);
     if options.eevdf_model == EevdfModel::Linux && tick_ns.is_none() {
         crate::say!(
@@ -230,14 +355,24 @@ fn simulate_points(options: &ValidateOptions, trials: &[Trial]) -> Result<Vec<Va
             options.calibration_file.display()
         );
     }
-    let mut by_threads: BTreeMap<u32, Vec<&Trial>> = BTreeMap::new();
+    // Schedulers in the order they first appear, intensities ascending.
+    let mut order: Vec<&str> = Vec::new();
+    let mut groups: BTreeMap<(usize, u32), Vec<&Trial>> = BTreeMap::new();
     for trial in trials {
-        by_threads.entry(trial.id.threads).or_default().push(trial);
+        let name = trial.id.scheduler.as_str();
+        let rank = order.iter().position(|n| *n == name).unwrap_or_else(|| {
+            order.push(name);
+            order.len() - 1
+        });
+        groups
+            .entry((rank, trial.id.threads))
+            .or_default()
+            .push(trial);
     }
-    by_threads
+    groups
         .iter()
-        .map(|(threads, reps)| {
-            let sim = simulate_intensity(options, tick_ns, *threads, reps)?;
+        .map(|((_, threads), reps)| {
+            let sim = simulate_intensity(options, tick_ns, network, *threads, reps)?;
             Ok(validation_point(*threads, reps, sim))
         })
         .collect()
@@ -254,13 +389,39 @@ struct Simulated {
     config: SimConfig,
 }
 
-/// Simulates `threads` producers for as long as the real repetitions `reps` ran, per seed.
+/// One simulation of `config` under the policy the real scheduler `kind` is simulated with.
+fn simulate_as(
+    kind: SimulatedAs,
+    options: &ValidateOptions,
+    network: Option<&QNet>,
+    config: &SimConfig,
+) -> SimResult {
+    match kind {
+        SimulatedAs::Eevdf => {
+            let mut policy = options.eevdf_model.policy(config.cpus, config.tick_ns);
+            policy.per_cpu_run_queues |= options.per_cpu_run_queues;
+            simulate(config, &mut policy)
+        }
+        SimulatedAs::Cfs => simulate(config, &mut Cfs::new(config.cpus)),
+        SimulatedAs::Aegis => {
+            let mut aegis = Aegis::new(network.cloned(), config.tick_ns, AEGIS_DELTA);
+            aegis.backbone.producer_syscalls_per_window = SCX_AEGIS_PRODUCER_SYSCALLS;
+            simulate(config, &mut aegis)
+        }
+    }
+}
+
+/// Simulates `threads` producers for as long as the real repetitions `reps` ran, per seed,
+/// under the policy of their scheduler.
 fn simulate_intensity(
     options: &ValidateOptions,
     tick_ns: Option<u64>,
+    network: Option<&QNet>,
     threads: u32,
     reps: &[&Trial],
 ) -> Result<Simulated> {
+    let scheduler = &reps[0].id.scheduler;
+    let kind = SimulatedAs::of(scheduler).with_context(|| unsupported_scheduler(scheduler))?;
     let real_duration_s = reps.iter().map(|t| t.attack.duration_s).sum::<f64>() / reps.len() as f64;
     let mut by_seed = Vec::new();
     let (mut produced, mut dropped, mut collector_ns, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
@@ -280,9 +441,7 @@ fn simulate_intensity(
         if let Some(tick_ns) = tick_ns {
             config.tick_ns = tick_ns;
         }
-        let mut policy = options.eevdf_model.policy(config.cpus, config.tick_ns);
-        policy.per_cpu_run_queues |= options.per_cpu_run_queues;
-        let result = simulate(&config, &mut policy);
+        let result = simulate_as(kind, options, network, &config);
         by_seed.push(result.loss_pct);
         produced += result.produced;
         dropped += result.dropped;
@@ -312,6 +471,15 @@ fn validation_point(threads: u32, reps: &[&Trial], sim: Simulated) -> Validation
     let n = sim.loss_pct_by_seed.len() as f64;
     let sim_loss_pct = sim.loss_pct_by_seed.iter().sum::<f64>() / n;
     let real_by_rep: Vec<f64> = reps.iter().map(|t| t.accounting.loss_pct).collect();
+    let real_cpu_s = |t: &Trial| {
+        t.cost
+            .collector_consuming_cpu_s
+            .unwrap_or(t.cost.collector_cpu_s)
+    };
+    // Percent of one CPU over the run; the simulation ran as long as the mean real run.
+    let real_collector_cpu_pct = mean(&|t| 100.0 * real_cpu_s(t) / t.attack.duration_s);
+    let sim_collector_cpu_pct =
+        100.0 * sim.collector_ns as f64 / n / sim.config.duration_ns.max(1) as f64;
     // Means of what the real collector measured, where every repetition measured it.
     let mean_measured = |f: &dyn Fn(&Trial) -> Option<u64>| {
         reps.iter()
@@ -331,11 +499,7 @@ fn validation_point(threads: u32, reps: &[&Trial], sim: Simulated) -> Validation
         real_generated: mean(&|t| t.accounting.generated as f64) as u64,
         real_dropped: mean(&|t| t.accounting.dropped as f64) as u64,
         real_duration_s: mean(&|t| t.attack.duration_s),
-        real_collector_cpu_s: mean(&|t| {
-            t.cost
-                .collector_consuming_cpu_s
-                .unwrap_or(t.cost.collector_cpu_s)
-        }),
+        real_collector_cpu_s: mean(&|t| real_cpu_s(t)),
         real_collector_wakeups: mean(&|t| t.cost.collector_wakeups as f64) as u64,
         real_collector_sleeps: mean_measured(&|t| t.cost.collector_sleeps),
         real_long_waits: mean_measured(&|t| {
@@ -350,6 +514,9 @@ fn validation_point(threads: u32, reps: &[&Trial], sim: Simulated) -> Validation
         sim_produced: sim.produced / n as u64,
         sim_dropped: sim.dropped / n as u64,
         sim_collector_cpu_s: sim.collector_ns as f64 / n / 1e9,
+        real_collector_cpu_pct,
+        sim_collector_cpu_pct,
+        collector_cpu_error_pp: (real_collector_cpu_pct - sim_collector_cpu_pct).abs(),
         sim_config: sim.config,
     }
 }
@@ -358,9 +525,24 @@ fn validation_report(
     options: ValidateOptions,
     trials: &[Trial],
     points: Vec<ValidationPoint>,
+    simulated_aegis: bool,
 ) -> ValidationReport {
     let max_error_pp = points.iter().map(|p| p.error_pp).fold(0.0, f64::max);
+    let max_cpu_error_pp = points
+        .iter()
+        .map(|p| p.collector_cpu_error_pp)
+        .fold(0.0, f64::max);
+    let mut schedulers: Vec<String> = Vec::new();
+    let mut by_scheduler: BTreeMap<String, f64> = BTreeMap::new();
+    for p in &points {
+        if !schedulers.contains(&p.scheduler) {
+            schedulers.push(p.scheduler.clone());
+        }
+        let max = by_scheduler.entry(p.scheduler.clone()).or_insert(0.0);
+        *max = max.max(p.error_pp);
+    }
     let linux = options.eevdf_model == EevdfModel::Linux;
+    let (machine, kernel, _) = real_machine(trials);
     ValidationReport {
         target_met: max_error_pp <= TARGET_ERROR_PP,
         max_error_pp,
@@ -376,6 +558,17 @@ fn validation_report(
         calibration_from_this_host: options.calibration_from_this_host,
         tick_ns: points.first().map_or(0, |p| p.sim_config.tick_ns),
         real_trials_file: options.real_trials,
+        schedulers,
+        max_error_pp_by_scheduler: by_scheduler,
+        max_collector_cpu_error_pp: max_cpu_error_pp,
+        collector_cpu_target_met: max_cpu_error_pp <= TARGET_ERROR_PP,
+        aegis: simulated_aegis.then_some(AegisSimSettings {
+            model_file: options.model_file,
+            producer_syscalls_per_window: SCX_AEGIS_PRODUCER_SYSCALLS,
+            delta: AEGIS_DELTA,
+        }),
+        real_machine: Some(machine),
+        real_kernel: Some(kernel),
         git_rev: GIT_REV.to_string(),
         date: now_rfc3339(),
         points,
@@ -386,25 +579,27 @@ fn validation_report(
 fn points_table(report: &ValidationReport) -> Table {
     let mut table = Table::new();
     table.set_header([
+        "scheduler",
         "threads",
         "real loss % (mean)",
         "real min..max",
         "sim loss %",
         "error (pp)",
-        "collector CPU s real / sim",
+        "collector CPU % real / sim (error pp)",
         "collector sleeps real / sim",
         "waits >= 0.5 ms real / sim",
     ]);
     for p in &report.points {
         table.add_row([
+            p.scheduler.clone(),
             p.threads.to_string(),
             format!("{:.2}", p.real_loss_pct),
             format!("{:.1}..{:.1}", p.real_loss_pct_min, p.real_loss_pct_max),
             format!("{:.2}", p.sim_loss_pct),
             format!("{:.2}", p.error_pp),
             format!(
-                "{:.3} / {:.3}",
-                p.real_collector_cpu_s, p.sim_collector_cpu_s
+                "{:.1} / {:.1} ({:.1})",
+                p.real_collector_cpu_pct, p.sim_collector_cpu_pct, p.collector_cpu_error_pp
             ),
             format!(
                 "{} / {}",
