@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::derived::add_derived;
-use super::thresholds::{Direction, MetricRule, Ratio, Thresholds, DEFAULT_METRICS};
+use super::thresholds::{Direction, MetricRule, Thresholds, DEFAULT_METRICS};
 use crate::error::InputError;
 use crate::results::trial::Trial;
 use crate::stats::{boot_means, welch_greater, Summary, Welch};
@@ -199,7 +199,8 @@ fn with_scheduler(cell: &str, scheduler: &str) -> Option<String> {
 
 /// A rule's samples in `cell` of one side: the field's values, one per trial, or for a
 /// ratio one per boot that both the cell and its control cell ran in: the mean of the cell's
-/// values in that boot over the mean of the control's. The control's own cell has none.
+/// values in that boot over the mean of the control's (of its `control_field`, if given).
+/// The control's own cell has none.
 fn rule_samples(
     side: &Cells,
     cell: &str,
@@ -210,10 +211,10 @@ fn rule_samples(
     let Some(trials) = side.get(cell) else {
         return Ok(Vec::new());
     };
-    let Some(Ratio { of, control }) = &rule.ratio else {
+    let Some(ratio) = &rule.ratio else {
         return samples(trials, metric, side_name);
     };
-    let control_cell = match with_scheduler(cell, control) {
+    let control_cell = match with_scheduler(cell, &ratio.control) {
         Some(key) if key != cell => key,
         _ => return Ok(Vec::new()),
     };
@@ -222,18 +223,18 @@ fn rule_samples(
     };
     // Boots are numbered by their first appearance in either cell, so the two line up.
     let mut boots: BTreeMap<(String, u64), u32> = BTreeMap::new();
-    let mut per_boot = |trials: &[Value]| -> Result<BTreeMap<u32, f64>, InputError> {
+    let mut per_boot = |trials: &[Value], field: &str| -> Result<BTreeMap<u32, f64>, InputError> {
         let mut values = Vec::new();
         for trial in trials {
-            if let Some(&value) = samples(std::slice::from_ref(trial), of, side_name)?.first() {
+            if let Some(&value) = samples(std::slice::from_ref(trial), field, side_name)?.first() {
                 let next = boots.len() as u32;
                 values.push((*boots.entry(boot_of(trial)).or_insert(next), value));
             }
         }
         Ok(boot_means(values))
     };
-    let numerators = per_boot(trials)?;
-    let denominators = per_boot(control_trials)?;
+    let numerators = per_boot(trials, &ratio.of)?;
+    let denominators = per_boot(control_trials, ratio.divisor())?;
     Ok(numerators
         .iter()
         .filter_map(|(boot, x)| {

@@ -174,10 +174,11 @@ fn write_rules(out: &mut String, comparison: &Comparison) {
         if let Some(ratio) = &rule.ratio {
             let _ = writeln!(
                 out,
-                "\n`{}` is a cell's `{}` over the same cell's under `{}` in the same boot: one \
-                 sample per boot, so the machine's speed cancels out.",
+                "\n`{}` is a cell's `{}` over the same cell's `{}` under `{}` in the same boot: \
+                 one sample per boot, so the machine's speed cancels out.",
                 escape(metric),
                 escape(&ratio.of),
+                escape(ratio.divisor()),
                 escape(&ratio.control)
             );
         }

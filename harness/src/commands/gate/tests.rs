@@ -453,7 +453,7 @@ fn ratios_to_a_control_in_the_same_boot_cancel_the_machines_speed() {
     assert!(
         text.contains(
             "`delivered_vs_fifo` is a cell's `delivered_per_s` over the same cell's \
-             under `eevdf:collector-fifo` in the same boot"
+             `delivered_per_s` under `eevdf:collector-fifo` in the same boot"
         ),
         "{text}"
     );
@@ -556,4 +556,50 @@ fn waits_past_the_claimed_bound_fail() {
         row(&comparison, aegis, "wait_bound_violations").decision,
         Decision::Ok
     );
+}
+
+#[test]
+fn a_ratio_may_divide_by_another_field_of_the_control() {
+    // The workload beside the attack under Aegis over the workload alone under the control
+    // scheduler (EEVDF), in the same boot.
+    let thresholds = parse_thresholds(
+        "[metrics.workload_vs_eevdf_alone]\ndirection = \"higher\"\nabs_tolerance = 0.2\n\
+         ratio_of = \"workload_throughput_per_s\"\ncontrol = \"eevdf:collector-fifo\"\n\
+         control_field = \"workload_alone_throughput_per_s\"\n",
+    )
+    .unwrap();
+    let with_workload = |aegis_beside: [f64; 3]| -> Vec<Trial> {
+        let mut trials = Vec::new();
+        for (boot, beside) in aegis_beside.into_iter().enumerate() {
+            let boot = boot as u32;
+            let speed = 1.0 + boot as f64;
+            let mut fifo = boot_trial("eevdf:collector-fifo", "stress-ng-cpu", boot, 5.0, 1.0);
+            fifo.beside.workload_throughput_per_s = Some(60.0 * speed);
+            fifo.beside.workload_alone_throughput_per_s = Some(200.0 * speed);
+            let mut aegis = boot_trial("aegis", "stress-ng-cpu", boot, 0.0, 1.0);
+            aegis.beside.workload_throughput_per_s = Some(beside * speed);
+            trials.extend([fifo, aegis]);
+        }
+        trials
+    };
+    let baseline = with_workload([180.0, 190.0, 185.0]);
+    let cell = "openat/aegis/builtin/ring16KiB/x8/stress-ng-cpu";
+    let same = compare(
+        &baseline,
+        &with_workload([175.0, 188.0, 192.0]),
+        &thresholds,
+    )
+    .unwrap();
+    let row_same = row(&same, cell, "workload_vs_eevdf_alone");
+    assert_eq!(row_same.decision, Decision::Ok);
+    assert!((row_same.baseline.unwrap().mean - 0.925).abs() < 1e-9);
+    let starved = compare(&baseline, &with_workload([80.0, 90.0, 70.0]), &thresholds).unwrap();
+    assert_eq!(
+        row(&starved, cell, "workload_vs_eevdf_alone").decision,
+        Decision::Regression
+    );
+    assert!(parse_thresholds(
+        "[metrics.x]\ndirection = \"higher\"\ncontrol_field = \"workload_alone_throughput_per_s\"\n"
+    )
+    .is_err());
 }

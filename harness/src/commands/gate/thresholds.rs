@@ -57,6 +57,17 @@ pub struct Ratio {
     pub of: String,
     /// The scheduler label of the cell that divides it (`eevdf:collector-fifo`).
     pub control: String,
+    /// The control's field that divides it, when not `of` itself: the control's
+    /// `workload_alone_throughput_per_s` (the workload alone under EEVDF, in that boot)
+    /// divides a cell's `workload_throughput_per_s`.
+    pub control_field: Option<String>,
+}
+
+impl Ratio {
+    /// The control's field that divides.
+    pub fn divisor(&self) -> &str {
+        self.control_field.as_deref().unwrap_or(&self.of)
+    }
 }
 
 impl MetricRule {
@@ -193,6 +204,7 @@ struct MetricEntry {
     cells: Vec<String>,
     ratio_of: Option<String>,
     control: Option<String>,
+    control_field: Option<String>,
 }
 
 fn yes() -> bool {
@@ -201,8 +213,8 @@ fn yes() -> bool {
 
 const THRESHOLDS_KEYS: &str = "the keys are `alpha` and, per [metrics.FIELD], `direction` \
                                (\"lower\" or \"higher\"), `abs_tolerance`, `rel_tolerance`, \
-                               `significance_test`, `limit`, `cells`, `ratio_of`, `control` \
-                               and `enabled` (see docs/gate.md)";
+                               `significance_test`, `limit`, `cells`, `ratio_of`, `control`, \
+                               `control_field` and `enabled` (see docs/gate.md)";
 
 /// Parses a thresholds file onto the defaults: each `[metrics.FIELD]` replaces the built-in
 /// rule of that field (or adds one; `direction` is required, tolerances default to 0),
@@ -272,14 +284,17 @@ fn rule_of(name: &str, direction: Direction, entry: MetricEntry) -> Result<Metri
         )));
     }
     let ratio = match (entry.ratio_of, entry.control) {
-        (Some(of), Some(control)) if !of.is_empty() && !control.is_empty() => {
-            Some(Ratio { of, control })
-        }
-        (None, None) => None,
+        (Some(of), Some(control)) if !of.is_empty() && !control.is_empty() => Some(Ratio {
+            of,
+            control,
+            control_field: entry.control_field,
+        }),
+        (None, None) if entry.control_field.is_none() => None,
         _ => {
             return Err(InputError(format!(
                 "[metrics.{name}] needs both ratio_of (the trial field divided) and control (the \
-                 scheduler whose cell in the same boot divides it), or neither"
+                 scheduler whose cell in the same boot divides it), or neither (and \
+                 control_field only with them)"
             )))
         }
     };
@@ -373,7 +388,8 @@ mod tests {
             ratio.ratio,
             Some(Ratio {
                 of: "delivered_per_s".into(),
-                control: "eevdf:collector-fifo".into()
+                control: "eevdf:collector-fifo".into(),
+                control_field: None,
             })
         );
         let canary = MetricRule {
