@@ -127,12 +127,13 @@ fn perform_canary(path: &std::ffi::CStr, tally: &mut SyscallTally) -> CanaryReco
     // SAFETY: `path` is a valid NUL-terminated string.
     let fd = unsafe { libc::syscall(SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, 0o600) };
     tally.add(SYS_openat);
+    // Only our own file is unlinked: one that was there first belongs to someone else.
     if fd >= 0 {
         unsafe { libc::syscall(SYS_close, fd) };
         tally.add(SYS_close);
+        unsafe { libc::syscall(SYS_unlinkat, libc::AT_FDCWD, path.as_ptr(), 0) };
+        tally.add(SYS_unlinkat);
     }
-    unsafe { libc::syscall(SYS_unlinkat, libc::AT_FDCWD, path.as_ptr(), 0) };
-    tally.add(SYS_unlinkat);
     CanaryRecord {
         path: path.to_string_lossy().into_owned(),
         ts_ns,
@@ -402,7 +403,9 @@ fn flood_thread(
         state.iterate(&mut tally);
         iterations += 1;
         if let Some(pace) = pace {
-            let on_schedule = pace * iterations as u32;
+            // Never past the flood's end: a pace longer than the flood (`--rate 1 --threads 4`
+            // paces each thread at 4 s) would otherwise stretch a 1 s flood to 4 s.
+            let on_schedule = pace.mul_f64(iterations as f64).min(duration);
             let elapsed = start.elapsed();
             if on_schedule > elapsed {
                 std::thread::sleep(on_schedule - elapsed);
@@ -471,4 +474,30 @@ fn run_cmd(
         canary,
         cmd_exit_code: exit_code,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pace_longer_than_the_flood_ends_with_the_flood() {
+        let state = FloodState::new(FloodKind::Openat, std::path::Path::new("/dev/null")).unwrap();
+        let start = Instant::now();
+        let result = flood_thread(
+            state,
+            Duration::from_millis(100),
+            None,
+            Some(Duration::from_secs(60)),
+            None,
+        );
+        // One iteration, then the sleep stops at the flood's end, not a minute later (the
+        // margin is for a loaded machine).
+        assert_eq!(result.iterations, 1);
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
+    }
 }

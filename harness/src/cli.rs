@@ -41,7 +41,7 @@ pub enum Command {
     Calibrate(CalibrateArgs),
     /// The simulator: `sim validate` replays real host runs (EEVDF, built-in collector, openat,
     /// 64KiB ring) in the simulator and reports real and simulated loss per intensity; `sim
-    /// evaluate` compares the simulated schedulers with the oracle.
+    /// evaluate` compares the simulated schedulers with a bound and a fair-share reference.
     Sim(SimArgs),
     /// Train the Aegis Q-network in the simulator (DQN) and write the model, with its
     /// fixed-point export and learning curve, for scx_aegis to load.
@@ -60,6 +60,10 @@ pub enum Command {
     /// Compare a run's trials with a baseline's, metric by metric, with a statistical test over
     /// repetitions; writes a markdown report and exits with status 1 on a regression.
     Gate(GateArgs),
+    /// Regenerate the result tables in markdown files (README.md, docs/) from the result files
+    /// their `<!-- report: ... -->` blocks name; `--check` only compares and exits 1 on any
+    /// difference.
+    Report(ReportArgs),
     /// (internal) The built-in collector process.
     #[command(hide = true)]
     Collect(CollectArgs),
@@ -75,7 +79,12 @@ pub enum Command {
 pub struct AttackArgs {
     /// Syscall pattern to flood with: openat, open-read-close, rdwr, devnull, execve, fork,
     /// connect, stat.
-    #[arg(long, value_name = "KIND", default_value = "openat")]
+    #[arg(
+        long,
+        value_name = "KIND",
+        default_value = "openat",
+        conflicts_with = "cmd"
+    )]
     pub flood: FloodKind,
     /// Flood threads; a comma list runs one trial per value (e.g. 1,4,8).
     #[arg(long, value_name = "N", value_delimiter = ',', default_values_t = [DEFAULT_THREADS])]
@@ -261,11 +270,13 @@ pub enum SimCommand {
     /// Run real host attacks (EEVDF, built-in collector, openat; root), or replay saved ones,
     /// simulate the same intensities and compare real and simulated loss.
     Validate(ValidateArgs),
-    /// Simulate only (no root): each scheduler beside the oracle, and the Aegis ablations.
+    /// Simulate only (no root): each scheduler beside the bound and the fair share, and the
+    /// Aegis ablations.
     ///
     /// EEVDF, CFS, rustland-like, Aegis without the network and Aegis with the DQN across
     /// attack intensities (--threads: producers) and machine sizes (--cpus), each beside the
-    /// oracle, plus the Aegis ablations. Writes --json FILE (a top-level `rows` list) and
+    /// bound on the ordinary tasks' slowdown at its own operating point and the lossless fair
+    /// share (not a bound), plus the Aegis ablations. Writes --json FILE (a top-level `rows` list) and
     /// prints tables.
     Evaluate(EvaluateArgs),
 }
@@ -534,6 +545,17 @@ pub struct RunArgs {
     pub boot: Option<u32>,
     #[command(flatten)]
     pub guest: GuestArgs,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ReportArgs {
+    /// Markdown files holding `<!-- report: KIND RESULTS ... -->` blocks (see
+    /// docs/results.md); result paths are relative to the current directory.
+    #[arg(value_name = "FILE.md", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write nothing: exit 1 if a block differs from what its results generate.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Clone, Debug, Args)]

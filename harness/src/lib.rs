@@ -42,6 +42,7 @@ pub mod figures;
 pub mod files;
 pub mod measure;
 pub mod provlog;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod sched;

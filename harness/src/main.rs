@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Run(args) => return guest_exit(aegis_bench::commands::run::run(&args)),
         Command::Gate(args) => return guest_exit(aegis_bench::commands::gate::gate(&args)),
         Command::Merge(args) => aegis_bench::commands::merge::merge(&args),
+        Command::Report(args) => return guest_exit(aegis_bench::commands::report::report(&args)),
         Command::Calibrate(args) => aegis_bench::commands::calibrate::calibrate(&args).map(|_| ()),
         Command::Sim(args) => aegis_bench::commands::sim::sim(&args),
         Command::Train(args) => aegis_bench::commands::train::train(&args).map(|_| ()),

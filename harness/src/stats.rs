@@ -83,6 +83,17 @@ impl Interval {
         })
     }
 
+    /// As [`Interval::of`], with the interval cut at 0 when no sample is negative: a loss, a
+    /// rate or a wait cannot be below 0, so neither can its mean, and a t interval over three
+    /// boots would otherwise reach below it.
+    pub fn of_nonnegative(samples: &[f64]) -> Option<Interval> {
+        let mut interval = Interval::of(samples)?;
+        if samples.iter().all(|x| *x >= 0.0) {
+            interval.ci95 = interval.ci95.map(|(low, high)| (low.max(0.0), high));
+        }
+        Some(interval)
+    }
+
     /// `12.3 [10.1, 14.5]` with `decimals` places, or `12.3 (n=1)` without an interval.
     pub fn display(&self, decimals: usize) -> String {
         match self.ci95 {
@@ -130,6 +141,16 @@ pub fn paired_ratio(a: &BTreeMap<u32, f64>, b: &BTreeMap<u32, f64>) -> Option<In
     })
 }
 
+/// The geometric mean of ratios: a ratio and its inverse average to 1, so a mean over
+/// ratios that fall on both sides of 1 is not pulled above 1 by the large ones the way an
+/// arithmetic mean is. `None` without values or with one that is not positive and finite.
+pub fn geometric_mean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+        return None;
+    }
+    Some((values.iter().map(|x| x.ln()).sum::<f64>() / values.len() as f64).exp())
+}
+
 /// A Welch t-test's statistic, Welch–Satterthwaite degrees of freedom and one-sided p.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Welch {
@@ -161,6 +182,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn geometric_mean_of_a_ratio_and_its_inverse_is_one() {
+        let mean = geometric_mean(&[0.5, 2.0]).unwrap();
+        assert!((mean - 1.0).abs() < 1e-12);
+        // The arithmetic mean of the same two says 1.25.
+        assert!((geometric_mean(&[1.0, 4.0, 16.0]).unwrap() - 4.0).abs() < 1e-12);
+        assert_eq!(geometric_mean(&[]), None);
+        assert_eq!(geometric_mean(&[1.0, 0.0]), None);
+        assert_eq!(geometric_mean(&[1.0, f64::NAN]), None);
+    }
+
+    #[test]
     fn the_interval_is_students_t() {
         // [1, 2, 3]: mean 2, sd 1, se 1/sqrt(3); t(0.975, 2) = 4.302653.
         let interval = Interval::of(&[1.0, 2.0, 3.0]).unwrap();
@@ -170,6 +202,17 @@ mod tests {
         assert_eq!(interval.display(1), "2.0 [-0.5, 4.5]");
         assert_eq!(Interval::of(&[7.0]).unwrap().display(0), "7 (n=1)");
         assert_eq!(Interval::of(&[]), None);
+        // Losses cannot be negative: the interval stops at 0; with a negative sample it doesn't.
+        assert_eq!(
+            Interval::of_nonnegative(&[1.0, 2.0, 3.0])
+                .unwrap()
+                .display(1),
+            "2.0 [0.0, 4.5]"
+        );
+        assert_eq!(
+            Interval::of_nonnegative(&[-1.0, 2.0, 3.0]).unwrap().ci95,
+            Interval::of(&[-1.0, 2.0, 3.0]).unwrap().ci95
+        );
     }
 
     #[test]

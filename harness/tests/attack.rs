@@ -246,6 +246,16 @@ fn cmd_runs_any_program_as_the_producer() {
     );
     assert_eq!(t["dropped"], 0);
     assert_eq!(t["canary_recorded"], true);
+
+    // A program that fails is a failed trial, not a good one, and the machine is put back.
+    let out = aegis(&["attack", "--cmd", "sh -c 'exit 3'", "--duration", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the --cmd program exited with status 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert_restored(&before);
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -297,8 +307,15 @@ fn compact_collector_accounts_exactly_and_drains_cheaper() {
         json.to_str().unwrap(),
     ]);
     assert_success(&out);
+    // Trials run (and are written) in seeded random order: find each by its collector.
     let trials = read_trials(&json);
-    let (full, compact) = (&trials[0], &trials[1]);
+    let by = |name: &str| {
+        trials
+            .iter()
+            .find(|t| t["collector"] == name)
+            .unwrap_or_else(|| panic!("no {name} trial in {trials:?}"))
+    };
+    let (full, compact) = (by("builtin"), by("builtin-compact"));
     assert_eq!(compact["collector_self_detected_lost"], compact["dropped"]);
     let efficiency = |t: &serde_json::Value| t["received_per_collector_cpu_s"].as_f64().unwrap();
     assert!(
@@ -389,7 +406,9 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
              fairness_attack_jain,fairness_attack_tasks,collector_context_switches,\
              collector_cpu_migrations,attack_context_switches,attack_cpu_migrations,\
              collector_cycles,collector_instructions,hardware_counters_unavailable,\
-             scheduler_args,trial_id,collector_cpu_share"
+             scheduler_args,trial_id,collector_cpu_share,boot,boot_id,cpu_model,cpus,\
+             build_profile,host_machine,host_kernel,host_cpu_model,host_cpus,qemu_version,\
+             model_sha256"
         ),
         "{header}"
     );

@@ -16,6 +16,11 @@ fn assert_input_error(out: &std::process::Output, needle: &str) {
     assert!(lines[0].contains(needle), "expected '{needle}' in: {err}");
 }
 
+/// A file of the repository, as an argument (tests run in harness/).
+fn repo(path: &str) -> String {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn check(args: &[&str], needle: &str) {
     let before = if nix::unistd::geteuid().is_root() {
         Some(snapshot())
@@ -166,6 +171,236 @@ fn json_and_csv_on_one_file() {
 }
 
 #[test]
+fn an_output_that_is_a_device_is_refused_before_anything_runs() {
+    // As root, renaming the results over /dev/null would replace the device.
+    check(
+        &["attack", "--json", "/dev/null"],
+        "--json /dev/null: exists and is not a regular file",
+    );
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device());
+}
+
+#[test]
+fn an_output_through_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, "precious").unwrap();
+    let link = dir.path().join("trials.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    check(&["attack", "--csv", link.to_str().unwrap()], "is a symlink");
+    let logs = dir.path().join("logs");
+    std::os::unix::fs::symlink(dir.path(), &logs).unwrap();
+    check(
+        &["attack", "--keep-logs", logs.to_str().unwrap()],
+        "--keep-logs",
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+}
+
+#[test]
+fn an_output_under_a_file_is_refused_before_a_trial_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let json = file.join("trials.json");
+    check(
+        &["attack", "--json", json.to_str().unwrap()],
+        "is not a directory",
+    );
+    check(
+        &["attack", "--keep-logs", file.to_str().unwrap()],
+        "--keep-logs",
+    );
+}
+
+#[test]
+fn a_matrix_that_is_a_device_is_refused_not_read_forever() {
+    check(
+        &[
+            "run",
+            "--matrix",
+            "/dev/zero",
+            "--out",
+            "/nonexistent/x",
+            "--dry-run",
+        ],
+        "not a regular file",
+    );
+}
+
+#[test]
+fn a_crafted_shard_count_in_run_json_is_refused_by_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part");
+    std::fs::create_dir(&part).unwrap();
+    std::fs::write(part.join("trials.jsonl"), "{}\n").unwrap();
+    std::fs::write(part.join("matrix.toml"), "duration_s = 1\n").unwrap();
+    std::fs::write(
+        part.join("run.json"),
+        r#"{"matrix_sha256": "x", "shard": {"index": 1, "count": 4294967295},
+            "trials_planned": 1, "trials_done": 1, "git_rev": "x"}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("merged");
+    check(
+        &[
+            "merge",
+            "--out",
+            out.to_str().unwrap(),
+            part.to_str().unwrap(),
+        ],
+        "not i/n",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn figures_of_a_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("figures");
+    check(
+        &[
+            "figures",
+            "--results",
+            "/dev/zero",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "/dev/zero",
+    );
+}
+
+#[test]
+fn attack_counts_and_rates_of_zero() {
+    check(&["attack", "--rate", "0"], "--rate must be at least 1");
+    check(&["attack", "--count", "0"], "--count must be at least 1");
+    check(
+        &["attack", "--repetitions", "0"],
+        "--repetitions must be at least 1",
+    );
+    check(&["attack", "--threads", "0"], "--threads 0 is out of range");
+    check(
+        &["attack", "--duration", "nan"],
+        "--duration must be a positive number",
+    );
+}
+
+#[test]
+fn a_flood_and_a_cmd_at_once() {
+    check(&["attack", "--flood", "stat", "--cmd", "true"], "--cmd");
+}
+
+#[test]
+fn scx_args_without_a_sched_ext_scheduler() {
+    check(
+        &["attack", "--scheduler", "eevdf", "--scx-args", "--no-model"],
+        "--scx-args goes to sched_ext schedulers",
+    );
+}
+
+#[test]
+fn shards_that_do_not_split_the_matrix() {
+    for shard in ["0/3", "4/3", "1/0", "2"] {
+        check(
+            &[
+                "run",
+                "--matrix",
+                &repo("matrices/ci.toml"),
+                "--out",
+                "/nonexistent/x",
+                "--shard",
+                shard,
+                "--dry-run",
+            ],
+            "is not i/n",
+        );
+    }
+}
+
+#[test]
+fn a_matrix_that_is_missing_or_not_toml() {
+    check(
+        &["run", "--matrix", "no/such.toml", "--out", "/nonexistent/x"],
+        "cannot read the matrix no/such.toml",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "duration_s = [\n").unwrap();
+    check(
+        &[
+            "run",
+            "--matrix",
+            bad.to_str().unwrap(),
+            "--out",
+            "/nonexistent/x",
+            "--dry-run",
+        ],
+        "line 1, column",
+    );
+}
+
+#[test]
+fn gate_without_its_files_or_with_bad_thresholds() {
+    check(
+        &[
+            "gate",
+            "--baseline",
+            "/nonexistent",
+            "--current",
+            "/nonexistent",
+        ],
+        "cannot read the trials of --baseline /nonexistent",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("thresholds.toml");
+    std::fs::write(&bad, "alpha = \n").unwrap();
+    check(
+        &[
+            "gate",
+            "--baseline",
+            &repo("results/ci-baseline"),
+            "--current",
+            &repo("results/ci-baseline"),
+            "--thresholds",
+            bad.to_str().unwrap(),
+        ],
+        "thresholds file",
+    );
+}
+
+#[test]
+fn merge_of_a_directory_that_is_not_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    check(
+        &[
+            "merge",
+            "--out",
+            dir.path().join("m").to_str().unwrap(),
+            "/nonexistent",
+        ],
+        "has no trials.jsonl",
+    );
+}
+
+#[test]
+fn log_of_a_missing_file() {
+    check(
+        &["log", "/nonexistent.log"],
+        "cannot open log /nonexistent.log",
+    );
+}
+
+#[test]
+fn train_with_no_episodes() {
+    check(
+        &["train", "--episodes", "0"],
+        "--episodes must be at least 1",
+    );
+}
+
+#[test]
 fn a_worker_given_a_negative_or_nan_duration() {
     for duration in ["-1", "NaN", "inf"] {
         let out = aegis(&[
@@ -223,5 +458,68 @@ fn a_cmd_program_that_does_not_exist() {
     check(
         &["attack", "--cmd", "no-such-program-aegis --flag"],
         "--cmd program no-such-program-aegis is not an executable file on the PATH",
+    );
+}
+
+#[test]
+fn boots_need_a_guest_and_at_least_one() {
+    check(&["attack", "--boots", "0"], "--boots must be at least 1");
+    check(&["attack", "--boots", "3"], "3 boots need --vm");
+    check(
+        &["attack", "--boots", "2", "--boot", "2"],
+        "--boot 2 is not one of the 2 boot(s)",
+    );
+}
+
+#[test]
+fn a_matrix_of_several_boots_needs_a_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = dir.path().join("m.toml");
+    std::fs::write(
+        &matrix,
+        "duration_s = 1\nboots = 2\nschedulers = [\"eevdf\"]\n[[attack]]\nflood = \"openat\"\nthreads = [1]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    check(
+        &[
+            "run",
+            "--allow-dirty",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "2 boots need --vm",
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn report_names_a_missing_file_or_a_bad_block() {
+    let dir = tempfile::tempdir().unwrap();
+    check(
+        &["report", dir.path().join("none.md").to_str().unwrap()],
+        "cannot read",
+    );
+    let page = dir.path().join("page.md");
+    std::fs::write(
+        &page,
+        "<!-- report: loss no/such/run -->\n<!-- /report -->\n",
+    )
+    .unwrap();
+    check(&["report", page.to_str().unwrap()], "no/such/run");
+    std::fs::write(&page, "<!-- report: loss results/paper/run -->\nno end\n").unwrap();
+    check(
+        &["report", page.to_str().unwrap()],
+        "has no `<!-- /report -->` line",
+    );
+}
+
+#[test]
+fn an_absurd_number_of_repetitions() {
+    check(
+        &["attack", "--repetitions", "4000000000"],
+        "lower --repetitions or --boots",
     );
 }

@@ -126,8 +126,27 @@ fn sigkill_of_the_harness_takes_its_helpers_along() {
     }
     let before = snapshot();
     let mut child = start_long_attack(&[]);
+    let killed = child.id();
     child.kill().unwrap();
     child.wait().unwrap();
+    // Its private work directory (logs of every syscall) stays behind a SIGKILL.
+    let work_dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("aegis-bench-{killed}-"))
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    let left = work_dirs();
+    assert_eq!(left.len(), 1, "{left:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&left[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", left[0].display());
     // Helpers die with the harness (PR_SET_PDEATHSIG) and their BPF programs with them.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -154,6 +173,12 @@ fn sigkill_of_the_harness_takes_its_helpers_along() {
         "{}",
         stderr(&out)
     );
+    assert!(
+        stderr(&out).contains("the work directory of an aegis-bench that was killed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(work_dirs().is_empty(), "{:?}", work_dirs());
     let after = snapshot();
     assert!(after.attack_cgroups.is_empty(), "{after:?}");
     if !before.tracefs_mounted && after.tracefs_mounted {

@@ -149,6 +149,41 @@ fn guest_runs_workloads_beside_the_attack() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// The back-pressure baseline (issue 25): the attack's cgroup frozen while the collector's
+/// ring is full. A 16 KiB ring under 4 threads fills at once, so it must freeze, and the
+/// trial's account must still add up with the attack thawed at its end.
+#[test]
+fn freeze_on_fill_freezes_the_attack_while_the_ring_is_full() {
+    if !have_root("freeze_on_fill_freezes_the_attack_while_the_ring_is_full") {
+        return;
+    }
+    let dir = temp_dir("vm-freeze");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "4",
+        "--duration",
+        "2",
+        "--ring-size",
+        "16KiB",
+        "--scheduler",
+        "eevdf:freeze-on-fill",
+        "--json",
+        json.to_str().unwrap(),
+        "--vm",
+    ]);
+    assert_success(&out);
+    let t = &read_trials(&json)[0];
+    assert_adds_up(t);
+    assert_eq!(t["applied_policy"]["attack_freeze_fill_pct"], 75, "{t}");
+    let stats = &t["scheduler_stats"];
+    assert!(stats["nr_freezes"].as_u64().unwrap() >= 1, "{t}");
+    let frozen_s = stats["frozen_s"].as_f64().unwrap();
+    assert!(frozen_s > 0.0 && frozen_s <= 3.5, "{t}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn a_scheduler_that_fails_to_attach_fails_the_trial_clearly() {
     if !have_root("a_scheduler_that_fails_to_attach_fails_the_trial_clearly") {

@@ -247,8 +247,9 @@ pub fn recover_stale(need_audit: bool, work_dir: &Path) -> Result<bool> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(err) => return Err(err).context(format!("reading {STATE_FILE}")),
     };
-    let saved: SavedState =
-        serde_json::from_str(&text).with_context(|| format!("parsing {STATE_FILE}"))?;
+    let Some(saved) = parse_saved(&text, need_audit)? else {
+        return Ok(false);
+    };
     if owner_alive(&saved) {
         if need_audit {
             return Err(InputError(format!(
@@ -270,6 +271,25 @@ pub fn recover_stale(need_audit: bool, work_dir: &Path) -> Result<bool> {
     }
     std::fs::remove_file(STATE_FILE).with_context(|| format!("removing {STATE_FILE}"))?;
     Ok(true)
+}
+
+/// The saved state in `text`. A damaged file cannot be restored from: a run that needs audit
+/// stops and says how to fix it by hand; any other run warns and goes on (it changes no audit
+/// state).
+fn parse_saved(text: &str, need_audit: bool) -> Result<Option<SavedState>> {
+    match serde_json::from_str(text) {
+        Ok(saved) => Ok(Some(saved)),
+        Err(err) => {
+            let fix = format!(
+                "{STATE_FILE} is damaged ({err}): the audit rules and settings of a killed run                  may still be in force; check them with `auditctl -s` and `auditctl -l`                  (`auditctl -D` removes every rule), then delete that file"
+            );
+            if need_audit {
+                return Err(InputError(fix).into());
+            }
+            crate::say!("warning: {fix}");
+            Ok(None)
+        }
+    }
 }
 
 /// Restores the saved audit state when dropped (see the module docs).
@@ -338,6 +358,19 @@ mod tests {
     const STATUS: &str = "enabled 0\nfailure 1\npid 0\nrate_limit 0\nbacklog_limit 64\nlost 7\n\
                           backlog 0\nbacklog_wait_time 15000\nbacklog_wait_time_actual 0\n\
                           loginuid_immutable 0 unlocked\n";
+
+    #[test]
+    fn a_damaged_state_file_names_the_fix_and_blocks_only_audit_runs() {
+        let Err(err) = parse_saved("{\"owner_pid\": ", true) else {
+            panic!("a damaged file parsed");
+        };
+        let why = err.downcast_ref::<InputError>().unwrap().0.clone();
+        assert!(
+            why.contains("auditctl -l") && why.contains("delete that file"),
+            "{why}"
+        );
+        assert!(parse_saved("not json", false).unwrap().is_none());
+    }
 
     #[test]
     fn parses_auditctl_status() {

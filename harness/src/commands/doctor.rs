@@ -152,7 +152,7 @@ fn bpf_checks(root: bool) -> Vec<Check> {
                 mounts::TRACEFS
             )),
             Ok(_) => Ok("mounted".into()),
-            Err(err) => Err(err.0.clone()),
+            Err(err) => Err(format!("{err:#}")),
         },
     )];
     if tracefs.is_ok() {

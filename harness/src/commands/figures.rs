@@ -41,13 +41,20 @@ pub fn figures(args: &FiguresArgs) -> Result<()> {
 
 /// Every trial list under `dir`, by path.
 fn read_runs(dir: &Path) -> Result<Vec<Run>> {
+    if !dir.is_dir() {
+        return Err(crate::error::InputError(format!(
+            "--results {} is not a directory: name the directory holding the result files",
+            dir.display()
+        ))
+        .into());
+    }
     let mut files = Vec::new();
     collect_trial_files(dir, &mut files)
         .with_context(|| format!("reading the results directory {}", dir.display()))?;
     files.sort();
     let mut runs = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(&path)
+        let text = crate::files::read_input(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let trials = if path.extension().is_some_and(|ext| ext == "jsonl") {
             // Named as a run's trial file: a line that is not a trial is an error, not a
@@ -56,10 +63,16 @@ fn read_runs(dir: &Path) -> Result<Vec<Run>> {
                 .with_context(|| format!("reading trials from {}", path.display()))?
         } else {
             // Not a trial list (a calibration, a simulator report, run.json): not ours to draw.
-            let Ok(trials) = serde_json::from_str::<Vec<Trial>>(&text) else {
+            // A list of records that look like trials must read as trials: one bad field is
+            // an error naming the file, not a run silently left out.
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
                 continue;
             };
-            trials
+            if !looks_like_trials(&value) {
+                continue;
+            }
+            serde_json::from_value::<Vec<Trial>>(value)
+                .with_context(|| format!("reading trials from {}", path.display()))?
         };
         if trials.is_empty() {
             continue;
@@ -74,12 +87,27 @@ fn read_runs(dir: &Path) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// `*.json` files and `run`'s `trials.jsonl` files under `dir`, recursively.
+/// Whether `value` is a non-empty list of objects each with a trial's `scheduler` and
+/// `generated`.
+fn looks_like_trials(value: &serde_json::Value) -> bool {
+    value.as_array().is_some_and(|list| {
+        !list.is_empty()
+            && list
+                .iter()
+                .all(|t| t.get("scheduler").is_some() && t.get("generated").is_some())
+    })
+}
+
+/// `*.json` files and `run`'s `trials.jsonl` files under `dir`, recursively; symlinked
+/// directories are not followed (a link to a parent would draw the runs again and again).
 fn collect_trial_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
             collect_trial_files(&path, out)?;
+        } else if path.is_dir() {
+            continue;
         } else if path.extension().is_some_and(|ext| ext == "json")
             || path
                 .file_name()
@@ -102,6 +130,29 @@ mod tests {
     }
 
     #[test]
+    fn a_trial_list_with_one_bad_field_is_an_error_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("r")).unwrap();
+        let mut trials = serde_json::to_value(vec![trial("eevdf", 1, 10.0, None)]).unwrap();
+        std::fs::write(
+            dir.path().join("r/trials.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        // A link back up: followed, it would find r/trials.json again, forever.
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("r/loop")).unwrap();
+        assert_eq!(read_runs(dir.path()).unwrap().len(), 1);
+        trials[0]["loss_pct"] = serde_json::json!("lots");
+        std::fs::write(
+            dir.path().join("r/trials.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        let err = format!("{:#}", read_runs(dir.path()).err().unwrap());
+        assert!(err.contains("r/trials.json"), "{err}");
+    }
+
+    #[test]
     fn a_broken_trials_jsonl_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("r")).unwrap();
@@ -111,6 +162,23 @@ mod tests {
             err.contains("r/trials.jsonl") && err.contains("line 1"),
             "{err}"
         );
+    }
+
+    /// The data `run` records since issue 21 (rates, the groups' CPU time, every wait) for
+    /// `sweep_trials`: a set-up losing `loss_pct`, running at `speed`, waiting `delay_ms`,
+    /// in the boot numbered `r`.
+    fn add_rates_shares_and_waits(t: &mut Trial, loss_pct: f64, speed: f64, delay_ms: f64, r: f64) {
+        t.accounting.delivered_per_s = 1000.0 * (100.0 - loss_pct) + 10.0 * r;
+        t.accounting.attack_rate = 100_000.0 * speed + 100.0 * r;
+        t.run_delay.cpu_s_by_group = Some(
+            [("attack", 1.0 + r), ("workload", speed), ("collector", 0.1)]
+                .map(|(g, v)| (g.to_string(), v))
+                .into(),
+        );
+        let mut waits = scheduler::sim::LatencyHistogram::default();
+        waits.record_n((delay_ms * 1e6) as u64, 90);
+        waits.record_n((delay_ms * 30e6 * (1.0 + r)) as u64, 10);
+        t.run_delay.run_delay_waits_ns = Some(waits);
     }
 
     /// A `run` output's trials with every field the figures read: three baselines and three
@@ -159,10 +227,12 @@ mod tests {
         let mut trials = Vec::new();
         for (k, s) in setups.iter().enumerate() {
             for (w, workload) in ["hackbench", "stress-ng-cpu"].iter().enumerate() {
-                for rep in 0..2u32 {
-                    let r = rep as f64;
+                // Two boots of one repetition each.
+                for boot in 0..2u32 {
+                    let r = boot as f64;
                     let mut t = example_trial(s.name, 8, s.loss_pct + r, Some((workload, 0.5)));
-                    t.id.repetition = rep;
+                    t.id.boot = boot;
+                    add_rates_shares_and_waits(&mut t, s.loss_pct, s.speed, s.delay_ms, r);
                     t.beside.workload_throughput_per_s =
                         Some(100.0 * (w + 1) as f64 * s.speed * (1.0 + 0.05 * r));
                     t.run_delay.fairness_workload_jain = Some(s.jain.0 + 0.01 * r);
@@ -192,7 +262,7 @@ mod tests {
                             "nr_inferences_skipped": 10 * k,
                             "levels": [
                                 {"level": "provenance", "max_wait_us": 1700 + 100 * k},
-                                {"level": "producer", "max_wait_us": 20_000 * k + 500 * rep as u64},
+                                {"level": "producer", "max_wait_us": 20_000 * k + 500 * boot as u64},
                             ],
                         }));
                     }
@@ -253,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_thread_count_draws_without_a_label_per_thread() {
+        // It drew one axis label per thread count: 2^32-1 of them never finished.
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        std::fs::create_dir_all(results.join("run")).unwrap();
+        let trials = vec![
+            trial("eevdf", 1, 10.0, None),
+            trial("eevdf", u32::MAX, 60.0, None),
+        ];
+        std::fs::write(
+            results.join("run/trials.json"),
+            serde_json::to_string(&trials).unwrap(),
+        )
+        .unwrap();
+        let files = render(&results, &dir.path().join("out"));
+        assert!(files.iter().any(|(name, _)| name == "run-trials-loss.svg"));
+    }
+
+    #[test]
     fn figures_and_report_come_out_identical_twice() {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("results");
@@ -268,15 +357,19 @@ mod tests {
             "report.md".to_string(),
             "run-trials-loss.png".into(),
             "run-trials-loss.svg".into(),
+            "run-trials-rates.png".into(),
+            "run-trials-rates.svg".into(),
             "run-trials-workload-kept.png".into(),
             "run-trials-workload-kept.svg".into(),
         ];
         for figure in [
             "ablations",
+            "cpu-shares",
             "fairness",
             "loss",
             "normalized-runtime",
             "provenance-graph",
+            "rates",
             "run-delay-cdf",
             "workload-kept",
         ] {
@@ -291,31 +384,26 @@ mod tests {
 
     /// The numbers and notes `figures_and_report_come_out_identical_twice`'s report must hold.
     fn assert_report_numbers(report: &str) {
-        assert!(
-            report.contains("| builtin | eevdf | 4 | 1 | 60.00 |"),
-            "{report}"
-        );
-        assert!(report.contains("| stress-ng-cpu | aegis | 2 |"), "{report}");
-        // The first run has none of the new data: a note for each figure.
-        assert!(
-            report.contains("No normalized runtime figure: no eevdf"),
-            "{report}"
-        );
-        assert!(report.contains("No ablation figure"), "{report}");
-        assert!(report.contains("No provenance graph"), "{report}");
-        // The sweep's numbers: eevdf's two repetitions of hackbench ran 100 and 105 per s.
-        assert!(
-            report.contains("| hackbench | eevdf | 2 | 1.001 |"),
-            "{report}"
-        );
-        assert!(
-            report.contains("| workload | aegis | 4 | 0.925 | 0.920 | 0.930 |"),
-            "{report}"
-        );
-        assert!(report.contains("| aegis:no-model | 4 |"), "{report}");
-        assert!(
-            report.contains("| eevdf | builtin | 8 | 0 | 81.00 | missing | missing |"),
-            "{report}"
-        );
+        let has = |text: &str| assert!(report.contains(text), "no {text:?} in:\n{report}");
+        // The first run: one boot, no intervals, and a note for each figure it lacks data for.
+        has("Set-up: host kernel 6.18, ring 64KiB, 2 s attacks, 1 boot × 1 repetition. n=1 boot");
+        has("| builtin | stress-ng-cpu | eevdf | 4 | 1 | 1 | 60.00 (n=1) |");
+        has("No normalized runtime figure: no eevdf");
+        has("No CPU-share figure");
+        has("No ablation figure");
+        has("No provenance graph");
+        // The sweep: two boots; loss is split by workload, its interval cut at 0 %.
+        has("2 boots × 1 repetition. points: mean over 2 boots of each boot's mean");
+        has("| builtin | hackbench | aegis | 8 | 2 | 2 | 0.50 [0.00, 6.85] |");
+        // Runtime: per-boot ratios 100/85 and 105/89.25, both 1/0.85.
+        has("| hackbench | aegis | 2 | 1.176 | 1.176 | 1.176 |");
+        has("| builtin | hackbench | 8 | eevdf | 2 | 19005 [18941, 19069] | 100050 [99415, 100685] |");
+        has("| hackbench | eevdf | 2 | 0.561 [0.000, 1.000] |");
+        has("| workload | aegis | 2 | 0.925 [0.861, 0.989] |");
+        // Pooled waits: 2 trials of 100 waits.
+        has("| hackbench | eevdf | 2 | 200 | 1.966 |");
+        has("| hackbench | aegis:no-model | 2 | 40.50 [34.15, 46.85] | 95050 [94415, 95685] |");
+        has("| aegis:no-model | builtin | 0 of 4 | 4 of 4 | 0 of 4 |");
+        has("| eevdf | builtin | stress-ng-cpu | 8 | 0 | 0 | 81.00 | missing | missing |");
     }
 }

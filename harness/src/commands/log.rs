@@ -13,6 +13,12 @@ use crate::syscalls;
 /// Prints the log's records (those whose path contains `--path-contains`), or with
 /// `--summary` the records per syscall and their total.
 pub fn log(args: &LogArgs) -> Result<()> {
+    if let Err(err) = std::fs::File::open(&args.file) {
+        return crate::error::input_error(format!(
+            "cannot open log {}: {err}; give a log kept with `attack --keep-logs DIR`",
+            args.file.display()
+        ));
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts = BTreeMap::<u32, u64>::new();

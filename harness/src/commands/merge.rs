@@ -97,13 +97,22 @@ impl Joined {
             .into());
         }
         let info = dir.read_info()?;
-        let matrix_text = std::fs::read_to_string(part.join(MATRIX_COPY))
+        let matrix_text = crate::files::read_input(&part.join(MATRIX_COPY))
             .with_context(|| format!("reading {}", part.join(MATRIX_COPY).display()))?;
         let part_shards = if info.merged_shards.is_empty() {
             vec![info.shard]
         } else {
             info.merged_shards.clone()
         };
+        if let Some(bad) = part_shards.iter().find(|s| !s.is_valid()) {
+            return Err(InputError(format!(
+                "{} names shard {bad}, which is not i/n with 1 <= i <= n <= {}: that run.json \
+                 was not written by `run --shard`",
+                part.join("run.json").display(),
+                Shard::MAX_COUNT
+            ))
+            .into());
+        }
         match &self.first {
             None => self.first = Some((part.to_path_buf(), info.clone(), matrix_text)),
             Some((first_dir, first_info, _)) => {

@@ -7,6 +7,7 @@ pub mod figures;
 pub mod gate;
 pub mod log;
 pub mod merge;
+pub mod report;
 pub mod run;
 pub mod sim;
 pub mod train;

@@ -18,7 +18,7 @@ use crate::cli::RunArgs;
 use crate::collector::CollectorKind;
 use crate::error::InputError;
 use crate::export::{self, csv::CsvExporter, jsonl, table, Exporter};
-use crate::results::trial::Trial;
+use crate::results::trial::{Failure, Trial};
 use crate::run::matrix::{run_order, Matrix, Planned, Shard};
 use crate::run::{Bench, Plan, TrialSink, TrialSpec};
 use crate::vm;
@@ -51,8 +51,10 @@ impl RunDir {
         self.dir.join(jsonl::FILE_NAME)
     }
 
+    /// Whether an earlier run recorded a trial here: an empty `trials.jsonl` (a first run that
+    /// failed before its first trial) holds none and does not ask for `--resume`.
     pub(super) fn has_trials(&self) -> bool {
-        self.trials_path().exists()
+        std::fs::metadata(self.trials_path()).is_ok_and(|meta| meta.len() > 0)
     }
 
     pub(super) fn read_trials(&self) -> Result<Vec<Trial>> {
@@ -64,7 +66,7 @@ impl RunDir {
 
     pub(super) fn read_info(&self) -> Result<RunInfo> {
         let path = self.dir.join(RUN_INFO);
-        let text = std::fs::read_to_string(&path)
+        let text = crate::files::read_input(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
@@ -333,14 +335,6 @@ impl MatrixSink<'_> {
     }
 }
 
-/// A trial `run --keep-going` set aside, in `OUT/failures.jsonl`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Failure {
-    pub trial_id: String,
-    pub error: String,
-    pub started_at: String,
-}
-
 const FAILURES_FILE: &str = "failures.jsonl";
 
 fn interrupted(err: &anyhow::Error) -> bool {
@@ -476,6 +470,22 @@ mod tests {
         let InputError(why) = host_boot_shard(3, Shard::WHOLE, None).unwrap_err();
         assert!(why.contains("--shard i/3"), "{why}");
         assert!(host_boot_shard(3, shard(1, 2), None).is_err());
+    }
+
+    #[test]
+    fn an_empty_trials_file_asks_for_no_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = RunDir {
+            dir: dir.path().to_path_buf(),
+        };
+        assert!(!out.has_trials());
+        std::fs::write(out.trials_path(), "").unwrap();
+        assert!(
+            !out.has_trials(),
+            "a run that failed before its first trial"
+        );
+        std::fs::write(out.trials_path(), "{}\n").unwrap();
+        assert!(out.has_trials());
     }
 
     #[test]

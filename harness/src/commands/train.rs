@@ -35,6 +35,10 @@ pub struct TrainOptions {
 
 impl TrainOptions {
     pub fn from_args(args: &TrainArgs) -> Result<Self> {
+        // Before the notes about the calibration: a bad flag is one line.
+        if args.episodes == Some(0) {
+            return crate::error::input_error("--episodes must be at least 1");
+        }
         let config = train_config(args)?;
         if config.episodes == 0 {
             return crate::error::input_error("--episodes must be at least 1");

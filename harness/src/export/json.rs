@@ -39,7 +39,7 @@ pub fn read(path: &Path) -> Result<Vec<Trial>> {
         path.to_path_buf()
     };
     let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        crate::files::read_input(&path).with_context(|| format!("reading {}", path.display()))?;
     if text.trim_start().starts_with('[') {
         return serde_json::from_str(&text)
             .with_context(|| format!("parsing {} as a list of trials", path.display()));

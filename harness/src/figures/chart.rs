@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{plot_err, Spread, SIZE};
+use super::{plot_err, Interval, SIZE};
 
 /// The series' legend, boxed on a translucent white ground (shared by every figure).
 pub fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
@@ -91,11 +91,16 @@ impl LegendStrip {
 
     /// A filled box for each of a bar chart's series.
     pub(super) fn of_bars(series: &[(String, RGBColor)]) -> Self {
+        Self::of_bars_in(series, SIZE.0)
+    }
+
+    /// [`Self::of_bars`] for a figure `width_px` wide.
+    pub(super) fn of_bars_in(series: &[(String, RGBColor)], width_px: u32) -> Self {
         let entries = series
             .iter()
             .map(|(name, colour)| (name.clone(), Swatch::Bar(*colour)))
             .collect();
-        LegendStrip::new(entries, SIZE.0)
+        LegendStrip::new(entries, width_px)
     }
 
     pub(super) fn height_px(&self) -> u32 {
@@ -182,11 +187,11 @@ pub(super) struct Bar {
 }
 
 impl Bar {
-    /// The mean, with the range as whisker when there was more than one value.
-    pub(super) fn of_spread(s: &Spread) -> Bar {
+    /// The mean, with its confidence interval as whisker (none for one boot).
+    pub(super) fn of_interval(i: &Interval) -> Bar {
         Bar {
-            value: s.mean,
-            whisker: (s.n > 1).then_some((s.min, s.max)),
+            value: i.mean,
+            whisker: i.ci95,
             pale_on_top: None,
         }
     }
@@ -316,4 +321,28 @@ pub(super) fn draw_empty_panel<DB: DrawingBackend>(
     ))
     .map_err(plot_err)?;
     Ok(())
+}
+
+/// A table cell of an interval: `mean [low, high]`, `mean (n=1)`, or `–` without one.
+pub(super) fn interval_cell(i: Option<&Interval>, decimals: usize) -> String {
+    i.map_or_else(|| "–".into(), |i| i.display(decimals))
+}
+
+/// The y axis's top for bars and their whiskers: a tenth over the highest, at least `floor`.
+pub(super) fn bars_top<'a>(bars: impl IntoIterator<Item = &'a Bar>, floor: f64) -> f64 {
+    bars.into_iter()
+        .map(|b| {
+            let whisker = b.whisker.map_or(b.value, |(_, high)| high);
+            whisker.max(b.value + b.pale_on_top.unwrap_or(0.0))
+        })
+        .filter(|v| v.is_finite())
+        .fold(floor, f64::max)
+        * 1.1
+}
+
+/// The width of a bar figure of `groups` groups of `series` bars a panel, `panels` panels side
+/// by side: at least [`SIZE`]'s, and about 28 px a bar.
+pub(super) fn bars_width_px(panels: usize, groups: usize, series: usize) -> u32 {
+    let panel = 90 + (groups.max(1) * series.max(1)) as u32 * 28 * 10 / 8;
+    SIZE.0.max(panel * panels.max(1) as u32)
 }

@@ -1,9 +1,11 @@
 //! Run-delay CDF: how long tasks waited on a run queue (`--watch-run-delay`), a line per
 //! scheduler, a panel per workload.
 //!
-//! A scheduler's trials are pooled by averaging their delays at each fraction of waits (the
-//! mean quantile function), each trial's curve interpolated at the fractions the others
-//! report, so trials need not share a grid.
+//! A scheduler's curve is the CDF of every wait of its trials: their log-scale histograms
+//! (`run_delay_waits_ns`) merged into one, so a trial counts by its waits. Results from before
+//! the histograms only have each trial's quantiles: those curves average the trials' delays at
+//! each fraction (each trial's curve interpolated at the fractions the others report), and
+//! the report says so.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,11 +15,11 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{figure_section, plot_err, tick, titled, Figure, LegendStrip, Run, Swatch, SIZE};
+use super::{figure_section, plot_err, tick, titled_with, Figure, LegendStrip, Run, Swatch, SIZE};
 use crate::results::trial::Trial;
 
 /// The panel of trials without a workload.
-pub const NO_WORKLOAD: &str = "no workload";
+pub const NO_WORKLOAD: &str = "none";
 
 /// `[fraction, ms]` points: the fraction of waits at or below `ms`.
 type Curve = Vec<[f64; 2]>;
@@ -81,58 +83,97 @@ pub fn pool_cdfs(curves: &[Vec<[f64; 2]>]) -> Vec<[f64; 2]> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PooledCdf {
     pub trials: usize,
+    /// The waits pooled from the trials' histograms; `None` when the curve averages the
+    /// trials' quantiles instead (results without histograms).
+    pub waits: Option<u64>,
     /// `[fraction, ms]`, sorted.
     pub points: Vec<[f64; 2]>,
+}
+
+/// The fractions a histogram's CDF is drawn at: every percent, and finer in the tail.
+fn cdf_fractions() -> Vec<f64> {
+    let mut fractions: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
+    fractions.extend([0.001, 0.005, 0.995, 0.999, 0.9999]);
+    fractions.sort_by(f64::total_cmp);
+    fractions
+}
+
+/// The CDF of a histogram's waits as `[fraction, ms]` points (to bucket precision).
+pub fn histogram_curve(waits: &scheduler::sim::LatencyHistogram) -> Vec<[f64; 2]> {
+    if waits.is_empty() {
+        return Vec::new();
+    }
+    cdf_fractions()
+        .into_iter()
+        .map(|f| [f, waits.quantile_ns(f) as f64 / 1e6])
+        .collect()
+}
+
+/// One scheduler's curve in a panel: its trials' histograms merged when they have them, or
+/// else their quantiles averaged.
+fn pooled(trials: &[&Trial]) -> Option<PooledCdf> {
+    let histograms: Vec<&scheduler::sim::LatencyHistogram> = trials
+        .iter()
+        .filter_map(|t| t.run_delay.run_delay_waits_ns.as_ref())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if !histograms.is_empty() {
+        let all = scheduler::sim::LatencyHistogram::merged(histograms.iter().copied());
+        return Some(PooledCdf {
+            trials: histograms.len(),
+            waits: Some(all.count()),
+            points: histogram_curve(&all),
+        });
+    }
+    let curves: Vec<Curve> = trials
+        .iter()
+        .filter_map(|t| t.run_delay.run_delay_cdf_ms.as_ref().map(|c| clean(c)))
+        .filter(|c| !c.is_empty())
+        .collect();
+    (!curves.is_empty()).then(|| PooledCdf {
+        trials: curves.len(),
+        waits: None,
+        points: pool_cdfs(&curves),
+    })
 }
 
 /// Per workload (or [`NO_WORKLOAD`]) and scheduler, the pooled CDF of the trials that have one.
 pub type DelayCdfs = BTreeMap<String, BTreeMap<String, PooledCdf>>;
 
 pub fn delay_cdfs(trials: &[Trial]) -> Result<DelayCdfs, String> {
-    // Per workload and scheduler, the trials' curves.
-    let mut curves: BTreeMap<String, BTreeMap<String, Vec<Curve>>> = BTreeMap::new();
+    let mut cells: BTreeMap<String, BTreeMap<String, Vec<&Trial>>> = BTreeMap::new();
     for t in trials {
-        let Some(curve) = t.run_delay.run_delay_cdf_ms.as_ref().map(|c| clean(c)) else {
-            continue;
-        };
-        if curve.is_empty() {
-            continue;
-        }
         let workload = t
             .beside
             .workload
             .clone()
             .unwrap_or_else(|| NO_WORKLOAD.into());
-        curves
+        cells
             .entry(workload)
             .or_default()
             .entry(t.id.scheduler.clone())
             .or_default()
-            .push(curve);
+            .push(t);
     }
-    if curves.is_empty() {
+    let cdfs: DelayCdfs = cells
+        .into_iter()
+        .map(|(workload, by_scheduler)| {
+            let curves: BTreeMap<String, PooledCdf> = by_scheduler
+                .into_iter()
+                .filter_map(|(s, trials)| pooled(&trials).map(|c| (s, c)))
+                .collect();
+            (workload, curves)
+        })
+        .filter(|(_, curves)| !curves.is_empty())
+        .collect();
+    if cdfs.is_empty() {
         return Err(
             "No run-delay CDF figure: no trial recorded its run-queue waits \
              (`--watch-run-delay`)."
                 .into(),
         );
     }
-    Ok(curves
-        .into_iter()
-        .map(|(workload, by_scheduler)| {
-            let pooled = by_scheduler
-                .into_iter()
-                .map(|(s, c)| {
-                    let cdf = PooledCdf {
-                        trials: c.len(),
-                        points: pool_cdfs(&c),
-                    };
-                    (s, cdf)
-                })
-                .collect();
-            (workload, pooled)
-        })
-        .collect())
+    Ok(cdfs)
 }
 
 pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
@@ -141,17 +182,30 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
     let Some(cdfs) = figure_section(data, run, out, &file, "run-delay CDF", report)? else {
         return Ok(());
     };
+    let averaged = cdfs
+        .values()
+        .flat_map(|m| m.values())
+        .any(|c| c.waits.is_none());
+    if averaged {
+        report.push_str(
+            "Curves without a count of waits average the trials' quantiles: these results \
+             predate the per-trial wait histograms, so a trial with few waits weighs as much as \
+             one with many.\n\n",
+        );
+    }
     report.push_str(
-        "| workload | scheduler | trials | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n",
+        "| workload | scheduler | trials | waits | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n",
     );
-    report.push_str("|---|---|---|---|---|---|---|\n");
+    report.push_str("|---|---|---|---|---|---|---|---|\n");
     for (workload, by_scheduler) in &cdfs {
         for (scheduler, cdf) in by_scheduler {
             let q = |f| super::cell(quantile_ms(&cdf.points, f), 3);
             writeln!(
                 report,
-                "| {workload} | {scheduler} | {} | {} | {} | {} | {} |",
+                "| {workload} | {scheduler} | {} | {} | {} | {} | {} | {} |",
                 cdf.trials,
+                cdf.waits
+                    .map_or_else(|| "– (quantiles averaged)".into(), |n| n.to_string()),
                 q(0.5),
                 q(0.9),
                 q(0.99),
@@ -220,7 +274,13 @@ impl DelayAxis {
 /// A panel per workload, a line per scheduler.
 impl Figure for DelayCdfs {
     fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
-        let root = titled(root, run, "Run-queue waits: CDF per scheduler")?;
+        let root = titled_with(
+            root,
+            run,
+            "Run-queue waits: CDF of all waits of a scheduler's trials",
+            "each curve pools every wait of the scheduler's trials, over all boots and \
+             repetitions (no interval)",
+        )?;
         let mut schedulers: Vec<&String> = self.values().flat_map(|m| m.keys()).collect();
         schedulers.sort();
         schedulers.dedup();
@@ -315,7 +375,7 @@ mod tests {
         c.run_delay.run_delay_cdf_ms = Some(vec![[1.0, 50.0]]);
         let cdfs = delay_cdfs(&[a, b, c]).unwrap();
         let aegis = &cdfs["hackbench"]["aegis"];
-        assert_eq!(aegis.trials, 2);
+        assert_eq!((aegis.trials, aegis.waits), (2, None));
         assert_eq!(aegis.points, vec![[0.5, 2.0], [1.0, 3.0]]);
         assert_eq!(cdfs[NO_WORKLOAD]["eevdf"].points, vec![[1.0, 50.0]]);
         let axis = DelayAxis::of(&cdfs);
@@ -323,5 +383,28 @@ mod tests {
         assert!(
             delay_cdfs(&[crate::results::trial::example_trial("eevdf", 8, 0.0, None)]).is_err()
         );
+    }
+
+    #[test]
+    fn the_pooled_cdf_counts_every_wait_of_every_trial() {
+        // One trial waited once for 1 ms, the other 99 times for 100 ms: of all waits the
+        // median is 100 ms (averaging the two trials' medians would say 50.5 ms).
+        let with_waits = |ns: u64, n: u64| {
+            let mut t = crate::results::trial::example_trial("aegis", 8, 0.0, None);
+            let mut h = scheduler::sim::LatencyHistogram::default();
+            h.record_n(ns, n);
+            t.run_delay.run_delay_waits_ns = Some(h);
+            // The old per-trial quantiles are there too, and ignored.
+            t.run_delay.run_delay_cdf_ms = Some(vec![[1.0, ns as f64 / 1e6]]);
+            t
+        };
+        let cdfs = delay_cdfs(&[with_waits(1_000_000, 1), with_waits(100_000_000, 99)]).unwrap();
+        let pooled = &cdfs[NO_WORKLOAD]["aegis"];
+        assert_eq!((pooled.trials, pooled.waits), (2, Some(100)));
+        let median = quantile_ms(&pooled.points, 0.5).unwrap();
+        // To bucket precision (a bucket is about 9 % wide).
+        assert!((92.0..=100.0).contains(&median), "{median}");
+        let first = quantile_ms(&pooled.points, 0.005).unwrap();
+        assert!((0.9..=1.0).contains(&first), "{first}");
     }
 }

@@ -1,20 +1,24 @@
 //! Figures and a markdown report drawn from runs' trials, without running anything (the
 //! `figures` command, in `commands/figures.rs`, picks the result files and writes the report).
 //!
-//! Runs are drawn one by one, never mixed: two runs may come from different machines. For
-//! each run:
+//! Runs are drawn one by one, never mixed: two runs may come from different machines. The
+//! boot is the unit of replication (`boots`): a point is the mean over boots of each boot's
+//! mean, its whisker the 95 % t interval over boots, and "A vs B" a geometric mean of per-boot
+//! ratios. Each figure's title is followed by the run's set-up. For each run:
 //!
 //! - loss against attack intensity (flood threads), a line per scheduler, a panel per
-//!   collector; the point is the mean over repetitions, the bar spans their minimum and maximum
+//!   collector and workload condition; bars per scheduler when the run has one intensity
 //!   (`loss`);
 //! - with workloads beside the attack: the share of its no-attack throughput each workload
-//!   kept, per scheduler, with the same mean and range (`loss`);
-//! - the workloads' runtime normalized to EEVDF's in the same cell, with 95 % confidence
-//!   intervals (`runtime`);
-//! - Jain's fairness index of the workload's and the attack's tasks (`fairness`);
-//! - the CDF of run-queue waits (`delay_cdf`);
+//!   kept, per scheduler (`loss`);
+//! - events delivered per second and the attack's rate, per scheduler and intensity (`rates`);
+//! - the workloads' runtime normalized to EEVDF's in the same cell (`runtime`);
+//! - the CPU shares of the attack, workload and collector and Jain's index across those
+//!   groups, and Jain's index within a group's own tasks (`fairness`);
+//! - the CDF of run-queue waits, pooled over a scheduler's trials (`delay_cdf`);
 //! - Aegis against its ablated variants (`ablations`);
-//! - the canary's causal chain as each scheduler's collector recorded it (`provenance`).
+//! - how often each scheduler's collector recorded the canary's causal chain, and that chain
+//!   in one trial picked by a stated rule (`provenance`).
 //!
 //! A figure a run has no data for is a one-line note in the report instead. PNG and SVG of
 //! each, and the report's text showing them with their numbers. Nothing depends on the clock,
@@ -22,11 +26,13 @@
 //! panels, number formats) is `chart`.
 
 mod ablations;
+mod boots;
 mod chart;
 mod delay_cdf;
 mod fairness;
 mod loss;
 mod provenance;
+mod rates;
 mod runtime;
 pub mod sim_eval;
 pub mod sim_to_real;
@@ -38,9 +44,11 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 pub use chart::draw_legend;
 // The figure modules take these through `super`, beside the figure plumbing defined here.
+use crate::stats::Interval;
 use chart::{
     cell, centred_category, dashed_line, draw_bar_panel, draw_empty_panel, tick, Bar, BarPanel,
     LegendStrip, Swatch,
@@ -58,38 +66,8 @@ pub struct Run {
     pub trials: Vec<Trial>,
     /// See [`run_colours`].
     colours: BTreeMap<String, RGBColor>,
-}
-
-/// Mean, minimum and maximum of some repetitions.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spread {
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    pub n: usize,
-}
-
-impl Spread {
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        if values.is_empty() {
-            return None;
-        }
-        let (min, max) = values
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-        Some(Spread {
-            mean: values.iter().sum::<f64>() / values.len() as f64,
-            min,
-            max,
-            n: values.len(),
-        })
-    }
-
-    /// `n | mean | min | max`, the middle of a table row, the numbers to `decimals` places.
-    fn cells(&self, decimals: usize) -> String {
-        let Spread { mean, min, max, n } = self;
-        format!("{n} | {mean:.decimals$} | {min:.decimals$} | {max:.decimals$}")
-    }
+    /// The set-up in a line ([`boots::setup_line`]), under every figure's title.
+    setup: String,
 }
 
 /// The markdown report: a section per run, each figure drawn beside it as it is added.
@@ -104,8 +82,10 @@ impl Report {
         Report {
             text: String::from(
                 "# aegis-bench results\n\nMade by `aegis-bench figures` from the result files; \
-                 one section per file (one run each). Points are means over repetitions, bars \
-                 their range.\n",
+                 one section per file (one run each). The boot is the unit of replication: a \
+                 point is the mean over boots of each boot's mean, its interval the 95 % \
+                 Student-t interval over boots (none for one boot), and a ratio against EEVDF \
+                 the geometric mean of per-boot ratios (docs/figures.md).\n",
             ),
             stems: BTreeSet::new(),
         }
@@ -118,9 +98,17 @@ impl Report {
         self.stems.insert(stem.clone());
         let report = &mut self.text;
         writeln!(report, "\n## `{}`\n", run.name)?;
+        writeln!(
+            report,
+            "Set-up: {}. {}.\n",
+            run.setup,
+            boots::whisker_note(boots::boots(&run.trials))
+        )?;
         loss_section(run, &stem, out, report)?;
         kept_section(run, &stem, out, report)?;
+        rates::section(run, &stem, out, report)?;
         runtime::section(run, &stem, out, report)?;
+        fairness::shares_section(run, &stem, out, report)?;
         fairness::section(run, &stem, out, report)?;
         delay_cdf::section(run, &stem, out, report)?;
         ablations::section(run, &stem, out, report)?;
@@ -222,14 +210,38 @@ fn figure_section<F: Figure>(
     Ok(Some(figure))
 }
 
-/// The area under a figure's title; the run's name follows the title in brackets.
+/// The height of a line of the set-up under a figure's title.
+const SETUP_LINE_PX: u32 = 18;
+
+/// The area under a figure's title and, under it, the run's set-up and what the points are.
 fn titled<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     run: &Run,
     title: &str,
 ) -> Result<DrawingArea<DB, Shift>> {
-    root.titled(&format!("{title} ({})", run.name), ("sans-serif", 22))
-        .map_err(plot_err)
+    let note = boots::whisker_note(boots::boots(&run.trials));
+    titled_with(root, run, title, &note)
+}
+
+/// [`titled`] with another line than the usual one saying what points and whiskers are.
+fn titled_with<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    run: &Run,
+    title: &str,
+    note: &str,
+) -> Result<DrawingArea<DB, Shift>> {
+    let below = root.titled(title, ("sans-serif", 22)).map_err(plot_err)?;
+    let (lines, rest) = below.split_vertically(2 * SETUP_LINE_PX + 4);
+    let (width_px, _) = lines.dim_in_pixel();
+    let style =
+        TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    for (i, text) in [run.setup.as_str(), note].into_iter().enumerate() {
+        let y = SETUP_LINE_PX as i32 * i as i32 + SETUP_LINE_PX as i32 / 2;
+        lines
+            .draw(&Text::new(text, (width_px as i32 / 2, y), style.clone()))
+            .map_err(plot_err)?;
+    }
+    Ok(rest)
 }
 
 /// A plotters drawing error as an [`anyhow::Error`] (its error types differ per backend).
@@ -284,6 +296,7 @@ impl Run {
         Run {
             name,
             colours: run_colours(&trials),
+            setup: boots::setup_line(&trials),
             trials,
         }
     }

@@ -1,12 +1,13 @@
 //! Case study: the canary's causal chain as each scheduler's collector recorded it.
 //!
 //! The attack's flood worker creates the canary file (`openat(O_CREAT)`) and unlinks it in the
-//! middle of the flood; an investigator needs both edges of that chain in the log. For each
-//! scheduler one trial is shown (the highest attack intensity, first repetition, the built-in
-//! collector where the scheduler has trials with it): a recorded edge solid green, a missing
-//! one dashed red.
+//! middle of the flood; an investigator needs both edges of that chain in the log. The report
+//! gives, per scheduler and collector, in how many trials the log held the chain ("x of n").
+//! The drawing shows one trial per scheduler, picked by a rule: of its trials at its highest
+//! attack intensity with the built-in collector (any collector if it has no built-in trials),
+//! the median-loss one (the lower median; the trial id settles ties). A recorded edge is solid
+//! green, a missing one dashed red; beside it, the rate of that scheduler and collector.
 
-use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -22,9 +23,12 @@ use crate::results::trial::Trial;
 const RECORDED: RGBColor = RGBColor(44, 160, 44);
 const MISSING: RGBColor = RGBColor(214, 39, 40);
 const ROW_PX: u32 = 100;
-const TITLE_PX: u32 = 48;
+const TITLE_PX: u32 = 40;
+/// The set-up and the picking rule under the title.
+const SUBTITLE_PX: u32 = 40;
 
-/// Per scheduler, the trial whose canary the figure shows (trials without a canary never).
+/// Per scheduler, the trial whose canary the figure shows (trials without a canary never):
+/// the median-loss trial of its highest intensity with the built-in collector, if it has one.
 pub fn case_study(trials: &[Trial]) -> BTreeMap<&str, &Trial> {
     let mut by_scheduler: BTreeMap<&str, Vec<&Trial>> = BTreeMap::new();
     for t in trials.iter().filter(|t| t.accounting.canary_path.is_some()) {
@@ -34,20 +38,55 @@ pub fn case_study(trials: &[Trial]) -> BTreeMap<&str, &Trial> {
         .into_iter()
         .filter_map(|(scheduler, trials)| {
             let builtin = trials.iter().any(|t| t.id.collector == "builtin");
-            let picked = trials
+            let mut cell: Vec<&Trial> = trials
                 .into_iter()
                 .filter(|t| !builtin || t.id.collector == "builtin")
-                // Highest intensity, then the first repetition; the id settles the rest.
-                .min_by_key(|t| {
-                    (
-                        Reverse(t.id.threads),
-                        t.id.repetition,
-                        t.id.trial_id.as_str(),
-                    )
-                })?;
-            Some((scheduler, picked))
+                .collect();
+            let highest = cell.iter().map(|t| t.id.threads).max()?;
+            cell.retain(|t| t.id.threads == highest);
+            cell.sort_by(|a, b| {
+                a.accounting
+                    .loss_pct
+                    .total_cmp(&b.accounting.loss_pct)
+                    .then_with(|| a.id.trial_id.cmp(&b.id.trial_id))
+            });
+            let median = *cell.get((cell.len() - 1) / 2)?;
+            Some((scheduler, median))
         })
         .collect()
+}
+
+/// How often a scheduler's collector recorded the canary's chain: trials with both edges,
+/// with each edge, and with a canary at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CanaryRate {
+    pub both: usize,
+    pub create: usize,
+    pub unlink: usize,
+    pub trials: usize,
+}
+
+impl CanaryRate {
+    /// `x of n`, the trials whose log held the whole chain.
+    pub fn text(&self) -> String {
+        format!("{} of {}", self.both, self.trials)
+    }
+}
+
+/// Per (scheduler, collector), over the trials that planted a canary.
+pub fn canary_rates(trials: &[Trial]) -> BTreeMap<(String, String), CanaryRate> {
+    let mut rates: BTreeMap<(String, String), CanaryRate> = BTreeMap::new();
+    for t in trials.iter().filter(|t| t.accounting.canary_path.is_some()) {
+        let a = &t.accounting;
+        let rate = rates
+            .entry((t.id.scheduler.clone(), t.id.collector.clone()))
+            .or_default();
+        rate.trials += 1;
+        rate.both += usize::from(a.canary_create_recorded && a.canary_unlink_recorded);
+        rate.create += usize::from(a.canary_create_recorded);
+        rate.unlink += usize::from(a.canary_unlink_recorded);
+    }
+    rates
 }
 
 fn recorded(yes: bool) -> &'static str {
@@ -60,11 +99,13 @@ fn recorded(yes: bool) -> &'static str {
 
 pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
     let picked = case_study(&run.trials);
+    let rates = canary_rates(&run.trials);
     let data = if picked.is_empty() {
         Err("No provenance graph: no trial planted a canary (a `--cmd` producer has none).".into())
     } else {
         Ok(CaseStudy {
             picked,
+            rates: rates.clone(),
             legend: legend(),
         })
     };
@@ -74,15 +115,39 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
         return Ok(());
     };
     report.push_str(
-        "| scheduler | collector | threads | repetition | loss % | openat(O_CREAT) | unlink |\n",
+        "How often the collector's log held the canary's causal chain (both edges), over all \
+         the trials that planted one:\n\n",
     );
-    report.push_str("|---|---|---|---|---|---|---|\n");
+    report.push_str("| scheduler | collector | chain recorded | openat(O_CREAT) | unlink |\n");
+    report.push_str("|---|---|---|---|---|\n");
+    for ((scheduler, collector), r) in &rates {
+        writeln!(
+            report,
+            "| {scheduler} | {collector} | {} | {} of {} | {} of {} |",
+            r.text(),
+            r.create,
+            r.trials,
+            r.unlink,
+            r.trials
+        )?;
+    }
+    report.push_str(
+        "\nThe drawing shows, per scheduler, the median-loss trial of its highest intensity \
+         with the built-in collector (any collector without built-in trials):\n\n",
+    );
+    report.push_str(
+        "| scheduler | collector | workload | threads | boot | repetition | loss % | \
+         openat(O_CREAT) | unlink |\n",
+    );
+    report.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for (scheduler, t) in &picked {
         writeln!(
             report,
-            "| {scheduler} | {} | {} | {} | {:.2} | {} | {} |",
+            "| {scheduler} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
             t.id.collector,
+            super::loss::workload_of(t),
             t.id.threads,
+            t.id.boot,
             t.id.repetition,
             t.accounting.loss_pct,
             recorded(t.accounting.canary_create_recorded),
@@ -108,6 +173,7 @@ fn legend() -> LegendStrip {
 /// The figure: the trial shown per scheduler, and the legend under them.
 struct CaseStudy<'a> {
     picked: BTreeMap<&'a str, &'a Trial>,
+    rates: BTreeMap<(String, String), CanaryRate>,
     legend: LegendStrip,
 }
 
@@ -115,24 +181,39 @@ struct CaseStudy<'a> {
 impl Figure for CaseStudy<'_> {
     fn size_px(&self) -> (u32, u32) {
         // As tall as its rows: one scheduler is a short strip, not a page of white.
-        let height_px = TITLE_PX + self.picked.len() as u32 * ROW_PX + self.legend.height_px() + 8;
+        let height_px = TITLE_PX
+            + SUBTITLE_PX
+            + self.picked.len() as u32 * ROW_PX
+            + self.legend.height_px()
+            + 8;
         (SIZE.0, height_px)
     }
 
     fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let (top, strip) = self.legend.split_off(root);
-        let (title, rows) = top.split_vertically(TITLE_PX);
+        let (title, rows) = top.split_vertically(TITLE_PX + SUBTITLE_PX);
         let (width_px, _) = title.dim_in_pixel();
         title
             .draw(&Text::new(
-                format!(
-                    "The canary's causal chain in each scheduler's log ({})",
-                    run.name
-                ),
+                "The canary's causal chain in each scheduler's log",
                 (width_px as i32 / 2, TITLE_PX as i32 / 2),
                 centred(22),
             ))
             .map_err(plot_err)?;
+        for (i, line) in [
+            run.setup.clone(),
+            "per scheduler its median-loss trial at its highest intensity; beside it, the \
+             trials whose log held the chain"
+                .to_string(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let y = TITLE_PX as i32 + i as i32 * 18 + 4;
+            title
+                .draw(&Text::new(line, (width_px as i32 / 2, y), centred(13)))
+                .map_err(plot_err)?;
+        }
         for (i, (scheduler, t)) in self.picked.iter().enumerate() {
             let row = rows
                 .clone()
@@ -144,7 +225,12 @@ impl Figure for CaseStudy<'_> {
                 ))
                 .map_err(plot_err)?;
             }
-            draw_row(&row, scheduler, t)?;
+            let rate = self
+                .rates
+                .get(&(scheduler.to_string(), t.id.collector.clone()))
+                .copied()
+                .unwrap_or_default();
+            draw_row(&row, scheduler, t, &rate)?;
         }
         self.legend.draw(&strip)
     }
@@ -166,6 +252,7 @@ fn draw_row<DB: DrawingBackend>(
     row: &DrawingArea<DB, Shift>,
     scheduler: &str,
     t: &Trial,
+    rate: &CanaryRate,
 ) -> Result<()> {
     let y = ROW_PX as i32 / 2;
     let grey = RGBColor(110, 110, 110);
@@ -177,23 +264,31 @@ fn draw_row<DB: DrawingBackend>(
     ))
     .map_err(plot_err)?;
     row.draw(&Text::new(
-        format!("events lost: {:.2} %", t.accounting.loss_pct),
+        format!(
+            "lost {:.2} %; chain in {} trials",
+            t.accounting.loss_pct,
+            rate.text()
+        ),
         (20, y),
-        left(14),
+        left(13),
     ))
     .map_err(plot_err)?;
     row.draw(&Text::new(
         format!(
-            "{} flood threads, {}, rep. {}",
-            t.id.threads, t.id.collector, t.id.repetition
+            "x{}, {}, {}, boot {} rep. {}",
+            t.id.threads,
+            t.id.collector,
+            super::loss::workload_of(t),
+            t.id.boot,
+            t.id.repetition
         ),
         (20, y + 20),
-        left(12).color(&grey),
+        left(11).color(&grey),
     ))
     .map_err(plot_err)?;
     // Nodes, left to right, as pixel spans.
     let nodes = [
-        ("attacker (flood worker)", 250, 450),
+        ("attacker (flood worker)", 280, 460),
         ("canary file", 590, 730),
         ("removed", 850, 980),
     ];
@@ -280,13 +375,18 @@ mod tests {
     }
 
     #[test]
-    fn the_case_is_the_highest_intensity_first_repetition_builtin_trial() {
+    fn the_case_is_the_median_loss_builtin_trial_of_the_highest_intensity() {
         let mut no_canary = trial("eevdf", "builtin", 64, 0);
         no_canary.accounting.canary_path = None;
+        let with_loss = |mut t: Trial, loss: f64| {
+            t.accounting.loss_pct = loss;
+            t
+        };
         let trials = [
             trial("eevdf", "builtin", 4, 0),
-            trial("eevdf", "builtin", 8, 1),
-            trial("eevdf", "builtin", 8, 0),
+            with_loss(trial("eevdf", "builtin", 8, 1), 90.0),
+            with_loss(trial("eevdf", "builtin", 8, 0), 10.0),
+            with_loss(trial("eevdf", "builtin", 8, 2), 50.0),
             // Higher, but another collector: the built-in one is preferred.
             trial("eevdf", "auditd", 16, 0),
             no_canary,
@@ -296,8 +396,35 @@ mod tests {
         ];
         let picked = case_study(&trials);
         assert_eq!(picked.len(), 2);
-        assert!(std::ptr::eq(picked["eevdf"], &trials[2]));
-        assert!(std::ptr::eq(picked["aegis"], &trials[5]));
-        assert!(case_study(&trials[4..5]).is_empty());
+        assert!(std::ptr::eq(picked["eevdf"], &trials[3]));
+        assert!(std::ptr::eq(picked["aegis"], &trials[6]));
+        assert!(case_study(&trials[5..6]).is_empty());
+    }
+
+    #[test]
+    fn the_rate_counts_every_trial_with_a_canary_per_collector() {
+        let mut missed = trial("eevdf", "builtin", 8, 1);
+        missed.accounting.canary_unlink_recorded = false;
+        let mut none = trial("eevdf", "builtin", 8, 2);
+        none.accounting.canary_path = None;
+        let trials = [
+            trial("eevdf", "builtin", 8, 0),
+            missed,
+            none,
+            trial("eevdf", "auditd", 8, 0),
+        ];
+        let rates = canary_rates(&trials);
+        let builtin = rates[&("eevdf".to_string(), "builtin".to_string())];
+        assert_eq!(
+            builtin,
+            CanaryRate {
+                both: 1,
+                create: 2,
+                unlink: 1,
+                trials: 2
+            }
+        );
+        assert_eq!(builtin.text(), "1 of 2");
+        assert_eq!(rates.len(), 2);
     }
 }

@@ -2,13 +2,15 @@
 //! relative to EEVDF beside the same attack.
 //!
 //! The workloads run for a fixed time, so the time the same work takes is inversely
-//! proportional to throughput: a trial's normalized runtime is the baseline's mean throughput
-//! in the trial's cell (same run, flood, threads, collector, ring and workload) over the
-//! trial's own. Bars are means over repetitions with 95 % Student t confidence intervals.
+//! proportional to throughput. Boots pair up: in each boot, the baseline's mean throughput in
+//! the cell (same run, flood, threads, collector, ring and workload) over the scheduler's; a
+//! bar is the geometric mean of those per-boot ratios, its whisker the 95 % t interval on
+//! their logarithms ([`crate::stats::paired_ratio`]), which never goes below zero. The
+//! baseline itself is the dashed line at 1, not a bar. One boot: no interval.
 //!
 //! The figure is a grid: a column per workload, a row per collector, in each panel a group of
 //! bars per remaining attack setting. The y axis stops at max(2, 1.5 × the largest mean), so
-//! that the huge intervals of few repetitions squash no bar: a whisker past it is clipped
+//! that the huge intervals of few boots squash no bar: a whisker past it is clipped
 //! with a caret and its upper end written above. The report's table has every number.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,46 +21,22 @@ use anyhow::Result;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::boots::by_boot;
 use super::{
-    cell, centred_category, dashed_line, draw_empty_panel, figure_section, plot_err, tick, titled,
-    Figure, LegendStrip, Run, Swatch, SIZE,
+    cell, centred_category, dashed_line, draw_empty_panel, figure_section, plot_err, tick,
+    titled_with, Figure, LegendStrip, Run, Swatch, SIZE,
 };
 use crate::results::trial::Trial;
+use crate::stats::{paired_ratio, Interval};
 
 /// The baseline scheduler's name, in order of preference: EEVDF, or CFS in older guests.
 const BASELINES: [&str; 2] = ["eevdf", "cfs"];
 
-/// A mean with its two-sided 95 % confidence interval (Student t over the values' sample
-/// standard deviation); one value has no interval.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MeanCi {
-    pub mean: f64,
-    pub ci95: Option<(f64, f64)>,
-    pub n: usize,
-}
-
-pub fn mean_ci95(values: &[f64]) -> Option<MeanCi> {
-    let n = values.len();
-    if n == 0 {
-        return None;
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let ci95 = (n > 1)
-        .then(|| StudentsT::new(0.0, 1.0, (n - 1) as f64).ok())
-        .flatten()
-        .map(|t| {
-            let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-            let half_width = t.inverse_cdf(0.975) * (variance / n as f64).sqrt();
-            (mean - half_width, mean + half_width)
-        });
-    Some(MeanCi { mean, ci95, n })
-}
-
-/// What two trials must share to be compared: everything but the scheduler and repetition.
+/// What two trials must share to be compared: everything but the scheduler, boot and
+/// repetition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cell {
     pub workload: String,
@@ -84,9 +62,10 @@ impl Cell {
 pub struct NormalizedRuntime {
     /// `eevdf` or `cfs`.
     pub baseline: &'static str,
-    /// Runtime for the same work over the baseline's, per (cell, scheduler).
-    pub bars: BTreeMap<(Cell, String), MeanCi>,
-    /// Trials left out: their cell has no baseline trial.
+    /// Runtime for the same work over the baseline's, per (cell, scheduler other than the
+    /// baseline).
+    pub bars: BTreeMap<(Cell, String), Interval>,
+    /// Trials left out: their cell has no baseline trial in their boot.
     pub without_baseline: usize,
     /// Trials left out: a workload but no measured (or a zero) throughput.
     pub without_throughput: usize,
@@ -119,39 +98,39 @@ pub fn normalized_runtime(trials: &[Trial]) -> Result<NormalizedRuntime, String>
                 .into(),
         );
     };
-    let mut baseline_values: BTreeMap<Cell, Vec<f64>> = BTreeMap::new();
-    for t in &with_workload {
-        if let (true, Some(cell), Some(v)) =
-            (t.id.scheduler == baseline, Cell::of(t), throughput_per_s(t))
-        {
-            baseline_values.entry(cell).or_default().push(v);
-        }
-    }
-    let baseline_mean: BTreeMap<&Cell, f64> = baseline_values
-        .iter()
-        .map(|(cell, v)| (cell, v.iter().sum::<f64>() / v.len() as f64))
-        .collect();
-    let mut ratios: BTreeMap<(Cell, String), Vec<f64>> = BTreeMap::new();
-    let (mut without_baseline, mut without_throughput) = (0, 0);
+    let mut cells: BTreeMap<(Cell, String), Vec<&Trial>> = BTreeMap::new();
+    let mut without_throughput = 0;
     for t in &with_workload {
         let Some(cell) = Cell::of(t) else { continue };
-        let Some(v) = throughput_per_s(t) else {
+        if throughput_per_s(t).is_none() {
             without_throughput += 1;
             continue;
-        };
-        let Some(base) = baseline_mean.get(&cell) else {
-            without_baseline += 1;
-            continue;
-        };
-        ratios
+        }
+        cells
             .entry((cell, t.id.scheduler.clone()))
             .or_default()
-            .push(base / v);
+            .push(t);
     }
-    let bars = ratios
-        .into_iter()
-        .filter_map(|(key, v)| mean_ci95(&v).map(|m| (key, m)))
-        .collect();
+    let per_boot = |trials: &Vec<&Trial>| by_boot(trials.iter().copied(), throughput_per_s);
+    let mut bars = BTreeMap::new();
+    let mut without_baseline = 0;
+    for ((cell, scheduler), trials) in &cells {
+        if scheduler == baseline {
+            continue;
+        }
+        let base = cells
+            .get(&(cell.clone(), baseline.to_string()))
+            .map(per_boot)
+            .unwrap_or_default();
+        without_baseline += trials
+            .iter()
+            .filter(|t| !base.contains_key(&t.id.boot))
+            .count();
+        // Runtime for the same work is the baseline's throughput over this one's.
+        if let Some(ratio) = paired_ratio(&base, &per_boot(trials)) {
+            bars.insert((cell.clone(), scheduler.clone()), ratio);
+        }
+    }
     Ok(NormalizedRuntime {
         baseline,
         bars,
@@ -209,7 +188,8 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
     let base = runtime.baseline;
     writeln!(
         report,
-        "| workload | scheduler | trials | runtime × {base} (mean) | 95 % CI low | 95 % CI high |"
+        "| workload | scheduler | paired boots | runtime × {base} (geometric mean of per-boot \
+         ratios) | 95 % CI low | 95 % CI high |"
     )?;
     report.push_str("|---|---|---|---|---|---|\n");
     for ((c, scheduler), m) in &runtime.bars {
@@ -226,7 +206,8 @@ pub(super) fn section(run: &Run, stem: &str, out: &Path, report: &mut String) ->
     if runtime.without_baseline > 0 {
         writeln!(
             report,
-            "\n{} trials left out: no {base} trial beside the same attack and workload.",
+            "\n{} trials left out: no {base} trial beside the same attack and workload in \
+             their boot.",
             runtime.without_baseline
         )?;
     }
@@ -273,13 +254,12 @@ impl RuntimeFigure {
 
     /// What bars and whiskers are, and that a clipped whisker's end is written above it.
     fn subtitle(&self, y_top: f64) -> String {
-        let repetitions: BTreeSet<usize> = self.runtime.bars.values().map(|m| m.n).collect();
-        let mut text = match (repetitions.first(), repetitions.last()) {
-            (_, Some(1)) => "bars: one repetition each, so no confidence intervals".to_string(),
-            (Some(n), Some(m)) if n == m => {
-                format!("bars: mean of {n} repetitions; whiskers: 95 % confidence interval")
-            }
-            _ => "bars: mean over repetitions; whiskers: 95 % confidence interval".to_string(),
+        let boots: BTreeSet<usize> = self.runtime.bars.values().map(|m| m.n).collect();
+        let mut text = match (boots.first(), boots.last()) {
+            (_, Some(1)) => "bars: n=1 boot, so no confidence intervals".to_string(),
+            _ => "bars: geometric mean of per-boot ratios; whiskers: 95 % t interval on their \
+                  logarithms over boots"
+                .to_string(),
         };
         let clipped = self
             .runtime
@@ -413,9 +393,9 @@ impl Grid {
 }
 
 /// The y axis's top: room for the means and whiskers, but at most max(2, 1.5 × the largest
-/// mean), so that a few huge intervals (two repetitions: t = 12.7) squash no bar; rounded up
+/// mean), so that a few huge intervals (two boots: t = 12.7) squash no bar; rounded up
 /// to a half. Whiskers above it are clipped and labelled.
-fn axis_top<'a>(bars: impl IntoIterator<Item = &'a MeanCi>) -> f64 {
+fn axis_top<'a>(bars: impl IntoIterator<Item = &'a Interval>) -> f64 {
     let (mut largest_mean, mut data_top) = (0.0f64, 1.0f64);
     for m in bars {
         largest_mean = largest_mean.max(m.mean);
@@ -458,8 +438,6 @@ const COLUMN_PX: u32 = 440;
 const PANEL_AXIS_PX: u32 = 80;
 /// The least width of a bar's slot, so that a clipped whisker's label fits over it.
 const SLOT_PX: f64 = 28.0;
-/// The line under the title saying what bars and whiskers are.
-const SUBTITLE_PX: u32 = 26;
 /// Room between a panel's title and its plot for two rows of clipped whiskers' labels.
 const CLIP_ROOM_PX: i32 = 30;
 const CLIP_FONT_PX: u32 = 11;
@@ -476,33 +454,21 @@ impl Figure for RuntimeFigure {
             .map(|s| (s.clone(), BLACK))
             .collect();
         let legend = self.legend(&series, width).height_px();
-        (width, 40 + SUBTITLE_PX + ROW_PX * rows + legend)
+        (width, 80 + ROW_PX * rows + legend)
     }
 
     fn draw<DB: DrawingBackend>(&self, run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let base = self.runtime.baseline;
         let title = format!("Workload runtime for the same work, relative to {base}");
-        let root = titled(root, run, &title)?;
+        let y_top = axis_top(self.runtime.bars.values());
+        let root = titled_with(root, run, &title, &self.subtitle(y_top))?;
         let (width_px, _) = root.dim_in_pixel();
         let schedulers = self.schedulers();
         let series = run.series(schedulers.iter().copied());
         let legend = self.legend(&series, width_px);
         let (body, strip) = legend.split_off(&root);
-        let (subtitle, body) = body.split_vertically(SUBTITLE_PX);
         let grid = &self.grid;
         let (rows, columns) = (grid.collectors.len().max(1), grid.workloads.len().max(1));
-        let y_top = axis_top(self.runtime.bars.values());
-        let font = |px| {
-            TextStyle::from(("sans-serif", px).into_font())
-                .pos(Pos::new(HPos::Center, VPos::Center))
-        };
-        subtitle
-            .draw(&Text::new(
-                self.subtitle(y_top),
-                (width_px as i32 / 2, SUBTITLE_PX as i32 / 2),
-                font(14),
-            ))
-            .map_err(plot_err)?;
         let y_desc = format!("runtime for the same work (× {base})");
         for (i, area) in body.split_evenly((rows, columns)).iter().enumerate() {
             let (row, column) = (i / columns, i % columns);
@@ -552,7 +518,7 @@ struct Panel<'a> {
     labels: &'a [String],
     series: &'a [(String, RGBColor)],
     /// By (group, series) index.
-    bars: &'a BTreeMap<(usize, usize), MeanCi>,
+    bars: &'a BTreeMap<(usize, usize), Interval>,
     y_top: f64,
     /// The axes' names: only under the bottom row and left of the first column.
     x_desc: Option<&'a str>,
@@ -682,45 +648,56 @@ mod tests {
         t
     }
 
-    #[test]
-    fn three_values_give_the_student_t_interval() {
-        // mean 2, sample sd 1, t(0.975; 2 df) = 0.95 / sqrt(2 * 0.975 * 0.025) = 4.302653
-        let m = mean_ci95(&[1.0, 2.0, 3.0]).unwrap();
-        assert_eq!((m.mean, m.n), (2.0, 3));
-        let (low, high) = m.ci95.unwrap();
-        let half = 0.95 / (2.0f64 * 0.975 * 0.025).sqrt() / 3f64.sqrt();
-        assert!((half - 2.484138).abs() < 1e-6, "{half}");
-        assert!((low - (2.0 - half)).abs() < 1e-9, "{low}");
-        assert!((high - (2.0 + half)).abs() < 1e-9, "{high}");
-        assert_eq!(mean_ci95(&[5.0]).unwrap().ci95, None);
-        assert_eq!(mean_ci95(&[]), None);
+    fn in_boot(mut t: Trial, boot: u32) -> Trial {
+        t.id.boot = boot;
+        t
     }
 
     #[test]
-    fn runtime_is_the_baselines_mean_throughput_over_the_trials() {
+    fn runtime_is_the_geometric_mean_of_per_boot_ratios() {
         let trials = [
-            trial("eevdf", "hackbench", 90.0),
-            trial("eevdf", "hackbench", 110.0),
-            // 100 / 100, 100 / 50, 100 / (100 / 3): runtimes 1, 2, 3.
-            trial("aegis", "hackbench", 100.0),
-            trial("aegis", "hackbench", 50.0),
-            trial("aegis", "hackbench", 100.0 / 3.0),
+            // Boot 0: eevdf's mean 100, aegis's 50 (runtime 2); boot 1: 100 over 25 (4).
+            in_boot(trial("eevdf", "hackbench", 90.0), 0),
+            in_boot(trial("eevdf", "hackbench", 110.0), 0),
+            in_boot(trial("aegis", "hackbench", 40.0), 0),
+            in_boot(trial("aegis", "hackbench", 60.0), 0),
+            in_boot(trial("eevdf", "hackbench", 100.0), 1),
+            in_boot(trial("aegis", "hackbench", 25.0), 1),
+            // A boot without eevdf: left out, counted.
+            in_boot(trial("aegis", "hackbench", 10.0), 2),
             // No eevdf trial ran this workload: left out, counted.
             trial("aegis", "stress-ng-cpu", 10.0),
             trial("aegis", "hackbench", 0.0),
         ];
         let r = normalized_runtime(&trials).unwrap();
         assert_eq!(r.baseline, "eevdf");
-        assert_eq!((r.without_baseline, r.without_throughput), (1, 1));
+        assert_eq!((r.without_baseline, r.without_throughput), (2, 1));
         let cell = Cell::of(&trials[0]).unwrap();
         let aegis = r.bars[&(cell.clone(), "aegis".to_string())];
-        assert!((aegis.mean - 2.0).abs() < 1e-12, "{aegis:?}");
-        let (low, _) = aegis.ci95.unwrap();
-        assert!((low - (2.0 - 2.484138)).abs() < 1e-6, "{aegis:?}");
-        // eevdf against its own mean: 100/90 and 100/110.
-        let eevdf = r.bars[&(cell, "eevdf".to_string())];
-        assert!((eevdf.mean - (100.0 / 90.0 + 100.0 / 110.0) / 2.0).abs() < 1e-12);
-        assert_eq!(r.bars.len(), 2);
+        assert_eq!(aegis.n, 2);
+        assert!((aegis.mean - 8f64.sqrt()).abs() < 1e-12, "{aegis:?}");
+        // The baseline is the line at 1, not a bar.
+        assert!(!r.bars.contains_key(&(cell, "eevdf".to_string())));
+        assert_eq!(r.bars.len(), 1);
+    }
+
+    #[test]
+    fn runtime_intervals_never_go_below_zero() {
+        // Two boots whose ratios differ tenfold: a t interval on the ratios themselves (t =
+        // 12.7) would reach far below zero; on their logarithms it cannot.
+        let trials = [
+            in_boot(trial("eevdf", "hackbench", 100.0), 0),
+            in_boot(trial("aegis", "hackbench", 100.0), 0),
+            in_boot(trial("eevdf", "hackbench", 100.0), 1),
+            in_boot(trial("aegis", "hackbench", 10.0), 1),
+        ];
+        let r = normalized_runtime(&trials).unwrap();
+        let aegis = r.bars.values().next().unwrap();
+        let (low, high) = aegis.ci95.unwrap();
+        assert!(low > 0.0 && low < 1.0 && high > 10.0, "{aegis:?}");
+        // One boot: no interval.
+        let r = normalized_runtime(&trials[..2]).unwrap();
+        assert_eq!(r.bars.values().next().unwrap().ci95, None);
     }
 
     #[test]
@@ -737,7 +714,8 @@ mod tests {
         let cell = Cell::of(&trials[2]).unwrap();
         assert_eq!(r.bars[&(cell.clone(), "aegis".to_string())].mean, 2.0);
         let labels = cell_labels(r.bars.keys().map(|(c, _)| c));
-        assert_eq!(labels[&cell], "hackbench, x8");
+        // The baseline's cells are no bars: only aegis's is named.
+        assert_eq!(labels[&cell], "hackbench");
         assert!(normalized_runtime(&[trial("aegis", "hackbench", 1.0)]).is_err());
         assert!(
             normalized_runtime(&[crate::results::trial::example_trial("eevdf", 1, 0.0, None)])
@@ -782,7 +760,7 @@ mod tests {
 
     #[test]
     fn the_axis_stops_at_one_and_a_half_times_the_largest_mean_and_labels_do_not_overlap() {
-        let m = |mean, high| MeanCi {
+        let m = |mean, high| Interval {
             mean,
             ci95: Some((0.0, high)),
             n: 2,

@@ -42,19 +42,26 @@ fn flock(file: &File, operation: libc::c_int) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), operation) == 0 }
 }
 
+/// The lock file, in /run (root's); where there is no /run, in /tmp, opened without following
+/// a symlink and used only if it is ours (anyone can plant a name in /tmp).
 fn open_lock() -> Option<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let path = if Path::new("/run").is_dir() {
         Path::new(LOCK_FILE)
     } else {
         Path::new("/tmp/aegis-bench-tracefs.lock")
     };
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .ok()
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.uid() == nix::unistd::geteuid().as_raw()).then_some(file)
 }
 
 fn set_marker(lock: &mut File, mounted: bool) {
@@ -71,47 +78,74 @@ fn marker_says_mounted(lock: &mut File) -> bool {
     lock.read_to_end(&mut text).is_ok() && text == MOUNTED_MARKER
 }
 
-/// Makes sure tracefs is mounted, checking the legacy debugfs location too.
-pub fn ensure_tracefs() -> Result<TracefsGuard, InputError> {
+fn ready_anywhere() -> bool {
+    tracefs_ready(Path::new(TRACEFS)) || tracefs_ready(Path::new("/sys/kernel/debug/tracing"))
+}
+
+/// Makes sure tracefs is mounted, checking the legacy debugfs location too. Runs that find it
+/// mounted share it at once; the lock is held exclusively only to mount it (and, on drop, to
+/// unmount it), so a second run never waits for the first to end, and a wait for the lock
+/// polls, so Ctrl-C ends it.
+pub fn ensure_tracefs() -> anyhow::Result<TracefsGuard> {
     let mut lock = open_lock();
-    if let Some(file) = &lock {
-        flock(file, libc::LOCK_EX);
-    }
-    let tracefs = Path::new(TRACEFS);
     let mut mounted_by_us = false;
-    if !(tracefs_ready(tracefs) || tracefs_ready(Path::new("/sys/kernel/debug/tracing"))) {
-        mount(
-            Some("nodev"),
-            tracefs,
-            Some("tracefs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            None::<&str>,
-        )
-        .map_err(|errno| {
-            InputError(format!(
-                "cannot mount tracefs at {TRACEFS} ({errno}); the BPF tracepoints need it: mount \
-                 it with `mount -t tracefs nodev {TRACEFS}` or use a kernel built with CONFIG_FTRACE"
-            ))
-        })?;
-        if !tracefs_ready(tracefs) {
-            let _ = umount2(tracefs, MntFlags::MNT_DETACH);
-            return Err(InputError(format!(
-                "tracefs at {TRACEFS} has no raw_syscalls/sys_enter tracepoint; use a kernel \
-                 built with CONFIG_FTRACE_SYSCALLS"
-            )));
+    if let Some(file) = lock.as_mut() {
+        let mut said = false;
+        let started = std::time::Instant::now();
+        loop {
+            crate::signals::check()?;
+            if ready_anywhere() && flock(file, libc::LOCK_SH | libc::LOCK_NB) {
+                break;
+            }
+            if flock(file, libc::LOCK_EX | libc::LOCK_NB) {
+                if !ready_anywhere() {
+                    mount_tracefs()?;
+                    mounted_by_us = true;
+                    set_marker(file, true);
+                }
+                // Downgrade: other runs may share it now.
+                flock(file, libc::LOCK_SH);
+                break;
+            }
+            if !said && started.elapsed() > std::time::Duration::from_secs(2) {
+                crate::say!("waiting for another aegis-bench run to finish with tracefs...");
+                said = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    } else if !ready_anywhere() {
+        mount_tracefs()?;
         mounted_by_us = true;
-        if let Some(file) = lock.as_mut() {
-            set_marker(file, true);
-        }
-    }
-    if let Some(file) = &lock {
-        flock(file, libc::LOCK_SH);
     }
     Ok(TracefsGuard {
         lock: lock.take(),
         mounted_by_us,
     })
+}
+
+fn mount_tracefs() -> Result<(), InputError> {
+    let tracefs = Path::new(TRACEFS);
+    mount(
+        Some("nodev"),
+        tracefs,
+        Some("tracefs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|errno| {
+        InputError(format!(
+            "cannot mount tracefs at {TRACEFS} ({errno}); the BPF tracepoints need it: mount \
+             it with `mount -t tracefs nodev {TRACEFS}` or use a kernel built with CONFIG_FTRACE"
+        ))
+    })?;
+    if !tracefs_ready(tracefs) {
+        let _ = umount2(tracefs, MntFlags::MNT_DETACH);
+        return Err(InputError(format!(
+            "tracefs at {TRACEFS} has no raw_syscalls/sys_enter tracepoint; use a kernel \
+             built with CONFIG_FTRACE_SYSCALLS"
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for TracefsGuard {

@@ -11,7 +11,7 @@
 //! ```
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -93,8 +93,11 @@ pub fn for_each_record(
             1 => PayloadKind::Path,
             other => bail!("unknown payload kind {other}"),
         };
+        let Some(ts_ns) = header.base_ts_ns.checked_add(u32_at(rec, 12) as u64) else {
+            bail!("timestamp past 2^64 ns (base {})", header.base_ts_ns);
+        };
         each(&ProvEvent {
-            ts_ns: header.base_ts_ns + u32_at(rec, 12) as u64,
+            ts_ns,
             cgroup_id,
             pid: u32_at(rec, 4),
             tid: u32_at(rec, 8),
@@ -133,12 +136,9 @@ pub fn read_log(path: &Path, mut each: impl FnMut(&ProvEvent<'_>)) -> Result<()>
     let cgroup_id = u64_at(&head, 8);
     let mut batch = Vec::new();
     loop {
-        let mut len = [0u8; 4];
-        match input.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(err) => return Err(err.into()),
-        }
+        let Some(len) = super::read_length(&mut input)? else {
+            return Ok(());
+        };
         let bytes = u32::from_le_bytes(len) as usize;
         if !(BATCH_HEADER_BYTES..=1 << 20).contains(&bytes) {
             bail!("corrupt compact log: batch length {bytes}");
@@ -192,6 +192,16 @@ pub(crate) fn test_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_past_2_to_the_64_is_an_error_not_a_wrap() {
+        let mut batch = test_batch(0, 0, 0, &[b"/a"]);
+        batch[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
+        let rec = BATCH_HEADER_BYTES;
+        batch[rec + 12..rec + 16].copy_from_slice(&5u32.to_le_bytes());
+        let err = for_each_record(&batch, 0, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("timestamp"), "{err}");
+    }
 
     #[test]
     fn reads_back_a_log_of_batches() {

@@ -141,7 +141,8 @@ impl<'a> ProvEvent<'a> {
 }
 
 impl fmt::Display for ProvEvent<'_> {
-    /// `ts_ns pid/tid comm syscall(args) payload`
+    /// `ts_ns pid/tid comm syscall(args) payload`; the name and the path escaped, since any
+    /// process chooses its own (terminal escapes included).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -149,7 +150,7 @@ impl fmt::Display for ProvEvent<'_> {
             self.ts_ns,
             self.pid,
             self.tid,
-            self.comm_str(),
+            self.comm_str().escape_debug(),
             crate::syscalls::name(self.syscall_nr),
             self.args[0],
             self.args[1],
@@ -240,12 +241,9 @@ impl<R: Read> LogReader<R> {
 
     /// The next record, `None` at the end of the log.
     pub fn next_event(&mut self) -> io::Result<Option<ProvEvent<'_>>> {
-        let mut len = [0u8; 4];
-        match self.input.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(err) => return Err(err),
-        }
+        let Some(len) = read_length(&mut self.input)? else {
+            return Ok(None);
+        };
         let len = u32::from_le_bytes(len) as usize;
         if !(EVENT_HEADER_BYTES..=EVENT_HEADER_BYTES + PAYLOAD_MAX).contains(&len) {
             return Err(io::Error::new(
@@ -258,6 +256,29 @@ impl<R: Read> LogReader<R> {
         ProvEvent::decode(&self.record).map(Some).map_err(|err| {
             io::Error::new(io::ErrorKind::InvalidData, format!("corrupt log: {err}"))
         })
+    }
+}
+
+/// A record's (or batch's) 4-byte length, `None` at a clean end of the log; 1 to 3 bytes
+/// before the end mean the log was cut short, which is an error, not its end.
+pub(crate) fn read_length(input: &mut impl Read) -> io::Result<Option<[u8; 4]>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < len.len() {
+        match input.read(&mut len[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    match got {
+        0 => Ok(None),
+        4 => Ok(Some(len)),
+        n => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("corrupt log: it ends {n} byte(s) into a record length (cut short)"),
+        )),
     }
 }
 
@@ -296,6 +317,27 @@ mod tests {
             comm: *b"flood-0\0\0\0\0\0\0\0\0\0",
             payload,
         }
+    }
+
+    #[test]
+    fn a_process_name_with_terminal_escapes_prints_escaped() {
+        let mut event = sample(b"/tmp/\x1b[2J");
+        event.comm[..8].copy_from_slice(b"\x1b[31mred");
+        let text = event.to_string();
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
+    }
+
+    #[test]
+    fn a_log_cut_inside_a_length_is_an_error() {
+        let mut writer = LogWriter::new(Vec::new()).unwrap();
+        writer.append(&sample(b"/tmp/x")).unwrap();
+        let mut bytes = writer.finish().unwrap();
+        bytes.extend([1, 0]);
+        let mut reader = LogReader::new(&bytes[..]).unwrap();
+        assert!(reader.next_event().unwrap().is_some());
+        let err = reader.next_event().unwrap_err();
+        assert!(err.to_string().contains("cut short"), "{err}");
     }
 
     #[test]

@@ -11,4 +11,7 @@ pub struct AppliedPolicy {
     pub policy_rt_priority: i32,
     pub policy_nice: i32,
     pub attack_cpu_quota_pct: Option<u32>,
+    /// `freeze-on-fill`: the ring fill (%) at which the attack's cgroup is frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack_freeze_fill_pct: Option<u32>,
 }

@@ -52,6 +52,14 @@ pub struct Trial {
     pub collector_cpu_share: Option<f64>,
 }
 
+/// A trial `run --keep-going` set aside, in `OUT/failures.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub trial_id: String,
+    pub error: String,
+    pub started_at: String,
+}
+
 /// What the trial was: its cell (scheduler, collector, attack, buffer) and repetition.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrialId {

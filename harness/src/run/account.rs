@@ -135,6 +135,21 @@ impl Disarmed {
             collector: &self.stats,
             traced: &self.traced,
         })?;
+        // A `--cmd` program that failed did not produce what the trial claims to measure.
+        if let Some(code) = self.report.cmd_exit_code.filter(|code| *code != 0) {
+            anyhow::bail!(
+                "the --cmd program exited with status {code}; run it by hand to see why (a \
+                 program still running at --duration is stopped, which is not a failure)"
+            );
+        }
+        // A canary the attack did not create (something was at its path) proves nothing about
+        // the collector: the trial fails rather than count a record of a failed open.
+        if let Some(canary) = self.report.canary.as_ref().filter(|c| !c.created) {
+            anyhow::bail!(
+                "the attack could not create its canary {} (something was there first)",
+                canary.path
+            );
+        }
         let canary_seen = self.collector.find_canary(&self.canary)?;
         let collector_version = self.collector.version();
         drop(self.collector);
@@ -198,7 +213,10 @@ fn keep_log(setup: &Setup<'_>, log_path: &Path) -> Result<()> {
                 setup.serial,
                 setup.spec.collector.name()
             ));
-            std::fs::copy(log_path, &kept)
+            // Never through a link planted at that name: the log is written as root.
+            let mut to = crate::files::create_fresh(&kept)?;
+            let mut from = std::fs::File::open(log_path)?;
+            std::io::copy(&mut from, &mut to)
                 .with_context(|| format!("keeping {}", kept.display()))?;
             Some(kept)
         }

@@ -98,9 +98,24 @@ fn start_collector(setup: &Setup<'_>, cgroup_id: u64) -> Result<Box<dyn RunningC
         ProducerPlan::Flood { spec, .. } => Some(spec.kind),
         ProducerPlan::Command(_) => None,
     };
-    // Aegis reads the fill of the collector's ring buffer where the collector pins it.
+    // Aegis and the freeze-on-fill baseline read the fill of the collector's ring buffer
+    // where the collector pins it.
     let pin_ring = match &spec.scheduler {
         SchedulerSpec::SchedExt { name, .. } if name == "aegis" => {
+            crate::sched::aegis::ring_pin_path(setup.serial)
+        }
+        SchedulerSpec::Fair {
+            variant: Some(FairVariant::FreezeOnFill),
+            ..
+        } => {
+            if !crate::sched::aegis::bpffs_mounted() {
+                return Err(crate::error::InputError(
+                    "freeze-on-fill reads the collector's ring through bpffs, which is not \
+                     mounted: mount it (mount -t bpf bpf /sys/fs/bpf) or run in a guest (--vm)"
+                        .into(),
+                )
+                .into());
+            }
             crate::sched::aegis::ring_pin_path(setup.serial)
         }
         _ => None,

@@ -18,6 +18,7 @@ use crate::{measure::mounts, signals};
 
 use super::plan::{Plan, TrialSpec};
 use super::trial::run_trial;
+use super::work_dir;
 
 /// Checks made after the flags and before anything is changed.
 pub fn check_privileges() -> Result<(), InputError> {
@@ -50,10 +51,14 @@ impl Bench {
     pub fn open(uses_audit: bool) -> Result<Bench> {
         check_privileges()?;
         signals::install()?;
-        let work_dir = tempfile::Builder::new()
-            .prefix("aegis-bench-")
-            .tempdir()
-            .context("creating a work directory")?;
+        let stale = work_dir::sweep_stale(&std::env::temp_dir(), work_dir::aegis_bench_alive);
+        for dir in &stale {
+            crate::say!(
+                "note: removed {}, the work directory of an aegis-bench that was killed",
+                dir.display()
+            );
+        }
+        let work_dir = work_dir::create()?;
         if audit_state::recover_stale(uses_audit, work_dir.path())? {
             crate::say!(
                 "note: restored the audit rules and settings an aegis-bench that was killed left \
@@ -183,19 +188,21 @@ impl Bench {
     }
 }
 
-/// `attack`'s trials: numbered progress lines, `--json`/`--csv` rewritten after each trial,
-/// and the first failure ends the run.
-struct AttackSink {
+/// `attack`'s trials: numbered progress lines, `--json`/`--csv` rewritten after each trial
+/// (in plan order: the run order is shuffled, and each trial's `started_at` keeps it), and the
+/// first failure ends the run.
+struct AttackSink<'a> {
+    plan: &'a Plan,
     exporters: Exporters,
 }
 
-impl TrialSink for AttackSink {
+impl TrialSink for AttackSink<'_> {
     fn announce(&mut self, index: usize, total: usize, plan: &Plan, spec: &TrialSpec) -> String {
         format!("trial {}/{total}: {}", index + 1, plan.describe(spec))
     }
 
     fn export(&mut self, trials: &[Trial]) -> Result<()> {
-        self.exporters.write(trials)
+        self.exporters.write(&in_plan_order(self.plan, trials))
     }
 
     fn failed(
@@ -217,6 +224,7 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut sink = AttackSink {
+        plan,
         exporters: Exporters::new(plan.json.clone(), plan.csv.clone()),
     };
     // Seeded random order within each repetition (as `run --matrix`'s), so no scheduler or
@@ -237,11 +245,16 @@ pub fn run_attack(plan: &Plan) -> Result<Vec<Trial>> {
 }
 
 /// `trials` as the plan lists its cells (boot, repetition, scheduler, collector, buffer,
-/// threads, workload), for the table: the run order is shuffled.
+/// threads, workload), for the table and the files: the run order is shuffled.
 fn in_plan_order(plan: &Plan, trials: &[Trial]) -> Vec<Trial> {
-    let order: Vec<String> = plan.trials().iter().map(|s| plan.trial_id(s)).collect();
+    let order: std::collections::HashMap<String, usize> = plan
+        .trials()
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| (plan.trial_id(spec), index))
+        .collect();
     let mut sorted = trials.to_vec();
-    sorted.sort_by_key(|t| order.iter().position(|id| *id == t.id.trial_id));
+    sorted.sort_by_key(|t| order.get(&t.id.trial_id).copied());
     sorted
 }
 

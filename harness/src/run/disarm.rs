@@ -79,7 +79,7 @@ impl Fired<'_> {
                 running.stop()?;
                 crate::sched::aegis::read_stats(&armed.aegis_stats_file)?
             }
-            None => None,
+            None => self.freeze_stats.take(),
         };
         armed.truth.check_complete()?;
         let truth_counts = armed.truth.counts(armed.cgroup.id())?;

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use attacks::{AttackReport, FloodSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -15,6 +15,8 @@ use crate::measure::run_delay::{RunDelayReport, RunDelayWatch, Watched};
 use crate::results::trial::RunDelayOutcome;
 use crate::run::producer::{self, Producer};
 use crate::run::workload::RunningWorkload;
+use crate::sched::freeze::Freezer;
+use crate::sched::FairVariant;
 
 use super::arm::Armed;
 use super::plan::ProducerPlan;
@@ -35,6 +37,8 @@ pub(super) struct Fired<'t> {
     pub(super) canary: PathBuf,
     pub(super) attack_totals: Totals,
     pub(super) run_delay: RunDelayOutcome,
+    /// What `freeze-on-fill` did, as the trial's `scheduler_stats`.
+    pub(super) freeze_stats: Option<serde_json::Value>,
 }
 
 impl<'t> Armed<'t> {
@@ -43,7 +47,11 @@ impl<'t> Armed<'t> {
     /// so both begin with the flood.
     pub(super) fn fire(mut self, setup: &Setup<'_>) -> Result<Fired<'t>> {
         let plan = setup.plan;
-        let canary = PathBuf::from(format!("/tmp/aegis-canary-{:016x}", rand::random::<u64>()));
+        // In the trial's private (0700) directory: no other user can create it first, and its
+        // random name is not guessable from the worker's arguments.
+        let canary = setup
+            .trial_dir
+            .join(format!("canary-{:016x}", rand::random::<u64>()));
         let flood_spec = flood_spec(setup);
         let producer = match (&flood_spec, &plan.producer) {
             (Some(flood), _) => Producer::Flood(flood),
@@ -69,8 +77,11 @@ impl<'t> Armed<'t> {
         let bar = progress_bar(plan.duration);
         let needs_pid = self.collector.needs_attack_pid();
         let mut beside: Option<RunningWorkload> = None;
+        let mut freezer: Option<Freezer> = None;
         let mut attack_counters = None;
         let collector = &mut self.collector;
+        let attack_cgroup = self.cgroup.path().to_path_buf();
+        let freeze_on_fill = self.variant == Some(FairVariant::FreezeOnFill);
         let mut on_joined = |pid: u32| -> Result<()> {
             // The worker's threads exist and are parked at the gate: counted from before the
             // flood, with anything they start later inherited.
@@ -95,6 +106,14 @@ impl<'t> Armed<'t> {
                 beside = Some(workload);
                 inject_fault("workload")?;
             }
+            if freeze_on_fill {
+                let pin = collector
+                    .pinned_ring()
+                    .context("freeze-on-fill needs a collector whose ring is pinned")?;
+                // A little past the flood's end at most: never holds the attack past it.
+                let until = std::time::Instant::now() + plan.duration + Duration::from_secs(1);
+                freezer = Some(Freezer::start(&pin, &attack_cgroup, until)?);
+            }
             Ok(())
         };
         // Always gated: the attack's perf counters are opened at the gate.
@@ -108,6 +127,10 @@ impl<'t> Armed<'t> {
             |elapsed| bar.set_position(elapsed.as_millis() as u64),
         );
         bar.finish_and_clear();
+        let freeze_stats = match freezer {
+            Some(freezer) => Some(serde_json::to_value(freezer.finish()?)?),
+            None => None,
+        };
         let run_delay = run_delay.map(RunDelayWatch::finish);
         // The worker has exited: every flood thread's count is final.
         let attack_totals = attack_counters
@@ -123,6 +146,7 @@ impl<'t> Armed<'t> {
             canary,
             attack_totals,
             run_delay: RunDelayOutcome::measured(run_delay.as_ref()),
+            freeze_stats,
         })
     }
 }

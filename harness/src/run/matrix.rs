@@ -153,7 +153,7 @@ pub struct Matrix {
 
 impl Matrix {
     pub fn read(path: &Path) -> Result<Matrix, InputError> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let text = crate::files::read_input(path).map_err(|err| {
             InputError(format!(
                 "cannot read the matrix {}: {err}; give an existing TOML file (see \
                  docs/matrix.md)",
@@ -168,7 +168,7 @@ impl Matrix {
         let file: MatrixFile = toml::from_str(text).map_err(|err| {
             InputError(format!(
                 "{}; see docs/matrix.md for the keys",
-                err.to_string().trim_end()
+                crate::error::toml_error_line(text, &err)
             ))
         })?;
         if file.schedulers.is_empty() {
@@ -408,10 +408,19 @@ impl Shard {
         let (index, count) = text.split_once('/').ok_or_else(bad)?;
         let index: u32 = index.trim().parse().map_err(|_| bad())?;
         let count: u32 = count.trim().parse().map_err(|_| bad())?;
-        if index == 0 || count == 0 || index > count {
+        let shard = Shard { index, count };
+        if !shard.is_valid() {
             return Err(bad());
         }
-        Ok(Shard { index, count })
+        Ok(shard)
+    }
+
+    /// The most shards a matrix may be split into (more would be runners with no trial).
+    pub const MAX_COUNT: u32 = 10_000;
+
+    /// `1 <= index <= count <= MAX_COUNT`; a shard read from a file is checked too.
+    pub fn is_valid(&self) -> bool {
+        self.index >= 1 && self.index <= self.count && self.count <= Self::MAX_COUNT
     }
 
     /// Whether the trial at `position` of the run order is this shard's.
@@ -432,7 +441,7 @@ impl std::fmt::Display for Shard {
 pub(crate) const SMALL_TEST_MATRIX: &str = r#"
 duration_s = 2
 repetitions = 3
-schedulers = ["eevdf", { name = "eevdf", label = "eevdf:other", scx_args = "--x" }]
+schedulers = ["eevdf", { label = "eevdf:other", name = "eevdf" }]
 
 [[attack]]
 flood = "openat"

@@ -163,6 +163,34 @@ impl Plan {
         check_distinct(options)?;
         check_outputs(options)?;
         let schedulers = resolve_schedulers(&options.schedulers)?;
+        let freezes = schedulers.iter().any(|s| {
+            matches!(
+                s,
+                SchedulerSpec::Fair {
+                    variant: Some(sched::FairVariant::FreezeOnFill),
+                    ..
+                }
+            )
+        });
+        if freezes && options.collectors.contains(&CollectorKind::Auditd) {
+            return Err(InputError(
+                "freeze-on-fill reads a ring buffer's fill, which auditd has not: use it with \
+                 the builtin or builtin-compact collector"
+                    .into(),
+            ));
+        }
+        // Given to no scheduler, they would be silently ignored.
+        if !options.scx_args.is_empty()
+            && !schedulers
+                .iter()
+                .any(|s| matches!(s, SchedulerSpec::SchedExt { .. }))
+        {
+            return Err(InputError(
+                "--scx-args goes to sched_ext schedulers, and --scheduler names none: add one \
+                 (aegis, scx_rustland, scx:PATH) or leave --scx-args out"
+                    .into(),
+            ));
+        }
         Ok(Plan {
             attack_label: match &producer {
                 ProducerPlan::Flood { spec, .. } => spec.kind.name().to_string(),
@@ -328,8 +356,27 @@ fn check_distinct(options: &AttackOptions) -> Result<(), InputError> {
     }
 }
 
+/// `--json`, `--csv` and `--keep-logs` can be written (before anything is measured), and
 /// `--json` and `--csv` are two files: one path for both would leave only the CSV.
 fn check_outputs(options: &AttackOptions) -> Result<(), InputError> {
+    let files = [("--json", &options.json), ("--csv", &options.csv)];
+    for (flag, path) in files {
+        let Some(path) = path else { continue };
+        if let Some(why) = crate::files::unusable_output(path) {
+            return Err(InputError(format!(
+                "{flag} {}: {why}; name a new or regular file in a writable directory",
+                path.display()
+            )));
+        }
+    }
+    if let Some(dir) = &options.keep_logs {
+        if let Some(why) = crate::files::unusable_output_dir(dir) {
+            return Err(InputError(format!(
+                "--keep-logs {}: {why}; name a new or existing directory",
+                dir.display()
+            )));
+        }
+    }
     if let (Some(json), Some(csv)) = (&options.json, &options.csv) {
         let same = json == csv
             || std::path::absolute(json).ok() == std::path::absolute(csv).ok()
@@ -387,7 +434,10 @@ fn check_duration(duration_s: f64) -> Result<Duration, InputError> {
     Ok(Duration::from_secs_f64(duration_s))
 }
 
-/// Counts that must be at least one.
+/// The most trials one attack or matrix cell may plan (weeks of trials at seconds each).
+const MAX_TRIALS: u64 = 1_000_000;
+
+/// Counts that must be at least one, and a plan of bounded size.
 fn check_counts(options: &AttackOptions) -> Result<(), InputError> {
     if options.count == Some(0) {
         return Err(InputError("--count must be at least 1".into()));
@@ -400,6 +450,25 @@ fn check_counts(options: &AttackOptions) -> Result<(), InputError> {
     }
     if options.boots == 0 {
         return Err(InputError("--boots must be at least 1".into()));
+    }
+    // Planning allocates every trial up front: a typo such as --repetitions 1000000000 must
+    // be an error, not an exhausted machine.
+    let cells = options.threads.len().max(1) as u64
+        * options.ring_sizes.len().max(1) as u64
+        * options.collectors.len().max(1) as u64
+        * options.schedulers.len().max(1) as u64
+        * options.workloads.len().max(1) as u64
+        * options.audit_backlog_limits.len().max(1) as u64
+        * options.audit_backlog_wait_times_ms.len().max(1) as u64;
+    let trials = cells
+        .saturating_mul(u64::from(options.repetitions))
+        .saturating_mul(u64::from(options.boots));
+    if trials > MAX_TRIALS {
+        return Err(InputError(format!(
+            "{trials} trials ({cells} combinations x {} repetitions x {} boots) is more than \
+             {MAX_TRIALS}; lower --repetitions or --boots, or split the run",
+            options.repetitions, options.boots
+        )));
     }
     if let Some(boot) = options.boot.filter(|boot| *boot >= options.boots) {
         return Err(InputError(format!(

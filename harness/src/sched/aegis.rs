@@ -14,7 +14,8 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 const PIN_PREFIX: &str = "aegis-bench-";
 const PIN_SUFFIX: &str = "-ring";
 
-fn bpffs_mounted() -> bool {
+/// Whether bpffs is mounted where rings are pinned.
+pub fn bpffs_mounted() -> bool {
     nix::sys::statfs::statfs(BPFFS)
         .map(|fs| fs.filesystem_type().0 == BPF_FS_MAGIC)
         .unwrap_or(false)

@@ -3,12 +3,13 @@
 //! - `eevdf` / `cfs`: no sched_ext scheduler loaded; the kernel's fair class. Valid only on a
 //!   kernel whose fair class it is (EEVDF replaced CFS in Linux 6.6).
 //! - `eevdf:VARIANT` / `cfs:VARIANT`: the fair class plus the baseline a user tries first
-//!   ([`policy::FairVariant`]): the collector at SCHED_FIFO or nice -20, the attack at nice 19
-//!   or under a CPU quota.
+//!   ([`policy::FairVariant`]): the collector at SCHED_FIFO or nice -20, the attack at nice 19,
+//!   under a CPU quota, or frozen while the collector's ring is full ([`freeze`]).
 //! - `scx_rustland`, `aegis`, `scx:PATH`: a sched_ext scheduler binary ([`scx`]), started per
 //!   trial and confirmed through `/sys/kernel/sched_ext`.
 
 pub mod aegis;
+pub mod freeze;
 pub mod policy;
 pub mod scx;
 
@@ -219,8 +220,8 @@ pub fn parse(name: &str, facts: &KernelFacts) -> Result<SchedulerSpec, InputErro
         }
         other => Err(InputError(format!(
             "unknown scheduler '{other}'; choose {fair}, {fair}:collector-fifo, \
-             {fair}:collector-nice, {fair}:attack-nice, {fair}:attack-quota, scx_rustland, aegis \
-             or scx:PATH"
+             {fair}:collector-nice, {fair}:attack-nice, {fair}:attack-quota, \
+             {fair}:freeze-on-fill, scx_rustland, aegis or scx:PATH"
         ))),
     }
 }

@@ -7,6 +7,8 @@
 //!   the cgroup, so every thread it starts inherits it).
 //! - `attack-quota`: the attack in a cpu-controller group capped at half the machine's CPUs
 //!   (cgroup v1 `cpu.cfs_quota_us` where v2 has no cpu controller, as on this host).
+//! - `freeze-on-fill`: the attack's cgroup frozen while the collector's ring is 75 % full,
+//!   thawed below 50 % (back-pressure without a scheduler; [`super::freeze`]).
 //!
 //! Policies applied to running threads are saved first and restored afterwards, and the
 //! restore is read back.
@@ -32,14 +34,16 @@ pub enum FairVariant {
     CollectorNice,
     AttackNice,
     AttackQuota,
+    FreezeOnFill,
 }
 
 impl FairVariant {
-    pub const ALL: [FairVariant; 4] = [
+    pub const ALL: [FairVariant; 5] = [
         FairVariant::CollectorFifo,
         FairVariant::CollectorNice,
         FairVariant::AttackNice,
         FairVariant::AttackQuota,
+        FairVariant::FreezeOnFill,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +52,7 @@ impl FairVariant {
             FairVariant::CollectorNice => "collector-nice",
             FairVariant::AttackNice => "attack-nice",
             FairVariant::AttackQuota => "attack-quota",
+            FairVariant::FreezeOnFill => "freeze-on-fill",
         }
     }
 
@@ -58,7 +63,7 @@ impl FairVariant {
             .ok_or_else(|| {
                 InputError(format!(
                     "unknown scheduler variant '{name}'; choose collector-fifo, collector-nice, \
-                     attack-nice or attack-quota"
+                     attack-nice, attack-quota or freeze-on-fill"
                 ))
             })
     }
@@ -72,6 +77,7 @@ impl FairVariant {
             FairVariant::CollectorNice => ("collector", "SCHED_OTHER", 0, COLLECTOR_NICE, None),
             FairVariant::AttackNice => ("attack", "SCHED_OTHER", 0, ATTACK_NICE, None),
             FairVariant::AttackQuota => ("attack", "SCHED_OTHER", 0, 0, Some(ATTACK_QUOTA_PCT)),
+            FairVariant::FreezeOnFill => ("attack", "SCHED_OTHER", 0, 0, None),
         };
         AppliedPolicy {
             policy_target: target.to_string(),
@@ -79,6 +85,8 @@ impl FairVariant {
             policy_rt_priority: rt_priority,
             policy_nice: nice,
             attack_cpu_quota_pct: quota,
+            attack_freeze_fill_pct: (self == FairVariant::FreezeOnFill)
+                .then_some(super::freeze::FREEZE_FILL_PCT),
         }
     }
 }

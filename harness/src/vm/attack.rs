@@ -244,6 +244,7 @@ fn run_boots(options: &AttackOptions, spec: &GuestSpec, guest_args: Vec<String>)
     let boots = options.boots;
     let back = tempfile::Builder::new()
         .prefix("aegis-boots-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .context("creating a directory for the guests' trials")?;
     let exporters = Exporters::new(options.json.clone(), options.csv.clone());

@@ -8,13 +8,36 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_aegis-bench");
 
-/// Root is needed to load BPF and create cgroups; CI runs as root. Returns false (and says
-/// why) where it is truly absent.
+/// Skips `test`, saying why on stderr and in `target/tmp/skipped.txt` (which `make test` lists
+/// at the end, so a skip never reads as a pass). Under `CI=true` or with `AEGIS_BENCH_NO_SKIPS`
+/// set (`.ci/run` sets it) a skip fails the test instead: CI runs every test.
+pub fn skip(test: &str, why: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if ci || std::env::var_os("AEGIS_BENCH_NO_SKIPS").is_some() {
+        panic!("{test} would be skipped ({why}), and in CI every test runs");
+    }
+    eprintln!("SKIP {test}: {why}");
+    let list = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+    {
+        use std::io::Write as _;
+        writeln!(file, "{test}: {why}").ok();
+    }
+}
+
+/// Root is needed to load BPF and create cgroups; CI runs as root. Returns false (and skips
+/// the test, see [`skip`]) where it is truly absent.
 pub fn have_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!("SKIP {test}: needs root (BPF programs and cgroups); CI runs it as root");
+    skip(
+        test,
+        "needs root (BPF programs and cgroups); CI runs it as root",
+    );
     false
 }
 
@@ -23,13 +46,16 @@ pub fn have_root(test: &str) -> bool {
 pub fn have_auditd(test: &str) -> bool {
     match audit_snapshot() {
         None => {
-            eprintln!("SKIP {test}: auditctl is not installed (make setup installs auditd)");
+            skip(
+                test,
+                "auditctl is not installed (make setup installs auditd)",
+            );
             false
         }
         Some(audit) if !audit.settings.iter().any(|l| l == "pid 0") => {
-            eprintln!(
-                "SKIP {test}: another audit daemon is registered ({:?})",
-                audit.settings
+            skip(
+                test,
+                &format!("another audit daemon is registered ({:?})", audit.settings),
             );
             false
         }

@@ -21,8 +21,11 @@
 //!   then reach a user-space scheduler task after a round-trip delay, and become dispatchable
 //!   only once that task has spent CPU time on a decision for each.
 //!
-//! [`oracle()`] gives, for a configuration, the least collector CPU any scheduler needs to lose
-//! nothing and the least slowdown of the ordinary tasks that follows (see [`oracle`](mod@oracle)).
+//! [`bound()`] gives, for a run's operating point (events the producers issued, events the
+//! collector recorded), the most CPU any scheduler can give the ordinary tasks there: a lower
+//! bound on their slowdown that no run can beat (see [`bound`](mod@bound)). [`fair_share()`]
+//! gives the lossless max-min fair split of a configuration, a reference for who got what and
+//! not a bound (see [`fair_share`](mod@fair_share)).
 //!
 //! Between two scheduling events every running task progresses at a constant rate, so ring
 //! traffic is integrated exactly over each segment (a fluid model with integer event counts):
@@ -31,18 +34,20 @@
 //! produced once and ends up consumed, dropped, or still in the ring.
 
 mod aegis_policy;
+pub mod bound;
 pub mod calibration;
 mod engine;
+pub mod fair_share;
 pub mod latency;
-pub mod oracle;
 pub mod policy;
 pub mod rustland;
 
 pub use aegis_policy::{Aegis, AegisStats};
+pub use bound::{bound, Bound, OperatingPoint};
 pub use calibration::{Calibration, CalibrationRun, WakeupFit};
 pub use engine::{simulate, SimResult, TaskReport};
+pub use fair_share::{fair_share, FairShare};
 pub use latency::LatencyHistogram;
-pub use oracle::{oracle, Oracle};
 pub use policy::{Cfs, Eevdf, Policy, UserSpace};
 pub use rustland::Rustland;
 

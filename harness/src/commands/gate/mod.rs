@@ -62,7 +62,7 @@ mod derived;
 mod report;
 #[cfg(test)]
 mod tests;
-mod thresholds;
+pub mod thresholds;
 
 use std::path::Path;
 

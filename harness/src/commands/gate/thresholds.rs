@@ -220,8 +220,12 @@ const THRESHOLDS_KEYS: &str = "the keys are `alpha` and, per [metrics.FIELD], `d
 /// rule of that field (or adds one; `direction` is required, tolerances default to 0),
 /// `enabled = false` drops the metric, metrics not named keep their defaults.
 pub fn parse_thresholds(text: &str) -> Result<Thresholds, InputError> {
-    let file: ThresholdsFile = toml::from_str(text)
-        .map_err(|err| InputError(format!("{}; {THRESHOLDS_KEYS}", err.to_string().trim_end())))?;
+    let file: ThresholdsFile = toml::from_str(text).map_err(|err| {
+        InputError(format!(
+            "{}; {THRESHOLDS_KEYS}",
+            crate::error::toml_error_line(text, &err)
+        ))
+    })?;
     let mut thresholds = Thresholds::default();
     if let Some(alpha) = file.alpha {
         // Above 0.5 a one-sided test would call a change "significant" against the evidence.
@@ -314,7 +318,7 @@ pub fn load_thresholds(path: Option<&Path>) -> Result<Thresholds, InputError> {
     let Some(path) = path else {
         return Ok(Thresholds::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    let text = crate::files::read_input(path).map_err(|err| {
         InputError(format!(
             "cannot read the thresholds file {}: {err}; give an existing TOML file or leave \
              out --thresholds for the defaults",

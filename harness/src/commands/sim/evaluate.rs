@@ -1,5 +1,6 @@
-//! `aegis-bench sim evaluate`: every simulated scheduler against the oracle, across attack
-//! intensities and machine sizes, and the Aegis ablations. It only simulates (no root).
+//! `aegis-bench sim evaluate`: every simulated scheduler against the bound and the fair-share
+//! reference, across attack intensities and machine sizes, and the Aegis ablations. It only
+//! simulates (no root).
 //!
 //! Each configuration is this machine's calibrated attack (`results/calibration.json`, see
 //! `aegis-bench calibrate`: producer CPU per event, collector CPU per event and per wakeup,
@@ -15,11 +16,17 @@
 //! - `aegis-dqn`: Aegis with the shipped Q-network, loaded as scx_aegis loads it (the
 //!   `fixed_network` of the model JSON), with scx_aegis's default delta gate (8).
 //!
-//! Per row, averaged over seeds: loss %, the ordinary tasks' CPU time against the oracle's
-//! ([`scheduler::sim::oracle`]; `slowdown_vs_oracle = oracle ordinary CPU / policy ordinary
-//! CPU`, 1 = the least slowdown any lossless scheduler can give), Jain's fairness index over the
-//! ordinary tasks' CPU times, each divided by its oracle share (a sleeper can use only a fifth
-//! of a CPU; raw CPU times would count that as unfairness), and the oracle's numbers.
+//! Per row, averaged over seeds: loss %, the ordinary tasks' CPU against the bound at each
+//! seed's operating point ([`scheduler::sim::bound`]; `slowdown_vs_bound = bound ordinary CPU
+//! / policy ordinary CPU`, at least 1 for every run by construction, 1 = no scheduler could
+//! slow the ordinary tasks less while the producers issued as many events and the collector
+//! recorded as many), against the fair-share reference ([`scheduler::sim::fair_share`], not a
+//! bound: `slowdown_vs_fair_share` for the ordinary tasks and `producer_progress_vs_fair_share`
+//! for the producers, either side of 1), Jain's fairness index over the ordinary tasks' CPU
+//! times, each divided by its fair share (a sleeper can use only a fifth of a CPU; raw CPU
+//! times would count that as unfairness), and the fair share's numbers. Per policy over the
+//! configurations (`summary`): the mean loss, and every ratio split at 1, each side with its
+//! geometric mean, so no mean mixes values on both sides of 1.
 //!
 //! Ablations, at two configurations with as many hogs as CPUs (so that strict levels alone
 //! would starve the producers): full Aegis (the DQN, waiting bound, delta gate 8) against
@@ -38,8 +45,8 @@ use scheduler::aegis::levels::{Level, NR_LEVELS};
 use scheduler::aegis::qnet::QNet;
 use scheduler::sim::rustland::{DEFAULT_DECISION_COST_NS, DEFAULT_ROUND_TRIP_NS};
 use scheduler::sim::{
-    oracle, simulate, Aegis, AegisStats, Calibration, Cfs, EevdfModel, Oracle, Policy, Rustland,
-    SimConfig, SimResult,
+    bound, fair_share, simulate, Aegis, AegisStats, Bound, Calibration, Cfs, EevdfModel, FairShare,
+    OperatingPoint, Policy, Rustland, SimConfig, SimResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +54,7 @@ use super::FLOOD;
 use crate::cli::EvaluateArgs;
 use crate::files::write_atomically;
 use crate::measure::fairness::jain_index;
-use crate::results::sim::{EvalReport, EvalRow};
+use crate::results::sim::{EvalReport, EvalRow, PolicySummary, SidesOfOne};
 use crate::results::trial::now_rfc3339;
 use crate::size::parse_size;
 use crate::GIT_REV;
@@ -416,6 +423,7 @@ fn report(
         sched_events,
         sim_seconds,
     } = summaries;
+    let summary = summarize_policies(&rows);
     Ok(EvalReport {
         wakeup_latency_ns,
         wakeup_latency_measured: collector.wakeup_latency_histogram.is_some(),
@@ -430,15 +438,25 @@ fn report(
         rustland_decision_cost_ns: DEFAULT_DECISION_COST_NS,
         aegis_delta: AEGIS_DELTA,
         eevdf_model: options.eevdf_model,
-        oracle: "least collector CPU losing nothing: events x per-event cost + ceil(events / ring \
-                 capacity) x per-wakeup cost, the collector (one thread) at most one CPU, \
-                 producers capped at what it can record, everyone else max-min fair; \
-                 oracle_slowdown = ordinary tasks' CPU without the attack / under the oracle \
-                 (scheduler::sim::oracle)"
+        bound: "the most CPU any scheduler can give the ordinary tasks (hogs, sleepers) at a \
+                run's operating point (events the producers issued, events the collector \
+                recorded): min(what they can use, all CPU - producers' least CPU for the events \
+                issued - the collector's least CPU for the events recorded, one wakeup); \
+                slowdown_vs_bound = bound / policy ordinary CPU, summed over seeds, >= 1 for \
+                every run by construction (scheduler::sim::bound)"
             .into(),
-        fairness: "Jain's index over hogs' and sleepers' CPU times, each divided by its oracle \
+        fair_share: "not a bound: the lossless max-min fair split, the collector given \
+                     events x per-event cost + ceil(events / ring capacity) x per-wakeup cost \
+                     on at most one CPU, producers capped at what it can record, everyone else \
+                     max-min fair; fair_share_slowdown = ordinary tasks' CPU without the \
+                     attack / at the fair share; slowdown_vs_fair_share and \
+                     producer_progress_vs_fair_share fall on either side of 1 \
+                     (scheduler::sim::fair_share)"
+            .into(),
+        fairness: "Jain's index over hogs' and sleepers' CPU times, each divided by its fair \
                    share"
             .into(),
+        summary,
         calibration_file: options.calibration_file.clone(),
         calibration: options.calibration.clone(),
         model_file: options.model_file.clone(),
@@ -454,21 +472,27 @@ fn report(
     })
 }
 
-/// Averages the seeds of one policy at one configuration and sets the oracle beside it.
+/// Averages the seeds of one policy at one configuration and sets the bound and the fair-share
+/// reference beside it.
 fn summarize(policy: PolicyKind, config: &SimConfig, runs: &[&Outcome]) -> EvalRow {
-    let o: Oracle = oracle(config);
+    let fair: FairShare = fair_share(config);
     let n = runs.len().max(1) as f64;
     let mean = |f: &dyn Fn(&SimResult) -> f64| runs.iter().map(|r| f(&r.result)).sum::<f64>() / n;
-    let ordinary_ns = |r: &SimResult| (r.cpu_ns_of("hog") + r.cpu_ns_of("sleeper")) as f64;
     let ordinary_cpu_ns = mean(&ordinary_ns);
+    // Each seed against the bound at its own operating point.
+    let bounds: Vec<Bound> = runs
+        .iter()
+        .map(|r| bound(config, OperatingPoint::of(&r.result)))
+        .collect();
+    let bound_ordinary_cpu_ns = bounds.iter().map(|b| b.ordinary_cpu_ns).sum::<f64>() / n;
     let losses: Vec<f64> = runs.iter().map(|r| r.result.loss_pct).collect();
     let fairness = mean(&|r: &SimResult| {
         let shares: Vec<f64> = r
             .tasks
             .iter()
             .filter_map(|t| match t.kind.as_str() {
-                "hog" => Some(t.cpu_ns as f64 / o.hog_cpu_ns.max(1.0)),
-                "sleeper" => Some(t.cpu_ns as f64 / o.sleeper_cpu_ns.max(1.0)),
+                "hog" => Some(t.cpu_ns as f64 / fair.hog_cpu_ns.max(1.0)),
+                "sleeper" => Some(t.cpu_ns as f64 / fair.sleeper_cpu_ns.max(1.0)),
                 _ => None,
             })
             .collect();
@@ -477,12 +501,60 @@ fn summarize(policy: PolicyKind, config: &SimConfig, runs: &[&Outcome]) -> EvalR
     let stats: Vec<&AegisStats> = runs.iter().filter_map(|r| r.stats.as_ref()).collect();
     let is_aegis = !stats.is_empty();
     let has_network = is_aegis && policy != PolicyKind::AegisNoNet;
-    // Aegis's own record (waits that ended in a pick, by the level the task had then), and
-    // the engine's per task, which also counts a wait still going at the end (a producer
-    // starved without the waiting bound is never picked): collector = provenance, hogs and
-    // sleepers = ordinary, producers = producer.
+    let sum_u64 = |f: &dyn Fn(&SimResult) -> u64| runs.iter().map(|r| f(&r.result)).sum::<u64>();
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 1.0 };
+    let produced = mean(&|r| r.produced as f64);
+    EvalRow {
+        policy: policy.name().into(),
+        cpus: config.cpus,
+        producers: config.producers,
+        hogs: config.hogs,
+        sleepers: config.sleepers,
+        seeds: runs.len() as u64,
+        loss_pct: losses.iter().sum::<f64>() / n,
+        loss_pct_min: losses.iter().copied().fold(f64::INFINITY, f64::min),
+        loss_pct_max: losses.iter().copied().fold(0.0, f64::max),
+        produced: produced.round() as u64,
+        dropped: (mean(&|r| r.dropped as f64)).round() as u64,
+        collector_cpu_s: mean(&|r| r.collector().cpu_ns as f64) / 1e9,
+        collector_wakeups: mean(&|r| r.collector().wakeups as f64).round() as u64,
+        producer_cpu_s: mean(&|r| r.cpu_ns_of("producer") as f64) / 1e9,
+        ordinary_cpu_s: ordinary_cpu_ns / 1e9,
+        scheduler_cpu_s: mean(&|r| r.cpu_ns_of("scheduler") as f64) / 1e9,
+        idle_in_round_trip_cpu_s: mean(&|r| r.idle_with_pending_ns as f64) / 1e9,
+        ordinary_slowdown: ratio(fair.ordinary_alone_cpu_ns, ordinary_cpu_ns),
+        slowdown_vs_bound: ratio(bound_ordinary_cpu_ns, ordinary_cpu_ns),
+        bound_ordinary_cpu_s: bound_ordinary_cpu_ns / 1e9,
+        bound_slowdown: ratio(fair.ordinary_alone_cpu_ns, bound_ordinary_cpu_ns),
+        slowdown_vs_fair_share: ratio(fair.ordinary_cpu_ns, ordinary_cpu_ns),
+        producer_progress_vs_fair_share: ratio(produced, fair.events as f64),
+        fairness_jain: fairness,
+        fair_share_collector_cpu_s: fair.collector_cpu_ns / 1e9,
+        fair_share_slowdown: fair.slowdown,
+        fair_share_ordinary_cpu_s: fair.ordinary_cpu_ns / 1e9,
+        fair_share_producer_cpu_s: fair.producer_cpu_ns / 1e9,
+        fair_share_events: fair.events,
+        fair_share_producers_capped: fair.producers_capped,
+        max_wait_ms_by_level: is_aegis.then(|| max_waits_ms(runs, &stats)),
+        bound_violations: is_aegis.then(|| stats.iter().map(|s| s.bound_violations).sum()),
+        nr_inferences: has_network.then(|| stats.iter().map(|s| s.nr_inferences).sum()),
+        nr_skipped: has_network.then(|| stats.iter().map(|s| s.nr_skipped).sum()),
+        sched_events: sum_u64(&|r| r.sched_events),
+    }
+}
+
+/// The ordinary tasks' (hogs' and sleepers') CPU in a run.
+fn ordinary_ns(r: &SimResult) -> f64 {
+    (r.cpu_ns_of("hog") + r.cpu_ns_of("sleeper")) as f64
+}
+
+/// The longest wait per level over the runs, ms: Aegis's own record (waits that ended in a
+/// pick, by the level the task had then), and the engine's per task, which also counts a wait
+/// still going at the end (a producer starved without the waiting bound is never picked):
+/// collector = provenance, hogs and sleepers = ordinary, producers = producer.
+fn max_waits_ms(runs: &[&Outcome], stats: &[&AegisStats]) -> [f64; NR_LEVELS] {
     let mut max_wait_ms = [0.0; NR_LEVELS];
-    for s in &stats {
+    for s in stats {
         for (slot, wait) in max_wait_ms.iter_mut().zip(s.max_wait_ns) {
             *slot = f64::max(*slot, wait as f64 / 1e6);
         }
@@ -497,41 +569,36 @@ fn summarize(policy: PolicyKind, config: &SimConfig, runs: &[&Outcome]) -> EvalR
         let slot = &mut max_wait_ms[level.index()];
         *slot = f64::max(*slot, task.max_wait_ns as f64 / 1e6);
     }
-    let sum_u64 = |f: &dyn Fn(&SimResult) -> u64| runs.iter().map(|r| f(&r.result)).sum::<u64>();
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 1.0 };
-    EvalRow {
-        policy: policy.name().into(),
-        cpus: config.cpus,
-        producers: config.producers,
-        hogs: config.hogs,
-        sleepers: config.sleepers,
-        seeds: runs.len() as u64,
-        loss_pct: losses.iter().sum::<f64>() / n,
-        loss_pct_min: losses.iter().copied().fold(f64::INFINITY, f64::min),
-        loss_pct_max: losses.iter().copied().fold(0.0, f64::max),
-        produced: (mean(&|r| r.produced as f64)).round() as u64,
-        dropped: (mean(&|r| r.dropped as f64)).round() as u64,
-        collector_cpu_s: mean(&|r| r.collector().cpu_ns as f64) / 1e9,
-        collector_wakeups: mean(&|r| r.collector().wakeups as f64).round() as u64,
-        producer_cpu_s: mean(&|r| r.cpu_ns_of("producer") as f64) / 1e9,
-        ordinary_cpu_s: ordinary_cpu_ns / 1e9,
-        scheduler_cpu_s: mean(&|r| r.cpu_ns_of("scheduler") as f64) / 1e9,
-        idle_in_round_trip_cpu_s: mean(&|r| r.idle_with_pending_ns as f64) / 1e9,
-        ordinary_slowdown: ratio(o.ordinary_alone_cpu_ns, ordinary_cpu_ns),
-        slowdown_vs_oracle: ratio(o.ordinary_cpu_ns, ordinary_cpu_ns),
-        fairness_jain: fairness,
-        oracle_collector_cpu_s: o.collector_cpu_ns / 1e9,
-        oracle_slowdown: o.slowdown,
-        oracle_ordinary_cpu_s: o.ordinary_cpu_ns / 1e9,
-        oracle_producer_cpu_s: o.producer_cpu_ns / 1e9,
-        oracle_events: o.events,
-        oracle_producers_capped: o.producers_capped,
-        max_wait_ms_by_level: is_aegis.then_some(max_wait_ms),
-        bound_violations: is_aegis.then(|| stats.iter().map(|s| s.bound_violations).sum()),
-        nr_inferences: has_network.then(|| stats.iter().map(|s| s.nr_inferences).sum()),
-        nr_skipped: has_network.then(|| stats.iter().map(|s| s.nr_skipped).sum()),
-        sched_events: sum_u64(&|r| r.sched_events),
+    max_wait_ms
+}
+
+/// Each policy of `rows` over its configurations, in the rows' order of policies.
+pub fn summarize_policies(rows: &[EvalRow]) -> Vec<PolicySummary> {
+    let mut policies: Vec<&str> = Vec::new();
+    for row in rows {
+        if !policies.contains(&row.policy.as_str()) {
+            policies.push(&row.policy);
+        }
     }
+    policies
+        .into_iter()
+        .map(|policy| {
+            let of: Vec<&EvalRow> = rows.iter().filter(|r| r.policy == policy).collect();
+            let n = of.len().max(1) as f64;
+            let sides = |f: &dyn Fn(&EvalRow) -> f64| {
+                SidesOfOne::of(&of.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
+            PolicySummary {
+                policy: policy.into(),
+                configurations: of.len(),
+                loss_pct_mean: of.iter().map(|r| r.loss_pct).sum::<f64>() / n,
+                slowdown_vs_bound: sides(&|r| r.slowdown_vs_bound),
+                slowdown_vs_fair_share: sides(&|r| r.slowdown_vs_fair_share),
+                producer_progress_vs_fair_share: sides(&|r| r.producer_progress_vs_fair_share),
+                fairness_jain_mean: of.iter().map(|r| r.fairness_jain).sum::<f64>() / n,
+            }
+        })
+        .collect()
 }
 
 /// The fixed-point Q-network in a model file, read the way scx_aegis reads `--model`: the
@@ -612,11 +679,13 @@ pub fn tables(report: &EvalReport) -> (Table, Table) {
         "producers",
         "policy",
         "loss %",
-        "slowdown vs oracle",
+        "slowdown vs bound",
+        "slowdown vs fair share",
+        "producer events vs fair share",
         "Jain (ordinary)",
         "collector CPU s",
-        "oracle collector CPU s",
-        "oracle slowdown",
+        "fair-share collector CPU s",
+        "fair-share slowdown",
     ]);
     for r in &report.rows {
         main.add_row([
@@ -624,11 +693,13 @@ pub fn tables(report: &EvalReport) -> (Table, Table) {
             r.producers.to_string(),
             r.policy.clone(),
             format!("{:.2}", r.loss_pct),
-            format!("{:.3}", r.slowdown_vs_oracle),
+            format!("{:.3}", r.slowdown_vs_bound),
+            format!("{:.3}", r.slowdown_vs_fair_share),
+            format!("{:.3}", r.producer_progress_vs_fair_share),
             format!("{:.3}", r.fairness_jain),
             format!("{:.3}", r.collector_cpu_s),
-            format!("{:.3}", r.oracle_collector_cpu_s),
-            format!("{:.3}", r.oracle_slowdown),
+            format!("{:.3}", r.fair_share_collector_cpu_s),
+            format!("{:.3}", r.fair_share_slowdown),
         ]);
     }
     let mut ablations = Table::new();
@@ -638,7 +709,8 @@ pub fn tables(report: &EvalReport) -> (Table, Table) {
         "hogs",
         "variant",
         "loss %",
-        "slowdown vs oracle",
+        "slowdown vs bound",
+        "slowdown vs fair share",
         "max wait ms (prov/ord/prod)",
         "bound violations",
         "inferences run/skipped",
@@ -653,7 +725,8 @@ pub fn tables(report: &EvalReport) -> (Table, Table) {
             r.hogs.to_string(),
             r.policy.clone(),
             format!("{:.2}", r.loss_pct),
-            format!("{:.3}", r.slowdown_vs_oracle),
+            format!("{:.3}", r.slowdown_vs_bound),
+            format!("{:.3}", r.slowdown_vs_fair_share),
             waits,
             r.bound_violations.map_or("-".into(), |v| v.to_string()),
             match (r.nr_inferences, r.nr_skipped) {
@@ -665,9 +738,40 @@ pub fn tables(report: &EvalReport) -> (Table, Table) {
     (main, ablations)
 }
 
+/// Each policy over the configurations: ratios by side of 1, each side its geometric mean.
+pub fn summary_table(report: &EvalReport) -> Table {
+    let mut table = Table::new();
+    table.set_header([
+        "policy",
+        "configurations",
+        "mean loss %",
+        "slowdown vs bound",
+        "slowdown vs fair share",
+        "producer events vs fair share",
+        "mean Jain",
+    ]);
+    for s in &report.summary {
+        table.add_row([
+            s.policy.clone(),
+            s.configurations.to_string(),
+            format!("{:.3}", s.loss_pct_mean),
+            s.slowdown_vs_bound.display(),
+            s.slowdown_vs_fair_share.display(),
+            s.producer_progress_vs_fair_share.display(),
+            format!("{:.3}", s.fairness_jain_mean),
+        ]);
+    }
+    table
+}
+
 fn print_tables(report: &EvalReport) {
     let (main, ablations) = tables(report);
     crate::out!("{main}");
+    crate::out!(
+        "Over the configurations (geometric means of the rows below 1 and of those at or above \
+         1, never one mean across 1):"
+    );
+    crate::out!("{}", summary_table(report));
     crate::out!("Ablations (full Aegis = DQN + waiting bound + delta gate {AEGIS_DELTA}):");
     crate::out!("{ablations}");
 }
@@ -774,10 +878,13 @@ mod tests {
                 "cpus",
                 "producers",
                 "loss_pct",
-                "slowdown_vs_oracle",
+                "slowdown_vs_bound",
+                "bound_slowdown",
+                "slowdown_vs_fair_share",
+                "producer_progress_vs_fair_share",
                 "fairness_jain",
-                "oracle_collector_cpu_s",
-                "oracle_slowdown",
+                "fair_share_collector_cpu_s",
+                "fair_share_slowdown",
             ] {
                 assert!(!row[key].is_null(), "{key} missing in {row}");
             }
@@ -785,8 +892,24 @@ mod tests {
             assert!((0.0..=100.0).contains(&loss));
             let jain = row["fairness_jain"].as_f64().unwrap();
             assert!(jain > 0.0 && jain <= 1.0 + 1e-9, "{row}");
-            assert!(row["oracle_slowdown"].as_f64().unwrap() >= 1.0 - 1e-9);
-            assert!(row["slowdown_vs_oracle"].as_f64().unwrap() > 0.0);
+            assert!(row["fair_share_slowdown"].as_f64().unwrap() >= 1.0 - 1e-9);
+            assert!(row["bound_slowdown"].as_f64().unwrap() >= 1.0 - 1e-9);
+            assert!(row["slowdown_vs_fair_share"].as_f64().unwrap() > 0.0);
+        }
+        // No evaluated policy, ablations included, scores below the bound.
+        for row in report.rows.iter().chain(&report.ablations) {
+            assert!(row.slowdown_vs_bound >= 1.0, "{row:?}");
+            assert!(row.bound_ordinary_cpu_s >= row.ordinary_cpu_s, "{row:?}");
+        }
+        // One summary per policy; ratios by side of 1, the bound's all at or above.
+        assert_eq!(report.summary.len(), 5);
+        for s in &report.summary {
+            assert_eq!(s.configurations, 4);
+            assert_eq!(s.slowdown_vs_bound.below, 0, "{s:?}");
+            let sides = s.slowdown_vs_fair_share;
+            assert_eq!(sides.below + sides.at_or_above, 4);
+            assert!(sides.below_geomean.is_none_or(|m| m < 1.0), "{s:?}");
+            assert!(sides.at_or_above_geomean.is_none_or(|m| m >= 1.0), "{s:?}");
         }
         let policies: Vec<&str> = rows.iter().map(|r| r["policy"].as_str().unwrap()).collect();
         for name in ["eevdf", "cfs", "rustland", "aegis-no-net", "aegis-dqn"] {
@@ -811,6 +934,7 @@ mod tests {
         // The tables render.
         let (main, ablation) = tables(&report);
         assert!(main.to_string().contains("rustland"));
+        assert!(summary_table(&report).to_string().contains("aegis-dqn"));
         assert!(ablation.to_string().contains("no-waiting-bound"));
     }
 

@@ -1,5 +1,5 @@
 //! `aegis-bench sim`: `validate` (the simulator against real host runs) and `evaluate` (the
-//! simulated schedulers against the oracle). `sim --validate` and `sim --evaluate`, their old
+//! simulated schedulers against the bound and the fair share). `sim --validate` and `sim --evaluate`, their old
 //! spelling, land here too.
 
 pub mod evaluate;

@@ -1,5 +1,9 @@
-//! The oracle: the least CPU any scheduler must give the collector to lose nothing, and the
-//! least slowdown the ordinary tasks must then accept.
+//! The fair-share reference: what every task gets when a lossless scheduler favours nobody
+//! but the collector. **Not a bound**: a scheduler that gives the producers less than their
+//! fair share gives the ordinary tasks more than this reference does, without losing anything
+//! (Aegis on 2 CPUs). The bound on the ordinary tasks' slowdown, with the producers' progress
+//! counted, is [`bound`](super::bound); this module is the point of comparison for *who got
+//! what*: ordinary tasks and producers against their fair shares.
 //!
 //! # Derivation
 //!
@@ -8,48 +12,44 @@
 //! hogs, `N_s` sleepers that run `r` ns then sleep `s` ns, a ring of `K` events, and a
 //! collector paying `c_e` ns per event and `c_w` ns per wakeup.
 //!
-//! 1. **Collector CPU for `E` events, losing none.** Every event must be consumed: `E * c_e`.
-//!    Between two wakeups the ring must hold everything produced meanwhile, so a wakeup drains
-//!    at most `K` events that arrived while the collector slept, and the fewest wakeups are
-//!    `ceil(E / K)`: one per ring-full batch. Hence
-//!    `need(E) = E * c_e + ceil(E / K) * c_w`.
-//!    (Events that arrive while the collector drains could stretch a batch past `K`, but only
-//!    by running the collector and the producers at once, which depends on the scheduler; the
-//!    oracle counts one wakeup per ring-full, as a collector that drains what it found does.)
+//! 1. **Collector CPU for `E` events, one wakeup per ring-full.** Every event must be
+//!    consumed: `E * c_e`. A collector that sleeps whenever it has drained the ring wakes
+//!    once per batch of at most `K` events, hence `need(E) = E * c_e + ceil(E / K) * c_w`.
+//!    (A scheduler that keeps the collector runnable while the producers run can record with
+//!    fewer wakeups; the bound counts one wakeup in all.)
 //! 2. **One collector thread.** The collector can use at most one CPU: `need(E) <= T`, so at
-//!    most `E_max` events (the largest `E` with `need(E) <= T`) can be recorded, and a lossless
-//!    scheduler must hold the producers to `P_cap = E_max * c_p` ns of CPU in total.
+//!    most `E_max` events (the largest `E` with `need(E) <= T`) can be recorded this way, and
+//!    the producers are held to `P_cap = E_max * c_p` ns of CPU in total.
 //! 3. **Everyone else shares fairly.** Producers, hogs and sleepers are ordinary runnable
-//!    tasks to a fair scheduler; the oracle favours nobody but the collector, and gives it
+//!    tasks to a fair scheduler; the reference favours nobody but the collector, and gives it
 //!    exactly `need(E)`. Max-min fair sharing (water-filling) at level `x`: a producer or hog
 //!    gets `min(x, T)`, a sleeper `min(x, T * r / (r + s))` (all it can use), producers
 //!    together at most `P_cap`; with `P(x)` the producers' CPU and `E(x) = floor(P(x) / c_p)`
 //!    the events they issue, the machine is used
 //!    `U(x) = P(x) + need(E(x)) + N_h * min(x, T) + N_s * min(x, T r / (r + s))`.
-//!    `U` does not decrease in `x`; the oracle's level is `x = T` if `U(T) <= S` (no
-//!    contention), else the largest `x` with `U(x) <= S` (bisection).
-//! 4. **Least slowdown.** Without the attack (no producers, no collector) the ordinary tasks
-//!    would get `O_alone` (the same water-filling over them alone); with it, under the oracle,
-//!    `O(x)`. The least slowdown any lossless scheduler can give them is
-//!    `O_alone / O(x) >= 1`.
+//!    `U` does not decrease in `x`; the level is `x = T` if `U(T) <= S` (no contention), else
+//!    the largest `x` with `U(x) <= S` (bisection).
+//! 4. **Slowdown at the fair share.** Without the attack (no producers, no collector) the
+//!    ordinary tasks would get `O_alone` (the same water-filling over them alone); with it, at
+//!    the fair share, `O(x)`: `slowdown = O_alone / O(x) >= 1`.
 //!
-//! A scheduler's ordinary tasks slowed down `O_alone / O_policy` compare with the oracle as
-//! `slowdown_vs_oracle = O(x) / O_policy` (1 = as good as possible; below 1 the policy gave
-//! ordinary tasks more than a lossless scheduler can, by losing events or starving producers).
+//! A scheduler's ordinary tasks compare with it as `slowdown_vs_fair_share = O(x) / O_policy`
+//! and its producers as `producer_progress_vs_fair_share = E_policy / E(x)`: either can fall
+//! on either side of 1 (below 1 in the first, the policy gave ordinary tasks more than their
+//! fair share, by holding the producers or by losing events).
 //!
-//! Not in the oracle: the collector's wakeup latency (not a CPU cost: an oracle wakes the
-//! collector ahead of time) and the scheduler's own overhead (a user-space scheduler's CPU).
+//! Not in the reference: the collector's wakeup latency and the scheduler's own overhead.
 
 use serde::{Deserialize, Serialize};
 
 use super::SimConfig;
 
-/// The oracle's numbers for one configuration. CPU times in ns over the whole run.
+/// The fair-share reference for one configuration. CPU times in ns over the whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Oracle {
+pub struct FairShare {
     /// `need(E)`: the least collector CPU that loses none of the `events`.
     pub collector_cpu_ns: f64,
-    /// Events the producers issue under the oracle, and the wakeups recording them takes.
+    /// Events the producers issue at the fair share, and the wakeups recording them takes.
     pub events: u64,
     pub wakeups: u64,
     /// The fair level `x` (ns of CPU per task, before each task's own cap).
@@ -62,7 +62,7 @@ pub struct Oracle {
     /// Each hog's and each sleeper's CPU.
     pub hog_cpu_ns: f64,
     pub sleeper_cpu_ns: f64,
-    /// Ordinary tasks' (hogs' and sleepers') CPU, all of them, under the oracle and without
+    /// Ordinary tasks' (hogs' and sleepers') CPU, all of them, at the fair share and without
     /// the attack.
     pub ordinary_cpu_ns: f64,
     pub ordinary_alone_cpu_ns: f64,
@@ -96,8 +96,8 @@ fn max_events(config: &SimConfig) -> u64 {
     lo
 }
 
-/// The oracle for `config` (see the module docs for the derivation).
-pub fn oracle(config: &SimConfig) -> Oracle {
+/// The fair-share reference for `config` (see the module docs for the derivation).
+pub fn fair_share(config: &SimConfig) -> FairShare {
     let t = config.duration_ns as f64;
     let total = config.cpus.max(1) as f64 * t;
     let cost = config.syscall_cost_ns.max(1) as f64;
@@ -132,7 +132,7 @@ pub fn oracle(config: &SimConfig) -> Oracle {
         let alone = |x: f64| hogs * x.min(t) + sleepers * x.min(sleeper_demand);
         alone(largest_level(t, total, alone))
     };
-    Oracle {
+    FairShare {
         collector_cpu_ns,
         events,
         wakeups: events.div_ceil(config.ring_capacity_events.max(1)),
@@ -224,7 +224,7 @@ mod tests {
         // U(x) = x (producer) + x/4000 * 2000 (collector) + x (hog) = 2.5 x = 2 s: x = 0.8 s.
         // E = 0.8e9 / 4000 = 200,000 events, 2,000 wakeups, collector 0.3 + 0.1 = 0.4 s.
         // Alone the hog gets a whole CPU (1 s): slowdown 1 / 0.8 = 1.25.
-        let o = oracle(&config(2, 1, 1, 0));
+        let o = fair_share(&config(2, 1, 1, 0));
         assert!(close(o.fair_share_ns, 0.8e9), "{o:?}");
         assert_eq!(o.events, 200_000);
         assert_eq!(o.wakeups, 2_000);
@@ -240,7 +240,7 @@ mod tests {
     fn uncontended_machine_costs_ordinary_tasks_nothing() {
         // 8 CPUs, 1 producer and 1 hog: each gets all of T = 1 s; E = 250,000 events, 2,500
         // wakeups: collector 0.375 + 0.125 = 0.5 s.
-        let o = oracle(&config(8, 1, 1, 0));
+        let o = fair_share(&config(8, 1, 1, 0));
         assert_eq!(o.fair_share_ns, 1e9);
         assert_eq!(o.events, 250_000);
         assert_eq!(o.collector_cpu_ns, 0.5e9);
@@ -256,7 +256,7 @@ mod tests {
         // all and the collector takes a whole CPU. Then U(x) = 2 + 1 + 2x + 0.2 = 4 s: x = 0.4 s
         // for each hog, 0.2 s for the sleeper, 1 s of ordinary CPU where alone they would get
         // 1 + 1 + 0.2 = 2.2 s: slowdown 2.2.
-        let o = oracle(&config(4, 8, 2, 1));
+        let o = fair_share(&config(4, 8, 2, 1));
         assert!(o.producers_capped);
         assert_eq!(o.events, 500_000);
         assert!(close(o.collector_cpu_ns, 1e9));
@@ -267,7 +267,7 @@ mod tests {
         assert!(close(o.ordinary_alone_cpu_ns, 2.2e9));
         assert!(close(o.slowdown, 2.2), "{o:?}");
         // With 8 CPUs the same attack leaves the ordinary tasks all they can use.
-        let roomy = oracle(&config(8, 8, 2, 1));
+        let roomy = fair_share(&config(8, 8, 2, 1));
         assert!(roomy.producers_capped);
         assert_eq!(roomy.fair_share_ns, 1e9);
         assert!(close(roomy.slowdown, 1.0));
@@ -275,10 +275,10 @@ mod tests {
 
     #[test]
     fn no_ordinary_tasks_no_slowdown_and_no_attack_no_collector() {
-        let o = oracle(&config(2, 4, 0, 0));
+        let o = fair_share(&config(2, 4, 0, 0));
         assert_eq!(o.slowdown, 1.0);
         assert_eq!(o.ordinary_cpu_ns, 0.0);
-        let quiet = oracle(&config(2, 0, 3, 0));
+        let quiet = fair_share(&config(2, 0, 3, 0));
         assert_eq!(quiet.collector_cpu_ns, 0.0);
         assert!(close(quiet.hog_cpu_ns, 2e9 / 3.0));
         assert!(close(quiet.slowdown, 1.0));
