@@ -9,6 +9,13 @@
 //!   claim was broken. It is measured against the claim, not the configured bound, so a
 //!   scheduler run with its bound raised out of reach (`--base-wait-ms 100000`), whose own
 //!   violation counter stays at 0, is judged by what it promises.
+//! - `waits_past_3x_bound`: the waits of the trial's watched tasks (`run_delay_waits_ns`, the
+//!   run-delay watcher's histogram, taken outside the scheduler) at least three times the
+//!   longest bound Aegis claims plus a tick (3 × (16 ms × 2^(levels − 1) + tick), 204 ms with
+//!   three levels), counted by their bucket's lower edge. The longest wait alone cannot tell
+//!   a missing bound from a TCG guest's vCPU stall (a loaded host stalls a guest for hundreds
+//!   of milliseconds now and then, and the scheduler then serves a task late once); a missing
+//!   bound starves tasks again and again, so such waits pile up.
 //!
 //! A trial without `scheduler_stats.levels` gets neither; a trial that already has a field of
 //! that name keeps its own.
@@ -21,6 +28,10 @@ pub const CLAIMED_BASE_WAIT_US: f64 = 16_000.0;
 
 /// The tick a trial's stats do not name (scx_aegis's default `--tick-us`), µs.
 const DEFAULT_TICK_US: f64 = 4_000.0;
+
+/// How many times the longest claimed bound a wait must last to count in
+/// `waits_past_3x_bound`: the slack a TCG guest's vCPU stalls need.
+pub const LONG_WAIT_FACTOR: f64 = 3.0;
 
 /// Adds the derived metrics to `trial` (a trial's JSON object).
 pub fn add_derived(trial: &mut Value) {
@@ -45,9 +56,20 @@ pub fn add_derived(trial: &mut Value) {
             worst = Some(worst.map_or(wait / claim, |w: f64| w.max(wait / claim)));
         }
     }
+    let long_waits = (!levels.is_empty())
+        .then(|| {
+            let longest = CLAIMED_BASE_WAIT_US * 2f64.powi(levels.len() as i32 - 1) + tick_us;
+            waits_at_least(trial, LONG_WAIT_FACTOR * longest * 1_000.0)
+        })
+        .flatten();
     let Some(object) = trial.as_object_mut() else {
         return;
     };
+    if let Some(long_waits) = long_waits {
+        object
+            .entry("waits_past_3x_bound")
+            .or_insert(Value::from(long_waits));
+    }
     object
         .entry("wait_bound_violations")
         .or_insert(Value::from(violations));
@@ -56,6 +78,20 @@ pub fn add_derived(trial: &mut Value) {
             .entry("max_wait_vs_bound")
             .or_insert(Value::from(worst));
     }
+}
+
+/// The waits in `trial`'s run-delay histogram whose bucket starts at `ns` or later; `None`
+/// without a histogram.
+fn waits_at_least(trial: &Value, ns: f64) -> Option<f64> {
+    let counts = trial.get("run_delay_waits_ns")?.get("counts")?.as_array()?;
+    Some(
+        counts
+            .iter()
+            .filter_map(|pair| Some((pair.get(0)?.as_f64()?, pair.get(1)?.as_f64()?)))
+            .filter(|(lower, _)| *lower >= ns)
+            .map(|(_, n)| n)
+            .sum(),
+    )
 }
 
 fn number(object: &Map<String, Value>, key: &str) -> Option<f64> {
@@ -93,6 +129,22 @@ mod tests {
         assert_eq!(unbounded["wait_bound_violations"], 0.0);
         let worst = unbounded["max_wait_vs_bound"].as_f64().unwrap();
         assert!((worst - 1_390.0 / 36.0).abs() < 1e-9, "{worst}");
+    }
+
+    #[test]
+    fn long_waits_count_the_watched_waits_past_three_times_the_longest_claim() {
+        // Three levels: the longest claim is 64 ms + 4 ms, so 204 ms and longer count.
+        let mut trial = json!({
+            "scheduler_stats": {"wait_bound_tick_us": 4000, "levels": [
+                level(1, 16_000, 0, 0), level(1, 32_000, 0, 0), level(1, 64_000, 0, 0)]},
+            "run_delay_waits_ns": {"counts": [[67_108_864, 9], [201_326_592, 4],
+                                              [204_000_000, 2], [805_306_368, 3]]}});
+        add_derived(&mut trial);
+        assert_eq!(trial["waits_past_3x_bound"], 5.0);
+        // No histogram (run without the run-delay watcher): no sample.
+        let mut unwatched = json!({"scheduler_stats": {"levels": [level(1, 16_000, 0, 0)]}});
+        add_derived(&mut unwatched);
+        assert!(unwatched.get("waits_past_3x_bound").is_none());
     }
 
     #[test]

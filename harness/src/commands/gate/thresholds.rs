@@ -128,7 +128,7 @@ pub fn glob_matches(glob: &str, text: &str) -> bool {
 /// The built-in metrics: (JSON field, direction, abs tolerance, rel tolerance, significance
 /// test). The tolerances are sized for TCG guests on a shared 2-core host, where throughputs
 /// move ±30 % run to run; bare-metal runners can tighten them with a thresholds file.
-pub const DEFAULT_METRICS: [(&str, Direction, f64, f64, bool); 9] = [
+pub const DEFAULT_METRICS: [(&str, Direction, f64, f64, bool); 10] = [
     // Percentage points of events lost: the benchmark's headline. 1 pp absorbs the few
     // events a noisy guest loses at the edge of a ring's capacity.
     ("loss_pct", Direction::Lower, 1.0, 0.0, true),
@@ -146,9 +146,11 @@ pub const DEFAULT_METRICS: [(&str, Direction, f64, f64, bool); 9] = [
     // Jain's index over the workload's tasks (1/n..1).
     ("fairness_workload_jain", Direction::Higher, 0.1, 0.0, true),
     // Derived from scx_aegis's stats (see `derived`): waits past the scheduler's own bound
-    // plus a tick outside vCPU stalls, and the longest wait over the claimed bound.
+    // plus a tick outside vCPU stalls, the longest wait over the claimed bound, and the
+    // watched waits past three times the longest claim.
     ("wait_bound_violations", Direction::Lower, 3.0, 0.0, true),
     ("max_wait_vs_bound", Direction::Lower, 1.0, 0.0, true),
+    ("waits_past_3x_bound", Direction::Lower, 5.0, 0.0, true),
 ];
 
 /// The metrics to judge, in report order, and the significance level.
