@@ -278,7 +278,7 @@ fn thresholds_file_overrides_one_metric_and_keeps_the_rest() {
             "run_delay_p99_ms",
             "wait_bound_violations",
             "max_wait_vs_bound",
-            "waits_past_3x_bound",
+            "waits_past_2x_bound",
             "attack_rate"
         ]
     );

@@ -147,10 +147,10 @@ pub const DEFAULT_METRICS: [(&str, Direction, f64, f64, bool); 10] = [
     ("fairness_workload_jain", Direction::Higher, 0.1, 0.0, true),
     // Derived from scx_aegis's stats (see `derived`): waits past the scheduler's own bound
     // plus a tick outside vCPU stalls, the longest wait over the claimed bound, and the
-    // watched waits past three times the longest claim.
+    // watched waits past twice the longest claim.
     ("wait_bound_violations", Direction::Lower, 3.0, 0.0, true),
     ("max_wait_vs_bound", Direction::Lower, 1.0, 0.0, true),
-    ("waits_past_3x_bound", Direction::Lower, 5.0, 0.0, true),
+    ("waits_past_2x_bound", Direction::Lower, 5.0, 0.0, true),
 ];
 
 /// The metrics to judge, in report order, and the significance level.
