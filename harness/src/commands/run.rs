@@ -115,15 +115,21 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         return vm::matrix::run(&run, &matrix, shard);
     }
     args.guest.refuse_without_vm(args.vm)?;
-    if !args.dry_run {
-        super::attack::refuse_boots_on_host(matrix.file.boots, args.boot)?;
-    }
+    let shard_boot = match host_boot_shard(matrix.file.boots, shard, args.boot) {
+        _ if args.vm => None,
+        Ok(boot) => boot,
+        Err(_) if args.dry_run => None,
+        Err(err) => return Err(err.into()),
+    };
     // A dry run of a guest matrix leaves the scheduler names to the guest, like the run.
     let plans = matrix.plans(args.vm)?;
     let order: Vec<Planned> = run_order(&plans, matrix.file.order_seed)
         .into_iter()
         .enumerate()
-        .filter(|(position, _)| shard.owns(*position))
+        .filter(|(position, planned)| match shard_boot {
+            Some(boot) => planned.spec.boot == boot,
+            None => shard.owns(*position),
+        })
         .map(|(_, planned)| planned)
         .collect();
     if args.dry_run {
@@ -146,6 +152,24 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         args.boot,
         &out,
     )
+}
+
+/// On a host a machine is one boot, so a matrix of `boots = N` runs as N shards, one per
+/// machine: `--shard i/N` runs boot i − 1 whole (every cell of it, so a within-boot ratio's
+/// control runs beside what it divides), and `merge` joins them. The boot to run, or `None`
+/// for the usual shards (one boot, or the guest's `--boot B`).
+fn host_boot_shard(boots: u32, shard: Shard, boot: Option<u32>) -> Result<Option<u32>, InputError> {
+    if boot.is_some() || boots <= 1 {
+        return Ok(None);
+    }
+    if shard.count != boots {
+        return Err(InputError(format!(
+            "{boots} boots need --vm (each boot is a fresh guest; this machine cannot reboot \
+             between them); on bare metal run one boot per machine with --shard i/{boots} (boot \
+             i, whole) and join them with `aegis-bench merge`"
+        )));
+    }
+    Ok(Some(shard.index - 1))
 }
 
 /// Results are only as reproducible as their revision: a `-dirty` one names no commit.
@@ -434,6 +458,18 @@ mod tests {
         assert!(why.contains("--allow-dirty"), "{why}");
         assert!(refuse_dirty("3c5e916-dirty", true).is_ok());
         assert!(refuse_dirty("3c5e916", false).is_ok());
+    }
+
+    #[test]
+    fn on_a_host_each_shard_of_a_matrix_of_boots_is_one_boot() {
+        let shard = |index, count| Shard { index, count };
+        assert_eq!(host_boot_shard(3, shard(2, 3), None).unwrap(), Some(1));
+        assert_eq!(host_boot_shard(1, shard(2, 3), None).unwrap(), None);
+        // The guest's --boot: the usual round-robin shards within that boot.
+        assert_eq!(host_boot_shard(3, shard(1, 2), Some(0)).unwrap(), None);
+        let InputError(why) = host_boot_shard(3, Shard::WHOLE, None).unwrap_err();
+        assert!(why.contains("--shard i/3"), "{why}");
+        assert!(host_boot_shard(3, shard(1, 2), None).is_err());
     }
 
     #[test]

@@ -263,7 +263,20 @@ impl Matrix {
             guest_schedulers,
         )
         .map_err(in_cell)?;
-        let mut plan = Plan::new(&options).map_err(in_cell)?;
+        // The guest resolves the scheduler, so here no scheduler takes the sched_ext arguments:
+        // they are checked there, with it.
+        let mut plan = if guest_schedulers {
+            let scx_args = options.scx_args.clone();
+            let mut plan = Plan::new(&AttackOptions {
+                scx_args: Vec::new(),
+                ..options
+            })
+            .map_err(in_cell)?;
+            plan.scx_args = scx_args;
+            plan
+        } else {
+            Plan::new(&options).map_err(in_cell)?
+        };
         if let Some(name) = &attack.name {
             plan.attack_label = name.clone();
         }
@@ -457,6 +470,19 @@ mod tests {
 
     fn ids(plans: &[Plan], seed: u64) -> Vec<String> {
         run_order(plans, seed).into_iter().map(|p| p.id).collect()
+    }
+
+    #[test]
+    fn a_guest_matrix_plans_a_labelled_scheduler_with_its_sched_ext_arguments() {
+        // The guest resolves `aegis`; on the host no scheduler is named, and the arguments
+        // must not be refused as given to none (CI's planted regressions are such matrices).
+        let matrix = Matrix::parse(
+            "duration_s = 2\nschedulers = [{ name = \"aegis\", label = \"aegis\", scx_args = \"--hold-fill-pct 100\" }]\n[[attack]]\nflood = \"openat\"\nthreads = [8]\n",
+        )
+        .unwrap();
+        let plans = matrix.plans(true).unwrap();
+        assert_eq!(plans[0].scx_args, ["--hold-fill-pct", "100"]);
+        assert_eq!(plans[0].scheduler_label.as_deref(), Some("aegis"));
     }
 
     #[test]

@@ -6,18 +6,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use serde_json::Value;
 
+use super::derived::add_derived;
 use super::thresholds::{Direction, MetricRule, Thresholds, DEFAULT_METRICS};
 use crate::error::InputError;
 use crate::results::trial::Trial;
-use crate::stats::{welch_greater, Summary, Welch};
+use crate::stats::{boot_means, welch_greater, Summary, Welch};
 
-/// The cell a trial belongs to: its id without the repetition, or for files without ids the
-/// same key rebuilt from its fields.
+/// The cell a trial belongs to: its id without the repetition (and the boot, in runs of
+/// several boots), or for files without ids the same key rebuilt from its fields.
 pub fn cell_key(trial: &Trial) -> String {
     let id = trial.id.trial_id.trim();
     if !id.is_empty() {
         return match id.rsplit_once('/') {
-            Some((cell, last)) if is_repetition(last) => cell.to_string(),
+            Some((cell, last)) if is_repetition(last) => match cell.rsplit_once('/') {
+                Some((without_boot, boot)) if is_numbered(boot, "boot") => without_boot.to_string(),
+                _ => cell.to_string(),
+            },
             _ => id.to_string(),
         };
     }
@@ -40,8 +44,13 @@ pub fn cell_key(trial: &Trial) -> String {
 }
 
 fn is_repetition(component: &str) -> bool {
+    is_numbered(component, "rep")
+}
+
+/// `rep3` for prefix `rep`, `boot0` for `boot`.
+fn is_numbered(component: &str, prefix: &str) -> bool {
     component
-        .strip_prefix("rep")
+        .strip_prefix(prefix)
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -76,6 +85,9 @@ pub enum Test {
     OneRepetition,
     /// The metric's rule is `significance_test = false`.
     Rule,
+    /// The current mean is beyond the rule's limit (a claim's bar): fails whatever the
+    /// baseline.
+    Limit(f64),
     /// Missing, new or no-data rows.
     None,
 }
@@ -148,16 +160,88 @@ impl Comparison {
     }
 }
 
-/// A side's trials by cell, as JSON for reading metrics by name.
-fn cells(trials: &[Trial]) -> Result<BTreeMap<String, Vec<Value>>> {
-    let mut cells: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+/// A side's trials by cell, as JSON for reading metrics by name (derived metrics added).
+fn cells(trials: &[Trial]) -> Result<Cells> {
+    let mut cells: Cells = BTreeMap::new();
     for trial in trials {
-        cells
-            .entry(cell_key(trial))
-            .or_default()
-            .push(serde_json::to_value(trial)?);
+        let mut value = serde_json::to_value(trial)?;
+        add_derived(&mut value);
+        cells.entry(cell_key(trial)).or_default().push(value);
     }
     Ok(cells)
+}
+
+type Cells = BTreeMap<String, Vec<Value>>;
+
+/// The boot a trial ran in: the kernel's boot id (which tells runners and guests apart) and
+/// the run's boot index.
+fn boot_of(trial: &Value) -> (String, u64) {
+    (
+        trial
+            .get("boot_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        trial.get("boot").and_then(Value::as_u64).unwrap_or(0),
+    )
+}
+
+/// `cell` with its scheduler (the key's second component) replaced by `scheduler`; `None`
+/// for keys without one.
+fn with_scheduler(cell: &str, scheduler: &str) -> Option<String> {
+    let mut parts: Vec<&str> = cell.split('/').collect();
+    if parts.len() < 3 {
+        return None;
+    }
+    parts[1] = scheduler;
+    Some(parts.join("/"))
+}
+
+/// A rule's samples in `cell` of one side: the field's values, one per trial, or for a
+/// ratio one per boot that both the cell and its control cell ran in: the mean of the cell's
+/// values in that boot over the mean of the control's (of its `control_field`, if given).
+/// The control's own cell has none.
+fn rule_samples(
+    side: &Cells,
+    cell: &str,
+    metric: &str,
+    rule: &MetricRule,
+    side_name: &str,
+) -> Result<Vec<f64>, InputError> {
+    let Some(trials) = side.get(cell) else {
+        return Ok(Vec::new());
+    };
+    let Some(ratio) = &rule.ratio else {
+        return samples(trials, metric, side_name);
+    };
+    let control_cell = match with_scheduler(cell, &ratio.control) {
+        Some(key) if key != cell => key,
+        _ => return Ok(Vec::new()),
+    };
+    let Some(control_trials) = side.get(&control_cell) else {
+        return Ok(Vec::new());
+    };
+    // Boots are numbered by their first appearance in either cell, so the two line up.
+    let mut boots: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    let mut per_boot = |trials: &[Value], field: &str| -> Result<BTreeMap<u32, f64>, InputError> {
+        let mut values = Vec::new();
+        for trial in trials {
+            if let Some(&value) = samples(std::slice::from_ref(trial), field, side_name)?.first() {
+                let next = boots.len() as u32;
+                values.push((*boots.entry(boot_of(trial)).or_insert(next), value));
+            }
+        }
+        Ok(boot_means(values))
+    };
+    let numerators = per_boot(trials, &ratio.of)?;
+    let denominators = per_boot(control_trials, ratio.divisor())?;
+    Ok(numerators
+        .iter()
+        .filter_map(|(boot, x)| {
+            let y = denominators.get(boot)?;
+            (*y > 0.0 && x.is_finite()).then(|| x / y)
+        })
+        .collect())
 }
 
 fn samples(trials: &[Value], metric: &str, side: &str) -> Result<Vec<f64>, InputError> {
@@ -191,7 +275,9 @@ pub fn compare(
     let mut rows = Vec::new();
     for cell in all {
         match (base_cells.get(cell), cur_cells.get(cell)) {
-            (Some(base), Some(cur)) => judge_cell(cell, base, cur, thresholds, &mut rows)?,
+            (Some(_), Some(_)) => {
+                judge_cell(cell, [&base_cells, &cur_cells], thresholds, &mut rows)?
+            }
             (base, cur) => rows.push(absent_row(cell, base, cur)),
         }
     }
@@ -239,17 +325,20 @@ fn absent_row(cell: &str, base: Option<&Vec<Value>>, cur: Option<&Vec<Value>>) -
     }
 }
 
-/// A row per metric of a cell both runs have, where either side measured it.
+/// A row per metric of a cell both runs have, where either side measured it and the rule
+/// applies to the cell.
 fn judge_cell(
     cell: &str,
-    base: &[Value],
-    cur: &[Value],
+    [base, cur]: [&Cells; 2],
     thresholds: &Thresholds,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
     for (metric, rule) in &thresholds.metrics {
-        let b = Summary::of(&samples(base, metric, "baseline")?);
-        let c = Summary::of(&samples(cur, metric, "current run")?);
+        if !rule.applies_to(cell) {
+            continue;
+        }
+        let b = Summary::of(&rule_samples(base, cell, metric, rule, "baseline")?);
+        let c = Summary::of(&rule_samples(cur, cell, metric, rule, "current run")?);
         let row = |allowed, test, decision| Row {
             cell: cell.to_string(),
             metric: Some(metric.clone()),
@@ -262,6 +351,12 @@ fn judge_cell(
         match (b, c) {
             // Neither side measures it here (no workload, no --watch-run-delay): no row.
             (None, None) => {}
+            // A claim's bar needs no baseline.
+            (_, Some(c)) if rule.beyond_limit(c.mean) => rows.push(row(
+                b.map(|b| rule.allowed(b.mean)),
+                Test::Limit(rule.limit.unwrap_or(f64::NAN)),
+                Decision::Regression,
+            )),
             (Some(b), Some(c)) => {
                 let (test, decision) = judge(rule, thresholds.alpha, &b, &c);
                 rows.push(row(Some(rule.allowed(b.mean)), test, decision));
@@ -274,16 +369,18 @@ fn judge_cell(
 
 /// Metrics beyond the defaults that no trial of either side has: a metric no trial has, in
 /// any cell, is more likely misspelt than unmeasured.
-fn unseen_metrics(
-    thresholds: &Thresholds,
-    sides: [&BTreeMap<String, Vec<Value>>; 2],
-) -> Vec<String> {
+fn unseen_metrics(thresholds: &Thresholds, sides: [&Cells; 2]) -> Vec<String> {
     let mut seen = vec![false; thresholds.metrics.len()];
     for trials in sides.iter().flat_map(|cells| cells.values()) {
-        for (index, (metric, _)) in thresholds.metrics.iter().enumerate() {
+        for (index, (metric, rule)) in thresholds.metrics.iter().enumerate() {
+            // A ratio is seen when the field it divides is.
+            let field = rule
+                .ratio
+                .as_ref()
+                .map_or(metric.as_str(), |r| r.of.as_str());
             seen[index] |= trials
                 .iter()
-                .any(|t| matches!(metric_value(t, metric), Ok(Some(_))));
+                .any(|t| matches!(metric_value(t, field), Ok(Some(_))));
         }
     }
     thresholds

@@ -3,8 +3,8 @@
 //!
 //! # Cells and samples
 //!
-//! Trials are grouped into *cells*: the trial id without its trailing `/repN`
-//! (`openat/aegis/builtin/ring16KiB/x8/stress-ng-cpu`). Files written before trials had ids
+//! Trials are grouped into *cells*: the trial id without its trailing `/repN` (and `/bootN`
+//! in runs of several boots) (`openat/aegis/builtin/ring16KiB/x8/stress-ng-cpu`). Files written before trials had ids
 //! get the same key rebuilt from the trial's flood, scheduler, collector, buffer (ring size, or
 //! auditd's backlog settings), threads and workload. The repetitions of a cell are its samples.
 //!
@@ -14,7 +14,11 @@
 //! the JSON; `a.b` reaches into an object (`audit.lost_records`). Booleans count as 1 and 0; a
 //! missing or null field is no sample. Each metric has a direction (is lower or higher
 //! better?) and a tolerance; the built-in set is [`DEFAULT_METRICS`], and a thresholds file
-//! (TOML, see [`parse_thresholds`] and `docs/gate.md`) replaces or adds to it.
+//! (TOML, see [`parse_thresholds`] and `docs/gate.md`) replaces or adds to it. Two metrics are
+//! derived from Aegis's stats (`derived`: waits against the claimed bound). A rule may also
+//! name a *ratio*: a field of the cell over the same field of the cell under a control
+//! scheduler, one sample per boot both ran in ([`Ratio`]), which cancels the machine's speed
+//! out of rates; and `cells`, globs that scope it to some cells.
 //!
 //! # The decision, per cell and metric
 //!
@@ -25,7 +29,9 @@
 //! - **regression** iff `worse_by > allowed` *and* Welch's one-sided t-test finds the shifted
 //!   difference `worse_by − allowed` greater than 0 with p < alpha (Welch–Satterthwaite
 //!   degrees of freedom, Student's t from `statrs`);
-//! - **improved** iff the same holds the other way round; otherwise **ok**.
+//! - **improved** iff the same holds the other way round; otherwise **ok**;
+//! - but first, with a `limit` (a claim's bar: loss at most 0.01 %), a current mean beyond it
+//!   is a **regression** whatever the baseline — "beyond limit X".
 //!
 //! Both conditions, because each alone fails CI for the wrong reasons. The guests CI runs in
 //! are TCG on a shared 2-core host, where throughputs move ±30 % from one run to the next: a
@@ -52,6 +58,7 @@
 //! that cannot be read, a bad thresholds file) is an [`InputError`] (status 2).
 
 mod compare;
+mod derived;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -63,10 +70,11 @@ use anyhow::Result;
 
 pub use crate::stats::{welch_greater, Summary, Welch};
 pub use compare::{cell_key, compare, Comparison, Decision, Row, Test};
+pub use derived::{add_derived, CLAIMED_BASE_WAIT_US};
 pub use report::{provenance, render_report, Inputs};
 pub use thresholds::{
-    load_thresholds, parse_thresholds, Direction, MetricRule, Thresholds, DEFAULT_ALPHA,
-    DEFAULT_METRICS,
+    glob_matches, load_thresholds, parse_thresholds, Direction, MetricRule, Ratio, Thresholds,
+    DEFAULT_ALPHA, DEFAULT_METRICS,
 };
 
 use crate::cli::GateArgs;

@@ -117,6 +117,7 @@ fn table_row(row: &Row) -> String {
         Test::NoVariance => "no variance".to_string(),
         Test::OneRepetition => "1 repetition: no test".to_string(),
         Test::Rule => "no test (rule)".to_string(),
+        Test::Limit(limit) => format!("beyond limit {}", number(limit)),
         Test::None => String::new(),
     };
     format!(
@@ -138,25 +139,49 @@ fn write_rules(out: &mut String, comparison: &Comparison) {
         out,
         "\nA regression is a change in the bad direction larger than `allowed` = max(abs \
          tolerance, rel tolerance × |baseline mean|) that Welch's one-sided t-test of \
-         (change − allowed) > 0 finds significant at p < {}. A cell of the baseline missing \
-         from the current run fails too.",
+         (change − allowed) > 0 finds significant at p < {}. A cell whose current mean is \
+         beyond a metric's limit fails whatever the baseline, and a cell of the baseline \
+         missing from the current run fails too.",
         comparison.alpha
     );
     let _ = writeln!(
         out,
-        "\n| metric | better | abs tolerance | rel tolerance | significance test |\n\
-         |---|---|---:|---:|---|"
+        "\n| metric | better | abs tolerance | rel tolerance | significance test | limit | cells |\n\
+         |---|---|---:|---:|---|---:|---|"
     );
     for (metric, rule) in &comparison.rules {
+        let cells = if rule.cells.is_empty() {
+            "all".to_string()
+        } else {
+            rule.cells
+                .iter()
+                .map(|glob| format!("`{}`", escape(glob)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {cells} |",
             escape(metric),
             rule.direction.name(),
             number(rule.abs_tolerance),
             number(rule.rel_tolerance),
-            if rule.significance_test { "yes" } else { "no" }
+            if rule.significance_test { "yes" } else { "no" },
+            rule.limit.map_or("-".to_string(), number),
         );
+    }
+    for (metric, rule) in &comparison.rules {
+        if let Some(ratio) = &rule.ratio {
+            let _ = writeln!(
+                out,
+                "\n`{}` is a cell's `{}` over the same cell's `{}` under `{}` in the same boot: \
+                 one sample per boot, so the machine's speed cancels out.",
+                escape(metric),
+                escape(&ratio.of),
+                escape(ratio.divisor()),
+                escape(&ratio.control)
+            );
+        }
     }
     for metric in &comparison.unseen_metrics {
         let _ = writeln!(

@@ -276,6 +276,9 @@ fn thresholds_file_overrides_one_metric_and_keeps_the_rest() {
             "collector_cpu_s",
             "workload_kept_fraction",
             "run_delay_p99_ms",
+            "wait_bound_violations",
+            "max_wait_vs_bound",
+            "waits_past_2x_bound",
             "attack_rate"
         ]
     );
@@ -369,4 +372,235 @@ fn gate_reads_files_writes_the_report_and_returns_the_status() {
     assert_eq!(exit_status(&err), 2);
     assert!(err.to_string().contains("bad.toml"), "{err}");
     assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
+}
+
+/// A trial of `scheduler` in the 16 KiB ring cell of `workload`, in boot `boot` (the kernel's
+/// boot id `b{boot}`) of a run of several boots.
+fn boot_trial(scheduler: &str, workload: &str, boot: u32, loss_pct: f64, delivered: f64) -> Trial {
+    let mut t = example_trial(scheduler, 8, loss_pct, None);
+    t.id.boot = boot;
+    t.env.boot_id = Some(format!("b{boot}"));
+    t.id.trial_id = format!("openat/{scheduler}/builtin/ring16KiB/x8/{workload}/boot{boot}/rep0");
+    t.accounting.delivered_per_s = delivered;
+    t
+}
+
+const AEGIS: &str = "openat/aegis/builtin/ring16KiB/x8/none";
+const FIFO: &str = "openat/eevdf:collector-fifo/builtin/ring16KiB/x8/none";
+
+/// CI's claims: loss under 0.01 % and the canary in every Aegis trial, delivered events/s as
+/// a ratio to the FIFO control in the same boot.
+const CLAIMS: &str = "[metrics.loss_pct]\ndirection = \"lower\"\nabs_tolerance = 0.05\n\
+    limit = 0.01\ncells = [\"*/aegis/*\"]\n\
+    [metrics.canary_recorded]\ndirection = \"higher\"\nsignificance_test = false\nlimit = 1\n\
+    cells = [\"*/aegis/*\"]\n\
+    [metrics.delivered_per_s]\nenabled = false\n\
+    [metrics.delivered_vs_fifo]\ndirection = \"higher\"\nrel_tolerance = 0.3\n\
+    ratio_of = \"delivered_per_s\"\ncontrol = \"eevdf:collector-fifo\"\n";
+
+/// Three boots of Aegis and the FIFO control; `speed[boot]` scales every rate of a boot, and
+/// Aegis delivers `aegis_share` of what FIFO does.
+fn boots(speed: [f64; 3], aegis_share: f64, aegis_loss: f64) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for (boot, speed) in speed.into_iter().enumerate() {
+        let boot = boot as u32;
+        trials.push(boot_trial(
+            "eevdf:collector-fifo",
+            "none",
+            boot,
+            5.0,
+            5e4 * speed,
+        ));
+        trials.push(boot_trial(
+            "aegis",
+            "none",
+            boot,
+            aegis_loss,
+            5e4 * speed * aegis_share,
+        ));
+    }
+    trials
+}
+
+#[test]
+fn boots_of_a_run_share_their_cell() {
+    let t = boot_trial("aegis", "none", 2, 0.0, 1.0);
+    assert_eq!(cell_key(&t), AEGIS);
+}
+
+#[test]
+fn ratios_to_a_control_in_the_same_boot_cancel_the_machines_speed() {
+    let thresholds = parse_thresholds(CLAIMS).unwrap();
+    let baseline = boots([1.0, 1.1, 0.9], 1.1, 0.0);
+    // Three times slower boots, with the same share: a raw rate would fail, the ratio passes.
+    let slow = boots([0.3, 0.4, 0.35], 1.08, 0.0);
+    let comparison = compare(&baseline, &slow, &thresholds).unwrap();
+    assert_eq!(comparison.exit_status(), 0, "{}", report(&comparison));
+    let ratio = row(&comparison, AEGIS, "delivered_vs_fifo");
+    assert_eq!(ratio.baseline.unwrap().n, 3, "one sample per boot");
+    assert!((ratio.baseline.unwrap().mean - 1.1).abs() < 1e-9);
+    // The control has no ratio to itself.
+    assert!(!comparison
+        .rows
+        .iter()
+        .any(|r| r.cell == FIFO && r.metric.as_deref() == Some("delivered_vs_fifo")));
+
+    // Over-throttled: Aegis delivers half of what FIFO does, on a fast machine.
+    let throttled = boots([1.2, 1.3, 1.25], 0.55, 0.0);
+    let comparison = compare(&baseline, &throttled, &thresholds).unwrap();
+    let ratio = row(&comparison, AEGIS, "delivered_vs_fifo");
+    assert_eq!(ratio.decision, Decision::Regression, "{ratio:?}");
+    let text = report(&comparison);
+    assert!(
+        text.contains(
+            "`delivered_vs_fifo` is a cell's `delivered_per_s` over the same cell's \
+             `delivered_per_s` under `eevdf:collector-fifo` in the same boot"
+        ),
+        "{text}"
+    );
+    // Boots pair by boot: trials of one boot on another machine (boot id) do not pair.
+    let mut other_machine = boots([1.0, 1.0, 1.0], 1.0, 0.0);
+    for t in other_machine
+        .iter_mut()
+        .filter(|t| t.id.scheduler == "aegis")
+    {
+        t.env.boot_id = Some("elsewhere".into());
+    }
+    let comparison = compare(&baseline, &other_machine, &thresholds).unwrap();
+    assert_eq!(
+        row(&comparison, AEGIS, "delivered_vs_fifo").decision,
+        Decision::NoData
+    );
+}
+
+#[test]
+fn a_claims_limit_fails_whatever_the_baseline() {
+    let thresholds = parse_thresholds(CLAIMS).unwrap();
+    // The baseline lost as much: a comparison alone would pass, the 0.01 % bar does not.
+    let baseline = boots([1.0, 1.0, 1.0], 1.0, 0.02);
+    let comparison = compare(&baseline, &baseline, &thresholds).unwrap();
+    let loss = row(&comparison, AEGIS, "loss_pct");
+    assert_eq!(
+        (loss.test, loss.decision),
+        (Test::Limit(0.01), Decision::Regression)
+    );
+    let text = report(&comparison);
+    assert!(
+        text.contains("| beyond limit 0.01 | **REGRESSION** |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| loss_pct | lower | 0.05 | 0 | yes | 0.01 | `*/aegis/*` |"),
+        "{text}"
+    );
+    // The control loses 5 % and is not judged on loss (the rule's cells).
+    assert!(!comparison
+        .rows
+        .iter()
+        .any(|r| r.cell == FIFO && r.metric.as_deref() == Some("loss_pct")));
+
+    // At the bar passes; one canary lost in three trials fails.
+    let lossless = boots([1.0, 1.0, 1.0], 1.0, 0.01);
+    let mut canary_lost = lossless.clone();
+    canary_lost[1].accounting.canary_recorded = false;
+    let comparison = compare(&lossless, &lossless, &thresholds).unwrap();
+    assert_eq!(comparison.exit_status(), 0, "{}", report(&comparison));
+    let comparison = compare(&lossless, &canary_lost, &thresholds).unwrap();
+    let canary = row(&comparison, AEGIS, "canary_recorded");
+    assert_eq!(
+        (canary.test, canary.decision),
+        (Test::Limit(1.0), Decision::Regression)
+    );
+}
+
+#[test]
+fn waits_past_the_claimed_bound_fail() {
+    let stats = |ordinary_wait_us: u64, bound_scale: u64| {
+        serde_json::json!({"wait_bound_tick_us": 4000, "levels": [
+            {"max_wait_us": 3000, "wait_bound_us": 16000 * bound_scale,
+             "nr_bound_violations": 0, "nr_bound_violations_in_stalls": 0},
+            {"max_wait_us": ordinary_wait_us, "wait_bound_us": 32000 * bound_scale,
+             "nr_bound_violations": 0, "nr_bound_violations_in_stalls": 0},
+            {"max_wait_us": 66000, "wait_bound_us": 64000 * bound_scale,
+             "nr_bound_violations": 0, "nr_bound_violations_in_stalls": 0}]})
+    };
+    let with = |waits: [u64; 3], bound_scale: u64| -> Vec<Trial> {
+        waits
+            .iter()
+            .enumerate()
+            .map(|(rep, &wait)| {
+                let mut t = trial("aegis", rep as u32, 0.0, 1e6);
+                t.scheduler_stats = Some(stats(wait, bound_scale));
+                t
+            })
+            .collect()
+    };
+    let baseline = with([30_000, 31_000, 12_000], 1);
+    let aegis = "openat/aegis/builtin/ring64KiB/x8/none";
+    let same = compare(
+        &baseline,
+        &with([29_000, 33_000, 20_000], 1),
+        &Thresholds::default(),
+    )
+    .unwrap();
+    assert_eq!(same.exit_status(), 0, "{}", report(&same));
+    assert_eq!(
+        row(&same, aegis, "max_wait_vs_bound").decision,
+        Decision::Ok
+    );
+    // No waiting bound: its own counters see nothing, the claim sees 1.4 s waits.
+    let unbounded = with([1_390_000, 1_644_000, 1_500_000], 6250);
+    let comparison = compare(&baseline, &unbounded, &Thresholds::default()).unwrap();
+    let waits = row(&comparison, aegis, "max_wait_vs_bound");
+    assert_eq!(waits.decision, Decision::Regression, "{waits:?}");
+    assert_eq!(
+        row(&comparison, aegis, "wait_bound_violations").decision,
+        Decision::Ok
+    );
+}
+
+#[test]
+fn a_ratio_may_divide_by_another_field_of_the_control() {
+    // The workload beside the attack under Aegis over the workload alone under the control
+    // scheduler (EEVDF), in the same boot.
+    let thresholds = parse_thresholds(
+        "[metrics.workload_vs_eevdf_alone]\ndirection = \"higher\"\nabs_tolerance = 0.2\n\
+         ratio_of = \"workload_throughput_per_s\"\ncontrol = \"eevdf:collector-fifo\"\n\
+         control_field = \"workload_alone_throughput_per_s\"\n",
+    )
+    .unwrap();
+    let with_workload = |aegis_beside: [f64; 3]| -> Vec<Trial> {
+        let mut trials = Vec::new();
+        for (boot, beside) in aegis_beside.into_iter().enumerate() {
+            let boot = boot as u32;
+            let speed = 1.0 + boot as f64;
+            let mut fifo = boot_trial("eevdf:collector-fifo", "stress-ng-cpu", boot, 5.0, 1.0);
+            fifo.beside.workload_throughput_per_s = Some(60.0 * speed);
+            fifo.beside.workload_alone_throughput_per_s = Some(200.0 * speed);
+            let mut aegis = boot_trial("aegis", "stress-ng-cpu", boot, 0.0, 1.0);
+            aegis.beside.workload_throughput_per_s = Some(beside * speed);
+            trials.extend([fifo, aegis]);
+        }
+        trials
+    };
+    let baseline = with_workload([180.0, 190.0, 185.0]);
+    let cell = "openat/aegis/builtin/ring16KiB/x8/stress-ng-cpu";
+    let same = compare(
+        &baseline,
+        &with_workload([175.0, 188.0, 192.0]),
+        &thresholds,
+    )
+    .unwrap();
+    let row_same = row(&same, cell, "workload_vs_eevdf_alone");
+    assert_eq!(row_same.decision, Decision::Ok);
+    assert!((row_same.baseline.unwrap().mean - 0.925).abs() < 1e-9);
+    let starved = compare(&baseline, &with_workload([80.0, 90.0, 70.0]), &thresholds).unwrap();
+    assert_eq!(
+        row(&starved, cell, "workload_vs_eevdf_alone").decision,
+        Decision::Regression
+    );
+    assert!(parse_thresholds(
+        "[metrics.x]\ndirection = \"higher\"\ncontrol_field = \"workload_alone_throughput_per_s\"\n"
+    )
+    .is_err());
 }
