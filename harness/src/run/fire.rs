@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use attacks::{AttackReport, FloodSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::collector::RunningCollector;
 use crate::measure::perf_counters::{Counted, ProcessCounters, Totals};
 use crate::measure::run_delay::{RunDelayReport, RunDelayWatch, Watched};
 use crate::results::trial::RunDelayOutcome;
@@ -66,14 +67,7 @@ impl<'t> Armed<'t> {
             let all = [Counted::SOFTWARE, Counted::HARDWARE].concat();
             ProcessCounters::open(self.collector.pid(), &all)
         });
-        let run_delay = if plan.watch_run_delay {
-            Some(RunDelayWatch::start(Watched {
-                cgroups: vec![("attack", self.cgroup.path().to_path_buf())],
-                pids: vec![("collector", self.collector.pid())],
-            })?)
-        } else {
-            None
-        };
+        let run_delay = self.watch_run_delay(plan.watch_run_delay)?;
         let bar = progress_bar(plan.duration);
         let needs_pid = self.collector.needs_attack_pid();
         let mut beside: Option<RunningWorkload> = None;
@@ -107,12 +101,11 @@ impl<'t> Armed<'t> {
                 inject_fault("workload")?;
             }
             if freeze_on_fill {
-                let pin = collector
-                    .pinned_ring()
-                    .context("freeze-on-fill needs a collector whose ring is pinned")?;
-                // A little past the flood's end at most: never holds the attack past it.
-                let until = std::time::Instant::now() + plan.duration + Duration::from_secs(1);
-                freezer = Some(Freezer::start(&pin, &attack_cgroup, until)?);
+                freezer = Some(start_freezer(
+                    collector.as_ref(),
+                    &attack_cgroup,
+                    plan.duration,
+                )?);
             }
             Ok(())
         };
@@ -149,6 +142,33 @@ impl<'t> Armed<'t> {
             freeze_stats,
         })
     }
+}
+
+impl Armed<'_> {
+    /// `--watch-run-delay`'s observer of the attack's cgroup and the collector, if asked for.
+    fn watch_run_delay(&self, wanted: bool) -> Result<Option<RunDelayWatch>> {
+        if !wanted {
+            return Ok(None);
+        }
+        Ok(Some(RunDelayWatch::start(Watched {
+            cgroups: vec![("attack", self.cgroup.path().to_path_buf())],
+            pids: vec![("collector", self.collector.pid())],
+        })?))
+    }
+}
+
+/// `freeze-on-fill`'s freezer on the collector's pinned ring, for a flood of `duration`.
+fn start_freezer(
+    collector: &dyn RunningCollector,
+    attack_cgroup: &std::path::Path,
+    duration: Duration,
+) -> Result<Freezer> {
+    let pin = collector
+        .pinned_ring()
+        .context("freeze-on-fill needs a collector whose ring is pinned")?;
+    // A little past the flood's end at most: it never holds the attack past it.
+    let until = std::time::Instant::now() + duration + Duration::from_secs(1);
+    Freezer::start(&pin, attack_cgroup, until)
 }
 
 /// The plan's flood at this trial's thread count; `None` for a `--cmd` producer.
