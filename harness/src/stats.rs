@@ -87,11 +87,23 @@ impl Interval {
     /// rate or a wait cannot be below 0, so neither can its mean, and a t interval over three
     /// boots would otherwise reach below it.
     pub fn of_nonnegative(samples: &[f64]) -> Option<Interval> {
-        let mut interval = Interval::of(samples)?;
-        if samples.iter().all(|x| *x >= 0.0) {
-            interval.ci95 = interval.ci95.map(|(low, high)| (low.max(0.0), high));
+        let interval = Interval::of(samples)?;
+        Some(if samples.iter().all(|x| *x >= 0.0) {
+            interval.within(0.0, f64::MAX)
+        } else {
+            interval
+        })
+    }
+
+    /// The interval cut to the range the quantity can take (a share is never below 0): a t
+    /// interval is symmetric and, over few boots, reaches past it.
+    pub fn within(self, low: f64, high: f64) -> Interval {
+        Interval {
+            ci95: self
+                .ci95
+                .map(|(l, h)| (l.clamp(low, high), h.clamp(low, high))),
+            ..self
         }
-        Some(interval)
     }
 
     /// `12.3 [10.1, 14.5]` with `decimals` places, or `12.3 (n=1)` without an interval.

@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
 
-use super::boots::{over_boots, within};
+use super::boots::over_boots;
 use super::chart::{bars_top, bars_width_px, interval_cell};
 use super::loss::workload_of;
 use super::{
@@ -77,11 +77,11 @@ pub type Ablations = BTreeMap<(String, String), Ablation>;
 impl Ablation {
     fn of(trials: &[&Trial]) -> Option<Ablation> {
         let of = |f: &dyn Fn(&Trial) -> Option<f64>| over_boots(trials.iter().copied(), f);
-        let non_negative = |i: Option<Interval>| i.map(|i| within(i, 0.0, f64::MAX));
+        let non_negative = |i: Option<Interval>| i.map(|i| i.within(0.0, f64::MAX));
         let stats = |t: &Trial, key: &str| t.scheduler_stats.as_ref().and_then(|s| stat(s, key));
         let positive = |v: f64| (v > 0.0).then_some(v);
         Some(Ablation {
-            loss_pct: within(of(&|t| Some(t.accounting.loss_pct))?, 0.0, 100.0),
+            loss_pct: of(&|t| Some(t.accounting.loss_pct))?.within(0.0, 100.0),
             attack_rate: non_negative(of(&|t| positive(t.accounting.attack_rate))),
             delivered_per_s: non_negative(of(&|t| positive(t.accounting.delivered_per_s))),
             kept: non_negative(of(&|t| t.beside.workload_kept_fraction)),

@@ -30,17 +30,6 @@ pub fn over_boots<'a>(
     Interval::of(&means)
 }
 
-/// The interval cut to the range the quantity can take (a share is never below 0): a t
-/// interval is symmetric and, over few boots, reaches past it.
-pub fn within(interval: Interval, low: f64, high: f64) -> Interval {
-    Interval {
-        ci95: interval
-            .ci95
-            .map(|(l, h)| (l.clamp(low, high), h.clamp(low, high))),
-        ..interval
-    }
-}
-
 /// How many boots the run's trials came from.
 pub fn boots(trials: &[Trial]) -> usize {
     trials
@@ -151,7 +140,7 @@ mod tests {
         assert_eq!((one.n, one.mean, one.ci95), (1, 20.0, None));
         assert_eq!(over_boots(&trials, |_| None), None);
         // Cut to the quantity's range: never below 0 %.
-        let cut = within(i, 0.0, 100.0);
+        let cut = i.within(0.0, 100.0);
         assert!(cut.ci95.unwrap().0 >= 0.0 && i.ci95.unwrap().0 < 0.0);
     }
 

@@ -15,7 +15,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::boots::{over_boots, within};
+use super::boots::over_boots;
 use super::chart::{bars_width_px, interval_cell};
 use super::loss::workload_of;
 use super::{
@@ -86,11 +86,11 @@ pub fn cpu_shares(trials: &[Trial]) -> Result<CpuShares, String> {
             for (g, group) in GROUPS.iter().enumerate() {
                 let share = |t: &Trial| shares(t)?.0.get(group).copied();
                 if let Some(i) = over_boots(cell.iter().copied(), share) {
-                    values.insert((w, s, g), within(i, 0.0, 1.0));
+                    values.insert((w, s, g), i.within(0.0, 1.0));
                 }
             }
             if let Some(i) = over_boots(cell.iter().copied(), |t| Some(shares(t)?.1)) {
-                values.insert((w, s, GROUPS.len()), within(i, 0.0, 1.0));
+                values.insert((w, s, GROUPS.len()), i.within(0.0, 1.0));
             }
         }
     }
@@ -200,7 +200,7 @@ fn by_scheduler(
         .filter_map(|s| {
             let of_s = trials.iter().filter(|t| t.id.scheduler == s);
             let i = over_boots(of_s, index)?;
-            Some((s.to_string(), within(i, 0.0, 1.0)))
+            Some((s.to_string(), i.within(0.0, 1.0)))
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::boots::{over_boots, within};
+use super::boots::over_boots;
 use super::chart::{bars_top, bars_width_px, interval_cell};
 use super::{
     draw_bar_panel, draw_both, plot_err, titled, Bar, BarPanel, Figure, Interval, LegendStrip, Run,
@@ -179,7 +179,7 @@ pub fn loss_series(trials: &[Trial]) -> LossSeries {
                 .into_iter()
                 .filter_map(|(threads, trials)| {
                     let i = over_boots(trials, |t| Some(t.accounting.loss_pct))?;
-                    Some((threads, within(i, 0.0, 100.0)))
+                    Some((threads, i.within(0.0, 100.0)))
                 })
                 .collect();
             (key, points)
@@ -253,7 +253,7 @@ pub fn kept_series(trials: &[Trial]) -> KeptSeries {
             let i = over_boots(trials, |t| t.beside.workload_kept_fraction)?;
             let c = collectors.iter().position(|x| *x == collector)?;
             let g = keys.iter().position(|x| *x == group)?;
-            Some(((c, g, scheduler), within(i, 0.0, f64::MAX)))
+            Some(((c, g, scheduler), i.within(0.0, f64::MAX)))
         })
         .collect();
     KeptSeries {

@@ -10,7 +10,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::boots::{over_boots, within};
+use super::boots::over_boots;
 use super::chart::{bars_top, bars_width_px};
 use super::loss::workload_of;
 use super::{
@@ -73,7 +73,7 @@ pub fn rates(trials: &[Trial]) -> Result<Rates, String> {
     for ((c, w, g, s), trials) in &cells {
         for row in 0..METRICS.len() {
             if let Some(i) = over_boots(trials.iter().copied(), |t| metric(t, row)) {
-                values.insert((row, *c, *w, *g, *s), within(i, 0.0, f64::MAX));
+                values.insert((row, *c, *w, *g, *s), i.within(0.0, f64::MAX));
             }
         }
     }
