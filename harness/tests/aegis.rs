@@ -203,14 +203,14 @@ fn aegis_bounds_waits_and_survives_a_minute_of_stress_and_flood() {
 }
 
 /// The harness stops scx_aegis on every exit path: a trial that fails (error) or panics after
-/// the scheduler is enabled leaves the guest's sched_ext disabled, which the guest's `/init`
-/// reads after the command.
+/// the scheduler is enabled, or a harness SIGKILLed there (scx_aegis dies with it), leaves the
+/// guest's sched_ext disabled, which the guest's `/init` reads after the command.
 #[test]
 fn aegis_is_stopped_when_the_harness_aborts_a_trial() {
     if !have_root("aegis_is_stopped_when_the_harness_aborts_a_trial") {
         return;
     }
-    for fault in ["error", "panic"] {
+    for fault in ["error", "panic", "sigkill"] {
         let out = std::process::Command::new(BIN)
             .args([
                 "attack",

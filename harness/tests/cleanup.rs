@@ -1,5 +1,8 @@
 //! The machine is left as found: after success, error, panic, SIGINT, SIGTERM, and even
-//! SIGKILL of the harness (its helpers die with it; the next run removes the stale cgroup).
+//! SIGKILL of the harness (its helpers die with it; the next run removes the stale cgroup with
+//! the workload tools or `--cmd` program still in it, the work directory and the audit state).
+//! A matrix killed mid-trial is in `matrix.rs`, a guest's harness killed under scx_aegis in
+//! `aegis.rs`, the host's harness killed beside a guest in `vm.rs`.
 
 mod common;
 
@@ -402,6 +405,92 @@ fn sigkill_beside_a_workload_is_repaired_by_the_next_run() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while let Some(pid) = left.iter().find(|pid| stress_ng_runs(pid)) {
         assert!(Instant::now() < deadline, "pid {pid} of {group} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !before.tracefs_mounted && snapshot().tracefs_mounted {
+        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    assert_restored(&before);
+}
+
+#[test]
+fn sigkill_beside_a_cmd_producer_is_repaired_by_the_next_run() {
+    if !have_root("sigkill_beside_a_cmd_producer_is_repaired_by_the_next_run") {
+        return;
+    }
+    let before = snapshot();
+    // A `sleep` no other program on the machine runs: its argument is this test's own.
+    let marker = format!(
+        "{}.{}",
+        3000 + std::process::id() % 1000,
+        std::process::id()
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "attack",
+            "--cmd",
+            &format!("sleep {marker}"),
+            "--duration",
+            "60",
+            "--ring-size",
+            "1MiB",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleeps = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sleeps().is_empty() {
+        assert!(Instant::now() < deadline, "the --cmd program did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The program is not the harness's child (the attack worker started it in the attack's
+    // cgroup), so it outlives the harness: the next run finds it in the stale group and ends it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !sleeps().is_empty(),
+        "the --cmd program died with the harness"
+    );
+    let out = aegis(&[
+        "attack",
+        "--threads",
+        "1",
+        "--duration",
+        "0.2",
+        "--ring-size",
+        "1MiB",
+    ]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("removed 1 attack cgroup"),
+        "{}",
+        stderr(&out)
+    );
+    // Gone or a zombie that init has yet to reap.
+    let running = || {
+        sleeps().into_iter().any(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+            state.is_some_and(|s| !s.starts_with('Z'))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running() {
+        assert!(Instant::now() < deadline, "the --cmd program still runs");
         std::thread::sleep(Duration::from_millis(50));
     }
     if !before.tracefs_mounted && snapshot().tracefs_mounted {

@@ -1,12 +1,16 @@
 //! `run --matrix`, `merge` and `gate` end to end, with real trials: a matrix split in two shards
-//! on this host, one interrupted and resumed, then merged; and CI's own guest matrix gated
+//! on this host, one interrupted and resumed, then merged; a matrix SIGKILLed mid-trial and
+//! resumed; and CI's own guest matrix gated
 //! against the committed baseline, passing as it is and failing with each of three regressions
 //! planted in the scheduler, each on its own metric (loss, waits, delivered events/s over the
 //! control's). Needs root, like the other end-to-end tests; CI runs them.
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -129,6 +133,76 @@ fn an_interrupted_shard_resumes_and_the_shards_merge_into_the_whole_matrix() {
         serde_json::from_str(&std::fs::read_to_string(merged.join("run.json")).unwrap()).unwrap();
     assert_eq!(info["trials_done"], 4);
     assert_eq!(info["trials_planned"], 4);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_matrix_killed_mid_trial_resumes_without_repeating_or_losing_a_trial() {
+    if !have_root("a_matrix_killed_mid_trial_resumes_without_repeating_or_losing_a_trial") {
+        return;
+    }
+    let dir = temp_dir("matrix-sigkill");
+    let matrix = host_matrix(&dir, "threads = [1, 2]");
+    let matrix = matrix.to_str().unwrap();
+    let planned = planned_trial_ids(matrix);
+    assert_eq!(planned.len(), 4, "{planned:?}");
+    let out = dir.join("run");
+    let before = snapshot();
+    let run = |extra: &[&'static str]| {
+        let mut args = vec!["run", "--matrix", matrix, "--allow-dirty", "--out"];
+        args.push(out.to_str().unwrap());
+        args.extend(extra);
+        args
+    };
+    // SIGKILL once the second trial has its attack cgroup: nothing can clean up.
+    let mut child = std::process::Command::new(BIN)
+        .args(run(&[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(
+        lines.by_ref().any(|line| line.unwrap().contains("] 1/4,")),
+        "the first trial did not finish"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    let tag = format!("aegis-bench-{}-", child.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !snapshot()
+        .attack_cgroups
+        .iter()
+        .any(|g| g.starts_with(&tag))
+    {
+        assert!(Instant::now() < deadline, "the second trial did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().code(), None, "killed by the signal");
+    assert_eq!(trial_ids(&out).len(), 1, "the finished trial is kept");
+
+    let resumed = aegis(&run(&["--resume"]));
+    assert_success(&resumed);
+    let err = stderr(&resumed);
+    assert!(err.contains("1 trial(s) done, 3 to run"), "{err}");
+    assert!(err.contains("removed 1 attack cgroup"), "{err}");
+    assert!(
+        err.contains("the work directory of an aegis-bench that was killed"),
+        "{err}"
+    );
+    assert_eq!(trial_ids(&out), planned, "every planned trial, once");
+    let names: BTreeSet<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let expected: BTreeSet<String> = ["matrix.toml", "run.json", "trials.csv", "trials.jsonl"]
+        .map(String::from)
+        .into();
+    assert_eq!(names, expected, "nothing half-written beside the results");
+    if !before.tracefs_mounted && snapshot().tracefs_mounted {
+        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    assert_restored(&before);
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -399,4 +399,25 @@ fn sigkill_of_the_harness_takes_qemu_along() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_no_guest_left(pid);
+    // Its host directory (the guest's image) stays behind; the next run, here a host trial,
+    // removes it.
+    let left = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("aegis-bench-{pid}-vm-"))
+            })
+            .collect()
+    };
+    assert_eq!(left().len(), 1, "{:?}", left());
+    let before = snapshot();
+    let out = aegis(&["attack", "--threads", "1", "--duration", "0.2"]);
+    assert_success(&out);
+    assert!(left().is_empty(), "{:?}", left());
+    assert_restored(&before);
 }

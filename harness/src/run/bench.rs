@@ -51,13 +51,7 @@ impl Bench {
     pub fn open(uses_audit: bool) -> Result<Bench> {
         check_privileges()?;
         signals::install()?;
-        let stale = work_dir::sweep_stale(&std::env::temp_dir(), work_dir::aegis_bench_alive);
-        for dir in &stale {
-            crate::say!(
-                "note: removed {}, the work directory of an aegis-bench that was killed",
-                dir.display()
-            );
-        }
+        work_dir::sweep_stale_and_say();
         let work_dir = work_dir::create()?;
         if audit_state::recover_stale(uses_audit, work_dir.path())? {
             crate::say!(

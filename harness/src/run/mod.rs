@@ -12,7 +12,7 @@ pub mod plan;
 pub mod producer;
 mod record;
 pub mod trial;
-mod work_dir;
+pub mod work_dir;
 pub mod workload;
 
 pub use bench::{check_privileges, run_attack, Bench, TrialSink};

@@ -55,7 +55,8 @@ pub(super) fn run_trial(
 /// Fault injection for the clean-up tests: `AEGIS_BENCH_INJECT_FAULT=panic` or `=error` fails
 /// the trial once everything is armed (stage `armed`), `panic@workload` or `error@workload`
 /// once the workload beside the attack has started (stage `workload`), so the tests can check
-/// that every exit path puts the kernel back.
+/// that every exit path puts the kernel back; `sigkill` (`sigkill@workload`) kills the harness
+/// there, to check what dies with it and what the next run repairs.
 pub(super) fn inject_fault(stage: &str) -> Result<()> {
     let wanted = std::env::var("AEGIS_BENCH_INJECT_FAULT").unwrap_or_default();
     let (kind, at) = wanted.split_once('@').unwrap_or((&wanted, "armed"));
@@ -65,6 +66,11 @@ pub(super) fn inject_fault(stage: &str) -> Result<()> {
     match kind {
         "panic" => panic!("fault injected at {stage} (AEGIS_BENCH_INJECT_FAULT={wanted})"),
         "error" => anyhow::bail!("fault injected at {stage} (AEGIS_BENCH_INJECT_FAULT={wanted})"),
+        "sigkill" => {
+            crate::say!("fault injected at {stage}: SIGKILL (AEGIS_BENCH_INJECT_FAULT={wanted})");
+            nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL)?;
+            unreachable!("SIGKILL returned")
+        }
         _ => Ok(()),
     }
 }

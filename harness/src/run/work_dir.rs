@@ -1,5 +1,6 @@
-//! The run's work directory: private (0700, it holds a log of every process's syscalls), named
-//! `aegis-bench-<pid>-<random>` in the temporary directory so the next run can tell one whose
+//! The run's work directories: private (0700, they hold a log of every process's syscalls or a
+//! guest's image), named `aegis-bench-<pid>-<random>` (or `aegis-bench-<pid>-<label>-<random>`)
+//! in the temporary directory so the next run, on the host or for a guest, can tell one whose
 //! owner died (SIGKILL, an abort) from one in use, and remove it.
 
 use std::path::{Path, PathBuf};
@@ -10,11 +11,32 @@ const PREFIX: &str = "aegis-bench-";
 
 /// Creates this run's work directory (removed when dropped).
 pub fn create() -> Result<tempfile::TempDir> {
+    create_labeled("")
+}
+
+/// Creates a work directory whose name says what it holds (`vm`, `boots`); removed when
+/// dropped, and by the next run if this one is killed.
+pub fn create_labeled(label: &str) -> Result<tempfile::TempDir> {
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!("{label}-")
+    };
     tempfile::Builder::new()
-        .prefix(&format!("{PREFIX}{}-", std::process::id()))
+        .prefix(&format!("{PREFIX}{}-{label}", std::process::id()))
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .context("creating a work directory")
+}
+
+/// Removes the work directories of killed runs from the temporary directory and says so.
+pub fn sweep_stale_and_say() {
+    for dir in sweep_stale(&std::env::temp_dir(), aegis_bench_alive) {
+        crate::say!(
+            "note: removed {}, the work directory of an aegis-bench that was killed",
+            dir.display()
+        );
+    }
 }
 
 /// Removes the work directories in `tmp` whose run is gone (`alive(pid)` false) and returns
@@ -74,10 +96,13 @@ mod tests {
         assert!(!dead.exists() && live.exists() && unrelated.exists());
         assert!(target.join("provenance.log").exists());
 
-        let ours = create().unwrap();
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(ours.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
+        for ours in [create().unwrap(), create_labeled("vm").unwrap()] {
+            let mode = std::fs::metadata(ours.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let labeled = make("aegis-bench-4000004-vm-ghi");
+        assert_eq!(sweep_stale(tmp.path(), |pid| pid != 4_000_004), [labeled]);
         assert!(!aegis_bench_alive(u32::MAX));
     }
 }

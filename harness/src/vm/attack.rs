@@ -242,10 +242,7 @@ pub fn run(
 /// on the host (logs to `--keep-logs/bootB`), and the table of all of them ends the run.
 fn run_boots(options: &AttackOptions, spec: &GuestSpec, guest_args: Vec<String>) -> Result<i32> {
     let boots = options.boots;
-    let back = tempfile::Builder::new()
-        .prefix("aegis-boots-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
+    let back = crate::run::work_dir::create_labeled("boots")
         .context("creating a directory for the guests' trials")?;
     let exporters = Exporters::new(options.json.clone(), options.csv.clone());
     let mut trials: Vec<Trial> = Vec::new();

@@ -66,7 +66,14 @@ cd /
 aegis_command >"$out" 2>"$err" </dev/null
 status=$?
 # Whatever the command did, the scheduler it started must be gone (the clean-up tests read this).
-say "sched_ext after the command: $(cat /sys/kernel/sched_ext/state 2>/dev/null || echo absent)"
+# A scheduler killed with the harness detaches as the kernel reaps it: give that 5 s.
+scx_state() { cat /sys/kernel/sched_ext/state 2>/dev/null || echo absent; }
+tries=0
+while [ "$(scx_state)" != disabled ] && [ "$(scx_state)" != absent ] && [ "$tries" -lt 50 ]; do
+    tries=$((tries + 1))
+    sleep 0.1
+done
+say "sched_ext after the command: $(scx_state)"
 
 echo "$status" >/aegis/status
 set -- aegis/status

@@ -226,7 +226,8 @@ pub fn ensure_base(cache: &Path, extra_binaries: &[PathBuf]) -> Result<BaseImage
 /// Writes the base image into `file`: the directory layout, `/init`, the inputs (ELF programs
 /// of ours without their debug info) and busybox's applets, as a gzipped cpio archive.
 fn write_base(file: &File, inputs: &[Input], applets: &[String]) -> Result<()> {
-    let strip_dir = tempfile::tempdir().context("creating a directory to strip binaries in")?;
+    let strip_dir = crate::run::work_dir::create_labeled("strip")
+        .context("creating a directory to strip binaries in")?;
     let gz = GzEncoder::new(BufWriter::new(file), Compression::fast());
     let mut cpio = NewcWriter::new(gz);
     for dir in [

@@ -163,9 +163,8 @@ pub fn run_in_guest(
     let kernel = kernel::ensure(spec.kernel, &cache, spec.offline).map_err(interrupted)?;
     let image = initramfs::ensure_base(&cache, &spec.extra_binaries)?;
     crate::signals::check()?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("aegis-vm-")
-        .tempdir()
+    crate::run::work_dir::sweep_stale_and_say();
+    let run_dir = crate::run::work_dir::create_labeled("vm")
         .context("creating a directory for the guest run")?;
     let guest_paths: Vec<&Path> = files_back.iter().map(|(g, _)| g.as_path()).collect();
     let initrd = run_dir.path().join("initrd.img");
