@@ -144,6 +144,9 @@ pub struct FloodSpec {
     pub count: Option<u64>,
     /// If set, iterations per second in total (split across threads).
     pub rate_per_s: Option<u64>,
+    /// How the flood evades a producer rule.
+    #[serde(default, skip_serializing_if = "crate::Evade::is_none")]
+    pub evade: crate::Evade,
 }
 
 /// Everything one flood thread needs, opened before the flood so that iterating only issues

@@ -10,13 +10,18 @@
 //! Mid-flood, thread 0 performs the *canary*: it creates and unlinks a uniquely named file, the
 //! action a real attacker wants hidden. Whether a collector's log holds it is reported per trial.
 //!
+//! An [`Evade`] shapes the flood to slip past a scheduler's producer rule (spinning between
+//! syscalls, short-lived processes, CPU hogs beside it); see [`evade`].
+//!
 //! [`worker`] runs a whole attack inside one process that first moves itself into the attack's
 //! cgroup, so everything it tallies happens inside that cgroup and nothing before does.
 
+pub mod evade;
 pub mod flood;
 pub mod tally;
 pub mod worker;
 
+pub use evade::Evade;
 pub use flood::{FloodKind, FloodSpec};
 pub use tally::SyscallTally;
 pub use worker::{AttackReport, CanaryRecord, WorkerConfig};

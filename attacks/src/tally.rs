@@ -41,6 +41,23 @@ impl SyscallTally {
         }
     }
 
+    /// Zeroes every count (no allocation, no syscall: a spread evader's child starts so).
+    pub fn clear(&mut self) {
+        self.counts.fill(0);
+    }
+
+    /// The counts by syscall number, to copy where another process can read them.
+    pub fn counts(&self) -> &[u64; MAX_SYSCALL_NR] {
+        &self.counts
+    }
+
+    /// Adds counts by syscall number (another process's [`SyscallTally::counts`]).
+    pub fn add_counts(&mut self, counts: &[u64; MAX_SYSCALL_NR]) {
+        for (mine, theirs) in self.counts.iter_mut().zip(counts.iter()) {
+            *mine += theirs;
+        }
+    }
+
     /// The non-zero counts, keyed by syscall number.
     pub fn to_map(&self) -> BTreeMap<u32, u64> {
         self.counts

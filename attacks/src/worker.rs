@@ -19,12 +19,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use libc::{SYS_close, SYS_exit_group, SYS_openat, SYS_unlinkat};
+use libc::{SYS_clone, SYS_close, SYS_exit_group, SYS_openat, SYS_unlinkat, SYS_wait4};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::flood::{FloodKind, FloodSpec, FloodState};
-use crate::SyscallTally;
+use crate::tally::MAX_SYSCALL_NR;
+use crate::{Evade, SyscallTally};
 
 /// Size of the report file the harness creates and the worker maps.
 pub const REPORT_BYTES: usize = 64 * 1024;
@@ -317,12 +318,39 @@ fn run_flood(
             .count
             .map(|count| ((count / threads as u64) as f64 * fraction) as u64),
     };
+    let hogs = match spec.evade {
+        Evade::Hogs { threads } => threads,
+        _ => 0,
+    };
     // Parked threads: `ready` once all exist, `go` after the process joined the cgroup.
-    let ready = Arc::new(Barrier::new(threads as usize + 1));
-    let go = Arc::new(Barrier::new(threads as usize + 1));
+    let parked = (threads + hogs) as usize + 1;
+    let ready = Arc::new(Barrier::new(parked));
+    let go = Arc::new(Barrier::new(parked));
+    let mut hog_handles = Vec::with_capacity(hogs as usize);
+    for index in 0..hogs {
+        let (ready, go) = (ready.clone(), go.clone());
+        let duration = spec.duration;
+        let handle = std::thread::Builder::new()
+            .name(format!("hog-{index}"))
+            .spawn(move || {
+                ready.wait();
+                go.wait();
+                spin_for(duration);
+            })?;
+        hog_handles.push(handle);
+    }
     let mut handles = Vec::with_capacity(threads as usize);
     for index in 0..threads {
         let state = FloodState::new(spec.kind, small_file)?;
+        let evade = match spec.evade {
+            Evade::Spread { iterations } => ThreadEvade::Spread {
+                iterations,
+                area: SpreadArea::new()?,
+                child_tally: SyscallTally::default(),
+            },
+            Evade::Spin { us } => ThreadEvade::Spin(Duration::from_micros(us.into())),
+            Evade::None | Evade::Hogs { .. } => ThreadEvade::None,
+        };
         let share = spec.count.map(|count| {
             count / threads as u64 + u64::from((index as u64) < count % threads as u64)
         });
@@ -338,7 +366,7 @@ fn run_flood(
             .spawn(move || {
                 ready.wait();
                 go.wait();
-                flood_thread(state, duration, share, pace, canary)
+                flood_thread(state, evade, duration, share, pace, canary)
             })?;
         handles.push(handle);
     }
@@ -358,6 +386,11 @@ fn run_flood(
         per_thread_iterations.push(result.iterations);
         canary = canary.or(result.canary);
     }
+    for handle in hog_handles {
+        handle
+            .join()
+            .map_err(|_| io::Error::other("a hog thread panicked"))?;
+    }
     let end_ns = monotonic_ns();
     Ok(AttackReport {
         flood: Some(spec.kind),
@@ -373,8 +406,106 @@ fn run_flood(
     })
 }
 
+/// A flood thread's part of its [`Evade`].
+enum ThreadEvade {
+    None,
+    Spin(Duration),
+    Spread {
+        iterations: u32,
+        area: SpreadArea,
+        /// The child's tally, allocated before the flood (a child of a threaded process must
+        /// not allocate: another thread may have held the allocator's lock at the clone).
+        child_tally: SyscallTally,
+    },
+}
+
+/// Spins on the CPU (no syscalls: `Instant::now` is a vDSO call) for `duration`.
+fn spin_for(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}
+
+/// A page shared with a spread evader's children, where each leaves its syscall counts and
+/// iterations before it exits. Mapped before the flood and never unmapped: `munmap` would be
+/// a syscall in the cgroup, and the worker exits right after the flood.
+struct SpreadArea {
+    counts: *mut [u64; MAX_SYSCALL_NR],
+    iterations: *mut u64,
+}
+
+// The mapping is only used by the thread that owns the area (and its children).
+unsafe impl Send for SpreadArea {}
+
+impl SpreadArea {
+    fn new() -> io::Result<SpreadArea> {
+        let bytes = std::mem::size_of::<[u64; MAX_SYSCALL_NR]>() + 8;
+        // SAFETY: a fresh anonymous mapping, checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let counts = base.cast::<[u64; MAX_SYSCALL_NR]>();
+        // SAFETY: the iterations slot follows the counts inside the mapping.
+        let iterations = unsafe { counts.add(1).cast::<u64>() };
+        Ok(SpreadArea { counts, iterations })
+    }
+}
+
+/// One short-lived process of a spread evader: a raw `clone` whose child runs up to `batch`
+/// iterations (fewer if the flood's time is up), leaves its counts in `area` and exits; the
+/// parent waits for it and adds them. Returns the child's iterations.
+fn spread_batch(
+    state: &mut FloodState,
+    batch: u64,
+    start: Instant,
+    duration: Duration,
+    area: &SpreadArea,
+    child_tally: &mut SyscallTally,
+    tally: &mut SyscallTally,
+) -> u64 {
+    child_tally.clear();
+    // SAFETY: the child only runs the flood's raw syscalls and writes the shared page; it
+    // takes no lock and allocates nothing.
+    unsafe {
+        let pid = libc::syscall(SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0);
+        tally.add(SYS_clone);
+        if pid == 0 {
+            let mut done = 0;
+            while done < batch && start.elapsed() < duration {
+                state.iterate(child_tally);
+                done += 1;
+            }
+            area.counts.write_volatile(*child_tally.counts());
+            area.iterations.write_volatile(done);
+            libc::syscall(SYS_exit_group, 0);
+            unreachable!("exit_group returned");
+        }
+        if pid < 0 {
+            return 0;
+        }
+        let mut status = 0;
+        libc::syscall(SYS_wait4, pid, &mut status as *mut libc::c_int, 0, 0);
+        tally.add(SYS_wait4);
+        tally.add(SYS_exit_group);
+        tally.add_counts(&area.counts.read_volatile());
+        area.iterations.read_volatile()
+    }
+}
+
 fn flood_thread(
     mut state: FloodState,
+    mut evade: ThreadEvade,
     duration: Duration,
     share: Option<u64>,
     pace: Option<Duration>,
@@ -400,8 +531,35 @@ fn flood_thread(
                 canary = None;
             }
         }
-        state.iterate(&mut tally);
-        iterations += 1;
+        match &mut evade {
+            ThreadEvade::None => {
+                state.iterate(&mut tally);
+                iterations += 1;
+            }
+            ThreadEvade::Spin(spin) => {
+                state.iterate(&mut tally);
+                iterations += 1;
+                spin_for(*spin);
+            }
+            ThreadEvade::Spread {
+                iterations: per_child,
+                area,
+                child_tally,
+            } => {
+                let batch = share.map_or(u64::from(*per_child), |max| {
+                    (max - iterations).min(u64::from(*per_child))
+                });
+                iterations += spread_batch(
+                    &mut state,
+                    batch,
+                    start,
+                    duration,
+                    area,
+                    child_tally,
+                    &mut tally,
+                );
+            }
+        }
         if let Some(pace) = pace {
             // Never past the flood's end: a pace longer than the flood (`--rate 1 --threads 4`
             // paces each thread at 4 s) would otherwise stretch a 1 s flood to 4 s.
@@ -486,6 +644,7 @@ mod tests {
         let start = Instant::now();
         let result = flood_thread(
             state,
+            ThreadEvade::None,
             Duration::from_millis(100),
             None,
             Some(Duration::from_secs(60)),
@@ -499,5 +658,39 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn a_spread_evader_tallies_its_children_exactly() {
+        let state = FloodState::new(FloodKind::Openat, std::path::Path::new("/dev/null")).unwrap();
+        let evade = ThreadEvade::Spread {
+            iterations: 5,
+            area: SpreadArea::new().unwrap(),
+            child_tally: SyscallTally::default(),
+        };
+        let result = flood_thread(state, evade, Duration::from_secs(60), Some(23), None, None);
+        assert_eq!(result.iterations, 23);
+        let t = &result.tally;
+        assert_eq!((t.get(SYS_openat), t.get(libc::SYS_close)), (23, 23));
+        // 23 iterations in children of 5: five children, each cloned, waited for and exited.
+        assert_eq!(t.get(SYS_clone), 5);
+        assert_eq!(t.get(SYS_wait4), 5);
+        assert_eq!(t.get(SYS_exit_group), 5);
+        assert_eq!(t.total(), 23 * 2 + 5 * 3);
+    }
+
+    #[test]
+    fn a_spinning_evader_spins_between_iterations() {
+        let state = FloodState::new(FloodKind::Openat, std::path::Path::new("/dev/null")).unwrap();
+        let evade = ThreadEvade::Spin(Duration::from_millis(2));
+        let result = flood_thread(state, evade, Duration::from_millis(50), None, None, None);
+        // Each iteration is followed by 2 ms of spinning: at most 25 fit in 50 ms, however
+        // fast or loaded the machine.
+        assert!(
+            (1..=25).contains(&result.iterations),
+            "{}",
+            result.iterations
+        );
+        assert_eq!(result.tally.get(SYS_openat), result.iterations);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use attacks::FloodKind;
+use attacks::{Evade, FloodKind};
 use clap::{Args, Parser, Subcommand};
 
 use crate::run::plan::{
@@ -98,6 +98,16 @@ pub struct AttackArgs {
     /// Pace the flood to this many iterations per second in total.
     #[arg(long, value_name = "PER_S")]
     pub rate: Option<u64>,
+    /// An adaptive attacker: spin:US (spin US microseconds between iterations), spread:N
+    /// (short-lived processes of N iterations each) or hogs:N (N CPU-spinning threads beside
+    /// the flood); see docs/attack.md.
+    #[arg(
+        long,
+        value_name = "EVADER",
+        default_value = "none",
+        conflicts_with = "cmd"
+    )]
+    pub evade: Evade,
     /// Collector ring buffer size (power of two, >= 4KiB), e.g. 64KiB, 8MiB; a comma list
     /// runs one trial per value.
     #[arg(
@@ -497,6 +507,8 @@ pub struct WorkerArgs {
     pub count: Option<u64>,
     #[arg(long)]
     pub rate: Option<u64>,
+    #[arg(long, default_value = "none")]
+    pub evade: Evade,
     #[arg(long, allow_hyphen_values = true)]
     pub nice: Option<i32>,
     #[arg(long)]

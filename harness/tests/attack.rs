@@ -414,3 +414,50 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn evaders_are_counted_exactly_and_recorded() {
+    if !have_root("evaders_are_counted_exactly_and_recorded") {
+        return;
+    }
+    let dir = temp_dir("evade");
+    let before = snapshot();
+    for evade in ["spin:100", "spread:8", "hogs:1"] {
+        let json = dir.join(format!("{evade}.json"));
+        let out = aegis(&[
+            "attack",
+            "--evade",
+            evade,
+            "--threads",
+            "2",
+            "--duration",
+            "0.5",
+            "--ring-size",
+            "1MiB",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_success(&out);
+        assert!(
+            stdout(&out).contains(&format!("openat+{evade}")),
+            "{}",
+            stdout(&out)
+        );
+        let t = &read_trials(&json)[0];
+        assert_adds_up(t);
+        assert_eq!(t["evade"], evade, "{t}");
+        let id = t["trial_id"].as_str().unwrap();
+        assert!(id.starts_with(&format!("openat+{evade}/")), "{id}");
+        // Ground truth saw every process the spread evader cloned, and the attack counted it.
+        assert_eq!(
+            t["truth_by_syscall"]["clone"], t["attack_by_syscall"]["clone"],
+            "{evade}: {t}"
+        );
+        assert_eq!(
+            t["truth_by_syscall"]["openat"],
+            t["attack_by_syscall"]["openat"]
+        );
+    }
+    assert_restored(&before);
+    std::fs::remove_dir_all(dir).ok();
+}

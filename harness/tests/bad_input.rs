@@ -523,3 +523,32 @@ fn an_absurd_number_of_repetitions() {
         "lower --repetitions or --boots",
     );
 }
+
+#[test]
+fn an_evader_out_of_range_or_unknown_or_beside_a_cmd() {
+    check(&["attack", "--evade", "spin:0"], "e.g. --evade spin:200");
+    check(
+        &["attack", "--evade", "hide:3"],
+        "'hide:3' is not an evader",
+    );
+    check(&["attack", "--evade", "spin:200", "--cmd", "true"], "--cmd");
+    let dir = temp_dir("bad-evade");
+    let matrix = dir.join("matrix.toml");
+    std::fs::write(
+        &matrix,
+        "duration_s = 1\nschedulers = [\"eevdf\"]\n[[attack]]\nflood = \"openat\"\nthreads = [1]\nevade = \"spread:0\"\n",
+    )
+    .unwrap();
+    check(
+        &[
+            "run",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--out",
+            "unused",
+            "--dry-run",
+        ],
+        "e.g. --evade spin:200",
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -34,6 +34,7 @@ pub fn options(args: &AttackArgs) -> Result<AttackOptions, InputError> {
         duration_s: args.duration,
         count: args.count,
         rate: args.rate,
+        evade: args.evade,
         cmd: args.cmd.as_deref().map(split_cmd).transpose()?,
         ring_sizes: args
             .ring_size

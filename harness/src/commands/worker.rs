@@ -36,6 +36,7 @@ pub fn attack_worker(args: WorkerArgs) -> Result<()> {
             duration,
             count: args.count,
             rate_per_s: args.rate,
+            evade: args.evade,
         }),
         cmd: (!args.cmd.is_empty()).then_some(args.cmd),
         duration,

@@ -99,6 +99,7 @@ struct Row<'a> {
     host_cpus: Option<u32>,
     qemu_version: &'a str,
     model_sha256: &'a str,
+    evade: &'a str,
 }
 
 impl<'a> Row<'a> {
@@ -233,6 +234,7 @@ impl Exporter for CsvExporter {
                 scheduler_args: t.scheduler_args.as_deref().unwrap_or(""),
                 trial_id: &t.id.trial_id,
                 collector_cpu_share: t.collector_cpu_share,
+                evade: t.attack.evade.as_deref().unwrap_or(""),
                 ..Row::provenance(t)
             })?;
         }

@@ -57,7 +57,10 @@ pub fn render(trials: &[Trial]) -> String {
         let mut row = vec![
             t.id.scheduler.clone(),
             t.id.collector.clone(),
-            t.id.flood.clone(),
+            match &t.attack.evade {
+                Some(evade) => format!("{}+{evade}", t.id.flood),
+                None => t.id.flood.clone(),
+            },
             t.id.threads.to_string(),
             buffer(t),
             t.accounting.generated.to_string(),

@@ -156,6 +156,9 @@ pub struct FloodOutcome {
     pub requested_duration_s: f64,
     pub count: Option<u64>,
     pub rate: Option<u64>,
+    /// The adaptive attacker (`--evade`), if any: `spin:200`, `spread:16`, `hogs:4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evade: Option<String>,
     /// Ground truth in the attack's cgroup, by syscall name (traced or not).
     pub truth_by_syscall: BTreeMap<String, u64>,
     /// The attack's own tally, by syscall name.

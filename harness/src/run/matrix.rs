@@ -118,6 +118,9 @@ pub struct AttackEntry {
     pub count: Option<u64>,
     #[serde(default)]
     pub rate: Option<u64>,
+    /// An adaptive attacker (`attack --evade`): `spin:US`, `spread:N` or `hogs:N`.
+    #[serde(default)]
+    pub evade: Option<String>,
     #[serde(default)]
     pub audit_backlog_limit: Vec<u32>,
     #[serde(default)]
@@ -125,9 +128,14 @@ pub struct AttackEntry {
 }
 
 impl AttackEntry {
-    /// The attack's name: its `name`, else its flood kind.
-    fn label(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.flood)
+    /// The attack's name: its `name`, else its flood kind (`openat+spin:200` with an evader,
+    /// as `attack` names it).
+    fn label(&self) -> String {
+        match (&self.name, &self.evade) {
+            (Some(name), _) => name.clone(),
+            (None, Some(evade)) if evade != "none" => format!("{}+{evade}", self.flood),
+            (None, _) => self.flood.clone(),
+        }
     }
 }
 
@@ -203,7 +211,7 @@ impl Matrix {
         let mut names = BTreeSet::new();
         for attack in &file.attacks {
             let name = attack.label();
-            if !names.insert(name.to_string()) {
+            if !names.insert(name.clone()) {
                 return Err(InputError(format!(
                     "two [[attack]] entries are called {name}; give them distinct `name`s"
                 )));
@@ -331,6 +339,12 @@ fn cell_options(
         duration_s: file.duration_s,
         count: attack.count,
         rate: attack.rate,
+        evade: match &attack.evade {
+            Some(text) => text
+                .parse()
+                .map_err(|err: attacks::evade::BadEvade| InputError(err.to_string()))?,
+            None => attacks::Evade::None,
+        },
         ring_sizes,
         collectors,
         schedulers: if guest_schedulers {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use attacks::{FloodKind, FloodSpec};
+use attacks::{Evade, FloodKind, FloodSpec};
 
 use crate::collector::{self, auditd, AuditSettings, Buffer, CollectorKind};
 use crate::error::InputError;
@@ -35,6 +35,8 @@ pub struct AttackOptions {
     pub count: Option<u64>,
     /// Iterations per second in total.
     pub rate: Option<u64>,
+    /// How the flood evades a producer rule (`--evade`).
+    pub evade: Evade,
     /// The program run as the producer instead of a flood, split into words.
     pub cmd: Option<Vec<String>>,
     /// Ring buffer sizes in bytes (each a checked ring size), one trial each.
@@ -73,6 +75,7 @@ impl Default for AttackOptions {
             duration_s: DEFAULT_DURATION_S,
             count: None,
             rate: None,
+            evade: Evade::None,
             cmd: None,
             ring_sizes: vec![DEFAULT_RING_BYTES],
             collectors: vec![CollectorKind::Builtin],
@@ -193,6 +196,10 @@ impl Plan {
         }
         Ok(Plan {
             attack_label: match &producer {
+                // An evader is another attack: `openat+spin:200`.
+                ProducerPlan::Flood { spec, .. } if !spec.evade.is_none() => {
+                    format!("{}+{}", spec.kind.name(), spec.evade)
+                }
                 ProducerPlan::Flood { spec, .. } => spec.kind.name().to_string(),
                 ProducerPlan::Command(_) => "cmd".to_string(),
             },
@@ -508,6 +515,7 @@ fn producer_plan(options: &AttackOptions, duration: Duration) -> Result<Producer
             duration,
             count: options.count,
             rate_per_s: options.rate,
+            evade: options.evade,
         },
     })
 }

@@ -88,6 +88,9 @@ fn worker_args(
             if let Some(rate) = spec.rate_per_s {
                 push("--rate", rate.to_string().into());
             }
+            if !spec.evade.is_none() {
+                push("--evade", spec.evade.to_string().into());
+            }
         }
         Producer::Command { argv, .. } => {
             args.push("--".into());

@@ -53,6 +53,9 @@ pub(super) fn flood_outcome(
         requested_duration_s: setup.plan.duration.as_secs_f64(),
         count: flood_spec.and_then(|f| f.count),
         rate: flood_spec.and_then(|f| f.rate_per_s),
+        evade: flood_spec
+            .filter(|f| !f.evade.is_none())
+            .map(|f| f.evade.to_string()),
         truth_by_syscall: by_name(truth),
         attack_by_syscall: by_name(&report.syscalls),
         incidental_syscalls: accounted.incidental_syscalls,
