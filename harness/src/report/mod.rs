@@ -144,10 +144,11 @@ impl Request {
             "failures" => tables::failures(trials, &self.failed(root)?),
             "lossy" => tables::lossy(trials, &self.option("scheduler", "aegis")),
             "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
+            "overhead" => tables::overhead(trials),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary, ratios, metrics, failures, lossy, sim-evaluate, sim-validate or \
-                 sim-validate-rounds"
+                 canary, ratios, overhead, metrics, failures, lossy, sim-evaluate, sim-validate \
+                 or sim-validate-rounds"
             ),
         };
         Ok(format!(
@@ -167,6 +168,7 @@ fn only(trials: &[Trial], selection: &Selection, kind: &str) -> Vec<Trial> {
         .iter()
         .filter(|t| match kind {
             "canary" | "metrics" | "failures" | "lossy" => true,
+            "overhead" => t.beside.workload.is_some(),
             "ratios" => t.id.collector == selection.collector,
             _ => t.id.collector == selection.collector && workload(t),
         })

@@ -319,6 +319,52 @@ pub fn ratios(trials: &[Trial], collector: &str, columns: &[RatioColumn<'_>]) ->
     markdown(&header, &rows)
 }
 
+/// The workloads' cost without an attack: each scheduler's no-attack throughput (the alone
+/// baseline every workload trial carries) over the first scheduler's (the fair class), paired
+/// by boot. A baseline is measured once per (scheduler, workload, repetition), so each counts
+/// once, however many trials carry it.
+pub fn overhead(trials: &[Trial]) -> String {
+    let order = schedulers(trials);
+    let Some((base, others)) = order.split_first() else {
+        return markdown(&["workload".to_string()], &[]);
+    };
+    let mut header = vec!["workload".to_string()];
+    header.extend(
+        others
+            .iter()
+            .map(|s| format!("alone throughput, {s} / {base}")),
+    );
+    let workloads: BTreeSet<&str> = trials
+        .iter()
+        .filter_map(|t| t.beside.workload.as_deref())
+        .collect();
+    let alone = |scheduler: &str, workload: &str| -> BTreeMap<u32, f64> {
+        let baselines: BTreeMap<(u32, u32), f64> = trials
+            .iter()
+            .filter(|t| {
+                t.id.scheduler == scheduler && t.beside.workload.as_deref() == Some(workload)
+            })
+            .filter_map(|t| {
+                let value = t.beside.workload_alone_throughput_per_s?;
+                Some(((t.id.boot, t.id.repetition), value))
+            })
+            .collect();
+        boot_means(baselines.into_iter().map(|((boot, _), v)| (boot, v)))
+    };
+    let rows: Vec<Vec<String>> = workloads
+        .into_iter()
+        .map(|workload| {
+            let b = alone(base, workload);
+            let mut row = vec![workload.to_string()];
+            row.extend(others.iter().map(|s| {
+                paired_ratio(&alone(s, workload), &b).map_or("-".into(), |i| i.display(2))
+            }));
+            row
+        })
+        .collect();
+    markdown(&header, &rows)
+}
+
 /// Any numeric trial fields (`cols`, JSON names, or JSON pointers into the record such as
 /// `/scheduler_stats/nr_inferences_run`) as mean [interval over boots], one row per distinct
 /// value of the `rows` fields, among the trials whose fields equal `filter`'s values.
@@ -583,5 +629,36 @@ mod tests {
         );
         // Ratios 2 and 3 per boot: geometric mean sqrt(6) = 2.45.
         assert!(table.contains("| none | 8 | 2.45 ["), "{table}");
+    }
+
+    #[test]
+    fn overhead_counts_each_baseline_once_and_pairs_boots() {
+        let with_alone = |scheduler: &str, threads: u32, boot: u32, repetition: u32, alone: f64| {
+            let mut t = trial(scheduler, threads, boot, 0.0, 1.0);
+            t.id.repetition = repetition;
+            t.beside.workload = Some("hackbench".into());
+            t.beside.workload_alone_throughput_per_s = Some(alone);
+            t
+        };
+        let trials = vec![
+            // Boot 0: aegis's one baseline (100) is carried by three trials, eevdf's by one.
+            with_alone("aegis", 1, 0, 0, 100.0),
+            with_alone("aegis", 4, 0, 0, 100.0),
+            with_alone("aegis", 8, 0, 0, 100.0),
+            with_alone("aegis", 1, 0, 1, 60.0),
+            with_alone("eevdf", 1, 0, 0, 100.0),
+            with_alone("eevdf", 1, 0, 1, 100.0),
+            // Boot 1: 90 against 100.
+            with_alone("aegis", 1, 1, 0, 90.0),
+            with_alone("eevdf", 1, 1, 0, 100.0),
+        ];
+        let table = overhead(&trials);
+        assert!(
+            table.contains("| workload | alone throughput, aegis / eevdf |"),
+            "{table}"
+        );
+        // Boot 0: mean(100, 60) / 100 = 0.8, not (3 x 100 + 60) / 4 / 100 = 0.9; boot 1: 0.9.
+        // Geometric mean sqrt(0.72) = 0.85.
+        assert!(table.contains("| hackbench | 0.85 ["), "{table}");
     }
 }
