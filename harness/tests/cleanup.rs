@@ -161,21 +161,7 @@ fn sigkill_of_the_harness_takes_its_helpers_along() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Nothing could remove the cgroup (or unmount tracefs) then; the next run does.
-    let out = aegis(&[
-        "attack",
-        "--threads",
-        "1",
-        "--duration",
-        "0.2",
-        "--ring-size",
-        "1MiB",
-    ]);
-    assert_success(&out);
-    assert!(
-        stderr(&out).contains("removed 1 attack cgroup"),
-        "{}",
-        stderr(&out)
-    );
+    let out = next_run_removes_stale_groups(1);
     assert!(
         stderr(&out).contains("the work directory of an aegis-bench that was killed"),
         "{}",
@@ -184,10 +170,7 @@ fn sigkill_of_the_harness_takes_its_helpers_along() {
     assert!(work_dirs().is_empty(), "{:?}", work_dirs());
     let after = snapshot();
     assert!(after.attack_cgroups.is_empty(), "{after:?}");
-    if !before.tracefs_mounted && after.tracefs_mounted {
-        // The killed run mounted tracefs and could not unmount it; the next run saw it mounted.
-        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
-    }
+    unmount_tracefs_a_kill_left(&before);
     assert_restored(&before);
 }
 
@@ -218,9 +201,7 @@ fn sigkill_mid_auditd_trial_is_repaired_by_the_next_run() {
         "{}",
         stderr(&out)
     );
-    if !before.tracefs_mounted && snapshot().tracefs_mounted {
-        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
-    }
+    unmount_tracefs_a_kill_left(&before);
     assert_restored(&before);
 }
 
@@ -380,36 +361,14 @@ fn sigkill_beside_a_workload_is_repaired_by_the_next_run() {
         .unwrap();
     let left: Vec<String> = procs.lines().map(String::from).collect();
     // The next run kills them with the stale group.
-    let out = aegis(&[
-        "attack",
-        "--threads",
-        "1",
-        "--duration",
-        "0.2",
-        "--ring-size",
-        "1MiB",
-    ]);
-    assert_success(&out);
-    assert!(
-        stderr(&out).contains("removed 2 attack cgroup"),
-        "{}",
-        stderr(&out)
-    );
-    // A stress-ng process that is neither gone nor a zombie (init reaps those in its own time)
-    // survived; a pid reused by another program does not count.
-    let stress_ng_runs = |pid: &str| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let (comm, rest) = stat.rsplit_once(')').unwrap_or(("", ""));
-        comm.contains("stress-ng") && !rest.trim_start().starts_with('Z')
-    };
+    next_run_removes_stale_groups(2);
+    // No stress-ng process of the group survives.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while let Some(pid) = left.iter().find(|pid| stress_ng_runs(pid)) {
+    while let Some(pid) = left.iter().find(|pid| runs_as(pid, "stress-ng")) {
         assert!(Instant::now() < deadline, "pid {pid} of {group} still runs");
         std::thread::sleep(Duration::from_millis(50));
     }
-    if !before.tracefs_mounted && snapshot().tracefs_mounted {
-        nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
-    }
+    unmount_tracefs_a_kill_left(&before);
     assert_restored(&before);
 }
 
@@ -465,6 +424,20 @@ fn sigkill_beside_a_cmd_producer_is_repaired_by_the_next_run() {
         !sleeps().is_empty(),
         "the --cmd program died with the harness"
     );
+    next_run_removes_stale_groups(1);
+    // Gone or a zombie that init has yet to reap.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeps().iter().any(|pid| runs_as(pid, "sleep")) {
+        assert!(Instant::now() < deadline, "the --cmd program still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unmount_tracefs_a_kill_left(&before);
+    assert_restored(&before);
+}
+
+/// The run after a kill: a short attack that must succeed and say it removed `groups` stale
+/// attack cgroups. Returns its output.
+fn next_run_removes_stale_groups(groups: usize) -> std::process::Output {
     let out = aegis(&[
         "attack",
         "--threads",
@@ -476,25 +449,24 @@ fn sigkill_beside_a_cmd_producer_is_repaired_by_the_next_run() {
     ]);
     assert_success(&out);
     assert!(
-        stderr(&out).contains("removed 1 attack cgroup"),
+        stderr(&out).contains(&format!("removed {groups} attack cgroup")),
         "{}",
         stderr(&out)
     );
-    // Gone or a zombie that init has yet to reap.
-    let running = || {
-        sleeps().into_iter().any(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
-            state.is_some_and(|s| !s.starts_with('Z'))
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while running() {
-        assert!(Instant::now() < deadline, "the --cmd program still runs");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    out
+}
+
+/// A killed run could not unmount the tracefs it mounted, and the next run found it mounted.
+fn unmount_tracefs_a_kill_left(before: &Snapshot) {
     if !before.tracefs_mounted && snapshot().tracefs_mounted {
         nix::mount::umount2("/sys/kernel/tracing", nix::mount::MntFlags::MNT_DETACH).unwrap();
     }
-    assert_restored(&before);
+}
+
+/// Whether process `pid` runs a program whose name contains `name` and is not a zombie (init
+/// reaps those in its own time); a pid reused by another program does not count.
+fn runs_as(pid: &str, name: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let (comm, rest) = stat.rsplit_once(')').unwrap_or(("", ""));
+    comm.contains(name) && !rest.trim_start().starts_with('Z')
 }
