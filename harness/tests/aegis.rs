@@ -242,3 +242,43 @@ fn aegis_is_stopped_when_the_harness_aborts_a_trial() {
         assert!(!stderr.contains("sched_ext still"), "{fault}: {stderr}");
     }
 }
+
+/// An adaptive attacker in the guest: a flood from short-lived processes (`--evade spread:16`)
+/// under EEVDF and Aegis, each process counted exactly by ground truth and by the attack, the
+/// evader recorded. What it costs Aegis (its loss) is a measurement (`results/cost/`), not a
+/// test.
+#[test]
+fn an_evader_in_the_guest_is_counted_exactly_under_aegis() {
+    if !have_root("an_evader_in_the_guest_is_counted_exactly_under_aegis") {
+        return;
+    }
+    let dir = temp_dir("vm-evade");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--evade",
+        "spread:16",
+        "--threads",
+        "4",
+        "--duration",
+        "2",
+        "--ring-size",
+        "64KiB",
+        "--scheduler",
+        "eevdf,aegis",
+        "--json",
+        json.to_str().unwrap(),
+        "--vm",
+    ]);
+    assert_success(&out);
+    let trials = read_trials(&json);
+    assert_eq!(trials.len(), 2);
+    for t in &trials {
+        assert_adds_up(t);
+        assert_eq!(t["evade"], "spread:16", "{t}");
+        let clones = t["attack_by_syscall"]["clone"].as_u64().unwrap();
+        assert!(clones >= 4, "every thread started processes: {t}");
+        assert_eq!(t["truth_by_syscall"]["clone"], clones, "{t}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -328,8 +328,8 @@ fn bad_attack_flags_fail_on_the_host_before_booting() {
         ),
         (&["vm"][..], "e.g. `aegis-bench vm -- doctor`"),
         (
-            &["attack", "--vm", "--workload", "redis"][..],
-            "workload redis cannot run in a guest",
+            &["attack", "--vm", "--workload", "compile"][..],
+            "workload compile cannot run in a guest",
         ),
     ] {
         let out = aegis(args);

@@ -246,6 +246,12 @@ pub struct WorkloadOutcome {
     /// throughput the workload kept beside the attack.
     #[serde(default)]
     pub workload_kept_fraction: Option<f64>,
+    /// A server's p99 request latency beside the attack and alone, from its load tool (wrk,
+    /// redis-benchmark); absent for workloads without requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_latency_p99_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_alone_latency_p99_us: Option<f64>,
 }
 
 /// Waits on a run queue and fairness, from the run-delay watch (`--watch-run-delay`).

@@ -128,7 +128,11 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
 impl Disarmed {
     /// Checks the identities, looks for the canary in the collector's log (then kept or
     /// removed), and fills the record.
-    pub(super) fn account(self, setup: &Setup<'_>, alone_per_s: Option<f64>) -> Result<Trial> {
+    pub(super) fn account(
+        self,
+        setup: &Setup<'_>,
+        alone: Option<super::bench::Alone>,
+    ) -> Result<Trial> {
         let accounted = account(&Measured {
             truth: &self.truth_counts,
             attack: &self.report,
@@ -158,7 +162,7 @@ impl Disarmed {
             setup.spec.workload,
             self.beside.as_ref(),
             self.report.flood_secs(),
-            alone_per_s,
+            alone,
         )?;
         Ok(Trial {
             id: trial_id(
@@ -273,8 +277,9 @@ impl WorkloadOutcome {
         name: Option<&'static str>,
         beside: Option<&(WorkloadResult, f64)>,
         flood_s: f64,
-        alone_per_s: Option<f64>,
+        alone: Option<super::bench::Alone>,
     ) -> Result<Self> {
+        let alone_per_s = alone.map(|a| a.per_s);
         let (per_s, unit) = match beside {
             Some((result, wall_s)) => {
                 if let Some(warning) = workload::outlasted(&result.name, *wall_s, flood_s) {
@@ -300,6 +305,8 @@ impl WorkloadOutcome {
             workload_throughput_unit: unit,
             workload_alone_throughput_per_s: name.and(alone_per_s),
             workload_kept_fraction: kept_fraction,
+            workload_latency_p99_us: beside.and_then(|(result, _)| result.latency_p99_us),
+            workload_alone_latency_p99_us: name.and(alone.and_then(|a| a.latency_p99_us)),
         })
     }
 }

@@ -41,8 +41,8 @@ pub struct Bench {
     work_dir: tempfile::TempDir,
     root: PathBuf,
     _tracefs: mounts::TracefsGuard,
-    /// (scheduler, workload, repetition, throughput per second alone).
-    alone: Vec<(String, &'static str, u32, f64)>,
+    /// (scheduler, workload, repetition, the workload alone).
+    alone: Vec<(String, &'static str, u32, Alone)>,
     serial: u32,
 }
 
@@ -89,18 +89,18 @@ impl Bench {
     pub fn run(&mut self, plan: &Plan, spec: &TrialSpec) -> Result<Trial> {
         signals::check()?;
         let scheduler = plan.scheduler_name(spec);
-        let alone_per_s = match spec.workload {
+        let alone = match spec.workload {
             None => None,
             Some(name) => {
                 let known = self
                     .alone
                     .iter()
                     .find(|(s, w, r, _)| *s == scheduler && *w == name && *r == spec.repetition)
-                    .map(|(_, _, _, per_s)| *per_s);
-                let per_s = match known {
-                    Some(per_s) => per_s,
+                    .map(|(_, _, _, alone)| *alone);
+                let alone = match known {
+                    Some(alone) => alone,
                     None => {
-                        let per_s = run_alone(
+                        let alone = run_alone(
                             plan,
                             &spec.scheduler,
                             name,
@@ -112,24 +112,25 @@ impl Bench {
                             format!("workload {name} alone under {scheduler} (the baseline)")
                         })?;
                         self.alone
-                            .push((scheduler.clone(), name, spec.repetition, per_s));
-                        per_s
+                            .push((scheduler.clone(), name, spec.repetition, alone));
+                        alone
                     }
                 };
-                Some(per_s)
+                Some(alone)
             }
         };
         let serial = self.serial;
         self.serial += 1;
-        run_trial(
-            plan,
-            spec,
-            &self.root,
-            self.work_dir.path(),
-            serial,
-            alone_per_s,
-        )
+        run_trial(plan, spec, &self.root, self.work_dir.path(), serial, alone)
     }
+}
+
+/// A workload's no-attack baseline: its throughput per second and, for the servers, its p99
+/// latency.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Alone {
+    pub per_s: f64,
+    pub latency_p99_us: Option<f64>,
 }
 
 /// What differs between the runs that share the trial loop ([`Bench::run_all`]): how a trial
@@ -253,7 +254,7 @@ fn in_plan_order(plan: &Plan, trials: &[Trial]) -> Vec<Trial> {
 }
 
 /// Runs workload `name` alone, under `scheduler` and without attack or collector, for the
-/// plan's duration: the no-attack baseline. Returns its throughput per second.
+/// plan's duration: the no-attack baseline.
 fn run_alone(
     plan: &Plan,
     scheduler: &SchedulerSpec,
@@ -261,7 +262,7 @@ fn run_alone(
     root: &Path,
     work_dir: &Path,
     serial: u32,
-) -> Result<f64> {
+) -> Result<Alone> {
     crate::say!(
         "  {name} alone under {} for {} s (the no-attack baseline)",
         scheduler.name(),
@@ -286,5 +287,8 @@ fn run_alone(
     }
     let (per_s, unit) = workload::throughput(&result)?;
     crate::say!("  {name} alone: {per_s:.1} {unit}");
-    Ok(per_s)
+    Ok(Alone {
+        per_s,
+        latency_p99_us: result.latency_p99_us,
+    })
 }

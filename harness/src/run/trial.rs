@@ -30,7 +30,7 @@ pub(super) fn run_trial(
     root: &Path,
     work_dir: &Path,
     serial: u32,
-    alone_per_s: Option<f64>,
+    alone: Option<super::bench::Alone>,
 ) -> Result<Trial> {
     let trial_dir = work_dir.join(format!("trial-{serial}"));
     std::fs::create_dir_all(&trial_dir)?;
@@ -49,7 +49,7 @@ pub(super) fn run_trial(
     inject_fault("armed")?;
     let fired = armed.fire(&setup)?;
     let disarmed = fired.disarm()?;
-    disarmed.account(&setup, alone_per_s)
+    disarmed.account(&setup, alone)
 }
 
 /// Fault injection for the clean-up tests: `AEGIS_BENCH_INJECT_FAULT=panic` or `=error` fails

@@ -237,8 +237,13 @@ fn write_base(file: &File, inputs: &[Input], applets: &[String]) -> Result<()> {
     }
     cpio.char_device("dev/console", 0o600, 5, 1)?;
     cpio.char_device("dev/null", 0o666, 1, 3)?;
-    cpio.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
-    cpio.file("etc/group", 0o644, b"root:x:0:\n")?;
+    // nginx's workers switch to its compiled-in user, nobody.
+    cpio.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
+    cpio.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")?;
     cpio.file("init", 0o755, INIT_SCRIPT.as_bytes())?;
     for input in inputs {
         let source = if input.strip {
