@@ -125,6 +125,32 @@ impl Request {
         Ok(tables::metrics(trials, &rows, &cols, &filter, decimals))
     }
 
+    /// `ratios vs=A,B metric=throughput|p99|delivered`: Aegis over each named baseline, paired
+    /// by boot, one column each.
+    fn ratios_vs(&self, trials: &[Trial], selection: &Selection, baselines: &str) -> Result<String> {
+        let (what, metric): (&str, fn(&Trial) -> Option<f64>) =
+            match self.option("metric", "throughput").as_str() {
+                "throughput" => ("workload throughput", |t| t.beside.workload_throughput_per_s),
+                "p99" => ("workload p99 latency", |t| t.beside.workload_latency_p99_us),
+                "delivered" => ("delivered events/s", |t| Some(t.accounting.delivered_per_s)),
+                other => bail!("metric={other} is not one of throughput, p99, delivered"),
+            };
+        let titles: Vec<(String, &str)> = baselines
+            .split(',')
+            .map(|b| (format!("{what}, aegis / {b}"), b))
+            .collect();
+        let columns: Vec<RatioColumn<'_>> = titles
+            .iter()
+            .map(|(title, b)| RatioColumn {
+                title,
+                a: "aegis",
+                b,
+                metric: &metric,
+            })
+            .collect();
+        Ok(tables::ratios(trials, &selection.collector, &columns))
+    }
+
     /// The block's text, from `trials` (and files beside them under `root`).
     pub fn render(&self, trials: &[Trial], root: &Path) -> Result<String> {
         let selection = self.selection();
@@ -143,7 +169,10 @@ impl Request {
             "metrics" => self.metrics(trials)?,
             "failures" => tables::failures(trials, &self.failed(root)?),
             "lossy" => tables::lossy(trials, &self.option("scheduler", "aegis")),
-            "ratios" => tables::ratios(trials, &selection.collector, &aegis_ratios()),
+            "ratios" => match self.options.get("vs") {
+                None => tables::ratios(trials, &selection.collector, &aegis_ratios()),
+                Some(baselines) => self.ratios_vs(trials, &selection, baselines)?,
+            },
             "overhead" => tables::overhead(trials),
             other => bail!(
                 "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
