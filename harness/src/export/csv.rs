@@ -281,7 +281,7 @@ mod tests {
         assert_eq!(cell(1, "attack_context_switches"), "");
         assert_eq!(
             header.iter().next_back(),
-            Some("model_sha256"),
+            Some("evade"),
             "new columns go at the end, so scripts reading columns by position keep working"
         );
         assert_eq!(
