@@ -104,16 +104,7 @@ impl Report {
             run.setup,
             boots::whisker_note(boots::boots(&run.trials))
         )?;
-        loss_section(run, &stem, out, report)?;
-        kept_section(run, &stem, out, report)?;
-        rates::section(run, &stem, out, report)?;
-        runtime::section(run, &stem, out, report)?;
-        fairness::shares_section(run, &stem, out, report)?;
-        fairness::section(run, &stem, out, report)?;
-        delay_cdf::section(run, &stem, out, report)?;
-        ablations::section(run, &stem, out, report)?;
-        provenance::section(run, &stem, out, report)?;
-        Ok(())
+        generic_sections(run, &stem, out, report)
     }
 
     /// The report's markdown.
@@ -126,6 +117,21 @@ impl Default for Report {
     fn default() -> Self {
         Report::new()
     }
+}
+
+/// The figures of every run, in the report's order: loss, the workloads' kept share, then the
+/// figures of the other modules.
+fn generic_sections(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
+    loss_section(run, stem, out, report)?;
+    kept_section(run, stem, out, report)?;
+    rates::section(run, stem, out, report)?;
+    runtime::section(run, stem, out, report)?;
+    fairness::shares_section(run, stem, out, report)?;
+    fairness::section(run, stem, out, report)?;
+    delay_cdf::section(run, stem, out, report)?;
+    ablations::section(run, stem, out, report)?;
+    provenance::section(run, stem, out, report)?;
+    Ok(())
 }
 
 /// The figures' file name prefix for a run: its path without the extension, `/` as `-`
