@@ -19,7 +19,7 @@ use super::{
 use crate::results::trial::Trial;
 
 /// The loss axis goes a little past 100 % so that whiskers at 100 show.
-const LOSS_AXIS_TOP_PCT: f64 = 105.0;
+pub(super) const LOSS_AXIS_TOP_PCT: f64 = 105.0;
 
 /// The workload condition of a trial: its workload, or `none` (the attack alone).
 pub(super) fn workload_of(t: &Trial) -> String {

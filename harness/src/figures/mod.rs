@@ -18,7 +18,11 @@
 //! - the CDF of run-queue waits, pooled over a scheduler's trials (`delay_cdf`);
 //! - Aegis against its ablated variants (`ablations`);
 //! - how often each scheduler's collector recorded the canary's causal chain, and that chain
-//!   in one trial picked by a stated rule (`provenance`).
+//!   in one trial picked by a stated rule (`provenance`);
+//! - with adaptive attackers (`--evade`): the evasion curve, events delivered per second, the
+//!   attack's rate and loss per attack (the plain flood, the spins, the other evaders), per
+//!   scheduler (`evasion`). The figures above group by scheduler, collector, workload and
+//!   threads but not by attack, so such a run's other figures draw its plain flood alone.
 //!
 //! A figure a run has no data for is a one-line note in the report instead. PNG and SVG of
 //! each, and the report's text showing them with their numbers. Nothing depends on the clock,
@@ -29,6 +33,7 @@ mod ablations;
 mod boots;
 mod chart;
 mod delay_cdf;
+mod evasion;
 mod fairness;
 mod loss;
 mod provenance;
@@ -92,7 +97,9 @@ impl Report {
     }
 
     /// Draws a run's figures into `out` and adds its section: loss, the workloads' kept share,
-    /// then the figures of the other modules.
+    /// then the figures of the other modules. A run with adaptive attackers (`--evade`) gets
+    /// the evasion figure first, over all its trials, and the others over its plain-flood
+    /// trials alone (a note says how many evader trials they leave out).
     pub fn add_run(&mut self, run: &Run, out: &Path) -> Result<()> {
         let stem = file_stem(&run.name, &self.stems);
         self.stems.insert(stem.clone());
@@ -104,16 +111,42 @@ impl Report {
             run.setup,
             boots::whisker_note(boots::boots(&run.trials))
         )?;
-        loss_section(run, &stem, out, report)?;
-        kept_section(run, &stem, out, report)?;
-        rates::section(run, &stem, out, report)?;
-        runtime::section(run, &stem, out, report)?;
-        fairness::shares_section(run, &stem, out, report)?;
-        fairness::section(run, &stem, out, report)?;
-        delay_cdf::section(run, &stem, out, report)?;
-        ablations::section(run, &stem, out, report)?;
-        provenance::section(run, &stem, out, report)?;
-        Ok(())
+        let evaders = run
+            .trials
+            .iter()
+            .filter(|t| evasion::evader(t).is_some())
+            .count();
+        if evaders == 0 {
+            return generic_sections(run, &stem, out, report);
+        }
+        // The other figures group by scheduler, collector, workload and threads, not by the
+        // attack: they get the plain flood alone, never a point pooling different evaders.
+        let plain: Vec<Trial> = run
+            .trials
+            .iter()
+            .filter(|t| evasion::evader(t).is_none())
+            .cloned()
+            .collect();
+        if plain.is_empty() {
+            writeln!(
+                report,
+                "All {evaders} trials of the run had an adaptive attacker (`--evade`): they are \
+                 drawn in the evasion figure only; the other figures, which do not split by \
+                 attack, are left out."
+            )?;
+            return evasion::section(run, &stem, out, report);
+        }
+        writeln!(
+            report,
+            "{evaders} of the run's {} trials had an adaptive attacker (`--evade`): they are \
+             drawn in the evasion figure only, beside the plain flood; the other figures draw \
+             the {} plain-flood trials alone, so that no point pools different attacks.",
+            run.trials.len(),
+            plain.len()
+        )?;
+        evasion::section(run, &stem, out, report)?;
+        report.push('\n');
+        generic_sections(&run.part(plain), &stem, out, report)
     }
 
     /// The report's markdown.
@@ -126,6 +159,21 @@ impl Default for Report {
     fn default() -> Self {
         Report::new()
     }
+}
+
+/// The figures of every run, in the report's order: loss, the workloads' kept share, then the
+/// figures of the other modules.
+fn generic_sections(run: &Run, stem: &str, out: &Path, report: &mut String) -> Result<()> {
+    loss_section(run, stem, out, report)?;
+    kept_section(run, stem, out, report)?;
+    rates::section(run, stem, out, report)?;
+    runtime::section(run, stem, out, report)?;
+    fairness::shares_section(run, stem, out, report)?;
+    fairness::section(run, stem, out, report)?;
+    delay_cdf::section(run, stem, out, report)?;
+    ablations::section(run, stem, out, report)?;
+    provenance::section(run, stem, out, report)?;
+    Ok(())
 }
 
 /// The figures' file name prefix for a run: its path without the extension, `/` as `-`
@@ -301,6 +349,17 @@ impl Run {
         }
     }
 
+    /// Some of the run's trials as a run of their own (the plain flood's, apart from the
+    /// evaders): the same name and colours, the set-up of those trials.
+    fn part(&self, trials: Vec<Trial>) -> Run {
+        Run {
+            name: self.name.clone(),
+            colours: self.colours.clone(),
+            setup: boots::setup_line(&trials),
+            trials,
+        }
+    }
+
     /// The colour of a scheduler (or loss series) in this run's figures.
     fn colour(&self, name: &str) -> RGBColor {
         self.colours.get(name).copied().unwrap_or(BLACK)
@@ -338,6 +397,88 @@ mod tests {
         assert_eq!(colours.len(), 5);
         assert_eq!(Some(run.colour("aegis")), fixed_colour("aegis"));
         assert_eq!(Some(run.colour("eevdf")), fixed_colour("eevdf"));
+    }
+
+    /// Every file in `dir`, by name, with its bytes.
+    fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&path).unwrap())
+            })
+            .collect()
+    }
+
+    /// `run`'s section of a report and the files it drew.
+    fn section(run: &Run) -> (String, BTreeMap<String, Vec<u8>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut report = Report::new();
+        report.add_run(run, dir.path()).unwrap();
+        let text = report.text().strip_prefix(Report::new().text()).unwrap();
+        (text.to_string(), files(dir.path()))
+    }
+
+    #[test]
+    fn evaders_are_drawn_apart_and_never_pooled_into_the_other_figures() {
+        let mut trials = Vec::new();
+        for (evade, loss) in [
+            (None, 80.0),
+            (Some("spin:200"), 20.0),
+            (Some("hogs:4"), 65.0),
+        ] {
+            for scheduler in ["eevdf", "aegis"] {
+                let mut t = trial(
+                    scheduler,
+                    8,
+                    if scheduler == "aegis" { 0.0 } else { loss },
+                    None,
+                );
+                t.attack.evade = evade.map(str::to_string);
+                trials.push(t);
+            }
+        }
+        let (text, drawn) = section(&Run::new("r/trials.jsonl".into(), trials.clone()));
+        let has = |s: &str| assert!(text.contains(s), "no {s:?} in:\n{text}");
+        has("4 of the run's 6 trials had an adaptive attacker (`--evade`)");
+        has("the other figures draw the 2 plain-flood trials alone");
+        // The loss table holds the plain flood's one trial, not the three attacks' mean (55).
+        has("| builtin | none | eevdf | 8 | 1 | 1 | 80.00 (n=1) |");
+        // The evasion table has each attack apart, in the axis's order.
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("| builtin | none | openat | 8 |"))
+            .collect();
+        assert_eq!(rows.len(), 6, "{text}");
+        assert!(rows[1].contains("| none | eevdf | 1 | 5 (n=1) | 5 (n=1) | 80.00 (n=1) |"));
+        assert!(rows[3].contains("| spin:200 | eevdf |") && rows[3].ends_with("| 20.00 (n=1) |"));
+        assert!(rows[5].contains("| hogs:4 | eevdf |") && rows[5].ends_with("| 65.00 (n=1) |"));
+        assert!(
+            drawn.contains_key("r-trials-evasion.svg")
+                && drawn.contains_key("r-trials-evasion.png")
+        );
+        // Every other figure is byte for byte that of the plain-flood trials as a run alone,
+        // which has no evasion figure and no note.
+        let plain: Vec<Trial> = trials
+            .iter()
+            .filter(|t| t.attack.evade.is_none())
+            .cloned()
+            .collect();
+        let (plain_text, plain_drawn) = section(&Run::new("r/trials.jsonl".into(), plain));
+        assert!(!plain_text.contains("evasion") && !plain_text.contains("adaptive attacker"));
+        for (name, bytes) in &plain_drawn {
+            assert!(drawn.get(name) == Some(bytes), "{name} differs");
+        }
+        assert_eq!(drawn.len(), plain_drawn.len() + 2);
+        assert!(text.ends_with(plain_text.split_once("\n![loss]").unwrap().1));
+        // Nothing but evaders: the evasion figure, and a note that the others are left out.
+        let evaders: Vec<Trial> = trials[2..].to_vec();
+        let (text, drawn) = section(&Run::new("e.json".into(), evaders));
+        assert!(text.contains("All 4 trials of the run had an adaptive attacker"));
+        assert!(text.contains("the other figures, which do not split by attack, are left out"));
+        let names: Vec<&String> = drawn.keys().collect();
+        assert_eq!(names, ["e-evasion.png", "e-evasion.svg"]);
     }
 
     #[test]
