@@ -127,10 +127,17 @@ impl Request {
 
     /// `ratios vs=A,B metric=throughput|p99|delivered`: Aegis over each named baseline, paired
     /// by boot, one column each.
-    fn ratios_vs(&self, trials: &[Trial], selection: &Selection, baselines: &str) -> Result<String> {
+    fn ratios_vs(
+        &self,
+        trials: &[Trial],
+        selection: &Selection,
+        baselines: &str,
+    ) -> Result<String> {
         let (what, metric): (&str, fn(&Trial) -> Option<f64>) =
             match self.option("metric", "throughput").as_str() {
-                "throughput" => ("workload throughput", |t| t.beside.workload_throughput_per_s),
+                "throughput" => ("workload throughput", |t| {
+                    t.beside.workload_throughput_per_s
+                }),
                 "p99" => ("workload p99 latency", |t| t.beside.workload_latency_p99_us),
                 "delivered" => ("delivered events/s", |t| Some(t.accounting.delivered_per_s)),
                 other => bail!("metric={other} is not one of throughput, p99, delivered"),

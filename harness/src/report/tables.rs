@@ -411,7 +411,10 @@ pub fn metrics(
             let mut row = key.clone();
             for col in cols {
                 let means: Vec<f64> = boot_means(members.iter().filter_map(|(boot, v)| {
-                    field(v, col).and_then(|x| x.as_f64()).map(|x| (*boot, x))
+                    // A yes/no field counts as 1/0: its mean is the fraction of yes.
+                    field(v, col)
+                        .and_then(|x| x.as_f64().or_else(|| x.as_bool().map(f64::from)))
+                        .map(|x| (*boot, x))
                 }))
                 .into_values()
                 .collect();
