@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The built-in collector, "full" architecture: one ring-buffer record per traced syscall made
- * in the target cgroup, Sysdig-like. A record that cannot be reserved because the consumer is
- * behind is counted in a per-CPU drop counter; nothing else is ever lost silently.
+ * in the target cgroup, Sysdig-like; with trace_all (--trace-scope all), also those of every
+ * other task but the collector while the shared switch is on (bpf/scope.h). A record that
+ * cannot be reserved because the consumer is behind is counted in a per-CPU drop counter of
+ * its group; nothing else is ever lost silently.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "intf.h"
+#include "scope.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
 const volatile __u64 target_cgroup_id = 0;
 const volatile __u8 traced_syscalls[AEGIS_MAX_SYSCALL_NR] = {};
+const volatile __u8 trace_all = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -20,24 +24,24 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/* By enum trace_group. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, AEGIS_NR_GROUPS);
 	__type(key, __u32);
 	__type(value, __u64);
 } dropped_events SEC(".maps");
 
-static __always_inline void count_drop(void)
+static __always_inline void count_drop(__u32 group)
 {
-	__u32 zero = 0;
-	__u64 *dropped = bpf_map_lookup_elem(&dropped_events, &zero);
+	__u64 *dropped = bpf_map_lookup_elem(&dropped_events, &group);
 
 	if (dropped)
 		*dropped += 1;
 }
 
 static __always_inline void fill_header(struct prov_event *e, struct sys_enter_ctx *ctx, __u32 nr,
-					__u64 cgroup_id)
+					__u64 cgroup_id, __u8 group)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
@@ -47,6 +51,7 @@ static __always_inline void fill_header(struct prov_event *e, struct sys_enter_c
 	e->tid = (__u32)pid_tgid;
 	e->syscall_nr = nr;
 	e->payload_kind = PAYLOAD_NONE;
+	e->group = group;
 	e->payload_len = 0;
 	e->args[0] = ctx->args[0];
 	e->args[1] = ctx->args[1];
@@ -74,8 +79,8 @@ SEC("tracepoint/raw_syscalls/sys_enter")
 int aegis_collect(struct sys_enter_ctx *ctx)
 {
 	long id = ctx->id;
+	__u8 how, group = GROUP_ATTACK;
 	__u64 cgroup_id;
-	__u8 how;
 
 	if (id < 0 || id >= AEGIS_MAX_SYSCALL_NR)
 		return 0;
@@ -83,7 +88,7 @@ int aegis_collect(struct sys_enter_ctx *ctx)
 	if (!(how & TRACE_RECORD))
 		return 0;
 	cgroup_id = bpf_get_current_cgroup_id();
-	if (cgroup_id != target_cgroup_id)
+	if (cgroup_id != target_cgroup_id && !(trace_all && scope_group_of(cgroup_id, &group)))
 		return 0;
 
 	if (how & (TRACE_PAYLOAD_PATH | TRACE_PAYLOAD_SOCKADDR)) {
@@ -93,10 +98,10 @@ int aegis_collect(struct sys_enter_ctx *ctx)
 
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (!e) {
-			count_drop();
+			count_drop(group);
 			return 0;
 		}
-		fill_header(&e->hdr, ctx, (__u32)id, cgroup_id);
+		fill_header(&e->hdr, ctx, (__u32)id, cgroup_id, group);
 		user_ptr = payload_pointer(&e->hdr, how);
 		if (how & TRACE_PAYLOAD_PATH) {
 			n = bpf_probe_read_user_str(e->payload, sizeof(e->payload), user_ptr);
@@ -121,10 +126,10 @@ int aegis_collect(struct sys_enter_ctx *ctx)
 		struct prov_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 		if (!e) {
-			count_drop();
+			count_drop(group);
 			return 0;
 		}
-		fill_header(e, ctx, (__u32)id, cgroup_id);
+		fill_header(e, ctx, (__u32)id, cgroup_id, group);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return 0;

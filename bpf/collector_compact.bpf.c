@@ -8,13 +8,17 @@
  * - a flush wakes the consumer only for an important event or when the ring is half full;
  *   otherwise the consumer drains on its own poll timeout;
  * - a flush that does not fit is dropped whole: its records are added to a per-CPU drop
- *   counter, and the gap in batch/event sequence numbers lets user space see it too.
+ *   counter of their group, and the gap in batch/event sequence numbers lets user space see it
+ *   too.
+ * With trace_all (--trace-scope all), every other task but the collector is recorded too while
+ * the shared switch is on (bpf/scope.h); a batch mixes groups, each record says its own.
  * At the end, user space runs aegis_compact_flush (BPF_PROG_TEST_RUN) to flush every CPU's
  * partial batch.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "intf.h"
+#include "scope.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -23,6 +27,7 @@ const volatile __u8 traced_syscalls[AEGIS_MAX_SYSCALL_NR] = {};
 /* 1 for syscalls whose record must reach user space without delay. */
 const volatile __u8 important_syscalls[AEGIS_MAX_SYSCALL_NR] = {};
 const volatile __u32 nr_cpus = 1;
+const volatile __u8 trace_all = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -36,9 +41,10 @@ struct {
 	__type(value, struct compact_buf);
 } batches SEC(".maps");
 
+/* By enum trace_group. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, AEGIS_NR_GROUPS);
 	__type(key, __u32);
 	__type(value, __u64);
 } dropped_events SEC(".maps");
@@ -51,6 +57,17 @@ static __always_inline void reset(struct compact_buf *buf)
 {
 	buf->len = sizeof(struct compact_batch_hdr);
 	buf->nr_records = 0;
+	buf->nr_by_group[GROUP_ATTACK] = 0;
+	buf->nr_by_group[GROUP_WORKLOAD] = 0;
+	buf->nr_by_group[GROUP_REST] = 0;
+}
+
+static __always_inline void count_dropped(__u32 group, __u32 nr_records)
+{
+	__u64 *dropped = bpf_map_lookup_elem(&dropped_events, &group);
+
+	if (dropped)
+		*dropped += nr_records;
 }
 
 /* Copies the batch into the ring buffer (or counts it as dropped) and starts a new one. */
@@ -59,7 +76,6 @@ static __always_inline void flush(struct compact_buf *buf, __u32 cpu, int wake)
 	struct compact_batch_hdr *hdr = (void *)buf->data;
 	__u32 len = buf->len;
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	__u32 zero = 0;
 
 	if (!buf->nr_records)
 		return;
@@ -83,10 +99,9 @@ static __always_inline void flush(struct compact_buf *buf, __u32 cpu, int wake)
 		__sync_fetch_and_add(&nr_forced_wakeups, 1);
 	}
 	if (bpf_ringbuf_output(&events, buf->data, len, flags)) {
-		__u64 *dropped = bpf_map_lookup_elem(&dropped_events, &zero);
-
-		if (dropped)
-			*dropped += buf->nr_records;
+		count_dropped(GROUP_ATTACK, buf->nr_by_group[GROUP_ATTACK]);
+		count_dropped(GROUP_WORKLOAD, buf->nr_by_group[GROUP_WORKLOAD]);
+		count_dropped(GROUP_REST, buf->nr_by_group[GROUP_REST]);
 	}
 	__sync_fetch_and_add(&nr_flushes, 1);
 	buf->batch_seq++;
@@ -100,15 +115,16 @@ int aegis_compact(struct sys_enter_ctx *ctx)
 	__u32 zero = 0, off, cpu;
 	struct compact_buf *buf;
 	struct compact_rec *rec;
-	__u64 now, pid_tgid;
-	__u8 how;
+	__u8 how, group = GROUP_ATTACK;
+	__u64 now, pid_tgid, cgroup_id;
 
 	if (id < 0 || id >= AEGIS_MAX_SYSCALL_NR)
 		return 0;
 	how = traced_syscalls[id];
 	if (!(how & TRACE_RECORD))
 		return 0;
-	if (bpf_get_current_cgroup_id() != target_cgroup_id)
+	cgroup_id = bpf_get_current_cgroup_id();
+	if (cgroup_id != target_cgroup_id && !(trace_all && scope_group_of(cgroup_id, &group)))
 		return 0;
 	buf = bpf_map_lookup_elem(&batches, &zero);
 	if (!buf)
@@ -134,6 +150,7 @@ int aegis_compact(struct sys_enter_ctx *ctx)
 	rec->ts_delta_ns = (__u32)(now - buf->base_ts_ns);
 	rec->arg0 = (__u32)ctx->args[0];
 	rec->payload_kind = PAYLOAD_NONE;
+	rec->group = group;
 	rec->payload_len = 0;
 	if (how & TRACE_PAYLOAD_PATH) {
 		/* Both loads at constant offsets first: tracepoint context reads must not use a
@@ -152,6 +169,8 @@ int aegis_compact(struct sys_enter_ctx *ctx)
 	rec->len = (sizeof(*rec) + rec->payload_len + 3) & ~3;
 	buf->len = off + rec->len;
 	buf->nr_records++;
+	if (group < AEGIS_NR_GROUPS)
+		buf->nr_by_group[group]++;
 	buf->event_seq++;
 
 	if (important_syscalls[id] || buf->len >= COMPACT_FLUSH_BYTES)

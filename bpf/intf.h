@@ -27,6 +27,28 @@ enum payload_kind {
 	PAYLOAD_SOCKADDR = 2,
 };
 
+/*
+ * Whose event a record is. Under --trace-scope attack every record is the attack's (0), so the
+ * byte that carries it in a record is 0 as it always was; under --trace-scope all the workload's
+ * cgroup and everything else on the machine (except the collector) are traced too.
+ */
+enum trace_group {
+	GROUP_ATTACK = 0,
+	GROUP_WORKLOAD = 1,
+	GROUP_REST = 2,
+};
+#define AEGIS_NR_GROUPS 3
+
+/*
+ * The switch that --trace-scope all's ground truth and collector both read (bpf/scope.h): user
+ * space sets collector_tgid, then armed, once both programs are attached, and clears armed
+ * before either is detached.
+ */
+struct scope_state {
+	__u32 armed;
+	__u32 collector_tgid; /* never traced: the collector must not record itself */
+};
+
 /* One provenance record as the BPF side writes it into the ring buffer (96 bytes). */
 struct prov_event {
 	__u64 ts_ns;	 /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -34,8 +56,9 @@ struct prov_event {
 	__u32 pid;	 /* thread group id */
 	__u32 tid;
 	__u32 syscall_nr;
-	__u16 payload_kind; /* enum payload_kind */
-	__u16 payload_len;  /* bytes of payload that follow the header */
+	__u8 payload_kind; /* enum payload_kind */
+	__u8 group;	   /* enum trace_group */
+	__u16 payload_len; /* bytes of payload that follow the header */
 	__u64 args[6];
 	char comm[16];
 };
@@ -87,7 +110,8 @@ struct compact_rec {
 	__u32 tid;
 	__u32 ts_delta_ns;
 	__u32 arg0;
-	__u16 payload_kind;
+	__u8 payload_kind;
+	__u8 group; /* enum trace_group */
 	__u16 payload_len;
 };
 
@@ -101,6 +125,9 @@ struct compact_buf {
 	__u64 batch_seq;
 	__u64 event_seq;
 	__u64 base_ts_ns;
+	/* Records in the batch by enum trace_group: a dropped batch is counted per group. */
+	__u32 nr_by_group[AEGIS_NR_GROUPS];
+	__u32 pad;
 	__u8 data[COMPACT_DATA_BYTES];
 };
 

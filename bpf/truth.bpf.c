@@ -4,12 +4,19 @@
  * (cgroup id, syscall number). Counters only ever increase and nothing is buffered, so the
  * count cannot drop. The one way a count could be missed, failing to insert a new key, is
  * counted in nr_insert_failures and turns the trial into an error in user space.
+ *
+ * With --trace-scope all (trace_all), every other task's syscalls are counted too, by group
+ * (bpf/scope.h) and syscall number in a fixed array, while the shared switch is on.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "intf.h"
+#include "scope.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space before load: count the other groups too (--trace-scope all). */
+const volatile __u8 trace_all = 0;
 
 /* cgroup ids whose syscalls are counted; filled by user space. */
 struct {
@@ -26,7 +33,31 @@ struct {
 	__type(value, __u64);
 } truth_counts SEC(".maps");
 
+/* Index group * AEGIS_MAX_SYSCALL_NR + syscall number; the attack's stay in truth_counts. */
+#define GROUP_COUNTS (AEGIS_NR_GROUPS * AEGIS_MAX_SYSCALL_NR)
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GROUP_COUNTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} group_counts SEC(".maps");
+
 __u64 nr_insert_failures = 0;
+
+/* A syscall outside the watched cgroups, under --trace-scope all. */
+static __always_inline void count_group(long id, __u64 cgroup_id)
+{
+	__u32 index;
+	__u64 *count;
+	__u8 group;
+
+	if (id < 0 || id >= AEGIS_MAX_SYSCALL_NR || !scope_group_of(cgroup_id, &group))
+		return;
+	index = (__u32)group * AEGIS_MAX_SYSCALL_NR + (__u32)id;
+	count = bpf_map_lookup_elem(&group_counts, &index);
+	if (count)
+		*count += 1;
+}
 
 SEC("tracepoint/raw_syscalls/sys_enter")
 int aegis_truth(struct sys_enter_ctx *ctx)
@@ -35,8 +66,11 @@ int aegis_truth(struct sys_enter_ctx *ctx)
 	struct truth_key key = {};
 	__u64 zero = 0, *count;
 
-	if (!bpf_map_lookup_elem(&watched_cgroups, &cgroup_id))
+	if (!bpf_map_lookup_elem(&watched_cgroups, &cgroup_id)) {
+		if (trace_all)
+			count_group(ctx->id, cgroup_id);
 		return 0;
+	}
 
 	key.cgroup_id = cgroup_id;
 	key.syscall_nr = (__u32)ctx->id;

@@ -35,10 +35,9 @@ fn main() {
             });
         println!("cargo:rerun-if-changed={}", src.display());
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        bpf_dir.join("intf.h").display()
-    );
+    for header in ["intf.h", "scope.h"] {
+        println!("cargo:rerun-if-changed={}", bpf_dir.join(header).display());
+    }
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
 
     let git_rev = Command::new("git")

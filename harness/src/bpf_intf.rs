@@ -14,6 +14,12 @@ pub const EVENT_HEADER_BYTES: usize = 96;
 /// `sizeof(struct prov_event_with_payload)`.
 pub const EVENT_WITH_PAYLOAD_BYTES: usize = EVENT_HEADER_BYTES + PAYLOAD_MAX;
 
+/// `enum trace_group`: whose event a record is (see [`crate::results::scope::TraceGroup`]).
+pub const GROUP_ATTACK: u8 = 0;
+pub const GROUP_WORKLOAD: u8 = 1;
+pub const GROUP_REST: u8 = 2;
+pub const NR_GROUPS: usize = 3;
+
 /// Field offsets in `struct prov_event`.
 pub mod offset {
     pub const TS_NS: usize = 0;
@@ -22,6 +28,8 @@ pub mod offset {
     pub const TID: usize = 20;
     pub const SYSCALL_NR: usize = 24;
     pub const PAYLOAD_KIND: usize = 28;
+    /// `enum trace_group`, one byte (0, the attack, under `--trace-scope attack`).
+    pub const GROUP: usize = 29;
     pub const PAYLOAD_LEN: usize = 30;
     pub const ARGS: usize = 32;
     pub const COMM: usize = 80;

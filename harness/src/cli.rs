@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use attacks::{Evade, FloodKind};
 use clap::{Args, Parser, Subcommand};
 
+use crate::results::scope::TraceScope;
 use crate::run::plan::{
     DEFAULT_AUDIT_BACKLOG_LIMIT, DEFAULT_AUDIT_BACKLOG_WAIT_MS, DEFAULT_DURATION_S,
     DEFAULT_RING_SIZE, DEFAULT_THREADS,
@@ -148,6 +149,11 @@ pub struct AttackArgs {
     /// little CPU, so it is off unless asked for.
     #[arg(long)]
     pub watch_run_delay: bool,
+    /// What the built-in collectors trace and ground truth accounts for: attack (the attack's
+    /// cgroup) or all (every task on the machine but the collector, counted by group: the
+    /// attack, the workload, the rest); see docs/attack.md.
+    #[arg(long, value_name = "SCOPE", default_value = "attack")]
+    pub trace_scope: TraceScope,
     /// Repeat every combination this many times, interleaved.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repetitions: u32,
@@ -479,6 +485,11 @@ pub struct CollectArgs {
     pub pin_ring: Option<PathBuf>,
     #[arg(long)]
     pub cgroup_id: u64,
+    /// `--trace-scope all`: the ids of ground truth's scope maps to reuse.
+    #[arg(long, requires = "scope_groups_map_id")]
+    pub scope_state_map_id: Option<u32>,
+    #[arg(long, requires = "scope_state_map_id")]
+    pub scope_groups_map_id: Option<u32>,
     #[arg(long)]
     pub ring_bytes: u64,
     #[arg(long)]

@@ -184,7 +184,8 @@ fn provenance_log_compact() {
             // A batch alone, as the consumer decodes it from the ring.
             let batch = bytes.get(16..).unwrap_or_default();
             let mut counts = [0u64; aegis_bench::bpf_intf::MAX_SYSCALL_NR];
-            let _ = compact::count_records(batch, &mut counts);
+            let mut groups = [0u64; aegis_bench::bpf_intf::NR_GROUPS];
+            let _ = compact::count_records(batch, &mut counts, &mut groups);
         },
     );
 }

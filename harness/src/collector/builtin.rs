@@ -69,6 +69,18 @@ impl BuiltinCollector {
             args.push("--pin-ring".as_ref());
             args.push(pin.as_os_str());
         }
+        let scope_ids = setup.scope.map(|scope| {
+            [
+                scope.state_map_id.to_string(),
+                scope.groups_map_id.to_string(),
+            ]
+        });
+        if let Some([state, groups]) = &scope_ids {
+            args.push("--scope-state-map-id".as_ref());
+            args.push(state.as_ref());
+            args.push("--scope-groups-map-id".as_ref());
+            args.push(groups.as_ref());
+        }
         let mut child = helper_command(
             &[
                 args.as_slice(),
@@ -185,9 +197,10 @@ impl Drop for BuiltinCollector {
 pub fn find_canary(log: &Path, canary: &Path) -> Result<CanarySeen> {
     let wanted = canary.as_os_str().as_encoded_bytes();
     let mut seen = CanarySeen::default();
-    // Either architecture's log.
+    // Either architecture's log; only the attack's own records count (under --trace-scope
+    // all another process could name the file too).
     crate::provlog::for_each_event(log, |event| {
-        if event.path() == Some(wanted) {
+        if event.group == crate::bpf_intf::GROUP_ATTACK && event.path() == Some(wanted) {
             seen.created |= syscalls::creates_file(event.syscall_nr);
             seen.unlinked |= syscalls::removes_file(event.syscall_nr);
         }

@@ -1,8 +1,8 @@
 //! The built-in collector's compact architecture (`--collector builtin-compact`), eAudit-like:
 //! see `bpf/collector_compact.bpf.c` for the kernel side and [`crate::provlog::compact`] for
 //! the log format. User space receives whole batches, appends them to the log as they are (no
-//! re-encoding), and reads each record's framing once to count it, and the batches' sequence
-//! numbers to detect lost batches itself.
+//! re-encoding), and reads each record's framing once to count it (by group under
+//! `--trace-scope all`), and the batches' sequence numbers to detect lost batches itself.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -16,7 +16,7 @@ use libbpf_rs::ProgramInput;
 use super::consumer::ConsumerConfig;
 use super::ring::{self, PinnedRing, RingConsumer};
 use super::CollectorStats;
-use crate::bpf_intf::{traced_syscall_table, MAX_SYSCALL_NR};
+use crate::bpf_intf::{traced_syscall_table, GROUP_ATTACK, MAX_SYSCALL_NR, NR_GROUPS};
 use crate::provlog::compact::{count_records, BatchHeader, MAGIC};
 use crate::skel::collector_compact::CollectorCompactSkelBuilder;
 
@@ -55,7 +55,11 @@ impl SequenceCheck {
 pub struct CompactConsumer<W: Write> {
     out: W,
     sequence: SequenceCheck,
+    /// The attack's records by syscall number.
     received_by_syscall: Box<[u64; MAX_SYSCALL_NR]>,
+    /// Records by group (`enum trace_group`).
+    received_by_group: [u64; NR_GROUPS],
+    /// Records of every group.
     pub received: u64,
     pub batches: u64,
     pub decode_errors: u64,
@@ -70,6 +74,7 @@ impl<W: Write> CompactConsumer<W> {
             out,
             sequence: SequenceCheck::default(),
             received_by_syscall: Box::new([0; MAX_SYSCALL_NR]),
+            received_by_group: [0; NR_GROUPS],
             received: 0,
             batches: 0,
             decode_errors: 0,
@@ -83,7 +88,8 @@ impl<W: Write> CompactConsumer<W> {
         }
         self.out.flush()?;
         let stats = CollectorStats {
-            received: self.received,
+            received: self.received_by_group[GROUP_ATTACK as usize],
+            by_group: Some(ring::tallies(&self.received_by_group, [0; NR_GROUPS])),
             received_by_syscall: ring::by_syscall(&self.received_by_syscall),
             decode_errors: self.decode_errors,
             self_detected_lost: Some(self.sequence.gap_events),
@@ -98,10 +104,15 @@ impl<W: Write> RingConsumer for CompactConsumer<W> {
     /// appends the batch to the log as it is.
     #[inline]
     fn consume(&mut self, batch: &[u8]) {
-        match count_records(batch, &mut self.received_by_syscall) {
+        // A corrupt batch is not received, in any group.
+        let mut groups = [0; NR_GROUPS];
+        match count_records(batch, &mut self.received_by_syscall, &mut groups) {
             Ok(header) => {
                 self.sequence.observe(&header);
                 self.received += header.nr_records as u64;
+                for (total, count) in self.received_by_group.iter_mut().zip(groups) {
+                    *total += count;
+                }
                 self.batches += 1;
                 if let Err(err) = self.out.write_all(batch) {
                     self.io_error.get_or_insert(err);
@@ -136,11 +147,15 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
             rodata.important_syscalls[*nr as usize] = 1;
         }
         rodata.nr_cpus = nr_cpus;
+        rodata.trace_all = config.scope.is_some() as u8;
     }
     open.maps
         .events
         .set_max_entries(config.ring_bytes as u32)
         .context("sizing the ring buffer")?;
+    if let Some(scope) = &config.scope {
+        scope.reuse(&mut open.maps.scope_state, &mut open.maps.scope_groups)?;
+    }
     let mut skel = open
         .load()
         .context("loading the compact collector BPF program")?;
@@ -163,7 +178,7 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
         Ok(())
     };
     let (consumer, served) = ring::serve(&skel.maps.events, consumer, flush)?;
-    let dropped = ring::sum_per_cpu_counter(&skel.maps.dropped_events)?;
+    let dropped = ring::dropped_by_group(&skel.maps.dropped_events)?;
     let forced_wakeups = skel
         .maps
         .bss_data
@@ -172,10 +187,11 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     drop(skel);
 
     let (log, mut stats) = consumer.finish()?;
+    ring::add_drops(&mut stats, dropped, config.scope.is_some());
     let log = log.into_inner().map_err(|err| err.into_error())?;
     stats.log_bytes = log.metadata()?.len();
     stats.forced_wakeups = Some(forced_wakeups);
-    ring::write_stats(stats, &served, dropped, &config.stats)
+    ring::write_stats(stats, &served, &config.stats)
 }
 
 #[cfg(test)]

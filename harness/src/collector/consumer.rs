@@ -1,5 +1,7 @@
 //! The built-in collector's process (`aegis-bench collect`): loads `collector.bpf.c`, consumes
-//! its ring buffer, decodes every record and appends it to the provenance log.
+//! its ring buffer, decodes every record and appends it to the provenance log. Under
+//! `--trace-scope all` it reuses ground truth's scope maps ([`SharedScope`]) and counts what it
+//! received and dropped of each group.
 //!
 //! Protocol with the harness: prints `ready` on stdout once attached; on SIGTERM or SIGINT it
 //! drains what the ring still holds, writes its [`CollectorStats`] as JSON (atomically) and
@@ -14,8 +16,8 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use scheduler::sim::LatencyHistogram;
 
 use super::ring::{self, PinnedRing, RingConsumer};
-use super::CollectorStats;
-use crate::bpf_intf::{traced_syscall_table, MAX_SYSCALL_NR};
+use super::{CollectorStats, SharedScope};
+use crate::bpf_intf::{traced_syscall_table, GROUP_ATTACK, MAX_SYSCALL_NR, NR_GROUPS};
 use crate::provlog::{LogWriter, ProvEvent};
 use crate::skel::collector::CollectorSkelBuilder;
 
@@ -27,12 +29,18 @@ pub struct ConsumerConfig {
     pub stats: PathBuf,
     /// Pin the ring buffer map here (bpffs) so a scheduler (scx_aegis) can read its fill.
     pub pin_ring: Option<PathBuf>,
+    /// `--trace-scope all`: ground truth's maps to trace the whole machine with.
+    pub scope: Option<SharedScope>,
 }
 
 /// Decodes records and writes the log; shared by the ring-buffer callback and the benchmark.
 pub struct Consumer<W: Write> {
     log: LogWriter<W>,
+    /// The attack's records by syscall number.
     received_by_syscall: Box<[u64; MAX_SYSCALL_NR]>,
+    /// Records by group (`enum trace_group`).
+    received_by_group: [u64; NR_GROUPS],
+    /// Records of every group.
     pub received: u64,
     pub decode_errors: u64,
     pub io_error: Option<std::io::Error>,
@@ -64,6 +72,7 @@ impl<W: Write> Consumer<W> {
         Self {
             log,
             received_by_syscall: Box::new([0; MAX_SYSCALL_NR]),
+            received_by_group: [0; NR_GROUPS],
             received: 0,
             decode_errors: 0,
             io_error: None,
@@ -81,7 +90,8 @@ impl<W: Write> Consumer<W> {
         }
         let out = self.log.finish().context("flushing the provenance log")?;
         let stats = CollectorStats {
-            received: self.received,
+            received: self.received_by_group[GROUP_ATTACK as usize],
+            by_group: Some(ring::tallies(&self.received_by_group, [0; NR_GROUPS])),
             received_by_syscall: ring::by_syscall(&self.received_by_syscall),
             decode_errors: self.decode_errors,
             wakeup_age_histogram: Some(self.wakeup_ages).filter(|h| !h.is_empty()),
@@ -130,8 +140,12 @@ impl<W: Write> RingConsumer for Consumer<W> {
                     self.io_error.get_or_insert(err);
                 }
                 self.received += 1;
-                if let Some(count) = self.received_by_syscall.get_mut(event.syscall_nr as usize) {
-                    *count += 1;
+                self.received_by_group[event.group as usize] += 1;
+                if event.group == GROUP_ATTACK {
+                    if let Some(count) = self.received_by_syscall.get_mut(event.syscall_nr as usize)
+                    {
+                        *count += 1;
+                    }
                 }
             }
             Err(_) => self.decode_errors += 1,
@@ -165,11 +179,15 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
             .context("collector BPF object has no .rodata")?;
         rodata.target_cgroup_id = config.cgroup_id;
         rodata.traced_syscalls = traced_syscall_table();
+        rodata.trace_all = config.scope.is_some() as u8;
     }
     open.maps
         .events
         .set_max_entries(config.ring_bytes as u32)
         .context("sizing the ring buffer")?;
+    if let Some(scope) = &config.scope {
+        scope.reuse(&mut open.maps.scope_state, &mut open.maps.scope_groups)?;
+    }
     let mut skel = open.load().context("loading the collector BPF program")?;
     let _pin = PinnedRing::pin(&mut skel.maps.events, config.pin_ring.as_deref())?;
     skel.attach()
@@ -177,14 +195,15 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
 
     let consumer = Consumer::new(LogWriter::create(&config.log)?);
     let (consumer, served) = ring::serve(&skel.maps.events, consumer, || Ok(()))?;
-    let dropped = ring::sum_per_cpu_counter(&skel.maps.dropped_events)?;
+    let dropped = ring::dropped_by_group(&skel.maps.dropped_events)?;
     drop(skel);
 
     let (log_file, mut stats) = consumer.finish()?;
+    ring::add_drops(&mut stats, dropped, config.scope.is_some());
     let log_file = log_file.into_inner().map_err(|err| err.into_error())?;
     log_file.sync_all().ok();
     stats.log_bytes = log_file.metadata()?.len();
-    ring::write_stats(stats, &served, dropped, &config.stats)
+    ring::write_stats(stats, &served, &config.stats)
 }
 
 #[cfg(test)]

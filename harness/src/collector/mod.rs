@@ -7,7 +7,8 @@
 //! summed over exactly that set, so `received + dropped = generated` can be checked whatever the
 //! collector chose to record. And each looks the canary up in its own log, in its own format.
 //!
-//! - [`builtin`]: ours, a BPF ring buffer scoped to the attack's cgroup, one record per event;
+//! - [`builtin`]: ours, a BPF ring buffer scoped to the attack's cgroup (or, with
+//!   `--trace-scope all`, the whole machine but itself), one record per event;
 //!   [`compact`]: ours, eAudit-like per-CPU batches (`builtin-compact`).
 //! - [`auditd`]: Debian's auditd with a private configuration, rules scoped to the attack's
 //!   pid, loss from the kernel's audit `lost` counter.
@@ -31,6 +32,7 @@ use anyhow::Result;
 use attacks::FloodKind;
 
 use crate::error::InputError;
+pub use crate::measure::truth::SharedScope;
 pub use crate::results::collector::{AuditOutcome, AuditSettings, CollectorStats};
 
 /// The collectors this build knows.
@@ -76,6 +78,12 @@ impl CollectorKind {
     pub fn has_ring(self) -> bool {
         self == CollectorKind::Builtin
     }
+
+    /// Whether the collector can trace the whole machine with ground truth's account of it
+    /// (`--trace-scope all`): only the built-in ones share ground truth's switch.
+    pub fn traces_all(self) -> bool {
+        matches!(self, CollectorKind::Builtin | CollectorKind::BuiltinCompact)
+    }
 }
 
 /// The buffer between the kernel and a collector: what a trial varies per collector.
@@ -115,6 +123,8 @@ pub struct CollectorSetup<'a> {
     /// Where a collector with a BPF ring buffer pins it, for a scheduler that reads its fill
     /// (Aegis); collectors without one ignore it.
     pub pin_ring: Option<PathBuf>,
+    /// `--trace-scope all` (built-in collectors only).
+    pub scope: Option<SharedScope>,
 }
 
 /// Whether each half of the canary (creating and unlinking the file) is in the log.

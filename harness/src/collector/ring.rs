@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags, RingBuffer, RingBufferBuilder};
 
 use super::CollectorStats;
-use crate::bpf_intf::MAX_SYSCALL_NR;
+use crate::bpf_intf::{GROUP_ATTACK, MAX_SYSCALL_NR, NR_GROUPS};
+use crate::results::scope::{Tally, TraceGroup};
 
 /// The ring buffer's pin, removed when the collector exits (on error too).
 pub struct PinnedRing(Option<PathBuf>);
@@ -110,15 +111,9 @@ fn poll_until_stopped(ring: &RingBuffer<'_>, consumer: &RefCell<impl RingConsume
     Ok(wakeups)
 }
 
-/// Completes a consumer's statistics with `dropped` (counted in BPF), the wakeups and the
-/// process's CPU use, and writes them as JSON to `path`, where the harness reads them.
-pub fn write_stats(
-    mut stats: CollectorStats,
-    served: &Served,
-    dropped: u64,
-    path: &Path,
-) -> Result<()> {
-    stats.dropped = dropped;
+/// Completes a consumer's statistics with the wakeups and the process's CPU use, and writes
+/// them as JSON to `path`, where the harness reads them.
+pub fn write_stats(mut stats: CollectorStats, served: &Served, path: &Path) -> Result<()> {
     stats.wakeups = served.wakeups;
     served
         .after_drain
@@ -127,15 +122,56 @@ pub fn write_stats(
     crate::files::write_json_atomically(path, &stats)
 }
 
-/// A one-entry per-CPU array of u64, summed over CPUs.
-pub fn sum_per_cpu_counter(map: &libbpf_rs::MapMut<'_>) -> Result<u64> {
+/// Entry `index` of a per-CPU array of u64, summed over CPUs.
+pub fn sum_per_cpu_counter(map: &libbpf_rs::MapMut<'_>, index: u32) -> Result<u64> {
     let per_cpu = map
-        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
+        .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)?
         .context("drop counter missing")?;
     Ok(per_cpu
         .iter()
         .map(|value| u64::from_ne_bytes(value[..8].try_into().unwrap()))
         .sum())
+}
+
+/// The BPF drop counters (`dropped_events`), by group.
+pub fn dropped_by_group(map: &libbpf_rs::MapMut<'_>) -> Result<[u64; NR_GROUPS]> {
+    let mut dropped = [0; NR_GROUPS];
+    for (group, count) in dropped.iter_mut().enumerate() {
+        *count = sum_per_cpu_counter(map, group as u32)?;
+    }
+    Ok(dropped)
+}
+
+/// Received and dropped by group, from per-group counts.
+pub fn tallies(
+    received: &[u64; NR_GROUPS],
+    dropped: [u64; NR_GROUPS],
+) -> BTreeMap<TraceGroup, Tally> {
+    TraceGroup::ALL
+        .iter()
+        .map(|group| {
+            let i = group.index();
+            let tally = Tally {
+                received: received[i],
+                dropped: dropped[i],
+            };
+            (*group, tally)
+        })
+        .collect()
+}
+
+/// Puts the drops counted in BPF into a consumer's statistics (whose `by_group` holds what it
+/// received of each group): `dropped` is the attack's, and `by_group` is kept under
+/// `--trace-scope all` (`scoped`) only.
+pub fn add_drops(stats: &mut CollectorStats, dropped: [u64; NR_GROUPS], scoped: bool) {
+    stats.dropped = dropped[GROUP_ATTACK as usize];
+    stats.by_group = match stats.by_group.take() {
+        Some(received) if scoped => {
+            let received = TraceGroup::ALL.map(|g| received.get(&g).map_or(0, |t| t.received));
+            Some(tallies(&received, dropped))
+        }
+        _ => None,
+    };
 }
 
 /// Records received, by syscall number, without the syscalls never seen.

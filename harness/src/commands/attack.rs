@@ -53,6 +53,7 @@ pub fn options(args: &AttackArgs) -> Result<AttackOptions, InputError> {
         },
         workloads: workload::parse_names(&args.workload)?,
         watch_run_delay: args.watch_run_delay,
+        trace_scope: args.trace_scope,
         repetitions: args.repetitions,
         boots: args.boots,
         boot: args.boot,

@@ -261,9 +261,13 @@ fn schedulers_line(release: &str) -> String {
 
 fn bpf_truth_check() -> Result<String, String> {
     let mut object = MaybeUninit::uninit();
-    crate::measure::truth::GroundTruth::attach(&mut object, 0)
-        .map(|_| "loads and attaches to raw_syscalls/sys_enter".to_string())
-        .map_err(|err| format!("{err:#}"))
+    crate::measure::truth::GroundTruth::attach(
+        &mut object,
+        0,
+        crate::results::scope::TraceScope::Attack,
+    )
+    .map(|_| "loads and attaches to raw_syscalls/sys_enter".to_string())
+    .map_err(|err| format!("{err:#}"))
 }
 
 fn bpf_collector_check() -> Result<String, String> {

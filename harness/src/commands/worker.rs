@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::{CollectArgs, WorkerArgs, WorkloadWorkerArgs};
 use crate::collector::consumer::{self, ConsumerConfig};
+use crate::collector::SharedScope;
 use crate::error::InputError;
 
 /// `collect`: the built-in collector, full or compact, until SIGTERM or SIGINT.
@@ -18,6 +19,12 @@ pub fn collect(args: &CollectArgs) -> Result<()> {
         log: args.log.clone(),
         stats: args.stats.clone(),
         pin_ring: args.pin_ring.clone(),
+        scope: args.scope_state_map_id.zip(args.scope_groups_map_id).map(
+            |(state_map_id, groups_map_id)| SharedScope {
+                state_map_id,
+                groups_map_id,
+            },
+        ),
     };
     if args.compact {
         crate::collector::compact::run(&config)

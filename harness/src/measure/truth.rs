@@ -2,6 +2,10 @@
 //! only increments. It has no buffer to overflow; the two ways a count could be missed (a key
 //! that could not be inserted, a program run the kernel skipped for recursion) are both read
 //! back and turn the trial into an error.
+//!
+//! Under `--trace-scope all` it also counts every other task's syscalls by group (the
+//! workload's cgroup, the rest of the machine), except the collector's, while the shared switch
+//! is on, and owns the maps the collector shares that switch through ([`SharedScope`]).
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
@@ -12,10 +16,38 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
+use crate::bpf_intf::MAX_SYSCALL_NR;
+use crate::results::scope::{TraceGroup, TraceScope};
 use crate::skel::truth::{TruthSkel, TruthSkelBuilder};
 
 /// Name of the BPF program, as `bpftool prog` lists it.
 pub const PROG_NAME: &str = "aegis_truth";
+
+/// `--trace-scope all`: the ids of ground truth's scope maps (`bpf/scope.h`), which the
+/// built-in collector's BPF object reuses, so that both programs read one switch and one table
+/// of groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedScope {
+    pub state_map_id: u32,
+    pub groups_map_id: u32,
+}
+
+impl SharedScope {
+    /// Makes the collector's (not yet loaded) scope maps ground truth's.
+    pub fn reuse<'obj>(
+        &self,
+        state: &mut libbpf_rs::OpenMapMut<'obj>,
+        groups: &mut libbpf_rs::OpenMapMut<'obj>,
+    ) -> Result<()> {
+        for (map, id) in [(state, self.state_map_id), (groups, self.groups_map_id)] {
+            let shared = libbpf_rs::MapHandle::from_map_id(id)
+                .with_context(|| format!("opening ground truth's scope map (id {id})"))?;
+            map.reuse_fd(shared.as_fd())
+                .with_context(|| format!("reusing ground truth's scope map (id {id})"))?;
+        }
+        Ok(())
+    }
+}
 
 /// The loaded and attached counter; detached on drop.
 pub struct GroundTruth<'obj> {
@@ -23,11 +55,21 @@ pub struct GroundTruth<'obj> {
 }
 
 impl<'obj> GroundTruth<'obj> {
-    /// Loads the counter, watches `cgroup_id` and attaches it.
-    pub fn attach(object: &'obj mut MaybeUninit<OpenObject>, cgroup_id: u64) -> Result<Self> {
-        let open = TruthSkelBuilder::default()
+    /// Loads the counter, watches `cgroup_id` and attaches it; under `scope` all, ready to count
+    /// the other groups once [`GroundTruth::switch_on`] is called.
+    pub fn attach(
+        object: &'obj mut MaybeUninit<OpenObject>,
+        cgroup_id: u64,
+        scope: TraceScope,
+    ) -> Result<Self> {
+        let mut open = TruthSkelBuilder::default()
             .open(object)
             .context("opening the ground-truth BPF object")?;
+        open.maps
+            .rodata_data
+            .as_deref_mut()
+            .context("ground-truth BPF object has no .rodata")?
+            .trace_all = scope.is_all() as u8;
         let mut skel = open
             .load()
             .context("loading the ground-truth BPF program (needs root and BPF tracepoints)")?;
@@ -38,6 +80,81 @@ impl<'obj> GroundTruth<'obj> {
         skel.attach()
             .context("attaching the ground-truth counter to raw_syscalls/sys_enter")?;
         Ok(Self { skel })
+    }
+
+    /// The ids of the scope maps, for the collector to reuse.
+    pub fn shared_scope(&self) -> Result<SharedScope> {
+        Ok(SharedScope {
+            state_map_id: self.skel.maps.scope_state.info()?.info.id,
+            groups_map_id: self.skel.maps.scope_groups.info()?.info.id,
+        })
+    }
+
+    /// Counts the tasks of `cgroup_id` as `group`. Call it before any task is in the cgroup,
+    /// so that no event sees its group change.
+    pub fn classify(&self, cgroup_id: u64, group: TraceGroup) -> Result<()> {
+        self.skel
+            .maps
+            .scope_groups
+            .update(
+                &cgroup_id.to_ne_bytes(),
+                &[group.index() as u8],
+                MapFlags::ANY,
+            )
+            .with_context(|| format!("classing cgroup {cgroup_id} as {}", group.name()))
+    }
+
+    /// Turns counting and recording of every group on, except the collector's process
+    /// `collector_tgid`: once ground truth and the collector are both attached.
+    pub fn switch_on(&self, collector_tgid: u32) -> Result<()> {
+        // The tgid first, on its own: the switch's second write changes only `armed`, so a
+        // program reading the value meanwhile never sees `armed` with another tgid.
+        self.write_scope_state(0, collector_tgid)?;
+        self.write_scope_state(1, collector_tgid)
+    }
+
+    /// Turns it off: before the collector or ground truth is detached.
+    pub fn switch_off(&self) -> Result<()> {
+        let value = self
+            .skel
+            .maps
+            .scope_state
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)?
+            .context("the scope switch is missing")?;
+        let tgid = u32::from_ne_bytes(value[4..8].try_into().unwrap());
+        self.write_scope_state(0, tgid)
+    }
+
+    fn write_scope_state(&self, armed: u32, collector_tgid: u32) -> Result<()> {
+        let mut value = [0u8; 8];
+        value[..4].copy_from_slice(&armed.to_ne_bytes());
+        value[4..].copy_from_slice(&collector_tgid.to_ne_bytes());
+        self.skel
+            .maps
+            .scope_state
+            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .context("switching --trace-scope all's tracing")
+    }
+
+    /// Syscall counts of `group` (not the attack, which [`GroundTruth::counts`] reads), summed
+    /// over CPUs.
+    pub fn group_counts(&self, group: TraceGroup) -> Result<BTreeMap<u32, u64>> {
+        let map = &self.skel.maps.group_counts;
+        let mut counts = BTreeMap::new();
+        for nr in 0..MAX_SYSCALL_NR as u32 {
+            let index = group.index() as u32 * MAX_SYSCALL_NR as u32 + nr;
+            let per_cpu = map
+                .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)?
+                .context("ground truth's group counter missing")?;
+            let total: u64 = per_cpu
+                .iter()
+                .map(|value| u64::from_ne_bytes(value[..8].try_into().unwrap()))
+                .sum();
+            if total > 0 {
+                counts.insert(nr, total);
+            }
+        }
+        Ok(counts)
     }
 
     /// Syscall counts of `cgroup_id`, summed over CPUs.

@@ -7,8 +7,11 @@
 //! batch  := bytes:u32 cpu:u16 nr_records:u16 batch_seq:u64 first_event_seq:u64 base_ts_ns:u64
 //!           record{nr_records}                               (bytes counts the whole batch)
 //! record := len:u16 syscall_nr:u16 pid:u32 tid:u32 ts_delta_ns:u32 arg0:u32
-//!           payload_kind:u16 payload_len:u16 payload[payload_len] padding to len
+//!           payload_kind:u8 group:u8 payload_len:u16 payload[payload_len] padding to len
 //! ```
+//! `cgroup_id` is the attack's; `group` says whose a record is, as in the full format (only
+//! `--trace-scope all` records groups other than the attack's, whose cgroup ids the compact
+//! records leave out: they read back with cgroup id 0).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -16,8 +19,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::{u16_at, u32_at, u64_at, PayloadKind, ProvEvent};
-use crate::bpf_intf::MAX_SYSCALL_NR;
+use super::{check_group, u16_at, u32_at, u64_at, PayloadKind, ProvEvent};
+use crate::bpf_intf::{GROUP_ATTACK, MAX_SYSCALL_NR, NR_GROUPS};
 
 pub const MAGIC: &[u8; 8] = b"AEGCMPT1";
 pub const BATCH_HEADER_BYTES: usize = 32;
@@ -88,21 +91,23 @@ pub fn for_each_record(
     mut each: impl FnMut(&ProvEvent<'_>),
 ) -> Result<BatchHeader> {
     for_each_raw_record(batch, |header, rec, payload_len| {
-        let payload_kind = match u16_at(rec, 20) {
+        let payload_kind = match rec[20] {
             0 => PayloadKind::None,
             1 => PayloadKind::Path,
             other => bail!("unknown payload kind {other}"),
         };
+        let group = check_group(rec[21])?;
         let Some(ts_ns) = header.base_ts_ns.checked_add(u32_at(rec, 12) as u64) else {
             bail!("timestamp past 2^64 ns (base {})", header.base_ts_ns);
         };
         each(&ProvEvent {
             ts_ns,
-            cgroup_id,
+            cgroup_id: if group == GROUP_ATTACK { cgroup_id } else { 0 },
             pid: u32_at(rec, 4),
             tid: u32_at(rec, 8),
             syscall_nr: u16_at(rec, 2) as u32,
             payload_kind,
+            group,
             args: [u32_at(rec, 16) as u64, 0, 0, 0, 0, 0],
             comm: [0; 16],
             payload: &rec[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + payload_len],
@@ -111,13 +116,22 @@ pub fn for_each_record(
     })
 }
 
-/// Walks a batch's records, adding each to `counts` by syscall number, reading only what
-/// counting and framing validation need. On a corrupt batch the counts of its first records
-/// are already added: a collector fails the trial on any decode error.
-pub fn count_records(batch: &[u8], counts: &mut [u64; MAX_SYSCALL_NR]) -> Result<BatchHeader> {
+/// Walks a batch's records, adding each to `groups` by group and the attack's to `counts` by
+/// syscall number, reading only what counting and framing validation need. On a corrupt batch
+/// the counts of its first records are already added: a collector fails the trial on any
+/// decode error.
+pub fn count_records(
+    batch: &[u8],
+    counts: &mut [u64; MAX_SYSCALL_NR],
+    groups: &mut [u64; NR_GROUPS],
+) -> Result<BatchHeader> {
     for_each_raw_record(batch, |_, rec, _| {
-        if let Some(count) = counts.get_mut(u16_at(rec, 2) as usize) {
-            *count += 1;
+        let group = check_group(rec[21])?;
+        groups[group as usize] += 1;
+        if group == GROUP_ATTACK {
+            if let Some(count) = counts.get_mut(u16_at(rec, 2) as usize) {
+                *count += 1;
+            }
         }
         Ok(())
     })
@@ -174,7 +188,7 @@ pub(crate) fn test_batch(
         rec[0..2].copy_from_slice(&(len as u16).to_le_bytes());
         rec[2..4].copy_from_slice(&(libc::SYS_openat as u16).to_le_bytes());
         rec[4..8].copy_from_slice(&7u32.to_le_bytes());
-        rec[20..22].copy_from_slice(&1u16.to_le_bytes());
+        rec[20] = 1; // a path
         rec[22..24].copy_from_slice(&(path.len() as u16).to_le_bytes());
         rec[24..24 + path.len()].copy_from_slice(path);
         records.extend(rec);
@@ -226,11 +240,19 @@ mod tests {
 
     #[test]
     fn counts_records_by_syscall() {
-        let mut counts = [0; MAX_SYSCALL_NR];
-        let header = count_records(&test_batch(2, 4, 9, &[b"/a", b"/b"]), &mut counts).unwrap();
-        assert_eq!((header.cpu, header.batch_seq, header.nr_records), (2, 4, 2));
+        let (mut counts, mut groups) = ([0; MAX_SYSCALL_NR], [0; NR_GROUPS]);
+        let mut batch = test_batch(2, 4, 9, &[b"/a", b"/b", b"/c"]);
+        // The third record is the rest of the machine's (--trace-scope all).
+        let third = BATCH_HEADER_BYTES + 2 * (RECORD_HEADER_BYTES + 4);
+        batch[third + 21] = 2;
+        let header = count_records(&batch, &mut counts, &mut groups).unwrap();
+        assert_eq!((header.cpu, header.batch_seq, header.nr_records), (2, 4, 3));
         assert_eq!(counts[libc::SYS_openat as usize], 2);
         assert_eq!(counts.iter().sum::<u64>(), 2);
+        assert_eq!(groups, [2, 0, 1]);
+        let mut seen = Vec::new();
+        for_each_record(&batch, 5, |e| seen.push((e.group, e.cgroup_id))).unwrap();
+        assert_eq!(seen, [(0, 5), (0, 5), (2, 0)]);
     }
 
     #[test]
@@ -238,6 +260,9 @@ mod tests {
         let mut bad = test_batch(0, 0, 0, &[b"/a"]);
         bad[6] = 3; // claims three records
         assert!(for_each_record(&bad, 0, |_| {}).is_err());
-        assert!(count_records(&bad, &mut [0; MAX_SYSCALL_NR]).is_err());
+        assert!(count_records(&bad, &mut [0; MAX_SYSCALL_NR], &mut [0; NR_GROUPS]).is_err());
+        let mut no_group = test_batch(0, 0, 0, &[b"/a"]);
+        no_group[BATCH_HEADER_BYTES + 21] = 3;
+        assert!(for_each_record(&no_group, 0, |_| {}).is_err());
     }
 }

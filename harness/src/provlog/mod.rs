@@ -7,11 +7,13 @@
 //! magic   := "AEGPROV1"                      8 bytes
 //! record  := len:u32 header payload          len = 96 + payload_len
 //! header  := ts_ns:u64 cgroup_id:u64 pid:u32 tid:u32 syscall_nr:u32
-//!            payload_kind:u16 payload_len:u16 args:[u64; 6] comm:[u8; 16]
+//!            payload_kind:u8 group:u8 payload_len:u16 args:[u64; 6] comm:[u8; 16]
 //! payload := payload_len bytes: a path without its NUL (kind 1) or a sockaddr (kind 2)
 //! ```
 //! The header has the layout of `struct prov_event` in `bpf/intf.h`; `ts_ns` is
-//! CLOCK_MONOTONIC at syscall entry, `pid` the thread group id.
+//! CLOCK_MONOTONIC at syscall entry, `pid` the thread group id, `group` whose event it is
+//! (0 the attack, 1 the workload, 2 the rest of the machine: only `--trace-scope all` records
+//! the last two; the byte was the high byte of a 16-bit `payload_kind` before, always 0).
 
 pub mod compact;
 
@@ -20,7 +22,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use crate::bpf_intf::{offset, EVENT_HEADER_BYTES, PAYLOAD_MAX};
+use crate::bpf_intf::{
+    offset, EVENT_HEADER_BYTES, GROUP_REST, GROUP_WORKLOAD, NR_GROUPS, PAYLOAD_MAX,
+};
 
 pub const MAGIC: &[u8; 8] = b"AEGPROV1";
 
@@ -32,7 +36,7 @@ pub enum PayloadKind {
 }
 
 impl PayloadKind {
-    fn from_raw(raw: u16) -> Result<Self, DecodeError> {
+    fn from_raw(raw: u8) -> Result<Self, DecodeError> {
         match raw {
             0 => Ok(PayloadKind::None),
             1 => Ok(PayloadKind::Path),
@@ -41,7 +45,7 @@ impl PayloadKind {
         }
     }
 
-    fn to_raw(self) -> u16 {
+    fn to_raw(self) -> u8 {
         match self {
             PayloadKind::None => 0,
             PayloadKind::Path => 1,
@@ -55,7 +59,9 @@ pub enum DecodeError {
     #[error("record of {0} bytes is shorter than the 96-byte header")]
     Short(usize),
     #[error("unknown payload kind {0}")]
-    PayloadKind(u16),
+    PayloadKind(u8),
+    #[error("unknown group {0}")]
+    Group(u8),
     #[error("payload of {len} bytes does not fit a record of {record} bytes")]
     PayloadLen { len: usize, record: usize },
 }
@@ -69,6 +75,8 @@ pub struct ProvEvent<'a> {
     pub tid: u32,
     pub syscall_nr: u32,
     pub payload_kind: PayloadKind,
+    /// `enum trace_group`: [`crate::bpf_intf::GROUP_ATTACK`], `GROUP_WORKLOAD` or `GROUP_REST`.
+    pub group: u8,
     pub args: [u64; 6],
     pub comm: [u8; 16],
     pub payload: &'a [u8],
@@ -102,13 +110,15 @@ impl<'a> ProvEvent<'a> {
         for (i, arg) in args.iter_mut().enumerate() {
             *arg = u64_at(raw, offset::ARGS + 8 * i);
         }
+        let group = check_group(raw[offset::GROUP])?;
         Ok(ProvEvent {
             ts_ns: u64_at(raw, offset::TS_NS),
             cgroup_id: u64_at(raw, offset::CGROUP_ID),
             pid: u32_at(raw, offset::PID),
             tid: u32_at(raw, offset::TID),
             syscall_nr: u32_at(raw, offset::SYSCALL_NR),
-            payload_kind: PayloadKind::from_raw(u16_at(raw, offset::PAYLOAD_KIND))?,
+            payload_kind: PayloadKind::from_raw(raw[offset::PAYLOAD_KIND])?,
+            group,
             args,
             comm: raw[offset::COMM..offset::COMM + 16].try_into().unwrap(),
             payload: &raw[EVENT_HEADER_BYTES..EVENT_HEADER_BYTES + payload_len],
@@ -122,7 +132,8 @@ impl<'a> ProvEvent<'a> {
         out[offset::PID..][..4].copy_from_slice(&self.pid.to_le_bytes());
         out[offset::TID..][..4].copy_from_slice(&self.tid.to_le_bytes());
         out[offset::SYSCALL_NR..][..4].copy_from_slice(&self.syscall_nr.to_le_bytes());
-        out[offset::PAYLOAD_KIND..][..2].copy_from_slice(&self.payload_kind.to_raw().to_le_bytes());
+        out[offset::PAYLOAD_KIND] = self.payload_kind.to_raw();
+        out[offset::GROUP] = self.group;
         out[offset::PAYLOAD_LEN..][..2].copy_from_slice(&(self.payload.len() as u16).to_le_bytes());
         for (i, arg) in self.args.iter().enumerate() {
             out[offset::ARGS + 8 * i..][..8].copy_from_slice(&arg.to_le_bytes());
@@ -160,7 +171,21 @@ impl fmt::Display for ProvEvent<'_> {
             PayloadKind::None => Ok(()),
             PayloadKind::Path => write!(f, " path={:?}", String::from_utf8_lossy(self.payload)),
             PayloadKind::Sockaddr => write!(f, " addr={}", format_sockaddr(self.payload)),
+        }?;
+        match self.group {
+            GROUP_WORKLOAD => write!(f, " group=workload"),
+            GROUP_REST => write!(f, " group=rest"),
+            _ => Ok(()),
         }
+    }
+}
+
+/// A record's group byte, checked.
+pub(crate) fn check_group(raw: u8) -> Result<u8, DecodeError> {
+    if (raw as usize) < NR_GROUPS {
+        Ok(raw)
+    } else {
+        Err(DecodeError::Group(raw))
     }
 }
 
@@ -313,6 +338,7 @@ mod tests {
             tid: 11,
             syscall_nr: libc::SYS_openat as u32,
             payload_kind: PayloadKind::Path,
+            group: 0,
             args: [1, 2, 3, 4, 5, 6],
             comm: *b"flood-0\0\0\0\0\0\0\0\0\0",
             payload,
@@ -365,6 +391,27 @@ mod tests {
             ProvEvent::decode(&raw),
             Err(DecodeError::PayloadLen { .. })
         ));
+    }
+
+    #[test]
+    fn the_group_byte_is_the_old_payload_kinds_high_byte() {
+        let mut event = sample(b"/etc/hosts");
+        let mut header = [0u8; EVENT_HEADER_BYTES];
+        event.encode_header(&mut header);
+        // The attack's record: payload_kind reads as the 16-bit 1 it always was.
+        assert_eq!(u16_at(&header, offset::PAYLOAD_KIND), 1);
+        event.group = GROUP_REST;
+        event.encode_header(&mut header);
+        let mut raw = header.to_vec();
+        raw.extend(event.payload);
+        let back = ProvEvent::decode(&raw).unwrap();
+        assert_eq!(
+            (back.group, back.payload_kind),
+            (GROUP_REST, PayloadKind::Path)
+        );
+        assert!(back.to_string().ends_with(" group=rest"), "{back}");
+        raw[offset::GROUP] = 3;
+        assert_eq!(ProvEvent::decode(&raw), Err(DecodeError::Group(3)));
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::results::scope::{Tally, TraceGroup};
+
 /// auditd's kernel-side buffer: the backlog queue between the syscalls and kauditd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditSettings {
@@ -18,11 +20,15 @@ pub struct AuditSettings {
 /// What a collector knows about itself once drained.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CollectorStats {
-    /// Records decoded and written to the log.
+    /// Records decoded and written to the log (under `--trace-scope all`, the attack's: every
+    /// group's are in `by_group`).
     pub received: u64,
     pub received_by_syscall: BTreeMap<u32, u64>,
-    /// Records the collector itself counted as lost (failed ring reservations).
+    /// Records the collector itself counted as lost (failed ring reservations; the attack's).
     pub dropped: u64,
+    /// `--trace-scope all`: received and dropped by group, the attack included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_group: Option<BTreeMap<TraceGroup, Tally>>,
     /// Records that could not be decoded (a harness bug if ever non-zero).
     pub decode_errors: u64,
     /// Times the consumer woke up and found records.
@@ -41,7 +47,8 @@ pub struct CollectorStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consuming_preemptions: Option<u64>,
     pub log_bytes: u64,
-    /// Records the collector found missing on its own (sequence gaps), where it can tell.
+    /// Records the collector found missing on its own (sequence gaps), where it can tell: of
+    /// every group it traced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_detected_lost: Option<u64>,
     /// Flushes that forced a consumer wakeup (compact architecture).

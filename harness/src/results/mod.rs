@@ -3,5 +3,6 @@
 
 pub mod collector;
 pub mod policy;
+pub mod scope;
 pub mod sim;
 pub mod trial;

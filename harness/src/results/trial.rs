@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::results::collector::AuditOutcome;
+use crate::results::scope::{LossByGroup, TraceScope};
 use crate::syscalls;
 
 /// One trial as written to JSON and CSV. Field names are an interface: keep them. The record
@@ -86,6 +87,10 @@ pub struct TrialId {
     /// of replication. Left out of the JSON when 0 (runs of one boot).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub boot: u32,
+    /// `all` when the collector traced the whole machine (`--trace-scope all`); left out for
+    /// `attack`, the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_scope: Option<TraceScope>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -113,6 +118,14 @@ pub struct Accounting {
     pub attack_syscalls: u64,
     /// Events per second the collector recorded over the flood time.
     pub delivered_per_s: f64,
+    /// `--trace-scope all`: generated, received, dropped and loss of the attack, the workload,
+    /// the rest of the machine and their total (the fields above are the attack's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_by_group: Option<LossByGroup>,
+    /// `--trace-scope all`: the most events the groups' `unmatched_at_switch` may add up to
+    /// (in absolute value): one per possible CPU for each of the two switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched_at_switch_bound: Option<u64>,
 }
 
 /// CPU the collector and the attack used, and how the collector slept and woke.

@@ -8,6 +8,10 @@
 //!   syscall the collector never received more than happened, nor anything it does not trace.
 //!
 //! If either fails the trial is an error, not a row.
+//!
+//! Under `--trace-scope all` the collector also records the workload's and the rest of the
+//! machine's events, and [`account_groups`] accounts for each group: the attack's exactly as
+//! above, the others within the events in flight when the shared switch was flipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,6 +22,7 @@ use workloads::WorkloadResult;
 
 use crate::collector::CanarySeen;
 use crate::results::collector::CollectorStats;
+use crate::results::scope::{GroupLoss, LossByGroup, Tally, TraceGroup};
 use crate::results::trial::{Accounting, Environment, Trial, WorkloadOutcome};
 use crate::run::workload;
 use crate::syscalls;
@@ -103,11 +108,17 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
         );
     }
     if let Some(gaps) = collector.self_detected_lost {
-        if gaps != collector.dropped {
+        // Sequence numbers run over every group the collector traced.
+        let dropped = collector
+            .by_group
+            .as_ref()
+            .map_or(collector.dropped, |groups| {
+                groups.values().map(|tally| tally.dropped).sum()
+            });
+        if gaps != dropped {
             bail!(
                 "accounting does not add up: the collector's sequence numbers show {gaps} events \
-                 missing, its drop counter says {}",
-                collector.dropped
+                 missing, its drop counter says {dropped}"
             );
         }
     }
@@ -125,6 +136,129 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
     })
 }
 
+/// `--trace-scope all`: ground truth of the groups besides the attack, by syscall number.
+pub struct GroupTruth {
+    pub workload: BTreeMap<u32, u64>,
+    pub rest: BTreeMap<u32, u64>,
+    /// Possible CPUs of the machine.
+    pub cpus: u64,
+}
+
+/// Flips of the shared switch in a trial: on once ground truth and the collector are both
+/// attached, off before either is detached.
+pub const SWITCHES: u64 = 2;
+
+/// `--trace-scope all`'s account of each group, and the bound on their mismatch. The attack's
+/// is [`account`]'s, exact. For the workload and the rest, ground truth and the collector each
+/// read the shared switch once per event: they disagree only about an event whose two program
+/// runs straddle a flip, at most one per CPU per flip (a CPU runs one event's programs at a
+/// time), so the groups' |generated - received - dropped| add up to at most `SWITCHES * cpus`,
+/// and beyond that the trial fails like the attack's would.
+pub fn account_groups(
+    accounted: &Accounted,
+    collector: &CollectorStats,
+    truth: &GroupTruth,
+    traced: &BTreeSet<u32>,
+    with_workload: bool,
+) -> Result<(LossByGroup, u64)> {
+    let Some(by_group) = &collector.by_group else {
+        bail!("accounting does not add up: the collector did not count its records by group");
+    };
+    let tally = |group| by_group.get(&group).copied().unwrap_or_default();
+    let attack_tally = Tally {
+        received: collector.received,
+        dropped: collector.dropped,
+    };
+    if tally(TraceGroup::Attack) != attack_tally {
+        bail!(
+            "accounting does not add up: the collector's attack group ({:?}) is not its attack \
+             count ({attack_tally:?})",
+            tally(TraceGroup::Attack)
+        );
+    }
+    let generated = |counts: &BTreeMap<u32, u64>| -> u64 {
+        counts
+            .iter()
+            .filter(|(nr, _)| traced.contains(nr))
+            .map(|(_, count)| count)
+            .sum()
+    };
+    let attack = GroupLoss::new(accounted.generated, attack_tally);
+    let workload = GroupLoss::new(generated(&truth.workload), tally(TraceGroup::Workload));
+    let rest = GroupLoss::new(generated(&truth.rest), tally(TraceGroup::Rest));
+    if !with_workload && workload != GroupLoss::default() {
+        bail!(
+            "accounting does not add up: a trial without a workload counted workload events \
+             ({workload:?})"
+        );
+    }
+    let bound = SWITCHES * truth.cpus;
+    let unmatched = unmatched(&[&workload, &rest]);
+    if unmatched > bound {
+        let (name, worst) = [("workload", &workload), ("rest", &rest)]
+            .into_iter()
+            .max_by_key(|(_, group)| group.unmatched_at_switch.unsigned_abs())
+            .expect("two groups");
+        bail!(
+            "accounting does not add up: the {name} group's received {} + dropped {} = {} \
+             events, but ground truth counted {} traced syscalls; {unmatched} unmatched in all \
+             groups, more than the {bound} events in flight when tracing was switched on and \
+             off ({SWITCHES} switches x {} CPUs)",
+            worst.received,
+            worst.dropped,
+            worst.received + worst.dropped,
+            worst.generated,
+            truth.cpus
+        );
+    }
+    let groups = [&attack, &workload, &rest];
+    let total = GroupLoss::new(
+        groups.iter().map(|group| group.generated).sum(),
+        Tally {
+            received: groups.iter().map(|group| group.received).sum(),
+            dropped: groups.iter().map(|group| group.dropped).sum(),
+        },
+    );
+    let loss = LossByGroup {
+        attack,
+        workload: with_workload.then_some(workload),
+        rest,
+        total,
+    };
+    Ok((loss, bound))
+}
+
+/// The groups' |generated - received - dropped|, added up.
+fn unmatched(groups: &[&GroupLoss]) -> u64 {
+    groups
+        .iter()
+        .map(|group| group.unmatched_at_switch.unsigned_abs())
+        .sum()
+}
+
+/// One line per trial under `--trace-scope all`: each group's account.
+fn say_groups(loss: &LossByGroup, bound: u64) {
+    let line = |name: &str, group: &GroupLoss| {
+        format!(
+            "{name} {}/{}/{} ({:.2} %)",
+            group.generated, group.received, group.dropped, group.loss_pct
+        )
+    };
+    let mut parts = vec![line("attack", &loss.attack)];
+    let mut others = vec![&loss.rest];
+    if let Some(workload) = &loss.workload {
+        parts.push(line("workload", workload));
+        others.push(workload);
+    }
+    parts.push(line("rest", &loss.rest));
+    parts.push(line("total", &loss.total));
+    crate::say!(
+        "  by group, generated/received/dropped: {}; unmatched at switch {} (bound {bound})",
+        parts.join(", "),
+        unmatched(&others)
+    );
+}
+
 impl Disarmed {
     /// Checks the identities, looks for the canary in the collector's log (then kept or
     /// removed), and fills the record.
@@ -139,6 +273,19 @@ impl Disarmed {
             collector: &self.stats,
             traced: &self.traced,
         })?;
+        let groups = match &self.group_truth {
+            Some(truth) => Some(account_groups(
+                &accounted,
+                &self.stats,
+                truth,
+                &self.traced,
+                setup.spec.workload.is_some(),
+            )?),
+            None => None,
+        };
+        if let Some((loss, bound)) = &groups {
+            say_groups(loss, *bound);
+        }
         // A `--cmd` program that failed did not produce what the trial claims to measure.
         if let Some(code) = self.report.cmd_exit_code.filter(|code| *code != 0) {
             anyhow::bail!(
@@ -177,6 +324,7 @@ impl Disarmed {
                 &self.traced,
                 &self.stats,
                 &self.report,
+                groups,
             ),
             cost: self.cost,
             attack: flood_outcome(
@@ -241,8 +389,10 @@ impl Accounting {
         traced: &BTreeSet<u32>,
         stats: &CollectorStats,
         report: &AttackReport,
+        groups: Option<(LossByGroup, u64)>,
     ) -> Self {
         let attack_syscalls: u64 = report.syscalls.values().sum();
+        let (loss_by_group, unmatched_at_switch_bound) = groups.unzip();
         Self {
             generated: accounted.generated,
             traced_syscalls: traced.iter().map(|nr| syscalls::name(*nr)).collect(),
@@ -256,6 +406,8 @@ impl Accounting {
             attack_rate: per_flood_s(attack_syscalls, report),
             attack_syscalls,
             delivered_per_s: per_flood_s(stats.received, report),
+            loss_by_group,
+            unmatched_at_switch_bound,
         }
     }
 }
@@ -440,5 +592,149 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("does not trace"), "{err}");
+    }
+
+    /// A collector under `--trace-scope all`: the attack's numbers, and each group's.
+    fn scoped(
+        attack: (&[(u32, u64)], u64),
+        workload: (u64, u64),
+        rest: (u64, u64),
+        gaps: Option<u64>,
+    ) -> CollectorStats {
+        let tally = |(received, dropped)| Tally { received, dropped };
+        let mut stats = collector(attack.0, attack.1);
+        stats.by_group = Some(
+            [
+                (TraceGroup::Attack, tally((stats.received, stats.dropped))),
+                (TraceGroup::Workload, tally(workload)),
+                (TraceGroup::Rest, tally(rest)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        stats.self_detected_lost = gaps;
+        stats
+    }
+
+    fn group_truth(workload: &[(u32, u64)], rest: &[(u32, u64)]) -> GroupTruth {
+        GroupTruth {
+            workload: workload.iter().copied().collect(),
+            rest: rest.iter().copied().collect(),
+            cpus: 2,
+        }
+    }
+
+    /// `account` then `account_groups` over openat and close.
+    fn account_all(
+        stats: &CollectorStats,
+        truth: &GroupTruth,
+        with_workload: bool,
+    ) -> Result<(LossByGroup, u64)> {
+        let attack_truth = [(OPENAT, 100), (CLOSE, 100)].into_iter().collect();
+        let attack = report(&[(OPENAT, 100), (CLOSE, 100)]);
+        let traced = traced(&[OPENAT, CLOSE]);
+        let accounted = account(&Measured {
+            truth: &attack_truth,
+            attack: &attack,
+            collector: stats,
+            traced: &traced,
+        })?;
+        account_groups(&accounted, stats, truth, &traced, with_workload)
+    }
+
+    #[test]
+    fn every_group_is_accounted_and_the_total_adds_them_up() {
+        let stats = scoped(
+            (&[(OPENAT, 60), (CLOSE, 90)], 50),
+            (300, 100),
+            (7, 3),
+            Some(153),
+        );
+        // Ground truth's untraced syscalls (futex) are not generated events.
+        let truth = group_truth(&[(OPENAT, 200), (CLOSE, 200), (FUTEX, 9)], &[(CLOSE, 10)]);
+        let (loss, bound) = account_all(&stats, &truth, true).unwrap();
+        assert_eq!(bound, 4);
+        assert_eq!(
+            (
+                loss.attack.generated,
+                loss.attack.dropped,
+                loss.attack.loss_pct
+            ),
+            (200, 50, 25.0)
+        );
+        let workload = loss.workload.unwrap();
+        assert_eq!((workload.generated, workload.received), (400, 300));
+        assert_eq!(workload.loss_pct, 25.0);
+        assert_eq!((loss.rest.generated, loss.rest.dropped), (10, 3));
+        assert_eq!(
+            (
+                loss.total.generated,
+                loss.total.received,
+                loss.total.dropped
+            ),
+            (610, 457, 153)
+        );
+        assert_eq!(loss.total.unmatched_at_switch, 0);
+    }
+
+    #[test]
+    fn events_in_flight_at_a_switch_are_allowed_up_to_the_bound() {
+        // Two CPUs, two switches: four events may straddle one, in any groups and directions.
+        let stats = scoped((&[(OPENAT, 100), (CLOSE, 100)], 0), (0, 0), (97, 0), None);
+        let (loss, _) = account_all(&stats, &group_truth(&[], &[(OPENAT, 101)]), false).unwrap();
+        assert_eq!(loss.rest.unmatched_at_switch, 4);
+        assert!(loss.workload.is_none());
+        let stats = scoped((&[(OPENAT, 100), (CLOSE, 100)], 0), (12, 0), (98, 0), None);
+        let truth = group_truth(&[(OPENAT, 10)], &[(OPENAT, 100)]);
+        let (loss, _) = account_all(&stats, &truth, true).unwrap();
+        assert_eq!(loss.workload.unwrap().unmatched_at_switch, -2);
+        assert_eq!(loss.rest.unmatched_at_switch, 2);
+        // One more, and the trial fails like the attack's would.
+        let stats = scoped((&[(OPENAT, 100), (CLOSE, 100)], 0), (12, 0), (97, 0), None);
+        let err = account_all(&stats, &truth, true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the rest group's received 97 + dropped 0 = 97 events, but ground truth counted 100"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("5 unmatched"), "{err}");
+    }
+
+    #[test]
+    fn the_attack_stays_exact_under_trace_scope_all() {
+        // One attack event missing is a failure, whatever the bound of the other groups.
+        let stats = scoped((&[(OPENAT, 100), (CLOSE, 99)], 0), (0, 0), (5, 0), None);
+        let err = account_all(&stats, &group_truth(&[], &[(OPENAT, 5)]), false).unwrap_err();
+        assert!(
+            err.to_string().contains("received 199 + dropped 0"),
+            "{err}"
+        );
+        // The per-group attack count must be the attack's.
+        let mut stats = scoped((&[(OPENAT, 100), (CLOSE, 100)], 0), (0, 0), (5, 0), None);
+        stats.by_group.as_mut().unwrap().insert(
+            TraceGroup::Attack,
+            Tally {
+                received: 199,
+                dropped: 1,
+            },
+        );
+        let err = account_all(&stats, &group_truth(&[], &[(OPENAT, 5)]), false).unwrap_err();
+        assert!(err.to_string().contains("attack group"), "{err}");
+    }
+
+    #[test]
+    fn sequence_gaps_are_checked_against_every_groups_drops() {
+        let stats = scoped((&[(OPENAT, 100), (CLOSE, 100)], 0), (0, 0), (5, 5), Some(5));
+        account_all(&stats, &group_truth(&[], &[(OPENAT, 10)]), false).unwrap();
+        let stats = scoped((&[(OPENAT, 100), (CLOSE, 100)], 0), (0, 0), (5, 5), Some(0));
+        let err = account_all(&stats, &group_truth(&[], &[(OPENAT, 10)]), false).unwrap_err();
+        assert!(err.to_string().contains("drop counter says 5"), "{err}");
+    }
+
+    #[test]
+    fn workload_events_without_a_workload_fail() {
+        let stats = scoped((&[(OPENAT, 100), (CLOSE, 100)], 0), (3, 0), (0, 0), None);
+        let err = account_all(&stats, &group_truth(&[(OPENAT, 3)], &[]), false).unwrap_err();
+        assert!(err.to_string().contains("without a workload"), "{err}");
     }
 }

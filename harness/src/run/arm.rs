@@ -1,5 +1,7 @@
 //! Arm: the attack's cgroup, ground truth, the collector, a fair-class baseline's changes and
-//! the sched_ext scheduler, started in that order and owned by [`Armed`].
+//! the sched_ext scheduler, started in that order and owned by [`Armed`]. Under
+//! `--trace-scope all` the switch ground truth and the collector share is turned on once both
+//! are attached, with the collector's process left out.
 
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
@@ -7,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use libbpf_rs::OpenObject;
 
-use crate::collector::{self, CollectorSetup, RunningCollector};
+use crate::collector::{self, CollectorSetup, RunningCollector, SharedScope};
 use crate::measure::cgroup::AttackCgroup;
 use crate::measure::kernel;
 use crate::measure::truth::GroundTruth;
@@ -39,6 +41,8 @@ pub(super) struct Armed<'t> {
     pub(super) aegis_stats_file: PathBuf,
     /// `/sys/kernel/sched_ext/root/ops` once armed.
     pub(super) sched_ext_ops: Option<String>,
+    /// `--trace-scope all`: the switch is on until disarmed.
+    pub(super) trace_all: bool,
 }
 
 impl<'t> Armed<'t> {
@@ -50,8 +54,13 @@ impl<'t> Armed<'t> {
     ) -> Result<Self> {
         let (spec, serial) = (setup.spec, setup.serial);
         let cgroup = AttackCgroup::create(setup.root, serial)?;
-        let truth = GroundTruth::attach(truth_object, cgroup.id())?;
-        let collector = start_collector(setup, cgroup.id())?;
+        let scope = setup.plan.trace_scope;
+        let truth = GroundTruth::attach(truth_object, cgroup.id(), scope)?;
+        let shared = scope.is_all().then(|| truth.shared_scope()).transpose()?;
+        let collector = start_collector(setup, cgroup.id(), shared)?;
+        if shared.is_some() {
+            truth.switch_on(collector.pid())?;
+        }
         // Collector-side baselines change the collector's threads; attack-side ones are applied
         // by the attack worker to itself before it joins the cgroup.
         let variant = spec.scheduler.variant();
@@ -88,11 +97,16 @@ impl<'t> Armed<'t> {
             placement,
             aegis_stats_file,
             sched_ext_ops,
+            trace_all: shared.is_some(),
         })
     }
 }
 
-fn start_collector(setup: &Setup<'_>, cgroup_id: u64) -> Result<Box<dyn RunningCollector>> {
+fn start_collector(
+    setup: &Setup<'_>,
+    cgroup_id: u64,
+    scope: Option<SharedScope>,
+) -> Result<Box<dyn RunningCollector>> {
     let spec = setup.spec;
     let flood = match &setup.plan.producer {
         ProducerPlan::Flood { spec, .. } => Some(spec.kind),
@@ -128,6 +142,7 @@ fn start_collector(setup: &Setup<'_>, cgroup_id: u64) -> Result<Box<dyn RunningC
             work_dir: &setup.trial_dir,
             flood,
             pin_ring,
+            scope,
         },
     )
 }

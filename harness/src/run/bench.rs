@@ -278,8 +278,14 @@ fn run_alone(
         }
         SchedulerSpec::Fair { .. } => None,
     };
-    let running =
-        RunningWorkload::start(name, root, &format!("alone{serial}"), plan.duration, &dir)?;
+    let running = RunningWorkload::start(
+        name,
+        root,
+        &format!("alone{serial}"),
+        plan.duration,
+        &dir,
+        |_| Ok(()),
+    )?;
     let (result, _) = running.finish()?;
     if let Some(mut running) = scx.take() {
         running.check_alive()?;

@@ -1,5 +1,6 @@
 //! Disarm: the attack's cgroup emptied, the workload finished, a baseline's changes put back,
-//! the collector drained and stopped, the scheduler stopped, ground truth read and detached.
+//! `--trace-scope all`'s switch turned off, the collector drained and stopped, the scheduler
+//! stopped, ground truth read and detached.
 //! [`Disarmed`] keeps only the stopped collector, whose log the account step searches.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +16,9 @@ use crate::measure::perf_counters::Totals;
 use crate::results::collector::CollectorStats;
 use crate::sched::policy::FairVariant;
 
+use super::account::GroupTruth;
 use super::fire::Fired;
+use crate::results::scope::TraceGroup;
 use crate::results::trial::{Counters, CpuCost, PolicyOutcome, RunDelayOutcome};
 
 /// A trial with nothing left running: what the account step needs.
@@ -28,6 +31,8 @@ pub(super) struct Disarmed {
     pub(super) stats: CollectorStats,
     /// Ground truth in the attack's cgroup, by syscall number.
     pub(super) truth_counts: BTreeMap<u32, u64>,
+    /// `--trace-scope all`: ground truth of the other groups.
+    pub(super) group_truth: Option<GroupTruth>,
     pub(super) report: AttackReport,
     pub(super) flood_spec: Option<FloodSpec>,
     pub(super) canary: PathBuf,
@@ -67,6 +72,12 @@ impl Fired<'_> {
         };
         let log_path = armed.collector.log_path();
         let traced = armed.collector.traced_syscalls();
+        let trace_all = armed.trace_all;
+        if trace_all {
+            // Both programs still attached: from here on neither counts anything but the
+            // attack's (empty) cgroup.
+            armed.truth.switch_off()?;
+        }
         let stats = armed.collector.stop()?;
         // Read once it has drained and exited, like its CPU time.
         let collector_totals = self
@@ -83,6 +94,15 @@ impl Fired<'_> {
         };
         armed.truth.check_complete()?;
         let truth_counts = armed.truth.counts(armed.cgroup.id())?;
+        let group_truth = if trace_all {
+            Some(GroupTruth {
+                workload: armed.truth.group_counts(TraceGroup::Workload)?,
+                rest: armed.truth.group_counts(TraceGroup::Rest)?,
+                cpus: libbpf_rs::num_possible_cpus()? as u64,
+            })
+        } else {
+            None
+        };
         // Detached before the cgroup it counts goes, and the quota group after it.
         drop(self.armed.truth);
         drop(self.armed.cgroup);
@@ -96,6 +116,7 @@ impl Fired<'_> {
             collector_cpu_share: (flood_s > 0.0).then(|| stats.cpu_s() / flood_s),
             stats,
             truth_counts,
+            group_truth,
             report: self.report,
             flood_spec: self.flood_spec,
             canary: self.canary,

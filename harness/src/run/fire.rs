@@ -13,6 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::collector::RunningCollector;
 use crate::measure::perf_counters::{Counted, ProcessCounters, Totals};
 use crate::measure::run_delay::{RunDelayReport, RunDelayWatch, Watched};
+use crate::measure::truth::GroundTruth;
+use crate::results::scope::TraceGroup;
 use crate::results::trial::RunDelayOutcome;
 use crate::run::producer::{self, Producer};
 use crate::run::workload::RunningWorkload;
@@ -74,6 +76,7 @@ impl<'t> Armed<'t> {
         let mut freezer: Option<Freezer> = None;
         let mut attack_counters = None;
         let collector = &mut self.collector;
+        let truth = &self.truth;
         let attack_cgroup = self.cgroup.path().to_path_buf();
         let freeze_on_fill = self.variant == Some(FairVariant::FreezeOnFill);
         let mut on_joined = |pid: u32| -> Result<()> {
@@ -84,16 +87,7 @@ impl<'t> Armed<'t> {
                 collector.attack_joined(pid)?;
             }
             if let Some(name) = setup.spec.workload {
-                let serial = setup.serial.to_string();
-                let mut workload = RunningWorkload::start(
-                    name,
-                    setup.root,
-                    &serial,
-                    plan.duration,
-                    &setup.trial_dir,
-                )?;
-                // The flood is released when this returns: the workload is at work by then.
-                workload.wait_until_working()?;
+                let workload = start_workload(setup, name, truth)?;
                 if let Some(watch) = &run_delay {
                     watch.add_cgroup("workload", workload.cgroup_path().to_path_buf());
                 }
@@ -155,6 +149,33 @@ impl Armed<'_> {
             pids: vec![("collector", self.collector.pid())],
         })?))
     }
+}
+
+/// Starts workload `name` beside the attack and waits until it is at work (the flood is
+/// released next). Under `--trace-scope all` its cgroup is classed while still empty, so no
+/// event sees its group change.
+fn start_workload(
+    setup: &Setup<'_>,
+    name: &'static str,
+    truth: &GroundTruth<'_>,
+) -> Result<RunningWorkload> {
+    let trace_all = setup.plan.trace_scope.is_all();
+    let mut workload = RunningWorkload::start(
+        name,
+        setup.root,
+        &setup.serial.to_string(),
+        setup.plan.duration,
+        &setup.trial_dir,
+        |cgroup_id| {
+            if trace_all {
+                truth.classify(cgroup_id, TraceGroup::Workload)
+            } else {
+                Ok(())
+            }
+        },
+    )?;
+    workload.wait_until_working()?;
+    Ok(workload)
 }
 
 /// `freeze-on-fill`'s freezer on the collector's pinned ring, for a flood of `duration`.

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::collector::CollectorKind;
 use crate::error::InputError;
+use crate::results::scope::TraceScope;
 use crate::run::plan::{split_scx_args, AttackOptions};
 use crate::run::workload;
 use crate::run::{Plan, TrialSpec};
@@ -59,6 +60,9 @@ pub struct MatrixFile {
     /// Sample run delay, fairness and the waits' CDF (`attack --watch-run-delay`).
     #[serde(default = "yes")]
     pub watch_run_delay: bool,
+    /// What the built-in collectors trace (`attack --trace-scope`): `attack` or `all`.
+    #[serde(default)]
+    pub trace_scope: TraceScope,
     /// Fixes the order of cells within each repetition.
     #[serde(default)]
     pub order_seed: u64,
@@ -359,6 +363,7 @@ fn cell_options(
             .unwrap_or_default(),
         workloads,
         watch_run_delay: file.watch_run_delay,
+        trace_scope: file.trace_scope,
         repetitions: file.repetitions,
         boots: file.boots,
         audit_backlog_limits: or_default(
@@ -612,6 +617,15 @@ mod tests {
     }
 
     #[test]
+    fn trace_scope_is_a_top_level_key_and_attack_by_default() {
+        let plans = Matrix::parse(SMALL).unwrap().plans(false).unwrap();
+        assert!(plans.iter().all(|p| p.trace_scope == TraceScope::Attack));
+        let all = Matrix::parse(&format!("trace_scope = \"all\"\n{SMALL}")).unwrap();
+        let plans = all.plans(false).unwrap();
+        assert!(plans.iter().all(|p| p.trace_scope == TraceScope::All));
+    }
+
+    #[test]
     fn bad_matrices_name_the_problem() {
         let cases = [
             (SMALL.replace("repetitions", "repetitoins"), "repetitoins"),
@@ -632,6 +646,14 @@ mod tests {
             (
                 SMALL.replace("duration_s = 2", "duration_s = -1"),
                 "--duration",
+            ),
+            (
+                format!("trace_scope = \"machine\"\n{SMALL}"),
+                "unknown variant `machine`",
+            ),
+            (
+                format!("trace_scope = \"all\"\ncollectors = [\"auditd\"]\n{SMALL}"),
+                "--trace-scope all needs a built-in collector",
             ),
         ];
         for (text, wanted) in cases {

@@ -9,6 +9,7 @@ use attacks::{Evade, FloodKind, FloodSpec};
 
 use crate::collector::{self, auditd, AuditSettings, Buffer, CollectorKind};
 use crate::error::InputError;
+use crate::results::scope::TraceScope;
 use crate::run::workload::{self};
 use crate::sched::{self, SchedulerSpec};
 use crate::size::format_size;
@@ -51,6 +52,8 @@ pub struct AttackOptions {
     pub workloads: Vec<&'static str>,
     /// Sample the trial's threads' schedstat.
     pub watch_run_delay: bool,
+    /// What the collector traces: the attack's cgroup, or the whole machine.
+    pub trace_scope: TraceScope,
     pub repetitions: u32,
     /// Independent boots (guests), each running every trial: the unit of replication.
     pub boots: u32,
@@ -83,6 +86,7 @@ impl Default for AttackOptions {
             scx_args: Vec::new(),
             workloads: Vec::new(),
             watch_run_delay: false,
+            trace_scope: TraceScope::Attack,
             repetitions: 1,
             boots: 1,
             boot: None,
@@ -151,6 +155,8 @@ pub struct Plan {
     pub workloads: Vec<&'static str>,
     /// `--watch-run-delay`: sample the trial's threads' schedstat.
     pub watch_run_delay: bool,
+    /// `--trace-scope`.
+    pub trace_scope: TraceScope,
 }
 
 impl Plan {
@@ -161,6 +167,7 @@ impl Plan {
         check_counts(options)?;
         let producer = producer_plan(options, duration)?;
         check_collectors(options)?;
+        check_trace_scope(options)?;
         let audit_settings = audit_settings(options, &producer)?;
         check_workloads(options)?;
         check_distinct(options)?;
@@ -219,6 +226,7 @@ impl Plan {
             audit_settings,
             workloads: options.workloads.clone(),
             watch_run_delay: options.watch_run_delay,
+            trace_scope: options.trace_scope,
         })
     }
 
@@ -529,6 +537,23 @@ fn check_collectors(options: &AttackOptions) -> Result<(), InputError> {
         }
     }
     Ok(())
+}
+
+/// `--trace-scope all` needs collectors that share ground truth's switch: only the built-in
+/// ones can be accounted for exactly over the whole machine.
+fn check_trace_scope(options: &AttackOptions) -> Result<(), InputError> {
+    if !options.trace_scope.is_all() {
+        return Ok(());
+    }
+    match options.collectors.iter().find(|kind| !kind.traces_all()) {
+        Some(kind) => Err(InputError(format!(
+            "--trace-scope all needs a built-in collector (builtin, builtin-compact), and '{}' is \
+             not one: its account covers only the attack; use --collector builtin or leave \
+             --trace-scope at attack",
+            kind.name()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// auditd's backlog settings, one per limit and wait time (none without auditd).

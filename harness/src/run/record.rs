@@ -37,6 +37,7 @@ pub(super) fn trial_id(
         ring_size_bytes: spec.buffer.ring_bytes().unwrap_or(0),
         repetition: spec.repetition,
         boot: spec.boot,
+        trace_scope: plan.trace_scope.is_all().then_some(plan.trace_scope),
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! The workload runs in a cgroup v2 group of its own, `aegis-bench-<pid>-<n>-workload`, never
 //! in the attack's: ground truth and the collectors count by the attack's cgroup id, so the
-//! workload's syscalls stay out of the account. The harness starts `aegis-bench
+//! workload's syscalls stay out of the attack's account (under `--trace-scope all` they are
+//! the `workload` group's, by this cgroup's id). The harness starts `aegis-bench
 //! workload-worker` (a helper in its own process group that dies with the harness), which
 //! moves itself into that group, runs the real tool through the `workloads` crate and writes
 //! the parsed [`WorkloadResult`] as JSON. Every process the tool starts inherits the group, so
@@ -99,16 +100,19 @@ impl RunningWorkload {
         self.cgroup.path()
     }
 
-    /// Creates the group `aegis-bench-<pid>-<tag>-workload` under `root` and starts workload
-    /// `name` in it for `duration`; its result goes to a file in `dir`.
+    /// Creates the group `aegis-bench-<pid>-<tag>-workload` under `root`, hands its id to
+    /// `created` while it is still empty (ground truth classes it), and starts workload `name`
+    /// in it for `duration`; its result goes to a file in `dir`.
     pub fn start(
         name: &'static str,
         root: &Path,
         tag: &str,
         duration: Duration,
         dir: &Path,
+        created: impl FnOnce(u64) -> Result<()>,
     ) -> Result<Self> {
         let cgroup = AttackCgroup::create_named(root, &format!("{tag}-workload"))?;
+        created(cgroup.id())?;
         let report = dir.join(format!("workload-{tag}.json"));
         let _ = std::fs::remove_file(&report);
         let secs = duration.as_secs_f64().to_string();
