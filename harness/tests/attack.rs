@@ -408,7 +408,7 @@ fn workload_beside_the_attack_reports_the_share_it_kept() {
              collector_cycles,collector_instructions,hardware_counters_unavailable,\
              scheduler_args,trial_id,collector_cpu_share,boot,boot_id,cpu_model,cpus,\
              build_profile,host_machine,host_kernel,host_cpu_model,host_cpus,qemu_version,\
-             model_sha256"
+             model_sha256,evade"
         ),
         "{header}"
     );
