@@ -461,3 +461,98 @@ fn evaders_are_counted_exactly_and_recorded() {
     assert_restored(&before);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn trace_scope_all_accounts_for_every_group_and_attack_scope_records_none() {
+    if !have_root("trace_scope_all_accounts_for_every_group_and_attack_scope_records_none") {
+        return;
+    }
+    let dir = temp_dir("trace-scope");
+    let json = dir.join("all.json");
+    let before = snapshot();
+    // hackbench is syscall-heavy (reads and writes on pipes), and a large ring keeps the
+    // groups' loss low enough that every group has records.
+    let out = aegis(&[
+        "attack",
+        "--trace-scope",
+        "all",
+        "--collector",
+        "builtin,builtin-compact",
+        "--threads",
+        "2",
+        "--duration",
+        "2",
+        "--ring-size",
+        "8MiB",
+        "--workload",
+        "hackbench",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    assert_restored(&before);
+    let trials = read_trials(&json);
+    assert_eq!(trials.len(), 2);
+    for t in &trials {
+        assert_eq!(t["trace_scope"], "all", "{t}");
+        assert_adds_up(t);
+        let groups = &t["loss_by_group"];
+        let group = |name: &str, field: &str| {
+            groups[name][field]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{name}.{field} in {t}"))
+        };
+        // The attack's group is the attack's numbers, exactly.
+        for field in ["generated", "received", "dropped"] {
+            assert_eq!(group("attack", field), u64_of(t, field) as i64, "{t}");
+        }
+        assert_eq!(group("attack", "unmatched_at_switch"), 0, "{t}");
+        assert_eq!(groups["attack"]["loss_pct"], t["loss_pct"], "{t}");
+        // The workload's and the rest's events were traced (the harness itself reads the
+        // workload's cgroup files while the switch is on).
+        assert!(group("workload", "generated") > 0, "{t}");
+        assert!(group("rest", "generated") > 0, "{t}");
+        // Each group adds up within the bound, and the total is their sum.
+        let bound = u64_of(t, "unmatched_at_switch_bound") as i64;
+        assert!(bound >= 2 && bound % 2 == 0, "{t}");
+        let mut unmatched = 0;
+        for name in ["attack", "workload", "rest"] {
+            let off = group(name, "generated") - group(name, "received") - group(name, "dropped");
+            assert_eq!(off, group(name, "unmatched_at_switch"), "{name}: {t}");
+            unmatched += off.abs();
+        }
+        assert!(unmatched <= bound, "{t}");
+        for field in ["generated", "received", "dropped", "unmatched_at_switch"] {
+            let sum: i64 = ["attack", "workload", "rest"]
+                .iter()
+                .map(|name| group(name, field))
+                .sum();
+            assert_eq!(group("total", field), sum, "{field}: {t}");
+        }
+    }
+    assert!(stderr(&out).contains("by group, generated/received/dropped: attack "));
+
+    // The default scope records neither field.
+    let json = dir.join("attack.json");
+    let out = aegis(&[
+        "attack",
+        "--collector",
+        "builtin,builtin-compact",
+        "--threads",
+        "1",
+        "--count",
+        "2000",
+        "--duration",
+        "10",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    for t in read_trials(&json) {
+        assert_adds_up(&t);
+        for field in ["trace_scope", "loss_by_group", "unmatched_at_switch_bound"] {
+            assert!(t.get(field).is_none(), "{field} in {t}");
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

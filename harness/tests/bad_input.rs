@@ -552,3 +552,21 @@ fn an_evader_out_of_range_or_unknown_or_beside_a_cmd() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn trace_scope_all_with_a_collector_other_than_the_built_in_ones() {
+    check(
+        &[
+            "attack",
+            "--trace-scope",
+            "all",
+            "--collector",
+            "builtin,auditd",
+        ],
+        "--trace-scope all needs a built-in collector (builtin, builtin-compact), and 'auditd'",
+    );
+    check(
+        &["attack", "--trace-scope", "machine"],
+        "'machine' is not a trace scope",
+    );
+}
