@@ -252,6 +252,75 @@ fn keep_going_sets_failed_trials_aside_and_resume_retries_them() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A run of several boots goes boot by boot (`--boot B`, as the guests run it): a later boot
+/// keeps the failures of the boots before it, and retrying a boot decides only its own again.
+#[test]
+fn failures_of_earlier_boots_stay_listed_until_their_boot_is_retried() {
+    if !have_root("failures_of_earlier_boots_stay_listed_until_their_boot_is_retried") {
+        return;
+    }
+    let dir = temp_dir("matrix-boot-failures");
+    let fair = if kernel_is_eevdf() { "eevdf" } else { "cfs" };
+    let matrix = dir.join("matrix.toml");
+    std::fs::write(
+        &matrix,
+        format!(
+            "duration_s = 0.5\nboots = 2\nschedulers = [\"{fair}\"]\n\n[[attack]]\n\
+             flood = \"openat\"\nthreads = [1]\nring_size = [\"1MiB\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = |fault: Option<&str>, boot: &str| {
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(["run", "--allow-dirty", "--keep-going", "--matrix"])
+            .arg(&matrix)
+            .arg("--out")
+            .arg(&out)
+            .args(["--boot", boot])
+            .env("RUST_BACKTRACE", "0");
+        if out.join("trials.jsonl").exists() || out.join("run.json").exists() {
+            command.arg("--resume");
+        }
+        match fault {
+            Some(fault) => command.env("AEGIS_BENCH_INJECT_FAULT", fault),
+            None => command.env_remove("AEGIS_BENCH_INJECT_FAULT"),
+        };
+        command.output().unwrap()
+    };
+    let failed_ids = || -> Vec<String> {
+        let text = std::fs::read_to_string(out.join("failures.jsonl")).unwrap_or_default();
+        let mut ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let f: serde_json::Value = serde_json::from_str(l).unwrap();
+                f["trial_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let boot0 = "openat/eevdf/builtin/ring1MiB/x1/none/boot0/rep0".replace("eevdf", fair);
+    let boot1 = boot0.replace("boot0", "boot1");
+    assert_eq!(run(Some("error"), "0").status.code(), Some(1));
+    assert_eq!(failed_ids(), [boot0.clone()]);
+    let second = run(Some("error"), "1");
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("1 trial(s) failed in this run, 2 in all"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(failed_ids(), [boot0.clone(), boot1.clone()]);
+    // Boot 0 again, without the fault: its trial runs, boot 1's failure stays.
+    let retried = run(None, "0");
+    assert_eq!(retried.status.code(), Some(1), "{}", stderr(&retried));
+    assert_eq!(failed_ids(), [boot1]);
+    assert_eq!(trial_ids(&out), [boot0]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// Runs a repository matrix in a guest into `out`.
 fn run_in_guest(matrix: &str, out: &Path) {
     let out_text = out.to_str().unwrap();

@@ -220,6 +220,13 @@ fn run_on_host(
             todo.len()
         );
     }
+    // Failures of trials this run does not retry stay true (another boot's, in a run of
+    // several boots); those it retries are decided again.
+    let retried: BTreeSet<&str> = todo.iter().map(|p| p.id.as_str()).collect();
+    let earlier: Vec<Failure> = Failure::read_all(&out.dir.join(FAILURES_FILE))?
+        .into_iter()
+        .filter(|f| !retried.contains(f.trial_id.as_str()) && !done.contains(&f.trial_id))
+        .collect();
     let uses_audit = plans
         .iter()
         .any(|plan| plan.collectors.contains(&CollectorKind::Auditd));
@@ -229,7 +236,8 @@ fn run_on_host(
         info,
         progress: Progress::new(todo.len()),
         keep_going,
-        failures: Vec::new(),
+        new_failures: 0,
+        failures: earlier,
         started_at: String::new(),
     };
     let jobs: Vec<(&Plan, &TrialSpec)> = todo
@@ -248,7 +256,9 @@ struct MatrixSink<'a> {
     info: RunInfo,
     progress: Progress,
     keep_going: bool,
+    /// Every failure the directory lists: earlier runs' that still hold, and this run's.
     failures: Vec<Failure>,
+    new_failures: usize,
     /// When the trial being run started.
     started_at: String,
 }
@@ -292,12 +302,8 @@ impl TrialSink for MatrixSink<'_> {
             error: format!("{err:#}"),
             started_at: std::mem::take(&mut self.started_at),
         });
-        let lines: Vec<String> = self
-            .failures
-            .iter()
-            .map(|f| serde_json::to_string(f).expect("a failure serializes"))
-            .collect();
-        crate::files::write_atomically(&self.failures_path(), (lines.join("\n") + "\n").as_bytes())
+        self.new_failures += 1;
+        self.write_failures()
     }
 }
 
@@ -306,15 +312,30 @@ impl MatrixSink<'_> {
         self.out.dir.join(FAILURES_FILE)
     }
 
+    /// `failures.jsonl` as `failures` says, or no file when there are none.
+    fn write_failures(&self) -> Result<()> {
+        let path = self.failures_path();
+        if self.failures.is_empty() {
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+            return Ok(());
+        }
+        let lines: Vec<String> = self
+            .failures
+            .iter()
+            .map(|f| serde_json::to_string(f).expect("a failure serializes"))
+            .collect();
+        crate::files::write_atomically(&path, (lines.join("\n") + "\n").as_bytes())
+    }
+
     /// The end of the run: the table, where the trials are, and the exit status (1 when
     /// trials were set aside).
     fn finish(self, trials: &[Trial]) -> Result<i32> {
+        // Failures of an earlier run that this one retried are gone from the list.
+        self.write_failures()?;
         let failures_path = self.failures_path();
-        if self.failures.is_empty() && failures_path.exists() {
-            // Failures of an earlier run that this one completed are no longer true.
-            std::fs::remove_file(&failures_path)
-                .with_context(|| format!("removing {}", failures_path.display()))?;
-        }
         crate::out!("{}", table::render(trials));
         crate::out!(
             "wrote {} and {} ({} trials, {})",
@@ -325,7 +346,9 @@ impl MatrixSink<'_> {
         );
         if !self.failures.is_empty() {
             crate::say!(
-                "{} trial(s) failed (see {}); rerun with --resume to retry them",
+                "{} trial(s) failed in this run, {} in all (see {}); rerun with --resume to \
+                 retry them",
+                self.new_failures,
                 self.failures.len(),
                 failures_path.display()
             );

@@ -87,18 +87,10 @@ impl Request {
     /// `failures`: the run directory's `failures.jsonl` (none when it has no such file).
     fn failed(&self, root: &Path) -> Result<Vec<(String, String)>> {
         let path = root.join(&self.path).join("failures.jsonl");
-        if !path.is_file() {
-            return Ok(Vec::new());
-        }
-        let text = crate::files::read_input(&path)?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let failure: crate::results::trial::Failure = serde_json::from_str(line)
-                    .with_context(|| format!("parsing {}", path.display()))?;
-                Ok((failure.trial_id, failure.error))
-            })
-            .collect()
+        Ok(crate::results::trial::Failure::read_all(&path)?
+            .into_iter()
+            .map(|f| (f.trial_id, f.error))
+            .collect())
     }
 
     /// `metrics`: `rows=a,b cols=m1,m2 [where=field:value,...] [decimals=N]`.

@@ -61,6 +61,23 @@ pub struct Failure {
     pub started_at: String,
 }
 
+impl Failure {
+    /// The failures a run directory's `failures.jsonl` lists (none without the file).
+    pub fn read_all(path: &std::path::Path) -> anyhow::Result<Vec<Failure>> {
+        use anyhow::Context;
+        if !path.is_file() {
+            return Ok(Vec::new());
+        }
+        let text = crate::files::read_input(path)?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                serde_json::from_str(line).with_context(|| format!("parsing {}", path.display()))
+            })
+            .collect()
+    }
+}
+
 /// What the trial was: its cell (scheduler, collector, attack, buffer) and repetition.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrialId {
