@@ -304,7 +304,7 @@ fn failures_of_earlier_boots_stay_listed_until_their_boot_is_retried() {
     let boot0 = "openat/eevdf/builtin/ring1MiB/x1/none/boot0/rep0".replace("eevdf", fair);
     let boot1 = boot0.replace("boot0", "boot1");
     assert_eq!(run(Some("error"), "0").status.code(), Some(1));
-    assert_eq!(failed_ids(), [boot0.clone()]);
+    assert_eq!(failed_ids(), std::slice::from_ref(&boot0));
     let second = run(Some("error"), "1");
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     assert!(
