@@ -26,8 +26,11 @@ pub const MAX_SPIN_US: u32 = 100_000;
 pub const MAX_SPREAD_ITERATIONS: u32 = 1_000_000;
 pub const MAX_HOGS: u32 = 1024;
 
-/// How the flood evades (see the module docs); `None` floods as fast as it can.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How the flood evades (see the module docs); `None` floods as fast as it can. Ordered as the
+/// variants are declared, then by their number.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub enum Evade {
     #[default]
@@ -92,6 +95,15 @@ impl FromStr for Evade {
             }),
             _ => Err(BadEvade(format!("'{text}' is not an evader; {usage}"))),
         }
+    }
+}
+
+/// The attack's name in trial ids and tables: the flood's, with the evader after a `+`
+/// (`openat+spin:200`); `none` or no evader names the plain flood.
+pub fn attack_name(flood: &str, evade: Option<&str>) -> String {
+    match evade.filter(|evade| *evade != "none") {
+        Some(evade) => format!("{flood}+{evade}"),
+        None => flood.to_string(),
     }
 }
 

@@ -57,10 +57,7 @@ pub fn render(trials: &[Trial]) -> String {
         let mut row = vec![
             t.id.scheduler.clone(),
             t.id.collector.clone(),
-            match &t.attack.evade {
-                Some(evade) => format!("{}+{evade}", t.id.flood),
-                None => t.id.flood.clone(),
-            },
+            attacks::evade::attack_name(&t.id.flood, t.attack.evade.as_deref()),
             t.id.threads.to_string(),
             buffer(t),
             t.accounting.generated.to_string(),

@@ -32,35 +32,29 @@ pub(super) fn evader(t: &Trial) -> Option<&str> {
     t.attack.evade.as_deref().filter(|e| *e != "none")
 }
 
-/// An attack on the x axis. The derived order is the axis's: the plain flood, the spins by
-/// their microseconds, the spreads by their iterations, the hogs by their threads, then any
-/// evader this build does not know, by name.
+/// An attack on the x axis: an evader this build knows, or another by name. The derived order
+/// is the axis's: [`Evade`]'s (the plain flood, the spins by their microseconds, the spreads by
+/// their iterations, the hogs by their threads), then the unknown ones by name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Attack {
-    Plain,
-    Spin(u32),
-    Spread(u32),
-    Hogs(u32),
+    Known(Evade),
     Other(String),
 }
 
 impl Attack {
+    pub const PLAIN: Attack = Attack::Known(Evade::None);
+
     pub fn of(t: &Trial) -> Attack {
         let Some(text) = evader(t) else {
-            return Attack::Plain;
+            return Attack::PLAIN;
         };
-        match text.parse::<Evade>() {
-            Ok(Evade::None) => Attack::Plain,
-            Ok(Evade::Spin { us }) => Attack::Spin(us),
-            Ok(Evade::Spread { iterations }) => Attack::Spread(iterations),
-            Ok(Evade::Hogs { threads }) => Attack::Hogs(threads),
-            Err(_) => Attack::Other(text.to_string()),
-        }
+        text.parse()
+            .map_or_else(|_| Attack::Other(text.to_string()), Attack::Known)
     }
 
     /// On the spin curve: the plain flood (a spin of 0) and the spins.
     fn on_curve(&self) -> bool {
-        matches!(self, Attack::Plain | Attack::Spin(_))
+        matches!(self, Attack::Known(Evade::None | Evade::Spin { .. }))
     }
 }
 
@@ -68,10 +62,7 @@ impl Attack {
 impl fmt::Display for Attack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Attack::Plain => f.write_str("none"),
-            Attack::Spin(us) => write!(f, "spin:{us}"),
-            Attack::Spread(n) => write!(f, "spread:{n}"),
-            Attack::Hogs(n) => write!(f, "hogs:{n}"),
+            Attack::Known(evade) => evade.fmt(f),
             Attack::Other(text) => f.write_str(text),
         }
     }
@@ -538,7 +529,7 @@ mod tests {
             ]
         );
         // `evade: "none"` is the plain flood too: one category, two trials.
-        assert_eq!(Attack::of(&trials[7]), Attack::Plain);
+        assert_eq!(Attack::of(&trials[7]), Attack::PLAIN);
         assert_eq!(e.values[&(2, 0, 0, 0)].mean, 1.0);
         let curve: Vec<bool> = e.attacks.iter().map(Attack::on_curve).collect();
         assert_eq!(curve, [true, true, true, true, true, false, false]);
@@ -609,7 +600,11 @@ mod tests {
         // The 4-thread flood met no evader: left out. builtin-compact has no plain flood.
         assert_eq!(
             e.attacks,
-            [Attack::Plain, Attack::Spread(16), Attack::Hogs(4)]
+            [
+                Attack::PLAIN,
+                Attack::Known(Evade::Spread { iterations: 16 }),
+                Attack::Known(Evade::Hogs { threads: 4 })
+            ]
         );
         assert_eq!(e.values[&(2, 0, 0, 0)].mean, 80.0);
         assert_eq!(e.values.get(&(2, 1, 0, 0)), None);

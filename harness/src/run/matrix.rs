@@ -135,10 +135,9 @@ impl AttackEntry {
     /// The attack's name: its `name`, else its flood kind (`openat+spin:200` with an evader,
     /// as `attack` names it).
     fn label(&self) -> String {
-        match (&self.name, &self.evade) {
-            (Some(name), _) => name.clone(),
-            (None, Some(evade)) if evade != "none" => format!("{}+{evade}", self.flood),
-            (None, _) => self.flood.clone(),
+        match &self.name {
+            Some(name) => name.clone(),
+            None => attacks::evade::attack_name(&self.flood, self.evade.as_deref()),
         }
     }
 }

@@ -203,11 +203,10 @@ impl Plan {
         }
         Ok(Plan {
             attack_label: match &producer {
-                // An evader is another attack: `openat+spin:200`.
-                ProducerPlan::Flood { spec, .. } if !spec.evade.is_none() => {
-                    format!("{}+{}", spec.kind.name(), spec.evade)
+                // An evader is another attack.
+                ProducerPlan::Flood { spec, .. } => {
+                    attacks::evade::attack_name(spec.kind.name(), Some(&spec.evade.to_string()))
                 }
-                ProducerPlan::Flood { spec, .. } => spec.kind.name().to_string(),
                 ProducerPlan::Command(_) => "cmd".to_string(),
             },
             scheduler_label: None,
