@@ -96,17 +96,22 @@ pub struct GroupLoss {
     pub unmatched_at_switch: i64,
 }
 
+/// The share of `generated` events lost, in percent (0 when there were none).
+pub fn loss_pct(dropped: u64, generated: u64) -> f64 {
+    if generated == 0 {
+        0.0
+    } else {
+        100.0 * dropped as f64 / generated as f64
+    }
+}
+
 impl GroupLoss {
     pub fn new(generated: u64, tally: Tally) -> Self {
         GroupLoss {
             generated,
             received: tally.received,
             dropped: tally.dropped,
-            loss_pct: if generated == 0 {
-                0.0
-            } else {
-                100.0 * tally.dropped as f64 / generated as f64
-            },
+            loss_pct: loss_pct(tally.dropped, generated),
             unmatched_at_switch: generated as i64 - (tally.received + tally.dropped) as i64,
         }
     }

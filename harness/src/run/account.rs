@@ -124,14 +124,9 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
     }
     let tallied: u64 = attack.syscalls.values().sum();
     let total_truth: u64 = truth.values().sum();
-    let loss_pct = if generated == 0 {
-        0.0
-    } else {
-        100.0 * collector.dropped as f64 / generated as f64
-    };
     Ok(Accounted {
         generated,
-        loss_pct,
+        loss_pct: crate::results::scope::loss_pct(collector.dropped, generated),
         incidental_syscalls: total_truth.saturating_sub(tallied),
     })
 }
