@@ -133,18 +133,7 @@ fn sigkill_of_the_harness_takes_its_helpers_along() {
     child.kill().unwrap();
     child.wait().unwrap();
     // Its private work directory (logs of every syscall) stays behind a SIGKILL.
-    let work_dirs = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("aegis-bench-{killed}-"))
-            })
-            .map(|e| e.path())
-            .collect()
-    };
+    let work_dirs = || work_dirs_of(killed, "");
     let left = work_dirs();
     assert_eq!(left.len(), 1, "{left:?}");
     use std::os::unix::fs::PermissionsExt;

@@ -401,19 +401,7 @@ fn sigkill_of_the_harness_takes_qemu_along() {
     assert_no_guest_left(pid);
     // Its host directory (the guest's image) stays behind; the next run, here a host trial,
     // removes it.
-    let left = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(&format!("aegis-bench-{pid}-vm-"))
-            })
-            .collect()
-    };
+    let left = || work_dirs_of(pid, "vm-");
     assert_eq!(left().len(), 1, "{:?}", left());
     let before = snapshot();
     let out = aegis(&["attack", "--threads", "1", "--duration", "0.2"]);

@@ -96,6 +96,18 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The work directories of the aegis-bench with pid `pid` whose names go on with `label`
+/// (`aegis-bench-<pid>-<label>...` in the temporary directory; `""` for all of them).
+pub fn work_dirs_of(pid: u32, label: &str) -> Vec<PathBuf> {
+    let prefix = format!("aegis-bench-{pid}-{label}");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
 pub fn read_trials(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
