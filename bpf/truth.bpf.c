@@ -7,6 +7,9 @@
  *
  * With --trace-scope all (trace_all), every other task's syscalls are counted too, by group
  * (bpf/scope.h) and syscall number in a fixed array, while the shared switch is on.
+ *
+ * With record_tids, the thread ids that made the counted syscalls are kept too: a collector
+ * that records the whole machine (sysdig) is matched against the attack by them.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -17,6 +20,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load: count the other groups too (--trace-scope all). */
 const volatile __u8 trace_all = 0;
+/* Set by user space before load: keep the attack's thread ids in attack_tids. */
+const volatile __u8 record_tids = 0;
 
 /* cgroup ids whose syscalls are counted; filled by user space. */
 struct {
@@ -42,7 +47,16 @@ struct {
 	__type(value, __u64);
 } group_counts SEC(".maps");
 
+/* Thread ids that made a counted syscall (record_tids); the guest's pid_max is 32768. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} attack_tids SEC(".maps");
+
 __u64 nr_insert_failures = 0;
+__u64 nr_tid_insert_failures = 0;
 
 /* A syscall outside the watched cgroups, under --trace-scope all. */
 static __always_inline void count_group(long id, __u64 cgroup_id)
@@ -87,5 +101,13 @@ int aegis_truth(struct sys_enter_ctx *ctx)
 	}
 	/* The value is per CPU and this program does not nest on one CPU. */
 	*count += 1;
+	if (record_tids) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		__u8 one = 1;
+
+		if (!bpf_map_lookup_elem(&attack_tids, &tid) &&
+		    bpf_map_update_elem(&attack_tids, &tid, &one, BPF_ANY))
+			__sync_fetch_and_add(&nr_tid_insert_failures, 1);
+	}
 	return 0;
 }

@@ -4,8 +4,10 @@
 #   libelf-dev zlib1g-dev pkg-config make   libbpf-sys builds its own libbpf with these
 #   libseccomp-dev libclang1-19   scx_rustland (make tools): its core links libseccomp, bindgen needs libclang
 #   auditd            the audit collector and `doctor`'s audit check
-#   sysdig            the sysdig collector's detection (installed without its Recommends: the
-#                     falcosecurity-scap-dkms module source would need kernel headers to build)
+#   sysdig            the sysdig collector, copied into the cfs guest (installed without its
+#                     Recommends: its driver is built for the guest's kernel, not the host's)
+#   gcc-12 binutils   building sysdig's driver against the cfs guest kernel's headers (Debian
+#                     built that kernel with gcc-12)
 #   util-linux        setpriv/unshare used by the tests (normally present)
 #   busybox-static    the guest runner's initramfs (`aegis-bench vm`, `attack --vm`)
 #   stress-ng rt-tests sysbench nginx-light wrk redis-server redis-tools gcc
@@ -16,7 +18,7 @@
 #                     fontconfig at run time)
 set -euo pipefail
 
-packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd sysdig util-linux)
+packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd sysdig gcc-12 binutils util-linux)
 
 # The guest runner's initramfs.
 packages+=(busybox-static)

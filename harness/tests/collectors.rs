@@ -371,7 +371,21 @@ fn sysdig_and_eaudit_say_why_they_cannot_run() {
         "--duration",
         "0.2",
     ]);
-    assert_one_line_refusal(&out, "collector 'sysdig' cannot be used here: ");
+    assert_one_line_refusal(&out, "collector 'sysdig' cannot capture here: ");
+    assert_one_line_refusal(&out, "add --vm --vm-kernel cfs");
+    // Nor in the sched-ext guest, whose kernel has no published headers to build its driver.
+    let out = aegis(&[
+        "attack",
+        "--vm",
+        "--collector",
+        "sysdig",
+        "--duration",
+        "0.2",
+    ]);
+    assert_one_line_refusal(
+        &out,
+        "collector 'sysdig' cannot run in the sched-ext guest: ",
+    );
     let out = Command::new(BIN)
         .args(["attack", "--collector", "eaudit", "--duration", "0.2"])
         .env_remove("AEGIS_EAUDIT_DIR")

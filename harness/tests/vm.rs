@@ -286,6 +286,62 @@ fn cfs_guest_runs_a_cfs_trial() {
     assert_adds_up(t);
 }
 
+/// Debian's sysdig with its driver, built for the cfs guest's kernel on the first run, against
+/// a short flood: every attack event found in its capture or dropped by its driver, the canary
+/// in the capture, and the driver unloaded afterwards.
+#[test]
+fn sysdig_captures_the_attack_in_the_cfs_guest() {
+    if !have_root("sysdig_captures_the_attack_in_the_cfs_guest") {
+        return;
+    }
+    let dir = temp_dir("vm-sysdig");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--vm",
+        "--vm-kernel",
+        "cfs",
+        "--collector",
+        "sysdig",
+        "--flood",
+        "openat",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let t = &read_trials(&json)[0];
+    assert_eq!(t["collector"], "sysdig");
+    assert!(
+        t["collector_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("sysdig ")),
+        "{}",
+        t["collector_version"]
+    );
+    assert_adds_up(t);
+    assert!(u64_of(t, "received") > 1000, "{t}");
+    assert_eq!(t["canary_recorded"], true, "{t}");
+    let sysdig = &t["sysdig"];
+    assert!(
+        sysdig["n_evts"].as_u64().unwrap() > u64_of(t, "received"),
+        "{t}"
+    );
+    assert!(
+        sysdig["attack_missed"].as_u64().unwrap() <= sysdig["n_drops"].as_u64().unwrap(),
+        "{t}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("aegis-guest: modules the command left loaded: none"),
+        "the driver stayed loaded:\n{err}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn offline_with_an_empty_cache_fails_before_booting() {
     let cache = temp_dir("vm-empty-cache");

@@ -232,7 +232,7 @@ fn socket_queue(auditd_pid: u32) -> Result<(u64, u64)> {
 }
 
 /// User + system CPU seconds of a live process.
-fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
+pub(super) fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = &stat[stat.rfind(')').context("malformed /proc/pid/stat")? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();

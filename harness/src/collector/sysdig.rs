@@ -1,22 +1,74 @@
-//! sysdig: detected, never faked.
+//! sysdig: Debian's sysdig, run as its users run it: its kernel module (`scap.ko`, built from
+//! Debian's `falcosecurity-scap-dkms` against the guest kernel's headers, see
+//! [`crate::vm::scap`]) loaded, `sysdig -v -w FILE` capturing every process of the machine, and
+//! the capture read back with `sysdig -r` once it stops.
 //!
-//! sysdig captures through a driver: the `scap` kernel module (`/dev/scap0`), a classic eBPF
-//! probe compiled against this kernel's headers (`-B FILE`, or `SYSDIG_BPF_PROBE`), or, in
-//! newer releases, a CO-RE "modern" probe (`--modern-bpf`). [`probe`] finds out which of them
-//! this machine has *without running the capture*: `sysdig -B` with no file runs
-//! `scap-driver-loader`, which mounts debugfs and tries to download or compile a probe, and
-//! that is not a check that may change the machine.
+//! **Which records are the attack's.** sysdig records the whole machine, so the attack's events
+//! are found by thread id: ground truth keeps the ids of the threads whose syscalls it counted
+//! in the attack's cgroup ([`crate::measure::truth::GroundTruth::attack_tids`]). The attack worker
+//! makes syscalls of its own before it joins the cgroup (which ground truth does not count),
+//! then holds at a gate without a syscall; while it holds, the harness opens a file that does
+//! not exist (the *start mark*). Records of the attack's threads after the start mark's record
+//! are the attack's; the capture's global order is sysdig's own (by timestamp).
 //!
-//! Where sysdig can capture, its loss figure is still not one aegis-bench can account for
-//! exactly: `Driver Drops` (printed by `sysdig -v` at the end of a capture) counts dropped
-//! *events* (one on syscall entry, one on exit) of *every process on the machine*, so it
-//! cannot be matched with the attack's syscalls counted by ground truth. The collector is
-//! therefore refused with that reason rather than run for a number that cannot add up.
+//! **Received and dropped.** An event is a syscall *entry* record (`evt.dir=>`) of a syscall in
+//! [`RunningCollector::traced_syscalls`]: ground truth counts entries too, and a clone has one
+//! entry but two exits. `received` = the attack's entry records; `dropped` = ground truth's
+//! count minus `received`. sysdig's driver counts what it dropped (`Driver Drops`, every
+//! process, entries and exits counted apart): each missing attack entry is one of those, so a
+//! trial where more attack events are missing than the driver dropped fails, naming both
+//! numbers: the matching is wrong, not sysdig.
+//!
+//! Anywhere no driver can be loaded (the host: no modules; the sched-ext guest: no headers
+//! published for its kernel) the collector is refused with the reason ([`probe`]), found
+//! *without running a capture*: `sysdig -B` with no file runs `scap-driver-loader`, which
+//! mounts debugfs and tries to download or compile a probe, and that is not a check that may
+//! change the machine.
 
-use std::path::Path;
-use std::process::Command;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libc::c_long;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use super::audit_state::find_program;
+use super::{CanarySeen, CollectorSetup, CollectorStats, RunningCollector};
+use crate::error::InputError;
+use crate::results::collector::SysdigOutcome;
+
+/// The driver's buffer per CPU (`RING_BUF_SIZE` in the scap module's `ppm_ringbuffer.h`).
+pub const DRIVER_BUFFER_BYTES: u64 = 8 << 20;
+/// Where the guest runner puts the driver it built for the guest's kernel.
+pub const GUEST_MODULE: &str = "/aegis/drivers/scap.ko";
+/// The module's name once loaded.
+const MODULE_NAME: &str = "scap";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(300);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The syscalls sysdig records as their own event types, under the kernel's names (checked
+/// against the driver's tables and the floods in the cfs guest).
+const RECORDED: &[(c_long, &str)] = &[
+    (libc::SYS_openat, "openat"),
+    (libc::SYS_close, "close"),
+    (libc::SYS_read, "read"),
+    (libc::SYS_write, "write"),
+    (libc::SYS_clone, "clone"),
+    (libc::SYS_execve, "execve"),
+    (libc::SYS_wait4, "wait4"),
+    (libc::SYS_exit_group, "exit_group"),
+    (libc::SYS_socket, "socket"),
+    (libc::SYS_connect, "connect"),
+    (libc::SYS_newfstatat, "newfstatat"),
+    (libc::SYS_unlinkat, "unlinkat"),
+];
+/// The canary's syscalls (create, close, unlink), recorded whatever the flood.
+const CANARY: &[c_long] = &[libc::SYS_openat, libc::SYS_close, libc::SYS_unlinkat];
 
 /// Whether the sysdig on this machine can capture.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,14 +167,537 @@ pub fn probe() -> Capture {
     ))
 }
 
-/// Why `--collector sysdig` is refused here (one line).
-pub fn why_unusable() -> String {
-    match probe() {
+/// Why `--collector sysdig` cannot run here, or `None` when it can: sysdig is installed and
+/// its driver is loaded or at hand ([`GUEST_MODULE`]).
+fn why_not_here() -> Option<String> {
+    if find_program("sysdig").is_some()
+        && (Path::new("/dev/scap0").exists() || Path::new(GUEST_MODULE).is_file())
+    {
+        return None;
+    }
+    Some(match probe() {
         Capture::No(reason) => reason,
-        Capture::Yes(driver) => format!(
-            "sysdig can capture here with {driver}, but its Driver Drops count events (syscall \
-             entries and exits) of every process on the machine, so the attack's loss cannot be \
-             accounted for exactly and no figure is printed"
-        ),
+        Capture::Yes(driver) => {
+            format!("only its {driver} is here, which this harness does not load")
+        }
+    })
+}
+
+/// Checks that sysdig can capture here; the one-line error names where it can.
+pub fn check_available() -> Result<(), InputError> {
+    match why_not_here() {
+        None => Ok(()),
+        Some(reason) => Err(InputError(format!(
+            "collector 'sysdig' cannot capture here: {reason}; it runs in the cfs guest, where \
+             aegis-bench builds its driver: add --vm --vm-kernel cfs"
+        ))),
+    }
+}
+
+/// What `doctor` says of sysdig on this machine.
+pub fn doctor_line() -> Result<String, String> {
+    match why_not_here() {
+        None => Ok("can capture here (its driver is loaded or at hand)".into()),
+        Some(reason) => Err(format!(
+            "not here: {reason}; runs in the cfs guest (--vm --vm-kernel cfs)"
+        )),
+    }
+}
+
+/// sysdig's counters, from the summary `sysdig -v` prints when it stops.
+fn parse_summary(text: &str) -> Option<(u64, u64)> {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(key))
+            .and_then(|rest| rest.trim().parse::<u64>().ok())
+    };
+    Some((value("Driver Events:")?, value("Driver Drops:")?))
+}
+
+/// One record of `sysdig -r` as [`SysdigCollector::read_back`] asks for it.
+#[derive(Debug, PartialEq, Eq)]
+struct Record<'a> {
+    tid: u32,
+    enter: bool,
+    event: &'a str,
+    /// The `name` argument (exit records of openat and unlinkat), `<NA>` otherwise.
+    name: &'a str,
+}
+
+fn parse_record(line: &str) -> Option<Record<'_>> {
+    let mut fields = line.splitn(4, ' ');
+    let tid = fields.next()?.parse().ok()?;
+    let enter = match fields.next()? {
+        ">" => true,
+        "<" => false,
+        _ => return None,
+    };
+    Some(Record {
+        tid,
+        enter,
+        event: fields.next()?,
+        name: fields.next().unwrap_or(""),
+    })
+}
+
+/// The calling thread's id.
+fn gettid() -> u32 {
+    nix::unistd::gettid().as_raw() as u32
+}
+
+pub struct SysdigCollector {
+    /// `sysdig -w`; `None` once stopped.
+    child: Option<Child>,
+    pid: u32,
+    capture: PathBuf,
+    output: PathBuf,
+    work_dir: PathBuf,
+    traced: BTreeSet<u32>,
+    /// We loaded the driver, so we unload it.
+    loaded_module: bool,
+    version: String,
+    /// The start mark's path and the thread that opened it.
+    mark: Option<(PathBuf, u32)>,
+    /// `(event, name)` of the attack's openat/unlinkat exits naming a file in the work dir.
+    named: Vec<(String, String)>,
+    summary: Option<(u64, u64)>,
+}
+
+impl SysdigCollector {
+    pub fn start(setup: &CollectorSetup<'_>) -> Result<Self> {
+        let binary = find_program("sysdig").context("sysdig is not installed")?;
+        let mut syscalls: BTreeSet<c_long> = CANARY.iter().copied().collect();
+        match setup.flood {
+            Some(flood) => syscalls.extend(flood.syscalls()),
+            None => syscalls.extend(RECORDED.iter().map(|(nr, _)| *nr)),
+        }
+        let traced = syscalls
+            .into_iter()
+            .filter(|nr| RECORDED.iter().any(|(known, _)| known == nr))
+            .map(|nr| nr as u32)
+            .collect();
+        let mut collector = SysdigCollector {
+            child: None,
+            pid: 0,
+            capture: setup.work_dir.join("sysdig.scap"),
+            output: setup.work_dir.join("sysdig.out"),
+            work_dir: setup.work_dir.to_path_buf(),
+            traced,
+            loaded_module: false,
+            version: version(&binary),
+            mark: None,
+            named: Vec::new(),
+            summary: None,
+        };
+        collector.load_driver()?;
+        let output = std::fs::File::create(&collector.output)
+            .with_context(|| format!("creating {}", collector.output.display()))?;
+        let child = Command::new(&binary)
+            .arg("-v")
+            .arg("-w")
+            .arg(&collector.capture)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        collector.pid = child.id();
+        collector.child = Some(child);
+        collector.wait_until_capturing()?;
+        Ok(collector)
+    }
+
+    fn load_driver(&mut self) -> Result<()> {
+        if Path::new("/dev/scap0").exists() {
+            return Ok(());
+        }
+        let file = std::fs::File::open(GUEST_MODULE)
+            .with_context(|| format!("opening sysdig's driver {GUEST_MODULE}"))?;
+        nix::kmod::finit_module(&file, c"", nix::kmod::ModuleInitFlags::empty())
+            .with_context(|| format!("loading sysdig's driver {GUEST_MODULE}"))?;
+        self.loaded_module = true;
+        // devtmpfs creates the devices as the module registers them.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !Path::new("/dev/scap0").exists() {
+            if Instant::now() > deadline {
+                bail!("sysdig's driver loaded but /dev/scap0 did not appear");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn unload_driver(&mut self) -> Result<()> {
+        if self.loaded_module {
+            nix::kmod::delete_module(c"scap", nix::kmod::DeleteModuleFlags::O_NONBLOCK)
+                .with_context(|| format!("unloading sysdig's driver ({MODULE_NAME})"))?;
+            self.loaded_module = false;
+        }
+        Ok(())
+    }
+
+    fn messages(&self) -> String {
+        std::fs::read_to_string(&self.output)
+            .map(|text| text.trim().lines().last().unwrap_or("").to_string())
+            .unwrap_or_default()
+    }
+
+    /// sysdig captures once it holds every `/dev/scap*` and has written its file's header.
+    fn wait_until_capturing(&mut self) -> Result<()> {
+        let devices = std::fs::read_dir("/dev")?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("scap"))
+            .count();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok())
+                .flatten()
+            {
+                bail!(
+                    "sysdig exited ({status}) before capturing: {}",
+                    self.messages()
+                );
+            }
+            let open = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+                .map(|fds| {
+                    fds.flatten()
+                        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                        .filter(|target| target.to_string_lossy().starts_with("/dev/scap"))
+                        .count()
+                })
+                .unwrap_or(0);
+            let written = std::fs::metadata(&self.capture).map_or(0, |m| m.len());
+            if open >= devices && written > 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "sysdig did not start capturing within {READY_TIMEOUT:?} ({open} of \
+                     {devices} devices open, {written} bytes written): {}",
+                    self.messages()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// sysdig stops reading at SIGINT and whatever its driver still buffers is discarded
+    /// without being counted as dropped, so it is only stopped once it has caught up: it then
+    /// sleeps between polls of the buffers (little CPU) and writes little. Stopping too early
+    /// cannot go unnoticed: the attack's events left unread would be missing beyond the
+    /// driver's drops, which fails the trial.
+    fn wait_until_drained(&self) -> Result<()> {
+        const QUIET_SAMPLES: u32 = 3;
+        const SAMPLE: Duration = Duration::from_millis(250);
+        let sample = || -> Result<(f64, u64)> {
+            let (user, system) = super::auditd::cpu_seconds(self.pid)?;
+            Ok((
+                user + system,
+                std::fs::metadata(&self.capture).map_or(0, |m| m.len()),
+            ))
+        };
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let mut last = sample()?;
+        let mut quiet = 0;
+        while quiet < QUIET_SAMPLES {
+            if Instant::now() > deadline {
+                bail!("sysdig did not catch up with its driver's buffers within {DRAIN_TIMEOUT:?}");
+            }
+            std::thread::sleep(SAMPLE);
+            let now = sample()?;
+            let busy = (now.0 - last.0) / SAMPLE.as_secs_f64();
+            let written = now.1.saturating_sub(last.1);
+            quiet = if busy < 0.25 && written < 256 << 10 {
+                quiet + 1
+            } else {
+                0
+            };
+            last = now;
+        }
+        Ok(())
+    }
+
+    /// Reads the capture back: the attack's entry records of the traced syscalls, by syscall,
+    /// and the attack's openat/unlinkat exits that name a file in the work directory.
+    fn read_back(&mut self, attack_tids: &BTreeSet<u32>) -> Result<BTreeMap<u32, u64>> {
+        let (mark, mark_tid) = self
+            .mark
+            .clone()
+            .context("the attack never joined its cgroup")?;
+        let names: Vec<&str> = self
+            .traced
+            .iter()
+            .filter_map(|nr| RECORDED.iter().find(|(k, _)| *k as u32 == *nr))
+            .map(|(_, name)| *name)
+            .collect();
+        let filter = format!(
+            "(evt.dir=> and evt.type in ({})) or (evt.dir=< and evt.type in (openat, unlinkat) \
+             and evt.arg.name contains \"{}\")",
+            names.join(", "),
+            self.work_dir.display()
+        );
+        let mut child = Command::new(find_program("sysdig").context("sysdig is not installed")?)
+            .arg("-r")
+            .arg(&self.capture)
+            // `*`: print every record, also those without a `name` argument (sysdig skips a
+            // record one of whose fields it cannot fill, otherwise).
+            .args(["-p", "*%thread.tid %evt.dir %evt.type %evt.arg.name"])
+            .arg(&filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting sysdig -r")?;
+        let stdout = child.stdout.take().context("sysdig -r has no stdout")?;
+        let mark_name = mark.to_string_lossy().into_owned();
+        let mut marked = false;
+        let mut received: BTreeMap<u32, u64> = BTreeMap::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading sysdig -r")?;
+            let Some(record) = parse_record(&line) else {
+                continue;
+            };
+            if !marked {
+                marked = record.tid == mark_tid && !record.enter && record.name == mark_name;
+                continue;
+            }
+            if !attack_tids.contains(&record.tid) {
+                continue;
+            }
+            if record.enter {
+                if let Some((nr, _)) = RECORDED.iter().find(|(_, n)| *n == record.event) {
+                    *received.entry(*nr as u32).or_default() += 1;
+                }
+            } else {
+                self.named
+                    .push((record.event.to_string(), record.name.to_string()));
+            }
+        }
+        let out = child.wait_with_output().context("waiting for sysdig -r")?;
+        if !out.status.success() {
+            bail!(
+                "sysdig -r {} failed ({}): {}",
+                self.capture.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        if !marked {
+            bail!(
+                "the start mark ({mark_name}, thread {mark_tid}) is not in sysdig's capture: the \
+                 attack's records cannot be told from the rest"
+            );
+        }
+        Ok(received)
+    }
+}
+
+/// Waits for `pid` (our child) to exit, with its CPU seconds (user, system).
+fn wait_with_cpu(pid: u32, timeout: Duration) -> Result<(i32, f64, f64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: plain wait4 on our own child with valid out-pointers.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid as i32 {
+            let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            return Ok((code, seconds(usage.ru_utime), seconds(usage.ru_stime)));
+        }
+        if reaped < 0 {
+            bail!("waiting for sysdig: {}", std::io::Error::last_os_error());
+        }
+        if Instant::now() > deadline {
+            bail!("sysdig did not finish writing its capture within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl RunningCollector for SysdigCollector {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn traced_syscalls(&self) -> BTreeSet<u32> {
+        self.traced.clone()
+    }
+
+    fn needs_attack_pid(&self) -> bool {
+        true
+    }
+
+    /// The worker holds at its gate: the start mark goes in now.
+    fn attack_joined(&mut self, _pid: u32) -> Result<()> {
+        let mark = self
+            .work_dir
+            .join(format!("sysdig-start-{:016x}", rand::random::<u64>()));
+        // It does not exist: the failed open is the mark.
+        let _ = std::fs::File::open(&mark);
+        self.mark = Some((mark, gettid()));
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<CollectorStats> {
+        self.wait_until_drained()?;
+        let child = self.child.take().context("sysdig was already stopped")?;
+        // SIGINT: sysdig flushes its capture and prints its driver's counters.
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
+        let (code, cpu_user_s, cpu_system_s) = wait_with_cpu(child.id(), EXIT_TIMEOUT)?;
+        // Reaped above; the handle must not be waited on or killed again.
+        std::mem::forget(child);
+        self.unload_driver()?;
+        if code != 0 {
+            bail!("sysdig failed (exit status {code}): {}", self.messages());
+        }
+        let text = std::fs::read_to_string(&self.output)
+            .with_context(|| format!("reading {}", self.output.display()))?;
+        self.summary = Some(parse_summary(&text).with_context(|| {
+            format!(
+                "sysdig printed no Driver Events/Drops summary (see {})",
+                self.output.display()
+            )
+        })?);
+        Ok(CollectorStats {
+            cpu_user_s,
+            cpu_system_s,
+            log_bytes: std::fs::metadata(&self.capture).map_or(0, |m| m.len()),
+            ..CollectorStats::default()
+        })
+    }
+
+    fn match_attack(
+        &mut self,
+        attack_tids: &BTreeSet<u32>,
+        truth: &BTreeMap<u32, u64>,
+        stats: &mut CollectorStats,
+    ) -> Result<()> {
+        let (n_evts, n_drops) = self.summary.context("sysdig has not stopped")?;
+        crate::say!(
+            "  sysdig: reading back its capture ({:.1} MB, {n_evts} events)",
+            stats.log_bytes as f64 / 1e6
+        );
+        let started = Instant::now();
+        let received = self.read_back(attack_tids)?;
+        let readback_s = started.elapsed().as_secs_f64();
+        let generated: u64 = self
+            .traced
+            .iter()
+            .map(|nr| truth.get(nr).copied().unwrap_or(0))
+            .sum();
+        stats.received = received.values().sum();
+        // More received than generated fails the account step, by syscall.
+        let missed = generated.saturating_sub(stats.received);
+        if missed > n_drops {
+            let by_syscall: Vec<String> = self
+                .traced
+                .iter()
+                .map(|nr| {
+                    format!(
+                        "{} {}/{}",
+                        crate::syscalls::name(*nr),
+                        received.get(nr).copied().unwrap_or(0),
+                        truth.get(nr).copied().unwrap_or(0)
+                    )
+                })
+                .collect();
+            bail!(
+                "accounting does not add up: sysdig's capture lacks {missed} of the attack's \
+                 {generated} events but its driver dropped only {n_drops} events on the whole \
+                 machine: the attack's records were not matched, not lost (received/generated: \
+                 {})",
+                by_syscall.join(", ")
+            );
+        }
+        stats.received_by_syscall = received;
+        stats.dropped = missed;
+        stats.sysdig = Some(SysdigOutcome {
+            n_evts,
+            n_drops,
+            attack_missed: missed,
+            readback_s,
+        });
+        Ok(())
+    }
+
+    fn find_canary(&self, canary: &Path) -> Result<CanarySeen> {
+        let canary = canary.to_string_lossy();
+        let seen = |event: &str| self.named.iter().any(|(e, n)| e == event && *n == *canary);
+        Ok(CanarySeen {
+            created: seen("openat"),
+            unlinked: seen("unlinkat"),
+        })
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.capture.clone()
+    }
+
+    fn version(&self) -> Option<String> {
+        Some(self.version.clone())
+    }
+}
+
+impl Drop for SysdigCollector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Err(err) = self.unload_driver() {
+            crate::say!("warning: {err:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_driver_counters_sysdig_prints() {
+        let text = "Driver Events:321912\nDriver Drops:17\nSuppressed by Comm:0\n\
+                    Elapsed time: 5.453, Captured Events: 303338, 55632.49 eps\n";
+        assert_eq!(parse_summary(text), Some((321912, 17)));
+        assert_eq!(parse_summary("Elapsed time: 1.0\n"), None);
+    }
+
+    #[test]
+    fn reads_records_as_asked_for() {
+        assert_eq!(
+            parse_record("812 > openat <NA>"),
+            Some(Record {
+                tid: 812,
+                enter: true,
+                event: "openat",
+                name: "<NA>"
+            })
+        );
+        assert_eq!(
+            parse_record("9 < unlinkat /tmp/a b"),
+            Some(Record {
+                tid: 9,
+                enter: false,
+                event: "unlinkat",
+                name: "/tmp/a b"
+            })
+        );
+        assert_eq!(parse_record("x > openat"), None);
+        assert_eq!(parse_record("1 ? openat"), None);
+    }
+
+    #[test]
+    fn traces_only_what_sysdig_names() {
+        for (nr, name) in RECORDED {
+            assert_eq!(crate::syscalls::name(*nr as u32), *name);
+        }
     }
 }

@@ -174,7 +174,7 @@ fn collector_checks(root: bool) -> Vec<Check> {
         check("auditd (collector)", audit_check(root)),
         check(
             "sysdig (collector)",
-            Err(crate::collector::sysdig::why_unusable()),
+            crate::collector::sysdig::doctor_line(),
         ),
         check(
             "eaudit (collector)",
@@ -265,6 +265,7 @@ fn bpf_truth_check() -> Result<String, String> {
         &mut object,
         0,
         crate::results::scope::TraceScope::Attack,
+        false,
     )
     .map(|_| "loads and attaches to raw_syscalls/sys_enter".to_string())
     .map_err(|err| format!("{err:#}"))

@@ -6,8 +6,12 @@
 //! Under `--trace-scope all` it also counts every other task's syscalls by group (the
 //! workload's cgroup, the rest of the machine), except the collector's, while the shared switch
 //! is on, and owns the maps the collector shares that switch through ([`SharedScope`]).
+//!
+//! For a collector that records the whole machine (sysdig) it also keeps the ids of the
+//! threads whose syscalls it counted ([`GroundTruth::attack_tids`]): the collector's records of
+//! exactly those threads are the attack's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::mem::MaybeUninit;
 
 use std::os::fd::AsFd;
@@ -61,15 +65,18 @@ impl<'obj> GroundTruth<'obj> {
         object: &'obj mut MaybeUninit<OpenObject>,
         cgroup_id: u64,
         scope: TraceScope,
+        record_tids: bool,
     ) -> Result<Self> {
         let mut open = TruthSkelBuilder::default()
             .open(object)
             .context("opening the ground-truth BPF object")?;
-        open.maps
+        let rodata = open
+            .maps
             .rodata_data
             .as_deref_mut()
-            .context("ground-truth BPF object has no .rodata")?
-            .trace_all = scope.is_all() as u8;
+            .context("ground-truth BPF object has no .rodata")?;
+        rodata.trace_all = scope.is_all() as u8;
+        rodata.record_tids = record_tids as u8;
         let mut skel = open
             .load()
             .context("loading the ground-truth BPF program (needs root and BPF tracepoints)")?;
@@ -179,17 +186,30 @@ impl<'obj> GroundTruth<'obj> {
         Ok(counts)
     }
 
-    /// Fails unless every syscall entry was counted.
+    /// The threads whose syscalls were counted (attached with `record_tids`).
+    pub fn attack_tids(&self) -> Result<BTreeSet<u32>> {
+        let map = &self.skel.maps.attack_tids;
+        Ok(map
+            .keys()
+            .map(|key| u32::from_ne_bytes(key[..4].try_into().unwrap()))
+            .collect())
+    }
+
+    /// Fails unless every syscall entry was counted (and, with `record_tids`, every thread
+    /// kept).
     pub fn check_complete(&self) -> Result<()> {
-        let insert_failures = self
+        let (insert_failures, tid_failures) = self
             .skel
             .maps
             .bss_data
             .as_ref()
-            .map(|bss| bss.nr_insert_failures)
-            .unwrap_or(0);
+            .map(|bss| (bss.nr_insert_failures, bss.nr_tid_insert_failures))
+            .unwrap_or((0, 0));
         if insert_failures > 0 {
             bail!("the ground-truth counter could not insert {insert_failures} keys: its counts are incomplete");
+        }
+        if tid_failures > 0 {
+            bail!("ground truth could not keep {tid_failures} of the attack's thread ids (its table is full): the collector's records cannot be matched to the attack");
         }
         let prog_id = libbpf_rs::Program::id_from_fd(self.skel.progs.aegis_truth.as_fd())?;
         let misses = libbpf_rs::query::ProgInfoIter::default()

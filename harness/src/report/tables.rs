@@ -492,6 +492,7 @@ mod tests {
             env: Default::default(),
             policy: Default::default(),
             audit: None,
+            sysdig: None,
             scheduler_stats: None,
             started_at: String::new(),
             beside: Default::default(),

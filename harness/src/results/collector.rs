@@ -65,12 +65,29 @@ pub struct CollectorStats {
     /// auditd only: the audit details behind `received` and `dropped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditOutcome>,
+    /// sysdig only: its driver's counters and the read-back behind `received` and `dropped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysdig: Option<SysdigOutcome>,
 }
 
 impl CollectorStats {
     pub fn cpu_s(&self) -> f64 {
         self.cpu_user_s + self.cpu_system_s
     }
+}
+
+/// What sysdig's driver counted over the whole machine, and how its capture was read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SysdigOutcome {
+    /// `Driver Events` (`sysdig -v` at the end of the capture): events of every process,
+    /// entries and exits counted apart.
+    pub n_evts: u64,
+    /// `Driver Drops`: events the driver dropped (buffer full), of every process.
+    pub n_drops: u64,
+    /// The attack's syscalls missing from the capture (`dropped`); never more than `n_drops`.
+    pub attack_missed: u64,
+    /// Seconds `sysdig -r` took to read the capture back.
+    pub readback_s: f64,
 }
 
 /// What the audit counters and the log said, behind `received` and `dropped`.

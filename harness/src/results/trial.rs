@@ -31,6 +31,10 @@ pub struct Trial {
     /// time tasks waited for backlog room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditOutcome>,
+    /// sysdig only: its driver's events and drops over the whole machine, the attack's events
+    /// missing from its capture, and how long reading the capture back took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysdig: Option<crate::results::collector::SysdigOutcome>,
     /// The sched_ext scheduler's own counters at the end of the trial (`scx_aegis
     /// --stats-file`: per-level queued/dispatched/promoted and max waits, inferences run and
     /// skipped, the current action); `None` for schedulers that do not report them.

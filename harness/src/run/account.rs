@@ -340,6 +340,7 @@ impl Disarmed {
             },
             policy: self.policy,
             audit: self.stats.audit.clone(),
+            sysdig: self.stats.sysdig.clone(),
             scheduler_stats: self.scheduler_stats,
             started_at: setup.started_at.clone(),
             beside: workload,

@@ -43,6 +43,9 @@ pub(super) struct Armed<'t> {
     pub(super) sched_ext_ops: Option<String>,
     /// `--trace-scope all`: the switch is on until disarmed.
     pub(super) trace_all: bool,
+    /// Ground truth keeps the attack's thread ids, for a collector that sees the whole
+    /// machine.
+    pub(super) record_tids: bool,
 }
 
 impl<'t> Armed<'t> {
@@ -55,7 +58,8 @@ impl<'t> Armed<'t> {
         let (spec, serial) = (setup.spec, setup.serial);
         let cgroup = AttackCgroup::create(setup.root, serial)?;
         let scope = setup.plan.trace_scope;
-        let truth = GroundTruth::attach(truth_object, cgroup.id(), scope)?;
+        let record_tids = setup.spec.collector.sees_whole_machine();
+        let truth = GroundTruth::attach(truth_object, cgroup.id(), scope, record_tids)?;
         let shared = scope.is_all().then(|| truth.shared_scope()).transpose()?;
         let collector = start_collector(setup, cgroup.id(), shared)?;
         if shared.is_some() {
@@ -98,6 +102,7 @@ impl<'t> Armed<'t> {
             aegis_stats_file,
             sched_ext_ops,
             trace_all: shared.is_some(),
+            record_tids,
         })
     }
 }

@@ -78,7 +78,7 @@ impl Fired<'_> {
             // attack's (empty) cgroup.
             armed.truth.switch_off()?;
         }
-        let stats = armed.collector.stop()?;
+        let mut stats = armed.collector.stop()?;
         // Read once it has drained and exited, like its CPU time.
         let collector_totals = self
             .collector_counters
@@ -94,6 +94,12 @@ impl Fired<'_> {
         };
         armed.truth.check_complete()?;
         let truth_counts = armed.truth.counts(armed.cgroup.id())?;
+        if armed.record_tids {
+            let tids = armed.truth.attack_tids()?;
+            armed
+                .collector
+                .match_attack(&tids, &truth_counts, &mut stats)?;
+        }
         let group_truth = if trace_all {
             Some(GroupTruth {
                 workload: armed.truth.group_counts(TraceGroup::Workload)?,

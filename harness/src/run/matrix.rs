@@ -278,7 +278,7 @@ impl Matrix {
         // they are checked there, with it.
         let mut plan = if guest_schedulers {
             let scx_args = options.scx_args.clone();
-            let mut plan = Plan::new(&AttackOptions {
+            let mut plan = Plan::for_guest(&AttackOptions {
                 scx_args: Vec::new(),
                 ..options
             })

@@ -163,10 +163,20 @@ impl Plan {
     /// Validates the options, against this host's kernel for the schedulers. Fails with an
     /// [`InputError`] naming the fix; changes nothing.
     pub fn new(options: &AttackOptions) -> Result<Plan, InputError> {
+        Self::build(options, false)
+    }
+
+    /// The same, for trials a guest will run: collectors the guest runner provides (sysdig
+    /// and its driver) are checked by the guest runner and in the guest, not against this host.
+    pub fn for_guest(options: &AttackOptions) -> Result<Plan, InputError> {
+        Self::build(options, true)
+    }
+
+    fn build(options: &AttackOptions, for_guest: bool) -> Result<Plan, InputError> {
         let duration = check_duration(options.duration_s)?;
         check_counts(options)?;
         let producer = producer_plan(options, duration)?;
-        check_collectors(options)?;
+        check_collectors(options, for_guest)?;
         check_trace_scope(options)?;
         let audit_settings = audit_settings(options, &producer)?;
         check_workloads(options)?;
@@ -182,12 +192,17 @@ impl Plan {
                 }
             )
         });
-        if freezes && options.collectors.contains(&CollectorKind::Auditd) {
-            return Err(InputError(
-                "freeze-on-fill reads a ring buffer's fill, which auditd has not: use it with \
-                 the builtin or builtin-compact collector"
-                    .into(),
-            ));
+        if let Some(kind) = options
+            .collectors
+            .iter()
+            .find(|kind| !kind.traces_all())
+            .filter(|_| freezes)
+        {
+            return Err(InputError(format!(
+                "freeze-on-fill reads a ring buffer's fill, which {} has not: use it with the \
+                 builtin or builtin-compact collector",
+                kind.name()
+            )));
         }
         // Given to no scheduler, they would be silently ignored.
         if !options.scx_args.is_empty()
@@ -294,6 +309,9 @@ impl Plan {
                             .iter()
                             .map(|s| Buffer::AuditBacklog(*s))
                             .collect(),
+                        CollectorKind::Sysdig => vec![Buffer::Driver {
+                            bytes_per_cpu: crate::collector::sysdig::DRIVER_BUFFER_BYTES,
+                        }],
                         _ => self
                             .ring_sizes
                             .iter()
@@ -529,8 +547,11 @@ fn producer_plan(options: &AttackOptions, duration: Duration) -> Result<Producer
 
 /// Collectors that cannot run here say why now; auditd needs root to ask the kernel, so it
 /// is checked when the trials start.
-fn check_collectors(options: &AttackOptions) -> Result<(), InputError> {
+fn check_collectors(options: &AttackOptions, for_guest: bool) -> Result<(), InputError> {
     for kind in &options.collectors {
+        if *kind == CollectorKind::Sysdig && for_guest {
+            continue;
+        }
         if *kind != CollectorKind::Auditd {
             collector::check_available(*kind, options.eaudit_dir.as_deref())?;
         }
@@ -639,6 +660,7 @@ impl TrialSpec {
                 audit.backlog_limit, audit.backlog_wait_time_ms
             ),
             Buffer::Ring { bytes } => format!("ring{}", format_size(bytes)),
+            Buffer::Driver { bytes_per_cpu } => format!("driver{}", format_size(bytes_per_cpu)),
         }
     }
 
@@ -650,6 +672,9 @@ impl TrialSpec {
                 audit.backlog_limit, audit.backlog_wait_time_ms
             ),
             Buffer::Ring { bytes } => format!("ring {}", format_size(bytes)),
+            Buffer::Driver { bytes_per_cpu } => {
+                format!("driver {} per CPU", format_size(bytes_per_cpu))
+            }
         }
     }
 }

@@ -191,7 +191,7 @@ pub fn run(
 ) -> Result<i32> {
     // Everything but the schedulers is checked here, before any boot.
     refuse_non_guest_workloads(&options.workloads)?;
-    let plan = Plan::new(&AttackOptions {
+    let plan = Plan::for_guest(&AttackOptions {
         schedulers: Vec::new(),
         ..options.clone()
     })?;
@@ -205,6 +205,7 @@ pub fn run(
     let mut spec = guest.spec(timeout_s)?;
     // The workloads' tools go in with their libraries, at /usr/local/bin.
     spec.extra_binaries = workload_binaries(&plan)?;
+    spec.add_collectors(&options.collectors)?;
     spec.timeout_hint = format!(
         "`attack --vm` allowed {timeout_s} s for {trials} trial(s); for longer, run \
          `aegis-bench vm --timeout SECS -- attack ...` (without --vm)"

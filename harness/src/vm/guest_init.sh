@@ -63,8 +63,15 @@ done </aegis/back
 
 . /aegis/job.sh
 cd /
+modules() { cut -d' ' -f1 /proc/modules | sort; }
+modules_before=$(modules)
 aegis_command >"$out" 2>"$err" </dev/null
 status=$?
+# Modules a collector loaded (sysdig's driver) must be gone too (the clean-up tests read this).
+left=$(modules | while IFS= read -r m; do
+    echo "$modules_before" | grep -qx "$m" || printf '%s ' "$m"
+done)
+say "modules the command left loaded: ${left:-none}"
 # Whatever the command did, the scheduler it started must be gone (the clean-up tests read this).
 # A scheduler killed with the harness detaches as the kernel reaps it: give that 5 s.
 scx_state() { cat /sys/kernel/sched_ext/state 2>/dev/null || echo absent; }

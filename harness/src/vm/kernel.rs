@@ -84,7 +84,7 @@ impl GuestKernel {
         }
     }
 
-    fn archive(self) -> Archive {
+    pub(crate) fn archive(self) -> Archive {
         match self {
             GuestKernel::SchedExt => Archive::Main,
             GuestKernel::Cfs => Archive::Security,

@@ -103,6 +103,13 @@ fn guest_spec(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Resul
             }
         }
     }
+    let collectors = matrix
+        .file
+        .collectors
+        .iter()
+        .map(|name| crate::collector::CollectorKind::parse(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    spec.add_collectors(&collectors)?;
     let facts = spec.kernel.facts();
     for entry in &matrix.file.schedulers {
         if let crate::sched::SchedulerSpec::SchedExt { binary, .. } =

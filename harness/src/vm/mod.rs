@@ -39,6 +39,7 @@ pub mod matrix;
 pub mod newc;
 pub mod qemu;
 pub mod results;
+pub mod scap;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,6 +84,8 @@ pub struct GuestSpec {
     pub extra_binaries: Vec<PathBuf>,
     /// Files placed in the guest before the command runs: (absolute guest path, contents).
     pub files_in: Vec<(String, Vec<u8>)>,
+    /// The trials use sysdig: its driver for the guest's kernel goes in ([`scap`]).
+    pub sysdig_driver: bool,
 }
 
 pub const DEFAULT_CPUS: u32 = 2;
@@ -128,7 +131,37 @@ impl GuestSpec {
             timeout_hint: "allow more time with `aegis-bench vm --timeout SECS`".to_string(),
             extra_binaries: Vec::new(),
             files_in: Vec::new(),
+            sysdig_driver: false,
         })
+    }
+
+    /// Adds what `collectors` need in the guest: sysdig (the host's Debian package, with its
+    /// libraries) and its driver for the guest's kernel.
+    pub fn add_collectors(
+        &mut self,
+        collectors: &[crate::collector::CollectorKind],
+    ) -> Result<(), InputError> {
+        if !collectors.contains(&crate::collector::CollectorKind::Sysdig) {
+            return Ok(());
+        }
+        if let Some(why) = scap::unsupported(self.kernel) {
+            return Err(InputError(format!(
+                "collector 'sysdig' cannot run in the {} guest: {why}",
+                self.kernel.name()
+            )));
+        }
+        let binary = crate::collector::audit_state::find_program("sysdig").ok_or_else(|| {
+            InputError(
+                "collector 'sysdig' runs the host's sysdig in the guest, and it is not \
+                 installed: apt-get install --no-install-recommends sysdig (or `make setup`)"
+                    .into(),
+            )
+        })?;
+        if !self.extra_binaries.contains(&binary) {
+            self.extra_binaries.push(binary);
+        }
+        self.sysdig_driver = true;
+        Ok(())
     }
 }
 
@@ -161,6 +194,13 @@ pub fn run_in_guest(
         None => err,
     };
     let kernel = kernel::ensure(spec.kernel, &cache, spec.offline).map_err(interrupted)?;
+    let mut files_in = spec.files_in.clone();
+    if spec.sysdig_driver {
+        let driver = scap::ensure(&kernel, &cache, spec.offline).map_err(interrupted)?;
+        let bytes =
+            std::fs::read(&driver).with_context(|| format!("reading {}", driver.display()))?;
+        files_in.push((crate::collector::sysdig::GUEST_MODULE.to_string(), bytes));
+    }
     let image = initramfs::ensure_base(&cache, &spec.extra_binaries)?;
     crate::signals::check()?;
     crate::run::work_dir::sweep_stale_and_say();
@@ -173,7 +213,7 @@ pub fn run_in_guest(
         &kernel,
         aegis_args,
         &guest_paths,
-        &spec.files_in,
+        &files_in,
         &initrd,
     )?;
     let outcome = qemu::boot(&qemu::Boot {
