@@ -168,14 +168,37 @@ fn bpf_checks(root: bool) -> Vec<Check> {
     checks
 }
 
+/// sysdig here or in the cfs guest, with the guest drivers already built.
+fn sysdig_check() -> Result<String, String> {
+    let cached: Vec<String> = crate::vm::cache_dir()
+        .ok()
+        .and_then(|cache| std::fs::read_dir(cache.join("drivers").join("scap")).ok())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".ko").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let drivers = if cached.is_empty() {
+        "no guest driver cached yet (the first --vm --vm-kernel cfs run builds it)".to_string()
+    } else {
+        format!("guest driver cached for {}", cached.join(", "))
+    };
+    match crate::collector::sysdig::doctor_line() {
+        Ok(line) => Ok(format!("{line}; {drivers}")),
+        Err(line) => Err(format!("{line}; {drivers}")),
+    }
+}
+
 /// The real collectors: auditd here, sysdig and eAudit only where their needs are met.
 fn collector_checks(root: bool) -> Vec<Check> {
     vec![
         check("auditd (collector)", audit_check(root)),
-        check(
-            "sysdig (collector)",
-            crate::collector::sysdig::doctor_line(),
-        ),
+        check("sysdig (collector)", sysdig_check()),
         check(
             "eaudit (collector)",
             Err(crate::collector::eaudit::why_unusable(None)),
