@@ -342,6 +342,49 @@ fn sysdig_captures_the_attack_in_the_cfs_guest() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `eevdf:attack-quota` on a unified hierarchy: the attack's group capped through `cpu.max`,
+/// the cpu controller enabled for it and disabled again afterwards.
+#[test]
+fn attack_quota_caps_the_attack_in_a_guest() {
+    if !have_root("attack_quota_caps_the_attack_in_a_guest") {
+        return;
+    }
+    let dir = temp_dir("vm-quota");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--vm",
+        "--scheduler",
+        "eevdf,eevdf:attack-quota",
+        "--threads",
+        "4",
+        "--duration",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let trials = read_trials(&json);
+    let capped = trials
+        .iter()
+        .find(|t| t["scheduler"] == "eevdf:attack-quota")
+        .expect("an attack-quota trial");
+    assert_adds_up(capped);
+    // Half of 2 vCPUs: the attack's 4 threads get at most about one CPU-second a second.
+    let cpu_per_s =
+        capped["attack_cpu_s"].as_f64().unwrap() / capped["duration_s"].as_f64().unwrap();
+    assert!(
+        cpu_per_s < 1.3,
+        "attack used {cpu_per_s:.2} CPUs under a 1-CPU cap: {capped}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("aegis-guest: cgroup controllers as before the command"),
+        "the cpu controller stayed enabled:\n{err}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn offline_with_an_empty_cache_fails_before_booting() {
     let cache = temp_dir("vm-empty-cache");

@@ -132,13 +132,14 @@ impl Drop for AttackCgroup {
 }
 
 /// Removes groups left by an earlier harness that was killed with SIGKILL (nothing else can
-/// stop it from cleaning up), here and in the cgroup v1 cpu controller (`attack-quota`).
+/// stop it from cleaning up), here and in the cgroup v1 cpu controller (`attack-quota`), and
+/// the cpu controller such a run enabled on cgroup v2.
 /// Returns how many were removed.
 pub fn remove_stale(root: &Path) -> usize {
     let quota_groups = cpu_controller_root()
         .map(|cpu_root| remove_stale_in(&cpu_root, false))
         .unwrap_or(0);
-    remove_stale_in(root, true) + quota_groups
+    remove_stale_in(root, true) + quota_groups + crate::sched::policy::sweep_stale_cpu_controller()
 }
 
 fn remove_stale_in(root: &Path, kill: bool) -> usize {

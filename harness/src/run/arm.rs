@@ -75,14 +75,16 @@ impl<'t> Armed<'t> {
             _ => None,
         };
         let quota_group = match variant {
-            Some(FairVariant::AttackQuota) => {
-                Some(CpuQuotaGroup::create(serial, ATTACK_QUOTA_PCT)?)
-            }
+            Some(FairVariant::AttackQuota) => Some(CpuQuotaGroup::create(
+                serial,
+                ATTACK_QUOTA_PCT,
+                cgroup.path(),
+            )?),
             _ => None,
         };
         let placement = Placement {
             nice: (variant == Some(FairVariant::AttackNice)).then_some(ATTACK_NICE),
-            extra_cgroup_procs: quota_group.iter().map(|g| g.procs_file()).collect(),
+            extra_cgroup_procs: quota_group.iter().filter_map(|g| g.procs_file()).collect(),
         };
         let aegis_stats_file = setup.trial_dir.join("scx_aegis-stats.json");
         let scx = start_scx(setup, collector.as_ref(), &aegis_stats_file)?;

@@ -6,7 +6,8 @@
 //! - `attack-nice`: the attack at nice 19 (set by the attack worker on itself before it joins
 //!   the cgroup, so every thread it starts inherits it).
 //! - `attack-quota`: the attack in a cpu-controller group capped at half the machine's CPUs
-//!   (cgroup v1 `cpu.cfs_quota_us` where v2 has no cpu controller, as on this host).
+//!   (cgroup v1 `cpu.cfs_quota_us` where v1 holds the cpu controller, as on this host; else
+//!   the attack group's own `cpu.max`, as in the guests).
 //! - `freeze-on-fill`: the attack's cgroup frozen while the collector's ring is 75 % full,
 //!   thawed below 50 % (back-pressure without a scheduler; [`super::freeze`]).
 //!
@@ -14,7 +15,7 @@
 //! restore is read back.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
@@ -223,57 +224,158 @@ impl Drop for ChangedThreads {
     }
 }
 
-/// A cpu-controller group capping the attack (`attack-quota`), removed on drop.
-pub struct CpuQuotaGroup {
-    path: PathBuf,
+/// The attack's CPU cap under `attack-quota`, taken off on drop.
+///
+/// With cgroup v1's cpu controller (hybrid hosts) the attack worker also joins a capped group
+/// there. On a unified hierarchy (the guests) the cap is the attack's own group's `cpu.max`;
+/// the cpu controller is enabled in its parent's `cgroup.subtree_control` if it was not, and
+/// disabled again on drop, once the attack's group is gone. A marker file names that parent
+/// while it is enabled, so a run after a SIGKILL disables it ([`sweep_stale_cpu_controller`]).
+pub enum CpuQuotaGroup {
+    V1 { path: PathBuf },
+    V2 { enabled_in: Option<PathBuf> },
+}
+
+/// Where a run that enabled the cpu controller says so: `<tmp>/aegis-bench-cpu-<pid>`.
+fn cpu_marker(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("{}cpu-{pid}", crate::measure::cgroup::PREFIX))
+}
+
+fn quota_us(quota_pct: u32) -> u64 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    QUOTA_PERIOD_US * cpus * quota_pct as u64 / 100
 }
 
 impl CpuQuotaGroup {
-    pub fn create(serial: u32, quota_pct: u32) -> Result<Self> {
-        let root = crate::measure::cgroup::cpu_controller_root().ok_or_else(|| {
-            InputError(
-                "attack-quota needs the cpu controller (cgroup v1 /sys/fs/cgroup/cpu), which this \
-                 machine does not mount"
-                    .into(),
-            )
-        })?;
+    /// Caps the attack, whose cgroup v2 group is `attack_group`.
+    pub fn create(serial: u32, quota_pct: u32, attack_group: &Path) -> Result<Self> {
+        match crate::measure::cgroup::cpu_controller_root() {
+            Some(root) => Self::create_v1(&root, serial, quota_pct),
+            None => Self::create_v2(attack_group, quota_pct),
+        }
+    }
+
+    fn create_v1(root: &Path, serial: u32, quota_pct: u32) -> Result<Self> {
         let path = root.join(format!(
             "{}{}-{serial}",
             crate::measure::cgroup::PREFIX,
             std::process::id()
         ));
         fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        let group = CpuQuotaGroup { path };
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-        let quota_us = QUOTA_PERIOD_US * cpus * quota_pct as u64 / 100;
+        let group = CpuQuotaGroup::V1 { path: path.clone() };
+        fs::write(path.join("cpu.cfs_period_us"), QUOTA_PERIOD_US.to_string())?;
         fs::write(
-            group.path.join("cpu.cfs_period_us"),
-            QUOTA_PERIOD_US.to_string(),
-        )?;
-        fs::write(group.path.join("cpu.cfs_quota_us"), quota_us.to_string())
-            .context("setting the attack's CPU quota")?;
+            path.join("cpu.cfs_quota_us"),
+            quota_us(quota_pct).to_string(),
+        )
+        .context("setting the attack's CPU quota")?;
         Ok(group)
     }
 
-    /// The attack worker writes its pid here (before joining its own v2 group).
-    pub fn procs_file(&self) -> PathBuf {
-        self.path.join("cgroup.procs")
+    fn create_v2(attack_group: &Path, quota_pct: u32) -> Result<Self> {
+        let parent = attack_group
+            .parent()
+            .context("the attack's cgroup has no parent")?;
+        let control = parent.join("cgroup.subtree_control");
+        let enabled = fs::read_to_string(&control)
+            .with_context(|| format!("reading {}", control.display()))?;
+        let mut group = CpuQuotaGroup::V2 { enabled_in: None };
+        if !enabled.split_whitespace().any(|c| c == "cpu") {
+            let available = fs::read_to_string(parent.join("cgroup.controllers"))?;
+            if !available.split_whitespace().any(|c| c == "cpu") {
+                return Err(InputError(format!(
+                    "attack-quota needs the cpu controller, which {} does not offer (cgroup \
+                     v1 holds it, or the kernel lacks CONFIG_CFS_BANDWIDTH)",
+                    parent.display()
+                ))
+                .into());
+            }
+            fs::write(
+                cpu_marker(std::process::id()),
+                control.to_string_lossy().as_bytes(),
+            )?;
+            fs::write(&control, "+cpu")
+                .with_context(|| format!("enabling the cpu controller in {}", control.display()))?;
+            group = CpuQuotaGroup::V2 {
+                enabled_in: Some(control),
+            };
+        }
+        fs::write(
+            attack_group.join("cpu.max"),
+            format!("{} {QUOTA_PERIOD_US}", quota_us(quota_pct)),
+        )
+        .context("setting the attack's CPU quota (cpu.max)")?;
+        Ok(group)
     }
+
+    /// A cgroup the attack worker also joins (v1), written with its pid.
+    pub fn procs_file(&self) -> Option<PathBuf> {
+        match self {
+            CpuQuotaGroup::V1 { path } => Some(path.join("cgroup.procs")),
+            CpuQuotaGroup::V2 { .. } => None,
+        }
+    }
+}
+
+/// Disables the cpu controller a SIGKILLed run enabled; returns how many it disabled.
+pub fn sweep_stale_cpu_controller() -> usize {
+    let prefix = format!("{}cpu-", crate::measure::cgroup::PREFIX);
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(control) = fs::read_to_string(entry.path()) {
+            if fs::write(control.trim(), "-cpu").is_ok() {
+                swept += 1;
+            }
+        }
+        let _ = fs::remove_file(entry.path());
+    }
+    swept
 }
 
 impl Drop for CpuQuotaGroup {
     fn drop(&mut self) {
-        // The attack's v2 group was emptied (cgroup.kill) before this runs.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while let Err(err) = fs::remove_dir(&self.path) {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                return;
+        match self {
+            // The attack's v2 group was emptied (cgroup.kill) before this runs.
+            CpuQuotaGroup::V1 { path } => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while let Err(err) = fs::remove_dir(&*path) {
+                    if err.kind() == std::io::ErrorKind::NotFound {
+                        return;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        crate::say!("warning: could not remove {}: {err}", path.display());
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
             }
-            if std::time::Instant::now() > deadline {
-                crate::say!("warning: could not remove {}: {err}", self.path.display());
-                return;
+            // After the attack's group is removed (its cpu.max goes with it).
+            CpuQuotaGroup::V2 { enabled_in } => {
+                if let Some(control) = enabled_in.take() {
+                    match fs::write(&control, "-cpu") {
+                        Ok(()) => {
+                            let _ = fs::remove_file(cpu_marker(std::process::id()));
+                        }
+                        Err(err) => crate::say!(
+                            "warning: could not disable the cpu controller in {}: {err}",
+                            control.display()
+                        ),
+                    }
+                }
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }

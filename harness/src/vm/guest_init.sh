@@ -65,8 +65,15 @@ done </aegis/back
 cd /
 modules() { cut -d' ' -f1 /proc/modules | sort; }
 modules_before=$(modules)
+controllers() { cat /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; }
+controllers_before=$(controllers)
 aegis_command >"$out" 2>"$err" </dev/null
 status=$?
+if [ "$(controllers)" = "$controllers_before" ]; then
+    say "cgroup controllers as before the command"
+else
+    say "cgroup controllers changed by the command: '$controllers_before' -> '$(controllers)'"
+fi
 # Modules a collector loaded (sysdig's driver) must be gone too (the clean-up tests read this).
 left=$(modules | while IFS= read -r m; do
     echo "$modules_before" | grep -qx "$m" || printf '%s ' "$m"
