@@ -282,3 +282,51 @@ fn an_evader_in_the_guest_is_counted_exactly_under_aegis() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A benign busy service without an attack under Aegis (issue 25's false-positive cost): redis
+/// with redis-benchmark, its no-attack run measured under Aegis with its throughput and p99
+/// latency, and beside the flood nothing lost. How much Aegis costs it is a measurement
+/// (`results/cost/workloads`), not a test.
+#[test]
+fn a_busy_service_runs_under_aegis_without_an_attack() {
+    if !have_root("a_busy_service_runs_under_aegis_without_an_attack") {
+        return;
+    }
+    let dir = temp_dir("vm-service");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--workload",
+        "redis",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--ring-size",
+        "1MiB",
+        "--scheduler",
+        "aegis",
+        "--json",
+        json.to_str().unwrap(),
+        "--vm",
+    ]);
+    assert_success(&out);
+    let t = &read_trials(&json)[0];
+    assert_eq!(t["scheduler"], "aegis", "{t}");
+    assert_eq!(t["workload"], "redis", "{t}");
+    assert_adds_up(t);
+    for field in [
+        "workload_alone_throughput_per_s",
+        "workload_alone_latency_p99_us",
+        "workload_throughput_per_s",
+    ] {
+        let value = t[field].as_f64().unwrap_or_else(|| panic!("{field}: {t}"));
+        assert!(value > 0.0 && value.is_finite(), "{field}: {t}");
+    }
+    let err = stderr(&out);
+    assert!(
+        err.contains("aegis-guest: sched_ext after the command: disabled"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

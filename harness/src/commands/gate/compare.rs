@@ -269,6 +269,7 @@ pub fn compare(
     current: &[Trial],
     thresholds: &Thresholds,
 ) -> Result<Comparison> {
+    check_same_scope(baseline, current)?;
     let base_cells = cells(baseline)?;
     let cur_cells = cells(current)?;
     let all: BTreeSet<&String> = base_cells.keys().chain(cur_cells.keys()).collect();
@@ -299,6 +300,28 @@ pub fn compare(
         rules: thresholds.metrics.clone(),
         unseen_metrics: unseen_metrics(thresholds, [&base_cells, &cur_cells]),
     })
+}
+
+/// Trial ids do not name the trace scope, and loss under `--trace-scope all` counts other
+/// events than under `attack`: both sides must have traced one and the same scope.
+fn check_same_scope(baseline: &[Trial], current: &[Trial]) -> Result<(), InputError> {
+    let scopes = |trials: &[Trial]| -> BTreeSet<&'static str> {
+        trials
+            .iter()
+            .map(|t| t.id.trace_scope.unwrap_or_default().name())
+            .collect()
+    };
+    let (base, cur) = (scopes(baseline), scopes(current));
+    let names = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(" and ");
+    if base.len() > 1 || cur.len() > 1 || (!base.is_empty() && !cur.is_empty() && base != cur) {
+        return Err(InputError(format!(
+            "the baseline traced {} and this run {} (--trace-scope): their losses count \
+             different events; gate against a baseline recorded with the same scope",
+            names(&base),
+            names(&cur)
+        )));
+    }
+    Ok(())
 }
 
 /// The row of a cell that one side lacks: missing from the current run, or new in it.

@@ -69,6 +69,27 @@ fn identical_runs_pass() {
 }
 
 #[test]
+fn a_baseline_of_another_trace_scope_is_refused() {
+    let baseline = run(&[(0.5, 1e6), (0.7, 1.2e6)]);
+    let mut current = baseline.clone();
+    for t in &mut current {
+        t.id.trace_scope = Some(crate::results::scope::TraceScope::All);
+    }
+    let err = compare(&baseline, &current, &Thresholds::default()).unwrap_err();
+    assert_eq!(exit_status(&err), 2);
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("the baseline traced attack and this run all (--trace-scope)"),
+        "{text}"
+    );
+    // A run that mixes both is refused too.
+    let mut mixed = baseline.clone();
+    mixed[0].id.trace_scope = Some(crate::results::scope::TraceScope::All);
+    assert!(compare(&baseline, &mixed, &Thresholds::default()).is_err());
+    assert!(compare(&current, &current, &Thresholds::default()).is_ok());
+}
+
+#[test]
 fn planted_regression_fails_and_names_cell_and_metric() {
     let baseline = run(&[(0.0, 1.0e6), (0.0, 1.03e6), (0.0, 0.97e6)]);
     let mut current = baseline.clone();
