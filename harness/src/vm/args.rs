@@ -166,6 +166,40 @@ mod tests {
     }
 
     #[test]
+    fn file_args_copy_files_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tree/sub")).unwrap();
+        std::fs::write(dir.path().join("tree/a"), b"A").unwrap();
+        std::fs::write(dir.path().join("tree/sub/b"), b"B").unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("tree/link")).unwrap();
+        let tree = format!("{}:/opt/t/", dir.path().join("tree").display());
+        let mut files = read_file_arg(&tree).unwrap();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("/opt/t/a".to_string(), b"A".to_vec()),
+                ("/opt/t/sub/b".to_string(), b"B".to_vec())
+            ]
+        );
+        let one = format!("{}:/root/a", dir.path().join("tree/a").display());
+        assert_eq!(
+            read_file_arg(&one).unwrap(),
+            [("/root/a".into(), b"A".to_vec())]
+        );
+        for (arg, wanted) in [
+            ("no-colon", "give HOST:GUEST"),
+            ("x:relative", "must be absolute"),
+            ("x:/a/../b", "must be absolute"),
+            ("/nonexistent/x:/x", "cannot read /nonexistent/x"),
+        ] {
+            let err = read_file_arg(arg).unwrap_err().0;
+            assert!(err.contains(wanted), "{arg}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
     fn guest_flags_need_vm() {
         let bare = parse(&[]);
         assert!(bare.guest.refuse_without_vm(bare.vm).is_ok());

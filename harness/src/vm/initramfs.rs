@@ -454,5 +454,8 @@ mod tests {
                 .contains("/usr/local/bin/aegis-bench attack --cmd 'stress-ng --cpu 2' 'it'\\''s'"),
             "{script}"
         );
+        let exec = job_script(&GuestCommand::Exec(vec!["python3".into(), "a b.py".into()]));
+        assert!(exec.contains("\n    python3 'a b.py'\n"), "{exec}");
+        assert!(!exec.contains("aegis-bench python3"), "{exec}");
     }
 }

@@ -489,6 +489,17 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("enable-kvm"), "{args}");
+        assert!(!args.contains("-drive"), "{args}");
+        let with_disk = Boot {
+            root_disk: Some(Path::new("/cache/rootfs/a,b.img")),
+            ..boot
+        };
+        let disk_args = qemu_args(&with_disk, &[], Path::new("/run/results.tar")).join(" ");
+        assert!(
+            disk_args
+                .contains("-drive file=/cache/rootfs/a,,b.img,if=virtio,format=raw,snapshot=on"),
+            "{disk_args}"
+        );
         for name in ["stdout", "stderr", "results"] {
             assert!(
                 args.contains(&format!("chardev={name},name=aegis.{name}")),
