@@ -29,11 +29,12 @@ echo "== ecapd stderr:"; cat /tmp/ecapd.err
 ls -la /tmp/cap.ea
 ./eaudit -I /tmp/cap.ea -P /tmp/cap.txt -R /tmp/cap.rec 2>&1 | tail -20
 echo "== eaudit exit $?"
-ls -la /tmp/cap.txt /tmp/cap.rec
+ls -la /tmp/cap.txt
 echo "== head of print"
 head -5 /tmp/cap.txt
 echo "== lines mentioning hostname: $(grep -c hostname /tmp/cap.txt)"
 grep hostname /tmp/cap.txt | head -5
 echo "== record types"; awk '{print $3}' /tmp/cap.txt | sort | uniq -c | sort -rn | head -30
 
-echo "== records per tid of openloop:"; grep -o "tid=[0-9]*: open(file=\"/etc/hostname\"" /tmp/cap.txt | sort | uniq -c; grep "/etc/hostname" /tmp/cap.txt | grep -vc "tid=" 
+echo "== records per tid of openloop:"; grep -o "tid=[0-9]*: open(file=\"/etc/hostname\"" /tmp/cap.txt | sort | uniq -c; echo "== records of /etc/hostname without tid= (a group leader's): $(grep "/etc/hostname" /tmp/cap.txt | grep -vc "tid=")"
+exit 0
