@@ -20,8 +20,9 @@ set -euo pipefail
 
 packages=(clang-19 clang-format-19 llvm-19 libelf-dev zlib1g-dev pkg-config make libseccomp-dev libclang1-19 auditd sysdig gcc-12 binutils util-linux)
 
-# The guest runner's initramfs.
-packages+=(busybox-static)
+# The guest runner's initramfs, and the Debian root disk of guests that need a real userland
+# (eAudit: BCC and the kernel's headers), built with Debian's own mmdebstrap and mke2fs.
+packages+=(busybox-static mmdebstrap e2fsprogs)
 
 # Figures (aegis-bench train's learning curve).
 packages+=(fontconfig fonts-dejavu-core)

@@ -386,6 +386,61 @@ fn attack_quota_caps_the_attack_in_a_guest() {
 }
 
 #[test]
+fn debian_userland_runs_a_bcc_program_on_the_cfs_guest() {
+    if !have_root("debian_userland_runs_a_bcc_program_on_the_cfs_guest") {
+        return;
+    }
+    let program = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guest/bcc_openat.py");
+    let file = format!("{program}:/root/bcc_openat.py");
+    let out = aegis(&[
+        "vm",
+        "--vm-kernel",
+        "cfs",
+        "--userland",
+        "debian",
+        "--timeout",
+        "900",
+        "--file",
+        &file,
+        "--exec",
+        "--",
+        "python3",
+        "/root/bcc_openat.py",
+    ]);
+    assert_success(&out);
+    let report = stdout(&out);
+    assert!(report.contains("bcc compiled and attached in"), "{report}");
+    let counted: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("openat counted for this process: "))
+        .unwrap_or_else(|| panic!("no count in:\n{report}"))
+        .trim()
+        .parse()
+        .unwrap();
+    // Python's own imports may open files too; the loop alone opens 100.
+    assert!(counted >= 100, "{report}");
+}
+
+#[test]
+fn debian_userland_needs_a_kernel_with_headers() {
+    let out = aegis(&[
+        "vm",
+        "--vm-kernel",
+        "sched-ext",
+        "--userland",
+        "debian",
+        "--offline",
+        "--exec",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no published linux-headers"), "{err}");
+}
+
+#[test]
 fn offline_with_an_empty_cache_fails_before_booting() {
     let cache = temp_dir("vm-empty-cache");
     let started = Instant::now();

@@ -9,8 +9,9 @@
 //! (`-m PREFIX`, printed on stderr when it stops: `PREFIXsyscalls N`, `PREFIXlost N`, ...)
 //! gives `lost` in *bytes* (bytes sent to the ring buffer minus bytes received) and `syscalls`
 //! summed over *every process on the machine*. Neither can be matched with the attack's
-//! syscalls counted by ground truth, so an exact account is impossible. (Format read from
-//! eAudit's `eauditd.py`; not verified against a run, since no checkout can run here.)
+//! syscalls counted by ground truth, so an exact account is impossible from them. (Confirmed
+//! by a run in the cfs guest's Debian userland, `docs/eaudit-notes.md`: there the log names
+//! each record's pid and tid, the way to an exact account.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{GuestKernel, GuestSpec, DEFAULT_CPUS, DEFAULT_MEM, DEFAULT_TIMEOUT_S};
+use super::{GuestKernel, GuestSpec, Userland, DEFAULT_CPUS, DEFAULT_MEM, DEFAULT_TIMEOUT_S};
 use crate::error::InputError;
 
 /// The guest to boot, for `vm`, `attack --vm` and `run --vm`.
@@ -81,9 +81,69 @@ pub struct VmArgs {
     /// repeatable.
     #[arg(long = "bin", value_name = "PATH")]
     pub bins: Vec<PathBuf>,
+    /// The guest's userland: busybox (the initramfs alone) or debian (a Debian bookworm root
+    /// disk with BCC and the kernel's headers; needs --vm-kernel cfs)
+    #[arg(long, value_name = "USERLAND", value_enum, default_value_t = Userland::Busybox)]
+    pub userland: Userland,
+    /// Copy a host file, or a directory recursively, into the guest: HOST:GUEST (GUEST an
+    /// absolute path); repeatable.
+    #[arg(long = "file", value_name = "HOST:GUEST")]
+    pub files: Vec<String>,
+    /// Run ARGS as a program and its arguments in the guest instead of `aegis-bench ARGS`.
+    #[arg(long)]
+    pub exec: bool,
     /// The aegis-bench command line to run in the guest, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+/// `--file HOST:GUEST`: the files to place in the guest, as (absolute guest path, contents);
+/// a directory gives every regular file under it (symlinks and empty directories are left
+/// out).
+pub fn read_file_arg(arg: &str) -> Result<Vec<(String, Vec<u8>)>, InputError> {
+    let (host, guest) = arg.split_once(':').ok_or_else(|| {
+        InputError(format!(
+            "--file {arg}: give HOST:GUEST, e.g. --file ./prog.py:/root/prog.py"
+        ))
+    })?;
+    if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
+        return Err(InputError(format!(
+            "--file {arg}: the guest path {guest} must be absolute, without `..`"
+        )));
+    }
+    let host = PathBuf::from(host);
+    let unreadable = |err: std::io::Error, path: &std::path::Path| {
+        InputError(format!(
+            "--file {arg}: cannot read {}: {err}",
+            path.display()
+        ))
+    };
+    if !host.is_dir() {
+        let bytes = std::fs::read(&host).map_err(|e| unreadable(e, &host))?;
+        return Ok(vec![(guest.to_string(), bytes)]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![(host.clone(), guest.trim_end_matches('/').to_string())];
+    while let Some((dir, guest_dir)) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| unreadable(e, &dir))?
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let target = format!("{guest_dir}/{name}");
+            let meta = path.symlink_metadata().map_err(|e| unreadable(e, &path))?;
+            if meta.is_dir() {
+                stack.push((path, target));
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).map_err(|e| unreadable(e, &path))?;
+                files.push((target, bytes));
+            }
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -103,6 +163,40 @@ mod tests {
 
     fn parse(args: &[&str]) -> WithGuest {
         WithGuest::try_parse_from(["test"].iter().chain(args)).unwrap()
+    }
+
+    #[test]
+    fn file_args_copy_files_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tree/sub")).unwrap();
+        std::fs::write(dir.path().join("tree/a"), b"A").unwrap();
+        std::fs::write(dir.path().join("tree/sub/b"), b"B").unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("tree/link")).unwrap();
+        let tree = format!("{}:/opt/t/", dir.path().join("tree").display());
+        let mut files = read_file_arg(&tree).unwrap();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("/opt/t/a".to_string(), b"A".to_vec()),
+                ("/opt/t/sub/b".to_string(), b"B".to_vec())
+            ]
+        );
+        let one = format!("{}:/root/a", dir.path().join("tree/a").display());
+        assert_eq!(
+            read_file_arg(&one).unwrap(),
+            [("/root/a".into(), b"A".to_vec())]
+        );
+        for (arg, wanted) in [
+            ("no-colon", "give HOST:GUEST"),
+            ("x:relative", "must be absolute"),
+            ("x:/a/../b", "must be absolute"),
+            ("/nonexistent/x:/x", "cannot read /nonexistent/x"),
+        ] {
+            let err = read_file_arg(arg).unwrap_err().0;
+            assert!(err.contains(wanted), "{arg}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

@@ -16,10 +16,66 @@ die() {
     poweroff -f
 }
 
+if [ -n "$AEGIS_ROOT_SWITCHED" ]; then
+    # The Debian userland (essential packages only: no mount, ip, poweroff): busybox's applets
+    # come after its own programs.
+    mkdir -p /aegis/bb
+    for applet in $(/aegis/busybox --list); do
+        ln -sf /aegis/busybox "/aegis/bb/$applet"
+    done
+    export PATH="$PATH:/aegis/bb"
+fi
+
 mnt() { mkdir -p "$3" && mount -t "$1" "$2" "$3" || say "cannot mount $1 on $3"; }
 mnt proc proc /proc
 mnt sysfs sysfs /sys
 mnt devtmpfs devtmpfs /dev
+
+if [ -z "$AEGIS_ROOT_SWITCHED" ]; then
+    # Kernels that build the virtio transport (and virtio-blk) as modules (Debian's 6.1 cloud
+    # kernel) get them from the host, dependencies first.
+    if [ -f /aegis/modules/order ]; then
+        while IFS= read -r module; do
+            insmod "/aegis/modules/$module" || die "cannot load $module"
+        done </aegis/modules/order
+    fi
+    # A run that needs the Debian userland (harness/src/vm/rootfs.rs) boots it as the root
+    # disk: this /init, the job, our binaries and the run's files go in, then the same /init
+    # runs there. QEMU's snapshot=on keeps the image itself unchanged.
+    if [ -f /aegis/rootfs ]; then
+        tries=0
+        until [ -b /dev/vda ]; do
+            tries=$((tries + 1))
+            [ "$tries" -gt 100 ] && die "the root disk /dev/vda did not appear"
+            sleep 0.1
+        done
+        mkdir -p /newroot
+        mount -t ext4 /dev/vda /newroot || die "cannot mount the root disk /dev/vda"
+        mkdir -p /newroot/aegis /newroot/usr/local/bin
+        cp -a /aegis/. /newroot/aegis/ || die "cannot copy /aegis to the root disk"
+        cp /init /newroot/aegis/init
+        cp /bin/busybox /newroot/aegis/busybox
+        cp -a /usr/local/bin/. /newroot/usr/local/bin/ || die "cannot copy /usr/local/bin"
+        # Our programs' libraries where the Debian userland has none of that name.
+        for dir in /lib /lib64 /usr/lib; do
+            [ -d "$dir" ] || continue
+            find "$dir" -type f | while IFS= read -r lib; do
+                if [ ! -e "/newroot$lib" ]; then
+                    mkdir -p "/newroot${lib%/*}" && cp "$lib" "/newroot$lib"
+                fi
+            done
+        done
+        # The run's own files (files_in) and the kernel config.
+        while IFS= read -r path; do
+            mkdir -p "/newroot${path%/*}" && cp -a "$path" "/newroot$path" ||
+                die "cannot copy $path to the root disk"
+        done </aegis/carry
+        umount /proc /sys /dev
+        export AEGIS_ROOT_SWITCHED=1
+        exec switch_root /newroot /aegis/init
+    fi
+fi
+
 mnt tmpfs tmpfs /tmp
 chmod 1777 /tmp
 mnt tmpfs tmpfs /dev/shm
@@ -31,14 +87,6 @@ hostname aegis-guest
 # The connect flood talks to 127.0.0.1.
 ip link set lo up || say "cannot bring up lo"
 echo "AEGIS-GUEST-START $(cut -d' ' -f1 /proc/uptime)"
-
-# Kernels that build the virtio transport as modules (Debian's 6.1 cloud kernel) get them from
-# the host, dependencies first.
-if [ -f /aegis/modules/order ]; then
-    while IFS= read -r module; do
-        insmod "/aegis/modules/$module" || die "cannot load $module"
-    done </aegis/modules/order
-fi
 
 port() {
     for dir in /sys/class/virtio-ports/*; do

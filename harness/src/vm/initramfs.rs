@@ -304,7 +304,7 @@ fn prune(dir: &Path, keep: &Path) {
 /// The script `/init` sources: a function running `aegis-bench` with these arguments. The
 /// host's facts go along (trials record the machine QEMU ran on), and so does the clean-up
 /// tests' fault injection (`AEGIS_BENCH_INJECT_FAULT`).
-pub fn job_script(aegis_args: &[String]) -> String {
+pub fn job_script(command: &GuestCommand) -> String {
     let fault = match std::env::var(FAULT_VAR) {
         Ok(value) if !value.is_empty() => {
             format!("export {FAULT_VAR}={}\n", shell_words::quote(&value))
@@ -313,15 +313,29 @@ pub fn job_script(aegis_args: &[String]) -> String {
     };
     let host = crate::results::trial::HostFacts::here(super::qemu::version());
     let host = serde_json::to_string(&host).expect("host facts serialize");
+    let line = match command {
+        GuestCommand::Aegis(args) => {
+            format!("/{GUEST_BIN_DIR}/aegis-bench {}", shell_words::join(args))
+        }
+        GuestCommand::Exec(args) => shell_words::join(args),
+    };
     format!(
-        "# Written by the host for this run.\nexport {}={}\n{fault}aegis_command() {{\n    /{GUEST_BIN_DIR}/aegis-bench {}\n}}\n",
+        "# Written by the host for this run.\nexport {}={}\n{fault}aegis_command() {{\n    {line}\n}}\n",
         crate::measure::kernel::HOST_FACTS_VAR,
         shell_words::quote(&host),
-        shell_words::join(aegis_args)
     )
 }
 
 const FAULT_VAR: &str = "AEGIS_BENCH_INJECT_FAULT";
+
+/// What the guest runs.
+#[derive(Clone, Debug)]
+pub enum GuestCommand {
+    /// `aegis-bench ARGS`.
+    Aegis(Vec<String>),
+    /// Any program with its arguments (`vm --exec`).
+    Exec(Vec<String>),
+}
 
 /// Writes the run image: the base image, then a cpio with the job, the list of files to send
 /// back (one absolute path a line), the files the command reads (`files_in`: absolute guest
@@ -329,7 +343,8 @@ const FAULT_VAR: &str = "AEGIS_BENCH_INJECT_FAULT";
 pub fn write_run_image(
     base: &BaseImage,
     kernel: &KernelImage,
-    aegis_args: &[String],
+    rootfs: bool,
+    command: &GuestCommand,
     files_back: &[&Path],
     files_in: &[(String, Vec<u8>)],
     out: &Path,
@@ -341,7 +356,7 @@ pub fn write_run_image(
         .open(out)
         .with_context(|| format!("opening {}", out.display()))?;
     let mut cpio = NewcWriter::new(GzEncoder::new(BufWriter::new(file), Compression::fast()));
-    cpio.file("aegis/job.sh", 0o644, job_script(aegis_args).as_bytes())?;
+    cpio.file("aegis/job.sh", 0o644, job_script(command).as_bytes())?;
     let mut back = String::new();
     for path in files_back {
         back.push_str(&path.to_string_lossy());
@@ -353,7 +368,10 @@ pub fn write_run_image(
     let config = std::fs::read(&kernel.config)
         .with_context(|| format!("reading {}", kernel.config.display()))?;
     cpio.dir("boot", 0o755)?;
-    cpio.file(&format!("boot/config-{}", kernel.release), 0o644, &config)?;
+    let config_path = format!("boot/config-{}", kernel.release);
+    cpio.file(&config_path, 0o644, &config)?;
+    // What `/init` copies onto the Debian root disk besides /aegis and /usr/local/bin.
+    let mut carry = format!("/{config_path}\n");
     // The kernel's unpacker creates no missing parents: each directory gets its own entry.
     let mut dirs_made = std::collections::BTreeSet::from(["boot".to_string()]);
     for (guest_path, bytes) in files_in {
@@ -370,6 +388,11 @@ pub fn write_run_image(
             }
         }
         cpio.file(relative, 0o644, bytes)?;
+        carry.push_str(&format!("/{relative}\n"));
+    }
+    if rootfs {
+        cpio.file("aegis/rootfs", 0o644, b"")?;
+        cpio.file("aegis/carry", 0o644, carry.as_bytes())?;
     }
     if !kernel.modules.is_empty() {
         let mut order = String::new();
@@ -425,11 +448,14 @@ mod tests {
         let args: Vec<String> = ["attack", "--cmd", "stress-ng --cpu 2", "it's"]
             .map(String::from)
             .to_vec();
-        let script = job_script(&args);
+        let script = job_script(&GuestCommand::Aegis(args.clone()));
         assert!(
             script
                 .contains("/usr/local/bin/aegis-bench attack --cmd 'stress-ng --cpu 2' 'it'\\''s'"),
             "{script}"
         );
+        let exec = job_script(&GuestCommand::Exec(vec!["python3".into(), "a b.py".into()]));
+        assert!(exec.contains("\n    python3 'a b.py'\n"), "{exec}");
+        assert!(!exec.contains("aegis-bench python3"), "{exec}");
     }
 }

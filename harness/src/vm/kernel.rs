@@ -141,14 +141,21 @@ pub struct KernelImage {
     /// Modules the guest loads before anything else (the virtio transport of the result
     /// ports, where the kernel builds it as modules), dependencies first.
     pub modules: Vec<PathBuf>,
+    /// Modules of [`WANTED_MODULES`] the kernel builds as modules but the cache lacks (a
+    /// kernel cached by an older aegis-bench, before virtio-blk was kept).
+    pub missing_modules: Vec<String>,
 }
 
 /// The kernel, from the cache or (unless `offline`) from the Debian archive.
 pub fn ensure(kind: GuestKernel, cache: &Path, offline: bool) -> Result<KernelImage> {
     let kernels = cache.join("kernels");
     if let Some(image) = cached(kind, cache)? {
-        check_config(&image)?;
-        return Ok(image);
+        // Offline, a kernel without the virtio-blk module still boots the busybox guest;
+        // the Debian root filesystem says what is missing.
+        if image.missing_modules.is_empty() || offline {
+            check_config(&image)?;
+            return Ok(image);
+        }
     }
     if offline {
         return Err(InputError(format!(
@@ -165,8 +172,15 @@ pub fn ensure(kind: GuestKernel, cache: &Path, offline: bool) -> Result<KernelIm
     let _lock = lock_cache(cache)?;
     // Another run may have fetched it while this one waited for the lock.
     if let Some(image) = cached(kind, cache)? {
-        check_config(&image)?;
-        return Ok(image);
+        if image.missing_modules.is_empty() {
+            check_config(&image)?;
+            return Ok(image);
+        }
+        crate::say!(
+            "vm: the cached {} lacks the module(s) {}; fetching it again",
+            image.package,
+            image.missing_modules.join(", ")
+        );
     }
     let image = fetch(kind, cache, &kernels)?;
     check_config(&image)?;
@@ -218,10 +232,23 @@ fn cached(kind: GuestKernel, cache: &Path) -> Result<Option<KernelImage>> {
         .trim()
         .to_string();
     let modules_dir = dir.join("modules");
-    let modules = match std::fs::read_to_string(modules_dir.join("order")) {
+    let modules: Vec<PathBuf> = match std::fs::read_to_string(modules_dir.join("order")) {
         Ok(order) => order.lines().map(|name| modules_dir.join(name)).collect(),
         Err(_) => Vec::new(),
     };
+    let config = std::fs::read_to_string(dir.join("config"))
+        .map(|text| parse_config(&text))
+        .unwrap_or_default();
+    let missing_modules = WANTED_MODULES
+        .iter()
+        .filter(|(option, _)| config.get(*option).map(String::as_str) == Some("m"))
+        .map(|(_, module)| module.to_string())
+        .filter(|module| {
+            !modules
+                .iter()
+                .any(|path| path.file_name() == Some(format!("{module}.ko").as_ref()))
+        })
+        .collect();
     Ok(Some(KernelImage {
         kind,
         package: package.to_string(),
@@ -229,6 +256,7 @@ fn cached(kind: GuestKernel, cache: &Path) -> Result<Option<KernelImage>> {
         vmlinuz: dir.join("vmlinuz"),
         config: dir.join("config"),
         modules,
+        missing_modules,
     }))
 }
 
@@ -308,6 +336,12 @@ fn fetch(kind: GuestKernel, cache: &Path, kernels: &Path) -> Result<KernelImage>
     std::fs::write(modules_dir.join("order"), order)?;
 
     let final_dir = kernels.join(&package);
+    if final_dir.exists() {
+        // An older, incomplete copy of the same package: out of the way first (the rename
+        // below only replaces an empty directory).
+        std::fs::rename(&final_dir, staging.path().join("old"))
+            .with_context(|| format!("moving the old {} aside", final_dir.display()))?;
+    }
     std::fs::rename(&dest, &final_dir)
         .with_context(|| format!("moving the kernel into {}", final_dir.display()))?;
     crate::say!("vm: cached {package} ({release})");
@@ -399,22 +433,28 @@ pub fn module_depends(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The module files to load for the virtio console over PCI, dependencies first; none when
-/// the kernel has both built in.
+/// The modules the guest loads before anything else, where the kernel builds them as modules:
+/// the virtio console over PCI (the result ports) and virtio-blk (the Debian root disk of
+/// [`super::rootfs`]).
+const WANTED_MODULES: &[(&str, &str)] = &[
+    ("CONFIG_VIRTIO_PCI", "virtio_pci"),
+    ("CONFIG_VIRTIO_CONSOLE", "virtio_console"),
+    ("CONFIG_VIRTIO_BLK", "virtio_blk"),
+];
+
+/// The module files to load for [`WANTED_MODULES`], dependencies first; none when the kernel
+/// has them all built in.
 fn transport_modules(
     package: &str,
     config: &BTreeMap<String, String>,
     root: &Path,
     release: &str,
 ) -> Result<Vec<PathBuf>> {
-    let wanted: Vec<&str> = [
-        ("CONFIG_VIRTIO_PCI", "virtio_pci"),
-        ("CONFIG_VIRTIO_CONSOLE", "virtio_console"),
-    ]
-    .into_iter()
-    .filter(|(option, _)| config.get(*option).map(String::as_str) == Some("m"))
-    .map(|(_, module)| module)
-    .collect();
+    let wanted: Vec<&str> = WANTED_MODULES
+        .iter()
+        .filter(|(option, _)| config.get(*option).map(String::as_str) == Some("m"))
+        .map(|(_, module)| *module)
+        .collect();
     if wanted.is_empty() {
         return Ok(Vec::new());
     }

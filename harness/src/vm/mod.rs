@@ -39,6 +39,7 @@ pub mod matrix;
 pub mod newc;
 pub mod qemu;
 pub mod results;
+pub mod rootfs;
 pub mod scap;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,19 @@ pub struct GuestSpec {
     pub files_in: Vec<(String, Vec<u8>)>,
     /// The trials use sysdig: its driver for the guest's kernel goes in ([`scap`]).
     pub sysdig_driver: bool,
+    /// The guest's userland: busybox alone, or a Debian root disk ([`rootfs`]).
+    pub userland: Userland,
+}
+
+/// The guest's userland (`vm --userland`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Userland {
+    /// The busybox initramfs alone: boots fastest; enough for the built-in collectors.
+    #[default]
+    Busybox,
+    /// A Debian bookworm root disk built with mmdebstrap, with BCC and the kernel's headers
+    /// (for eAudit); the busybox initramfs switches into it.
+    Debian,
 }
 
 pub const DEFAULT_CPUS: u32 = 2;
@@ -132,6 +146,7 @@ impl GuestSpec {
             extra_binaries: Vec::new(),
             files_in: Vec::new(),
             sysdig_driver: false,
+            userland: Userland::Busybox,
         })
     }
 
@@ -179,8 +194,25 @@ pub fn run_in_guest(
     aegis_args: &[String],
     files_back: &[(PathBuf, PathBuf)],
 ) -> Result<i32> {
+    run_command_in_guest(
+        spec,
+        &initramfs::GuestCommand::Aegis(aegis_args.to_vec()),
+        files_back,
+    )
+}
+
+/// [`run_in_guest`] for any [`initramfs::GuestCommand`].
+pub fn run_command_in_guest(
+    spec: &GuestSpec,
+    command: &initramfs::GuestCommand,
+    files_back: &[(PathBuf, PathBuf)],
+) -> Result<i32> {
     for (guest, _) in files_back {
         results::check_guest_path(guest)?;
+    }
+    if spec.userland == Userland::Debian {
+        rootfs::check_kernel(spec.kernel)?;
+        rootfs::check_tools()?;
     }
     crate::signals::install()?;
     // Missing tools are reported before anything is downloaded or built.
@@ -201,6 +233,12 @@ pub fn run_in_guest(
             std::fs::read(&driver).with_context(|| format!("reading {}", driver.display()))?;
         files_in.push((crate::collector::sysdig::GUEST_MODULE.to_string(), bytes));
     }
+    let root_disk = match spec.userland {
+        Userland::Busybox => None,
+        Userland::Debian => {
+            Some(rootfs::ensure(&cache, &kernel, spec.offline).map_err(interrupted)?)
+        }
+    };
     let image = initramfs::ensure_base(&cache, &spec.extra_binaries)?;
     crate::signals::check()?;
     crate::run::work_dir::sweep_stale_and_say();
@@ -211,7 +249,8 @@ pub fn run_in_guest(
     initramfs::write_run_image(
         &image,
         &kernel,
-        aegis_args,
+        root_disk.is_some(),
+        command,
         &guest_paths,
         &files_in,
         &initrd,
@@ -224,6 +263,7 @@ pub fn run_in_guest(
         timeout: spec.timeout,
         timeout_hint: &spec.timeout_hint,
         run_dir: run_dir.path(),
+        root_disk: root_disk.as_ref().map(|disk| disk.path.as_path()),
     })?;
     let status = results::unpack(&outcome.results, files_back)?;
     crate::say!(
@@ -250,5 +290,14 @@ pub fn run_vm_command(args: &VmArgs) -> Result<i32> {
     }
     let mut spec = args.guest.spec(args.timeout)?;
     spec.extra_binaries = args.bins.clone();
-    run_in_guest(&spec, &args.args, &[])
+    spec.userland = args.userland;
+    for file in &args.files {
+        spec.files_in.extend(args::read_file_arg(file)?);
+    }
+    let command = if args.exec {
+        initramfs::GuestCommand::Exec(args.args.clone())
+    } else {
+        initramfs::GuestCommand::Aegis(args.args.clone())
+    };
+    run_command_in_guest(&spec, &command, &[])
 }

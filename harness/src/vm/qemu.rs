@@ -45,6 +45,8 @@ pub struct Boot<'a> {
     pub timeout_hint: &'a str,
     /// A private directory for the sockets and the results file.
     pub run_dir: &'a Path,
+    /// The Debian root disk ([`super::rootfs`]), opened as a snapshot so it never changes.
+    pub root_disk: Option<&'a Path>,
 }
 
 pub struct Outcome {
@@ -121,6 +123,16 @@ pub fn qemu_args(boot: &Boot<'_>, sockets: &[(&str, &Path)], results: &Path) -> 
     ]);
     if Path::new(QBOOT).is_file() {
         args.extend(["-bios".to_string(), QBOOT.to_string()]);
+    }
+    if let Some(disk) = boot.root_disk {
+        // snapshot=on: the guest's writes go to a temporary overlay QEMU deletes at exit.
+        args.extend([
+            "-drive".to_string(),
+            format!(
+                "file={},if=virtio,format=raw,snapshot=on,cache=unsafe",
+                disk.display().to_string().replace(',', ",,")
+            ),
+        ]);
     }
     args.extend([
         "-device".to_string(),
@@ -444,6 +456,7 @@ mod tests {
             release: "6.18".into(),
             vmlinuz: "/cache/vmlinuz".into(),
             config: "/cache/config".into(),
+            missing_modules: Vec::new(),
             modules: Vec::new(),
         };
         let boot = Boot {
@@ -454,6 +467,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             timeout_hint: "",
             run_dir: Path::new("/run"),
+            root_disk: None,
         };
         let args = qemu_args(
             &boot,
@@ -475,6 +489,17 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("enable-kvm"), "{args}");
+        assert!(!args.contains("-drive"), "{args}");
+        let with_disk = Boot {
+            root_disk: Some(Path::new("/cache/rootfs/a,b.img")),
+            ..boot
+        };
+        let disk_args = qemu_args(&with_disk, &[], Path::new("/run/results.tar")).join(" ");
+        assert!(
+            disk_args
+                .contains("-drive file=/cache/rootfs/a,,b.img,if=virtio,format=raw,snapshot=on"),
+            "{disk_args}"
+        );
         for name in ["stdout", "stderr", "results"] {
             assert!(
                 args.contains(&format!("chardev={name},name=aegis.{name}")),
