@@ -141,7 +141,7 @@ pub struct KernelImage {
     /// Modules the guest loads before anything else (the virtio transport of the result
     /// ports, where the kernel builds it as modules), dependencies first.
     pub modules: Vec<PathBuf>,
-    /// Modules of [`WANTED_MODULES`] the kernel builds as modules but the cache lacks (a
+    /// Modules of [`wanted_modules`] the kernel builds as modules but the cache lacks (a
     /// kernel cached by an older aegis-bench, before virtio-blk was kept).
     pub missing_modules: Vec<String>,
 }
@@ -239,8 +239,8 @@ fn cached(kind: GuestKernel, cache: &Path) -> Result<Option<KernelImage>> {
     let config = std::fs::read_to_string(dir.join("config"))
         .map(|text| parse_config(&text))
         .unwrap_or_default();
-    let missing_modules = WANTED_MODULES
-        .iter()
+    let missing_modules = wanted_modules(kind)
+        .into_iter()
         .filter(|(option, _)| config.get(*option).map(String::as_str) == Some("m"))
         .map(|(_, module)| module.to_string())
         .filter(|module| {
@@ -325,7 +325,7 @@ fn fetch(kind: GuestKernel, cache: &Path, kernels: &Path) -> Result<KernelImage>
     std::fs::copy(&vmlinuz, dest.join("vmlinuz"))?;
     std::fs::copy(&config, dest.join("config"))?;
     std::fs::write(dest.join("release"), format!("{release}\n"))?;
-    let modules = transport_modules(&package, &parse_config(&config_text), &root, &release)?;
+    let modules = transport_modules(kind, &package, &parse_config(&config_text), &root, &release)?;
     let mut order = String::new();
     for module in &modules {
         let name = format!("{}.ko", module_name(module));
@@ -434,26 +434,33 @@ pub fn module_depends(bytes: &[u8]) -> Vec<String> {
 }
 
 /// The modules the guest loads before anything else, where the kernel builds them as modules:
-/// the virtio console over PCI (the result ports) and virtio-blk (the Debian root disk of
-/// [`super::rootfs`]).
-const WANTED_MODULES: &[(&str, &str)] = &[
-    ("CONFIG_VIRTIO_PCI", "virtio_pci"),
-    ("CONFIG_VIRTIO_CONSOLE", "virtio_console"),
-    ("CONFIG_VIRTIO_BLK", "virtio_blk"),
-];
+/// the virtio console over PCI (the result ports) and, for the kernel the Debian root disk of
+/// [`super::rootfs`] boots with (cfs; the sched-ext kernel ships its modules xz-compressed),
+/// virtio-blk.
+fn wanted_modules(kind: GuestKernel) -> Vec<(&'static str, &'static str)> {
+    let mut wanted = vec![
+        ("CONFIG_VIRTIO_PCI", "virtio_pci"),
+        ("CONFIG_VIRTIO_CONSOLE", "virtio_console"),
+    ];
+    if kind == GuestKernel::Cfs {
+        wanted.push(("CONFIG_VIRTIO_BLK", "virtio_blk"));
+    }
+    wanted
+}
 
-/// The module files to load for [`WANTED_MODULES`], dependencies first; none when the kernel
+/// The module files to load for [`wanted_modules`], dependencies first; none when the kernel
 /// has them all built in.
 fn transport_modules(
+    kind: GuestKernel,
     package: &str,
     config: &BTreeMap<String, String>,
     root: &Path,
     release: &str,
 ) -> Result<Vec<PathBuf>> {
-    let wanted: Vec<&str> = WANTED_MODULES
-        .iter()
+    let wanted: Vec<&str> = wanted_modules(kind)
+        .into_iter()
         .filter(|(option, _)| config.get(*option).map(String::as_str) == Some("m"))
-        .map(|(_, module)| *module)
+        .map(|(_, module)| module)
         .collect();
     if wanted.is_empty() {
         return Ok(Vec::new());
