@@ -210,6 +210,29 @@ impl PrivateApt {
             .collect())
     }
 
+    /// Downloads `package` into `dir` and unpacks it under `root` (`dpkg-deb -x`, nothing
+    /// installed), then deletes the `.deb`.
+    pub fn extract(&self, package: &str, dir: &Path, root: &Path) -> Result<()> {
+        let deb = self
+            .download(package, dir)
+            .with_context(|| format!("downloading {package} from {} ({})", self.suite, self.uri))?;
+        let out = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(root)
+            .output()
+            .context("running dpkg-deb")?;
+        if !out.status.success() {
+            bail!(
+                "dpkg-deb -x {} failed: {}",
+                deb.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        std::fs::remove_file(&deb).ok();
+        Ok(())
+    }
+
     /// Downloads a package's `.deb` into `dest_dir` and returns its path.
     pub fn download(&self, package: &str, dest_dir: &Path) -> Result<PathBuf> {
         self.run("apt-get", &["download", package], Some(dest_dir))?;

@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -293,24 +292,8 @@ fn fetch(kind: GuestKernel, cache: &Path, kernels: &Path) -> Result<KernelImage>
         .prefix(".fetch-")
         .tempdir_in(kernels)
         .with_context(|| format!("creating a staging directory in {}", kernels.display()))?;
-    let deb = apt
-        .download(&package, staging.path())
-        .with_context(|| format!("downloading {package} from {suite} ({})", apt.uri))?;
     let root = staging.path().join("root");
-    let out = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(&root)
-        .output()
-        .context("running dpkg-deb")?;
-    if !out.status.success() {
-        bail!(
-            "dpkg-deb -x {} failed: {}",
-            deb.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    std::fs::remove_file(&deb).ok();
+    apt.extract(&package, staging.path(), &root)?;
 
     let boot = root.join("boot");
     let (vmlinuz, release) = find_with_prefix(&boot, "vmlinuz-")

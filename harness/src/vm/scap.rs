@@ -104,7 +104,7 @@ pub fn ensure(kernel: &KernelImage, cache: &Path, offline: bool) -> Result<PathB
     source_apt
         .update()
         .with_context(|| format!("updating the package list of {DKMS_SUITE}"))?;
-    fetch(&source_apt, DKMS_PACKAGE, staging.path(), &root)?;
+    source_apt.extract(DKMS_PACKAGE, staging.path(), &root)?;
     let headers_apt = PrivateApt::new(
         &cache.join("apt").join(kernel.kind.suite()),
         kernel.kind.archive(),
@@ -113,10 +113,10 @@ pub fn ensure(kernel: &KernelImage, cache: &Path, offline: bool) -> Result<PathB
     let headers = format!("linux-headers-{}", kernel.release);
     let packages = headers_packages(&kernel.release)?;
     for package in &packages {
-        if fetch(&headers_apt, package, staging.path(), &root).is_err() {
+        if headers_apt.extract(package, staging.path(), &root).is_err() {
             // The lists may predate the kernel's headers: update once and retry.
             headers_apt.update()?;
-            fetch(&headers_apt, package, staging.path(), &root)?;
+            headers_apt.extract(package, staging.path(), &root)?;
         }
     }
     let headers_dir = root.join("usr/src").join(&headers);
@@ -192,27 +192,6 @@ fn headers_packages(release: &str) -> Result<Vec<String>> {
         format!("linux-headers-{version}-{abi}-common"),
         format!("linux-kbuild-{}", series.join(".")),
     ])
-}
-
-fn fetch(apt: &PrivateApt, package: &str, dir: &Path, root: &Path) -> Result<()> {
-    let deb = apt
-        .download(package, dir)
-        .with_context(|| format!("downloading {package} from {} ({})", apt.suite, apt.uri))?;
-    let out = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(root)
-        .output()
-        .context("running dpkg-deb")?;
-    if !out.status.success() {
-        bail!(
-            "dpkg-deb -x {} failed: {}",
-            deb.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    std::fs::remove_file(&deb).ok();
-    Ok(())
 }
 
 /// The driver source the dkms package installs: `usr/src/scap-VERSION`.
