@@ -342,6 +342,61 @@ fn sysdig_captures_the_attack_in_the_cfs_guest() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Real eAudit in the cfs guest's Debian userland, from the checkout `AEGIS_EAUDIT_DIR` names
+/// (patched and built by the guest runner): every attack open found in its log by thread id,
+/// the canary in its log. Opt-in (`cargo test --test vm -- --ignored`): CI has no eAudit
+/// checkout (it is not on the Debian archive or the crate registry), and BCC compiling eAudit's
+/// program takes minutes under TCG.
+#[test]
+#[ignore = "needs an eAudit checkout in AEGIS_EAUDIT_DIR and about 5 minutes of TCG"]
+fn eaudit_records_the_attack_in_the_cfs_guest() {
+    let Some(checkout) = std::env::var_os("AEGIS_EAUDIT_DIR") else {
+        panic!("set AEGIS_EAUDIT_DIR to an eAudit checkout to run this test");
+    };
+    let dir = temp_dir("vm-eaudit");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--vm",
+        "--vm-kernel",
+        "cfs",
+        "--collector",
+        "eaudit",
+        "--eaudit-dir",
+        checkout.to_str().unwrap(),
+        "--flood",
+        "openat",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let t = &read_trials(&json)[0];
+    assert_eq!(t["collector"], "eaudit");
+    assert_adds_up(t);
+    assert!(u64_of(t, "received") > 1000, "{t}");
+    assert_eq!(t["canary_recorded"], true, "{t}");
+    assert!(
+        t["collector_version"]
+            .as_str()
+            .unwrap()
+            .contains("patched: 0001-"),
+        "{t}"
+    );
+    let eaudit = &t["eaudit"];
+    if u64_of(t, "dropped") > 0 {
+        assert!(
+            eaudit["lost_bytes"].as_u64().unwrap() > 0
+                || eaudit["failed_ring_outputs"].as_u64().unwrap() > 0,
+            "{t}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// `eevdf:attack-quota` on a unified hierarchy: the attack's group capped through `cpu.max`,
 /// the cpu controller enabled for it and disabled again afterwards.
 #[test]

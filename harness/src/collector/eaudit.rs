@@ -1,20 +1,59 @@
-//! eAudit (Sekar et al., IEEE S&P 2024): an external checkout, detected and refused with the
-//! reason.
+//! eAudit (Sekar et al., IEEE S&P 2024), run from a checkout as its README says: `ecapd`'s
+//! front end `python3 eauditd.py -c CAPTURE -m PREFIX` from inside the checkout, BCC compiling
+//! its BPF program (`eauditk.c`) against the running kernel's headers when it starts, stopped
+//! with SIGINT (it drains its ring first), its capture printed by its own `eaudit -I CAPTURE -P
+//! TEXT`. That needs Python, BCC and the kernel's headers: the cfs guest's Debian userland
+//! ([`crate::vm::rootfs`]), where the guest runner copies in a checkout patched for 6.1
+//! (`patches/eaudit`, [`crate::vm::eaudit_build`]). Facts behind this module:
+//! `docs/eaudit-notes.md`.
 //!
-//! eAudit is run from its checkout (`make all`, then `./ecapd` or `./eauditd`, which load the
-//! Python/BCC front end `eauditd.py`); BCC compiles its BPF program (`eauditk.c`) when it starts,
-//! which needs BCC and this kernel's headers. [`why_unusable`] names the first thing missing.
+//! **Which records are the attack's.** eAudit records every process; each printed record
+//! names its thread group (`pid=`) and, for threads other than the leader, its thread
+//! (`tid=`). The attack's are those of the threads ground truth counted in the attack's
+//! cgroup, except the worker's main thread: it makes syscalls eAudit records before it joins
+//! the cgroup (opening its files), and eAudit's records carry one timestamp per batch, so they
+//! cannot be ordered against a start mark. The flood threads are started before the worker
+//! joins but make no recorded syscall until the gate opens, and the main thread makes none of
+//! the traced ones afterwards; a trial where that did not hold fails its account.
 //!
-//! Where everything is present the collector is still refused: its machine-readable summary
-//! (`-m PREFIX`, printed on stderr when it stops: `PREFIXsyscalls N`, `PREFIXlost N`, ...)
-//! gives `lost` in *bytes* (bytes sent to the ring buffer minus bytes received) and `syscalls`
-//! summed over *every process on the machine*. Neither can be matched with the attack's
-//! syscalls counted by ground truth, so an exact account is impossible from them. (Confirmed
-//! by a run in the cfs guest's Debian userland, `docs/eaudit-notes.md`: there the log names
-//! each record's pid and tid, the way to an exact account.)
+//! **Traced.** The flood's syscalls among those eAudit records as their own calls and the main
+//! thread never makes after joining: openat (printed `open`), socket, connect, clone, execve.
+//! Failed opens are recorded with `-u o`.
+//!
+//! **Dropped.** `dropped` = ground truth - received. eAudit's own loss figures are not per
+//! record: `-m`'s `lost` is bytes (sent to the ring minus received) and a failed ring output
+//! drops a whole batch; both go into the trial. A trial that misses attack events while eAudit
+//! says it lost nothing fails (the matching is wrong, not eAudit).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libc::c_long;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{CanarySeen, CollectorSetup, CollectorStats, RunningCollector};
+use crate::error::InputError;
+use crate::results::collector::EauditOutcome;
+
+/// Where the guest runner puts the patched, built checkout.
+pub const GUEST_DIR: &str = "/opt/eaudit";
+/// BCC compiles `eauditk.c` at start: about two minutes under TCG.
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(300);
+const PREFIX: &str = "EA_";
+
+/// The syscalls counted for the attack, as eAudit prints them (see the module docs).
+const RECORDED: &[(c_long, &str)] = &[
+    (libc::SYS_openat, "open"),
+    (libc::SYS_socket, "socket"),
+    (libc::SYS_connect, "connect"),
+    (libc::SYS_clone, "clone"),
+    (libc::SYS_execve, "execve"),
+];
 
 /// The environment variable naming a checkout when `--eaudit-dir` is not given.
 pub const DIR_ENV: &str = "AEGIS_EAUDIT_DIR";
@@ -55,8 +94,8 @@ fn headers_missing() -> Option<String> {
     }
 }
 
-/// Why `--collector eaudit` is refused here (one line).
-pub fn why_unusable(flag: Option<&Path>) -> String {
+/// Why `--collector eaudit` cannot run here, or `None` when it can.
+pub fn why_not_here(flag: Option<&Path>) -> Option<String> {
     let missing: Vec<String> = [bcc_missing(), headers_missing()]
         .into_iter()
         .flatten()
@@ -67,32 +106,363 @@ pub fn why_unusable(flag: Option<&Path>) -> String {
         format!("; eAudit also needs {}", missing.join(" and "))
     };
     let Some(dir) = checkout(flag) else {
-        return format!("no eAudit checkout: give --eaudit-dir DIR or set {DIR_ENV}{needs}");
+        return Some(format!(
+            "no eAudit checkout: give --eaudit-dir DIR or set {DIR_ENV}{needs}"
+        ));
     };
     if !dir.is_dir() {
-        return format!(
+        return Some(format!(
             "the eAudit checkout {} does not exist{needs}",
             dir.display()
-        );
+        ));
     }
     let has = |file: &str| dir.join(file).is_file();
     if !(has("eauditk.c") && (has("ecapd") || has("eauditd"))) {
-        return format!(
+        return Some(format!(
             "{} is not an eAudit checkout (no eauditk.c with ecapd or eauditd){needs}",
             dir.display()
-        );
+        ));
     }
     if !missing.is_empty() {
-        return format!(
+        return Some(format!(
             "eAudit in {} cannot run here: it needs {}",
             dir.display(),
             missing.join(" and ")
-        );
+        ));
     }
-    "eAudit's machine-readable summary (-m) gives `lost` in bytes and `syscalls` for every \
-     process on the machine, so the attack's loss cannot be accounted for exactly and no figure \
-     is printed"
-        .into()
+    if !(has("ecapd.so") && has("eaudit")) {
+        return Some(format!(
+            "the eAudit checkout {} is not built (no ecapd.so and eaudit: `make all` there)",
+            dir.display()
+        ));
+    }
+    None
+}
+
+/// Checks that eAudit can record here; the one-line error names where it can.
+pub fn check_available(flag: Option<&Path>) -> Result<(), InputError> {
+    match why_not_here(flag) {
+        None => Ok(()),
+        Some(reason) => Err(InputError(format!(
+            "collector 'eaudit' cannot run here: {reason}; it runs in the cfs guest's Debian \
+             userland: add --vm --vm-kernel cfs with --eaudit-dir DIR"
+        ))),
+    }
+}
+
+/// eAudit's counters from its stderr: `-m`'s `PREFIXlost` (bytes) and `PREFIXsyscalls`, and
+/// the failed ring outputs (`Ring buffer output failed N times`, absent when none failed).
+fn parse_summary(text: &str) -> Option<(u64, u64, u64)> {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(key))
+            .and_then(|rest| rest.trim().parse::<u64>().ok())
+    };
+    let failed = text
+        .lines()
+        .find_map(|line| {
+            let rest = line.split("Ring buffer output failed").nth(1)?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    Some((
+        value(&format!("{PREFIX}lost"))?,
+        value(&format!("{PREFIX}syscalls"))?,
+        failed,
+    ))
+}
+
+/// One printed record: `<time>:<seq>: pid=<tgid>: [tid=<tid>:] call(args) [ret=N]`; the
+/// thread (the leader's when there is no `tid=`), the call and its arguments.
+fn parse_record(line: &str) -> Option<(u32, &str, &str)> {
+    let rest = line.split_once("pid=")?.1;
+    let (pid, mut rest) = rest.split_once(':')?;
+    let mut tid: u32 = pid.trim().parse().ok()?;
+    rest = rest.trim_start();
+    if let Some(after) = rest.strip_prefix("tid=") {
+        let (t, r) = after.split_once(':')?;
+        tid = t.trim().parse().ok()?;
+        rest = r.trim_start();
+    }
+    let (call, args) = rest.split_once('(')?;
+    Some((tid, call.trim(), args))
+}
+
+pub struct EauditCollector {
+    /// `python3 eauditd.py`; `None` once stopped.
+    child: Option<Child>,
+    pid: u32,
+    dir: PathBuf,
+    capture: PathBuf,
+    printed: PathBuf,
+    stderr: PathBuf,
+    traced: BTreeSet<u32>,
+    /// The attack worker's main thread, whose records are not counted (module docs).
+    worker: Option<u32>,
+    summary: Option<(u64, u64, u64)>,
+    /// Its CPU seconds once recording (BCC's compile before that is not collecting).
+    cpu_at_ready_s: f64,
+    /// `(call, args)` of the attack's records naming a file in the work directory.
+    named: Vec<(String, String)>,
+    work_dir: PathBuf,
+}
+
+impl EauditCollector {
+    pub fn start(setup: &CollectorSetup<'_>, flag: Option<&Path>) -> Result<Self> {
+        let dir = checkout(flag).context("no eAudit checkout")?;
+        let mut syscalls: BTreeSet<c_long> = [libc::SYS_openat].into_iter().collect();
+        match setup.flood {
+            Some(flood) => syscalls.extend(flood.syscalls()),
+            None => syscalls.extend(RECORDED.iter().map(|(nr, _)| *nr)),
+        }
+        let traced = syscalls
+            .into_iter()
+            .filter(|nr| RECORDED.iter().any(|(known, _)| known == nr))
+            .map(|nr| nr as u32)
+            .collect();
+        // Copied in as plain files: the printer must be executable.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("eaudit"), std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {}/eaudit executable", dir.display()))?;
+        let mut collector = EauditCollector {
+            child: None,
+            pid: 0,
+            capture: setup.work_dir.join("eaudit.cap"),
+            printed: setup.work_dir.join("eaudit.txt"),
+            stderr: setup.work_dir.join("eaudit.err"),
+            dir,
+            traced,
+            worker: None,
+            summary: None,
+            cpu_at_ready_s: 0.0,
+            named: Vec::new(),
+            work_dir: setup.work_dir.to_path_buf(),
+        };
+        let stderr = std::fs::File::create(&collector.stderr)?;
+        // eauditd.py opens ./ecapd.so and eauditk.c: it runs from the checkout.
+        let child = Command::new("python3")
+            .arg("eauditd.py")
+            .arg("-c")
+            .arg(&collector.capture)
+            .args(["-m", PREFIX, "-u", "o", "-v", "1"])
+            .current_dir(&collector.dir)
+            .stdin(Stdio::null())
+            .stdout(stderr.try_clone()?)
+            .stderr(stderr)
+            .spawn()
+            .context("starting eAudit (python3 eauditd.py)")?;
+        collector.pid = child.id();
+        collector.child = Some(child);
+        collector.wait_until_recording()?;
+        Ok(collector)
+    }
+
+    fn messages(&self) -> String {
+        std::fs::read_to_string(&self.stderr)
+            .map(|text| {
+                let lines: Vec<&str> = text.trim().lines().collect();
+                lines[lines.len().saturating_sub(3)..].join(" | ")
+            })
+            .unwrap_or_default()
+    }
+
+    /// eAudit creates its capture file once BCC has compiled and loaded every program, and
+    /// turns recording on about 0.2 s later (docs/eaudit-notes.md).
+    fn wait_until_recording(&mut self) -> Result<()> {
+        crate::say!("  eaudit: compiling its BPF program with BCC (minutes under TCG)");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !self.capture.exists() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok())
+                .flatten()
+            {
+                bail!(
+                    "eAudit exited ({status}) before recording: {}",
+                    self.messages()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "eAudit did not start recording within {READY_TIMEOUT:?}: {}",
+                    self.messages()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let (user, system) = super::auditd::cpu_seconds(self.pid)?;
+        self.cpu_at_ready_s = user + system;
+        Ok(())
+    }
+
+    /// Prints the capture with eAudit's own printer and finds the attack's records.
+    fn read_back(&mut self, attack_tids: &BTreeSet<u32>) -> Result<BTreeMap<u32, u64>> {
+        let out = Command::new(self.dir.join("eaudit"))
+            .arg("-I")
+            .arg(&self.capture)
+            .arg("-P")
+            .arg(&self.printed)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .context("running eAudit's printer (eaudit -I ... -P ...)")?;
+        if !out.status.success() {
+            bail!(
+                "eaudit -I {} failed ({}): {}",
+                self.capture.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = std::fs::read_to_string(&self.printed)
+            .with_context(|| format!("reading {}", self.printed.display()))?;
+        let work_dir = self.work_dir.to_string_lossy().into_owned();
+        let mut received: BTreeMap<u32, u64> = BTreeMap::new();
+        for line in text.lines() {
+            let Some((tid, call, args)) = parse_record(line) else {
+                continue;
+            };
+            if !attack_tids.contains(&tid) || Some(tid) == self.worker {
+                continue;
+            }
+            if let Some((nr, _)) = RECORDED.iter().find(|(_, name)| *name == call) {
+                if self.traced.contains(&(*nr as u32)) {
+                    *received.entry(*nr as u32).or_default() += 1;
+                }
+            }
+            if args.contains(&work_dir) {
+                self.named.push((call.to_string(), args.to_string()));
+            }
+        }
+        Ok(received)
+    }
+}
+
+fn version(dir: &Path) -> String {
+    let patches: Vec<String> = crate::vm::eaudit_build::PATCHES
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let built = std::fs::read_to_string(dir.join(crate::vm::eaudit_build::SOURCE_FILE))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| dir.display().to_string());
+    if patches.is_empty() {
+        format!("eAudit ({built})")
+    } else {
+        format!("eAudit ({built}), patched: {}", patches.join(", "))
+    }
+}
+
+impl RunningCollector for EauditCollector {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn traced_syscalls(&self) -> BTreeSet<u32> {
+        self.traced.clone()
+    }
+
+    fn needs_attack_pid(&self) -> bool {
+        true
+    }
+
+    fn attack_joined(&mut self, pid: u32) -> Result<()> {
+        self.worker = Some(pid);
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<CollectorStats> {
+        let child = self.child.take().context("eAudit was already stopped")?;
+        // SIGINT: eAudit drains its ring, writes, prints its counters and exits.
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
+        let (code, cpu_user_s, cpu_system_s) =
+            super::sysdig::wait_with_cpu(child.id(), EXIT_TIMEOUT, "eAudit")?;
+        std::mem::forget(child);
+        if code != 0 {
+            bail!("eAudit failed (exit status {code}): {}", self.messages());
+        }
+        let text = std::fs::read_to_string(&self.stderr)?;
+        self.summary = Some(parse_summary(&text).with_context(|| {
+            format!(
+                "eAudit printed no {PREFIX}lost/{PREFIX}syscalls summary (see {})",
+                self.stderr.display()
+            )
+        })?);
+        Ok(CollectorStats {
+            cpu_user_s,
+            cpu_system_s,
+            consuming_cpu_s: Some((cpu_user_s + cpu_system_s - self.cpu_at_ready_s).max(0.0)),
+            log_bytes: std::fs::metadata(&self.capture).map_or(0, |m| m.len()),
+            ..CollectorStats::default()
+        })
+    }
+
+    fn match_attack(
+        &mut self,
+        attack_tids: &BTreeSet<u32>,
+        truth: &BTreeMap<u32, u64>,
+        stats: &mut CollectorStats,
+    ) -> Result<()> {
+        let (lost_bytes, syscalls, failed_outputs) =
+            self.summary.context("eAudit has not stopped")?;
+        let received = self.read_back(attack_tids)?;
+        let generated: u64 = self
+            .traced
+            .iter()
+            .map(|nr| truth.get(nr).copied().unwrap_or(0))
+            .sum();
+        stats.received = received.values().sum();
+        let missed = generated.saturating_sub(stats.received);
+        if missed > 0 && lost_bytes == 0 && failed_outputs == 0 {
+            bail!(
+                "accounting does not add up: eAudit's log lacks {missed} of the attack's \
+                 {generated} events but it lost nothing (lost 0 bytes, no failed ring output): \
+                 the attack's records were not matched, not lost ({})",
+                super::sysdig::by_syscall(&self.traced, &received, truth)
+            );
+        }
+        stats.received_by_syscall = received;
+        stats.dropped = missed;
+        stats.eaudit = Some(EauditOutcome {
+            lost_bytes,
+            syscalls,
+            failed_ring_outputs: failed_outputs,
+            attack_missed: missed,
+        });
+        Ok(())
+    }
+
+    fn find_canary(&self, canary: &Path) -> Result<CanarySeen> {
+        let quoted = format!("\"{}\"", canary.display());
+        let seen = |calls: &[&str]| {
+            self.named
+                .iter()
+                .any(|(call, args)| calls.contains(&call.as_str()) && args.contains(&quoted))
+        };
+        Ok(CanarySeen {
+            created: seen(&["open"]),
+            unlinked: seen(&["unlink", "unlinkat"]),
+        })
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.printed.clone()
+    }
+
+    fn version(&self) -> Option<String> {
+        Some(version(&self.dir))
+    }
+}
+
+impl Drop for EauditCollector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -102,9 +472,36 @@ mod tests {
     #[test]
     fn a_directory_without_eaudit_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let reason = why_unusable(Some(dir.path()));
+        let reason = why_not_here(Some(dir.path())).unwrap();
         assert!(reason.contains("is not an eAudit checkout"), "{reason}");
-        let reason = why_unusable(Some(&dir.path().join("nope")));
+        let reason = why_not_here(Some(&dir.path().join("nope"))).unwrap();
         assert!(reason.contains("does not exist"), "{reason}");
+    }
+
+    #[test]
+    fn reads_its_counters() {
+        let text = "Pid 587: Read 212511B in 563 msgs\n*** Dropped data *** Ring buffer output \
+                    failed 304159 times\nEA_syscalls 7073\nEA_lost 10479285\nEA_avgp 13\n";
+        assert_eq!(parse_summary(text), Some((10479285, 7073, 304159)));
+        assert_eq!(parse_summary("EA_syscalls 1\nEA_lost 0\n"), Some((0, 1, 0)));
+        assert_eq!(parse_summary("nothing"), None);
+    }
+
+    #[test]
+    fn reads_records_of_leaders_and_threads() {
+        assert_eq!(
+            parse_record("1796661487.034:00013:     pid=582: clone(flags=1200011)"),
+            Some((582, "clone", "flags=1200011)"))
+        );
+        assert_eq!(
+            parse_record(
+                "1796661500.300:02891:    pid=2354: tid=2355: open(file=\"/etc/hostname\", flags=0, mode=0) ret=3"
+            ),
+            Some((2355, "open", "file=\"/etc/hostname\", flags=0, mode=0) ret=3"))
+        );
+        assert_eq!(
+            parse_record("eParser: Terminating after reading 2 bytes."),
+            None
+        );
     }
 }

@@ -15,7 +15,8 @@
 //! - [`sysdig`]: Debian's sysdig capturing the whole machine (`sysdig -w`) through its
 //!   kernel module, where a driver for the kernel exists (the cfs guest); matched against the
 //!   attack afterwards by the thread ids ground truth kept.
-//! - [`eaudit`]: detected, and refused with the reason (see its module docs).
+//! - [`eaudit`]: eAudit from a checkout, in the cfs guest's Debian userland, matched against
+//!   the attack by thread id like sysdig.
 
 pub mod audit_log;
 pub mod audit_state;
@@ -90,7 +91,7 @@ impl CollectorKind {
     /// Whether the collector records every process and is matched against the attack
     /// afterwards by the thread ids ground truth kept ([`RunningCollector::match_attack`]).
     pub fn sees_whole_machine(self) -> bool {
-        self == CollectorKind::Sysdig
+        matches!(self, CollectorKind::Sysdig | CollectorKind::Eaudit)
     }
 }
 
@@ -103,6 +104,8 @@ pub enum Buffer {
     AuditBacklog(AuditSettings),
     /// sysdig's driver: its own per-CPU buffers, of a size the driver fixes.
     Driver { bytes_per_cpu: u64 },
+    /// The collector's own default buffer (eAudit's ring, 8 MB unless `-r`).
+    Default,
 }
 
 impl Buffer {
@@ -110,7 +113,7 @@ impl Buffer {
     pub fn ring_bytes(self) -> Option<u64> {
         match self {
             Buffer::Ring { bytes } => Some(bytes),
-            Buffer::AuditBacklog(_) | Buffer::Driver { .. } => None,
+            Buffer::AuditBacklog(_) | Buffer::Driver { .. } | Buffer::Default => None,
         }
     }
 
@@ -118,7 +121,7 @@ impl Buffer {
     pub fn audit(self) -> Option<AuditSettings> {
         match self {
             Buffer::AuditBacklog(settings) => Some(settings),
-            Buffer::Ring { .. } | Buffer::Driver { .. } => None,
+            Buffer::Ring { .. } | Buffer::Driver { .. } | Buffer::Default => None,
         }
     }
 }
@@ -135,6 +138,8 @@ pub struct CollectorSetup<'a> {
     pub pin_ring: Option<PathBuf>,
     /// `--trace-scope all` (built-in collectors only).
     pub scope: Option<SharedScope>,
+    /// `--eaudit-dir` (eaudit only).
+    pub eaudit_dir: Option<&'a Path>,
 }
 
 /// Whether each half of the canary (creating and unlinking the file) is in the log.
@@ -194,10 +199,7 @@ pub fn check_available(kind: CollectorKind, eaudit_dir: Option<&Path>) -> Result
         CollectorKind::Builtin | CollectorKind::BuiltinCompact => Ok(()),
         CollectorKind::Auditd => auditd::check_available(),
         CollectorKind::Sysdig => sysdig::check_available(),
-        CollectorKind::Eaudit => Err(InputError(format!(
-            "collector 'eaudit' cannot be used here: {}",
-            eaudit::why_unusable(eaudit_dir)
-        ))),
+        CollectorKind::Eaudit => eaudit::check_available(eaudit_dir),
     }
 }
 
@@ -209,9 +211,9 @@ pub fn start(kind: CollectorKind, setup: &CollectorSetup<'_>) -> Result<Box<dyn 
         }
         CollectorKind::Auditd => Ok(Box::new(auditd::AuditdCollector::start(setup)?)),
         CollectorKind::Sysdig => Ok(Box::new(sysdig::SysdigCollector::start(setup)?)),
-        CollectorKind::Eaudit => {
-            // check_available refused these before anything was armed.
-            anyhow::bail!("collector '{}' cannot run here", kind.name())
-        }
+        CollectorKind::Eaudit => Ok(Box::new(eaudit::EauditCollector::start(
+            setup,
+            setup.eaudit_dir,
+        )?)),
     }
 }

@@ -495,8 +495,29 @@ impl SysdigCollector {
     }
 }
 
-/// Waits for `pid` (our child) to exit, with its CPU seconds (user, system).
-fn wait_with_cpu(pid: u32, timeout: Duration) -> Result<(i32, f64, f64)> {
+/// `received/generated` per traced syscall, for an account that does not add up.
+pub(super) fn by_syscall(
+    traced: &BTreeSet<u32>,
+    received: &BTreeMap<u32, u64>,
+    truth: &BTreeMap<u32, u64>,
+) -> String {
+    let parts: Vec<String> = traced
+        .iter()
+        .map(|nr| {
+            format!(
+                "{} {}/{}",
+                crate::syscalls::name(*nr),
+                received.get(nr).copied().unwrap_or(0),
+                truth.get(nr).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    format!("received/generated: {}", parts.join(", "))
+}
+
+/// Waits for `pid` (our child, the collector `what`) to exit, with its CPU seconds (user,
+/// system).
+pub(super) fn wait_with_cpu(pid: u32, timeout: Duration, what: &str) -> Result<(i32, f64, f64)> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut status = 0;
@@ -513,10 +534,10 @@ fn wait_with_cpu(pid: u32, timeout: Duration) -> Result<(i32, f64, f64)> {
             return Ok((code, seconds(usage.ru_utime), seconds(usage.ru_stime)));
         }
         if reaped < 0 {
-            bail!("waiting for sysdig: {}", std::io::Error::last_os_error());
+            bail!("waiting for {what}: {}", std::io::Error::last_os_error());
         }
         if Instant::now() > deadline {
-            bail!("sysdig did not finish writing its capture within {timeout:?}");
+            bail!("{what} did not finish writing its log within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -551,7 +572,7 @@ impl RunningCollector for SysdigCollector {
         let child = self.child.take().context("sysdig was already stopped")?;
         // SIGINT: sysdig flushes its capture and prints its driver's counters.
         kill(Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
-        let (code, cpu_user_s, cpu_system_s) = wait_with_cpu(child.id(), EXIT_TIMEOUT)?;
+        let (code, cpu_user_s, cpu_system_s) = wait_with_cpu(child.id(), EXIT_TIMEOUT, "sysdig")?;
         // Reaped above; the handle must not be waited on or killed again.
         std::mem::forget(child);
         self.unload_driver()?;
@@ -597,24 +618,11 @@ impl RunningCollector for SysdigCollector {
         // More received than generated fails the account step, by syscall.
         let missed = generated.saturating_sub(stats.received);
         if missed > n_drops {
-            let by_syscall: Vec<String> = self
-                .traced
-                .iter()
-                .map(|nr| {
-                    format!(
-                        "{} {}/{}",
-                        crate::syscalls::name(*nr),
-                        received.get(nr).copied().unwrap_or(0),
-                        truth.get(nr).copied().unwrap_or(0)
-                    )
-                })
-                .collect();
             bail!(
                 "accounting does not add up: sysdig's capture lacks {missed} of the attack's \
                  {generated} events but its driver dropped only {n_drops} events on the whole \
-                 machine: the attack's records were not matched, not lost (received/generated: \
-                 {})",
-                by_syscall.join(", ")
+                 machine: the attack's records were not matched, not lost ({})",
+                by_syscall(&self.traced, &received, truth)
             );
         }
         stats.received_by_syscall = received;

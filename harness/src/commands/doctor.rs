@@ -201,7 +201,13 @@ fn collector_checks(root: bool) -> Vec<Check> {
         check("sysdig (collector)", sysdig_check()),
         check(
             "eaudit (collector)",
-            Err(crate::collector::eaudit::why_unusable(None)),
+            match crate::collector::eaudit::why_not_here(None) {
+                None => Ok("can record here".to_string()),
+                Some(reason) => Err(format!(
+                    "not here: {reason}; runs in the cfs guest's Debian userland (--vm \
+                     --vm-kernel cfs --eaudit-dir DIR)"
+                )),
+            },
         ),
     ]
 }

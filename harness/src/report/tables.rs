@@ -493,6 +493,7 @@ mod tests {
             policy: Default::default(),
             audit: None,
             sysdig: None,
+            eaudit: None,
             scheduler_stats: None,
             started_at: String::new(),
             beside: Default::default(),

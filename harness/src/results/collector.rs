@@ -68,6 +68,9 @@ pub struct CollectorStats {
     /// sysdig only: its driver's counters and the read-back behind `received` and `dropped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sysdig: Option<SysdigOutcome>,
+    /// eaudit only: its own loss figures (not per record) and the attack's missing events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eaudit: Option<EauditOutcome>,
 }
 
 impl CollectorStats {
@@ -88,6 +91,19 @@ pub struct SysdigOutcome {
     pub attack_missed: u64,
     /// Seconds `sysdig -r` took to read the capture back.
     pub readback_s: f64,
+}
+
+/// What eAudit said of its loss, and what was missing of the attack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EauditOutcome {
+    /// `-m`'s `lost`: bytes sent to its ring minus bytes received (every process).
+    pub lost_bytes: u64,
+    /// `-m`'s `syscalls`: the syscalls it recorded, of every process.
+    pub syscalls: u64,
+    /// Ring outputs that failed (each drops a whole batch of records).
+    pub failed_ring_outputs: u64,
+    /// The attack's syscalls missing from its log (`dropped`).
+    pub attack_missed: u64,
 }
 
 /// What the audit counters and the log said, behind `received` and `dropped`.

@@ -35,6 +35,10 @@ pub struct Trial {
     /// missing from its capture, and how long reading the capture back took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sysdig: Option<crate::results::collector::SysdigOutcome>,
+    /// eaudit only: its `lost` bytes, recorded syscalls and failed ring outputs (all of the
+    /// whole machine), and the attack's events missing from its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eaudit: Option<crate::results::collector::EauditOutcome>,
     /// The sched_ext scheduler's own counters at the end of the trial (`scx_aegis
     /// --stats-file`: per-level queued/dispatched/promoted and max waits, inferences run and
     /// skipped, the current action); `None` for schedulers that do not report them.

@@ -341,6 +341,7 @@ impl Disarmed {
             policy: self.policy,
             audit: self.stats.audit.clone(),
             sysdig: self.stats.sysdig.clone(),
+            eaudit: self.stats.eaudit.clone(),
             scheduler_stats: self.scheduler_stats,
             started_at: setup.started_at.clone(),
             beside: workload,

@@ -150,6 +150,7 @@ fn start_collector(
             flood,
             pin_ring,
             scope,
+            eaudit_dir: setup.plan.eaudit_dir.as_deref(),
         },
     )
 }

@@ -157,6 +157,8 @@ pub struct Plan {
     pub watch_run_delay: bool,
     /// `--trace-scope`.
     pub trace_scope: TraceScope,
+    /// `--eaudit-dir`: the eAudit checkout.
+    pub eaudit_dir: Option<PathBuf>,
 }
 
 impl Plan {
@@ -241,6 +243,7 @@ impl Plan {
             workloads: options.workloads.clone(),
             watch_run_delay: options.watch_run_delay,
             trace_scope: options.trace_scope,
+            eaudit_dir: options.eaudit_dir.clone(),
         })
     }
 
@@ -309,6 +312,7 @@ impl Plan {
                             .iter()
                             .map(|s| Buffer::AuditBacklog(*s))
                             .collect(),
+                        CollectorKind::Eaudit => vec![Buffer::Default],
                         CollectorKind::Sysdig => vec![Buffer::Driver {
                             bytes_per_cpu: crate::collector::sysdig::DRIVER_BUFFER_BYTES,
                         }],
@@ -549,7 +553,7 @@ fn producer_plan(options: &AttackOptions, duration: Duration) -> Result<Producer
 /// is checked when the trials start.
 fn check_collectors(options: &AttackOptions, for_guest: bool) -> Result<(), InputError> {
     for kind in &options.collectors {
-        if *kind == CollectorKind::Sysdig && for_guest {
+        if matches!(kind, CollectorKind::Sysdig | CollectorKind::Eaudit) && for_guest {
             continue;
         }
         if *kind != CollectorKind::Auditd {
@@ -661,6 +665,7 @@ impl TrialSpec {
             ),
             Buffer::Ring { bytes } => format!("ring{}", format_size(bytes)),
             Buffer::Driver { bytes_per_cpu } => format!("driver{}", format_size(bytes_per_cpu)),
+            Buffer::Default => "default".to_string(),
         }
     }
 
@@ -675,6 +680,7 @@ impl TrialSpec {
             Buffer::Driver { bytes_per_cpu } => {
                 format!("driver {} per CPU", format_size(bytes_per_cpu))
             }
+            Buffer::Default => "its default buffer".to_string(),
         }
     }
 }

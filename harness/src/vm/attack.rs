@@ -21,7 +21,7 @@ use crate::results::trial::Trial;
 use crate::run::{AttackOptions, Plan, ProducerPlan};
 
 /// Flags that only describe the guest, dropped from the guest's command line.
-const GUEST_FLAGS: &[&str] = &["vm", "vm-kernel", "cpus", "mem", "offline"];
+const GUEST_FLAGS: &[&str] = &["vm", "vm-kernel", "cpus", "mem", "offline", "eaudit-dir"];
 /// Output flags and the guest directory their files are written to.
 const OUTPUT_FLAGS: &[(&str, &str)] = &[
     ("json", "/aegis-out/json"),
@@ -32,6 +32,8 @@ const OUTPUT_FLAGS: &[(&str, &str)] = &[
 const BASE_TIMEOUT_S: u64 = 120;
 /// Per trial: arming (BPF loads are slow under TCG), disarming and accounting.
 const PER_TRIAL_S: u64 = 30;
+/// Per eAudit trial: BCC compiling eAudit's BPF program, with room for a loaded host.
+const EAUDIT_START_S: u64 = 480;
 /// Workloads whose tools run in a guest from their binaries and shared libraries alone (the
 /// servers get their configuration from the workload itself; `compile` needs a whole compiler).
 pub const GUEST_WORKLOADS: &[&str] = &[
@@ -199,13 +201,25 @@ pub fn run(
     // The timeout is one boot's: each boot is its own guest.
     let trials = trial_count(&plan, schedulers) / u64::from(plan.boots);
     let duration_s = plan.duration.as_secs_f64().ceil() as u64;
+    // eAudit's BCC compiles its BPF program at every start: about two minutes under TCG.
+    let eaudit_trials = if plan
+        .collectors
+        .contains(&crate::collector::CollectorKind::Eaudit)
+    {
+        trial_count(&plan, schedulers)
+            / (plan.collectors.len() * plan.ring_sizes.len().max(1)) as u64
+            / u64::from(plan.boots)
+    } else {
+        0
+    };
     let timeout_s = BASE_TIMEOUT_S
         + trials * (3 * duration_s + PER_TRIAL_S)
-        + alone_count(&plan, schedulers) * (3 * duration_s + PER_TRIAL_S);
+        + alone_count(&plan, schedulers) * (3 * duration_s + PER_TRIAL_S)
+        + eaudit_trials * EAUDIT_START_S;
     let mut spec = guest.spec(timeout_s)?;
     // The workloads' tools go in with their libraries, at /usr/local/bin.
     spec.extra_binaries = workload_binaries(&plan)?;
-    spec.add_collectors(&options.collectors)?;
+    spec.add_collectors(&options.collectors, options.eaudit_dir.as_deref())?;
     spec.timeout_hint = format!(
         "`attack --vm` allowed {timeout_s} s for {trials} trial(s); for longer, run \
          `aegis-bench vm --timeout SECS -- attack ...` (without --vm)"
@@ -221,7 +235,17 @@ pub fn run(
             }
         }
     }
-    let guest_args = guest_scheduler_paths(guest_command_line(attack, attack_args)?);
+    let mut guest_args = guest_scheduler_paths(guest_command_line(attack, attack_args)?);
+    // The host's checkout went in patched and built (`GuestSpec::add_collectors`).
+    if options
+        .collectors
+        .contains(&crate::collector::CollectorKind::Eaudit)
+    {
+        guest_args.extend([
+            "--eaudit-dir".to_string(),
+            crate::collector::eaudit::GUEST_DIR.to_string(),
+        ]);
+    }
     if options.boots > 1 {
         return run_boots(options, &spec, guest_args);
     }

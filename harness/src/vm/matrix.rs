@@ -109,7 +109,15 @@ fn guest_spec(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Resul
         .iter()
         .map(|name| crate::collector::CollectorKind::parse(name))
         .collect::<Result<Vec<_>, _>>()?;
-    spec.add_collectors(&collectors)?;
+    if collectors.contains(&crate::collector::CollectorKind::Eaudit) {
+        return Err(InputError(
+            "collector 'eaudit' is not supported in matrices yet: run it with attack --vm \
+             --vm-kernel cfs --collector eaudit"
+                .into(),
+        )
+        .into());
+    }
+    spec.add_collectors(&collectors, None)?;
     let facts = spec.kernel.facts();
     for entry in &matrix.file.schedulers {
         if let crate::sched::SchedulerSpec::SchedExt { binary, .. } =

@@ -33,6 +33,7 @@
 pub mod apt;
 pub mod args;
 pub mod attack;
+pub mod eaudit_build;
 pub mod initramfs;
 pub mod kernel;
 pub mod matrix;
@@ -155,7 +156,11 @@ impl GuestSpec {
     pub fn add_collectors(
         &mut self,
         collectors: &[crate::collector::CollectorKind],
-    ) -> Result<(), InputError> {
+        eaudit_dir: Option<&Path>,
+    ) -> Result<()> {
+        if collectors.contains(&crate::collector::CollectorKind::Eaudit) {
+            self.add_eaudit(eaudit_dir)?;
+        }
         if !collectors.contains(&crate::collector::CollectorKind::Sysdig) {
             return Ok(());
         }
@@ -163,7 +168,8 @@ impl GuestSpec {
             return Err(InputError(format!(
                 "collector 'sysdig' cannot run in the {} guest: {why}",
                 self.kernel.name()
-            )));
+            ))
+            .into());
         }
         let binary = crate::collector::audit_state::find_program("sysdig").ok_or_else(|| {
             InputError(
@@ -176,6 +182,35 @@ impl GuestSpec {
             self.extra_binaries.push(binary);
         }
         self.sysdig_driver = true;
+        Ok(())
+    }
+
+    /// eAudit: the Debian userland, and the checkout patched and built for it at
+    /// [`crate::collector::eaudit::GUEST_DIR`].
+    fn add_eaudit(&mut self, eaudit_dir: Option<&Path>) -> Result<()> {
+        if self.kernel != GuestKernel::Cfs {
+            return Err(InputError(format!(
+                "collector 'eaudit' needs BCC and the kernel's headers, which only the cfs \
+                 guest's Debian userland has (Debian publishes no headers for the {} guest's \
+                 kernel): use --vm-kernel cfs",
+                self.kernel.name()
+            ))
+            .into());
+        }
+        let checkout = crate::collector::eaudit::checkout(eaudit_dir).ok_or_else(|| {
+            InputError(format!(
+                "collector 'eaudit' needs an eAudit checkout: give --eaudit-dir DIR or set {}",
+                crate::collector::eaudit::DIR_ENV
+            ))
+        })?;
+        let built = eaudit_build::ensure(&checkout, &cache_dir()?)?;
+        let arg = format!(
+            "{}:{}",
+            built.display(),
+            crate::collector::eaudit::GUEST_DIR
+        );
+        self.files_in.extend(args::read_file_arg(&arg)?);
+        self.userland = Userland::Debian;
         Ok(())
     }
 }
