@@ -3,8 +3,8 @@
 //! its BPF program (`eauditk.c`) against the running kernel's headers when it starts, stopped
 //! with SIGINT (it drains its ring first), its capture printed by its own `eaudit -I CAPTURE -P
 //! TEXT`. That needs Python, BCC and the kernel's headers: the cfs guest's Debian userland
-//! ([`crate::vm::rootfs`]), where the guest runner copies in a checkout patched for 6.1
-//! (`patches/eaudit`, [`crate::vm::eaudit_build`]). Facts behind this module:
+//! (`vm/rootfs.rs`), where the guest runner copies in a checkout patched for 6.1
+//! (`patches/eaudit`, `vm/eaudit_build.rs`). Facts behind this module:
 //! `docs/eaudit-notes.md`.
 //!
 //! **Which records are the attack's.** eAudit records every process; each printed record
@@ -41,6 +41,8 @@ use crate::results::collector::EauditOutcome;
 
 /// Where the guest runner puts the patched, built checkout.
 pub const GUEST_DIR: &str = "/opt/eaudit";
+/// A file in a built copy naming the checkout and the patches it came from.
+pub const BUILD_FILE: &str = "aegis-build";
 /// BCC compiles `eauditk.c` at start: about two minutes under TCG.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -340,19 +342,12 @@ impl EauditCollector {
     }
 }
 
+/// The checkout and patches a built copy came from, as its builder wrote them into
+/// [`BUILD_FILE`].
 fn version(dir: &Path) -> String {
-    let patches: Vec<String> = crate::vm::eaudit_build::PATCHES
-        .iter()
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let built = std::fs::read_to_string(dir.join(crate::vm::eaudit_build::SOURCE_FILE))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| dir.display().to_string());
-    if patches.is_empty() {
-        format!("eAudit ({built})")
-    } else {
-        format!("eAudit ({built}), patched: {}", patches.join(", "))
-    }
+    std::fs::read_to_string(dir.join(BUILD_FILE))
+        .map(|text| format!("eAudit ({})", text.trim()))
+        .unwrap_or_else(|_| format!("eAudit ({})", dir.display()))
 }
 
 impl RunningCollector for EauditCollector {

@@ -1,6 +1,6 @@
 //! sysdig: Debian's sysdig, run as its users run it: its kernel module (`scap.ko`, built from
-//! Debian's `falcosecurity-scap-dkms` against the guest kernel's headers, see
-//! [`crate::vm::scap`]) loaded, `sysdig -v -w FILE` capturing every process of the machine, and
+//! Debian's `falcosecurity-scap-dkms` against the guest kernel's headers by `vm/scap.rs`)
+//! loaded, `sysdig -v -w FILE` capturing every process of the machine, and
 //! the capture read back with `sysdig -r` once it stops.
 //!
 //! **Which records are the attack's.** sysdig records the whole machine, so the attack's events

@@ -139,7 +139,41 @@ pub fn remove_stale(root: &Path) -> usize {
     let quota_groups = cpu_controller_root()
         .map(|cpu_root| remove_stale_in(&cpu_root, false))
         .unwrap_or(0);
-    remove_stale_in(root, true) + quota_groups + crate::sched::policy::sweep_stale_cpu_controller()
+    remove_stale_in(root, true) + quota_groups + sweep_stale_cpu_controller()
+}
+
+/// Where a run that enabled the cpu controller on cgroup v2 (`attack-quota`) names the
+/// `cgroup.subtree_control` it enabled it in: `<tmp>/aegis-bench-cpu-<pid>`.
+pub fn cpu_marker(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("{PREFIX}cpu-{pid}"))
+}
+
+/// Disables the cpu controller a SIGKILLed run enabled; returns how many it disabled.
+fn sweep_stale_cpu_controller() -> usize {
+    let prefix = format!("{PREFIX}cpu-");
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(control) = fs::read_to_string(entry.path()) {
+            if fs::write(control.trim(), "-cpu").is_ok() {
+                swept += 1;
+            }
+        }
+        let _ = fs::remove_file(entry.path());
+    }
+    swept
 }
 
 fn remove_stale_in(root: &Path, kill: bool) -> usize {

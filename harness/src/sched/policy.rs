@@ -230,15 +230,11 @@ impl Drop for ChangedThreads {
 /// there. On a unified hierarchy (the guests) the cap is the attack's own group's `cpu.max`;
 /// the cpu controller is enabled in its parent's `cgroup.subtree_control` if it was not, and
 /// disabled again on drop, once the attack's group is gone. A marker file names that parent
-/// while it is enabled, so a run after a SIGKILL disables it ([`sweep_stale_cpu_controller`]).
+/// while it is enabled, so a run after a SIGKILL disables it
+/// ([`crate::measure::cgroup::remove_stale`]).
 pub enum CpuQuotaGroup {
     V1 { path: PathBuf },
     V2 { enabled_in: Option<PathBuf> },
-}
-
-/// Where a run that enabled the cpu controller says so: `<tmp>/aegis-bench-cpu-<pid>`.
-fn cpu_marker(pid: u32) -> PathBuf {
-    std::env::temp_dir().join(format!("{}cpu-{pid}", crate::measure::cgroup::PREFIX))
 }
 
 fn quota_us(quota_pct: u32) -> u64 {
@@ -291,7 +287,7 @@ impl CpuQuotaGroup {
                 .into());
             }
             fs::write(
-                cpu_marker(std::process::id()),
+                crate::measure::cgroup::cpu_marker(std::process::id()),
                 control.to_string_lossy().as_bytes(),
             )?;
             fs::write(&control, "+cpu")
@@ -317,34 +313,6 @@ impl CpuQuotaGroup {
     }
 }
 
-/// Disables the cpu controller a SIGKILLed run enabled; returns how many it disabled.
-pub fn sweep_stale_cpu_controller() -> usize {
-    let prefix = format!("{}cpu-", crate::measure::cgroup::PREFIX);
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return 0;
-    };
-    let mut swept = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(&prefix)
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        if let Ok(control) = fs::read_to_string(entry.path()) {
-            if fs::write(control.trim(), "-cpu").is_ok() {
-                swept += 1;
-            }
-        }
-        let _ = fs::remove_file(entry.path());
-    }
-    swept
-}
-
 impl Drop for CpuQuotaGroup {
     fn drop(&mut self) {
         match self {
@@ -367,7 +335,9 @@ impl Drop for CpuQuotaGroup {
                 if let Some(control) = enabled_in.take() {
                     match fs::write(&control, "-cpu") {
                         Ok(()) => {
-                            let _ = fs::remove_file(cpu_marker(std::process::id()));
+                            let _ = fs::remove_file(crate::measure::cgroup::cpu_marker(
+                                std::process::id(),
+                            ));
                         }
                         Err(err) => crate::say!(
                             "warning: could not disable the cpu controller in {}: {err}",

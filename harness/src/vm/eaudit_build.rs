@@ -17,8 +17,6 @@ pub const PATCHES: &[(&str, &str)] = &[(
     "0001-eauditk-min-for-the-6.1-verifier.patch",
     include_str!("../../../patches/eaudit/0001-eauditk-min-for-the-6.1-verifier.patch"),
 )];
-/// A file in the built copy naming the checkout it came from.
-pub const SOURCE_FILE: &str = "aegis-source";
 
 /// Every regular file under `dir`, sorted, relative.
 fn files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -117,7 +115,11 @@ pub fn ensure(checkout: &Path, cache: &Path) -> Result<PathBuf> {
             stderr.trim().lines().last().unwrap_or("no message")
         );
     }
-    std::fs::write(copy.join(SOURCE_FILE), format!("{}\n", checkout.display()))?;
+    let patches: Vec<&str> = PATCHES.iter().map(|(name, _)| *name).collect();
+    std::fs::write(
+        copy.join(crate::collector::eaudit::BUILD_FILE),
+        format!("{}, patched: {}\n", checkout.display(), patches.join(", ")),
+    )?;
     std::fs::rename(&copy, &dest).with_context(|| format!("moving it to {}", dest.display()))?;
     Ok(dest)
 }

@@ -95,67 +95,8 @@ pub fn ensure(kernel: &KernelImage, cache: &Path, offline: bool) -> Result<PathB
         .prefix(".build-")
         .tempdir_in(dir)
         .with_context(|| format!("creating a build directory in {}", dir.display()))?;
-    let root = staging.path().join("root");
-    let source_apt = PrivateApt::new(
-        &cache.join("apt").join(DKMS_SUITE),
-        Archive::Main,
-        DKMS_SUITE,
-    )?;
-    source_apt
-        .update()
-        .with_context(|| format!("updating the package list of {DKMS_SUITE}"))?;
-    source_apt.extract(DKMS_PACKAGE, staging.path(), &root)?;
-    let headers_apt = PrivateApt::new(
-        &cache.join("apt").join(kernel.kind.suite()),
-        kernel.kind.archive(),
-        kernel.kind.suite(),
-    )?;
-    let headers = format!("linux-headers-{}", kernel.release);
-    let packages = headers_packages(&kernel.release)?;
-    for package in &packages {
-        if headers_apt.extract(package, staging.path(), &root).is_err() {
-            // The lists may predate the kernel's headers: update once and retry.
-            headers_apt.update()?;
-            headers_apt.extract(package, staging.path(), &root)?;
-        }
-    }
-    let headers_dir = root.join("usr/src").join(&headers);
-    let common = root.join("usr/src").join(&packages[1]);
-    std::fs::write(
-        headers_dir.join("Makefile"),
-        format!("include {}/Makefile\n", common.display()),
-    )?;
-    let source = find_source(&root.join("usr/src"))?;
-    let log = staging.path().join("build.log");
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(&headers_dir)
-        .arg(format!("M={}", source.display()))
-        .arg("modules")
-        .output()
-        .context("running make")?;
-    std::fs::write(
-        &log,
-        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
-    )?;
-    let built = source.join("scap.ko");
-    if !out.status.success() || !built.is_file() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        bail!(
-            "building sysdig's driver for {} failed ({}): {}",
-            kernel.release,
-            out.status,
-            stderr.trim().lines().last().unwrap_or("no message")
-        );
-    }
-    let bytes = std::fs::read(&built)?;
-    if !vermagic(&bytes).is_some_and(|magic| magic.starts_with(&format!("{} ", kernel.release))) {
-        bail!(
-            "the driver built for {} has vermagic {:?}: the headers do not match the kernel",
-            kernel.release,
-            vermagic(&bytes)
-        );
-    }
+    let (headers_dir, source) = fetch_sources(kernel, cache, staging.path())?;
+    let built = build(kernel, &headers_dir, &source, staging.path())?;
     // The guest only needs the code: debug info would add megabytes to every boot.
     let stripped = staging.path().join("scap.ko");
     let status = Command::new("strip")
@@ -176,6 +117,81 @@ pub fn ensure(kernel: &KernelImage, cache: &Path, offline: bool) -> Result<PathB
         started.elapsed().as_secs_f64()
     );
     Ok(dest)
+}
+
+/// Unpacks the driver source and the kernel's headers under `staging`; returns the headers'
+/// directory (its Makefile pointed at the unpacked common headers) and the source directory.
+fn fetch_sources(kernel: &KernelImage, cache: &Path, staging: &Path) -> Result<(PathBuf, PathBuf)> {
+    let root = staging.join("root");
+    let source_apt = PrivateApt::new(
+        &cache.join("apt").join(DKMS_SUITE),
+        Archive::Main,
+        DKMS_SUITE,
+    )?;
+    source_apt
+        .update()
+        .with_context(|| format!("updating the package list of {DKMS_SUITE}"))?;
+    source_apt.extract(DKMS_PACKAGE, staging, &root)?;
+    let headers_apt = PrivateApt::new(
+        &cache.join("apt").join(kernel.kind.suite()),
+        kernel.kind.archive(),
+        kernel.kind.suite(),
+    )?;
+    let packages = headers_packages(&kernel.release)?;
+    for package in &packages {
+        if headers_apt.extract(package, staging, &root).is_err() {
+            // The lists may predate the kernel's headers: update once and retry.
+            headers_apt.update()?;
+            headers_apt.extract(package, staging, &root)?;
+        }
+    }
+    let headers_dir = root.join("usr/src").join(&packages[0][..]);
+    let common = root.join("usr/src").join(&packages[1]);
+    std::fs::write(
+        headers_dir.join("Makefile"),
+        format!("include {}/Makefile\n", common.display()),
+    )?;
+    Ok((headers_dir, find_source(&root.join("usr/src"))?))
+}
+
+/// `make modules` of the driver against the headers (the log kept in `staging`); the module,
+/// its vermagic checked against the kernel.
+fn build(
+    kernel: &KernelImage,
+    headers_dir: &Path,
+    source: &Path,
+    staging: &Path,
+) -> Result<PathBuf> {
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(headers_dir)
+        .arg(format!("M={}", source.display()))
+        .arg("modules")
+        .output()
+        .context("running make")?;
+    std::fs::write(
+        staging.join("build.log"),
+        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+    )?;
+    let built = source.join("scap.ko");
+    if !out.status.success() || !built.is_file() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "building sysdig's driver for {} failed ({}): {}",
+            kernel.release,
+            out.status,
+            stderr.trim().lines().last().unwrap_or("no message")
+        );
+    }
+    let bytes = std::fs::read(&built)?;
+    if !vermagic(&bytes).is_some_and(|magic| magic.starts_with(&format!("{} ", kernel.release))) {
+        bail!(
+            "the driver built for {} has vermagic {:?}: the headers do not match the kernel",
+            kernel.release,
+            vermagic(&bytes)
+        );
+    }
+    Ok(built)
 }
 
 /// The packages that hold `release`'s headers: its own, the common headers and the build
