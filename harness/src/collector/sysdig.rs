@@ -13,8 +13,11 @@
 //!
 //! **Received and dropped.** An event is a syscall *entry* record (`evt.dir=>`) of a syscall in
 //! [`RunningCollector::traced_syscalls`]: ground truth counts entries too, and a clone has one
-//! entry but two exits. `received` = the attack's entry records; `dropped` = ground truth's
-//! count minus `received`. sysdig's driver counts what it dropped (`Driver Drops`, every
+//! entry but two exits. sysdig 0.41 (falcosecurity libs 0.23) no longer records the entries
+//! of most syscalls, only their exits, with every argument; for a syscall without any entry
+//! record the exit records count instead, a clone's only in the parent (return value not 0).
+//! `received` = the attack's records so counted; `dropped` = ground truth's count minus
+//! `received`. sysdig's driver counts what it dropped (`Driver Drops`, every
 //! process, entries and exits counted apart): each missing attack entry is one of those, so a
 //! trial where more attack events are missing than the driver dropped fails, naming both
 //! numbers: the matching is wrong, not sysdig.
@@ -220,12 +223,14 @@ struct Record<'a> {
     tid: u32,
     enter: bool,
     event: &'a str,
+    /// The return value of an exit record (`<NA>` for entries).
+    res: &'a str,
     /// The `name` argument (exit records of openat and unlinkat), `<NA>` otherwise.
     name: &'a str,
 }
 
 fn parse_record(line: &str) -> Option<Record<'_>> {
-    let mut fields = line.splitn(4, ' ');
+    let mut fields = line.splitn(5, ' ');
     let tid = fields.next()?.parse().ok()?;
     let enter = match fields.next()? {
         ">" => true,
@@ -236,8 +241,14 @@ fn parse_record(line: &str) -> Option<Record<'_>> {
         tid,
         enter,
         event: fields.next()?,
+        res: fields.next()?,
         name: fields.next().unwrap_or(""),
     })
+}
+
+/// Whether an exit record stands for one call: not a clone's child side (which returns 0).
+fn counts_exit(record: &Record<'_>) -> bool {
+    !(record.event.starts_with("clone") || record.event.ends_with("fork")) || record.res != "0"
 }
 
 /// The calling thread's id.
@@ -434,8 +445,8 @@ impl SysdigCollector {
             .map(|(_, name)| *name)
             .collect();
         let filter = format!(
-            "(evt.dir=> and evt.type in ({})) or (evt.dir=< and evt.type in (openat, unlinkat) \
-             and evt.arg.name contains \"{}\")",
+            "evt.type in ({}) or (evt.dir=< and evt.type in (openat, unlinkat) and \
+             evt.arg.name contains \"{}\")",
             names.join(", "),
             self.work_dir.display()
         );
@@ -444,7 +455,10 @@ impl SysdigCollector {
             .arg(&self.capture)
             // `*`: print every record, also those without a `name` argument (sysdig skips a
             // record one of whose fields it cannot fill, otherwise).
-            .args(["-p", "*%thread.tid %evt.dir %evt.type %evt.arg.name"])
+            .args([
+                "-p",
+                "*%thread.tid %evt.dir %evt.type %evt.rawres %evt.arg.name",
+            ])
             .arg(&filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -453,8 +467,9 @@ impl SysdigCollector {
             .context("starting sysdig -r")?;
         let stdout = child.stdout.take().context("sysdig -r has no stdout")?;
         let mark_name = mark.to_string_lossy().into_owned();
+        let work_dir = self.work_dir.to_string_lossy().into_owned();
         let mut marked = false;
-        let mut received: BTreeMap<u32, u64> = BTreeMap::new();
+        let (mut entries, mut exits) = (BTreeMap::new(), BTreeMap::<u32, u64>::new());
         for line in BufReader::new(stdout).lines() {
             let line = line.context("reading sysdig -r")?;
             let Some(record) = parse_record(&line) else {
@@ -467,11 +482,15 @@ impl SysdigCollector {
             if !attack_tids.contains(&record.tid) {
                 continue;
             }
-            if record.enter {
-                if let Some((nr, _)) = RECORDED.iter().find(|(_, n)| *n == record.event) {
-                    *received.entry(*nr as u32).or_default() += 1;
+            let nr = RECORDED.iter().find(|(_, n)| *n == record.event);
+            match (record.enter, nr) {
+                (true, Some((nr, _))) => *entries.entry(*nr as u32).or_insert(0u64) += 1,
+                (false, Some((nr, _))) if counts_exit(&record) => {
+                    *exits.entry(*nr as u32).or_default() += 1
                 }
-            } else {
+                _ => {}
+            }
+            if !record.enter && record.name.contains(&work_dir) {
                 self.named
                     .push((record.event.to_string(), record.name.to_string()));
             }
@@ -491,7 +510,11 @@ impl SysdigCollector {
                  attack's records cannot be told from the rest"
             );
         }
-        Ok(received)
+        // Entries where sysdig records them, exits where it records only those.
+        for (nr, count) in entries {
+            exits.insert(nr, count);
+        }
+        Ok(exits)
     }
 }
 
@@ -681,25 +704,43 @@ mod tests {
     #[test]
     fn reads_records_as_asked_for() {
         assert_eq!(
-            parse_record("812 > openat <NA>"),
+            parse_record("812 > openat <NA> <NA>"),
             Some(Record {
                 tid: 812,
                 enter: true,
                 event: "openat",
+                res: "<NA>",
                 name: "<NA>"
             })
         );
         assert_eq!(
-            parse_record("9 < unlinkat /tmp/a b"),
+            parse_record("9 < unlinkat -2 /tmp/a b"),
             Some(Record {
                 tid: 9,
                 enter: false,
                 event: "unlinkat",
+                res: "-2",
                 name: "/tmp/a b"
             })
         );
-        assert_eq!(parse_record("x > openat"), None);
-        assert_eq!(parse_record("1 ? openat"), None);
+        assert_eq!(parse_record("x > openat <NA>"), None);
+        assert_eq!(parse_record("1 ? openat <NA>"), None);
+        assert_eq!(parse_record("1 > openat"), None);
+    }
+
+    #[test]
+    fn counts_a_clone_once() {
+        let exit = |event, res| Record {
+            tid: 1,
+            enter: false,
+            event,
+            res,
+            name: "<NA>",
+        };
+        assert!(counts_exit(&exit("clone", "812")));
+        assert!(!counts_exit(&exit("clone", "0")));
+        assert!(!counts_exit(&exit("clone3", "0")));
+        assert!(counts_exit(&exit("openat", "0")));
     }
 
     #[test]

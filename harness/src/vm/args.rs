@@ -11,7 +11,8 @@ use crate::error::InputError;
 /// The guest to boot, for `vm`, `attack --vm` and `run --vm`.
 #[derive(Clone, Debug, Default, Args)]
 pub struct GuestArgs {
-    /// Guest kernel: sched-ext (Debian's Linux 6.18 with sched_ext; EEVDF) or cfs (Debian's
+    /// Guest kernel: sched-ext (Debian's Linux 6.18 with sched_ext; EEVDF), sched-ext-7 (Linux
+    /// 7.3 with sched_ext and published headers; picked for sysdig and eaudit) or cfs (Debian's
     /// Linux 6.1; CFS) [default: sched-ext]
     #[arg(long, value_name = "KERNEL", value_enum)]
     pub vm_kernel: Option<GuestKernel>,
@@ -59,13 +60,15 @@ impl GuestArgs {
 
     /// The guest these flags describe, with defaults, allowed `timeout_s` to run.
     pub fn spec(&self, timeout_s: u64) -> Result<GuestSpec, InputError> {
-        GuestSpec::new(
+        let mut spec = GuestSpec::new(
             self.vm_kernel.unwrap_or(GuestKernel::SchedExt),
             self.cpus.unwrap_or(DEFAULT_CPUS),
             self.mem.as_deref().unwrap_or(DEFAULT_MEM),
             self.offline,
             timeout_s,
-        )
+        )?;
+        spec.kernel_chosen = self.vm_kernel.is_some();
+        Ok(spec)
     }
 }
 
@@ -81,8 +84,8 @@ pub struct VmArgs {
     /// repeatable.
     #[arg(long = "bin", value_name = "PATH")]
     pub bins: Vec<PathBuf>,
-    /// The guest's userland: busybox (the initramfs alone) or debian (a Debian bookworm root
-    /// disk with BCC and the kernel's headers; needs --vm-kernel cfs)
+    /// The guest's userland: busybox (the initramfs alone) or debian (a Debian root disk with
+    /// BCC and the kernel's headers: bookworm for cfs, forky with sysdig for sched-ext-7)
     #[arg(long, value_name = "USERLAND", value_enum, default_value_t = Userland::Busybox)]
     pub userland: Userland,
     /// Copy a host file, or a directory recursively, into the guest: HOST:GUEST (GUEST an

@@ -3,6 +3,10 @@
 //! - `sched-ext`: `linux-image-6.18.12+deb13-cloud-amd64` from trixie-backports, the kernel the
 //!   measurements in `shared/ENVIRONMENT.md` were made on (Debian's 6.12 kernels do not enable
 //!   sched_ext). Pinned, so result sets stay comparable.
+//! - `sched-ext-7`: `linux-image-7.3.4+deb13-cloud-amd64` from trixie-backports, for the real
+//!   collectors: Debian publishes its headers (the sysdig driver and eAudit's BCC compile
+//!   against them) and it has BPF-LSM. Its image is split into `linux-base-*` (config),
+//!   `linux-binary-*` (vmlinuz) and `linux-modules-*` (xz-compressed modules, unpacked here).
 //! - `cfs`: the newest `linux-image-6.1.0-*-cloud-amd64` from bookworm-security, the last
 //!   Debian kernel line before EEVDF replaced CFS in 6.6.
 //!
@@ -25,6 +29,9 @@ pub enum GuestKernel {
     /// Linux 6.18 with sched_ext (and EEVDF as its fair class).
     #[value(name = "sched-ext")]
     SchedExt,
+    /// Linux 7.3 with sched_ext and published headers, for Sysdig and eAudit.
+    #[value(name = "sched-ext-7")]
+    SchedExt7,
     /// Linux 6.1, whose fair class is CFS.
     #[value(name = "cfs")]
     Cfs,
@@ -40,6 +47,12 @@ impl GuestKernel {
                 sched_ext: true,
                 in_guest: true,
             },
+            GuestKernel::SchedExt7 => crate::sched::KernelFacts {
+                name: "the sched-ext-7 guest kernel (7.3)".into(),
+                fair_class: "eevdf",
+                sched_ext: true,
+                in_guest: true,
+            },
             GuestKernel::Cfs => crate::sched::KernelFacts {
                 name: "the cfs guest kernel (6.1)".into(),
                 fair_class: "cfs",
@@ -51,6 +64,7 @@ impl GuestKernel {
 }
 
 const SCHED_EXT_PACKAGE: &str = "linux-image-6.18.12+deb13-cloud-amd64";
+const SCHED_EXT7_PACKAGE: &str = "linux-image-7.3.4+deb13-cloud-amd64";
 const CFS_PREFIX: &str = "linux-image-6.1.0-";
 const CFS_SUFFIX: &str = "-cloud-amd64";
 
@@ -68,24 +82,31 @@ const REQUIRED_CONFIG: &[(&str, &str)] = &[
 ];
 
 impl GuestKernel {
+    pub const ALL: [GuestKernel; 3] = [
+        GuestKernel::SchedExt,
+        GuestKernel::SchedExt7,
+        GuestKernel::Cfs,
+    ];
+
     /// The `--vm-kernel` name.
     pub fn name(self) -> &'static str {
         match self {
             GuestKernel::SchedExt => "sched-ext",
+            GuestKernel::SchedExt7 => "sched-ext-7",
             GuestKernel::Cfs => "cfs",
         }
     }
 
     pub fn suite(self) -> &'static str {
         match self {
-            GuestKernel::SchedExt => "trixie-backports",
+            GuestKernel::SchedExt | GuestKernel::SchedExt7 => "trixie-backports",
             GuestKernel::Cfs => "bookworm-security",
         }
     }
 
     pub(crate) fn archive(self) -> Archive {
         match self {
-            GuestKernel::SchedExt => Archive::Main,
+            GuestKernel::SchedExt | GuestKernel::SchedExt7 => Archive::Main,
             GuestKernel::Cfs => Archive::Security,
         }
     }
@@ -94,6 +115,7 @@ impl GuestKernel {
     pub fn package_description(self) -> String {
         match self {
             GuestKernel::SchedExt => SCHED_EXT_PACKAGE.to_string(),
+            GuestKernel::SchedExt7 => SCHED_EXT7_PACKAGE.to_string(),
             GuestKernel::Cfs => format!("{CFS_PREFIX}*{CFS_SUFFIX}"),
         }
     }
@@ -102,6 +124,7 @@ impl GuestKernel {
     fn matches(self, package: &str) -> Option<u32> {
         match self {
             GuestKernel::SchedExt => (package == SCHED_EXT_PACKAGE).then_some(0),
+            GuestKernel::SchedExt7 => (package == SCHED_EXT7_PACKAGE).then_some(0),
             GuestKernel::Cfs => package
                 .strip_prefix(CFS_PREFIX)?
                 .strip_suffix(CFS_SUFFIX)?
@@ -121,7 +144,7 @@ impl GuestKernel {
 
     fn required_config(self) -> Vec<(&'static str, &'static str)> {
         let mut required = REQUIRED_CONFIG.to_vec();
-        if self == GuestKernel::SchedExt {
+        if self.facts().sched_ext {
             required.push(("CONFIG_SCHED_CLASS_EXT", "sched_ext schedulers"));
         }
         required
@@ -205,7 +228,7 @@ pub fn cached_kernels(cache: &Path) -> Vec<(GuestKernel, String, String)> {
         .flatten()
         .filter_map(|entry| {
             let package = entry.file_name().to_string_lossy().into_owned();
-            let kind = [GuestKernel::SchedExt, GuestKernel::Cfs]
+            let kind = GuestKernel::ALL
                 .into_iter()
                 .find(|kind| kind.matches(&package).is_some())?;
             let release = std::fs::read_to_string(entry.path().join("release")).ok()?;
@@ -294,13 +317,9 @@ fn fetch(kind: GuestKernel, cache: &Path, kernels: &Path) -> Result<KernelImage>
         .with_context(|| format!("creating a staging directory in {}", kernels.display()))?;
     let root = staging.path().join("root");
     apt.extract(&package, staging.path(), &root)?;
-
-    let boot = root.join("boot");
-    let (vmlinuz, release) = find_with_prefix(&boot, "vmlinuz-")
-        .with_context(|| format!("{package} has no boot/vmlinuz-*"))?;
-    let config = boot.join(format!("config-{release}"));
+    let (vmlinuz, config, release) = unpacked_image(&apt, &package, staging.path(), &root)?;
     let config_text = std::fs::read_to_string(&config)
-        .with_context(|| format!("{package} has no boot/config-{release}"))?;
+        .with_context(|| format!("{package} has no {}", config.display()))?;
 
     let dest = staging.path().join("kernel");
     let modules_dir = dest.join("modules");
@@ -312,7 +331,7 @@ fn fetch(kind: GuestKernel, cache: &Path, kernels: &Path) -> Result<KernelImage>
     let mut order = String::new();
     for module in &modules {
         let name = format!("{}.ko", module_name(module));
-        std::fs::copy(module, modules_dir.join(&name))?;
+        std::fs::write(modules_dir.join(&name), module_bytes(module)?)?;
         order.push_str(&name);
         order.push('\n');
     }
@@ -329,6 +348,51 @@ fn fetch(kind: GuestKernel, cache: &Path, kernels: &Path) -> Result<KernelImage>
         .with_context(|| format!("moving the kernel into {}", final_dir.display()))?;
     crate::say!("vm: cached {package} ({release})");
     cached(kind, cache)?.context("the kernel just fetched is not in the cache")
+}
+
+/// The kernel's vmlinuz, config and release in the unpacked `package`: under `boot/`, or, for
+/// an image split into parts (7.x), under `usr/lib/modules/RELEASE/` of its `linux-base-*`,
+/// `linux-binary-*` and `linux-modules-*` packages, which are unpacked beside it first.
+fn unpacked_image(
+    apt: &PrivateApt,
+    package: &str,
+    staging: &Path,
+    root: &Path,
+) -> Result<(PathBuf, PathBuf, String)> {
+    if let Some((vmlinuz, release)) = find_with_prefix(&root.join("boot"), "vmlinuz-") {
+        let config = root.join("boot").join(format!("config-{release}"));
+        return Ok((vmlinuz, config, release));
+    }
+    let suffix = package
+        .strip_prefix("linux-image-")
+        .with_context(|| format!("{package} is not a linux-image-* package"))?;
+    for part in ["base", "binary", "modules"] {
+        apt.extract(&format!("linux-{part}-{suffix}"), staging, root)?;
+    }
+    let modules = root.join("usr/lib/modules");
+    let (dir, release) = find_with_prefix(&modules, "")
+        .with_context(|| format!("{package}'s parts have no usr/lib/modules/RELEASE"))?;
+    Ok((dir.join("vmlinuz"), dir.join("config"), release))
+}
+
+/// A module file's contents, uncompressed (the guest loads plain `.ko` files).
+fn module_bytes(path: &Path) -> Result<Vec<u8>> {
+    if !path.to_string_lossy().ends_with(".ko.xz") {
+        return std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    }
+    let out = std::process::Command::new("xz")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .context("running xz to unpack a kernel module (apt-get install xz-utils)")?;
+    if !out.status.success() {
+        bail!(
+            "xz -dc {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
 }
 
 fn regex_escape(text: &str) -> String {
@@ -418,14 +482,13 @@ pub fn module_depends(bytes: &[u8]) -> Vec<String> {
 
 /// The modules the guest loads before anything else, where the kernel builds them as modules:
 /// the virtio console over PCI (the result ports) and, for the kernel the Debian root disk of
-/// [`super::rootfs`] boots with (cfs; the sched-ext kernel ships its modules xz-compressed),
-/// virtio-blk.
+/// [`super::rootfs`] boots with (cfs and sched-ext-7), virtio-blk.
 fn wanted_modules(kind: GuestKernel) -> Vec<(&'static str, &'static str)> {
     let mut wanted = vec![
         ("CONFIG_VIRTIO_PCI", "virtio_pci"),
         ("CONFIG_VIRTIO_CONSOLE", "virtio_console"),
     ];
-    if kind == GuestKernel::Cfs {
+    if kind != GuestKernel::SchedExt {
         wanted.push(("CONFIG_VIRTIO_BLK", "virtio_blk"));
     }
     wanted
@@ -489,13 +552,14 @@ fn add_with_dependencies(
     if order.contains(path) {
         return Ok(());
     }
-    if !path.to_string_lossy().ends_with(".ko") {
+    let name = path.to_string_lossy();
+    if !name.ends_with(".ko") && !name.ends_with(".ko.xz") {
         bail!(
-            "{package} ships {} compressed; the guest runner loads only uncompressed modules",
+            "{package} ships {} compressed in a way the guest runner does not unpack",
             path.display()
         );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = module_bytes(path)?;
     for dependency in module_depends(&bytes) {
         add_with_dependencies(package, &dependency, index, order, depth + 1)?;
     }

@@ -90,6 +90,8 @@ pub struct GuestSpec {
     pub sysdig_driver: bool,
     /// The guest's userland: busybox alone, or a Debian root disk ([`rootfs`]).
     pub userland: Userland,
+    /// Whether the user named the kernel (`--vm-kernel`); if not, collectors may pick one.
+    pub kernel_chosen: bool,
 }
 
 /// The guest's userland (`vm --userland`).
@@ -148,32 +150,58 @@ impl GuestSpec {
             files_in: Vec::new(),
             sysdig_driver: false,
             userland: Userland::Busybox,
+            kernel_chosen: true,
         })
     }
 
-    /// Adds what `collectors` need in the guest: sysdig (the host's Debian package, with its
-    /// libraries) and its driver for the guest's kernel.
+    /// Adds what `collectors` need in the guest. Sysdig and eAudit need a kernel with published
+    /// headers: when the user did not pick a kernel, sched-ext-7 replaces the default
+    /// sched-ext (6.18, no headers). In the cfs guest sysdig is the host's Debian package
+    /// (with its libraries) and its driver is built on the host ([`scap`]); in sched-ext-7 both
+    /// come with the Debian userland ([`rootfs::recipe`]).
     pub fn add_collectors(
         &mut self,
         collectors: &[crate::collector::CollectorKind],
         eaudit_dir: Option<&Path>,
     ) -> Result<()> {
-        if collectors.contains(&crate::collector::CollectorKind::Eaudit) {
+        use crate::collector::CollectorKind;
+        let sysdig = collectors.contains(&CollectorKind::Sysdig);
+        let eaudit = collectors.contains(&CollectorKind::Eaudit);
+        if (sysdig || eaudit) && !self.kernel_chosen && self.kernel == GuestKernel::SchedExt {
+            crate::say!(
+                "vm: {} need the kernel's headers: booting the sched-ext-7 guest kernel (7.3) \
+                 instead of sched-ext (6.18)",
+                match (sysdig, eaudit) {
+                    (true, true) => "sysdig and eAudit",
+                    (true, false) => "sysdig",
+                    _ => "eAudit",
+                }
+            );
+            self.kernel = GuestKernel::SchedExt7;
+        }
+        if eaudit {
             self.add_eaudit(eaudit_dir)?;
         }
-        if !collectors.contains(&crate::collector::CollectorKind::Sysdig) {
+        if !sysdig {
             return Ok(());
         }
-        if let Some(why) = scap::unsupported(self.kernel) {
-            return Err(InputError(format!(
-                "collector 'sysdig' cannot run in the {} guest: {why}",
-                self.kernel.name()
-            ))
-            .into());
+        match self.kernel {
+            GuestKernel::SchedExt7 => {
+                self.userland = Userland::Debian;
+                return Ok(());
+            }
+            GuestKernel::SchedExt => {
+                return Err(InputError(format!(
+                    "collector 'sysdig' cannot run in the sched-ext guest: {}",
+                    scap::unsupported(self.kernel).unwrap_or_default()
+                ))
+                .into())
+            }
+            GuestKernel::Cfs => {}
         }
         let binary = crate::collector::audit_state::find_program("sysdig").ok_or_else(|| {
             InputError(
-                "collector 'sysdig' runs the host's sysdig in the guest, and it is not \
+                "collector 'sysdig' runs the host's sysdig in the cfs guest, and it is not \
                  installed: apt-get install --no-install-recommends sysdig (or `make setup`)"
                     .into(),
             )
@@ -188,15 +216,12 @@ impl GuestSpec {
     /// eAudit: the Debian userland, and the checkout patched and built for it at
     /// [`crate::collector::eaudit::GUEST_DIR`].
     fn add_eaudit(&mut self, eaudit_dir: Option<&Path>) -> Result<()> {
-        if self.kernel != GuestKernel::Cfs {
-            return Err(InputError(format!(
-                "collector 'eaudit' needs BCC and the kernel's headers, which only the cfs \
-                 guest's Debian userland has (Debian publishes no headers for the {} guest's \
-                 kernel): use --vm-kernel cfs",
-                self.kernel.name()
+        rootfs::check_kernel(self.kernel).map_err(|err| {
+            InputError(format!(
+                "collector 'eaudit' needs BCC and the kernel's headers: {}",
+                err.0
             ))
-            .into());
-        }
+        })?;
         let checkout = crate::collector::eaudit::checkout(eaudit_dir).ok_or_else(|| {
             InputError(format!(
                 "collector 'eaudit' needs an eAudit checkout: give --eaudit-dir DIR or set {}",

@@ -1,12 +1,13 @@
 //! A Debian root filesystem for guests whose collector needs a real userland (eAudit: Python,
-//! BCC and the guest kernel's headers), built with Debian's own `mmdebstrap` and booted as the
+//! BCC and the guest kernel's headers; sysdig 0.41 on a 7.x kernel: forky's packages and a
+//! driver built against those headers), built with Debian's own `mmdebstrap` and booted as the
 //! guest's root disk.
 //!
-//! The image is the bookworm suite's essential packages plus [`packages`] for the kernel
-//! (`python3-bpfcc` and `linux-headers-<release>` from bookworm-security), fetched from the
-//! archive URIs of the system's own apt sources, turned into an ext4 image by `mke2fs -d`
-//! (no mount). It is cached under `rootfs/<hash>.img` by the SHA-256 of its inputs (suite,
-//! archive URIs, packages, options, layout version) and only appears complete (built under a
+//! The image is a suite's essential packages plus the packages of the kernel's [`recipe`],
+//! fetched from the archive URIs of the system's own apt sources, turned into an ext4 image by
+//! `mke2fs -d` (no mount). It is cached under `rootfs/<hash>.img` by the SHA-256 of its inputs
+//! (suite, archive URIs, packages, chroot script, options, layout version) and only appears
+//! complete (built under a
 //! temporary name, then renamed). QEMU opens it with `snapshot=on`, so guests write to a
 //! temporary overlay and the cached image never changes.
 //!
@@ -27,7 +28,6 @@ use crate::error::InputError;
 
 /// Bump when the image layout changes, so images built by older code are not reused.
 const LAYOUT_VERSION: &str = "aegis-rootfs-1";
-const SUITE: &str = "bookworm";
 const MMDEBSTRAP: &str = "mmdebstrap";
 const MKE2FS: &str = "mke2fs";
 /// Documentation, manuals and translations are of no use in a guest and are a third of the
@@ -49,24 +49,83 @@ pub struct RootfsImage {
     pub path: PathBuf,
 }
 
-/// The packages the guest userland holds for `kernel`, besides bookworm's essential set:
-/// BCC's Python bindings and the kernel's own headers (BCC compiles against them when it
-/// starts). Only kernels whose headers Debian publishes qualify.
-pub fn packages(kernel: &KernelImage) -> Result<Vec<String>, InputError> {
-    check_kernel(kernel.kind)?;
-    Ok(vec![
-        "python3-bpfcc".to_string(),
-        format!("linux-headers-{}", kernel.release),
-    ])
+/// What the guest userland for a kernel is built from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipe {
+    /// The suite mmdebstrap bootstraps.
+    pub suite: &'static str,
+    /// `deb` lines: the suite's own, plus any suite the kernel's packages come from.
+    pub sources: Vec<String>,
+    /// Installed besides the suite's essential set.
+    pub packages: Vec<String>,
+    /// Run in the finished tree as `sh -c` inside `chroot`; empty for none.
+    pub chroot_script: String,
 }
+
+/// Where the sysdig driver the sched-ext-7 userland builds for its kernel lands.
+pub const BUILT_SCAP_MODULE: &str = crate::collector::sysdig::GUEST_MODULE;
+
+/// The userland for `kernel`:
+/// - `cfs`: bookworm, with BCC's Python bindings and the kernel's headers from
+///   bookworm-security (BCC compiles against them when eAudit starts).
+/// - `sched-ext-7`: forky, the first suite with a sysdig (0.41.4) whose driver source
+///   (`falcosecurity-scap-dkms` 0.23.2) builds against 7.x; BCC; and the kernel's headers from
+///   trixie-backports. The driver is built in the image against those headers, as dkms would
+///   build it in the guest (`chroot_script`), and placed where the sysdig collector loads it.
+///
+/// `sched-ext` (6.18.12) has no published headers, so no userland.
+pub fn recipe(kernel: &KernelImage) -> Result<Recipe, InputError> {
+    check_kernel(kernel.kind)?;
+    let system = system_sources();
+    let missing = |what: &str| {
+        InputError(format!(
+            "the system's apt sources name no {what} for the guest userland"
+        ))
+    };
+    let main = archive_uri(&system, Archive::Main).ok_or_else(|| missing("main Debian archive"))?;
+    let deb = |uri: &str, suite: &str| format!("deb [signed-by={KEYRING}] {uri} {suite} main");
+    let headers = format!("linux-headers-{}", kernel.release);
+    Ok(match kernel.kind {
+        GuestKernel::SchedExt7 => Recipe {
+            suite: "forky",
+            sources: vec![deb(&main, "forky"), deb(&main, kernel.kind.suite())],
+            packages: ["python3-bpfcc", "sysdig", SCAP_DKMS, &headers]
+                .map(str::to_string)
+                .to_vec(),
+            chroot_script: format!(
+                "set -e; cp -r /usr/src/scap-{SCAP_VERSION} /tmp/scap; \
+                 make -C /usr/lib/modules/{release}/build M=/tmp/scap modules >/tmp/scap.log \
+                 2>&1 || {{ tail -20 /tmp/scap.log >&2; exit 1; }}; \
+                 mkdir -p {dir}; cp /tmp/scap/scap.ko {BUILT_SCAP_MODULE}; rm -rf /tmp/scap*",
+                release = kernel.release,
+                dir = BUILT_SCAP_MODULE.rsplit_once('/').map_or("/", |(d, _)| d),
+            ),
+        },
+        _ => {
+            let security = archive_uri(&system, Archive::Security)
+                .ok_or_else(|| missing("Debian security archive"))?;
+            Recipe {
+                suite: "bookworm",
+                sources: vec![deb(&main, "bookworm"), deb(&security, "bookworm-security")],
+                packages: vec!["python3-bpfcc".to_string(), headers],
+                chroot_script: String::new(),
+            }
+        }
+    })
+}
+
+/// forky's sysdig driver source package and the version it unpacks under `/usr/src/scap-*`.
+const SCAP_DKMS: &str = "falcosecurity-scap-dkms";
+const SCAP_VERSION: &str = "0.23.2";
 
 /// Whether Debian publishes headers for `kind` (checked before anything is fetched).
 pub fn check_kernel(kind: GuestKernel) -> Result<(), InputError> {
     match kind {
-        GuestKernel::Cfs => Ok(()),
+        GuestKernel::Cfs | GuestKernel::SchedExt7 => Ok(()),
         GuestKernel::SchedExt => Err(InputError(
             "the sched-ext guest kernel (6.18.12) has no published linux-headers package, \
-             which the Debian guest userland's BCC needs; use --vm-kernel cfs"
+             which the Debian guest userland needs; use --vm-kernel sched-ext-7 (7.3, with \
+             sched_ext and headers) or cfs"
                 .into(),
         )),
     }
@@ -88,24 +147,9 @@ pub fn check_tools() -> Result<(), InputError> {
     Ok(())
 }
 
-/// The `deb` lines of the image: the system's main archive for bookworm and its security
-/// archive for bookworm-security.
-fn sources() -> Result<Vec<String>> {
-    let system = system_sources();
-    let main = archive_uri(&system, Archive::Main)
-        .context("the system's apt sources name no main Debian archive for the guest userland")?;
-    let security = archive_uri(&system, Archive::Security).context(
-        "the system's apt sources name no Debian security archive for the guest userland",
-    )?;
-    Ok(vec![
-        format!("deb [signed-by={KEYRING}] {main} {SUITE} main"),
-        format!("deb [signed-by={KEYRING}] {security} {SUITE}-security main"),
-    ])
-}
-
 /// The cached image for `kernel`, built if missing (unless `offline`).
 pub fn ensure(cache: &Path, kernel: &KernelImage, offline: bool) -> Result<RootfsImage> {
-    let packages = packages(kernel)?;
+    let recipe = recipe(kernel)?;
     if !kernel.missing_modules.is_empty() {
         return Err(InputError(format!(
             "the cached {} lacks the module(s) {} the Debian root disk needs: run once \
@@ -115,12 +159,11 @@ pub fn ensure(cache: &Path, kernel: &KernelImage, offline: bool) -> Result<Rootf
         ))
         .into());
     }
-    let sources = sources()?;
     let mut hasher = Sha256::new();
-    for part in [LAYOUT_VERSION, SUITE]
+    for part in [LAYOUT_VERSION, recipe.suite, &recipe.chroot_script]
         .into_iter()
-        .chain(sources.iter().map(String::as_str))
-        .chain(packages.iter().map(String::as_str))
+        .chain(recipe.sources.iter().map(String::as_str))
+        .chain(recipe.packages.iter().map(String::as_str))
         .chain(DPKG_OPTIONS.iter().copied())
     {
         hasher.update((part.len() as u64).to_le_bytes());
@@ -134,9 +177,10 @@ pub fn ensure(cache: &Path, kernel: &KernelImage, offline: bool) -> Result<Rootf
     }
     if offline {
         return Err(InputError(format!(
-            "no cached Debian guest userland ({}) in {}: run once without --offline to build \
-             it",
-            packages.join(", "),
+            "no cached Debian guest userland ({} + {}) in {}: run once without --offline to \
+             build it",
+            recipe.suite,
+            recipe.packages.join(", "),
             dir.display()
         ))
         .into());
@@ -148,7 +192,7 @@ pub fn ensure(cache: &Path, kernel: &KernelImage, offline: bool) -> Result<Rootf
     if let Some(image) = cached(&path) {
         return Ok(image);
     }
-    build(&dir, &path, &sources, &packages)?;
+    build(&dir, &path, &recipe)?;
     prune(&dir, &path);
     Ok(RootfsImage { path })
 }
@@ -168,12 +212,13 @@ fn cached(path: &Path) -> Option<RootfsImage> {
     })
 }
 
-fn build(dir: &Path, path: &Path, sources: &[String], packages: &[String]) -> Result<()> {
+fn build(dir: &Path, path: &Path, recipe: &Recipe) -> Result<()> {
     let started = Instant::now();
     crate::say!(
-        "vm: building the Debian guest userland ({SUITE} + {}) with mmdebstrap into {}; \
-         this takes a minute or more",
-        packages.join(", "),
+        "vm: building the Debian guest userland ({} + {}) with mmdebstrap into {}; this takes \
+         a few minutes",
+        recipe.suite,
+        recipe.packages.join(", "),
         path.display()
     );
     let staging = tempfile::Builder::new()
@@ -185,11 +230,23 @@ fn build(dir: &Path, path: &Path, sources: &[String], packages: &[String]) -> Re
     command
         .arg("--variant=essential")
         .arg("--quiet")
-        .arg(format!("--include={}", packages.join(",")));
+        .arg(format!("--include={}", recipe.packages.join(",")));
     for option in DPKG_OPTIONS {
         command.arg(format!("--dpkgopt={option}"));
     }
-    command.arg(SUITE).arg(&root).args(sources);
+    if system_skips_valid_until() {
+        // The system's apt reads a frozen mirror snapshot whose Release files have expired;
+        // mmdebstrap does not read the system's apt configuration, so it is told the same.
+        command.arg("--aptopt=Acquire::Check-Valid-Until \"false\"");
+    }
+    if !recipe.chroot_script.is_empty() {
+        // mmdebstrap passes the tree as $1; the script is quoted for the hook's shell.
+        command.arg(format!(
+            "--customize-hook=chroot \"$1\" sh -c '{}'",
+            recipe.chroot_script.replace('\'', "'\\''")
+        ));
+    }
+    command.arg(recipe.suite).arg(&root).args(&recipe.sources);
     run(&mut command, "mmdebstrap")?;
     crate::signals::check()?;
     let content = tree_bytes(&root)?;
@@ -212,6 +269,14 @@ fn build(dir: &Path, path: &Path, sources: &[String], packages: &[String]) -> Re
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Whether the system's apt is configured with `Acquire::Check-Valid-Until "false"`.
+fn system_skips_valid_until() -> bool {
+    Command::new("apt-config")
+        .args(["shell", "V", "Acquire::Check-Valid-Until"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "V='false'")
 }
 
 fn run(command: &mut Command, what: &str) -> Result<()> {

@@ -3,9 +3,11 @@
 //! kernel's own headers package, the way dkms would build it in the guest, but once, on the
 //! host, and cached as `drivers/scap/<release>.ko`.
 //!
-//! Only the cfs guest has such a pair: bookworm's 2022 driver source builds against its 6.1
-//! headers, while Debian publishes no headers for the sched-ext guest's pinned 6.18 kernel (and
-//! that source would not build against them). The headers packages install a `Makefile` that
+//! This host-side build serves the cfs guest: bookworm's 2022 driver source builds against its
+//! 6.1 headers with the host's own compiler. The sched-ext-7 guest's driver (forky's 0.23.2
+//! source, 7.3 headers, trixie's compiler) is built inside its Debian userland instead
+//! ([`super::rootfs::recipe`]); Debian publishes no headers for the sched-ext guest's pinned
+//! 6.18 kernel. The headers packages install a `Makefile` that
 //! includes the common headers by absolute path; extracted into a staging directory, it is
 //! rewritten to include them there.
 
@@ -25,14 +27,19 @@ const DKMS_SUITE: &str = "bookworm";
 /// The compiler Debian built the cfs kernel with (its headers' Makefile asks for it).
 const COMPILER: &str = "gcc-12";
 
-/// Why no driver can be built for `kind`, if none can.
+/// Why this host-side build serves no driver for `kind`, if it does not.
 pub fn unsupported(kind: GuestKernel) -> Option<String> {
     match kind {
         GuestKernel::Cfs => None,
+        GuestKernel::SchedExt7 => Some(
+            "the sched-ext-7 guest's sysdig driver is built in its Debian userland, not on the \
+             host"
+                .into(),
+        ),
         GuestKernel::SchedExt => Some(
             "sysdig needs its kernel module, and Debian publishes no headers for the sched-ext \
-             guest's kernel (6.18.12+deb13-cloud-amd64) to build it against (nor does \
-             bookworm's driver source build for 6.18); use --vm-kernel cfs"
+             guest's kernel (6.18.12+deb13-cloud-amd64) to build it against; use --vm-kernel \
+             sched-ext-7 (7.3 with sched_ext and headers) or cfs"
                 .into(),
         ),
     }
@@ -260,10 +267,13 @@ mod tests {
     }
 
     #[test]
-    fn only_the_cfs_guest_has_a_driver() {
+    fn only_the_cfs_guest_has_a_host_built_driver() {
         assert!(unsupported(GuestKernel::Cfs).is_none());
         assert!(unsupported(GuestKernel::SchedExt)
             .unwrap()
-            .contains("--vm-kernel cfs"));
+            .contains("--vm-kernel sched-ext-7"));
+        assert!(unsupported(GuestKernel::SchedExt7)
+            .unwrap()
+            .contains("Debian userland"));
     }
 }
