@@ -373,10 +373,13 @@ fn sysdig_and_eaudit_say_why_they_cannot_run() {
     ]);
     assert_one_line_refusal(&out, "collector 'sysdig' cannot capture here: ");
     assert_one_line_refusal(&out, "add --vm --vm-kernel cfs");
-    // Nor in the sched-ext guest, whose kernel has no published headers to build its driver.
+    // Nor in the sched-ext guest when asked for by name: its kernel has no published headers
+    // to build its driver (without --vm-kernel, sysdig picks sched-ext-7).
     let out = aegis(&[
         "attack",
         "--vm",
+        "--vm-kernel",
+        "sched-ext",
         "--collector",
         "sysdig",
         "--duration",

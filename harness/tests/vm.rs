@@ -342,6 +342,66 @@ fn sysdig_captures_the_attack_in_the_cfs_guest() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Debian forky's sysdig 0.41 under Aegis in the sched-ext-7 guest, which it picks when no
+/// kernel is named: its driver built in the guest's Debian userland, every attack event found
+/// in its capture (exit records: 0.41 records no openat entries) or dropped by its driver, the
+/// canary in the capture, and the driver unloaded and sched_ext off afterwards.
+#[test]
+fn sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest() {
+    if !have_root("sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest") {
+        return;
+    }
+    let dir = temp_dir("vm-sysdig-7");
+    let json = dir.join("trials.json");
+    let out = aegis(&[
+        "attack",
+        "--vm",
+        "--collector",
+        "sysdig",
+        "--scheduler",
+        "aegis",
+        "--flood",
+        "openat",
+        "--threads",
+        "2",
+        "--duration",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let t = &read_trials(&json)[0];
+    assert_eq!(t["scheduler"], "aegis");
+    assert!(
+        t["kernel"].as_str().unwrap().starts_with("7.3."),
+        "kernel: {}",
+        t["kernel"]
+    );
+    assert!(
+        t["collector_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("sysdig 0.41")),
+        "{}",
+        t["collector_version"]
+    );
+    assert_adds_up(t);
+    assert!(u64_of(t, "received") > 1000, "{t}");
+    assert_eq!(t["canary_recorded"], true, "{t}");
+    let sysdig = &t["sysdig"];
+    assert!(
+        sysdig["attack_missed"].as_u64().unwrap() <= sysdig["n_drops"].as_u64().unwrap(),
+        "{t}"
+    );
+    let err = stderr(&out);
+    for line in [
+        "aegis-guest: modules the command left loaded: none",
+        "aegis-guest: sched_ext after the command: disabled",
+    ] {
+        assert!(err.contains(line), "expected `{line}` in:\n{err}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// Real eAudit in the cfs guest's Debian userland, from the checkout `AEGIS_EAUDIT_DIR` names
 /// (patched and built by the guest runner): every attack open found in its log by thread id,
 /// the canary in its log. Opt-in (`cargo test --test vm -- --ignored`): CI has no eAudit

@@ -169,12 +169,12 @@ impl GuestSpec {
         let eaudit = collectors.contains(&CollectorKind::Eaudit);
         if (sysdig || eaudit) && !self.kernel_chosen && self.kernel == GuestKernel::SchedExt {
             crate::say!(
-                "vm: {} need the kernel's headers: booting the sched-ext-7 guest kernel (7.3) \
+                "vm: {} the kernel's headers: booting the sched-ext-7 guest kernel (7.3) \
                  instead of sched-ext (6.18)",
                 match (sysdig, eaudit) {
-                    (true, true) => "sysdig and eAudit",
-                    (true, false) => "sysdig",
-                    _ => "eAudit",
+                    (true, true) => "sysdig and eAudit need",
+                    (true, false) => "sysdig needs",
+                    _ => "eAudit needs",
                 }
             );
             self.kernel = GuestKernel::SchedExt7;
