@@ -372,7 +372,7 @@ fn sysdig_and_eaudit_say_why_they_cannot_run() {
         "0.2",
     ]);
     assert_one_line_refusal(&out, "collector 'sysdig' cannot capture here: ");
-    assert_one_line_refusal(&out, "add --vm --vm-kernel cfs");
+    assert_one_line_refusal(&out, "add --vm (sched-ext-7");
     // Nor in the sched-ext guest when asked for by name: its kernel has no published headers
     // to build its driver (without --vm-kernel, sysdig picks sched-ext-7).
     let out = aegis(&[

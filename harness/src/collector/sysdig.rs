@@ -1,7 +1,12 @@
 //! sysdig: Debian's sysdig, run as its users run it: its kernel module (`scap.ko`, built from
-//! Debian's `falcosecurity-scap-dkms` against the guest kernel's headers by `vm/scap.rs`)
+//! Debian's `falcosecurity-scap-dkms` against the guest kernel's headers: on the host for the
+//! cfs guest by `vm/scap.rs`, in the Debian userland for sched-ext-7 by `vm/rootfs.rs`)
 //! loaded, `sysdig -v -w FILE` capturing every process of the machine, and
 //! the capture read back with `sysdig -r` once it stops.
+//!
+//! Under Aegis, sysdig's pid is the provenance task; its buffers (the driver's per-CPU rings)
+//! are not visible to the scheduler, which estimates its backlog from the events produced and
+//! the collector's CPU time, as for every collector without a pinned BPF ring.
 //!
 //! **Which records are the attack's.** sysdig records the whole machine, so the attack's events
 //! are found by thread id: ground truth keeps the ids of the threads whose syscalls it counted
@@ -191,8 +196,9 @@ pub fn check_available() -> Result<(), InputError> {
     match why_not_here() {
         None => Ok(()),
         Some(reason) => Err(InputError(format!(
-            "collector 'sysdig' cannot capture here: {reason}; it runs in the cfs guest, where \
-             aegis-bench builds its driver: add --vm --vm-kernel cfs"
+            "collector 'sysdig' cannot capture here: {reason}; it runs in a guest, with its \
+             driver built for the guest's kernel: add --vm (sched-ext-7: forky's sysdig 0.41, \
+             every scheduler) or --vm --vm-kernel cfs (the host's sysdig, CFS)"
         ))),
     }
 }
@@ -202,7 +208,8 @@ pub fn doctor_line() -> Result<String, String> {
     match why_not_here() {
         None => Ok("can capture here (its driver is loaded or at hand)".into()),
         Some(reason) => Err(format!(
-            "not here: {reason}; runs in the cfs guest (--vm --vm-kernel cfs)"
+            "not here: {reason}; runs in the sched-ext-7 guest (--vm) and the cfs guest (--vm \
+             --vm-kernel cfs)"
         )),
     }
 }

@@ -168,7 +168,8 @@ fn bpf_checks(root: bool) -> Vec<Check> {
     checks
 }
 
-/// sysdig here or in the cfs guest, with the guest drivers already built.
+/// sysdig here or in a guest, with the guest drivers already built: the cfs guest's on the
+/// host, sched-ext-7's in its Debian userland.
 fn sysdig_check() -> Result<String, String> {
     let cached: Vec<String> = crate::vm::cache_dir()
         .ok()
@@ -183,15 +184,33 @@ fn sysdig_check() -> Result<String, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let drivers = if cached.is_empty() {
-        "no guest driver cached yet (the first --vm --vm-kernel cfs run builds it)".to_string()
+    let cfs = if cached.is_empty() {
+        "cfs guest driver not built yet (the first --vm --vm-kernel cfs run builds it)".to_string()
     } else {
-        format!("guest driver cached for {}", cached.join(", "))
+        format!("cfs guest driver cached for {}", cached.join(", "))
     };
+    let drivers = format!(
+        "{cfs}; sched-ext-7 driver {}",
+        if cached_userlands()
+            .iter()
+            .any(|about| about.contains("sysdig"))
+        {
+            "built in its cached Debian userland"
+        } else {
+            "not built yet (the first --vm --collector sysdig run builds its Debian userland)"
+        }
+    );
     match crate::collector::sysdig::doctor_line() {
         Ok(line) => Ok(format!("{line}; {drivers}")),
         Err(line) => Err(format!("{line}; {drivers}")),
     }
+}
+
+/// The cached Debian guest userlands, one line each.
+fn cached_userlands() -> Vec<String> {
+    crate::vm::cache_dir()
+        .map(|cache| crate::vm::rootfs::cached_userlands(&cache))
+        .unwrap_or_default()
 }
 
 /// The real collectors: auditd here, sysdig and eAudit only where their needs are met.
@@ -223,6 +242,17 @@ fn guest_checks() -> Vec<Check> {
             },
         ),
         check("guest kernels", guest_kernels_check()),
+        check(
+            "Debian guest userlands",
+            match cached_userlands() {
+                found if found.is_empty() => Err(
+                    "none cached: the first guest run with sysdig (sched-ext-7) or eaudit \
+                     builds one with mmdebstrap"
+                        .to_string(),
+                ),
+                found => Ok(found.join("; ")),
+            },
+        ),
     ]
 }
 

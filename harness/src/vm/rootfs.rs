@@ -193,6 +193,18 @@ pub fn ensure(cache: &Path, kernel: &KernelImage, offline: bool) -> Result<Rootf
         return Ok(image);
     }
     build(&dir, &path, &recipe)?;
+    // What the image holds, for `doctor`.
+    std::fs::write(
+        path.with_extension("about"),
+        format!(
+            "{} for {}: {} + {}\n",
+            recipe.suite,
+            kernel.release,
+            recipe.suite,
+            recipe.packages.join(", ")
+        ),
+    )
+    .ok();
     prune(&dir, &path);
     Ok(RootfsImage { path })
 }
@@ -327,6 +339,24 @@ fn prune(dir: &Path, keep: &Path) {
     images.sort();
     let excess = images.len().saturating_sub(KEEP_IMAGES - 1);
     for (_, path) in images.into_iter().take(excess) {
+        std::fs::remove_file(path.with_extension("about")).ok();
         std::fs::remove_file(path).ok();
     }
+}
+
+/// What each cached image holds (its `.about` line), for `doctor`.
+pub fn cached_userlands(cache: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(cache.join("rootfs")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "about"))
+        .filter(|p| p.with_extension("img").is_file())
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| text.trim().to_string())
+        .collect();
+    found.sort();
+    found
 }
