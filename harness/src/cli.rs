@@ -588,6 +588,10 @@ pub struct RunArgs {
     /// asks each guest.
     #[arg(long, value_name = "B", hide = true)]
     pub boot: Option<u32>,
+    /// With --vm, for a matrix with the eaudit collector: an eAudit checkout, patched, built
+    /// and copied into each guest (default: $AEGIS_EAUDIT_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub eaudit_dir: Option<PathBuf>,
     #[command(flatten)]
     pub guest: GuestArgs,
 }

@@ -570,3 +570,37 @@ fn trace_scope_all_with_a_collector_other_than_the_built_in_ones() {
         "'machine' is not a trace scope",
     );
 }
+
+#[test]
+fn eaudit_dir_for_a_matrix_needs_a_guest() {
+    check(
+        &[
+            "run",
+            "--matrix",
+            &repo("matrices/collectors-real-7.toml"),
+            "--out",
+            "/tmp/aegis-never-written",
+            "--eaudit-dir",
+            "/tmp",
+        ],
+        "--eaudit-dir only applies to guest runs",
+    );
+    assert!(!std::path::Path::new("/tmp/aegis-never-written").exists());
+}
+
+#[test]
+fn the_userland_of_a_kernel_without_headers_is_refused() {
+    check(
+        &[
+            "vm",
+            "--vm-kernel",
+            "sched-ext",
+            "--userland",
+            "debian",
+            "--exec",
+            "--",
+            "true",
+        ],
+        "no published linux-headers package",
+    );
+}

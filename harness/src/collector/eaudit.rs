@@ -2,9 +2,9 @@
 //! front end `python3 eauditd.py -c CAPTURE -m PREFIX` from inside the checkout, BCC compiling
 //! its BPF program (`eauditk.c`) against the running kernel's headers when it starts, stopped
 //! with SIGINT (it drains its ring first), its capture printed by its own `eaudit -I CAPTURE -P
-//! TEXT`. That needs Python, BCC and the kernel's headers: the cfs guest's Debian userland
-//! (`vm/rootfs.rs`), where the guest runner copies in a checkout patched for 6.1
-//! (`patches/eaudit`, `vm/eaudit_build.rs`). Facts behind this module:
+//! TEXT`. That needs Python, BCC and the kernel's headers: the Debian userland of the
+//! sched-ext-7 or cfs guest (`vm/rootfs.rs`), where the guest runner copies in a checkout
+//! patched for 6.1 and 7.3 (`patches/eaudit`, `vm/eaudit_build.rs`). Facts behind this module:
 //! `docs/eaudit-notes.md`.
 //!
 //! **Which records are the attack's.** eAudit records every process; each printed record
@@ -60,13 +60,19 @@ const RECORDED: &[(c_long, &str)] = &[
 /// The environment variable naming a checkout when `--eaudit-dir` is not given.
 pub const DIR_ENV: &str = "AEGIS_EAUDIT_DIR";
 
-/// The checkout to use: the flag, else the environment.
+/// The checkout to use: the flag, else the environment, else the guest's built copy.
 pub fn checkout(flag: Option<&Path>) -> Option<PathBuf> {
-    flag.map(Path::to_path_buf).or_else(|| {
-        std::env::var_os(DIR_ENV)
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-    })
+    flag.map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os(DIR_ENV)
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+        })
+        // Where the guest runner puts the built checkout, so a matrix in a guest finds it.
+        .or_else(|| {
+            let dir = Path::new(GUEST_DIR);
+            dir.join("eauditd.py").is_file().then(|| dir.to_path_buf())
+        })
 }
 
 fn bcc_missing() -> Option<String> {
@@ -146,8 +152,9 @@ pub fn check_available(flag: Option<&Path>) -> Result<(), InputError> {
     match why_not_here(flag) {
         None => Ok(()),
         Some(reason) => Err(InputError(format!(
-            "collector 'eaudit' cannot run here: {reason}; it runs in the cfs guest's Debian \
-             userland: add --vm --vm-kernel cfs with --eaudit-dir DIR"
+            "collector 'eaudit' cannot run here: {reason}; it runs in a guest's Debian \
+             userland: add --vm (sched-ext-7, every scheduler) or --vm --vm-kernel cfs, with \
+             --eaudit-dir DIR"
         ))),
     }
 }

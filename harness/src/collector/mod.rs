@@ -13,10 +13,10 @@
 //! - [`auditd`]: Debian's auditd with a private configuration, rules scoped to the attack's
 //!   pid, loss from the kernel's audit `lost` counter.
 //! - [`sysdig`]: Debian's sysdig capturing the whole machine (`sysdig -w`) through its
-//!   kernel module, where a driver for the kernel exists (the cfs guest); matched against the
-//!   attack afterwards by the thread ids ground truth kept.
-//! - [`eaudit`]: eAudit from a checkout, in the cfs guest's Debian userland, matched against
-//!   the attack by thread id like sysdig.
+//!   kernel module, where a driver for the kernel exists (the sched-ext-7 and cfs guests);
+//!   matched against the attack afterwards by the thread ids ground truth kept.
+//! - [`eaudit`]: eAudit from a checkout, in a guest's Debian userland (sched-ext-7, cfs),
+//!   matched against the attack by thread id like sysdig.
 
 pub mod audit_log;
 pub mod audit_state;

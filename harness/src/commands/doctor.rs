@@ -223,8 +223,8 @@ fn collector_checks(root: bool) -> Vec<Check> {
             match crate::collector::eaudit::why_not_here(None) {
                 None => Ok("can record here".to_string()),
                 Some(reason) => Err(format!(
-                    "not here: {reason}; runs in the cfs guest's Debian userland (--vm \
-                     --vm-kernel cfs --eaudit-dir DIR)"
+                    "not here: {reason}; runs in the Debian userland of the sched-ext-7 guest \
+                     (--vm --eaudit-dir DIR) and the cfs guest (--vm-kernel cfs)"
                 )),
             },
         ),

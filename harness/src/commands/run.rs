@@ -87,6 +87,14 @@ impl RunDir {
 /// `aegis-bench run`. Returns the exit status (a guest's, with `--vm`).
 pub fn run(args: &RunArgs) -> Result<i32> {
     let matrix = Matrix::read(&args.matrix)?;
+    if args.eaudit_dir.is_some() && !args.vm {
+        return Err(InputError(
+            "--eaudit-dir only applies to guest runs (eAudit runs in a guest's Debian \
+             userland): add --vm"
+                .into(),
+        )
+        .into());
+    }
     let shard = match &args.shard {
         Some(text) => Shard::parse(text)?,
         None => Shard::WHOLE,
@@ -111,6 +119,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             out: &args.out,
             resume: args.resume,
             keep_going: args.keep_going,
+            eaudit_dir: args.eaudit_dir.as_deref(),
         };
         return vm::matrix::run(&run, &matrix, shard);
     }

@@ -33,7 +33,7 @@ const BASE_TIMEOUT_S: u64 = 120;
 /// Per trial: arming (BPF loads are slow under TCG), disarming and accounting.
 const PER_TRIAL_S: u64 = 30;
 /// Per eAudit trial: BCC compiling eAudit's BPF program, with room for a loaded host.
-const EAUDIT_START_S: u64 = 480;
+pub const EAUDIT_START_S: u64 = 480;
 /// Workloads whose tools run in a guest from their binaries and shared libraries alone (the
 /// servers get their configuration from the workload itself; `compile` needs a whole compiler).
 pub const GUEST_WORKLOADS: &[&str] = &[

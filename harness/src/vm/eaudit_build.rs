@@ -13,10 +13,16 @@ use sha2::{Digest, Sha256};
 use crate::error::InputError;
 
 /// The patches, in order: (file name, contents).
-pub const PATCHES: &[(&str, &str)] = &[(
-    "0001-eauditk-min-for-the-6.1-verifier.patch",
-    include_str!("../../../patches/eaudit/0001-eauditk-min-for-the-6.1-verifier.patch"),
-)];
+pub const PATCHES: &[(&str, &str)] = &[
+    (
+        "0001-eauditk-min-for-the-6.1-verifier.patch",
+        include_str!("../../../patches/eaudit/0001-eauditk-min-for-the-6.1-verifier.patch"),
+    ),
+    (
+        "0002-eauditk-only-the-headers-it-uses.patch",
+        include_str!("../../../patches/eaudit/0002-eauditk-only-the-headers-it-uses.patch"),
+    ),
+];
 
 /// Every regular file under `dir`, sorted, relative.
 fn files(dir: &Path) -> Result<Vec<PathBuf>> {

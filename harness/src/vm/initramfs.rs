@@ -112,7 +112,9 @@ pub fn check_busybox() -> Result<(), InputError> {
 /// Everything the base image contains, in a fixed order.
 fn inputs(extra_binaries: &[PathBuf]) -> Result<Vec<Input>> {
     check_busybox()?;
-    let exe = std::env::current_exe().context("locating the aegis-bench binary")?;
+    // The running binary itself, not the file at its path: a rebuild during a long run
+    // replaces that file, and later boots would carry a binary of another revision.
+    let exe = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
     let mut programs = vec![(exe, "aegis-bench".to_string())];
     for binary in extra_binaries {
         let name = binary

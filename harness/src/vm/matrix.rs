@@ -32,6 +32,8 @@ pub struct GuestMatrixRun<'a> {
     pub out: &'a Path,
     pub resume: bool,
     pub keep_going: bool,
+    /// `--eaudit-dir`: the eAudit checkout, for matrices with the eaudit collector.
+    pub eaudit_dir: Option<&'a Path>,
 }
 
 /// Runs `shard` of `matrix` in guests, one boot after another (`boots` in the matrix), and
@@ -88,7 +90,16 @@ fn guest_spec(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Resul
     let baselines =
         matrix.file.schedulers.len() as u64 * workloads * u64::from(matrix.file.repetitions);
     let per_trial_s = 3 * matrix.file.duration_s.ceil() as u64 + PER_TRIAL_S;
-    let timeout_s = BASE_TIMEOUT_S + (boot_trials + baselines) * per_trial_s;
+    // eAudit trials also wait for BCC to compile its program.
+    let eaudit_share = matrix
+        .file
+        .collectors
+        .iter()
+        .filter(|c| *c == "eaudit")
+        .count() as u64;
+    let eaudit_s = boot_trials * eaudit_share / matrix.file.collectors.len().max(1) as u64
+        * super::attack::EAUDIT_START_S;
+    let timeout_s = BASE_TIMEOUT_S + (boot_trials + baselines) * per_trial_s + eaudit_s;
     let mut spec = args.guest.spec(timeout_s)?;
     spec.timeout_hint = format!(
         "`run --vm` allowed {timeout_s} s for {boot_trials} trial(s) of a boot; split the \
@@ -109,15 +120,7 @@ fn guest_spec(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Resul
         .iter()
         .map(|name| crate::collector::CollectorKind::parse(name))
         .collect::<Result<Vec<_>, _>>()?;
-    if collectors.contains(&crate::collector::CollectorKind::Eaudit) {
-        return Err(InputError(
-            "collector 'eaudit' is not supported in matrices yet: run it with attack --vm \
-             --vm-kernel cfs --collector eaudit"
-                .into(),
-        )
-        .into());
-    }
-    spec.add_collectors(&collectors, None)?;
+    spec.add_collectors(&collectors, args.eaudit_dir)?;
     let facts = spec.kernel.facts();
     for entry in &matrix.file.schedulers {
         if let crate::sched::SchedulerSpec::SchedExt { binary, .. } =
