@@ -410,16 +410,29 @@ fn sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest() {
 #[test]
 #[ignore = "needs an eAudit checkout in AEGIS_EAUDIT_DIR and about 5 minutes of TCG"]
 fn eaudit_records_the_attack_in_the_cfs_guest() {
+    eaudit_records_the_attack(&["--vm-kernel", "cfs"], "cfs", "6.1.");
+}
+
+/// Real eAudit in the sched-ext-7 guest's Debian userland (forky's BCC 0.35, 7.3 headers;
+/// patched by 0002), which `--collector eaudit` picks when no kernel is named. Opt-in like the
+/// cfs test. Under EEVDF: under Aegis its account does not add up yet (docs/collectors.md).
+#[test]
+#[ignore = "needs an eAudit checkout in AEGIS_EAUDIT_DIR and about 5 minutes of TCG"]
+fn eaudit_records_the_attack_in_the_sched_ext_7_guest() {
+    eaudit_records_the_attack(&["--scheduler", "eevdf"], "eevdf", "7.3.");
+}
+
+/// One eAudit trial with `extra` flags: exact accounting, the canary in its log, the patches
+/// named, and a loss only where eAudit says it lost.
+fn eaudit_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str) {
     let Some(checkout) = std::env::var_os("AEGIS_EAUDIT_DIR") else {
         panic!("set AEGIS_EAUDIT_DIR to an eAudit checkout to run this test");
     };
     let dir = temp_dir("vm-eaudit");
     let json = dir.join("trials.json");
-    let out = aegis(&[
+    let mut args = vec![
         "attack",
         "--vm",
-        "--vm-kernel",
-        "cfs",
         "--collector",
         "eaudit",
         "--eaudit-dir",
@@ -432,18 +445,20 @@ fn eaudit_records_the_attack_in_the_cfs_guest() {
         "1",
         "--json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = aegis(&args);
     assert_success(&out);
     let t = &read_trials(&json)[0];
     assert_eq!(t["collector"], "eaudit");
+    assert_eq!(t["scheduler"], scheduler);
+    assert!(t["kernel"].as_str().unwrap().starts_with(kernel), "{t}");
     assert_adds_up(t);
     assert!(u64_of(t, "received") > 1000, "{t}");
     assert_eq!(t["canary_recorded"], true, "{t}");
+    let version = t["collector_version"].as_str().unwrap();
     assert!(
-        t["collector_version"]
-            .as_str()
-            .unwrap()
-            .contains("patched: 0001-"),
+        version.contains("0001-") && version.contains("0002-"),
         "{t}"
     );
     let eaudit = &t["eaudit"];
@@ -454,6 +469,12 @@ fn eaudit_records_the_attack_in_the_cfs_guest() {
             "{t}"
         );
     }
+    let err = stderr(&out);
+    assert!(
+        err.contains("aegis-guest: sched_ext after the command: disabled")
+            || err.contains("aegis-guest: sched_ext after the command: absent"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -325,8 +325,10 @@ impl EauditCollector {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let text = std::fs::read_to_string(&self.printed)
+        // Records carry file names and data as the program passed them, not always UTF-8.
+        let bytes = std::fs::read(&self.printed)
             .with_context(|| format!("reading {}", self.printed.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
         let work_dir = self.work_dir.to_string_lossy().into_owned();
         let mut received: BTreeMap<u32, u64> = BTreeMap::new();
         for line in text.lines() {
@@ -357,6 +359,31 @@ fn version(dir: &Path) -> String {
         .unwrap_or_else(|_| format!("eAudit ({})", dir.display()))
 }
 
+/// eAudit batches records per CPU in a BPF map and moves a batch to its ring only from a later
+/// recorded syscall on that CPU, once the batch is full or the upper bits of the timestamp
+/// (units of 2^24 ns, about 17 ms) have changed. When a trial ends, each CPU's last batch would
+/// wait in the map until the next syscall there (soon, on a machine in use; never, once eAudit
+/// is stopped, and its counters do not count it lost). So before stopping eAudit the harness
+/// waits out one timestamp unit and makes one recorded call (an open of `/`) on every CPU.
+fn flush_batches() -> Result<()> {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    std::thread::sleep(Duration::from_millis(40));
+    let ours = sched_getaffinity(Pid::from_raw(0)).context("reading the CPU affinity")?;
+    for cpu in (0..CpuSet::count()).filter(|cpu| ours.is_set(*cpu).unwrap_or(false)) {
+        std::thread::spawn(move || -> Result<()> {
+            let mut one = CpuSet::new();
+            one.set(cpu)?;
+            sched_setaffinity(Pid::from_raw(0), &one)?;
+            std::fs::File::open("/").context("opening /")?;
+            Ok(())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread flushing eAudit's batch on CPU {cpu} panicked"))?
+        .with_context(|| format!("flushing eAudit's batch on CPU {cpu}"))?;
+    }
+    Ok(())
+}
+
 impl RunningCollector for EauditCollector {
     fn pid(&self) -> u32 {
         self.pid
@@ -377,6 +404,7 @@ impl RunningCollector for EauditCollector {
 
     fn stop(&mut self) -> Result<CollectorStats> {
         let child = self.child.take().context("eAudit was already stopped")?;
+        flush_batches()?;
         // SIGINT: eAudit drains its ring, writes, prints its counters and exits.
         kill(Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
         let (code, cpu_user_s, cpu_system_s) =

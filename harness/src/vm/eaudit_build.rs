@@ -19,8 +19,8 @@ pub const PATCHES: &[(&str, &str)] = &[
         include_str!("../../../patches/eaudit/0001-eauditk-min-for-the-6.1-verifier.patch"),
     ),
     (
-        "0002-eauditk-only-the-headers-it-uses.patch",
-        include_str!("../../../patches/eaudit/0002-eauditk-only-the-headers-it-uses.patch"),
+        "0002-eauditk-for-7.3-and-bcc-0.35.patch",
+        include_str!("../../../patches/eaudit/0002-eauditk-for-7.3-and-bcc-0.35.patch"),
     ),
 ];
 
