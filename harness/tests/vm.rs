@@ -294,13 +294,29 @@ fn sysdig_captures_the_attack_in_the_cfs_guest() {
     if !have_root("sysdig_captures_the_attack_in_the_cfs_guest") {
         return;
     }
-    let dir = temp_dir("vm-sysdig");
+    sysdig_records_the_attack(&["--vm-kernel", "cfs"], "cfs", "6.1.", "sysdig ");
+}
+
+/// Debian forky's sysdig 0.41 under Aegis in the sched-ext-7 guest, which it picks when no
+/// kernel is named: its driver built in the guest's Debian userland, every attack event found
+/// in its capture (exit records: 0.41 records no openat entries) or dropped by its driver, the
+/// canary in the capture, and the driver unloaded and sched_ext off afterwards.
+#[test]
+fn sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest() {
+    if !have_root("sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest") {
+        return;
+    }
+    sysdig_records_the_attack(&["--scheduler", "aegis"], "aegis", "7.3.", "sysdig 0.41");
+}
+
+/// One sysdig trial with `extra` flags: exact accounting, no more attack events missing than
+/// its driver dropped, the canary in its capture, and the guest left as found.
+fn sysdig_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str, version: &str) {
+    let dir = temp_dir(&format!("vm-sysdig-{scheduler}"));
     let json = dir.join("trials.json");
-    let out = aegis(&[
+    let mut args = vec![
         "attack",
         "--vm",
-        "--vm-kernel",
-        "cfs",
         "--collector",
         "sysdig",
         "--flood",
@@ -311,14 +327,18 @@ fn sysdig_captures_the_attack_in_the_cfs_guest() {
         "1",
         "--json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = aegis(&args);
     assert_success(&out);
     let t = &read_trials(&json)[0];
     assert_eq!(t["collector"], "sysdig");
+    assert_eq!(t["scheduler"], scheduler);
+    assert!(t["kernel"].as_str().unwrap().starts_with(kernel), "{t}");
     assert!(
         t["collector_version"]
             .as_str()
-            .is_some_and(|v| v.starts_with("sysdig ")),
+            .is_some_and(|v| v.starts_with(version)),
         "{}",
         t["collector_version"]
     );
@@ -335,70 +355,16 @@ fn sysdig_captures_the_attack_in_the_cfs_guest() {
         "{t}"
     );
     let err = stderr(&out);
-    assert!(
-        err.contains("aegis-guest: modules the command left loaded: none"),
-        "the driver stayed loaded:\n{err}"
-    );
-    std::fs::remove_dir_all(dir).ok();
-}
-
-/// Debian forky's sysdig 0.41 under Aegis in the sched-ext-7 guest, which it picks when no
-/// kernel is named: its driver built in the guest's Debian userland, every attack event found
-/// in its capture (exit records: 0.41 records no openat entries) or dropped by its driver, the
-/// canary in the capture, and the driver unloaded and sched_ext off afterwards.
-#[test]
-fn sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest() {
-    if !have_root("sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest") {
-        return;
-    }
-    let dir = temp_dir("vm-sysdig-7");
-    let json = dir.join("trials.json");
-    let out = aegis(&[
-        "attack",
-        "--vm",
-        "--collector",
-        "sysdig",
-        "--scheduler",
-        "aegis",
-        "--flood",
-        "openat",
-        "--threads",
-        "2",
-        "--duration",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_success(&out);
-    let t = &read_trials(&json)[0];
-    assert_eq!(t["scheduler"], "aegis");
-    assert!(
-        t["kernel"].as_str().unwrap().starts_with("7.3."),
-        "kernel: {}",
-        t["kernel"]
-    );
-    assert!(
-        t["collector_version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("sysdig 0.41")),
-        "{}",
-        t["collector_version"]
-    );
-    assert_adds_up(t);
-    assert!(u64_of(t, "received") > 1000, "{t}");
-    assert_eq!(t["canary_recorded"], true, "{t}");
-    let sysdig = &t["sysdig"];
-    assert!(
-        sysdig["attack_missed"].as_u64().unwrap() <= sysdig["n_drops"].as_u64().unwrap(),
-        "{t}"
-    );
-    let err = stderr(&out);
     for line in [
         "aegis-guest: modules the command left loaded: none",
-        "aegis-guest: sched_ext after the command: disabled",
+        "aegis-guest: sched_ext after the command: ",
     ] {
         assert!(err.contains(line), "expected `{line}` in:\n{err}");
     }
+    assert!(
+        !err.contains("aegis-guest: sched_ext after the command: enabled"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -428,7 +394,7 @@ fn eaudit_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str) {
     let Some(checkout) = std::env::var_os("AEGIS_EAUDIT_DIR") else {
         panic!("set AEGIS_EAUDIT_DIR to an eAudit checkout to run this test");
     };
-    let dir = temp_dir("vm-eaudit");
+    let dir = temp_dir(&format!("vm-eaudit-{kernel}"));
     let json = dir.join("trials.json");
     let mut args = vec![
         "attack",
