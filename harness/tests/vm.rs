@@ -65,22 +65,32 @@ fn sched_ext_guest_runs_an_attack_and_brings_the_json_back() {
     }
     let dir = temp_dir("vm-sched-ext");
     let json = dir.join("nested/trials.json");
-    let out = aegis(&[
-        "attack",
-        "--flood",
-        "openat",
-        "--threads",
-        "2",
-        "--duration",
-        "1",
-        "--ring-size",
-        "64KiB",
-        "--scheduler",
-        "eevdf,scx_rustland",
-        "--json",
-        json.to_str().unwrap(),
-        "--vm",
-    ]);
+    let run = || {
+        aegis(&[
+            "attack",
+            "--flood",
+            "openat",
+            "--threads",
+            "2",
+            "--duration",
+            "1",
+            "--ring-size",
+            "64KiB",
+            "--scheduler",
+            "eevdf,scx_rustland",
+            "--json",
+            json.to_str().unwrap(),
+            "--vm",
+        ])
+    };
+    let mut out = run();
+    // The kernel's watchdog stops scx_rustland itself in some TCG trials (a runnable task
+    // starved for seconds; see the failures table in docs/results.md): that is scx_rustland's,
+    // not the runner's, so one fresh boot is allowed for it, and only for it.
+    if !out.status.success() && stderr(&out).contains("disabled (runnable task stall)") {
+        eprintln!("scx_rustland was stopped by the sched_ext watchdog; booting once more");
+        out = run();
+    }
     assert_success(&out);
     // The guest's stdout (the table) and stderr (progress) are streamed to ours.
     assert!(stdout(&out).contains("openat"), "{}", stdout(&out));
