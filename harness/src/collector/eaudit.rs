@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libc::c_long;
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use super::external::{interrupt_and_reap, Exited};
 use super::{CanarySeen, CollectorSetup, CollectorStats, RunningCollector};
 use crate::error::InputError;
 use crate::results::collector::EauditOutcome;
@@ -406,10 +406,11 @@ impl RunningCollector for EauditCollector {
         let child = self.child.take().context("eAudit was already stopped")?;
         flush_batches()?;
         // SIGINT: eAudit drains its ring, writes, prints its counters and exits.
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
-        let (code, cpu_user_s, cpu_system_s) =
-            super::sysdig::wait_with_cpu(child.id(), EXIT_TIMEOUT, "eAudit")?;
-        std::mem::forget(child);
+        let Exited {
+            code,
+            cpu_user_s,
+            cpu_system_s,
+        } = interrupt_and_reap(child, EXIT_TIMEOUT, "eAudit")?;
         if code != 0 {
             bail!("eAudit failed (exit status {code}): {}", self.messages());
         }

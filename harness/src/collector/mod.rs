@@ -25,6 +25,7 @@ pub mod builtin;
 pub mod compact;
 pub mod consumer;
 pub mod eaudit;
+pub mod external;
 pub mod ring;
 pub mod sysdig;
 

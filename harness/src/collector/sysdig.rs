@@ -41,10 +41,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libc::c_long;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 use super::audit_state::find_program;
+use super::external::{interrupt_and_reap, Exited};
 use super::{CanarySeen, CollectorSetup, CollectorStats, RunningCollector};
 use crate::error::InputError;
 use crate::results::collector::SysdigOutcome;
@@ -545,34 +544,6 @@ pub(super) fn by_syscall(
     format!("received/generated: {}", parts.join(", "))
 }
 
-/// Waits for `pid` (our child, the collector `what`) to exit, with its CPU seconds (user,
-/// system).
-pub(super) fn wait_with_cpu(pid: u32, timeout: Duration, what: &str) -> Result<(i32, f64, f64)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut status = 0;
-        // SAFETY: plain wait4 on our own child with valid out-pointers.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let reaped = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
-        if reaped == pid as i32 {
-            let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            let code = if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            };
-            return Ok((code, seconds(usage.ru_utime), seconds(usage.ru_stime)));
-        }
-        if reaped < 0 {
-            bail!("waiting for {what}: {}", std::io::Error::last_os_error());
-        }
-        if Instant::now() > deadline {
-            bail!("{what} did not finish writing its log within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 impl RunningCollector for SysdigCollector {
     fn pid(&self) -> u32 {
         self.pid
@@ -601,10 +572,11 @@ impl RunningCollector for SysdigCollector {
         self.wait_until_drained()?;
         let child = self.child.take().context("sysdig was already stopped")?;
         // SIGINT: sysdig flushes its capture and prints its driver's counters.
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
-        let (code, cpu_user_s, cpu_system_s) = wait_with_cpu(child.id(), EXIT_TIMEOUT, "sysdig")?;
-        // Reaped above; the handle must not be waited on or killed again.
-        std::mem::forget(child);
+        let Exited {
+            code,
+            cpu_user_s,
+            cpu_system_s,
+        } = interrupt_and_reap(child, EXIT_TIMEOUT, "sysdig")?;
         self.unload_driver()?;
         if code != 0 {
             bail!("sysdig failed (exit status {code}): {}", self.messages());

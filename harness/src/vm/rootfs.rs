@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::apt::{archive_uri, system_sources, Archive, KEYRING};
 use super::kernel::{GuestKernel, KernelImage};
+use crate::collector::sysdig::GUEST_MODULE;
 use crate::error::InputError;
 
 /// Bump when the image layout changes, so images built by older code are not reused.
@@ -62,9 +63,6 @@ pub struct Recipe {
     pub chroot_script: String,
 }
 
-/// Where the sysdig driver the sched-ext-7 userland builds for its kernel lands.
-pub const BUILT_SCAP_MODULE: &str = crate::collector::sysdig::GUEST_MODULE;
-
 /// The userland for `kernel`:
 /// - `cfs`: bookworm, with BCC's Python bindings and the kernel's headers from
 ///   bookworm-security (BCC compiles against them when eAudit starts).
@@ -96,9 +94,11 @@ pub fn recipe(kernel: &KernelImage) -> Result<Recipe, InputError> {
                 "set -e; cp -r /usr/src/scap-{SCAP_VERSION} /tmp/scap; \
                  make -C /usr/lib/modules/{release}/build M=/tmp/scap modules >/tmp/scap.log \
                  2>&1 || {{ tail -20 /tmp/scap.log >&2; exit 1; }}; \
-                 mkdir -p {dir}; cp /tmp/scap/scap.ko {BUILT_SCAP_MODULE}; rm -rf /tmp/scap*",
+                 mkdir -p {dir}; cp /tmp/scap/scap.ko {module}; rm -rf /tmp/scap*",
                 release = kernel.release,
-                dir = BUILT_SCAP_MODULE.rsplit_once('/').map_or("/", |(d, _)| d),
+                // Where the sysdig collector loads its driver from.
+                module = GUEST_MODULE,
+                dir = GUEST_MODULE.rsplit_once('/').map_or("/", |(d, _)| d),
             ),
         },
         _ => {
