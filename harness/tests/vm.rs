@@ -322,13 +322,52 @@ fn sysdig_captures_the_attack_under_aegis_in_the_sched_ext_7_guest() {
 /// One sysdig trial with `extra` flags: exact accounting, no more attack events missing than
 /// its driver dropped, the canary in its capture, and the guest left as found.
 fn sysdig_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str, version: &str) {
-    let dir = temp_dir(&format!("vm-sysdig-{scheduler}"));
+    let (trial, err) = collector_trial("sysdig", extra, scheduler, kernel);
+    let t = &trial;
+    assert!(
+        t["collector_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(version)),
+        "{}",
+        t["collector_version"]
+    );
+    let sysdig = &t["sysdig"];
+    assert!(
+        sysdig["n_evts"].as_u64().unwrap() > u64_of(t, "received"),
+        "{t}"
+    );
+    assert!(
+        sysdig["attack_missed"].as_u64().unwrap() <= sysdig["n_drops"].as_u64().unwrap(),
+        "{t}"
+    );
+    for line in [
+        "aegis-guest: modules the command left loaded: none",
+        "aegis-guest: sched_ext after the command: ",
+    ] {
+        assert!(err.contains(line), "expected `{line}` in:\n{err}");
+    }
+    assert!(
+        !err.contains("aegis-guest: sched_ext after the command: enabled"),
+        "{err}"
+    );
+}
+
+/// A short openat flood with `collector` in a guest (`extra`: more flags): its one trial, which
+/// ran under `scheduler` on a kernel whose release starts with `kernel`, added up, recorded
+/// the canary and received more than a thousand events; with the command's stderr.
+fn collector_trial(
+    collector: &str,
+    extra: &[&str],
+    scheduler: &str,
+    kernel: &str,
+) -> (serde_json::Value, String) {
+    let dir = temp_dir(&format!("vm-{collector}-{scheduler}-{kernel}"));
     let json = dir.join("trials.json");
     let mut args = vec![
         "attack",
         "--vm",
         "--collector",
-        "sysdig",
+        collector,
         "--flood",
         "openat",
         "--threads",
@@ -341,41 +380,15 @@ fn sysdig_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str, vers
     args.extend_from_slice(extra);
     let out = aegis(&args);
     assert_success(&out);
-    let t = &read_trials(&json)[0];
-    assert_eq!(t["collector"], "sysdig");
+    let t = read_trials(&json).swap_remove(0);
+    assert_eq!(t["collector"], collector);
     assert_eq!(t["scheduler"], scheduler);
     assert!(t["kernel"].as_str().unwrap().starts_with(kernel), "{t}");
-    assert!(
-        t["collector_version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with(version)),
-        "{}",
-        t["collector_version"]
-    );
-    assert_adds_up(t);
-    assert!(u64_of(t, "received") > 1000, "{t}");
+    assert_adds_up(&t);
+    assert!(u64_of(&t, "received") > 1000, "{t}");
     assert_eq!(t["canary_recorded"], true, "{t}");
-    let sysdig = &t["sysdig"];
-    assert!(
-        sysdig["n_evts"].as_u64().unwrap() > u64_of(t, "received"),
-        "{t}"
-    );
-    assert!(
-        sysdig["attack_missed"].as_u64().unwrap() <= sysdig["n_drops"].as_u64().unwrap(),
-        "{t}"
-    );
-    let err = stderr(&out);
-    for line in [
-        "aegis-guest: modules the command left loaded: none",
-        "aegis-guest: sched_ext after the command: ",
-    ] {
-        assert!(err.contains(line), "expected `{line}` in:\n{err}");
-    }
-    assert!(
-        !err.contains("aegis-guest: sched_ext after the command: enabled"),
-        "{err}"
-    );
     std::fs::remove_dir_all(dir).ok();
+    (t, stderr(&out))
 }
 
 /// Real eAudit in the cfs guest's Debian userland, from the checkout `AEGIS_EAUDIT_DIR` names
@@ -404,34 +417,11 @@ fn eaudit_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str) {
     let Some(checkout) = std::env::var_os("AEGIS_EAUDIT_DIR") else {
         panic!("set AEGIS_EAUDIT_DIR to an eAudit checkout to run this test");
     };
-    let dir = temp_dir(&format!("vm-eaudit-{kernel}"));
-    let json = dir.join("trials.json");
-    let mut args = vec![
-        "attack",
-        "--vm",
-        "--collector",
-        "eaudit",
-        "--eaudit-dir",
-        checkout.to_str().unwrap(),
-        "--flood",
-        "openat",
-        "--threads",
-        "2",
-        "--duration",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ];
+    let dir = checkout.to_str().unwrap();
+    let mut args = vec!["--eaudit-dir", dir];
     args.extend_from_slice(extra);
-    let out = aegis(&args);
-    assert_success(&out);
-    let t = &read_trials(&json)[0];
-    assert_eq!(t["collector"], "eaudit");
-    assert_eq!(t["scheduler"], scheduler);
-    assert!(t["kernel"].as_str().unwrap().starts_with(kernel), "{t}");
-    assert_adds_up(t);
-    assert!(u64_of(t, "received") > 1000, "{t}");
-    assert_eq!(t["canary_recorded"], true, "{t}");
+    let (trial, err) = collector_trial("eaudit", &args, scheduler, kernel);
+    let t = &trial;
     let version = t["collector_version"].as_str().unwrap();
     assert!(
         version.contains("0001-") && version.contains("0002-"),
@@ -445,13 +435,11 @@ fn eaudit_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str) {
             "{t}"
         );
     }
-    let err = stderr(&out);
     assert!(
         err.contains("aegis-guest: sched_ext after the command: disabled")
             || err.contains("aegis-guest: sched_ext after the command: absent"),
         "{err}"
     );
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// `eevdf:attack-quota` on a unified hierarchy: the attack's group capped through `cpu.max`,
