@@ -198,7 +198,8 @@ pub struct AttackArgs {
         default_values_t = [DEFAULT_AUDIT_BACKLOG_WAIT_MS]
     )]
     pub audit_backlog_wait_time: Vec<u64>,
-    /// eaudit: an eAudit checkout (default: $AEGIS_EAUDIT_DIR).
+    /// eaudit: an eAudit checkout (default: $AEGIS_EAUDIT_DIR, else
+    /// ../shared/third_party/eaudit beside the project).
     #[arg(long, value_name = "DIR")]
     pub eaudit_dir: Option<PathBuf>,
 }
@@ -589,7 +590,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "B", hide = true)]
     pub boot: Option<u32>,
     /// With --vm, for a matrix with the eaudit collector: an eAudit checkout, patched, built
-    /// and copied into each guest (default: $AEGIS_EAUDIT_DIR).
+    /// and copied into each guest (default: $AEGIS_EAUDIT_DIR, else
+    /// ../shared/third_party/eaudit beside the project).
     #[arg(long, value_name = "DIR")]
     pub eaudit_dir: Option<PathBuf>,
     #[command(flatten)]

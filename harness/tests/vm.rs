@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -353,8 +354,9 @@ fn sysdig_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str, vers
 }
 
 /// A short openat flood with `collector` in a guest (`extra`: more flags): its one trial, which
-/// ran under `scheduler` on a kernel whose release starts with `kernel`, added up, recorded
-/// the canary and received more than a thousand events; with the command's stderr.
+/// ran under `scheduler` on a kernel whose release starts with `kernel`, added up, received
+/// more than a thousand events and, unless it dropped some, recorded the canary; with the
+/// command's stderr.
 fn collector_trial(
     collector: &str,
     extra: &[&str],
@@ -386,41 +388,69 @@ fn collector_trial(
     assert!(t["kernel"].as_str().unwrap().starts_with(kernel), "{t}");
     assert_adds_up(&t);
     assert!(u64_of(&t, "received") > 1000, "{t}");
-    assert_eq!(t["canary_recorded"], true, "{t}");
+    // A collector that lost events may have lost the canary's too; one that lost none may not.
+    if u64_of(&t, "dropped") == 0 {
+        assert_eq!(t["canary_recorded"], true, "{t}");
+    }
     std::fs::remove_dir_all(dir).ok();
     (t, stderr(&out))
 }
 
-/// Real eAudit in the cfs guest's Debian userland, from the checkout `AEGIS_EAUDIT_DIR` names
-/// (patched and built by the guest runner): every attack open found in its log by thread id,
-/// the canary in its log. Opt-in (`cargo test --test vm -- --ignored`): CI has no eAudit
-/// checkout (it is not on the Debian archive or the crate registry), and BCC compiling eAudit's
-/// program takes minutes under TCG.
+/// Real eAudit in the cfs guest's Debian userland (bookworm's BCC 0.26, 6.1 headers), patched
+/// and built by the guest runner: every attack open found in its log by thread id, the canary
+/// in its log. Opt-in (`cargo test --test vm -- --ignored`): `make test` runs the sched-ext-7
+/// one below, and BCC compiling eAudit's program takes minutes under TCG.
 #[test]
-#[ignore = "needs an eAudit checkout in AEGIS_EAUDIT_DIR and about 5 minutes of TCG"]
+#[ignore = "make test runs eAudit in the sched-ext-7 guest; this is the cfs one"]
 fn eaudit_records_the_attack_in_the_cfs_guest() {
-    eaudit_records_the_attack(&["--vm-kernel", "cfs"], "cfs", "6.1.");
+    eaudit_records_the_attack(
+        "eaudit_records_the_attack_in_the_cfs_guest",
+        &["--vm-kernel", "cfs"],
+        "cfs",
+        "6.1.",
+    );
 }
 
-/// Real eAudit in the sched-ext-7 guest's Debian userland (forky's BCC 0.35, 7.3 headers;
-/// patched by 0002), which `--collector eaudit` picks when no kernel is named. Opt-in like the
-/// cfs test. Under EEVDF: under Aegis its account does not add up yet (docs/collectors.md).
+/// Real eAudit under Aegis in the sched-ext-7 guest's Debian userland (forky's BCC 0.35, 7.3
+/// headers; patched by 0002), which `--collector eaudit` picks when no kernel is named.
 #[test]
-#[ignore = "needs an eAudit checkout in AEGIS_EAUDIT_DIR and about 5 minutes of TCG"]
-fn eaudit_records_the_attack_in_the_sched_ext_7_guest() {
-    eaudit_records_the_attack(&["--scheduler", "eevdf"], "eevdf", "7.3.");
+fn eaudit_records_the_attack_under_aegis_in_the_sched_ext_7_guest() {
+    eaudit_records_the_attack(
+        "eaudit_records_the_attack_under_aegis_in_the_sched_ext_7_guest",
+        &["--scheduler", "aegis"],
+        "aegis",
+        "7.3.",
+    );
+}
+
+/// The eAudit checkout the harness finds by itself: `AEGIS_EAUDIT_DIR`, else the project's
+/// third-party copy beside the source tree (`../shared/third_party/eaudit`).
+fn eaudit_checkout() -> Option<PathBuf> {
+    std::env::var_os("AEGIS_EAUDIT_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/third_party/eaudit"))
+        })
+        .filter(|dir| dir.join("eauditk.c").is_file())
 }
 
 /// One eAudit trial with `extra` flags: exact accounting, the canary in its log, the patches
-/// named, and a loss only where eAudit says it lost.
-fn eaudit_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str) {
-    let Some(checkout) = std::env::var_os("AEGIS_EAUDIT_DIR") else {
-        panic!("set AEGIS_EAUDIT_DIR to an eAudit checkout to run this test");
-    };
-    let dir = checkout.to_str().unwrap();
-    let mut args = vec!["--eaudit-dir", dir];
-    args.extend_from_slice(extra);
-    let (trial, err) = collector_trial("eaudit", &args, scheduler, kernel);
+/// named, and a loss only where eAudit or the kernel (programs it skipped) says it lost.
+fn eaudit_records_the_attack(test: &str, extra: &[&str], scheduler: &str, kernel: &str) {
+    if !have_root(test) {
+        return;
+    }
+    if eaudit_checkout().is_none() {
+        // The one skip CI may allow: eAudit is not on any registry CI reaches, so `.ci/run`
+        // allows it, saying so, only where the project's third-party copy is absent.
+        skip_unless_required(
+            test,
+            "no eAudit checkout (AEGIS_EAUDIT_DIR, ../shared/third_party/eaudit)",
+            "eaudit",
+        );
+        return;
+    }
+    let (trial, err) = collector_trial("eaudit", extra, scheduler, kernel);
     let t = &trial;
     let version = t["collector_version"].as_str().unwrap();
     assert!(
@@ -431,7 +461,8 @@ fn eaudit_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str) {
     if u64_of(t, "dropped") > 0 {
         assert!(
             eaudit["lost_bytes"].as_u64().unwrap() > 0
-                || eaudit["failed_ring_outputs"].as_u64().unwrap() > 0,
+                || eaudit["failed_ring_outputs"].as_u64().unwrap() > 0
+                || eaudit["bpf_recursion_misses"].as_u64().unwrap() >= u64_of(t, "dropped"),
             "{t}"
         );
     }

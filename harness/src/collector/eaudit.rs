@@ -22,8 +22,12 @@
 //!
 //! **Dropped.** `dropped` = ground truth - received. eAudit's own loss figures are not per
 //! record: `-m`'s `lost` is bytes (sent to the ring minus received) and a failed ring output
-//! drops a whole batch; both go into the trial. A trial that misses attack events while eAudit
-//! says it lost nothing fails (the matching is wrong, not eAudit).
+//! drops a whole batch; both go into the trial. So do the runs of its BPF programs the kernel
+//! skipped (`bpf_recursion_misses`): a classic tracepoint program does not run while another
+//! one is running on its CPU (on 7.3, where syscall tracepoints may be preempted, that is
+//! often), and eAudit cannot count what it never saw. A trial fails (the matching is wrong,
+//! not eAudit) when it misses attack events while eAudit lost no byte and no ring output,
+//! unless the kernel skipped its programs at least as many times.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,7 +38,7 @@ use anyhow::{bail, Context, Result};
 use libc::c_long;
 use nix::unistd::Pid;
 
-use super::external::{interrupt_and_reap, Exited};
+use super::external::{interrupt_and_reap, programs_of, Exited};
 use super::{CanarySeen, CollectorSetup, CollectorStats, RunningCollector};
 use crate::error::InputError;
 use crate::results::collector::EauditOutcome;
@@ -60,7 +64,26 @@ const RECORDED: &[(c_long, &str)] = &[
 /// The environment variable naming a checkout when `--eaudit-dir` is not given.
 pub const DIR_ENV: &str = "AEGIS_EAUDIT_DIR";
 
-/// The checkout to use: the flag, else the environment, else the guest's built copy.
+/// Where the project keeps the third-party tools it runs, beside the source tree:
+/// `../shared/third_party/eaudit` from the directory it is run in (the project's root, as
+/// `make` runs it), else from the source tree it was built from.
+fn beside_the_project() -> Option<PathBuf> {
+    const RELATIVE: &str = "shared/third_party/eaudit";
+    let from_cwd = std::env::current_dir()
+        .ok()
+        .map(|cwd| cwd.join("..").join(RELATIVE));
+    let from_source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(RELATIVE);
+    from_cwd
+        .into_iter()
+        .chain([from_source])
+        .find(|dir| dir.join("eauditk.c").is_file())
+        .map(|dir| dir.canonicalize().unwrap_or(dir))
+}
+
+/// The checkout to use: the flag, else the environment, else the guest's built copy, else
+/// the project's third-party copy ([`beside_the_project`]).
 pub fn checkout(flag: Option<&Path>) -> Option<PathBuf> {
     flag.map(Path::to_path_buf)
         .or_else(|| {
@@ -73,6 +96,7 @@ pub fn checkout(flag: Option<&Path>) -> Option<PathBuf> {
             let dir = Path::new(GUEST_DIR);
             dir.join("eauditd.py").is_file().then(|| dir.to_path_buf())
         })
+        .or_else(beside_the_project)
 }
 
 fn bcc_missing() -> Option<String> {
@@ -115,7 +139,8 @@ pub fn why_not_here(flag: Option<&Path>) -> Option<String> {
     };
     let Some(dir) = checkout(flag) else {
         return Some(format!(
-            "no eAudit checkout: give --eaudit-dir DIR or set {DIR_ENV}{needs}"
+            "no eAudit checkout: give --eaudit-dir DIR or set {DIR_ENV} (none at \
+             ../shared/third_party/eaudit){needs}"
         ));
     };
     if !dir.is_dir() {
@@ -209,6 +234,8 @@ pub struct EauditCollector {
     /// The attack worker's main thread, whose records are not counted (module docs).
     worker: Option<u32>,
     summary: Option<(u64, u64, u64)>,
+    /// Runs of its BPF programs the kernel skipped, read just before it stops.
+    recursion_misses: u64,
     /// Its CPU seconds once recording (BCC's compile before that is not collecting).
     cpu_at_ready_s: f64,
     /// `(call, args)` of the attack's records naming a file in the work directory.
@@ -243,6 +270,7 @@ impl EauditCollector {
             traced,
             worker: None,
             summary: None,
+            recursion_misses: 0,
             cpu_at_ready_s: 0.0,
             named: Vec::new(),
             work_dir: setup.work_dir.to_path_buf(),
@@ -405,6 +433,14 @@ impl RunningCollector for EauditCollector {
     fn stop(&mut self) -> Result<CollectorStats> {
         let child = self.child.take().context("eAudit was already stopped")?;
         flush_batches()?;
+        let programs = programs_of(self.pid)?;
+        if programs.nr_programs == 0 {
+            bail!(
+                "eAudit (pid {}) holds no BPF program just before it stops",
+                self.pid
+            );
+        }
+        self.recursion_misses = programs.nr_misses;
         // SIGINT: eAudit drains its ring, writes, prints its counters and exits.
         let Exited {
             code,
@@ -446,11 +482,15 @@ impl RunningCollector for EauditCollector {
             .sum();
         stats.received = received.values().sum();
         let missed = generated.saturating_sub(stats.received);
-        if missed > 0 && lost_bytes == 0 && failed_outputs == 0 {
+        // Each record the kernel kept from eAudit took at least one skipped program run (its
+        // enter or its exit); a lost byte or failed output may stand for any number of them.
+        if missed > self.recursion_misses && lost_bytes == 0 && failed_outputs == 0 {
             bail!(
                 "accounting does not add up: eAudit's log lacks {missed} of the attack's \
-                 {generated} events but it lost nothing (lost 0 bytes, no failed ring output): \
-                 the attack's records were not matched, not lost ({})",
+                 {generated} events but it lost no bytes, no ring output failed and the kernel \
+                 skipped its programs only {} times: the attack's records were not matched, \
+                 not lost ({})",
+                self.recursion_misses,
                 super::sysdig::by_syscall(&self.traced, &received, truth)
             );
         }
@@ -461,6 +501,7 @@ impl RunningCollector for EauditCollector {
             syscalls,
             failed_ring_outputs: failed_outputs,
             attack_missed: missed,
+            bpf_recursion_misses: self.recursion_misses,
         });
         Ok(())
     }

@@ -49,3 +49,40 @@ pub fn interrupt_and_reap(child: Child, timeout: Duration, what: &str) -> Result
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// What the kernel counted for the BPF programs a collector's process holds open: how many,
+/// and how often the kernel skipped them. A classic tracepoint or kprobe
+/// program (BCC's `TRACEPOINT_PROBE`) is skipped when another such program is already running
+/// on its CPU, for instance one preempted mid-run; the collector never sees that event and its
+/// own counters do not count it (`recursion_misses`, counted since Linux 6.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgramRuns {
+    pub nr_programs: u64,
+    pub nr_misses: u64,
+}
+
+/// Sums [`ProgramRuns`] over the BPF programs `pid` holds file descriptors for.
+pub fn programs_of(pid: u32) -> Result<ProgramRuns> {
+    use anyhow::Context;
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut ids = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        // A descriptor closed while listing is not one of its programs.
+        let Ok(text) = std::fs::read_to_string(entry?.path()) else {
+            continue;
+        };
+        if let Some(id) = text
+            .lines()
+            .find_map(|line| line.strip_prefix("prog_id:"))
+            .and_then(|id| id.trim().parse::<u32>().ok())
+        {
+            ids.insert(id);
+        }
+    }
+    let mut runs = ProgramRuns::default();
+    for info in libbpf_rs::query::ProgInfoIter::default().filter(|info| ids.contains(&info.id)) {
+        runs.nr_programs += 1;
+        runs.nr_misses += info.recursion_misses;
+    }
+    Ok(runs)
+}

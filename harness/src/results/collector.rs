@@ -104,6 +104,11 @@ pub struct EauditOutcome {
     pub failed_ring_outputs: u64,
     /// The attack's syscalls missing from its log (`dropped`).
     pub attack_missed: u64,
+    /// Runs of its BPF programs the kernel skipped (their `recursion_misses`, every process):
+    /// events eAudit never saw and its own counters do not count. Absent in trials before
+    /// it was read.
+    #[serde(default)]
+    pub bpf_recursion_misses: u64,
 }
 
 /// What the audit counters and the log said, behind `received` and `dropped`.

@@ -224,7 +224,8 @@ impl GuestSpec {
         })?;
         let checkout = crate::collector::eaudit::checkout(eaudit_dir).ok_or_else(|| {
             InputError(format!(
-                "collector 'eaudit' needs an eAudit checkout: give --eaudit-dir DIR or set {}",
+                "collector 'eaudit' needs an eAudit checkout: give --eaudit-dir DIR or set {} \
+                 (none at ../shared/third_party/eaudit)",
                 crate::collector::eaudit::DIR_ENV
             ))
         })?;
