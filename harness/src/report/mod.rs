@@ -161,6 +161,7 @@ impl Request {
                 ))
             }
             "loss" => tables::loss(trials, &selection),
+            "collectors" => tables::collectors(trials, &selection.workload),
             "delivered" => tables::delivered(trials, &selection),
             "throughput" => tables::workload_throughput(trials, &selection),
             "kept" => tables::workload_kept(trials, &selection),
@@ -174,8 +175,8 @@ impl Request {
             },
             "overhead" => tables::overhead(trials),
             other => bail!(
-                "unknown report kind `{other}`; use trials, loss, delivered, throughput, kept, \
-                 canary, ratios, overhead, metrics, failures, lossy, sim-evaluate, sim-validate \
+                "unknown report kind `{other}`; use trials, loss, collectors, delivered, throughput, \
+                 kept, canary, ratios, overhead, metrics, failures, lossy, sim-evaluate, sim-validate \
                  or sim-validate-rounds"
             ),
         };
@@ -196,6 +197,7 @@ fn only(trials: &[Trial], selection: &Selection, kind: &str) -> Vec<Trial> {
         .iter()
         .filter(|t| match kind {
             "canary" | "metrics" | "failures" | "lossy" => true,
+            "collectors" => workload(t),
             "overhead" => t.beside.workload.is_some(),
             "ratios" => t.id.collector == selection.collector,
             _ => t.id.collector == selection.collector && workload(t),
@@ -287,8 +289,14 @@ pub fn regenerate(text: &str, root: &Path) -> Result<String> {
             continue;
         }
         if !cache.contains_key(&request.path) {
-            let trials = crate::export::json::read(&root.join(&request.path))
-                .with_context(|| format!("block `{request_text}`"))?;
+            // `a+b`: the trials of several runs in one table.
+            let mut trials = Vec::new();
+            for path in request.path.split('+') {
+                trials.extend(
+                    crate::export::json::read(&root.join(path))
+                        .with_context(|| format!("block `{request_text}`: {path}"))?,
+                );
+            }
             cache.insert(request.path.clone(), trials);
         }
         out.push_str(&request.render(&cache[&request.path], root)?);

@@ -138,6 +138,67 @@ pub fn loss(trials: &[Trial], selection: &Selection) -> String {
     })
 }
 
+/// Events a second the flood made in the collector's syscall set (`generated` over the
+/// flood time: the attack's own rate times the share of its syscalls the collector traces).
+fn generated_per_s(t: &Trial) -> f64 {
+    let a = &t.accounting;
+    if a.attack_syscalls == 0 {
+        return 0.0;
+    }
+    a.attack_rate * a.generated as f64 / a.attack_syscalls as f64
+}
+
+/// Loss per collector (in order of first appearance) and flood-thread count (rows) and
+/// scheduler (columns), each cell with the events delivered a second of those the flood
+/// generated a second: the trials of several runs of real collectors in one table.
+pub fn collectors(trials: &[Trial], workload: &str) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for t in trials {
+        if !names.contains(&t.id.collector.as_str()) {
+            names.push(&t.id.collector);
+        }
+    }
+    let columns = schedulers(trials);
+    let mut header = vec!["collector".to_string(), "threads".to_string()];
+    header.extend(columns.iter().cloned());
+    let mut rows = Vec::new();
+    for collector in names {
+        let selection = Selection {
+            collector: collector.to_string(),
+            workload: workload.to_string(),
+        };
+        for threads in thread_counts(trials, &selection) {
+            let mut row = vec![collector.to_string(), threads.to_string()];
+            for scheduler in &columns {
+                let cell = cell(trials, &selection, scheduler, threads);
+                let mean = |metric: fn(&Trial) -> f64| {
+                    let means: Vec<f64> =
+                        by_boot(&cell, |t| Some(metric(t))).into_values().collect();
+                    (!means.is_empty()).then(|| means.iter().sum::<f64>() / means.len() as f64)
+                };
+                let loss = over_boots(
+                    &cell,
+                    |t| Some(t.accounting.loss_pct),
+                    |i| format!("{} %", i.display(2)),
+                );
+                row.push(
+                    match (
+                        mean(|t| t.accounting.delivered_per_s),
+                        mean(generated_per_s),
+                    ) {
+                        (Some(delivered), Some(flood)) => {
+                            format!("{loss}<br>{:.0}k of {:.0}k/s", delivered / 1e3, flood / 1e3)
+                        }
+                        _ => loss,
+                    },
+                );
+            }
+            rows.push(row);
+        }
+    }
+    markdown(&header, &rows)
+}
+
 /// Events per second the collector recorded, in thousands.
 pub fn delivered(trials: &[Trial], selection: &Selection) -> String {
     per_scheduler(
@@ -452,8 +513,33 @@ fn field_text(record: &serde_json::Value, name: &str) -> String {
 /// One line stating what the numbers are over: boots, repetitions, trials, revision, guest;
 /// `summary` names how cells are summarized (tables of means).
 pub fn replication(trials: &[Trial], summary: bool) -> String {
-    let boots: BTreeSet<u32> = trials.iter().map(|t| t.id.boot).collect();
-    let repetitions: BTreeSet<u32> = trials.iter().map(|t| t.id.repetition).collect();
+    // Boots x repetitions per collector, said once when every collector has the same.
+    let mut design: BTreeMap<&str, (BTreeSet<u32>, BTreeSet<u32>)> = BTreeMap::new();
+    for t in trials {
+        let (boots, repetitions) = design.entry(&t.id.collector).or_default();
+        boots.insert(t.id.boot);
+        repetitions.insert(t.id.repetition);
+    }
+    let shape = |(boots, repetitions): &(BTreeSet<u32>, BTreeSet<u32>)| {
+        format!(
+            "{} boot(s) x {} repetition(s)",
+            boots.len(),
+            repetitions.len()
+        )
+    };
+    let shapes: BTreeSet<String> = design.values().map(shape).collect();
+    let replicated = if shapes.len() <= 1 {
+        shapes
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "0 boot(s) x 0 repetition(s)".into())
+    } else {
+        design
+            .iter()
+            .map(|(collector, sets)| format!("{} ({collector})", shape(sets)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let revisions: BTreeSet<&str> = trials.iter().map(|t| t.env.git_rev.as_str()).collect();
     let kernels: BTreeSet<&str> = trials.iter().map(|t| t.env.kernel.as_str()).collect();
     let cpus: BTreeSet<String> = trials
@@ -463,10 +549,8 @@ pub fn replication(trials: &[Trial], summary: bool) -> String {
     let guest = trials.iter().any(|t| t.env.qemu_version.is_some());
     let join = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
     format!(
-        "{} trials: {} boot(s) x {} repetition(s){}; kernel {}{} with {} CPU(s); revision {}.",
+        "{} trials: {replicated}{}; kernel {}{} with {} CPU(s); revision {}.",
         trials.len(),
-        boots.len(),
-        repetitions.len(),
         if summary {
             "; mean of the per-boot means, [95 % t interval over boots, cut at 0 where no value is negative]"
         } else {
@@ -563,6 +647,33 @@ mod tests {
         assert_eq!(rows[2], "| eevdf | 10.0 (n=1) | 5.0 (n=1) |");
         assert!(rows[3].starts_with("| aegis | 25.0 ["), "{table}");
         assert_eq!(rows.len(), 4, "the 1-thread trial is filtered out");
+    }
+
+    #[test]
+    fn collectors_put_each_collector_in_its_rows_with_its_rates() {
+        let mut trials = vec![
+            trial("aegis", 8, 0, 0.0, 20_000.0),
+            trial("aegis", 8, 1, 0.0, 40_000.0),
+            trial("eevdf", 8, 0, 5.0, 50_000.0),
+        ];
+        let mut eaudit = trial("aegis", 1, 0, 2.0, 9_000.0);
+        eaudit.id.collector = "eaudit".into();
+        trials.push(eaudit);
+        for t in &mut trials {
+            // Half of the attack's syscalls are traced: 100k/s of its 200k/s.
+            t.accounting.attack_rate = 200_000.0;
+            t.accounting.attack_syscalls = 400;
+            t.accounting.generated = 200;
+        }
+        let table = collectors(&trials, "none");
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows[0], "| collector | threads | eevdf | aegis |");
+        assert!(
+            rows[2].starts_with("| builtin | 8 | 5.00 (n=1) %<br>50k of 100k/s | 0.00 ["),
+            "{table}"
+        );
+        assert!(rows[2].ends_with("%<br>30k of 100k/s |"), "{table}");
+        assert_eq!(rows[3], "| eaudit | 1 | - | 2.00 (n=1) %<br>9k of 100k/s |");
     }
 
     #[test]

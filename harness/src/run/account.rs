@@ -14,7 +14,7 @@
 //! above, the others within the events in flight when the shared switch was flipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use attacks::AttackReport;
@@ -356,19 +356,7 @@ impl Disarmed {
 /// Copies the collector's log under `--keep-logs` if asked, and removes it.
 fn keep_log(setup: &Setup<'_>, log_path: &Path) -> Result<()> {
     let kept = match &setup.plan.keep_logs {
-        Some(dir) => {
-            let kept = dir.join(format!(
-                "trial-{}-{}.log",
-                setup.serial,
-                setup.spec.collector.name()
-            ));
-            // Never through a link planted at that name: the log is written as root.
-            let mut to = crate::files::create_fresh(&kept)?;
-            let mut from = std::fs::File::open(log_path)?;
-            std::io::copy(&mut from, &mut to)
-                .with_context(|| format!("keeping {}", kept.display()))?;
-            Some(kept)
-        }
+        Some(dir) => Some(copy_log(setup, log_path, dir, "")?),
         None => None,
     };
     std::fs::remove_file(log_path).ok();
@@ -376,6 +364,31 @@ fn keep_log(setup: &Setup<'_>, log_path: &Path) -> Result<()> {
         crate::say!("  log kept in {}", kept.display());
     }
     Ok(())
+}
+
+/// Under `--keep-logs`, copies the log of a trial whose account failed (`...-failed.log`),
+/// saying where or why not; the trial fails either way.
+pub(super) fn keep_failed_log(setup: &Setup<'_>, log_path: &Path) {
+    let Some(dir) = &setup.plan.keep_logs else {
+        return;
+    };
+    match copy_log(setup, log_path, dir, "-failed") {
+        Ok(kept) => crate::say!("  the failed trial's log kept in {}", kept.display()),
+        Err(err) => crate::say!("  the failed trial's log could not be kept: {err:#}"),
+    }
+}
+
+fn copy_log(setup: &Setup<'_>, log_path: &Path, dir: &Path, suffix: &str) -> Result<PathBuf> {
+    let kept = dir.join(format!(
+        "trial-{}-{}{suffix}.log",
+        setup.serial,
+        setup.spec.collector.name()
+    ));
+    // Never through a link planted at that name: the log is written as root.
+    let mut to = crate::files::create_fresh(&kept)?;
+    let mut from = std::fs::File::open(log_path)?;
+    std::io::copy(&mut from, &mut to).with_context(|| format!("keeping {}", kept.display()))?;
+    Ok(kept)
 }
 
 impl Accounting {

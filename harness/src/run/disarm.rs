@@ -18,6 +18,7 @@ use crate::sched::policy::FairVariant;
 
 use super::account::GroupTruth;
 use super::fire::Fired;
+use super::trial::Setup;
 use crate::results::scope::TraceGroup;
 use crate::results::trial::{Counters, CpuCost, PolicyOutcome, RunDelayOutcome};
 
@@ -52,7 +53,7 @@ pub(super) struct Disarmed {
 impl Fired<'_> {
     /// Stops everything in order; when a step fails, what is still held is released in the
     /// order of [`Fired`]'s fields.
-    pub(super) fn disarm(mut self) -> Result<Disarmed> {
+    pub(super) fn disarm(mut self, setup: &Setup<'_>) -> Result<Disarmed> {
         let armed = &mut self.armed;
         // Nothing may still run in the cgroup when the counts are read.
         armed.cgroup.kill_all(Duration::from_secs(10))?;
@@ -96,9 +97,14 @@ impl Fired<'_> {
         let truth_counts = armed.truth.counts(armed.cgroup.id())?;
         if armed.record_tids {
             let tids = armed.truth.attack_tids()?;
-            armed
+            let matched = armed
                 .collector
-                .match_attack(&tids, &truth_counts, &mut stats)?;
+                .match_attack(&tids, &truth_counts, &mut stats);
+            if matched.is_err() {
+                // What the collector wrote is the evidence of an account that did not add up.
+                super::account::keep_failed_log(setup, &log_path);
+            }
+            matched?;
         }
         let group_truth = if trace_all {
             Some(GroupTruth {

@@ -48,7 +48,7 @@ pub(super) fn run_trial(
     let armed = Armed::arm(&setup, &mut truth_object)?;
     inject_fault("armed")?;
     let fired = armed.fire(&setup)?;
-    let disarmed = fired.disarm()?;
+    let disarmed = fired.disarm(&setup)?;
     disarmed.account(&setup, alone)
 }
 
