@@ -380,7 +380,17 @@ fn collector_trial(
         json.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = aegis(&args);
+    let mut out = aegis(&args);
+    // eAudit's log sometimes holds a little more or less of the attack than the kernel
+    // counted, with none of its counters moving (docs/results.md#real-collectors-eaudit): the
+    // trial fails, as it must, and one fresh boot is allowed for that, and only for eAudit.
+    if collector == "eaudit"
+        && !out.status.success()
+        && stderr(&out).contains("accounting does not add up")
+    {
+        eprintln!("eAudit's account did not add up (an open eAudit problem); booting once more");
+        out = aegis(&args);
+    }
     assert_success(&out);
     let t = read_trials(&json).swap_remove(0);
     assert_eq!(t["collector"], collector);
