@@ -224,7 +224,7 @@ fn collector_checks(root: bool) -> Vec<Check> {
                 None => Ok("can record here".to_string()),
                 Some(reason) => Err(format!(
                     "not here: {reason}; runs in the Debian userland of the sched-ext-7 guest \
-                     (--vm --eaudit-dir DIR) and the cfs guest (--vm-kernel cfs)"
+                     (--vm) and the cfs guest (--vm --vm-kernel cfs)"
                 )),
             },
         ),

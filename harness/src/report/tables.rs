@@ -342,6 +342,9 @@ fn failure_cause(error: &str) -> String {
             return reason.to_string();
         }
     }
+    if error.starts_with("eaudit -I") {
+        return "eAudit's printer failed on its capture".to_string();
+    }
     error.split(':').next().unwrap_or(error).trim().to_string()
 }
 
@@ -715,6 +718,11 @@ mod tests {
                 "openat/aegis/builtin/ring16KiB/x1/none/boot0/rep0".to_string(),
                 "accounting does not add up".to_string(),
             ),
+            (
+                "openat/aegis/eaudit/default/x4/none/boot0/rep0".to_string(),
+                "eaudit -I /tmp/x/eaudit.cap failed (signal: 6 (SIGABRT)): Missing newline"
+                    .to_string(),
+            ),
         ];
         let table = failures(&trials, &failed);
         assert!(table.contains("| eevdf | 1 | 0 |  |"), "{table}");
@@ -722,7 +730,11 @@ mod tests {
             table.contains("| scx_rustland | 1 | 1 | runnable task stall |"),
             "{table}"
         );
-        assert!(table.contains("| aegis | 0 | 1 | accounting |"), "{table}");
+        assert!(
+            table
+                .contains("| aegis | 0 | 2 | accounting; eAudit's printer failed on its capture |"),
+            "{table}"
+        );
     }
 
     #[test]
