@@ -50,11 +50,8 @@ pub fn interrupt_and_reap(child: Child, timeout: Duration, what: &str) -> Result
     }
 }
 
-/// What the kernel counted for the BPF programs a collector's process holds open: how many,
-/// and how often the kernel skipped them. A classic tracepoint or kprobe
-/// program (BCC's `TRACEPOINT_PROBE`) is skipped when another such program is already running
-/// on its CPU, for instance one preempted mid-run; the collector never sees that event and its
-/// own counters do not count it (`recursion_misses`, counted since Linux 6.7).
+/// The BPF programs a collector's process holds open, and how often the kernel skipped them
+/// (their `recursion_misses`; why that matters: `collector/eaudit.rs`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProgramRuns {
     pub nr_programs: u64,

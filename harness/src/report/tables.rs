@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::results::trial::Trial;
-use crate::stats::{boot_means, paired_ratio, Interval};
+use crate::stats::{boot_means, paired_ratio, Interval, Summary};
 
 /// Scheduler names in the order tables show them: the baselines first, Aegis last, variants
 /// after their scheduler.
@@ -174,7 +174,7 @@ pub fn collectors(trials: &[Trial], workload: &str) -> String {
                 let mean = |metric: fn(&Trial) -> f64| {
                     let means: Vec<f64> =
                         by_boot(&cell, |t| Some(metric(t))).into_values().collect();
-                    (!means.is_empty()).then(|| means.iter().sum::<f64>() / means.len() as f64)
+                    Summary::of(&means).map(|s| s.mean)
                 };
                 let loss = over_boots(
                     &cell,
