@@ -8,6 +8,11 @@
 
 /* x86_64 syscall numbers stay below this; larger numbers are ignored. */
 #define AEGIS_MAX_SYSCALL_NR 512
+/*
+ * The syscall number BPF-LSM records and counts carry for a hook reached outside any syscall
+ * (the last number below AEGIS_MAX_SYSCALL_NR, which x86_64 does not use).
+ */
+#define AEGIS_LSM_NO_SYSCALL (AEGIS_MAX_SYSCALL_NR - 1)
 /* Bytes of path or sockaddr copied from user memory into a record. */
 #define AEGIS_PAYLOAD_MAX 256
 

@@ -10,11 +10,16 @@
  *
  * With record_tids, the thread ids that made the counted syscalls are kept too: a collector
  * that records the whole machine (sysdig) is matched against the attack by them.
+ *
+ * For the collector at the LSM hooks (builtin-lsm), the same hooks are counted too, keyed by the
+ * syscall each ran in (hook_counts): those programs are declared with "?" and loaded only when
+ * user space asks, so a kernel without BPF-LSM still runs the syscall counter.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "intf.h"
 #include "scope.h"
+#include "lsm.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -109,5 +114,66 @@ int aegis_truth(struct sys_enter_ctx *ctx)
 		    bpf_map_update_elem(&attack_tids, &tid, &one, BPF_ANY))
 			__sync_fetch_and_add(&nr_tid_insert_failures, 1);
 	}
+	return 0;
+}
+
+/* Runs of the hooks builtin-lsm records, by (cgroup, syscall the hook ran in). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct truth_key);
+	__type(value, __u64);
+} hook_counts SEC(".maps");
+
+__u64 nr_hook_insert_failures = 0;
+
+static __always_inline void count_hook(void)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct truth_key key = {};
+	__u64 zero = 0, *count;
+
+	if (!bpf_map_lookup_elem(&watched_cgroups, &cgroup_id))
+		return;
+	key.cgroup_id = cgroup_id;
+	key.syscall_nr = current_syscall_nr(current_regs());
+	count = bpf_map_lookup_elem(&hook_counts, &key);
+	if (!count) {
+		bpf_map_update_elem(&hook_counts, &key, &zero, BPF_NOEXIST);
+		count = bpf_map_lookup_elem(&hook_counts, &key);
+		if (!count) {
+			__sync_fetch_and_add(&nr_hook_insert_failures, 1);
+			return;
+		}
+	}
+	/* A preempted LSM program's CPU may run it again for another task: add atomically. */
+	__sync_fetch_and_add(count, 1);
+}
+
+SEC("?lsm/file_open")
+int BPF_PROG(aegis_truth_file_open, struct file___aegis *file)
+{
+	count_hook();
+	return 0;
+}
+
+SEC("?lsm/path_unlink")
+int BPF_PROG(aegis_truth_path_unlink, const struct path___aegis *dir, struct dentry___aegis *dentry)
+{
+	count_hook();
+	return 0;
+}
+
+SEC("?lsm/bprm_check_security")
+int BPF_PROG(aegis_truth_bprm_check, struct linux_binprm___aegis *bprm)
+{
+	count_hook();
+	return 0;
+}
+
+SEC("?lsm/socket_connect")
+int BPF_PROG(aegis_truth_socket_connect, void *sock, void *address, int addrlen)
+{
+	count_hook();
 	return 0;
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const BPF_OBJECTS: &[&str] = &["truth", "collector", "collector_compact"];
+const BPF_OBJECTS: &[&str] = &["truth", "collector", "collector_compact", "collector_lsm"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -35,7 +35,7 @@ fn main() {
             });
         println!("cargo:rerun-if-changed={}", src.display());
     }
-    for header in ["intf.h", "scope.h"] {
+    for header in ["intf.h", "scope.h", "lsm.h"] {
         println!("cargo:rerun-if-changed={}", bpf_dir.join(header).display());
     }
     println!("cargo:rerun-if-env-changed=BPF_CLANG");

@@ -54,6 +54,14 @@ pub fn traced_syscall_table() -> [u8; MAX_SYSCALL_NR] {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn a_hook_outside_any_syscall_gets_the_last_number() {
+        assert_eq!(
+            crate::syscalls::LSM_NO_SYSCALL as usize,
+            super::MAX_SYSCALL_NR - 1
+        );
+    }
+
+    #[test]
     fn every_traced_syscall_fits_the_table() {
         for traced in crate::syscalls::TRACED {
             assert!(

@@ -481,6 +481,9 @@ pub struct CollectArgs {
     /// The compact architecture (per-CPU batches) instead of one record per event.
     #[arg(long)]
     pub compact: bool,
+    /// At the BPF-LSM hooks (builtin-lsm) instead of raw_syscalls/sys_enter.
+    #[arg(long, conflicts_with = "compact")]
+    pub lsm: bool,
     /// Pin the ring buffer map at this bpffs path (for scx_aegis --collector-ring).
     #[arg(long)]
     pub pin_ring: Option<PathBuf>,

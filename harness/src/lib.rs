@@ -64,6 +64,9 @@ pub mod skel {
     pub mod collector_compact {
         include!(concat!(env!("OUT_DIR"), "/collector_compact.skel.rs"));
     }
+    pub mod collector_lsm {
+        include!(concat!(env!("OUT_DIR"), "/collector_lsm.skel.rs"));
+    }
 }
 
 /// The revision this binary was built from (`git describe --always --dirty`).

@@ -61,6 +61,26 @@ pub const TRACED: &[TracedSyscall] = &[
     traced(libc::SYS_setgid, NoPayload),
 ];
 
+/// `AEGIS_LSM_NO_SYSCALL` (`bpf/intf.h`): the syscall number of a BPF-LSM hook run outside any
+/// syscall.
+pub const LSM_NO_SYSCALL: u32 = 511;
+
+/// The syscalls that reach the BPF-LSM hooks `builtin-lsm` records (file_open, path_unlink,
+/// bprm_check_security, socket_connect) from user space.
+pub const REACHING_LSM_HOOKS: &[c_long] = &[
+    libc::SYS_open,
+    libc::SYS_openat,
+    libc::SYS_openat2,
+    libc::SYS_creat,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_uselib,
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_connect,
+];
+
 pub fn is_traced(nr: u32) -> bool {
     TRACED.iter().any(|t| t.nr as u32 == nr)
 }
@@ -148,6 +168,10 @@ pub fn name(nr: u32) -> String {
         (libc::SYS_kill, "kill"),
         (libc::SYS_clone3, "clone3"),
         (libc::SYS_openat2, "openat2"),
+        (libc::SYS_open_by_handle_at, "open_by_handle_at"),
+        (libc::SYS_uselib, "uselib"),
+        (libc::SYS_execveat, "execveat"),
+        (LSM_NO_SYSCALL as c_long, "no_syscall"),
     ];
     known
         .iter()

@@ -353,6 +353,37 @@ fn sysdig_records_the_attack(extra: &[&str], scheduler: &str, kernel: &str, vers
     );
 }
 
+/// The built-in collector at the BPF-LSM hooks under Aegis in the default sched_ext guest:
+/// accounted exactly against ground truth's count of the same hooks, the canary found by its
+/// name in the hooks' records (unless events were dropped), and the guest left as found.
+#[test]
+fn builtin_lsm_records_the_attack_at_the_lsm_hooks_under_aegis() {
+    if !have_root("builtin_lsm_records_the_attack_at_the_lsm_hooks_under_aegis") {
+        return;
+    }
+    let (t, err) = collector_trial("builtin-lsm", &["--scheduler", "aegis"], "aegis", "6.");
+    // Measured against the hooks' runs: the flood's openat calls that opened a file, not its
+    // close calls.
+    assert!(
+        u64_of(&t, "generated") < u64_of(&t, "attack_syscalls"),
+        "{t}"
+    );
+    assert!(
+        t["traced_syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|nr| nr == "openat"),
+        "{t}"
+    );
+    for line in [
+        "aegis-guest: modules the command left loaded: none",
+        "aegis-guest: sched_ext after the command: disabled",
+    ] {
+        assert!(err.contains(line), "expected `{line}` in:\n{err}");
+    }
+}
+
 /// Runs `run`, and once more when it failed with `failure` in its stderr (a fault of a
 /// third-party component the test names in `why`, not of the harness).
 fn once_more_if_it_failed_with(

@@ -1,4 +1,5 @@
-//! Spawns the built-in collector (`aegis-bench collect`) as its own process.
+//! Spawns the built-in collector (`aegis-bench collect`) as its own process, in one of its
+//! three architectures.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -18,8 +19,20 @@ use crate::syscalls;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Where and how the built-in collector records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    /// `builtin`: one record per syscall, at raw_syscalls/sys_enter.
+    Full,
+    /// `builtin-compact`: per-CPU batches of compact records.
+    Compact,
+    /// `builtin-lsm`: one record per run of a BPF-LSM hook.
+    Lsm,
+}
+
 pub struct BuiltinCollector {
     child: Option<Child>,
+    architecture: Architecture,
     log: PathBuf,
     stats: PathBuf,
     pin_ring: Option<PathBuf>,
@@ -51,8 +64,8 @@ pub fn external_helper_command(
 }
 
 impl BuiltinCollector {
-    /// Starts `aegis-bench collect`, in the compact architecture if `compact`.
-    pub fn start(setup: &CollectorSetup<'_>, compact: bool) -> Result<Self> {
+    /// Starts `aegis-bench collect` in `architecture`.
+    pub fn start(setup: &CollectorSetup<'_>, architecture: Architecture) -> Result<Self> {
         let log = setup.work_dir.join("provenance.log");
         let stats = setup.work_dir.join("collector-stats.json");
         let cgroup_id = setup.cgroup_id.to_string();
@@ -62,8 +75,10 @@ impl BuiltinCollector {
             .context("the built-in collector needs a ring size")?
             .to_string();
         let mut args: Vec<&std::ffi::OsStr> = vec!["collect".as_ref()];
-        if compact {
-            args.push("--compact".as_ref());
+        match architecture {
+            Architecture::Full => {}
+            Architecture::Compact => args.push("--compact".as_ref()),
+            Architecture::Lsm => args.push("--lsm".as_ref()),
         }
         if let Some(pin) = &setup.pin_ring {
             args.push("--pin-ring".as_ref());
@@ -114,6 +129,7 @@ impl BuiltinCollector {
         });
         let mut collector = BuiltinCollector {
             child: Some(child),
+            architecture,
             log,
             stats,
             pin_ring: setup.pin_ring.clone(),
@@ -150,11 +166,28 @@ impl RunningCollector for BuiltinCollector {
     }
 
     fn traced_syscalls(&self) -> BTreeSet<u32> {
-        syscalls::TRACED.iter().map(|t| t.nr as u32).collect()
+        match self.architecture {
+            Architecture::Lsm => syscalls::REACHING_LSM_HOOKS
+                .iter()
+                .map(|nr| *nr as u32)
+                .chain([syscalls::LSM_NO_SYSCALL])
+                .collect(),
+            Architecture::Full | Architecture::Compact => {
+                syscalls::TRACED.iter().map(|t| t.nr as u32).collect()
+            }
+        }
     }
 
     fn find_canary(&self, canary: &Path) -> Result<CanarySeen> {
-        find_canary(&self.log, canary)
+        match self.architecture {
+            // A hook is handed the kernel's object, not the caller's string: a file's record
+            // names the file, not the path it was reached by. The canary's name is unique.
+            Architecture::Lsm => {
+                let name = canary.file_name().map(|name| name.as_encoded_bytes());
+                find_canary_by(&self.log, |path| path.is_some() && path == name)
+            }
+            Architecture::Full | Architecture::Compact => find_canary(&self.log, canary),
+        }
     }
 
     fn stop(&mut self) -> Result<CollectorStats> {
@@ -196,11 +229,16 @@ impl Drop for BuiltinCollector {
 /// Looks the canary up in a provenance log written by the built-in collector.
 pub fn find_canary(log: &Path, canary: &Path) -> Result<CanarySeen> {
     let wanted = canary.as_os_str().as_encoded_bytes();
+    find_canary_by(log, |path| path == Some(wanted))
+}
+
+/// The canary's two records in a built-in collector's log, named as `is_canary` recognizes.
+fn find_canary_by(log: &Path, is_canary: impl Fn(Option<&[u8]>) -> bool) -> Result<CanarySeen> {
     let mut seen = CanarySeen::default();
-    // Either architecture's log; only the attack's own records count (under --trace-scope
-    // all another process could name the file too).
+    // Any architecture's log; only the attack's own records count (under --trace-scope all
+    // another process could name the file too).
     crate::provlog::for_each_event(log, |event| {
-        if event.group == crate::bpf_intf::GROUP_ATTACK && event.path() == Some(wanted) {
+        if event.group == crate::bpf_intf::GROUP_ATTACK && is_canary(event.path()) {
             seen.created |= syscalls::creates_file(event.syscall_nr);
             seen.unlinked |= syscalls::removes_file(event.syscall_nr);
         }

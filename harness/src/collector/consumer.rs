@@ -20,6 +20,7 @@ use super::{CollectorStats, SharedScope};
 use crate::bpf_intf::{traced_syscall_table, GROUP_ATTACK, MAX_SYSCALL_NR, NR_GROUPS};
 use crate::provlog::{LogWriter, ProvEvent};
 use crate::skel::collector::CollectorSkelBuilder;
+use crate::skel::collector_lsm::CollectorLsmSkelBuilder;
 
 /// What `aegis-bench collect` is asked to do (either architecture).
 pub struct ConsumerConfig {
@@ -192,18 +193,73 @@ pub fn run(config: &ConsumerConfig) -> Result<()> {
     let _pin = PinnedRing::pin(&mut skel.maps.events, config.pin_ring.as_deref())?;
     skel.attach()
         .context("attaching the collector to raw_syscalls/sys_enter")?;
-
-    let consumer = Consumer::new(LogWriter::create(&config.log)?);
-    let (consumer, served) = ring::serve(&skel.maps.events, consumer, || Ok(()))?;
-    let dropped = ring::dropped_by_group(&skel.maps.dropped_events)?;
+    let drained = drain(&skel.maps.events, &skel.maps.dropped_events, config)?;
     drop(skel);
+    drained.finish(config)
+}
 
-    let (log_file, mut stats) = consumer.finish()?;
-    ring::add_drops(&mut stats, dropped, config.scope.is_some());
-    let log_file = log_file.into_inner().map_err(|err| err.into_error())?;
-    log_file.sync_all().ok();
-    stats.log_bytes = log_file.metadata()?.len();
-    ring::write_stats(stats, &served, &config.stats)
+/// Runs the collector at the BPF-LSM hooks (`builtin-lsm`) until SIGTERM/SIGINT: the same
+/// records, ring and log as [`run`], written by `collector_lsm.bpf.c`.
+pub fn run_lsm(config: &ConsumerConfig) -> Result<()> {
+    crate::signals::install()?;
+    let mut object = MaybeUninit::uninit();
+    let mut open = CollectorLsmSkelBuilder::default()
+        .open(&mut object)
+        .context("opening the LSM collector BPF object")?;
+    open.maps
+        .rodata_data
+        .as_deref_mut()
+        .context("LSM collector BPF object has no .rodata")?
+        .target_cgroup_id = config.cgroup_id;
+    open.maps
+        .events
+        .set_max_entries(config.ring_bytes as u32)
+        .context("sizing the ring buffer")?;
+    let mut skel = open
+        .load()
+        .context("loading the LSM collector BPF programs (needs BPF-LSM and BTF)")?;
+    let _pin = PinnedRing::pin(&mut skel.maps.events, config.pin_ring.as_deref())?;
+    skel.attach()
+        .context("attaching the collector to the BPF-LSM hooks")?;
+    let drained = drain(&skel.maps.events, &skel.maps.dropped_events, config)?;
+    drop(skel);
+    drained.finish(config)
+}
+
+/// What one run read from its ring, before its BPF object is detached.
+struct Drained {
+    consumer: Consumer<std::io::BufWriter<std::fs::File>>,
+    served: ring::Served,
+    dropped: [u64; NR_GROUPS],
+    scoped: bool,
+}
+
+/// Serves the ring into the log until SIGTERM/SIGINT and reads the drop counters.
+fn drain(
+    events: &libbpf_rs::MapMut<'_>,
+    dropped_events: &libbpf_rs::MapMut<'_>,
+    config: &ConsumerConfig,
+) -> Result<Drained> {
+    let consumer = Consumer::new(LogWriter::create(&config.log)?);
+    let (consumer, served) = ring::serve(events, consumer, || Ok(()))?;
+    Ok(Drained {
+        consumer,
+        served,
+        dropped: ring::dropped_by_group(dropped_events)?,
+        scoped: config.scope.is_some(),
+    })
+}
+
+impl Drained {
+    /// Flushes the log and writes the statistics.
+    fn finish(self, config: &ConsumerConfig) -> Result<()> {
+        let (log_file, mut stats) = self.consumer.finish()?;
+        ring::add_drops(&mut stats, self.dropped, self.scoped);
+        let log_file = log_file.into_inner().map_err(|err| err.into_error())?;
+        log_file.sync_all().ok();
+        stats.log_bytes = log_file.metadata()?.len();
+        ring::write_stats(stats, &self.served, &config.stats)
+    }
 }
 
 #[cfg(test)]

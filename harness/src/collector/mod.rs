@@ -9,7 +9,9 @@
 //!
 //! - [`builtin`]: ours, a BPF ring buffer scoped to the attack's cgroup (or, with
 //!   `--trace-scope all`, the whole machine but itself), one record per event;
-//!   [`compact`]: ours, eAudit-like per-CPU batches (`builtin-compact`).
+//!   [`compact`]: ours, eAudit-like per-CPU batches (`builtin-compact`); `builtin-lsm`: ours
+//!   at the BPF-LSM hooks (the reference monitor's place), accounted against a count of the
+//!   same hooks ([`CollectorKind::records_hooks`]).
 //! - [`auditd`]: Debian's auditd with a private configuration, rules scoped to the attack's
 //!   pid, loss from the kernel's audit `lost` counter.
 //! - [`sysdig`]: Debian's sysdig capturing the whole machine (`sysdig -w`) through its
@@ -46,6 +48,8 @@ pub enum CollectorKind {
     Builtin,
     /// Ours, eAudit-like: per-CPU batches, compact records, weighted wakeups.
     BuiltinCompact,
+    /// Ours, at the BPF-LSM hooks: one record per hook run.
+    BuiltinLsm,
     /// The Linux audit daemon.
     Auditd,
     /// sysdig, where it can capture.
@@ -59,6 +63,7 @@ impl CollectorKind {
         match self {
             CollectorKind::Builtin => "builtin",
             CollectorKind::BuiltinCompact => "builtin-compact",
+            CollectorKind::BuiltinLsm => "builtin-lsm",
             CollectorKind::Auditd => "auditd",
             CollectorKind::Sysdig => "sysdig",
             CollectorKind::Eaudit => "eaudit",
@@ -69,18 +74,20 @@ impl CollectorKind {
         match name {
             "builtin" => Ok(CollectorKind::Builtin),
             "builtin-compact" => Ok(CollectorKind::BuiltinCompact),
+            "builtin-lsm" => Ok(CollectorKind::BuiltinLsm),
             "auditd" => Ok(CollectorKind::Auditd),
             "sysdig" => Ok(CollectorKind::Sysdig),
             "eaudit" => Ok(CollectorKind::Eaudit),
             other => Err(InputError(format!(
-                "unknown collector '{other}'; available: builtin, builtin-compact, auditd, sysdig, eaudit"
+                "unknown collector '{other}'; available: builtin, builtin-compact, builtin-lsm, auditd, sysdig, \
+                 eaudit"
             ))),
         }
     }
 
     /// Whether the collector has a BPF ring buffer whose size `--ring-size` sets.
     pub fn has_ring(self) -> bool {
-        self == CollectorKind::Builtin
+        matches!(self, CollectorKind::Builtin | CollectorKind::BuiltinLsm)
     }
 
     /// Whether the collector can trace the whole machine with ground truth's account of it
@@ -93,6 +100,13 @@ impl CollectorKind {
     /// afterwards by the thread ids ground truth kept ([`RunningCollector::match_attack`]).
     pub fn sees_whole_machine(self) -> bool {
         matches!(self, CollectorKind::Sysdig | CollectorKind::Eaudit)
+    }
+
+    /// Whether the collector records LSM hook runs, not syscalls: it is accounted against
+    /// ground truth's count of the same hooks (by the syscall each ran in), while the
+    /// syscall count still has to match the attack's own tally.
+    pub fn records_hooks(self) -> bool {
+        self == CollectorKind::BuiltinLsm
     }
 }
 
@@ -198,6 +212,7 @@ pub trait RunningCollector {
 pub fn check_available(kind: CollectorKind, eaudit_dir: Option<&Path>) -> Result<(), InputError> {
     match kind {
         CollectorKind::Builtin | CollectorKind::BuiltinCompact => Ok(()),
+        CollectorKind::BuiltinLsm => crate::measure::kernel::check_bpf_lsm(),
         CollectorKind::Auditd => auditd::check_available(),
         CollectorKind::Sysdig => sysdig::check_available(),
         CollectorKind::Eaudit => eaudit::check_available(eaudit_dir),
@@ -206,10 +221,18 @@ pub fn check_available(kind: CollectorKind, eaudit_dir: Option<&Path>) -> Result
 
 pub fn start(kind: CollectorKind, setup: &CollectorSetup<'_>) -> Result<Box<dyn RunningCollector>> {
     match kind {
-        CollectorKind::Builtin => Ok(Box::new(builtin::BuiltinCollector::start(setup, false)?)),
-        CollectorKind::BuiltinCompact => {
-            Ok(Box::new(builtin::BuiltinCollector::start(setup, true)?))
-        }
+        CollectorKind::Builtin => Ok(Box::new(builtin::BuiltinCollector::start(
+            setup,
+            builtin::Architecture::Full,
+        )?)),
+        CollectorKind::BuiltinCompact => Ok(Box::new(builtin::BuiltinCollector::start(
+            setup,
+            builtin::Architecture::Compact,
+        )?)),
+        CollectorKind::BuiltinLsm => Ok(Box::new(builtin::BuiltinCollector::start(
+            setup,
+            builtin::Architecture::Lsm,
+        )?)),
         CollectorKind::Auditd => Ok(Box::new(auditd::AuditdCollector::start(setup)?)),
         CollectorKind::Sysdig => Ok(Box::new(sysdig::SysdigCollector::start(setup)?)),
         CollectorKind::Eaudit => Ok(Box::new(eaudit::EauditCollector::start(

@@ -213,9 +213,21 @@ fn cached_userlands() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The real collectors: auditd here, sysdig and eAudit only where their needs are met.
+/// The real collectors: auditd here, sysdig and eAudit only where their needs are met; and
+/// the built-in collector at the LSM hooks, which needs BPF-LSM.
 fn collector_checks(root: bool) -> Vec<Check> {
     vec![
+        check(
+            "builtin-lsm (collector)",
+            match crate::measure::kernel::check_bpf_lsm() {
+                Ok(()) => Ok("BPF-LSM programs load here (file_open, path_unlink, \
+                              bprm_check_security, socket_connect)"
+                    .to_string()),
+                Err(why) => Err(format!(
+                    "not here: {why} (the guests' Debian kernels have BPF-LSM active)"
+                )),
+            },
+        ),
         check("auditd (collector)", audit_check(root)),
         check("sysdig (collector)", sysdig_check()),
         check(
@@ -324,6 +336,7 @@ fn bpf_truth_check() -> Result<String, String> {
         &mut object,
         0,
         crate::results::scope::TraceScope::Attack,
+        false,
         false,
     )
     .map(|_| "loads and attaches to raw_syscalls/sys_enter".to_string())

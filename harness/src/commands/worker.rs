@@ -11,7 +11,8 @@ use crate::collector::consumer::{self, ConsumerConfig};
 use crate::collector::SharedScope;
 use crate::error::InputError;
 
-/// `collect`: the built-in collector, full or compact, until SIGTERM or SIGINT.
+/// `collect`: the built-in collector, full, compact or at the LSM hooks, until SIGTERM or
+/// SIGINT.
 pub fn collect(args: &CollectArgs) -> Result<()> {
     let config = ConsumerConfig {
         cgroup_id: args.cgroup_id,
@@ -28,6 +29,8 @@ pub fn collect(args: &CollectArgs) -> Result<()> {
     };
     if args.compact {
         crate::collector::compact::run(&config)
+    } else if args.lsm {
+        consumer::run_lsm(&config)
     } else {
         consumer::run(&config)
     }

@@ -147,6 +147,62 @@ impl crate::results::trial::Environment {
     }
 }
 
+const SECURITYFS: &str = "/sys/kernel/security";
+
+/// The kernel's active LSMs, in order (securityfs's `lsm`). securityfs is mounted for the look
+/// where it is not, and unmounted again.
+pub fn active_lsms() -> Result<Vec<String>, String> {
+    let file = Path::new(SECURITYFS).join("lsm");
+    let read = |file: &Path| {
+        std::fs::read_to_string(file)
+            .map(|text| text.trim().split(',').map(String::from).collect::<Vec<_>>())
+    };
+    if let Ok(lsms) = read(&file) {
+        return Ok(lsms);
+    }
+    use nix::mount::{mount, umount, MsFlags};
+    mount(
+        Some("securityfs"),
+        SECURITYFS,
+        Some("securityfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|err| {
+        format!("cannot mount securityfs on {SECURITYFS} to read the active LSMs: {err}")
+    })?;
+    let lsms = read(&file);
+    umount(SECURITYFS).ok();
+    lsms.map_err(|err| format!("reading {}: {err}", file.display()))
+}
+
+/// Fails, naming why, unless BPF-LSM programs run here (`builtin-lsm`): `bpf` among the active
+/// LSMs and the kernel's BTF to attach by.
+pub fn check_bpf_lsm() -> Result<(), crate::error::InputError> {
+    let refuse = |why: String| {
+        Err(crate::error::InputError(format!(
+            "builtin-lsm cannot run on this kernel ({}): {why}",
+            release()
+        )))
+    };
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return refuse("it has no BTF (/sys/kernel/btf/vmlinux) to attach LSM programs by".into());
+    }
+    match active_lsms() {
+        Ok(lsms) if lsms.iter().any(|lsm| lsm == "bpf") => {
+            match crate::measure::truth::check_hooks_load() {
+                Ok(()) => Ok(()),
+                Err(err) => refuse(format!("{err:#}; use --vm")),
+            }
+        }
+        Ok(lsms) => refuse(format!(
+            "BPF-LSM is not active (LSMs: {}); boot it with `bpf` in lsm=..., or use --vm",
+            lsms.join(",")
+        )),
+        Err(why) => refuse(why),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,10 @@
 //! For a collector that records the whole machine (sysdig) it also keeps the ids of the
 //! threads whose syscalls it counted ([`GroundTruth::attack_tids`]): the collector's records of
 //! exactly those threads are the attack's.
+//!
+//! For the collector at the BPF-LSM hooks (`builtin-lsm`) it also counts the runs of those
+//! hooks in the attack's cgroup, by the syscall each ran in ([`GroundTruth::hook_counts`]). BPF
+//! LSM programs run in the hook itself, so this count, too, has nothing to drop.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::mem::MaybeUninit;
@@ -53,6 +57,42 @@ impl SharedScope {
     }
 }
 
+/// A per-CPU `truth_key -> count` map's counts for `cgroup_id`, by syscall, summed over CPUs.
+fn per_syscall(map: &libbpf_rs::MapMut<'_>, cgroup_id: u64) -> Result<BTreeMap<u32, u64>> {
+    let mut counts = BTreeMap::new();
+    for key in map.keys() {
+        let key_cgroup = u64::from_ne_bytes(key[0..8].try_into().unwrap());
+        if key_cgroup != cgroup_id {
+            continue;
+        }
+        let nr = u32::from_ne_bytes(key[8..12].try_into().unwrap());
+        let per_cpu = map
+            .lookup_percpu(&key, MapFlags::ANY)?
+            .context("ground-truth key vanished")?;
+        let total: u64 = per_cpu
+            .iter()
+            .map(|value| u64::from_ne_bytes(value[..8].try_into().unwrap()))
+            .sum();
+        counts.insert(nr, total);
+    }
+    Ok(counts)
+}
+
+/// Loads (without attaching) the hook counters, to learn whether this kernel accepts BPF-LSM
+/// programs at all: one can be active and still refused (a lockdown, a sandbox's policy).
+pub fn check_hooks_load() -> Result<()> {
+    let mut object = MaybeUninit::uninit();
+    let mut open = TruthSkelBuilder::default()
+        .open(&mut object)
+        .context("opening the ground-truth BPF object")?;
+    open.progs.aegis_truth_file_open.set_autoload(true);
+    // The refusal is reported in one line; libbpf's own account of it would be noise.
+    let print = libbpf_rs::set_print(None);
+    let loaded = open.load().map(drop);
+    libbpf_rs::set_print(print);
+    loaded.context("the kernel refused to load a BPF-LSM program")
+}
+
 /// The loaded and attached counter; detached on drop.
 pub struct GroundTruth<'obj> {
     skel: TruthSkel<'obj>,
@@ -66,10 +106,22 @@ impl<'obj> GroundTruth<'obj> {
         cgroup_id: u64,
         scope: TraceScope,
         record_tids: bool,
+        hooks: bool,
     ) -> Result<Self> {
         let mut open = TruthSkelBuilder::default()
             .open(object)
             .context("opening the ground-truth BPF object")?;
+        if hooks {
+            let progs = &mut open.progs;
+            for prog in [
+                &mut progs.aegis_truth_file_open,
+                &mut progs.aegis_truth_path_unlink,
+                &mut progs.aegis_truth_bprm_check,
+                &mut progs.aegis_truth_socket_connect,
+            ] {
+                prog.set_autoload(true);
+            }
+        }
         let rodata = open
             .maps
             .rodata_data
@@ -85,7 +137,7 @@ impl<'obj> GroundTruth<'obj> {
             .update(&cgroup_id.to_ne_bytes(), &[1u8], MapFlags::ANY)
             .context("watching the attack cgroup")?;
         skel.attach()
-            .context("attaching the ground-truth counter to raw_syscalls/sys_enter")?;
+            .context("attaching the ground-truth counter to raw_syscalls/sys_enter (and, for builtin-lsm, to the LSM hooks)")?;
         Ok(Self { skel })
     }
 
@@ -166,24 +218,13 @@ impl<'obj> GroundTruth<'obj> {
 
     /// Syscall counts of `cgroup_id`, summed over CPUs.
     pub fn counts(&self, cgroup_id: u64) -> Result<BTreeMap<u32, u64>> {
-        let map = &self.skel.maps.truth_counts;
-        let mut counts = BTreeMap::new();
-        for key in map.keys() {
-            let key_cgroup = u64::from_ne_bytes(key[0..8].try_into().unwrap());
-            if key_cgroup != cgroup_id {
-                continue;
-            }
-            let nr = u32::from_ne_bytes(key[8..12].try_into().unwrap());
-            let per_cpu = map
-                .lookup_percpu(&key, MapFlags::ANY)?
-                .context("ground-truth key vanished")?;
-            let total: u64 = per_cpu
-                .iter()
-                .map(|value| u64::from_ne_bytes(value[..8].try_into().unwrap()))
-                .sum();
-            counts.insert(nr, total);
-        }
-        Ok(counts)
+        per_syscall(&self.skel.maps.truth_counts, cgroup_id)
+    }
+
+    /// Runs of the LSM hooks by the tasks of `cgroup_id`, by the syscall each ran in, summed
+    /// over CPUs (attached with `hooks`).
+    pub fn hook_counts(&self, cgroup_id: u64) -> Result<BTreeMap<u32, u64>> {
+        per_syscall(&self.skel.maps.hook_counts, cgroup_id)
     }
 
     /// The threads whose syscalls were counted (attached with `record_tids`).
@@ -203,7 +244,12 @@ impl<'obj> GroundTruth<'obj> {
             .maps
             .bss_data
             .as_ref()
-            .map(|bss| (bss.nr_insert_failures, bss.nr_tid_insert_failures))
+            .map(|bss| {
+                (
+                    bss.nr_insert_failures + bss.nr_hook_insert_failures,
+                    bss.nr_tid_insert_failures,
+                )
+            })
             .unwrap_or((0, 0));
         if insert_failures > 0 {
             bail!("the ground-truth counter could not insert {insert_failures} keys: its counts are incomplete");
@@ -211,13 +257,30 @@ impl<'obj> GroundTruth<'obj> {
         if tid_failures > 0 {
             bail!("ground truth could not keep {tid_failures} of the attack's thread ids (its table is full): the collector's records cannot be matched to the attack");
         }
-        let prog_id = libbpf_rs::Program::id_from_fd(self.skel.progs.aegis_truth.as_fd())?;
-        let misses = libbpf_rs::query::ProgInfoIter::default()
-            .find(|info| info.id == prog_id)
-            .map(|info| info.recursion_misses)
-            .context("the ground-truth program is no longer loaded")?;
-        if misses > 0 {
-            bail!("the kernel skipped the ground-truth program {misses} times (recursion): its counts are incomplete");
+        // Every program of the object that was loaded: the syscall counter, and the hook
+        // counters when asked for.
+        let prog_ids: BTreeSet<u32> = self
+            .skel
+            .object()
+            .progs()
+            .filter(|prog| prog.autoload())
+            .map(|prog| libbpf_rs::Program::id_from_fd(prog.as_fd()))
+            .collect::<Result<_, _>>()?;
+        let loaded: Vec<_> = libbpf_rs::query::ProgInfoIter::default()
+            .filter(|info| prog_ids.contains(&info.id))
+            .collect();
+        if loaded.len() != prog_ids.len() {
+            bail!("a ground-truth program is no longer loaded");
+        }
+        for info in loaded {
+            if info.recursion_misses > 0 {
+                bail!(
+                    "the kernel skipped the ground-truth program {} {} times (recursion): its \
+                     counts are incomplete",
+                    info.name.to_string_lossy(),
+                    info.recursion_misses
+                );
+            }
         }
         Ok(())
     }

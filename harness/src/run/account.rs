@@ -6,6 +6,8 @@
 //!   says which: the built-in one a fixed list, auditd the flood's and the canary's), every
 //!   event the kernel saw was either recorded or counted as dropped by the collector; and per
 //!   syscall the collector never received more than happened, nor anything it does not trace.
+//!   For a collector at the LSM hooks (`builtin-lsm`) the events are ground truth's count of
+//!   those hooks' runs, by the syscall each ran in.
 //!
 //! If either fails the trial is an error, not a row.
 //!
@@ -38,6 +40,9 @@ pub struct Measured<'a> {
     pub collector: &'a CollectorStats,
     /// The syscalls the collector records for the attack.
     pub traced: &'a BTreeSet<u32>,
+    /// Ground truth's count of the LSM hooks' runs, for a collector that records those
+    /// instead of syscalls.
+    pub hooks: Option<&'a BTreeMap<u32, u64>>,
 }
 
 /// The numbers [`account`] derives once the identities hold.
@@ -54,6 +59,7 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
         attack,
         collector,
         traced,
+        hooks,
     } = measured;
     if collector.decode_errors > 0 {
         bail!(
@@ -76,7 +82,9 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
             );
         }
     }
-    let generated: u64 = truth
+    // What the collector is measured against: syscalls, or the hook runs it records.
+    let events = hooks.unwrap_or(truth);
+    let generated: u64 = events
         .iter()
         .filter(|(nr, _)| traced.contains(nr))
         .map(|(_, count)| count)
@@ -89,22 +97,32 @@ pub fn account(measured: &Measured<'_>) -> Result<Accounted> {
                 syscalls::name(*nr)
             );
         }
-        let truth_count = truth.get(nr).copied().unwrap_or(0);
+        let truth_count = events.get(nr).copied().unwrap_or(0);
         if *received > truth_count {
             bail!(
                 "accounting does not add up: the collector received {received} {} records, more \
-                 than the {truth_count} calls made",
-                syscalls::name(*nr)
+                 than the {truth_count} {} counted",
+                syscalls::name(*nr),
+                if hooks.is_some() {
+                    "hook runs"
+                } else {
+                    "calls"
+                }
             );
         }
     }
     if collector.received + collector.dropped != generated {
         bail!(
             "accounting does not add up: received {} + dropped {} = {} events, but ground truth \
-             counted {generated} traced syscalls",
+             counted {generated} traced {}",
             collector.received,
             collector.dropped,
-            collector.received + collector.dropped
+            collector.received + collector.dropped,
+            if hooks.is_some() {
+                "hook runs"
+            } else {
+                "syscalls"
+            }
         );
     }
     if let Some(gaps) = collector.self_detected_lost {
@@ -267,6 +285,7 @@ impl Disarmed {
             attack: &self.report,
             collector: &self.stats,
             traced: &self.traced,
+            hooks: self.hook_counts.as_ref(),
         })?;
         let groups = match &self.group_truth {
             Some(truth) => Some(account_groups(
@@ -517,6 +536,7 @@ mod tests {
             attack: &attack,
             collector: &stats,
             traced: &traced(&[OPENAT, CLOSE]),
+            hooks: None,
         })
         .unwrap();
         assert_eq!(accounted.generated, 200);
@@ -534,6 +554,7 @@ mod tests {
             attack: &attack,
             collector: &stats,
             traced: &traced(&[OPENAT, CLOSE]),
+            hooks: None,
         })
         .unwrap_err();
         assert!(
@@ -552,6 +573,7 @@ mod tests {
             attack: &attack,
             collector: &stats,
             traced: &traced(&[OPENAT, CLOSE]),
+            hooks: None,
         })
         .unwrap_err();
         assert!(
@@ -570,9 +592,40 @@ mod tests {
             attack: &attack,
             collector: &stats,
             traced: &traced(&[OPENAT, CLOSE]),
+            hooks: None,
         })
         .unwrap_err();
         assert!(err.to_string().contains("more than the 100"), "{err}");
+    }
+
+    #[test]
+    fn a_collector_at_the_lsm_hooks_is_measured_against_the_hooks_runs() {
+        // 100 openat calls of which 90 opened a file (the hook ran); close reaches no hook.
+        let truth = [(OPENAT, 100), (CLOSE, 100)].into_iter().collect();
+        let hooks = [(OPENAT, 90)].into_iter().collect();
+        let attack = report(&[(OPENAT, 100), (CLOSE, 100)]);
+        let stats = collector(&[(OPENAT, 80)], 10);
+        let accounted = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+            traced: &traced(&[OPENAT]),
+            hooks: Some(&hooks),
+        })
+        .unwrap();
+        assert_eq!(accounted.generated, 90);
+        assert!((accounted.loss_pct - 100.0 / 9.0).abs() < 1e-9);
+        // More records than the hook ran is an error, even below the calls made.
+        let stats = collector(&[(OPENAT, 95)], 0);
+        let err = account(&Measured {
+            truth: &truth,
+            attack: &attack,
+            collector: &stats,
+            traced: &traced(&[OPENAT]),
+            hooks: Some(&hooks),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("the 90 hook runs"), "{err}");
     }
 
     fn traced(nrs: &[u32]) -> BTreeSet<u32> {
@@ -589,6 +642,7 @@ mod tests {
             attack: &attack,
             collector: &stats,
             traced: &traced(&[OPENAT]),
+            hooks: None,
         })
         .unwrap();
         assert_eq!(accounted.generated, 100);
@@ -599,6 +653,7 @@ mod tests {
             attack: &attack,
             collector: &stats,
             traced: &traced(&[OPENAT]),
+            hooks: None,
         })
         .unwrap_err();
         assert!(err.to_string().contains("does not trace"), "{err}");
@@ -648,6 +703,7 @@ mod tests {
             attack: &attack,
             collector: stats,
             traced: &traced,
+            hooks: None,
         })?;
         account_groups(&accounted, stats, truth, &traced, with_workload)
     }

@@ -46,6 +46,8 @@ pub(super) struct Armed<'t> {
     /// Ground truth keeps the attack's thread ids, for a collector that sees the whole
     /// machine.
     pub(super) record_tids: bool,
+    /// Ground truth counts the LSM hooks, for a collector that records them.
+    pub(super) hooks: bool,
 }
 
 impl<'t> Armed<'t> {
@@ -59,7 +61,8 @@ impl<'t> Armed<'t> {
         let cgroup = AttackCgroup::create(setup.root, serial)?;
         let scope = setup.plan.trace_scope;
         let record_tids = setup.spec.collector.sees_whole_machine();
-        let truth = GroundTruth::attach(truth_object, cgroup.id(), scope, record_tids)?;
+        let hooks = setup.spec.collector.records_hooks();
+        let truth = GroundTruth::attach(truth_object, cgroup.id(), scope, record_tids, hooks)?;
         let shared = scope.is_all().then(|| truth.shared_scope()).transpose()?;
         let collector = start_collector(setup, cgroup.id(), shared)?;
         if shared.is_some() {
@@ -105,6 +108,7 @@ impl<'t> Armed<'t> {
             sched_ext_ops,
             trace_all: shared.is_some(),
             record_tids,
+            hooks,
         })
     }
 }

@@ -32,6 +32,8 @@ pub(super) struct Disarmed {
     pub(super) stats: CollectorStats,
     /// Ground truth in the attack's cgroup, by syscall number.
     pub(super) truth_counts: BTreeMap<u32, u64>,
+    /// Ground truth's count of the LSM hooks, for a collector that records them.
+    pub(super) hook_counts: Option<BTreeMap<u32, u64>>,
     /// `--trace-scope all`: ground truth of the other groups.
     pub(super) group_truth: Option<GroupTruth>,
     pub(super) report: AttackReport,
@@ -95,6 +97,10 @@ impl Fired<'_> {
         };
         armed.truth.check_complete()?;
         let truth_counts = armed.truth.counts(armed.cgroup.id())?;
+        let hook_counts = armed
+            .hooks
+            .then(|| armed.truth.hook_counts(armed.cgroup.id()))
+            .transpose()?;
         if armed.record_tids {
             let tids = armed.truth.attack_tids()?;
             let matched = armed
@@ -128,6 +134,7 @@ impl Fired<'_> {
             collector_cpu_share: (flood_s > 0.0).then(|| stats.cpu_s() / flood_s),
             stats,
             truth_counts,
+            hook_counts,
             group_truth,
             report: self.report,
             flood_spec: self.flood_spec,

@@ -553,7 +553,12 @@ fn producer_plan(options: &AttackOptions, duration: Duration) -> Result<Producer
 /// is checked when the trials start.
 fn check_collectors(options: &AttackOptions, for_guest: bool) -> Result<(), InputError> {
     for kind in &options.collectors {
-        if matches!(kind, CollectorKind::Sysdig | CollectorKind::Eaudit) && for_guest {
+        // Checked in the guest, against its kernel.
+        if matches!(
+            kind,
+            CollectorKind::Sysdig | CollectorKind::Eaudit | CollectorKind::BuiltinLsm
+        ) && for_guest
+        {
             continue;
         }
         if *kind != CollectorKind::Auditd {
