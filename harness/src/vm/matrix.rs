@@ -4,12 +4,13 @@
 //! kernel judges), then sent into a guest with the results so far when resuming. The guest
 //! runs `aegis-bench run` on its copy and the output directory comes back to `--out`. A matrix
 //! of `boots = N` boots N guests in turn, each running its boot's trials (`--boot B`): every
-//! repetition of every cell, in its own order.
+//! repetition of every cell, in its own order. After each boot its trials are also written to
+//! a file of their own, `bootB.jsonl` beside `trials.jsonl` (B from 0, as in the trial ids).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::args::GuestArgs;
 use super::attack::GUEST_WORKLOADS;
@@ -54,6 +55,9 @@ pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i
             continue;
         }
         let code = run_boot(args, &spec, shard, (boot, boots), missing)?;
+        if boots > 1 {
+            write_boot_file(args.out, boot)?;
+        }
         if code != 0 {
             status = code;
             if !args.keep_going {
@@ -62,6 +66,37 @@ pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i
         }
     }
     Ok(status)
+}
+
+/// Writes the trials of `boot` that `out` holds to `out/bootB.jsonl`, as they are in
+/// `trials.jsonl`: the boot is the unit of replication, and its file can be read, compared or
+/// merged on its own.
+fn write_boot_file(out: &Path, boot: u32) -> Result<()> {
+    let all = out.join(crate::export::jsonl::FILE_NAME);
+    let Ok(text) = std::fs::read_to_string(&all) else {
+        // The guest wrote nothing (it failed before the first trial).
+        return Ok(());
+    };
+    let marker = format!("/boot{boot}/");
+    let mut lines = String::new();
+    for line in text.lines() {
+        let trial: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("reading {}", all.display()))?;
+        if trial["trial_id"]
+            .as_str()
+            .is_some_and(|id| id.contains(&marker))
+        {
+            lines.push_str(line);
+            lines.push('\n');
+        }
+    }
+    let path = out.join(boot_file_name(boot));
+    std::fs::write(&path, lines).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `bootB.jsonl`.
+pub fn boot_file_name(boot: u32) -> String {
+    format!("boot{boot}.jsonl")
 }
 
 /// The guest every boot of the run uses: its timeout (for one boot's trials), the
@@ -215,4 +250,27 @@ fn run_boot(
         &guest_args,
         &[(GUEST_OUT.into(), args.out.to_path_buf())],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_boot_gets_a_file_of_its_own_trials() {
+        let out = std::env::temp_dir().join(format!("aegis-boot-files-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let trial = |boot: u32, rep: u32| {
+            format!(r#"{{"trial_id":"openat/aegis/builtin/16KiB/x8/none/boot{boot}/rep{rep}"}}"#)
+        };
+        let lines = [trial(0, 0), trial(1, 0), trial(0, 1), trial(10, 0)];
+        std::fs::write(out.join("trials.jsonl"), lines.join("\n") + "\n").unwrap();
+        write_boot_file(&out, 0).unwrap();
+        write_boot_file(&out, 1).unwrap();
+        let read = |boot| std::fs::read_to_string(out.join(boot_file_name(boot))).unwrap();
+        assert_eq!(read(0), format!("{}\n{}\n", trial(0, 0), trial(0, 1)));
+        // boot1 is not boot10.
+        assert_eq!(read(1), format!("{}\n", trial(1, 0)));
+        std::fs::remove_dir_all(out).unwrap();
+    }
 }
