@@ -10,6 +10,12 @@
  * Ground truth for these records is counted at the same hooks (truth.bpf.c). LSM programs are
  * not kept from running again on a CPU where one was preempted, so every counter is updated
  * atomically.
+ *
+ * An LSM program can be preempted (7.3 is PREEMPT_LAZY), and one preempted between reserving
+ * its record and submitting it holds up the consumer, which reads the ring in order: a consumer
+ * of higher priority (SCHED_FIFO) on that CPU then spins on the record while the ring fills,
+ * and the preempted producer cannot run to finish it. So each record is reserved and submitted
+ * with preemption off, where the kernel offers bpf_preempt_disable (6.10 and later).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -34,6 +40,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } dropped_events SEC(".maps");
+
+extern void bpf_preempt_disable(void) __weak __ksym;
+extern void bpf_preempt_enable(void) __weak __ksym;
+
+static __always_inline void hold_cpu(void)
+{
+	if (bpf_ksym_exists(bpf_preempt_disable))
+		bpf_preempt_disable();
+}
+
+static __always_inline void release_cpu(void)
+{
+	if (bpf_ksym_exists(bpf_preempt_enable))
+		bpf_preempt_enable();
+}
 
 /* A record for the current hook run, header filled, or 0 if it is not traced or dropped. */
 static __always_inline struct prov_event_with_payload *begin_record(void)
@@ -90,48 +111,60 @@ static __always_inline void submit_with_name(struct prov_event_with_payload *e, 
 SEC("lsm/file_open")
 int BPF_PROG(aegis_lsm_file_open, struct file___aegis *file)
 {
-	struct prov_event_with_payload *e = begin_record();
+	struct prov_event_with_payload *e;
 
+	hold_cpu();
+	e = begin_record();
 	if (e)
 		submit_with_name(e, BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	release_cpu();
 	return 0;
 }
 
 SEC("lsm/path_unlink")
 int BPF_PROG(aegis_lsm_path_unlink, const struct path___aegis *dir, struct dentry___aegis *dentry)
 {
-	struct prov_event_with_payload *e = begin_record();
+	struct prov_event_with_payload *e;
 
+	hold_cpu();
+	e = begin_record();
 	if (e)
 		submit_with_name(e, BPF_CORE_READ(dentry, d_name.name));
+	release_cpu();
 	return 0;
 }
 
 SEC("lsm/bprm_check_security")
 int BPF_PROG(aegis_lsm_bprm_check, struct linux_binprm___aegis *bprm)
 {
-	struct prov_event_with_payload *e = begin_record();
+	struct prov_event_with_payload *e;
 
+	hold_cpu();
+	e = begin_record();
 	if (e)
 		submit_with_name(e, BPF_CORE_READ(bprm, filename));
+	release_cpu();
 	return 0;
 }
 
 SEC("lsm/socket_connect")
 int BPF_PROG(aegis_lsm_socket_connect, void *sock, void *address, int addrlen)
 {
-	struct prov_event_with_payload *e = begin_record();
+	struct prov_event_with_payload *e;
 	__u32 len = addrlen;
 
-	if (!e)
-		return 0;
-	/* At most a sockaddr_in6, as the tracepoint collector copies. */
-	if (len > 28)
-		len = 28;
-	if (len > 0 && !bpf_probe_read_kernel(e->payload, len & 31, address)) {
-		e->hdr.payload_kind = PAYLOAD_SOCKADDR;
-		e->hdr.payload_len = (__u16)len;
+	hold_cpu();
+	e = begin_record();
+	if (e) {
+		/* At most a sockaddr_in6, as the tracepoint collector copies. */
+		if (len > 28)
+			len = 28;
+		if (len > 0 && !bpf_probe_read_kernel(e->payload, len & 31, address)) {
+			e->hdr.payload_kind = PAYLOAD_SOCKADDR;
+			e->hdr.payload_len = (__u16)len;
+		}
+		bpf_ringbuf_submit(e, 0);
 	}
-	bpf_ringbuf_submit(e, 0);
+	release_cpu();
 	return 0;
 }
