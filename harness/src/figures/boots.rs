@@ -86,12 +86,16 @@ pub fn setup_line(trials: &[Trial]) -> String {
         let unit = if guest { "vCPUs" } else { "CPUs" };
         write!(line, ", {cpus} {unit}").ok();
     }
+    // Collectors without a ring of ours (sysdig's, eAudit's buffers) record 0.
     let rings = distinct(
         trials
             .iter()
+            .filter(|t| t.id.ring_size_bytes > 0)
             .map(|t| crate::size::format_size(t.id.ring_size_bytes)),
     );
-    write!(line, ", ring {rings}").ok();
+    if !rings.is_empty() {
+        write!(line, ", ring {rings}").ok();
+    }
     let durations = distinct(trials.iter().map(|t| {
         let d = if t.attack.requested_duration_s > 0.0 {
             t.attack.requested_duration_s
@@ -159,6 +163,13 @@ mod tests {
         assert_eq!(
             setup_line(&[trial(0, 1.0)]),
             "host kernel 6.18, ring 64KiB, 2 s attacks, 1 boot × 1 repetition"
+        );
+        // A collector with no ring of ours (sysdig, eAudit) names none.
+        let mut ringless = trial(0, 1.0);
+        ringless.id.ring_size_bytes = 0;
+        assert_eq!(
+            setup_line(&[ringless]),
+            "host kernel 6.18, 2 s attacks, 1 boot × 1 repetition"
         );
     }
 }

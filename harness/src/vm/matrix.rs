@@ -47,6 +47,10 @@ pub fn run(args: &GuestMatrixRun<'_>, matrix: &Matrix, shard: Shard) -> Result<i
     for boot in 0..boots {
         let missing = missing_trials(args.out, matrix, shard, boot)?;
         if missing == 0 {
+            // A set measured before the per-boot files existed gets them on a rerun.
+            if boots > 1 {
+                write_boot_file(args.out, boot)?;
+            }
             crate::say!(
                 "vm: boot {}/{boots} is complete in {}",
                 boot + 1,
