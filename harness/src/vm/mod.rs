@@ -182,9 +182,33 @@ impl GuestSpec {
         if eaudit {
             self.add_eaudit(eaudit_dir)?;
         }
-        if !sysdig {
-            return Ok(());
+        if sysdig {
+            self.add_sysdig()?;
         }
+        // After the others, which may have chosen the Debian userland: it has Debian's auditd
+        // ([`rootfs::recipe`]); the busybox guest gets the host's, with its libraries.
+        if collectors.contains(&CollectorKind::Auditd) && self.userland == Userland::Busybox {
+            for program in [
+                crate::collector::auditd::AUDITD,
+                crate::collector::audit_state::AUDITCTL,
+            ] {
+                let binary =
+                    crate::collector::audit_state::find_program(program).ok_or_else(|| {
+                        InputError(format!(
+                            "collector 'auditd' runs the host's {program} in the guest, and it \
+                             is not installed: apt-get install auditd (or `make setup`)"
+                        ))
+                    })?;
+                if !self.extra_binaries.contains(&binary) {
+                    self.extra_binaries.push(binary);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// sysdig: in sched-ext-7 the Debian userland's; in cfs the host's and a driver built here.
+    fn add_sysdig(&mut self) -> Result<()> {
         match self.kernel {
             GuestKernel::SchedExt7 => {
                 self.userland = Userland::Debian;
