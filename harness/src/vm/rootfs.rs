@@ -87,7 +87,7 @@ pub fn recipe(kernel: &KernelImage) -> Result<Recipe, InputError> {
         GuestKernel::SchedExt7 => Recipe {
             suite: "forky",
             sources: vec![deb(&main, "forky"), deb(&main, kernel.kind.suite())],
-            packages: ["python3-bpfcc", "sysdig", SCAP_DKMS, "auditd", &headers]
+            packages: ["python3-bpfcc", "sysdig", SCAP_DKMS, &headers]
                 .map(str::to_string)
                 .to_vec(),
             chroot_script: format!(
@@ -107,7 +107,7 @@ pub fn recipe(kernel: &KernelImage) -> Result<Recipe, InputError> {
             Recipe {
                 suite: "bookworm",
                 sources: vec![deb(&main, "bookworm"), deb(&security, "bookworm-security")],
-                packages: vec!["python3-bpfcc".to_string(), "auditd".to_string(), headers],
+                packages: vec!["python3-bpfcc".to_string(), headers],
                 chroot_script: String::new(),
             }
         }
