@@ -675,6 +675,17 @@ fn bad_attack_flags_fail_on_the_host_before_booting() {
             &["attack", "--vm", "--workload", "compile"][..],
             "workload compile cannot run in a guest",
         ),
+        (
+            &[
+                "attack",
+                "--vm",
+                "--vm-kernel",
+                "sched-ext-7",
+                "--collector",
+                "sysdig,auditd",
+            ][..],
+            "run auditd in a --vm run of its own",
+        ),
     ] {
         let out = aegis(args);
         let err = stderr(&out);

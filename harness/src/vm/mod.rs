@@ -185,8 +185,21 @@ impl GuestSpec {
         if sysdig {
             self.add_sysdig()?;
         }
-        // The host's auditd, with its libraries, in either userland: forky's auditd 4.1.2
-        // crashed (SIGSEGV) in every trial in the sched-ext-7 guest (docs/guests.md).
+        // The host's auditd, with its libraries (bookworm's, like the cfs guest's userland). Not
+        // in sched-ext-7's forky userland: forky's auditd 4.1.2 died of SIGSEGV in every trial
+        // there, and the host's 3.0.9 does not run on forky's libaudit (docs/guests.md).
+        if collectors.contains(&CollectorKind::Auditd)
+            && self.userland == Userland::Debian
+            && self.kernel == GuestKernel::SchedExt7
+        {
+            return Err(InputError(
+                "collector 'auditd' cannot run in the Debian userland that sysdig and eaudit \
+                 need (forky's auditd 4.1.2 crashes there, the host's does not run on its \
+                 libraries): run auditd in a --vm run of its own"
+                    .into(),
+            )
+            .into());
+        }
         if collectors.contains(&CollectorKind::Auditd) {
             for program in [
                 crate::collector::auditd::AUDITD,
