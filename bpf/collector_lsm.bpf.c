@@ -56,16 +56,16 @@ static __always_inline void release_cpu(void)
 		bpf_preempt_enable();
 }
 
-/* A record for the current hook run, header filled, or 0 if it is not traced or dropped. */
-static __always_inline struct prov_event_with_payload *begin_record(void)
+/*
+ * A record for the current hook run of a task of the target cgroup, header filled, or 0 if it
+ * was dropped. Called with preemption held off, up to the submit.
+ */
+static __always_inline struct prov_event_with_payload *begin_record(__u64 cgroup_id)
 {
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct prov_event_with_payload *e;
 	struct pt_regs___aegis *regs;
 	__u64 pid_tgid;
 
-	if (cgroup_id != target_cgroup_id)
-		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__u32 group = GROUP_ATTACK;
@@ -95,66 +95,64 @@ static __always_inline struct prov_event_with_payload *begin_record(void)
 	return e;
 }
 
-/* Submits a record whose payload is a kernel string (a name or a path). */
-static __always_inline void submit_with_name(struct prov_event_with_payload *e, const void *name)
+/*
+ * Records the current hook run with a kernel string (a name or a path) as its payload. Every
+ * task on the machine runs the hooks: the cgroup is checked before preemption is touched.
+ */
+static __always_inline void record_name(const void *name)
 {
-	long n = bpf_probe_read_kernel_str(e->payload, sizeof(e->payload), name);
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct prov_event_with_payload *e;
+	long n;
 
-	if (n > 0) {
-		e->hdr.payload_kind = PAYLOAD_PATH;
-		/* Without the terminating NUL. */
-		e->hdr.payload_len = (__u16)(n - 1);
+	if (cgroup_id != target_cgroup_id)
+		return;
+	hold_cpu();
+	e = begin_record(cgroup_id);
+	if (e) {
+		n = bpf_probe_read_kernel_str(e->payload, sizeof(e->payload), name);
+		if (n > 0) {
+			e->hdr.payload_kind = PAYLOAD_PATH;
+			/* Without the terminating NUL. */
+			e->hdr.payload_len = (__u16)(n - 1);
+		}
+		bpf_ringbuf_submit(e, 0);
 	}
-	bpf_ringbuf_submit(e, 0);
+	release_cpu();
 }
 
 SEC("lsm/file_open")
 int BPF_PROG(aegis_lsm_file_open, struct file___aegis *file)
 {
-	struct prov_event_with_payload *e;
-
-	hold_cpu();
-	e = begin_record();
-	if (e)
-		submit_with_name(e, BPF_CORE_READ(file, f_path.dentry, d_name.name));
-	release_cpu();
+	record_name(BPF_CORE_READ(file, f_path.dentry, d_name.name));
 	return 0;
 }
 
 SEC("lsm/path_unlink")
 int BPF_PROG(aegis_lsm_path_unlink, const struct path___aegis *dir, struct dentry___aegis *dentry)
 {
-	struct prov_event_with_payload *e;
-
-	hold_cpu();
-	e = begin_record();
-	if (e)
-		submit_with_name(e, BPF_CORE_READ(dentry, d_name.name));
-	release_cpu();
+	record_name(BPF_CORE_READ(dentry, d_name.name));
 	return 0;
 }
 
 SEC("lsm/bprm_check_security")
 int BPF_PROG(aegis_lsm_bprm_check, struct linux_binprm___aegis *bprm)
 {
-	struct prov_event_with_payload *e;
-
-	hold_cpu();
-	e = begin_record();
-	if (e)
-		submit_with_name(e, BPF_CORE_READ(bprm, filename));
-	release_cpu();
+	record_name(BPF_CORE_READ(bprm, filename));
 	return 0;
 }
 
 SEC("lsm/socket_connect")
 int BPF_PROG(aegis_lsm_socket_connect, void *sock, void *address, int addrlen)
 {
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct prov_event_with_payload *e;
 	__u32 len = addrlen;
 
+	if (cgroup_id != target_cgroup_id)
+		return 0;
 	hold_cpu();
-	e = begin_record();
+	e = begin_record(cgroup_id);
 	if (e) {
 		/* At most a sockaddr_in6, as the tracepoint collector copies. */
 		if (len > 28)

@@ -78,12 +78,30 @@ static __always_inline void count_group(long id, __u64 cgroup_id)
 		*count += 1;
 }
 
+/*
+ * The counter of `key` in `map` (a per-CPU truth_key -> count hash), inserted at 0 if new, or
+ * 0 with nr_insert_failures counted if it could not be.
+ */
+static __always_inline __u64 *counter_of(void *map, struct truth_key *key)
+{
+	__u64 zero = 0, *count = bpf_map_lookup_elem(map, key);
+
+	if (count)
+		return count;
+	/* Another CPU may insert the same key first (EEXIST): look it up again either way. */
+	bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
+	count = bpf_map_lookup_elem(map, key);
+	if (!count)
+		__sync_fetch_and_add(&nr_insert_failures, 1);
+	return count;
+}
+
 SEC("tracepoint/raw_syscalls/sys_enter")
 int aegis_truth(struct sys_enter_ctx *ctx)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct truth_key key = {};
-	__u64 zero = 0, *count;
+	__u64 *count;
 
 	if (!bpf_map_lookup_elem(&watched_cgroups, &cgroup_id)) {
 		if (trace_all)
@@ -93,17 +111,9 @@ int aegis_truth(struct sys_enter_ctx *ctx)
 
 	key.cgroup_id = cgroup_id;
 	key.syscall_nr = (__u32)ctx->id;
-	count = bpf_map_lookup_elem(&truth_counts, &key);
-	if (!count) {
-		/* Another CPU may insert the same key first (EEXIST): look it up again either way.
-		 */
-		bpf_map_update_elem(&truth_counts, &key, &zero, BPF_NOEXIST);
-		count = bpf_map_lookup_elem(&truth_counts, &key);
-		if (!count) {
-			__sync_fetch_and_add(&nr_insert_failures, 1);
-			return 0;
-		}
-	}
+	count = counter_of(&truth_counts, &key);
+	if (!count)
+		return 0;
 	/* The value is per CPU and this program does not nest on one CPU. */
 	*count += 1;
 	if (record_tids) {
@@ -125,27 +135,19 @@ struct {
 	__type(value, __u64);
 } hook_counts SEC(".maps");
 
-__u64 nr_hook_insert_failures = 0;
-
 static __always_inline void count_hook(void)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct truth_key key = {};
-	__u64 zero = 0, *count;
+	__u64 *count;
 
 	if (!bpf_map_lookup_elem(&watched_cgroups, &cgroup_id))
 		return;
 	key.cgroup_id = cgroup_id;
 	key.syscall_nr = current_syscall_nr(current_regs());
-	count = bpf_map_lookup_elem(&hook_counts, &key);
-	if (!count) {
-		bpf_map_update_elem(&hook_counts, &key, &zero, BPF_NOEXIST);
-		count = bpf_map_lookup_elem(&hook_counts, &key);
-		if (!count) {
-			__sync_fetch_and_add(&nr_hook_insert_failures, 1);
-			return;
-		}
-	}
+	count = counter_of(&hook_counts, &key);
+	if (!count)
+		return;
 	/* A preempted LSM program's CPU may run it again for another task: add atomically. */
 	__sync_fetch_and_add(count, 1);
 }

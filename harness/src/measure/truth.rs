@@ -244,12 +244,7 @@ impl<'obj> GroundTruth<'obj> {
             .maps
             .bss_data
             .as_ref()
-            .map(|bss| {
-                (
-                    bss.nr_insert_failures + bss.nr_hook_insert_failures,
-                    bss.nr_tid_insert_failures,
-                )
-            })
+            .map(|bss| (bss.nr_insert_failures, bss.nr_tid_insert_failures))
             .unwrap_or((0, 0));
         if insert_failures > 0 {
             bail!("the ground-truth counter could not insert {insert_failures} keys: its counts are incomplete");
